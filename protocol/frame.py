@@ -1,0 +1,70 @@
+"""Link framing for any byte stream: COBS(payload + CRC-32 little-endian) followed by 0x00.
+
+A receiver that joins mid-stream or loses bytes to noise drops at most the frame in progress and
+resynchronises at the next 0x00 delimiter.  Frames are bounded (MAX_PAYLOAD) so a device can keep its
+receive buffer preallocated; anything longer is discarded and counted, never buffered.
+"""
+
+import struct
+
+from protocol import cobs
+from protocol.crc import crc32
+
+MAX_PAYLOAD = 480  # + 4 bytes CRC, COBS and the delimiter stays under 512 bytes on the wire
+DELIMITER = 0
+
+
+def encode(payload):
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError("payload of %d bytes exceeds the %d-byte frame limit" % (len(payload), MAX_PAYLOAD))
+    body = bytearray(payload)
+    body += struct.pack("<I", crc32(payload))
+    return cobs.encode(body) + b"\x00"
+
+
+class FrameReader:
+    """Turns received bytes into checked payloads.  `errors` counts frames dropped as corrupt."""
+
+    def __init__(self, max_payload=MAX_PAYLOAD):
+        self._raw = bytearray(cobs.max_encoded_len(max_payload + 4))
+        self._body = bytearray(max_payload + 4)
+        self._n = 0
+        self._overflow = False
+        self.errors = 0
+
+    def feed(self, data):
+        """Consume `data`; returns the list of good payloads it completed (usually none or one)."""
+        frames = []
+        raw = self._raw
+        for b in data:
+            if b != DELIMITER:
+                if self._n < len(raw):
+                    raw[self._n] = b
+                    self._n += 1
+                else:
+                    self._overflow = True
+                continue
+            if self._overflow:
+                self.errors += 1
+            elif self._n:
+                payload = self._check(memoryview(raw)[: self._n])
+                if payload is None:
+                    self.errors += 1
+                else:
+                    frames.append(payload)
+            self._n = 0
+            self._overflow = False
+        return frames
+
+    def _check(self, encoded):
+        try:
+            n = cobs.decode_into(encoded, self._body)
+        except cobs.CobsError:
+            return None
+        if n < 4:
+            return None
+        body = memoryview(self._body)
+        (crc,) = struct.unpack("<I", body[n - 4 : n])
+        if crc32(body[: n - 4]) != crc:
+            return None
+        return bytes(body[: n - 4])

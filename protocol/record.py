@@ -1,0 +1,104 @@
+"""The transaction record: what the journal stores and the link carries.
+
+Binary, little-endian, versioned.  A fixed 44-byte header is followed by tag-length-value extension
+fields (tag u8, length u8), so a newer terminal can add fields that an older reader skips.
+
+    off size field
+    0   1    version (1)
+    1   1    kind        KIND_*: what the passenger presented
+    2   1    decision    ACCEPTED / DECLINED
+    3   1    reason      REASON_*: why (0 when accepted)
+    4   8    terminal id
+    12  4    sequence    per terminal, monotonic, never reused
+    16  4    time        seconds since 1970 (board RTC)
+    20  4    amount      in minor units (fen)
+    24  2    currency    ISO 4217 numeric (156 = CNY)
+    26  2    fare id     which fare or rule decided
+    28  16   credential token: a salted hash, never the card number
+    44  ...  extensions  EXT_*
+"""
+
+import struct
+
+VERSION = 1
+HEADER = "<BBBB8sIIIHH16s"
+HEADER_SIZE = 44
+MAX_SIZE = 255
+
+KIND_QR_CPM = 1
+KIND_TICKET = 2
+KIND_EMV_CONTACTLESS = 3
+
+ACCEPTED = 1
+DECLINED = 2
+
+REASON_NONE = 0
+REASON_UNREADABLE = 1
+REASON_TOO_LONG = 2
+REASON_UNKNOWN_FORMAT = 3
+REASON_DENY_LISTED = 4
+REASON_JOURNAL_FULL = 5
+REASON_MALFORMED = 6
+
+REASON_TEXT = {
+    REASON_NONE: "ok",
+    REASON_UNREADABLE: "unreadable",
+    REASON_TOO_LONG: "too long",
+    REASON_UNKNOWN_FORMAT: "unknown code",
+    REASON_DENY_LISTED: "card blocked",
+    REASON_JOURNAL_FULL: "terminal full",
+    REASON_MALFORMED: "bad payment code",
+}
+
+EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
+EXT_AID = 2  # application identifier the credential used
+
+
+class RecordError(ValueError):
+    pass
+
+
+def encode(terminal, seq, time_s, kind, amount, currency, decision, reason, fare_id, token, extensions=()):
+    if len(token) != 16:
+        raise RecordError("credential token must be 16 bytes")
+    out = bytearray(struct.pack(HEADER, VERSION, kind, decision, reason, terminal, seq, time_s, amount,
+                                currency, fare_id, token))
+    for tag, value in extensions:
+        if len(value) > 255:
+            raise RecordError("extension %d longer than 255 bytes" % tag)
+        out.append(tag)
+        out.append(len(value))
+        out += value
+    if len(out) > MAX_SIZE:
+        raise RecordError("record of %d bytes exceeds %d" % (len(out), MAX_SIZE))
+    return bytes(out)
+
+
+def decode(data):
+    """The record as a dict; raises RecordError on anything malformed."""
+    if len(data) < HEADER_SIZE:
+        raise RecordError("record shorter than its %d-byte header" % HEADER_SIZE)
+    fields = struct.unpack(HEADER, bytes(data[:HEADER_SIZE]))
+    if fields[0] != VERSION:
+        raise RecordError("unknown record version %d" % fields[0])
+    rec = {
+        "version": fields[0], "kind": fields[1], "decision": fields[2], "reason": fields[3],
+        "terminal": fields[4], "seq": fields[5], "time": fields[6], "amount": fields[7],
+        "currency": fields[8], "fare_id": fields[9], "token": fields[10], "ext": {},
+    }
+    i = HEADER_SIZE
+    n = len(data)
+    while i < n:
+        if i + 2 > n:
+            raise RecordError("truncated extension header at byte %d" % i)
+        tag = data[i]
+        length = data[i + 1]
+        if i + 2 + length > n:
+            raise RecordError("extension %d runs past the end of the record" % tag)
+        rec["ext"][tag] = bytes(data[i + 2 : i + 2 + length])
+        i += 2 + length
+    return rec
+
+
+def seq_of(data):
+    return struct.unpack("<I", bytes(data[12:16]))[0]
