@@ -112,7 +112,7 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
             scanner.present(payload)
             if i == cut_at:
                 # The code has just gone over the 9600-baud wire and the terminal is deciding: pull the plug.
-                time.sleep((len(payload) + 2) * 10 / 9600 + random.uniform(0, 0.03))
+                time.sleep((len(payload) + 2) * 10 / 9600 + random.uniform(-0.02, 0.01))
                 mark = len(board.console_text())
                 board.power_cut()
                 cuts += 1

@@ -91,6 +91,7 @@ class VirtualBoard:
         attr = termios.tcgetattr(dev_slave)
         attr[3] |= termios.ISIG
         termios.tcsetattr(dev_slave, termios.TCSANOW, attr)
+        self._console_attr = attr
         host_master, _, host_path = self._pty()
         console = serial_pty.Wire(dev_master, host_master, name="console")
         console.on_device_bytes = self._from_console
@@ -169,6 +170,8 @@ class VirtualBoard:
 
         for fd in self._device_slaves + [dev_slave]:
             serial_pty.drop_pending_input(fd)
+        # A killed REPL leaves its own terminal mode behind (no ISIG): restore the board's.
+        termios.tcsetattr(dev_slave, termios.TCSANOW, self._console_attr)
         self.proc = subprocess.Popen(
             [micropython_command(), "-X", "heapsize=" + self.heap, "-i", os.path.join(self.code_dir, entry)],
             stdin=dev_slave, stdout=dev_slave, stderr=dev_slave, env=self._env, cwd=self.code_dir,

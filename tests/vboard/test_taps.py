@@ -1,0 +1,131 @@
+"""Taps through the scanner pty: decisions, rejections of bad input, durability across power cuts."""
+
+import os
+import random
+import threading
+import time
+
+from host_sim import collector, serial_pty, vboard
+from host_sim.emulators.scanner import ScannerEmulator
+from protocol import cpm
+from tests.vboard.conftest import Events
+
+CARD = "6212345678901234567"
+
+
+def code(atc):
+    return cpm.encode(CARD, atc=atc, cryptogram=os.urandom(8))
+
+
+def test_valid_code_is_paid_after_a_durable_journal_entry(board, events):
+    scanner = ScannerEmulator(board.ports["scanner"])
+    scanner.present(code(1))
+    _, ev = events.wait_display()
+    assert ev["text"] == "PAID 2.00" and ev["detail"] == "#000001"
+    assert "tap #1 accepted" in board.console_text()
+
+
+def test_garbage_and_overlong_lines_are_rejected_and_the_terminal_keeps_going(board, events):
+    scanner = ScannerEmulator(board.ports["scanner"])
+    scanner.present("not a payment code")
+    i, ev = events.wait_display()
+    assert (ev["text"], ev["detail"]) == ("DECLINED", "unknown code")
+    scanner.present("hQVDUFYwM" + "A" * 40)  # looks like CPM, is not
+    i, ev = events.wait_display(i + 1)
+    assert (ev["text"], ev["detail"]) == ("DECLINED", "bad payment code")
+    scanner.present("X" * 3000)  # longer than the driver's line buffer
+    i, ev = events.wait_display(i + 1)
+    assert (ev["text"], ev["detail"]) == ("DECLINED", "too long")
+    scanner.present(bytes(range(1, 256)).replace(b"\r", b"").replace(b"\n", b""))  # binary noise
+    i, ev = events.wait_display(i + 1)
+    assert ev["text"] == "DECLINED"
+    scanner.present(code(2))
+    i, ev = events.wait_display(i + 1)
+    assert ev["text"] == "PAID 2.00"
+    assert board.proc.poll() is None
+
+
+def test_the_same_code_twice_is_not_charged_twice(board, events):
+    scanner = ScannerEmulator(board.ports["scanner"])
+    payload = code(7)
+    scanner.present(payload)
+    i, ev = events.wait_display()
+    assert ev["text"] == "PAID 2.00"
+    scanner.present(payload)
+    i, ev = events.wait_display(i + 1)
+    assert (ev["text"], ev["detail"]) == ("ALREADY PAID", "#000001")
+
+
+def test_uarts_run_at_the_rates_the_firmware_set(board):
+    rates = {w.name: serial_pty.line_baud(w.device_fd, default=0) for w in board._wires}
+    assert rates["scanner"] == 9600
+    assert rates["uplink"] == 115200
+
+
+def test_scanner_pty_is_paced_at_9600_baud(board, events):
+    scanner = ScannerEmulator(board.ports["scanner"])
+    payload = code(3)  # ~126 characters: ~0.13 s at 9600 8N1
+    start = time.monotonic()
+    scanner.present(payload + "\r\n" + "x" * 800)  # plus 0.83 s of filler the terminal will decline
+    i, ev = events.wait_display()
+    assert ev["text"] == "PAID 2.00"
+    i, ev = events.wait_display(i + 1)
+    assert ev["text"] == "DECLINED"
+    # Pacing can only make delivery slower than the line rate, never faster.
+    assert time.monotonic() - start >= (len(payload) + 802) * 10 / 9600 * 0.9
+
+
+def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path):
+    """Cut power at random moments while codes arrive; every tap signalled as paid reaches the
+    collector exactly once, and re-presenting an unanswered code is never charged twice."""
+    rng = random.Random(1234)
+    store = collector.Store(str(tmp_path / "c.db"))
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img")).start()
+    stop = threading.Event()
+    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop),
+                              daemon=True)
+    uplink.start()
+    events = Events(board.ports["events"])
+    scanner = ScannerEmulator(board.ports["scanner"])
+    paid = {}
+    try:
+        board.wait_console(b"ready:", timeout=20)
+        seen = 0
+        for tap in range(12):
+            payload = code(500 + tap)
+            while True:
+                scanner.present(payload)
+                if tap % 3 == 2:  # cut somewhere around the end of the code's transmission
+                    time.sleep((len(payload) + 2) * 10 / 9600 + rng.uniform(-0.03, 0.02))
+                    mark = len(board.console_text())
+                    board.power_cut()
+                    board.power_on()
+                    board.wait_console(b"ready:", timeout=20, since=mark)
+                try:
+                    i, ev = events.wait_display(seen, timeout=3)
+                except AssertionError:
+                    continue  # no answer: present again
+                seen = i + 1
+                if ev["text"].startswith("DECLINED"):
+                    continue  # a half-received code after the reboot: present again
+                seq = int(ev["detail"].lstrip("#"))
+                assert paid.setdefault(tap, seq) == seq, "a re-presented code was charged again"
+                if tap % 3 != 2 or rng.random() < 0.5:
+                    break
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            rows = store.query("SELECT seq, atc FROM records")
+            if {r[0] for r in rows} >= set(paid.values()):
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        uplink.join(timeout=2)
+        events.close()
+        scanner.close()
+        board.stop()
+    seqs = [r[0] for r in rows]
+    atcs = [r[1] for r in rows]
+    assert set(paid.values()) <= set(seqs), "accepted taps missing at the collector"
+    assert len(set(atcs)) == len(atcs), "one presented code stored twice"
+    assert len(paid) == 12
