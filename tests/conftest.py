@@ -1,0 +1,43 @@
+"""Shared test setup: the two-runtime `runtime` fixture (ring 2), board options, markers, hypothesis.
+
+Everything lives in tests/runtimes.py (so it can also be loaded as a plugin with `-p runtimes`); this
+file puts the repo root and tests/ on sys.path and re-exports its hooks and fixtures:
+
+    runtime       fixture, params [cpython] [micropython] (+ [board] with --port): runtime.run(body, *args),
+                  runtime.run_many(body, [args, ...])
+    real_board    fixture: the board on --port, skips without it ("needs a real board: pass --port ...")
+    fuzz_long     fixture: True with --fuzz-long (hypothesis profile "long"; default profile "ci")
+    markers       board (skipped without --port), slow, vboard
+    options       --runtime cpython|micropython|both|board, --port DEVICE, --board-flashed, --mp-heap,
+                  --fuzz-long
+"""
+
+import os
+import sys
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_TESTS)
+for _path in (_TESTS, _ROOT):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+# pytest finds hooks and fixtures by name in this module.
+from runtimes import (
+    fuzz_long,
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_generate_tests,
+    real_board,
+    runtime,
+)
+
+__all__ = [
+    "fuzz_long",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+    "pytest_generate_tests",
+    "real_board",
+    "runtime",
+]
