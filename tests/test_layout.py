@@ -1,0 +1,77 @@
+"""The import rules of DESIGN.md, checked on the source: who may import whom, and what device code
+may use at all (modules that exist on MicroPython)."""
+
+import ast
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# What MicroPython ports offer (plus our own packages and the board seam).
+DEVICE_MODULES = {
+    "asyncio", "binascii", "cryptolib", "errno", "gc", "hashlib", "io", "json", "machine", "micropython",
+    "os", "random", "select", "struct", "sys", "time", "termios", "esp32", "rp2", "network", "socket",
+    "framebuf", "collections", "deflate", "vfs",
+}
+OURS = {"firmware", "protocol", "host_sim", "hardware", "board", "tests"}
+
+
+def python_files(package):
+    for dirpath, _, files in os.walk(os.path.join(ROOT, package)):
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.join(dirpath, name)
+
+
+def imported_top_modules(path):
+    tree = ast.parse(open(path).read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".")[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0], node.lineno
+
+
+def violations(package, allowed):
+    out = []
+    for path in python_files(package):
+        for module, line in imported_top_modules(path):
+            if module not in allowed:
+                out.append("%s:%d imports %s" % (os.path.relpath(path, ROOT), line, module))
+    return out
+
+
+def test_protocol_imports_nothing_of_ours_and_only_device_modules():
+    assert violations("protocol", (DEVICE_MODULES - {"machine", "termios"}) | {"protocol"}) == []
+
+
+def test_firmware_imports_only_protocol_the_board_and_device_modules():
+    assert violations("firmware", DEVICE_MODULES | {"firmware", "protocol", "board"}) == []
+
+
+def test_boards_import_only_device_modules():
+    assert violations("hardware/boards", DEVICE_MODULES) == []
+
+
+def test_host_sim_never_imports_firmware_or_boards():
+    bad = [v for v in violations("host_sim", set()) if v.split(" imports ")[1] in ("firmware", "hardware", "board")]
+    assert bad == []
+
+
+def test_the_layout_checker_catches_a_forbidden_import(tmp_path, monkeypatch):
+    pkg = tmp_path / "protocol"
+    pkg.mkdir()
+    (pkg / "bad.py").write_text("import host_sim\nfrom firmware import app\nimport struct\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", str(tmp_path))
+    assert violations("protocol", DEVICE_MODULES | {"protocol"}) == [
+        "protocol/bad.py:1 imports host_sim", "protocol/bad.py:2 imports firmware"]
+
+
+@pytest.mark.parametrize("module", sorted(
+    name[:-3] for name in os.listdir(os.path.join(ROOT, "protocol")) if name.endswith(".py") and name != "__init__.py"))
+def test_every_protocol_module_has_a_parity_test(module):
+    path = os.path.join(ROOT, "tests", "protocol", "test_%s.py" % module)
+    assert os.path.exists(path), "protocol/%s.py has no tests/protocol/test_%s.py" % (module, module)
+    assert "runtime" in open(path).read(), "tests for protocol/%s.py do not run on both runtimes" % module
