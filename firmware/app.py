@@ -6,6 +6,7 @@ with a reason shown on the display.
 """
 
 import asyncio
+import gc
 import sys
 
 from firmware import decision, identity
@@ -17,6 +18,7 @@ from protocol import record
 
 SCANNER_BAUD = 9600
 UPLINK_BAUD = 115200
+WATCHDOG_MS = 8000
 
 
 class Terminal:
@@ -50,11 +52,21 @@ class Terminal:
             self.feedback.declined(d.reason_text())
             print("tap declined: " + d.reason_text())
 
+    async def _feed_watchdog(self):
+        # Fed from its own task: if any coroutine blocks the loop, this stops and the board resets.
+        wdt = self.board.watchdog(WATCHDOG_MS)
+        while True:
+            wdt.feed()
+            await asyncio.sleep_ms(WATCHDOG_MS // 4)
+
     async def run(self):
+        asyncio.create_task(self._feed_watchdog())
         asyncio.create_task(self.uplink.run())
         self.feedback.ready()
-        print("ready: terminal %s, journal next #%d, %d to upload, %d damaged"
-              % (self.terminal.hex(), self.journal.next_seq, self.journal.depth(), self.journal.dropped))
+        gc.collect()
+        print("ready: terminal %s, journal next #%d, %d to upload, %d damaged, heap %d used %d free"
+              % (self.terminal.hex(), self.journal.next_seq, self.journal.depth(), self.journal.dropped,
+                 gc.mem_alloc(), gc.mem_free()))
         while True:
             status, line = await self.scanner.read_line()
             try:
