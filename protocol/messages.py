@@ -44,7 +44,11 @@ def parse(payload):
     if kind == HELLO:
         if len(body) < 8:
             raise MessageError("HELLO shorter than a terminal id")
-        return kind, (bytes(body[:8]), bytes(body[8:]).decode())
+        try:
+            text = bytes(body[8:]).decode()
+        except UnicodeError:
+            raise MessageError("HELLO runtime text is not UTF-8")
+        return kind, (bytes(body[:8]), text)
     if kind == RECORDS:
         if not body:
             raise MessageError("RECORDS without a count")
