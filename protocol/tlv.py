@@ -28,7 +28,7 @@ def _read_tag(data, i, n):
             i += 1
             if not b & 0x80:
                 break
-            if tag > 0xFFFFFF:
+            if tag > 0xFFFF:  # three bytes read and the last says another follows
                 raise TlvError("tag longer than 3 bytes at byte %d" % i)
     return tag, first & 0x20, i
 
@@ -59,14 +59,15 @@ def decode(data, max_depth=MAX_DEPTH):
 
 def _decode(data, start, end, depth):
     if depth < 0:
-        raise TlvError("TLV nesting deeper than allowed")
+        raise TlvError("TLV nesting deeper than allowed at byte %d" % start)
     out = []
     i = start
     while i < end:
         tag, constructed, i = _read_tag(data, i, end)
         length, i = _read_length(data, i, end)
         if i + length > end:
-            raise TlvError("value of tag %X runs past its container (%d > %d bytes)" % (tag, length, end - i))
+            raise TlvError("value of tag %X at byte %d runs past its container (%d > %d bytes)"
+                           % (tag, i, length, end - i))
         value = bytes(data[i : i + length])
         children = _decode(data, i, i + length, depth - 1) if constructed else None
         out.append((tag, value, children))
