@@ -1,6 +1,8 @@
-"""Runs first on every boot, before main.py or the REPL: mount the flash and work from it."""
-import os
+"""Runs first on every boot, before main.py or the REPL: mount the data flash at board.FLASH_MOUNT.
 
+Code stays in the board's root filesystem (where MicroPython looks for main.py); configuration, keys,
+logs and the journal live under the mount point.
+"""
 import board
 
-os.chdir(board.mount_flash())
+board.mount_flash()

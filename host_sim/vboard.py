@@ -59,7 +59,10 @@ class VirtualBoard:
         self._console_tail = bytearray()
         self._cond = threading.Condition()
         self._watcher = None
-        self.code_dir = os.path.join(build.ROOT, "build", "virtual")
+        self.build_dir = os.path.join(build.ROOT, "build", "virtual")
+        # The board's root filesystem, where code lives (a chip's "/"): next to the image, so that
+        # mpremote fs cp and `host_sim flash` write into this board's own copy.
+        self.code_dir = self.flash + ".root"
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -73,10 +76,23 @@ class VirtualBoard:
         self._lock_fd = fd
 
     def _build(self):
-        os.makedirs(os.path.dirname(self.code_dir), exist_ok=True)
-        with open(self.code_dir + ".lock", "w") as lock:
+        """Compile the firmware (shared build/virtual) and install it into this board's root."""
+        os.makedirs(os.path.dirname(self.build_dir), exist_ok=True)
+        with open(self.build_dir + ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # boards started in parallel share one build
-            build.build("virtual", self.code_dir)
+            build.build("virtual", self.build_dir)
+            for src, rel in build.sources("virtual"):
+                built = os.path.join(self.build_dir, rel)
+                dest = os.path.join(self.code_dir, rel)
+                with open(built, "rb") as f:
+                    data = f.read()
+                if os.path.exists(dest):
+                    with open(dest, "rb") as f:
+                        if f.read() == data:
+                            continue
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with open(dest, "wb") as f:
+                    f.write(data)
 
     def _pty(self):
         master, slave, path = serial_pty.open_raw_pty()

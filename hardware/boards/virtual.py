@@ -16,11 +16,12 @@ whatever littlefs synced survives kill -9 of this process: that is the virtual p
 
 import io
 import os
+import select
 import sys
+import termios
 import time
 
-import select
-import termios
+import vfs
 from micropython import const
 
 NAME = "virtual"
@@ -145,16 +146,18 @@ def _blank(part):
 
 def mount_flash():
     """Mount the littlefs2 partition at /flash (formatting it only if it was never written)."""
+    # The stubs type block devices nominally (AbstractBlockDev); MicroPython accepts any object with
+    # readblocks/writeblocks/ioctl, which is what Partition is.
     part = vfs_partition()
     try:
-        os.mount(os.VfsLfs2(part), FLASH_MOUNT)
+        vfs.mount(vfs.VfsLfs2(part), FLASH_MOUNT)  # pyright: ignore[reportArgumentType]
     except OSError as e:
         if e.args[0] == 1:  # EPERM: already mounted (a second call after a soft start)
             return FLASH_MOUNT
         if not _blank(part):
             raise OSError("littlefs partition is corrupt and not blank; refusing to format it")
-        os.VfsLfs2.mkfs(part)
-        os.mount(os.VfsLfs2(part), FLASH_MOUNT)
+        vfs.VfsLfs2.mkfs(part)  # pyright: ignore[reportArgumentType]
+        vfs.mount(vfs.VfsLfs2(part), FLASH_MOUNT)  # pyright: ignore[reportArgumentType]
     return FLASH_MOUNT
 
 
