@@ -22,7 +22,7 @@ for _path in (_TESTS, _ROOT):
         sys.path.insert(0, _path)
 
 # pytest finds hooks and fixtures by name in this module.
-from runtimes import (
+from runtimes import (  # noqa: E402  (after the sys.path set-up above)
     fuzz_long,
     pytest_addoption,
     pytest_collection_modifyitems,

@@ -166,7 +166,8 @@ def _module_globals_used(func):
         pending.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
     # "@py_assert..." names are pytest's assertion rewriting: CPython-side only, not in the shipped source.
     return {
-        name for name in found - defined
+        name
+        for name in found - defined
         if name != func.__name__ and not name.startswith("@") and not hasattr(builtins, name)
     }
 
@@ -394,9 +395,18 @@ class _RemoteRuntime(Runtime):
             raise MicroPythonError(
                 "%s did not finish running %s (exit status %s, %d of %d results)\n"
                 "--- stdout ---\n%s\n--- stderr ---\n%s"
-                % (self.where, body.name, returncode, len(results), len(batch), _short(printed, 4000),
-                   _short(stderr, 4000)),
-                None, "", self.name,
+                % (
+                    self.where,
+                    body.name,
+                    returncode,
+                    len(results),
+                    len(batch),
+                    _short(printed, 4000),
+                    _short(stderr, 4000),
+                ),
+                None,
+                "",
+                self.name,
             )
         return results
 
@@ -443,17 +453,20 @@ class MicroPythonRuntime(_RemoteRuntime):
             proc = subprocess.run(
                 [self.command, "-X", "heapsize=" + self.heap, "-c", harness("sys.stdin")],
                 input=("\n".join(lines) + "\n").encode("utf-8"),
-                check=False, capture_output=True,
+                check=False,
+                capture_output=True,
                 env=env,
                 timeout=timeout or self.timeout,
             )
         except subprocess.TimeoutExpired as exc:
-            raise MicroPythonError(
-                "MicroPython running %s timed out after %ss" % (body.name, exc.timeout)
-            ) from None
+            raise MicroPythonError("MicroPython running %s timed out after %ss" % (body.name, exc.timeout)) from None
         return self._parse(
-            body, batch, marker,
-            proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"), proc.returncode,
+            body,
+            batch,
+            marker,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+            proc.returncode,
         )
 
 
@@ -497,9 +510,7 @@ class BoardRuntime(_RemoteRuntime):
             marker = "@@body-" + secrets.token_hex(6)
             text = "\n".join([body.header(marker, None)] + chunk) + "\n"
             rc, out, err = self.exec(harness("io.StringIO(%s)" % encode(text)), timeout)
-            results.extend(
-                self._parse(body, batch[start : start + len(chunk)], marker, out, err, rc, offset=start)
-            )
+            results.extend(self._parse(body, batch[start : start + len(chunk)], marker, out, err, rc, offset=start))
             start += len(chunk)
         return results
 
@@ -513,8 +524,13 @@ def draw_examples(strategy, count=None):
         count = settings.default.max_examples
     drawn = []
 
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(example):
         drawn.append(example)
@@ -541,14 +557,23 @@ def pytest_addoption(parser):
         help="where `runtime` tests run: cpython, micropython, both (default; plus the board when "
         "--port is given) or board (needs --port)",
     )
-    group.addoption("--port", default=None, metavar="DEVICE",
-                    help="serial device of a real board (e.g. /dev/ttyUSB0): enables board tests")
-    group.addoption("--board-flashed", action="store_true",
-                    help="on the board, import the code flashed on it instead of mounting the repo")
-    group.addoption("--mp-heap", default=DEFAULT_HEAP,
-                    help="MicroPython heap for the micropython runtime (default %s)" % DEFAULT_HEAP)
-    group.addoption("--fuzz-long", action="store_true",
-                    help="long hypothesis runs (profile 'long': 20000 examples)")
+    group.addoption(
+        "--port",
+        default=None,
+        metavar="DEVICE",
+        help="serial device of a real board (e.g. /dev/ttyUSB0): enables board tests",
+    )
+    group.addoption(
+        "--board-flashed",
+        action="store_true",
+        help="on the board, import the code flashed on it instead of mounting the repo",
+    )
+    group.addoption(
+        "--mp-heap",
+        default=DEFAULT_HEAP,
+        help="MicroPython heap for the micropython runtime (default %s)" % DEFAULT_HEAP,
+    )
+    group.addoption("--fuzz-long", action="store_true", help="long hypothesis runs (profile 'long': 20000 examples)")
 
 
 def register_hypothesis_profiles():

@@ -264,7 +264,7 @@ def test_hypothesis_profile(fuzz_long):
 # --- the plugin as pytest sees it ---------------------------------------------------------------------
 
 
-SAMPLE_TESTS = '''
+SAMPLE_TESTS = """
 import pytest
 
 
@@ -293,7 +293,7 @@ def test_on_board_marker():
 
 def test_on_board_fixture(real_board):
     pass
-'''
+"""
 
 
 def run_pytest(tmp_path, *args):
@@ -302,9 +302,26 @@ def run_pytest(tmp_path, *args):
     tests_dir = os.path.dirname(HERE)
     env["PYTHONPATH"] = os.pathsep.join([tests_dir, runtimes.ROOT, env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "runtimes", "-p", "no:cacheprovider", "-rfs",
-         "--rootdir", str(tmp_path), str(tmp_path / "test_sample.py"), *args],
-        check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "runtimes",
+            "-p",
+            "no:cacheprovider",
+            "-rfs",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_sample.py"),
+            *args,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
     )
     return proc.stdout + proc.stderr
 
@@ -332,7 +349,7 @@ def test_plugin_runtime_option(tmp_path):
     assert "--runtime board needs --port" in out, out
 
 
-FAKE_MPREMOTE = '''#!/bin/sh
+FAKE_MPREMOTE = """#!/bin/sh
 # Stands in for `mpremote connect PORT [mount DIR] exec CODE`: runs CODE on the unix port instead.
 [ "$1" = connect ] || exit 2
 shift 2
@@ -340,7 +357,7 @@ dir=.frozen
 if [ "$1" = mount ]; then dir="$2:.frozen"; shift 2; fi
 [ "$1" = exec ] || exit 2
 MICROPYPATH="$dir" exec "%s" -X heapsize=128k -c "$2"
-'''
+"""
 
 
 def test_board_runtime_through_mpremote(tmp_path):
