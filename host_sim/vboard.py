@@ -81,7 +81,7 @@ class VirtualBoard:
         with open(self.build_dir + ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # boards started in parallel share one build
             build.build("virtual", self.build_dir)
-            for src, rel in build.sources("virtual"):
+            for _, rel in build.sources("virtual"):
                 built = os.path.join(self.build_dir, rel)
                 dest = os.path.join(self.code_dir, rel)
                 with open(built, "rb") as f:
