@@ -53,6 +53,9 @@ class Journal:
             damaged = self._last_scan_damaged
             if damaged:
                 self.dropped += 1
+                # Retire the number the damaged entry carried: it may have been accepted and uploaded
+                # already (never reuse a sequence), and the next segment must not be named like this one.
+                last = max(last, first + count)
         self.next_seq = last + 1
         # Append to the newest segment unless it is full or its tail is damaged.
         if self._segments and not damaged and count < self.segment_records:
