@@ -28,18 +28,36 @@ def body_decide(salt, line):
     from firmware import decision
 
     r = decision.Decider(salt).decide(line)
-    return (r.outcome, r.reason, r.kind, r.token, r.amount, r.seq, r.atc, [tuple(e) for e in r.extensions],
-            r.reason_text())
+    return (
+        r.outcome,
+        r.reason,
+        r.kind,
+        r.token,
+        r.amount,
+        r.seq,
+        r.atc,
+        [tuple(e) for e in r.extensions],
+        r.reason_text(),
+    )
 
 
 def body_constants():
     from firmware import decision
     from protocol import record
 
-    return {"ACCEPT": decision.ACCEPT, "DECLINE": decision.DECLINE, "ALREADY_PAID": decision.ALREADY_PAID,
-            "KIND_QR_CPM": record.KIND_QR_CPM, "UNKNOWN": record.REASON_UNKNOWN_FORMAT,
-            "MALFORMED": record.REASON_MALFORMED, "NONE": record.REASON_NONE, "EXT_ATC": record.EXT_ATC,
-            "EXT_AID": record.EXT_AID, "RECENT": decision.RECENT, "FLAT_FARE": decision.FLAT_FARE}
+    return {
+        "ACCEPT": decision.ACCEPT,
+        "DECLINE": decision.DECLINE,
+        "ALREADY_PAID": decision.ALREADY_PAID,
+        "KIND_QR_CPM": record.KIND_QR_CPM,
+        "UNKNOWN": record.REASON_UNKNOWN_FORMAT,
+        "MALFORMED": record.REASON_MALFORMED,
+        "NONE": record.REASON_NONE,
+        "EXT_ATC": record.EXT_ATC,
+        "EXT_AID": record.EXT_AID,
+        "RECENT": decision.RECENT,
+        "FLAT_FARE": decision.FLAT_FARE,
+    }
 
 
 def body_tap_session(salt, lines, first_seq):
@@ -74,9 +92,21 @@ def body_after_reboot(salt, first_lines, later_lines):
     for line in first_lines:
         r = before.decide(line)
         assert r.outcome == decision.ACCEPT, r.reason
-        records.append(record.encode(b"TERM0001", seq, 1700000000, r.kind, r.amount, decision.CURRENCY_CNY,
-                                     record.ACCEPTED, record.REASON_NONE, decision.FARE_ID_FLAT, r.token,
-                                     r.extensions))
+        records.append(
+            record.encode(
+                b"TERM0001",
+                seq,
+                1700000000,
+                r.kind,
+                r.amount,
+                decision.CURRENCY_CNY,
+                record.ACCEPTED,
+                record.REASON_NONE,
+                decision.FARE_ID_FLAT,
+                r.token,
+                r.extensions,
+            )
+        )
         before.remember(r.token, r.atc, seq)
         seq += 1
     after = decision.Decider(salt)
@@ -170,9 +200,12 @@ def test_accepts_pan_from_5a_and_no_atc(runtime):
 
 def test_accepts_generated_codes(runtime):
     c = constants(runtime)
-    examples = draw_examples(st.tuples(
-        st.integers(12, 19).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)),
-        st.integers(0, 0xFFFF)), count=60)
+    examples = draw_examples(
+        st.tuples(
+            st.integers(12, 19).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)), st.integers(0, 0xFFFF)
+        ),
+        count=60,
+    )
     lines = [cpm.encode(pan, atc=atc) for pan, atc in examples]
     results = decide(runtime, SALT, lines)
     for (pan, atc), got in zip(examples, results):
@@ -186,8 +219,12 @@ def test_accepts_generated_codes(runtime):
 
 def test_garbage_is_unknown_format(runtime):
     c = constants(runtime)
-    lines = draw_examples(st.one_of(st.text(max_size=80), st.binary(max_size=80)).filter(
-        lambda t: not (t[:9] == "hQVDUFYwM" or t[:9] == b"hQVDUFYwM")), count=100)
+    lines = draw_examples(
+        st.one_of(st.text(max_size=80), st.binary(max_size=80)).filter(
+            lambda t: not (t[:9] == "hQVDUFYwM" or t[:9] == b"hQVDUFYwM")
+        ),
+        count=100,
+    )
     lines += ["", b"", "https://example.com/pay?x=1", "0002010102111529123456", "hQVDUFYw"]
     for got in decide(runtime, SALT, lines):
         assert (got["outcome"], got["reason"]) == (c["DECLINE"], c["UNKNOWN"])
@@ -220,8 +257,16 @@ def test_same_code_again_is_already_paid(runtime):
     a2 = cpm.encode(PAN, atc=2)  # the same card's next code
     b1 = cpm.encode("6299999999999999", atc=1)  # another card, same counter
     got = runtime.run(body_tap_session, SALT, [a1, a1, b1, a2, a1.encode(), b1, a2, "junk"], 41)
-    assert got == [("accept", 41), ("paid", 41), ("accept", 42), ("accept", 43), ("paid", 41), ("paid", 42),
-                   ("paid", 43), ("decline", constants(runtime)["UNKNOWN"])]
+    assert got == [
+        ("accept", 41),
+        ("paid", 41),
+        ("accept", 42),
+        ("accept", 43),
+        ("paid", 41),
+        ("paid", 42),
+        ("paid", 43),
+        ("decline", constants(runtime)["UNKNOWN"]),
+    ]
 
 
 def test_already_paid_after_reboot_via_records(runtime):
@@ -229,8 +274,7 @@ def test_already_paid_after_reboot_via_records(runtime):
     first = [cpm.encode(PAN, atc=7), cpm.encode("6211111111111", atc=7), cpm_text(tlv(0x5A, bytes.fromhex(PAN)))]
     later = first + [cpm.encode(PAN, atc=8)]
     got = runtime.run(body_after_reboot, SALT, first, later)
-    assert got == [(c["ALREADY_PAID"], 500), (c["ALREADY_PAID"], 501), (c["ALREADY_PAID"], 502),
-                   (c["ACCEPT"], 0)]
+    assert got == [(c["ALREADY_PAID"], 500), (c["ALREADY_PAID"], 501), (c["ALREADY_PAID"], 502), (c["ACCEPT"], 0)]
 
 
 def test_recent_taps_are_bounded(runtime):
@@ -241,7 +285,7 @@ def test_recent_taps_are_bounded(runtime):
     lines = [cpm.encode(PAN, atc=n) for n in range(recent + extra)]
     # the whole list once (all accepted), then again: only the newest `recent` are still known
     got = runtime.run(body_tap_session, SALT, lines + lines[::-1], 1)
-    first, second = got[: len(lines)], got[len(lines):][::-1]
+    first, second = got[: len(lines)], got[len(lines) :][::-1]
     assert first == [("accept", n + 1) for n in range(len(lines))]
     assert second[extra:] == [("paid", n + 1) for n in range(extra, len(lines))]
     # the forgotten ones are accepted again (a fare charged twice is the cost of a bounded memory)

@@ -62,8 +62,9 @@ def test_token_is_salted_sha256(runtime):
 
 
 def test_token_property(runtime):
-    examples = draw_examples(st.tuples(st.binary(min_size=16, max_size=16),
-                                       st.text("0123456789", min_size=12, max_size=19)))
+    examples = draw_examples(
+        st.tuples(st.binary(min_size=16, max_size=16), st.text("0123456789", min_size=12, max_size=19))
+    )
     tokens = runtime.run_many(body_tokens, examples)
     assert tokens == [reference(salt, pan) for salt, pan in examples]
 
@@ -99,4 +100,8 @@ def test_salt_differs_between_terminals(runtime, tmp_path):
 def test_terminal_id_is_8_bytes(runtime):
     uids = [b"\x56\x42\x00\x00\x01", b"", bytes(range(8)), bytes(range(12))]
     assert runtime.run(body_terminal_ids, uids) == [
-        b"\x56\x42\x00\x00\x01\x00\x00\x00", bytes(8), bytes(range(8)), bytes(range(8))]
+        b"\x56\x42\x00\x00\x01\x00\x00\x00",
+        bytes(8),
+        bytes(range(8)),
+        bytes(range(8)),
+    ]

@@ -21,12 +21,12 @@ SEGMENT = 8  # records per segment in most tests: small, so that tests cross seg
 def body_journal(root, segment_records, ops):
     """Open the journal at `root` and run `ops`; one answer per op.
 
-        ("append", n)               -> the n sequence numbers append() returned
-        ("pending", limit, nbytes)  -> sequence numbers of pending(limit, nbytes), each record checked
-        ("ack", seq)                -> None
-        ("state",)                  -> (next_seq, acked, dropped, depth())
-        ("files",)                  -> sorted names of the segment files
-        ("reopen",)                 -> ("state",) of a new Journal(...).open() on the same directory
+    ("append", n)               -> the n sequence numbers append() returned
+    ("pending", limit, nbytes)  -> sequence numbers of pending(limit, nbytes), each record checked
+    ("ack", seq)                -> None
+    ("state",)                  -> (next_seq, acked, dropped, depth())
+    ("files",)                  -> sorted names of the segment files
+    ("reopen",)                 -> ("state",) of a new Journal(...).open() on the same directory
     """
     from firmware.journal import Journal
     from protocol import record
@@ -34,8 +34,19 @@ def body_journal(root, segment_records, ops):
     def build(seq):
         # the size varies with seq (46..105 bytes) so that max_bytes cuts in different places
         ext = bytes([(seq + i) & 0xFF for i in range((seq * 37) % 60)])
-        return record.encode(b"TERM0001", seq, 1700000000 + seq, record.KIND_QR_CPM, 200, 156,
-                             record.ACCEPTED, record.REASON_NONE, 1, bytes([seq & 0xFF]) * 16, [(9, ext)])
+        return record.encode(
+            b"TERM0001",
+            seq,
+            1700000000 + seq,
+            record.KIND_QR_CPM,
+            200,
+            156,
+            record.ACCEPTED,
+            record.REASON_NONE,
+            1,
+            bytes([seq & 0xFF]) * 16,
+            [(9, ext)],
+        )
 
     def state(j):
         return (j.next_seq, j.acked, j.dropped, j.depth())
@@ -81,8 +92,19 @@ def body_big(root, count):
 
     def build(seq):  # the same records as body_journal's
         ext = bytes([(seq + i) & 0xFF for i in range((seq * 37) % 60)])
-        return record.encode(b"TERM0001", seq, 1700000000 + seq, record.KIND_QR_CPM, 200, 156,
-                             record.ACCEPTED, record.REASON_NONE, 1, bytes([seq & 0xFF]) * 16, [(9, ext)])
+        return record.encode(
+            b"TERM0001",
+            seq,
+            1700000000 + seq,
+            record.KIND_QR_CPM,
+            200,
+            156,
+            record.ACCEPTED,
+            record.REASON_NONE,
+            1,
+            bytes([seq & 0xFF]) * 16,
+            [(9, ext)],
+        )
 
     gc.collect()
     j = Journal(root).open()
@@ -153,8 +175,17 @@ def test_append_returns_increasing_seqs(runtime, tmp_path):
 
 def test_pending_order_limit_and_max_bytes(runtime, tmp_path):
     root = host_dir(runtime, tmp_path)
-    queries = [(100, 100000), (0, 100000), (1, 100000), (5, 100000), (100, 0), (100, size_of(1)),
-               (100, size_of(1) - 1), (100, size_of(1) + size_of(2)), (7, 400)]
+    queries = [
+        (100, 100000),
+        (0, 100000),
+        (1, 100000),
+        (5, 100000),
+        (100, 0),
+        (100, size_of(1)),
+        (100, size_of(1) - 1),
+        (100, size_of(1) + size_of(2)),
+        (7, 400),
+    ]
     queries += draw_examples(st.tuples(st.integers(0, 40), st.integers(0, 3000)), count=40)
     ops = [("append", 30)] + [("pending", limit, nbytes) for limit, nbytes in queries]
     got = runtime.run(body_journal, root, SEGMENT, ops)
@@ -198,8 +229,19 @@ def test_ack_beyond_the_last_record_is_clamped(runtime, tmp_path):
 
 def test_fully_acked_segments_are_deleted(runtime, tmp_path):
     root = host_dir(runtime, tmp_path)
-    ops = [("append", 20), ("files",), ("ack", 7), ("files",), ("ack", 8), ("files",), ("ack", 17), ("files",),
-           ("pending", 100, 100000), ("ack", 20), ("files",)]
+    ops = [
+        ("append", 20),
+        ("files",),
+        ("ack", 7),
+        ("files",),
+        ("ack", 8),
+        ("files",),
+        ("ack", 17),
+        ("files",),
+        ("pending", 100, 100000),
+        ("ack", 20),
+        ("files",),
+    ]
     got = runtime.run(body_journal, root, SEGMENT, ops)
     names = ["%08d.seg" % first for first in (1, 9, 17)]  # segments of 8 records: 1-8, 9-16, 17-20
     assert got[1] == names
@@ -240,15 +282,13 @@ def damage(root, first, how):
     if how == "garbage":
         data += b"\x13\x37\xa5\x50garbage"
     elif how == "torn":
-        del data[len(data) - 3:]  # the last entry cut short, as by a power cut during the write
+        del data[len(data) - 3 :]  # the last entry cut short, as by a power cut during the write
     else:
         data[last + how] ^= 0x10  # a byte inside the last entry: magic, length, record or CRC
     open(path, "wb").write(bytes(data))
 
 
 DAMAGE = ["garbage", "torn", 0, 1, 2, 2 + 12, 2 + 30, -1]  # -1: last CRC byte (offset from the end)
-
-
 
 
 @pytest.mark.parametrize("count", [13, 9, 16], ids=["mid-segment", "first-of-segment", "full-segment"])
@@ -263,8 +303,9 @@ def test_damaged_tail_is_detected_and_later_appends_survive(runtime, tmp_path, c
         damage(root, last_first, how)
     ops = [("state",), ("pending", 100, 100000), ("files",), ("append", 3), ("pending", 100, 100000), ("files",)]
     results = runtime.run_many(body_journal, [(root, SEGMENT, ops) for root, _ in cases])
-    again = runtime.run_many(body_journal, [(root, SEGMENT, [("state",), ("pending", 100, 100000)])
-                                            for root, _ in cases])
+    again = runtime.run_many(
+        body_journal, [(root, SEGMENT, [("state",), ("pending", 100, 100000)]) for root, _ in cases]
+    )
     for (_, how), got, later in zip(cases, results, again):
         (next_seq, acked, dropped, depth), before, files, new, after, files_after = got
         intact = list(range(1, count + 1)) if how == "garbage" else list(range(1, count))
@@ -289,8 +330,9 @@ def test_damaged_segment_goes_once_acknowledged(runtime, tmp_path):
     damage(root, 9, "garbage")
     got = runtime.run(body_journal, root, SEGMENT, [("append", 2), ("ack", 12), ("files",)])
     new = got[0]
-    got = runtime.run(body_journal, root, SEGMENT, [("ack", new[-1]), ("files",), ("reopen",),
-                                                    ("pending", 100, 100000)])
+    got = runtime.run(
+        body_journal, root, SEGMENT, [("ack", new[-1]), ("files",), ("reopen",), ("pending", 100, 100000)]
+    )
     assert "%08d.seg" % 9 not in got[1]
     assert got[2][2] == 0  # nothing damaged left
     assert got[3] == []

@@ -87,8 +87,7 @@ def test_round_trip_property(runtime):
         st.binary(max_size=700),
         st.lists(byte, max_size=700).map(bytes),
         st.integers(0, 800).map(lambda n: bytes((i % 255) + 1 for i in range(n))),
-        st.tuples(st.integers(0, 600), st.integers(0, 600)).map(
-            lambda ab: b"\x07" * ab[0] + b"\x00" + b"\x09" * ab[1]),
+        st.tuples(st.integers(0, 600), st.integers(0, 600)).map(lambda ab: b"\x07" * ab[0] + b"\x00" + b"\x09" * ab[1]),
     )
     batch = [(d,) for d in draw_examples(data)]
     got = runtime.run_many(body_round_trip, batch)
@@ -120,7 +119,11 @@ def test_decode_into_refuses_to_overflow_the_buffer(runtime):
     ones = b"\x0b" + b"\x33" * 10
     zeros = b"\x01" * 10
     assert runtime.run_many(body_decode_into_small_buffer, [(ones, 10), (ones, 9), (zeros, 9), (zeros, 8)]) == [
-        10, "CobsError", 9, "CobsError"]
+        10,
+        "CobsError",
+        9,
+        "CobsError",
+    ]
 
 
 def test_random_input_never_raises_anything_but_cobs_error(runtime):

@@ -102,12 +102,36 @@ def test_cpm_sample(runtime):
 def test_is_cpm(runtime):
     vectors = load_vectors()
     sample = vectors["cpm"][0]["payload"]
-    texts = [sample, sample.encode(), bytearray(sample.encode()), "hQVDUFYwM", b"hQVDUFYwM",
-             "hQVDUFYw", "hQVDUFYwN" + sample[9:], "", b"", vectors["mpm"][0]["payload"],
-             vectors["mpm"][0]["payload"].encode(), "HQVDUFYwM" + sample[9:], " " + sample]
-    assert runtime.run(body_is_cpm, texts) == [True, True, True, True, True,
-                                               False, False, False, False, False,
-                                               False, False, False]
+    texts = [
+        sample,
+        sample.encode(),
+        bytearray(sample.encode()),
+        "hQVDUFYwM",
+        b"hQVDUFYwM",
+        "hQVDUFYw",
+        "hQVDUFYwN" + sample[9:],
+        "",
+        b"",
+        vectors["mpm"][0]["payload"],
+        vectors["mpm"][0]["payload"].encode(),
+        "HQVDUFYwM" + sample[9:],
+        " " + sample,
+    ]
+    assert runtime.run(body_is_cpm, texts) == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+        False,
+    ]
 
 
 # --- round trips ------------------------------------------------------------------------------------------
@@ -130,9 +154,14 @@ def test_encode_decode_round_trip_pan_lengths(runtime):
 
 
 def test_round_trip_property(runtime):
-    examples = draw_examples(st.tuples(
-        st.integers(12, 19).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)),
-        st.text("0123456789", min_size=4, max_size=4), st.integers(0, 0xFFFF), st.binary(min_size=8, max_size=8)))
+    examples = draw_examples(
+        st.tuples(
+            st.integers(12, 19).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)),
+            st.text("0123456789", min_size=4, max_size=4),
+            st.integers(0, 0xFFFF),
+            st.binary(min_size=8, max_size=8),
+        )
+    )
     results = runtime.run_many(body_encode, examples)
     for (pan, _, _, _), (_, account) in zip(examples, results):
         assert account == pan
@@ -210,8 +239,11 @@ def test_garbage_is_cpm_error_only(runtime, kind):
     elif kind == "cpm-looking":
         examples = draw_examples(st.text(B64, max_size=200).map(lambda t: "hQVDUFYwM" + t))
     else:
-        examples = draw_examples(st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(B64 + "!é\n")),
-                                          min_size=1, max_size=3).map(lambda e: flip_chars(sample, e)))
+        examples = draw_examples(
+            st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(B64 + "!é\n")), min_size=1, max_size=3).map(
+                lambda e: flip_chars(sample, e)
+            )
+        )
     results = runtime.run_many(body_read, [(t,) for t in examples])
     for text, got in zip(examples, results):
         if got[0] == "ok":  # a mutation can leave a well-formed code: then its account is still digits

@@ -79,8 +79,10 @@ def test_empty_input(runtime):
 
 
 def test_every_single_byte(runtime):
-    batch = [(bytes([b]), zlib.crc32(bytes([b])), binascii.crc_hqx(bytes([b]), 0xFFFF),
-              binascii.crc_hqx(bytes([b]), 0)) for b in range(256)]
+    batch = [
+        (bytes([b]), zlib.crc32(bytes([b])), binascii.crc_hqx(bytes([b]), 0xFFFF), binascii.crc_hqx(bytes([b]), 0))
+        for b in range(256)
+    ]
     runtime.run_many(body_crc16, [(d, f, x) for d, _, f, x in batch])
     runtime.run_many(body_crc32_both_paths, [(d, 0, c) for d, c, _, _ in batch])
 
@@ -89,8 +91,9 @@ def test_every_single_byte(runtime):
 
 
 def test_crc32_agrees_with_zlib(runtime):
-    examples = draw_examples(st.binary(max_size=600).flatmap(
-        lambda data: st.tuples(st.just(data), st.integers(0, len(data)))))
+    examples = draw_examples(
+        st.binary(max_size=600).flatmap(lambda data: st.tuples(st.just(data), st.integers(0, len(data))))
+    )
     batch = [(data, split, zlib.crc32(data)) for data, split in examples]
     assert runtime.run_many(body_crc32_both_paths, batch) == [expected for _, _, expected in batch]
 

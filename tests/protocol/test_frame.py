@@ -70,7 +70,9 @@ def cuts_for(stream_len, seeds):
 
 payloads4 = st.lists(
     st.one_of(st.binary(max_size=40), st.binary(min_size=200, max_size=480)),
-    min_size=4, max_size=4, unique=True,
+    min_size=4,
+    max_size=4,
+    unique=True,
 )
 cut_seeds = st.one_of(st.lists(st.integers(0, 10**6), max_size=12), st.just(None))
 
@@ -127,8 +129,12 @@ def test_empty_frames_between_delimiters_are_ignored(runtime):
 
 def test_noise_before_and_between_frames(runtime):
     noise = st.binary(min_size=1, max_size=60)
-    examples = draw_examples(st.tuples(st.lists(st.tuples(noise, st.binary(max_size=100)), min_size=1,
-                                                max_size=4, unique_by=lambda t: t[1]), cut_seeds))
+    examples = draw_examples(
+        st.tuples(
+            st.lists(st.tuples(noise, st.binary(max_size=100)), min_size=1, max_size=4, unique_by=lambda t: t[1]),
+            cut_seeds,
+        )
+    )
     batch, expect = [], []
     for items, seeds in examples:
         stream = b""
@@ -167,7 +173,7 @@ def corrupt(f, how, a, b, value):
         # Remove a slice of the body, leaving at least one byte (an empty frame is no frame at all).
         length = 1 + b % (len(body) - 1)
         start = min(a % len(body), len(body) - length)
-        return body[:start] + body[start + length:] + b"\x00", False
+        return body[:start] + body[start + length :] + b"\x00", False
     # insert one byte; a zero at either end of the body would only add an empty frame, not damage this one
     if value == 0:
         pos = 1 + a % (len(body) - 1) if len(body) > 1 else None
@@ -179,8 +185,9 @@ def corrupt(f, how, a, b, value):
 
 
 def test_corrupted_frame_is_dropped_counted_and_reader_resyncs(runtime):
-    examples = draw_examples(st.tuples(payloads4, CORRUPTIONS, st.integers(0, 10**6), st.integers(0, 10**6),
-                                       st.integers(0, 255), cut_seeds))
+    examples = draw_examples(
+        st.tuples(payloads4, CORRUPTIONS, st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 255), cut_seeds)
+    )
     batch, expect = [], []
     for payloads, how, a, b, value, seeds in examples:
         frames = [frame.encode(p) for p in payloads]

@@ -15,8 +15,19 @@ from runtimes import draw_examples
 def body_round_trip(f, exts):
     from protocol import record
 
-    data = record.encode(f["terminal"], f["seq"], f["time"], f["kind"], f["amount"], f["currency"],
-                         f["decision"], f["reason"], f["fare_id"], f["token"], exts)
+    data = record.encode(
+        f["terminal"],
+        f["seq"],
+        f["time"],
+        f["kind"],
+        f["amount"],
+        f["currency"],
+        f["decision"],
+        f["reason"],
+        f["fare_id"],
+        f["token"],
+        exts,
+    )
     assert isinstance(data, bytes)
     rec = record.decode(data)
     assert record.seq_of(data) == f["seq"]
@@ -66,14 +77,34 @@ def pack(f, exts):
 
 
 u8, u16, u32 = st.integers(0, 255), st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF)
-FIELDS = st.fixed_dictionaries({
-    "terminal": st.binary(min_size=8, max_size=8), "seq": u32, "time": u32, "kind": u8, "amount": u32,
-    "currency": u16, "decision": u8, "reason": u8, "fare_id": u16, "token": st.binary(min_size=16, max_size=16),
-})
+FIELDS = st.fixed_dictionaries(
+    {
+        "terminal": st.binary(min_size=8, max_size=8),
+        "seq": u32,
+        "time": u32,
+        "kind": u8,
+        "amount": u32,
+        "currency": u16,
+        "decision": u8,
+        "reason": u8,
+        "fare_id": u16,
+        "token": st.binary(min_size=16, max_size=16),
+    }
+)
 EXTS = st.lists(st.tuples(u8, st.binary(max_size=40)), max_size=5, unique_by=lambda t: t[0])
 
-SAMPLE = {"terminal": b"TERM0001", "seq": 0x01020304, "time": 1700000000, "kind": 1, "amount": 200,
-          "currency": 156, "decision": 1, "reason": 0, "fare_id": 1, "token": bytes(range(16))}
+SAMPLE = {
+    "terminal": b"TERM0001",
+    "seq": 0x01020304,
+    "time": 1700000000,
+    "kind": 1,
+    "amount": 200,
+    "currency": 156,
+    "decision": 1,
+    "reason": 0,
+    "fare_id": 1,
+    "token": bytes(range(16)),
+}
 SAMPLE_EXTS = [(1, b"\x00\x2a"), (2, b"\xa0\x00\x00\x03\x33\x01\x01\x01"), (9, b"")]
 
 

@@ -80,7 +80,7 @@ def body_encode(tag, size):
         out = tlv.encode(tag, value)
     except tlv.TlvError:
         return "TlvError"
-    assert out[len(out) - size:] == value
+    assert out[len(out) - size :] == value
     return out[: len(out) - size]
 
 
@@ -116,8 +116,12 @@ def shape_of(objects):
 
 def expected_shape(nodes):
     """What body_round_trip should return for a list of nodes."""
-    return [(int.from_bytes(tag, "big"), None, expected_shape(content)) if isinstance(content, list)
-            else (int.from_bytes(tag, "big"), content, None) for tag, content in nodes]
+    return [
+        (int.from_bytes(tag, "big"), None, expected_shape(content))
+        if isinstance(content, list)
+        else (int.from_bytes(tag, "big"), content, None)
+        for tag, content in nodes
+    ]
 
 
 def as_vector_tree(objects):
@@ -265,8 +269,7 @@ def test_encode_lengths(runtime):
         sizes.append(65535)  # the largest 0x82 length; encoding it needs more than a 128k heap
     cases = [(0x5A, n) for n in sizes] + [(0x9F26, 1), (0x5F8101, 0)]
     got = runtime.run_many(body_encode, cases)
-    want = [ref_encode((tag.to_bytes((tag.bit_length() + 7) // 8, "big"), bytes(n)))[:-n or None]
-            for tag, n in cases]
+    want = [ref_encode((tag.to_bytes((tag.bit_length() + 7) // 8, "big"), bytes(n)))[: -n or None] for tag, n in cases]
     assert got == want
     assert runtime.run(body_encode, 0x5A, 65536) == "TlvError"
 
@@ -277,8 +280,7 @@ def test_encode_lengths(runtime):
 def test_depth_limit(runtime):
     limit = runtime.run(body_max_depth)
     assert 2 <= limit <= 16
-    batch = [(nest(limit), None), (nest(limit + 1), None), (nest(2), 2), (nest(3), 2), (nest(0), 0),
-             (nest(1), 0)]
+    batch = [(nest(limit), None), (nest(limit + 1), None), (nest(2), 2), (nest(3), 2), (nest(0), 0), (nest(1), 0)]
     ok_default, too_deep, ok_two, three, flat, one = runtime.run_many(body_decode, batch)
     assert ok_default[0][0] == 0x61 and ok_default[0][2] is not None
     assert too_deep[0] == "TlvError" and error_position(too_deep[1]) <= len(batch[1][0])
@@ -314,7 +316,7 @@ def mutate(data, how, a, b):
         out[pos] ^= 1 << (b % 8)
         return bytes(out)
     if how == 1:
-        return data[:pos] + data[pos + 1 + b % 4:]
+        return data[:pos] + data[pos + 1 + b % 4 :]
     if how == 2:
         return data[:pos] + bytes([b & 0xFF]) + data[pos:]
     return data[:pos]
@@ -323,13 +325,20 @@ def mutate(data, how, a, b):
 @pytest.mark.parametrize("source", ["random", "mutated"])
 def test_fuzz_only_tlv_error(runtime, source):
     if source == "random":
-        data = st.one_of(st.binary(max_size=200),
-                         st.lists(st.sampled_from([0x1F, 0x9F, 0x61, 0x5A, 0x81, 0x82, 0x83, 0x80, 0xFF, 0x00,
-                                                   0x01, 0x7F]), max_size=60).map(bytes))
+        data = st.one_of(
+            st.binary(max_size=200),
+            st.lists(
+                st.sampled_from([0x1F, 0x9F, 0x61, 0x5A, 0x81, 0x82, 0x83, 0x80, 0xFF, 0x00, 0x01, 0x7F]), max_size=60
+            ).map(bytes),
+        )
         examples = draw_examples(data)
     else:
-        trees = st.tuples(TREES, st.lists(st.tuples(st.integers(0, 3), st.integers(0, 10**6),
-                                                    st.integers(0, 10**6)), min_size=1, max_size=3))
+        trees = st.tuples(
+            TREES,
+            st.lists(
+                st.tuples(st.integers(0, 3), st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=3
+            ),
+        )
         examples = []
         for tree, edits in draw_examples(trees):
             data = b"".join(ref_encode(n) for n in tree)
