@@ -130,13 +130,17 @@ class Journal:
         for first in self._segments:
             if self._segment_end(first) <= self.acked:
                 continue
-            for seq, rec in self._entries(first):
-                if seq <= self.acked:
-                    continue
-                if len(out) >= limit or size + len(rec) > max_bytes:
-                    return out
-                out.append(bytes(rec))
-                size += len(rec)
+            entries = self._entries(first)
+            try:
+                for seq, rec in entries:
+                    if seq <= self.acked:
+                        continue
+                    if len(out) >= limit or size + len(rec) > max_bytes:
+                        return out
+                    out.append(bytes(rec))
+                    size += len(rec)
+            finally:
+                entries.close()  # closes the segment file now, not at the next garbage collection
         return out
 
     def _segment_end(self, first):

@@ -227,22 +227,45 @@ try:
 except ImportError:
     import uio as io
 
-def _enc(v):
+def _check(v):
     t = type(v)
-    if v is None or t is bool or t is int or t is str or t is bytes or t is float:
-        return repr(v)
-    if t is bytearray or t is memoryview:
-        return repr(bytes(v))
-    if t is list:
-        return '[' + ', '.join([_enc(x) for x in v]) + ']'
-    if t is tuple:
-        if len(v) == 1:
-            return '(' + _enc(v[0]) + ',)'
-        return '(' + ', '.join([_enc(x) for x in v]) + ')'
+    if v is None or t is bool or t is int or t is str or t is bytes or t is float or t is bytearray or t is memoryview:
+        return
+    if t is list or t is tuple:
+        for x in v:
+            _check(x)
+        return
     if t is dict:
-        return '{' + ', '.join([_enc(k) + ': ' + _enc(x) for k, x in v.items()]) + '}'
+        for k, x in v.items():
+            _check(k)
+            _check(x)
+        return
     raise TypeError('cannot return a %s from a body: only None, bool, int, float, str, bytes, '
                     'bytearray, list, tuple and dict cross between runtimes' % t.__name__)
+
+def _out(v, w):
+    # Written piece by piece: a large result never has to fit in the heap as one string.
+    t = type(v)
+    if t is bytearray or t is memoryview:
+        w(repr(bytes(v)))
+    elif t is list or t is tuple:
+        w('[' if t is list else '(')
+        for i, x in enumerate(v):
+            if i:
+                w(', ')
+            _out(x, w)
+        w(']' if t is list else (',)' if len(v) == 1 else ')'))
+    elif t is dict:
+        w('{')
+        for i, (k, x) in enumerate(v.items()):
+            if i:
+                w(', ')
+            _out(k, w)
+            w(': ')
+            _out(x, w)
+        w('}')
+    else:
+        w(repr(v))
 
 def _fail(m, e):
     b = io.StringIO()
@@ -271,11 +294,14 @@ def _main():
             del line
             r = f(*args)
             del args
-            r = _enc(r)
+            _check(r)
         except BaseException as e:
             _fail(m, e)
             return
-        print(m + ' R ' + r)
+        w = sys.stdout.write
+        w(m + ' R ')
+        _out(r, w)
+        w('\\n')
         r = None
         gc.collect()
     print(m + ' D')
