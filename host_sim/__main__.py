@@ -12,6 +12,8 @@ COMMANDS = {
     "build": ("host_sim.build_cli", "compile device code with mpy-cross into build/<board>/"),
     "emulate": ("host_sim.emulate", "run one peripheral emulator on a pty"),
     "flash": ("host_sim.flash", "build a board's .mpy files and deploy them with mpremote"),
+    "bench": ("host_sim.bench", "benchmarks with JSON output"),
+    "typecheck": ("host_sim.typecheck", "pyright over device code against the MicroPython stubs"),
 }
 
 
