@@ -146,20 +146,25 @@ def write_html(rows, path, fee_ppm):
     def cells(values, tag="td"):
         return "".join("<%s>%s</%s>" % (tag, html.escape(str(v)), tag) for v in values)
 
+    def label(keys):
+        return [k[:-4] + " (¥)" if k in money else k for k in keys]
+
     def show(r, keys):
         return [(_yuan(r[k]) if k in money else r[k]) for k in keys]
 
     body = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Reconciliation</title>",
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}</style></head><body>",
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;white-space:nowrap}"
+            "th{background:#eee}</style></head><body>",
             "<h1>Settlement and reconciliation</h1>",
             "<p>Acquiring fee %.2f %%. UnionPay QR payments below ¥500: fee refunded in full plus a 0.2 %% "
             "subsidy. Amounts in yuan; days in China Standard Time.</p>" % (fee_ppm / 10000),
             "<h2>Subsidy per merchant</h2>", _chart(totals),
-            "<h2>Per merchant</h2><table id='merchants'><tr>%s</tr>" % cells(("merchant",) + COLUMNS[3:], "th")]
+            "<h2>Per merchant</h2><table id='merchants'><tr>%s</tr>" % cells(["merchant"] + label(COLUMNS[3:]), "th")]
     for name in sorted(totals):
         body.append("<tr>%s</tr>" % cells([name] + show(totals[name], COLUMNS[3:])))
-    body.append("</table><h2>Per merchant, terminal and day</h2><table id='detail'><tr>%s</tr>" % cells(COLUMNS, "th"))
+    body.append("</table><h2>Per merchant, terminal and day</h2>")
+    body.append("<table id='detail'><tr>%s</tr>" % cells(label(COLUMNS), "th"))
     for r in rows:
         body.append("<tr>%s</tr>" % cells(show(r, COLUMNS)))
     body.append("</table></body></html>")
