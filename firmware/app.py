@@ -61,6 +61,8 @@ class Terminal:
 
     async def run(self):
         asyncio.create_task(self._feed_watchdog())
+        baud = await self.scanner.setup()
+        print("scanner: %s" % ("%d baud" % baud if baud else "no answer, listening at %d baud" % self.scanner.baud))
         asyncio.create_task(self.uplink.run())
         self.feedback.ready()
         gc.collect()

@@ -2,21 +2,34 @@
 
 Lines are collected into one preallocated buffer.  A line longer than the buffer is not an error to
 crash on: the driver discards up to the next terminator and reports TOO_LONG, so the terminal can show
-a rejection and carry on.
+a rejection and carry on.  A module answer frame (02 00 ...) that arrives where a line should start
+(a late answer to a configuration command) is skipped instead of being glued to the next code.
+
+At boot `setup()` raises the module's baud rate (protocol/gm65.py has the command frames): a
+200-character payment code takes ~0.2 s on the wire at 9600 baud, ~0.02 s at 115200.  The new rate
+is not saved to the module's flash, so a power-cycled module comes back at 9600 and the next boot
+raises it again; after a warm reboot of the board alone the module is found at the fast rate.
 """
 
 import asyncio
+
+from protocol import gm65
 
 LINE = 0
 TOO_LONG = 1
 
 MAX_LINE = 512
+DEFAULT_BAUD = 9600  # the modules' factory setting
+FAST_BAUD = 115200
+ANSWER_MS = 150
 _CR = 13
 _LF = 10
+_STX = 2
 
 
 class Scanner:
     def __init__(self, uart, max_line=MAX_LINE):
+        self._uart = uart
         self._stream = asyncio.StreamReader(uart)
         self._chunk = bytearray(64)
         self._chunk_len = 0
@@ -24,6 +37,9 @@ class Scanner:
         self._line = bytearray(max_line)
         self._n = 0
         self._overlong = False
+        self._answer = 0  # bytes of an answer header seen at a line start (02, 00, status)
+        self._skip = 0  # answer bytes still to skip
+        self.baud = DEFAULT_BAUD
 
     async def read_line(self):
         """Next (LINE, bytes) or (TOO_LONG, None); empty lines (CR LF pairs) are skipped."""
@@ -31,18 +47,39 @@ class Scanner:
             while self._chunk_pos < self._chunk_len:
                 b = self._chunk[self._chunk_pos]
                 self._chunk_pos += 1
-                if b == _CR or b == _LF:
+                if self._skip:
+                    self._skip -= 1
+                elif self._answer:
+                    self._answer_byte(b)
+                elif b == _CR or b == _LF:
                     result = self._finish()
                     if result is not None:
                         return result
-                elif self._n < len(self._line):
-                    self._line[self._n] = b
-                    self._n += 1
+                elif b == _STX and self._n == 0 and not self._overlong:
+                    self._answer = 1
                 else:
-                    self._overlong = True
+                    self._add(b)
             n = await self._stream.readinto(self._chunk)
             self._chunk_len = n or 0
             self._chunk_pos = 0
+
+    def _add(self, b):
+        if self._n < len(self._line):
+            self._line[self._n] = b
+            self._n += 1
+        else:
+            self._overlong = True
+
+    def _answer_byte(self, b):
+        if self._answer == 1 and b != 0:  # not an answer after all: 02 is data
+            self._answer = 0
+            self._add(_STX)
+            self._chunk_pos -= 1  # look at b again as ordinary data
+        elif self._answer == 3:  # the length byte: skip data and CRC
+            self._answer = 0
+            self._skip = b + 2
+        else:
+            self._answer += 1
 
     def _finish(self):
         n, overlong = self._n, self._overlong
@@ -53,3 +90,70 @@ class Scanner:
         if n == 0:
             return None
         return LINE, bytes(memoryview(self._line)[:n])
+
+    # --- configuration (boot time only: bytes that are not answers are dropped meanwhile) ---
+
+    async def command(self, frame, timeout_ms=ANSWER_MS):
+        """Send one command frame; the answer's (status, data), or None when none came in time."""
+        reader = gm65.FrameReader(False)
+        self._uart.write(frame)
+        buf = self._chunk
+        left = timeout_ms
+        while left > 0:
+            step = min(left, 20)
+            try:
+                n = await asyncio.wait_for_ms(self._stream.readinto(buf), step)
+            except asyncio.TimeoutError:
+                n = 0
+            left -= step
+            if n:
+                frames = reader.feed(bytes(memoryview(buf)[:n]))
+                if frames:
+                    return frames[0]
+        return None
+
+    async def _set_baud(self, baud):
+        self._uart.init(baudrate=baud)
+        self.baud = baud
+
+    async def setup(self, baud=FAST_BAUD, mode=None, tail=None):
+        """Find the module at 9600 or `baud`, apply `mode`/`tail` if given, and move it to `baud`.
+
+        Returns the baud rate in use, or None when the module never answered (then the UART stays
+        at 9600, where a module that only sends lines is still read)."""
+        self._chunk_len = self._chunk_pos = 0
+        found = None
+        for rate in (DEFAULT_BAUD, baud):
+            if rate != self.baud:
+                await self._set_baud(rate)
+            got = await self.command(gm65.read(gm65.ZONE_BAUD, 2))
+            if got is not None and got[0] == 0:
+                found = rate
+                break
+        if found is None:
+            await self._set_baud(DEFAULT_BAUD)
+            return None
+        if mode is not None:
+            await self._update(gm65.ZONE_MODE, gm65.MODE_MASK, mode)
+        if tail is not None:
+            await self._update(gm65.ZONE_TAIL, gm65.TAIL_MASK, tail << gm65.TAIL_SHIFT)
+        if found != baud:
+            got = await self.command(gm65.write(gm65.ZONE_BAUD, gm65.baud_value(baud)))
+            if got is None or got[0] != 0:
+                return found
+            await self._set_baud(baud)  # the module switches right after its answer
+            got = await self.command(gm65.read(gm65.ZONE_BAUD, 2))
+            if got is None:  # it did not follow: go back to where it answered
+                await self._set_baud(found)
+                return found
+        return baud
+
+    async def _update(self, zone, mask, value):
+        got = await self.command(gm65.read(zone, 1))
+        if got is None or got[0] != 0 or len(got[1]) != 1:
+            return False
+        new = (got[1][0] & ~mask) | (value & mask)
+        if new != got[1][0]:
+            got = await self.command(gm65.write(zone, bytes([new])))
+            return got is not None and got[0] == 0
+        return True
