@@ -56,3 +56,21 @@ def keyring_line(key, issuer, key_id):
     """The public key as one line of the terminal's keyring file."""
     n = key.public_key().public_numbers().n
     return "key %d %d %0512x" % (issuer, key_id, n)
+
+
+def new_ticket_id():
+    return os.urandom(8)
+
+
+def stored_keys(directory=DEFAULT_DIR):
+    """(issuer, key id, private key) of every key kept in `directory`."""
+    out = []
+    if not os.path.isdir(directory):
+        return out
+    for name in sorted(os.listdir(directory)):
+        parts = name[:-4].split("-") if name.endswith(".pem") else []
+        if len(parts) == 4 and parts[0] == "issuer" and parts[2] == "key":
+            with open(os.path.join(directory, name), "rb") as f:
+                key = serialization.load_pem_private_key(f.read(), password=None)
+            out.append((int(parts[1]), int(parts[3]), key))
+    return out
