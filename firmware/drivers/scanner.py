@@ -3,7 +3,8 @@
 Lines are collected into one preallocated buffer.  A line longer than the buffer is not an error to
 crash on: the driver discards up to the next terminator and reports TOO_LONG, so the terminal can show
 a rejection and carry on.  A module answer frame (02 00 ...) that arrives where a line should start
-(a late answer to a configuration command) is skipped instead of being glued to the next code.
+(a late answer to a configuration command) is dropped instead of being glued to the next code; bytes
+that only look like one (header, length or CRC wrong) are kept as line data.
 
 At boot `setup()` raises the module's baud rate (protocol/gm65.py has the command frames): a
 200-character payment code takes ~0.2 s on the wire at 9600 baud, ~0.02 s at 115200.  The new rate
@@ -13,7 +14,7 @@ raises it again; after a warm reboot of the board alone the module is found at t
 
 import asyncio
 
-from protocol import gm65
+from protocol import crc, gm65
 
 LINE = 0
 TOO_LONG = 1
@@ -25,6 +26,7 @@ ANSWER_MS = 150
 _CR = 13
 _LF = 10
 _STX = 2
+_ANSWER_MAX = 8  # data bytes in the answers this driver asks for
 
 
 class Scanner:
@@ -37,31 +39,46 @@ class Scanner:
         self._line = bytearray(max_line)
         self._n = 0
         self._overlong = False
-        self._answer = 0  # bytes of an answer header seen at a line start (02, 00, status)
-        self._skip = 0  # answer bytes still to skip
+        self._ans = bytearray(6 + _ANSWER_MAX)  # a candidate answer frame seen at a line start
+        self._ans_n = 0
+        self._replay = b""  # bytes of a candidate that was not an answer, to look at again
+        self._replay_pos = 0
         self.baud = DEFAULT_BAUD
 
     async def read_line(self):
         """Next (LINE, bytes) or (TOO_LONG, None); empty lines (CR LF pairs) are skipped."""
         while True:
+            while self._replay_pos < len(self._replay):
+                b = self._replay[self._replay_pos]
+                self._replay_pos += 1
+                result = self._byte(b)
+                if result is not None:
+                    return result
             while self._chunk_pos < self._chunk_len:
                 b = self._chunk[self._chunk_pos]
                 self._chunk_pos += 1
-                if self._skip:
-                    self._skip -= 1
-                elif self._answer:
-                    self._answer_byte(b)
-                elif b == _CR or b == _LF:
-                    result = self._finish()
-                    if result is not None:
-                        return result
-                elif b == _STX and self._n == 0 and not self._overlong:
-                    self._answer = 1
-                else:
-                    self._add(b)
+                result = self._byte(b)
+                if result is not None:
+                    return result
+                if self._replay_pos < len(self._replay):
+                    break  # bytes to look at again come before the rest of the chunk
+            if self._replay_pos < len(self._replay):
+                continue
             n = await self._stream.readinto(self._chunk)
             self._chunk_len = n or 0
             self._chunk_pos = 0
+
+    def _byte(self, b):
+        if self._ans_n:
+            return self._answer_byte(b)
+        if b == _CR or b == _LF:
+            return self._finish()
+        if b == _STX and self._n == 0 and not self._overlong:
+            self._ans[0] = b
+            self._ans_n = 1
+        else:
+            self._add(b)
+        return None
 
     def _add(self, b):
         if self._n < len(self._line):
@@ -71,15 +88,29 @@ class Scanner:
             self._overlong = True
 
     def _answer_byte(self, b):
-        if self._answer == 1 and b != 0:  # not an answer after all: 02 is data
-            self._answer = 0
-            self._add(_STX)
-            self._chunk_pos -= 1  # look at b again as ordinary data
-        elif self._answer == 3:  # the length byte: skip data and CRC
-            self._answer = 0
-            self._skip = b + 2
-        else:
-            self._answer += 1
+        """Collect a candidate answer frame; one that fails its header or CRC check is line data."""
+        ans = self._ans
+        n = self._ans_n
+        ans[n] = b
+        n += 1
+        self._ans_n = n
+        if (n == 2 and b != 0) or (n == 4 and b > _ANSWER_MAX):
+            return self._not_an_answer()
+        if n >= 4 and n == 6 + ans[3]:
+            c = crc.crc16_xmodem(memoryview(ans)[2 : n - 2])
+            if ans[n - 2] != c >> 8 or ans[n - 1] != c & 0xFF:
+                return self._not_an_answer()
+            self._ans_n = 0  # a real answer frame: dropped
+        return None
+
+    def _not_an_answer(self):
+        # The STX becomes data; the bytes after it are looked at again, ahead of the rest.
+        rest = bytes(memoryview(self._ans)[1 : self._ans_n]) + bytes(self._replay[self._replay_pos :])
+        self._ans_n = 0
+        self._replay = rest
+        self._replay_pos = 0
+        self._add(_STX)
+        return None
 
     def _finish(self):
         n, overlong = self._n, self._overlong

@@ -108,3 +108,41 @@ def test_emulate_scanner_command_prints_its_port_first():
         assert json.loads(proc.stdout.readline())["commands"] == 0
     finally:
         proc.kill()
+
+
+def _noise_cases():
+    from hypothesis import strategies as st
+    from runtimes import draw_examples
+
+    def clean(b):
+        return b.replace(b"\r", b"").replace(b"\n", b"")
+
+    plain = st.binary(min_size=1, max_size=40).map(clean).filter(lambda b: b and b[0] != 2)
+    fake = st.binary(max_size=10).map(lambda b: clean(b"\x02\x00" + b))
+    real = st.lists(st.binary(max_size=8), min_size=1, max_size=2).map(
+        lambda ds: b"".join(gm65.answer(d) for d in ds))
+    cases = [(b, 1) for b in draw_examples(plain, 6)] + [(b, 1) for b in draw_examples(fake, 6)]
+    cases += [(b, 0) for b in draw_examples(real, 4)]
+    # a fake header whose bytes happen to form a valid answer would be dropped: not a decline
+    return [(b, 0 if b[:1] == b"\x02" and gm65.FrameReader(False).feed(b) and want else want) for b, want in cases]
+
+
+def test_lines_after_noise_and_answer_frames_property(tmp_path):
+    emu = ScannerEmulator()
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), attach={"scanner": emu.port}).start()
+    try:
+        board.wait_console(b"ready:", timeout=20)
+        events = Events(board.ports["events"])
+        i = -1
+        for atc, (noise, declines) in enumerate(_noise_cases(), start=1):
+            emu._write(noise + (b"\r\n" if declines else b""))
+            emu.present(code(atc))
+            for _ in range(declines):
+                i, ev = events.wait_display(i + 1)
+                assert ev["text"] == "DECLINED", (noise, ev)
+            i, ev = events.wait_display(i + 1)
+            assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#%06d" % atc), (noise, ev)
+        events.close()
+    finally:
+        board.stop()
+        emu.close()
