@@ -88,3 +88,16 @@ def test_entry_count_rebuilt_from_journal_records(runtime, keys):
                         [(record.EXT_TICKET, struct.pack(">HB8sHB", 5, 1, b"TICKET01", 1, 1))])
     got = runtime.run(body_tickets, SALT, [tickets.keyring_line(keys[1], 5, 1)], [t], NOW, [rec])
     assert got[0][1] == record.REASON_TICKET_USED_UP
+
+
+def test_entry_memory_is_bounded(runtime, keys):
+    """RAM holds at most MAX_TICKETS ticket counts; the oldest is forgotten first (documented limit)."""
+    from firmware import decision
+
+    n = decision.MAX_TICKETS
+    texts = [issue(keys[1], tid=b"B%07d" % i, entries=1) for i in range(n + 1)]
+    got = runtime.run(body_tickets, SALT, [tickets.keyring_line(keys[1], 5, 1)], texts + [texts[1], texts[0]], NOW,
+                      [])
+    assert [g[0] for g in got[: n + 1]] == [1] * (n + 1)
+    assert got[n + 1][1] == record.REASON_TICKET_USED_UP  # still remembered
+    assert got[n + 2][0] == 1  # the oldest was forgotten: admitted again
