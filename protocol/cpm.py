@@ -119,11 +119,19 @@ def fields(objects):
     atc = tlv.find(objects, T_ATC)
     c = cid(objects)
     expiry = tlv.find(objects, T_EXPIRY)
+    if expiry is not None:
+        expiry = binascii.hexlify(expiry).decode()
+    else:  # track-2 equivalent data: YYMM right after the separator D
+        track2 = tlv.find(objects, T_TRACK2)
+        text = "" if track2 is None else binascii.hexlify(track2).decode().upper()
+        sep = text.find("D")
+        if sep >= 0 and len(text) >= sep + 5 and text[sep + 1 : sep + 5].isdigit():
+            expiry = text[sep + 1 : sep + 5]
     return {
         "applications": apps,
         "account_source": "5A" if tlv.find(objects, T_PAN) is not None else
         ("57" if tlv.find(objects, T_TRACK2) is not None else None),
-        "expiry": None if expiry is None else binascii.hexlify(expiry).decode(),
+        "expiry": expiry,
         "atc": None if atc is None or len(atc) != 2 else (atc[0] << 8) | atc[1],
         "cid": None if c is None else "%02X" % c,
         "deferred": deferred(objects),

@@ -290,6 +290,7 @@ def test_cid_types(runtime):
     assert got[4][2]["cid"] is None
     bad = runtime.run(body_summary, payload(base, tlv(0x63, tlv(0x9F27, b"\x80\x00"))))
     assert bad[0] == "CpmError" and "9F27" in bad[1]
+    assert got[0][2]["expiry"] == "3012"  # YYMM from the track-2 equivalent data when 5F24 is absent
 
 
 def test_template_rules(runtime):
