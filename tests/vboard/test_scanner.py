@@ -146,3 +146,18 @@ def test_lines_after_noise_and_answer_frames_property(tmp_path):
     finally:
         board.stop()
         emu.close()
+
+
+def test_emulator_presents_codes_read_from_an_image(tmp_path):
+    from host_sim import qr_image
+
+    payload = code(1)
+    png = qr_image.make_image(payload, str(tmp_path / "code.png"))
+    emu = ScannerEmulator()
+    try:
+        port = serial.Serial(emu.port, 9600, timeout=2)
+        assert emu.present_image(png) == 1
+        assert port.read(len(payload) + 2) == payload.encode() + b"\r\n"
+        port.close()
+    finally:
+        emu.close()
