@@ -7,7 +7,7 @@ being charged twice — that is what makes "tap again after a reboot" safe.
 """
 
 from firmware import identity
-from protocol import cpm, record
+from protocol import cpm, crypto, record
 
 FLAT_FARE = 200  # fen: 2.00 yuan
 CURRENCY_CNY = 156
@@ -50,6 +50,12 @@ class Decider:
         rec = record.decode(data)
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"])
 
+    def _repeat(self, token, atc, kind):
+        for seen_token, seen_atc, seq in self._recent:
+            if seen_token == token and seen_atc == atc:
+                return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.fare, seq=seq)
+        return None
+
     def decide(self, line):
         if not cpm.is_cpm(line):
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
@@ -60,9 +66,9 @@ class Decider:
             return Decision(DECLINE, record.REASON_MALFORMED, record.KIND_QR_CPM)
         token = identity.credential_token(self.salt, account)
         atc = cpm.tlv.find(objects, cpm.T_ATC)
-        for seen_token, seen_atc, seq in self._recent:
-            if seen_token == token and seen_atc == atc:
-                return Decision(ALREADY_PAID, kind=record.KIND_QR_CPM, token=token, amount=self.fare, seq=seq)
+        repeat = self._repeat(token, atc, record.KIND_QR_CPM)
+        if repeat:
+            return repeat
         ext = []
         if atc is not None:
             ext.append((record.EXT_ATC, atc))
@@ -70,3 +76,24 @@ class Decider:
         if aid is not None:
             ext.append((record.EXT_AID, aid))
         return Decision(ACCEPT, kind=record.KIND_QR_CPM, token=token, extensions=ext, amount=self.fare, atc=atc)
+
+    def decide_emv(self, card, data_key, nonce):
+        """A contactless read (firmware.emv.read's dict) at the flat fare, authorised later by the host.
+
+        The PAN becomes the salted token here and the sensitive part is sealed at once: the decision,
+        and so the record, carries no card number, track 2 or cryptogram in clear.
+        """
+        token = identity.credential_token(self.salt, card["pan"])
+        atc = card["atc"]
+        if card["cid"][0] & 0xC0 == 0x00:  # AAC: the card declined offline
+            return Decision(DECLINE, record.REASON_CARD_DECLINED, record.KIND_EMV_CONTACTLESS, token=token)
+        repeat = self._repeat(token, atc, record.KIND_EMV_CONTACTLESS)
+        if repeat:
+            return repeat
+        from firmware import emv  # here, not at the top: a terminal without NFC never loads it
+
+        ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
+               (record.EXT_EMV_SEALED, crypto.seal(data_key, nonce, emv.sensitive(card), token)),
+               (record.EXT_EMV_DATA, emv.clear_data(card))]
+        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext, amount=self.fare,
+                        atc=atc)

@@ -39,6 +39,9 @@ REASON_UNKNOWN_FORMAT = 3
 REASON_DENY_LISTED = 4
 REASON_JOURNAL_FULL = 5
 REASON_MALFORMED = 6
+REASON_CARD_READ = 20  # contactless read failed or the card answered nonsense
+REASON_CARD_UNSUPPORTED = 21  # no accepted application on the card
+REASON_CARD_DECLINED = 22  # the card itself declined (AAC)
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -48,10 +51,16 @@ REASON_TEXT = {
     REASON_DENY_LISTED: "card blocked",
     REASON_JOURNAL_FULL: "terminal full",
     REASON_MALFORMED: "bad payment code",
+    REASON_CARD_READ: "card read failed",
+    REASON_CARD_UNSUPPORTED: "card not accepted",
+    REASON_CARD_DECLINED: "card declined",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
 EXT_AID = 2  # application identifier the credential used
+# EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
+EXT_EMV_SEALED = 16  # crypto.seal(device data key, nonce, TLV 5A 5F24 [57] 9F26, associated = token)
+EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN]
 
 
 class RecordError(ValueError):
