@@ -9,6 +9,7 @@ import json
 
 BENCHMARKS = {
     # name -> module; issues add theirs here
+    "emv": "host_sim.bench_emv",
 }
 
 
