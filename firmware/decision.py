@@ -7,7 +7,7 @@ being charged twice — that is what makes "tap again after a reboot" safe.
 """
 
 from firmware import identity
-from protocol import cpm, crypto, record
+from protocol import cpm, record
 
 FLAT_FARE = 200  # fen: 2.00 yuan
 CURRENCY_CNY = 156
@@ -90,7 +90,8 @@ class Decider:
         repeat = self._repeat(token, atc, record.KIND_EMV_CONTACTLESS)
         if repeat:
             return repeat
-        from firmware import emv  # here, not at the top: a terminal without NFC never loads it
+        from firmware import emv  # here, not at the top: a terminal without NFC never loads them
+        from protocol import crypto
 
         ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, crypto.seal(data_key, nonce, emv.sensitive(card), token)),

@@ -151,21 +151,35 @@ class Pn532:
             if ev[0] == pn532.EV_FRAME:  # a stale response where the ACK belonged: send again
                 last = "unexpected frame instead of ACK"
                 continue
-            errors = self.reader.errors
-            ev = await self._event(timeout_ms)
-            if ev is None and self.reader.errors != errors:
-                self.t.write(pn532.NACK)  # the response was garbled: ask for it once more
-                ev = await self._event(ACK_TIMEOUT_MS + 20)
-            if ev is None:
+            payload = await self._response(code, timeout_ms)
+            if payload is None:
                 self.t.write(pn532.ACK)  # abort the command so the chip takes the next one
                 raise Pn532Timeout("no response to command 0x%02X" % code)
+            return pn532.response_data(payload, code)
+        raise Pn532Timeout("command 0x%02X: %s after %d tries" % (code, last, self.retries + 1))
+
+    async def _response(self, code, timeout_ms):
+        """The payload of the response to `code`.  A late answer to an earlier (aborted) command, or its
+        stray ACK, is skipped; a garbled response is asked for once more with a NACK."""
+        start = time.ticks_ms()
+        nacked = False
+        while True:
+            left = timeout_ms - time.ticks_diff(time.ticks_ms(), start)
+            errors = self.reader.errors
+            ev = await self._event(max(left, 0))
+            if ev is None:
+                if self.reader.errors == errors or nacked:
+                    return None
+                nacked = True
+                self.t.write(pn532.NACK)  # the response was garbled: ask for it once more
+                start = time.ticks_ms()
+                timeout_ms = ACK_TIMEOUT_MS + 20
+                continue
             if ev[0] == pn532.EV_ERROR:
                 raise pn532.Pn532Error("PN532 refused command 0x%02X (syntax error frame)" % code)
-            if ev[0] != pn532.EV_FRAME:
-                last = "ACK/NACK where a response belonged"
-                continue
-            return pn532.response_data(ev[1], code)
-        raise Pn532Timeout("command 0x%02X: %s after %d tries" % (code, last, self.retries + 1))
+            payload = ev[1]
+            if ev[0] == pn532.EV_FRAME and len(payload) >= 2 and payload[1] == (code + 1) & 0xFF:
+                return payload
 
     async def begin(self):
         """Wake the chip, check it is a PN532, leave SAM mode, and make target polling finite."""

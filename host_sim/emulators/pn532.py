@@ -39,6 +39,7 @@ class Pn532Emulator:
     def __init__(self, port=None, baudrate=115200):
         self.lock = threading.RLock()
         self.card = None
+        self._cards = {}
         self.faults = set()
         self.slow_s = 0.3
         self.remove_after = 3
@@ -66,9 +67,15 @@ class Pn532Emulator:
 
     # --- the field -----------------------------------------------------------------------------------
 
-    def present(self, profile, faults=(), **options):
+    def present(self, profile, faults=(), atc=None, **options):
+        """Put a card or phone in the field.  The same profile presented again is the same device, with
+        its transaction counter where it was; `atc` starts it afresh (to replay an old counter)."""
         with self.lock:
-            self.card = emv_card.Card(profile, [f for f in faults if f not in ("slow", "removal")])
+            card = self._cards.get(profile)
+            if card is None or atc is not None:
+                card = self._cards[profile] = emv_card.Card(profile, atc=1 if atc is None else atc)
+            card.faults = set(f for f in faults if f not in ("slow", "removal"))
+            self.card = card
             self.faults = set(faults)
             for k, v in options.items():
                 setattr(self, k, v)
@@ -86,7 +93,8 @@ class Pn532Emulator:
     def _read(self):
         if self.ser is not None:
             try:
-                return self.ser.read(512)
+                # read what is there as soon as one byte is (read(512) would wait out the timeout)
+                return self.ser.read(max(1, min(self.ser.in_waiting, 512)))
             except (serial.SerialException, OSError):
                 time.sleep(0.05)
                 return b""
@@ -193,7 +201,7 @@ class Pn532Emulator:
         return b"\x01\x01" + SENS_RES + bytes([SEL_RES_ISO_DEP, len(nfcid)]) + nfcid + ats
 
     def _cmd_52(self, data):  # InRelease
-        if self._active and self.dwell_s is not None:
+        if self._active and self.dwell_s is not None and self._removal_at is None:
             self._removal_at = time.monotonic() + self.dwell_s
         self._active = False
         return b"\x00"

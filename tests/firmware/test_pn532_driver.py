@@ -166,3 +166,10 @@ def test_target_removed_mid_read(mp):
 def test_not_a_pn532(mp):
     out, _, _, _ = mp.run(body_run, [ack_then(0x02, b"\x31\x01\x06\x07")], [("begin",)])
     assert out == [("Pn532Error", "not a PN532 (IC 0x31)")]
+
+
+def test_late_answer_to_an_aborted_command_is_skipped(mp):
+    # A response to GetFirmwareVersion (and its ACK) still in the line when InListPassiveTarget runs.
+    stale = [pn532.ACK, pn532.response(0x02, b"\x32\x01\x06\x07")]
+    out, _, _, _ = mp.run(body_run, [stale + [pn532.ACK] + [pn532.response(0x4A, b"\x00")]], [("poll",)])
+    assert out == [None]
