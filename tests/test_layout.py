@@ -43,8 +43,14 @@ def violations(package, allowed):
     return out
 
 
+def cpython_fallback(violation):
+    """The one CPython fallback protocol/ has: crypto.py's AES-ECB from `cryptography` without cryptolib."""
+    return violation.startswith("protocol/crypto.py:") and violation.endswith(" imports cryptography")
+
+
 def test_protocol_imports_nothing_of_ours_and_only_device_modules():
-    assert violations("protocol", (DEVICE_MODULES - {"machine", "termios"}) | {"protocol"}) == []
+    found = violations("protocol", (DEVICE_MODULES - {"machine", "termios"}) | {"protocol"})
+    assert [v for v in found if not cpython_fallback(v)] == []
 
 
 def test_firmware_imports_only_protocol_the_board_and_device_modules():
