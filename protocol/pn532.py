@@ -59,34 +59,17 @@ STATUS_ERROR_MASK = 0x3F
 ERR_TIMEOUT = 0x01
 ERR_RELEASED = 0x29
 ERR_DISAPPEARED = 0x2B
-STATUS_TEXT = {
-    0x01: "target did not answer",
-    0x02: "CRC error",
-    0x03: "parity error",
-    0x04: "bit count error in anticollision",
-    0x05: "framing error",
-    0x06: "bit collision",
-    0x07: "buffer too small",
-    0x09: "RF buffer overflow",
-    0x0A: "RF field not switched on in time",
-    0x0B: "RF protocol error",
-    0x0D: "overheating",
-    0x0E: "internal buffer overflow",
-    0x10: "invalid parameter",
-    0x12: "command not supported by target",
-    0x13: "data format wrong",
-    0x14: "authentication error",
-    0x23: "UID check byte wrong",
-    0x25: "invalid device state",
-    0x26: "operation not allowed",
-    0x27: "command not acceptable now",
-    0x29: "target released",
-    0x2A: "card ID does not match",
-    0x2B: "card disappeared",
-    0x2C: "NFCID3 mismatch",
-    0x2D: "over-current",
-    0x2E: "NAD missing",
-}
+# One string, not a dict of 26 strings: on a board every object costs heap.
+_STATUS_TEXT = (
+    "01target did not answer|02CRC error|03parity error|04bit count error in anticollision|"
+    "05framing error|06bit collision|07buffer too small|09RF buffer overflow|"
+    "0ARF field not switched on in time|0BRF protocol error|0Doverheating|"
+    "0Einternal buffer overflow|10invalid parameter|12command not supported by target|"
+    "13data format wrong|14authentication error|23UID check byte wrong|25invalid device state|"
+    "26operation not allowed|27command not acceptable now|29target released|"
+    "2Acard ID does not match|2Bcard disappeared|2CNFCID3 mismatch|2Dover-current|"
+    "2ENAD missing|"
+)
 
 
 class Pn532Error(ValueError):
@@ -94,8 +77,14 @@ class Pn532Error(ValueError):
 
 
 def status_text(status):
-    code = status & STATUS_ERROR_MASK
-    return STATUS_TEXT.get(code, "error 0x%02X" % code)
+    code = "%02X" % (status & STATUS_ERROR_MASK)
+    i = 0
+    while i < len(_STATUS_TEXT):
+        j = _STATUS_TEXT.find("|", i)
+        if _STATUS_TEXT[i : i + 2] == code:
+            return _STATUS_TEXT[i + 2 : j]
+        i = j + 1
+    return "error 0x" + code
 
 
 # --- frames --------------------------------------------------------------------------------------
