@@ -30,6 +30,7 @@ from protocol import pn532
 
 FIRMWARE = b"\x32\x01\x06\x07"  # IC PN532, firmware 1.6, supports ISO 14443 A, B and ISO 18092
 CHAIN = 262
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)  # SetSerialBaudRate BR
 FIFO_DATA = 0x6339  # CIU_FIFOData: nfcpy reads it after an empty InListPassiveTarget (26 = REQA still there)
 SENS_RES = b"\x00\x04"
 SEL_RES_ISO_DEP = 0x20
@@ -51,6 +52,7 @@ class Pn532Emulator:
         self._rx_chain = b""
         self._tx_rest = b""
         self._last = None
+        self._new_baud = None
         self._removal_at = None
         self._stop = False
         self.reader = pn532.FrameReader()
@@ -138,6 +140,16 @@ class Pn532Emulator:
                     if response is not None:
                         self._last = response
                         self._write(response)
+                    if self._new_baud:
+                        # The manual has the chip switch after the host's ACK, but nfcpy reopens its port
+                        # at once and flushes that ACK away: switch as soon as the response is out.
+                        self._switch_baud()
+
+    def _switch_baud(self):
+        # A served serial port changes rate now; a pty has none (its pacing follows the host's setting).
+        if self.ser is not None and self.ser.baudrate != self._new_baud:
+            self.ser.baudrate = self._new_baud
+        self._new_baud = None
 
     def close(self):
         self._stop = True
@@ -173,6 +185,8 @@ class Pn532Emulator:
         return b""
 
     def _cmd_10(self, data):  # SetSerialBaudRate: the new rate applies after the host's ACK
+        if data and data[0] < len(BAUD_RATES):
+            self._new_baud = BAUD_RATES[data[0]]
         return b""
 
     def _cmd_12(self, data):  # SetParameters

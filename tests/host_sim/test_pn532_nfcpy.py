@@ -71,3 +71,26 @@ def test_nfcpy_through_the_emulate_command():
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
+
+
+def test_nfcpy_against_a_served_serial_port():
+    """--serve: the emulator on an existing port (here one end of a null-modem pair of ptys, as a
+    USB-serial adapter would be); nfcpy's baud-rate switch to 921600 is followed on the served port."""
+    from host_sim import serial_pty
+
+    a_master, _, a_path = serial_pty.open_raw_pty()
+    b_master, _, b_path = serial_pty.open_raw_pty()
+    wire = serial_pty.Wire(a_master, b_master, name="null-modem")
+    emu = Pn532Emulator(a_path)
+    try:
+        emu.present("mastercard")
+        clf = open_nfcpy(b_path)
+        try:
+            target = clf.sense(nfc.clf.RemoteTarget("106A"))
+            assert target is not None and target.sel_res == b"\x20"
+            assert emu.ser.baudrate == 921600, [hex(c) for c in emu.commands]
+        finally:
+            clf.close()
+    finally:
+        emu.close()
+        wire.close()
