@@ -10,7 +10,7 @@ import gc
 import sys
 
 from firmware import decision, identity, trust
-from firmware.drivers import scanner
+from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal
 from firmware.uplink import Uplink
@@ -24,6 +24,7 @@ WATCHDOG_MS = 8000
 class Terminal:
     def __init__(self, board, root):
         self.board = board
+        self.root = root
         self.terminal = identity.terminal_id(board)
         keyring, self.bad_key_lines = trust.load(root)
         self.decider = decision.Decider(identity.salt(root), keyring=keyring)
@@ -35,7 +36,14 @@ class Terminal:
         self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime())
 
     def handle_line(self, line):
-        d = self.decider.decide(line, int(self.board.time_s()))
+        self.apply(self.decider.decide(line, int(self.board.time_s())))
+
+    def decline(self, reason, detail):
+        self.feedback.declined(record.REASON_TEXT[reason])
+        print("tap declined: " + detail)
+
+    def apply(self, d):
+        """Journal an accepted tap, then tell the passenger; the same for QR codes and NFC taps."""
         if d.outcome == decision.ACCEPT:
             def build(seq):
                 return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, d.amount,
@@ -63,6 +71,17 @@ class Terminal:
             wdt.feed()
             await asyncio.sleep_ms(WATCHDOG_MS // 4)
 
+    def _start_nfc(self):
+        try:
+            dev = pn532.for_board(self.board)
+        except OSError as e:  # the board names an NFC port that is not wired here
+            print("nfc: " + str(e))
+            return
+        if dev is not None:
+            from firmware.nfc import NfcTask
+
+            asyncio.create_task(NfcTask(self, dev, self.root).run())
+
     async def run(self):
         asyncio.create_task(self._feed_watchdog())
         baud = await self.scanner.setup()
@@ -71,6 +90,7 @@ class Terminal:
         print("ticket keys: %d trusted, %d revoked, %d bad lines" % (len(ring.keys), len(ring.revoked),
                                                                    self.bad_key_lines))
         asyncio.create_task(self.uplink.run())
+        self._start_nfc()
         self.feedback.ready()
         gc.collect()
         print("ready: terminal %s, journal next #%d, %d to upload, %d damaged, heap %d used %d free"

@@ -10,6 +10,7 @@ import json
 BENCHMARKS = {
     # name -> module; issues add theirs here
     "credentials": "host_sim.bench_credentials",
+    "emv": "host_sim.bench_emv",
 }
 
 
