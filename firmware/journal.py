@@ -240,8 +240,9 @@ class Journal:
         else:
             self._recover_run(best, gens)
         del gens
-        if self.acked < self._oldest_key() - 1 and self._wm_missing:
-            self.acked = self._oldest_key() - 1  # reclaimed sectors held only acknowledged records
+        if self._wm_missing and self._used:
+            self.watermark_errors += 1  # records but no readable watermark: resend what is left
+            self.acked = max(self.acked, self._oldest_key() - 1)  # reclaimed sectors were acknowledged
         self.next_seq = max(self.next_seq, self.acked + 1)
         self._advance_tail()
         self._count_prepared()
@@ -359,10 +360,7 @@ class Journal:
             elif not self._blank_from(buf, 0):
                 self.watermark_errors += 1  # a watermark sector with a bad header
         if best >= 0:
-            other = 1 - best
-            self._wm_spare_ready = self._blank_from(self._read_sector(other), 0)
-            if self._wm_missing:
-                self.watermark_errors += 1
+            self._wm_spare_ready = self._blank_from(self._read_sector(1 - best), 0)
 
     def _blank_from_slot(self, buf, o):
         return memoryview(buf)[o:o + SLOT] == _BLANK_SLOT

@@ -22,7 +22,12 @@ class PowerCut(Exception):
 class NorFlash:
     def __init__(self, blocks, data=None):
         self.blocks = blocks
-        self.data = data if data is not None else bytearray(b"\xff" * (blocks * BLOCK_SIZE))
+        if data is None:
+            data = bytearray(blocks * BLOCK_SIZE)  # one allocation: this runs on a 128k heap too
+            erased = b"\xff" * PAGE_SIZE
+            for i in range(0, len(data), PAGE_SIZE):
+                data[i:i + PAGE_SIZE] = erased
+        self.data = data
         self.cut_after = -1  # operations left before the power fails; -1: never
         self.dead = False
         self.programs = 0  # page programs (a program crossing a page boundary counts once per page)
@@ -50,7 +55,7 @@ class NorFlash:
         n = len(buf)
         if start < 0 or start + n > len(self.data):
             raise OSError(22)
-        buf[:] = self.data[start:start + n]
+        buf[:] = memoryview(self.data)[start:start + n]
 
     def writeblocks(self, block, buf, offset=None):
         if offset is None:
