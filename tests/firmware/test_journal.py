@@ -46,8 +46,19 @@ def body_journal(blocks, ops, fixed=False):
         # the size varies with seq (48..107 bytes) so that max_bytes cuts in different places
         n = 74 if fixed else (seq * 37) % 60
         ext = bytes([(seq + i) & 0xFF for i in range(n)])
-        return record.encode(b"TERM0001", seq, 1700000000 + seq, record.KIND_QR_CPM, 200, 156, record.ACCEPTED,
-                             record.REASON_NONE, 1, bytes([seq & 0xFF]) * 16, [(9, ext)])
+        return record.encode(
+            b"TERM0001",
+            seq,
+            1700000000 + seq,
+            record.KIND_QR_CPM,
+            200,
+            156,
+            record.ACCEPTED,
+            record.REASON_NONE,
+            1,
+            bytes([seq & 0xFF]) * 16,
+            [(9, ext)],
+        )
 
     def seqs_of(batch):
         out = []
@@ -84,7 +95,7 @@ def body_journal(blocks, ops, fixed=False):
             seqs = []
             for _, buf, p, n, seq in j._walk():
                 if seq > j.acked:
-                    assert bytes(buf[p + 1:p + 1 + n]) == build(seq), seq
+                    assert bytes(buf[p + 1 : p + 1 + n]) == build(seq), seq
                     seqs.append(seq)
             out.append(seqs)
         elif name == "ack":
@@ -110,7 +121,7 @@ def body_journal(blocks, ops, fixed=False):
         elif name == "flip":
             out.append(dev.flip(op[1], op[2]))
         elif name == "poke":
-            dev.data[op[1]:op[1] + len(op[2])] = op[2]
+            dev.data[op[1] : op[1] + len(op[2])] = op[2]
             out.append(None)
         elif name == "erase":
             out.append(dev.ioctl(6, op[1]))
@@ -145,8 +156,19 @@ def body_cuts(blocks, cut_after, script):
     KEY = b"k" * 32
 
     def build(seq):
-        return record.encode(b"TERM0001", seq, 1700000000 + seq, 1, 200, 156, 1, 0, 1, bytes([seq & 0xFF]) * 16,
-                             [(9, bytes([seq & 0xFF]) * 70)])
+        return record.encode(
+            b"TERM0001",
+            seq,
+            1700000000 + seq,
+            1,
+            200,
+            156,
+            1,
+            0,
+            1,
+            bytes([seq & 0xFF]) * 16,
+            [(9, bytes([seq & 0xFF]) * 70)],
+        )
 
     dev = NorFlash(blocks)
     j = Journal(dev, KEY).open()
@@ -224,81 +246,84 @@ def expected_pending(unacked, limit, max_bytes):
     return out
 
 
-@pytest.fixture
-def run(runtime):
-    if runtime.name == "board":
-        pytest.skip("the NOR flash model is a host-side module")
-    return runtime
-
-
 # --- sequence numbers and pending -----------------------------------------------------------------------
 
 
-def test_append_returns_increasing_seqs_and_a_reboot_continues(run):
-    got = run.run(body_journal, 8, [("state",), ("append", 20), ("state",), ("reboot",), ("append", 3)])
+def test_append_returns_increasing_seqs_and_a_reboot_continues(sim_runtime):
+    got = sim_runtime.run(body_journal, 8, [("state",), ("append", 20), ("state",), ("reboot",), ("append", 3)])
     assert got[0] == (1, 0, 0, 0, 0, 0, 0)
     assert got[1] == list(range(1, 21))
     assert got[2] == got[3] == (21, 0, 20, 0, 0, 0, 0)
     assert got[4] == [21, 22, 23]
 
 
-def test_pending_order_limit_and_max_bytes(run):
-    queries = [(100, 100000), (0, 100000), (1, 100000), (5, 100000), (100, 0), (100, size_of(1)),
-               (100, size_of(1) - 1), (100, size_of(1) + size_of(2)), (7, 400)]
+def test_pending_order_limit_and_max_bytes(sim_runtime):
+    queries = [
+        (100, 100000),
+        (0, 100000),
+        (1, 100000),
+        (5, 100000),
+        (100, 0),
+        (100, size_of(1)),
+        (100, size_of(1) - 1),
+        (100, size_of(1) + size_of(2)),
+        (7, 400),
+    ]
     queries += draw_examples(st.tuples(st.integers(0, 40), st.integers(0, 3000)), count=40)
     ops = [("append", 90)] + [("pending", limit, nbytes) for limit, nbytes in queries]  # 90: three sectors
-    got = run.run(body_journal, 8, ops)
+    got = sim_runtime.run(body_journal, 8, ops)
     assert got[0] == list(range(1, 91))
     for (limit, nbytes), seqs in zip(queries, got[1:]):
         assert seqs == expected_pending(range(1, 91), limit, nbytes), (limit, nbytes)
 
 
-def test_pending_skips_acknowledged_records(run):
+def test_pending_skips_acknowledged_records(sim_runtime):
     ops = [("append", 90)]
     acks = [0, 3, 8, 9, 40, 41, 72, 89, 90]
     for seq in acks:
         ops += [("ack", seq), ("pending", 10, 100000), ("pending", 100, 700)]
-    got = run.run(body_journal, 8, ops)
+    got = sim_runtime.run(body_journal, 8, ops)
     for i, seq in enumerate(acks):
         assert got[2 + 3 * i] == expected_pending(range(seq + 1, 91), 10, 100000), seq
         assert got[3 + 3 * i] == expected_pending(range(seq + 1, 91), 100, 700), seq
 
 
-def test_recent_gives_the_newest_records(run):
-    got = run.run(body_journal, 8, [("recent", 4), ("append", 10), ("recent", 4), ("reboot",), ("recent", 20)])
+def test_recent_gives_the_newest_records(sim_runtime):
+    got = sim_runtime.run(body_journal, 8, [("recent", 4), ("append", 10), ("recent", 4), ("reboot",), ("recent", 20)])
     assert got[0] == [] and got[2] == [7, 8, 9, 10] and got[4] == list(range(1, 11))
 
 
 # --- acknowledgement and reclaim ----------------------------------------------------------------------------
 
 
-def test_ack_persists_across_reboot_and_never_moves_back(run):
-    got = run.run(body_journal, 8, [("append", 20), ("ack", 12), ("reboot",), ("all",), ("ack", 5), ("ack", 12),
-                                    ("reboot",)])
+def test_ack_persists_across_reboot_and_never_moves_back(sim_runtime):
+    got = sim_runtime.run(
+        body_journal, 8, [("append", 20), ("ack", 12), ("reboot",), ("all",), ("ack", 5), ("ack", 12), ("reboot",)]
+    )
     assert got[2] == (21, 12, 8, 0, 0, 0, 0)
     assert got[3] == list(range(13, 21))
     assert got[6] == (21, 12, 8, 0, 0, 0, 0)
 
 
-def test_ack_beyond_the_last_record_is_clamped(run):
-    got = run.run(body_journal, 8, [("append", 5), ("ack", 1000), ("state",), ("append", 1), ("reboot",)])
+def test_ack_beyond_the_last_record_is_clamped(sim_runtime):
+    got = sim_runtime.run(body_journal, 8, [("append", 5), ("ack", 1000), ("state",), ("append", 1), ("reboot",)])
     assert got[2][:3] == (6, 5, 0)
     assert got[3] == [6]  # not 1001: a bogus ACK must not make sequence numbers jump
     assert got[4][:2] == (7, 5)
 
 
-def test_many_acks_switch_watermark_sectors(run):
+def test_many_acks_switch_watermark_sectors(sim_runtime):
     # 600 ACKs: more than one watermark sector holds (255 slots), so the ping-pong switches twice
     ops = [("churn", 300, 1, False), ("churn", 300, 1, True), ("reboot",), ("all",)]
-    got = run.run(body_journal, 8, ops)
+    got = sim_runtime.run(body_journal, 8, ops)
     assert got[-2] == (601, 600, 0, 0, 0, 0, 0)
     assert got[-1] == []
 
 
-def test_acknowledged_sectors_are_reclaimed_and_the_ring_wraps(run):
+def test_acknowledged_sectors_are_reclaimed_and_the_ring_wraps(sim_runtime):
     # 6 ring sectors of ~45 records: 2000 records wrap the ring many times when the host keeps up
     ops = [("churn", 100, 20, True), ("state",), ("room",), ("reboot",), ("append", 2)]
-    got = run.run(body_journal, 8, ops)
+    got = sim_runtime.run(body_journal, 8, ops)
     assert got[-4] == (2001, 2000, 0, 0, 0, 0, 0)
     free, full = got[-3]
     assert not full and free > 4 * 4080
@@ -306,10 +331,19 @@ def test_acknowledged_sectors_are_reclaimed_and_the_ring_wraps(run):
     assert got[-1] == [2001, 2002]
 
 
-def test_seq_never_repeats_after_everything_was_acked_and_reclaimed(run):
-    ops = [("append", 200), ("ack", 200), ("prepare",), ("reboot",), ("append", 1), ("erase", 0), ("erase", 1),
-           ("reboot",), ("append", 1)]
-    got = run.run(body_journal, 8, ops)
+def test_seq_never_repeats_after_everything_was_acked_and_reclaimed(sim_runtime):
+    ops = [
+        ("append", 200),
+        ("ack", 200),
+        ("prepare",),
+        ("reboot",),
+        ("append", 1),
+        ("erase", 0),
+        ("erase", 1),
+        ("reboot",),
+        ("append", 1),
+    ]
+    got = sim_runtime.run(body_journal, 8, ops)
     assert got[3][0] == 201 and got[4] == [201]
     # even with the watermark sectors erased, the newest sector's header and records keep the count
     assert got[7][0] == 202 and got[8] == [202]
@@ -319,11 +353,11 @@ def test_seq_never_repeats_after_everything_was_acked_and_reclaimed(run):
 # --- costs of a tap -----------------------------------------------------------------------------------------
 
 
-def test_a_tap_programs_at_most_two_pages_and_never_erases_when_prepared(run):
+def test_a_tap_programs_at_most_two_pages_and_never_erases_when_prepared(sim_runtime):
     ops = [("prepare",)]
     for _ in range(10):
         ops += [("costs", 16), ("ack", 10**6), ("prepare",)]
-    got = run.run(body_journal, 8, ops, True)  # 120-byte records
+    got = sim_runtime.run(body_journal, 8, ops, True)  # 120-byte records
     costs = got[1::3]
     assert all(e == 0 for _, e in costs), costs
     programs = sum(p for p, _ in costs)
@@ -331,20 +365,20 @@ def test_a_tap_programs_at_most_two_pages_and_never_erases_when_prepared(run):
     assert sum(got[3::3]) >= 4  # prepare() erased the sectors ahead of need (160 records: 5 sectors)
 
 
-def test_without_prepare_the_journal_still_appends(run):
+def test_without_prepare_the_journal_still_appends(sim_runtime):
     # nobody called prepare(): append() erases itself (counted) rather than refuse a tap
-    got = run.run(body_journal, 8, [("costs", 200), ("all",)])
+    got = sim_runtime.run(body_journal, 8, [("costs", 200), ("all",)])
     assert got[0][1] >= 2 and got[1] == list(range(1, 201))
 
 
 # --- a full journal ---------------------------------------------------------------------------------------
 
 
-def test_full_journal_refuses_before_overwriting_anything(run):
+def test_full_journal_refuses_before_overwriting_anything(sim_runtime):
     ops = [("prepare",), ("room",)]
     ops += [("append", 170), ("room",), ("append", 50), ("room",), ("all",), ("reboot",), ("room",), ("all",)]
     ops += [("ack", 100), ("prepare",), ("room",), ("append", 5)]
-    got = run.run(body_journal, 8, ops, True)
+    got = sim_runtime.run(body_journal, 8, ops, True)
     free0, full0 = got[1]
     assert not full0 and free0 == 6 * 4080
     assert got[2] == list(range(1, 171)) and got[3][1] is True  # near the end: full ...
@@ -362,15 +396,24 @@ def test_full_journal_refuses_before_overwriting_anything(run):
 # --- power cuts ---------------------------------------------------------------------------------------------
 
 
-SCRIPT = [("prepare", 0), ("append", 40), ("ack", 30), ("prepare", 0), ("append", 40), ("ack", 75),
-          ("append", 40), ("prepare", 0), ("append", 5)]
+SCRIPT = [
+    ("prepare", 0),
+    ("append", 40),
+    ("ack", 30),
+    ("prepare", 0),
+    ("append", 40),
+    ("ack", 75),
+    ("append", 40),
+    ("prepare", 0),
+    ("append", 5),
+]
 
 
-def test_power_cut_at_every_flash_operation(run):
+def test_power_cut_at_every_flash_operation(sim_runtime):
     """Like littlefs's power-loss tests: one run per operation the script performs, cut right there."""
-    uncut = run.run(body_cuts, 8, -1, SCRIPT)
+    uncut = sim_runtime.run(body_cuts, 8, -1, SCRIPT)
     assert uncut[0] == list(range(1, 126)) and uncut[5] == 126
-    results = run.run_many(body_cuts, [(8, n, SCRIPT) for n in range(0, 200)])
+    results = sim_runtime.run_many(body_cuts, [(8, n, SCRIPT) for n in range(0, 200)])
     for n, (told, host_acked, _, acked, got, new, torn) in enumerate(results):
         assert acked <= host_acked, n  # never an ACK the host did not send
         missing = [s for s in told if s > host_acked and s not in got]
@@ -383,15 +426,29 @@ def test_power_cut_at_every_flash_operation(run):
 # --- damage -------------------------------------------------------------------------------------------------
 
 
-def test_bit_flip_in_a_record_is_reported_and_the_rest_uploads(run):
+def test_bit_flip_in_a_record_is_reported_and_the_rest_uploads(sim_runtime):
     cases = [(10, 30), (10, 0), (10, 13), (1, 60), (45, 2)]  # a byte of the body, the length, the seq
-    located = run.run_many(body_journal, [(8, [("append", 90), ("locate", seq)], True) for seq, _ in cases])
+    located = sim_runtime.run_many(body_journal, [(8, [("append", 90), ("locate", seq)], True) for seq, _ in cases])
     args = []
     for (_, at), got in zip(cases, located):
         addr = got[1]
-        args.append((8, [("append", 90), ("flip", addr + at, 3), ("reboot",), ("all",), ("state",),
-                         ("append", 2), ("reboot",), ("all",)], True))
-    for (seq, at), got in zip(cases, run.run_many(body_journal, args)):
+        args.append(
+            (
+                8,
+                [
+                    ("append", 90),
+                    ("flip", addr + at, 3),
+                    ("reboot",),
+                    ("all",),
+                    ("state",),
+                    ("append", 2),
+                    ("reboot",),
+                    ("all",),
+                ],
+                True,
+            )
+        )
+    for (seq, at), got in zip(cases, sim_runtime.run_many(body_journal, args)):
         intact = [s for s in range(1, 91) if s != seq]
         assert got[3] == intact, (seq, at)  # every other record is still there, in order
         assert got[4][4] == 1, (seq, at)  # the damage is counted (once, however often it is read)
@@ -399,11 +456,15 @@ def test_bit_flip_in_a_record_is_reported_and_the_rest_uploads(run):
         assert got[7] == intact + [91, 92]
 
 
-def test_bit_flip_in_the_newest_record_retires_its_number(run):
-    got = run.run(body_journal, 8, [("append", 20), ("locate", 20)], True)
+def test_bit_flip_in_the_newest_record_retires_its_number(sim_runtime):
+    got = sim_runtime.run(body_journal, 8, [("append", 20), ("locate", 20)], True)
     addr = got[1]
-    got = run.run(body_journal, 8, [("append", 20), ("flip", addr + 40, 0), ("reboot",), ("all",), ("append", 2),
-                                    ("reboot",), ("all",)], True)
+    got = sim_runtime.run(
+        body_journal,
+        8,
+        [("append", 20), ("flip", addr + 40, 0), ("reboot",), ("all",), ("append", 2), ("reboot",), ("all",)],
+        True,
+    )
     assert got[2][3] == 1  # reported as a torn tail
     assert got[3] == list(range(1, 20))
     assert got[4] == [21, 22]  # 20 may have been signalled and uploaded: never reused
@@ -412,20 +473,36 @@ def test_bit_flip_in_the_newest_record_retires_its_number(run):
 
 
 @pytest.mark.parametrize("sector", [0, 1, 2], ids=["oldest", "middle", "newest"])
-def test_bad_sector_header_is_reported_and_its_records_still_upload(run, sector):
-    got = run.run(body_journal, 8, [("append", 80), ("flip", (2 + sector) * 4096 + 3, 5), ("reboot",), ("all",),
-                                    ("append", 3), ("reboot",), ("all",)], True)
+def test_bad_sector_header_is_reported_and_its_records_still_upload(sim_runtime, sector):
+    got = sim_runtime.run(
+        body_journal,
+        8,
+        [
+            ("append", 80),
+            ("flip", (2 + sector) * 4096 + 3, 5),
+            ("reboot",),
+            ("all",),
+            ("append", 3),
+            ("reboot",),
+            ("all",),
+        ],
+        True,
+    )
     assert got[2][5] == 1
     assert got[3] == list(range(1, 81))
     assert got[4] == [81, 82, 83]
     assert got[6] == list(range(1, 84))
 
 
-def test_torn_or_damaged_watermark_is_reported_and_nothing_is_lost(run):
+def test_torn_or_damaged_watermark_is_reported_and_nothing_is_lost(sim_runtime):
     slot = 4096 * 0 + 16 * 3  # the third ACK's slot in watermark sector 0 (slot 1 is the formatting ack)
     for damage in [("flip", slot + 1, 2), ("poke", slot, b"\x00\x00"), ("flip", 5, 0)]:
-        got = run.run(body_journal, 8, [("append", 50), ("ack", 10), ("ack", 20), damage, ("reboot",), ("all",),
-                                        ("append", 1)], True)
+        got = sim_runtime.run(
+            body_journal,
+            8,
+            [("append", 50), ("ack", 10), ("ack", 20), damage, ("reboot",), ("all",), ("append", 1)],
+            True,
+        )
         next_seq, acked, _, _, _, _, wm_errors = got[4]
         assert wm_errors >= 1, damage
         assert acked in (0, 10, 20), damage  # an older watermark at worst: records are sent again
@@ -433,10 +510,25 @@ def test_torn_or_damaged_watermark_is_reported_and_nothing_is_lost(run):
         assert got[6] == [51]
 
 
-def test_missing_watermark_after_reclaim_resends_only_what_is_left(run):
-    got = run.run(body_journal, 8, [("append", 100), ("ack", 70), ("prepare",), ("append", 100), ("ack", 150),
-                                    ("prepare",), ("erase", 0), ("erase", 1), ("reboot",), ("all",), ("append", 1)],
-                  True)
+def test_missing_watermark_after_reclaim_resends_only_what_is_left(sim_runtime):
+    got = sim_runtime.run(
+        body_journal,
+        8,
+        [
+            ("append", 100),
+            ("ack", 70),
+            ("prepare",),
+            ("append", 100),
+            ("ack", 150),
+            ("prepare",),
+            ("erase", 0),
+            ("erase", 1),
+            ("reboot",),
+            ("all",),
+            ("append", 1),
+        ],
+        True,
+    )
     next_seq, acked, _, _, _, _, wm_errors = got[8]
     assert wm_errors >= 1 and next_seq == 201
     assert got[9] == list(range(acked + 1, 201)) and acked <= 150
@@ -446,8 +538,8 @@ def test_missing_watermark_after_reclaim_resends_only_what_is_left(run):
 # --- RAM ---------------------------------------------------------------------------------------------------
 
 
-def test_ram_does_not_grow_with_records_on_a_128k_heap(run):
-    used = run.run(body_ram, 8, [100, 2000, 100, 0])
+def test_ram_does_not_grow_with_records_on_a_128k_heap(sim_runtime):
+    used = sim_runtime.run(body_ram, 8, [100, 2000, 100, 0])
     if used[0]:
         # after 100 records, after 2100, after 2200: the same journal state size within a few bytes
         assert max(used[1:]) - used[0] < 512, used

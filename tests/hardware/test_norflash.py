@@ -1,8 +1,6 @@
 """hardware/norflash.py, the journal's test chip, on both runtimes: NOR program semantics (AND), page
 program counting, erase, and power cuts that tear a program or an erase and then keep the chip dead."""
 
-import pytest
-
 
 def body_nor(ops):
     from hardware.norflash import NorFlash, PowerCut
@@ -35,17 +33,21 @@ def body_nor(ops):
     return out
 
 
-@pytest.fixture
-def run(runtime):
-    if runtime.name == "board":
-        pytest.skip("a host-side model")
-    return runtime
-
-
-def test_programs_and_semantics(run):
-    got = run.run(body_nor, [("geometry",), ("prog", 0, 10, b"\x0f\xf0"), ("prog", 0, 10, b"\xf3\x3f"),
-                             ("read", 0, 9, 4), ("prog", 0, 250, bytes(12)), ("read", 0, 249, 14),
-                             ("erase", 0), ("read", 0, 10, 2), ("prog", 1, 0, bytes(4096))])
+def test_programs_and_semantics(sim_runtime):
+    got = sim_runtime.run(
+        body_nor,
+        [
+            ("geometry",),
+            ("prog", 0, 10, b"\x0f\xf0"),
+            ("prog", 0, 10, b"\xf3\x3f"),
+            ("read", 0, 9, 4),
+            ("prog", 0, 250, bytes(12)),
+            ("read", 0, 249, 14),
+            ("erase", 0),
+            ("read", 0, 10, 2),
+            ("prog", 1, 0, bytes(4096)),
+        ],
+    )
     assert got[0] == (2, 4096)
     assert got[1] == (1, 0) and got[2] == (2, 0)
     assert got[3] == b"\xff\x03\x30\xff"  # old AND new: a program only clears bits
@@ -55,12 +57,26 @@ def test_programs_and_semantics(run):
     assert got[8] == (20, 1)  # a whole block: 16 pages
 
 
-def test_a_cut_tears_the_operation_and_the_chip_stays_dead_until_reboot(run):
+def test_a_cut_tears_the_operation_and_the_chip_stays_dead_until_reboot(sim_runtime):
     data = bytes(range(200))
     for _ in range(3):  # the torn part is random: a prefix, or some of the bits
-        got = run.run(body_nor, [("prog", 0, 0, data), ("cut", 1), ("prog", 0, 512, data), ("prog", 0, 1024, data),
-                                 ("read", 0, 0, 4), ("reboot",), ("read", 0, 512, 200), ("read", 0, 1024, 200),
-                                 ("cut", 0), ("erase", 0), ("reboot",), ("read", 0, 0, 200)])
+        got = sim_runtime.run(
+            body_nor,
+            [
+                ("prog", 0, 0, data),
+                ("cut", 1),
+                ("prog", 0, 512, data),
+                ("prog", 0, 1024, data),
+                ("read", 0, 0, 4),
+                ("reboot",),
+                ("read", 0, 512, 200),
+                ("read", 0, 1024, 200),
+                ("cut", 0),
+                ("erase", 0),
+                ("reboot",),
+                ("read", 0, 0, 200),
+            ],
+        )
         assert got[2] == (2, 0)  # the one operation still allowed
         assert got[3] == "cut" and got[4] == "cut"  # torn, then no power at all
         assert got[6] == data

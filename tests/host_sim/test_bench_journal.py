@@ -6,9 +6,20 @@ import sys
 
 from host_sim import build
 
-KEYS = {"trials", "acknowledged_lost", "duplicates", "corrupt_accepted", "mount_failures", "records_per_mb",
-        "storage_efficiency", "append_us_median", "append_us_p99", "programs_per_record", "erases_on_tap_path",
-        "recovery_ms_full"}
+KEYS = {
+    "trials",
+    "acknowledged_lost",
+    "duplicates",
+    "corrupt_accepted",
+    "mount_failures",
+    "records_per_mb",
+    "storage_efficiency",
+    "append_us_median",
+    "append_us_p99",
+    "programs_per_record",
+    "erases_on_tap_path",
+    "recovery_ms_full",
+}
 
 
 def test_500_power_cut_trials_lose_nothing():
