@@ -248,6 +248,8 @@ class Journal:
         self._count_prepared()
         if not self._wm_gen:
             self._format_watermark()
+        if not self._prepared:
+            self._prepare_ring()  # boot is off the tap path: have one sector ready before the first tap
         return self
 
     def _oldest_key(self):
@@ -466,6 +468,9 @@ class Journal:
             self._erase(1 - self._wm)
             self._wm_spare_ready = True
             return True
+        return self._prepare_ring()
+
+    def _prepare_ring(self):
         self._advance_tail()
         if self._prepared < PREPARE_AHEAD and self._used + self._prepared < self.ring:
             i = (self._head + 1 + self._prepared) % self.ring
@@ -512,13 +517,19 @@ class Journal:
         return out
 
     def ack(self, seq):
-        """The host stored everything up to `seq`: persist the watermark (one slot program)."""
+        """The host stored everything up to `seq`: persist the watermark (one slot program).
+
+        Erases at most one sector, and only when none is prepared (see prepare())."""
         seq = min(seq, self.next_seq - 1)
         if seq <= self.acked:
             return
         self._write_slot(seq)
         self.acked = seq
         self._advance_tail()
+        if not self._prepared:
+            # Nothing erased ahead (the area was full until this ACK freed a sector): erase one now,
+            # right after the batch, while the link is quiet, so that the next tap need not.
+            self._prepare_ring()
 
     def recent(self, count):
         """The last `count` records of the newest sector (for duplicate-tap checks after a reboot)."""
