@@ -58,6 +58,9 @@ def _crc16(data):
 
 class Journal:
     def __init__(self, part, key):
+        # the large buffers first, while the heap still has a hole for them
+        self._sector = bytearray(SECTOR)
+        self._entry = bytearray(record.MAX_SIZE + ENTRY_OVERHEAD)
         self.part = part
         self.key = bytes(key)
         self.blocks = part.ioctl(4, 0)
@@ -86,8 +89,6 @@ class Journal:
         self._wm_missing = True
         self._scan_mid = -1
         self._scan_tail = -1
-        self._sector = bytearray(SECTOR)
-        self._entry = bytearray(record.MAX_SIZE + ENTRY_OVERHEAD)
         self._hdr = bytearray(HEADER_SIZE)
         self._seen = []  # a few recently counted damage positions, so a re-read is not counted twice
 
@@ -532,13 +533,17 @@ class Journal:
             self._prepare_ring()
 
     def recent(self, count):
-        """The last `count` records of the newest sector (for duplicate-tap checks after a reboot)."""
+        """The last `count` records of the two newest sectors (for duplicate-tap checks after a reboot)."""
         if not self._used or count <= 0:
             return []
         out = []
-        buf = self._read_sector(self._block(self._head))
-        for p, n, _ in self._entries(buf):
-            out.append(bytes(buf[p + 1:p + 1 + n]))
-            if len(out) > count:
-                out.pop(0)
+        last = 0
+        sectors = min(2, self._used)
+        for k in range(sectors):
+            buf = self._read_sector(self._block((self._head - sectors + 1 + k) % self.ring))
+            for p, n, seq in self._entries(buf, last):
+                last = seq
+                out.append(bytes(buf[p + 1:p + 1 + n]))
+                if len(out) > count:
+                    out.pop(0)
         return out

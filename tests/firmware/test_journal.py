@@ -36,6 +36,8 @@ def body_journal(blocks, ops, fixed=False):
     ("recent", n)               -> sequence numbers of recent(n)
     ("churn", rounds, n, prep)  -> None: `rounds` times: n appends, an ACK of all, prepare() if prep
     """
+    import gc
+
     from firmware.journal import Journal, JournalFull
     from hardware.norflash import NorFlash
     from protocol import record
@@ -110,6 +112,8 @@ def body_journal(blocks, ops, fixed=False):
         elif name == "room":
             out.append((j.free, j.full))
         elif name == "reboot":
+            j = None  # the old journal's buffers go before the new one allocates its own (128k heap)
+            gc.collect()
             j = Journal(dev, KEY).open()
             out.append(state(j))
         elif name == "locate":
@@ -289,8 +293,12 @@ def test_pending_skips_acknowledged_records(sim_runtime):
 
 
 def test_recent_gives_the_newest_records(sim_runtime):
-    got = sim_runtime.run(body_journal, 8, [("recent", 4), ("append", 10), ("recent", 4), ("reboot",), ("recent", 20)])
+    ops = [("recent", 4), ("append", 10), ("recent", 4), ("reboot",), ("recent", 20)]
+    ops += [("append", 30), ("reboot",), ("recent", 32), ("recent", 3)]  # 40 records: the head sector has 8
+    got = sim_runtime.run(body_journal, 5, ops, True)
     assert got[0] == [] and got[2] == [7, 8, 9, 10] and got[4] == list(range(1, 11))
+    assert got[7] == list(range(9, 41))  # across the sector boundary
+    assert got[8] == [38, 39, 40]
 
 
 # --- acknowledgement and reclaim ----------------------------------------------------------------------------
