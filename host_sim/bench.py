@@ -11,6 +11,7 @@ BENCHMARKS = {
     # name -> module; issues add theirs here
     "credentials": "host_sim.bench_credentials",
     "emv": "host_sim.bench_emv",
+    "journal": "host_sim.bench_journal",
 }
 
 

@@ -24,9 +24,23 @@ def python_files(package):
                 yield os.path.join(dirpath, name)
 
 
+def _fallback_imports(tree):
+    """Nodes inside `except ImportError:` handlers: the CPython fallback of a device module (e.g.
+    cryptolib -> cryptography in protocol/crypto.py), which a device never executes."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and isinstance(node.type, ast.Name) and node.type.id == "ImportError":
+            for stmt in node.body:
+                out.update(id(n) for n in ast.walk(stmt))
+    return out
+
+
 def imported_top_modules(path):
     tree = ast.parse(open(path).read(), path)
+    fallback = _fallback_imports(tree)
     for node in ast.walk(tree):
+        if id(node) in fallback:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name.split(".")[0], node.lineno
