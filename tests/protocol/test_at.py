@@ -43,8 +43,19 @@ def body_feed(stream, cuts, max_line):
 def body_kinds():
     from protocol import at
 
-    return [at.OK, at.ERROR, at.CME_ERROR, at.CMS_ERROR, at.SEND_OK, at.SEND_FAIL, at.PROMPT, at.LINE,
-            at.DATA_START, at.DATA, at.OVERFLOW]
+    return [
+        at.OK,
+        at.ERROR,
+        at.CME_ERROR,
+        at.CMS_ERROR,
+        at.SEND_OK,
+        at.SEND_FAIL,
+        at.PROMPT,
+        at.LINE,
+        at.DATA_START,
+        at.DATA,
+        at.OVERFLOW,
+    ]
 
 
 def body_params(lines):
@@ -61,12 +72,14 @@ def body_headers(lines):
 
 # --- the model (CPython side) -------------------------------------------------------------------------
 
-SPECIAL_PREFIXES = (b">", b"+CME ERROR:", b"+CMS ERROR:", b"+RECEIVE,", b"+QIRD:", b"+CIPRXGET: 2,",
-                    b'+QIURC: "recv",')
+SPECIAL_PREFIXES = (b">", b"+CME ERROR:", b"+CMS ERROR:", b"+RECEIVE,", b"+QIRD:", b"+CIPRXGET: 2,", b'+QIURC: "recv",')
 FINAL_TEXT = {b"OK": OK, b"ERROR": ERROR, b"SEND OK": SEND_OK, b"SEND FAIL": SEND_FAIL}
 
-text_lines = st.text(alphabet=string.ascii_letters + string.digits + ' +:,"._-=/?>', min_size=1, max_size=60).map(
-    str.encode).filter(lambda b: not b.startswith(SPECIAL_PREFIXES) and b not in FINAL_TEXT)
+text_lines = (
+    st.text(alphabet=string.ascii_letters + string.digits + ' +:,"._-=/?>', min_size=1, max_size=60)
+    .map(str.encode)
+    .filter(lambda b: not b.startswith(SPECIAL_PREFIXES) and b not in FINAL_TEXT)
+)
 payload = st.one_of(st.binary(max_size=300), st.just(bytes(range(256))), st.just(b"\r\nOK\r\n> \r\n"))
 links = st.integers(0, 9)
 
@@ -141,16 +154,26 @@ def test_event_kinds(runtime):
 
 
 def test_documented_examples(runtime):
-    stream = (b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"  # echo, intermediate, final
-              b"\r\n+CME ERROR: 10\r\n\r\n+CME ERROR: SIM not inserted\r\n"
-              b"\r\n> \r\nSEND OK\r\n\r\n+QIURC: \"closed\",0\r\n"
-              b"\r\n+QIRD: 4\r\nOK\r\n\r\n\r\nOK\r\n")
+    stream = (
+        b"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"  # echo, intermediate, final
+        b"\r\n+CME ERROR: 10\r\n\r\n+CME ERROR: SIM not inserted\r\n"
+        b'\r\n> \r\nSEND OK\r\n\r\n+QIURC: "closed",0\r\n'
+        b"\r\n+QIRD: 4\r\nOK\r\n\r\n\r\nOK\r\n"
+    )
     events, errors = runtime.run(body_feed, stream, [], 256)
     assert events == [
-        (LINE, b"AT+CSQ", None), (LINE, b"+CSQ: 20,99", None), (OK, None, None),
-        (CME_ERROR, 10, None), (CME_ERROR, -1, None),
-        (PROMPT, None, None), (SEND_OK, None, None), (LINE, b'+QIURC: "closed",0', None),
-        (LINE, b"+QIRD: 4", None), (DATA_START, -1, 4), (DATA, -1, b"OK\r\n"), (OK, None, None),
+        (LINE, b"AT+CSQ", None),
+        (LINE, b"+CSQ: 20,99", None),
+        (OK, None, None),
+        (CME_ERROR, 10, None),
+        (CME_ERROR, -1, None),
+        (PROMPT, None, None),
+        (SEND_OK, None, None),
+        (LINE, b'+QIURC: "closed",0', None),
+        (LINE, b"+QIRD: 4", None),
+        (DATA_START, -1, 4),
+        (DATA, -1, b"OK\r\n"),
+        (OK, None, None),
     ]
     assert errors == 0
 
@@ -186,9 +209,21 @@ def test_overlong_lines_are_dropped_and_counted(runtime):
 
 
 def test_garbled_headers_announce_nothing(runtime):
-    lines = [b"+RECEIVE,0", b"+RECEIVE,x,5", b"+RECEIVE,0,99999", b"+QIRD: -1", b"+QIRD: 5,6",
-             b"+CIPRXGET: 2,0,5", b'+QIURC: "recv",0', b"+QIURC: recv,0,5,1", b"+CIPRXGET: 1,0",
-             b"+RECEIVE,0,5", b"+QIRD: 0", b'+QIURC: "recv",2,7', b"+CIPRXGET: 2,3,8,100"]
+    lines = [
+        b"+RECEIVE,0",
+        b"+RECEIVE,x,5",
+        b"+RECEIVE,0,99999",
+        b"+QIRD: -1",
+        b"+QIRD: 5,6",
+        b"+CIPRXGET: 2,0,5",
+        b'+QIURC: "recv",0',
+        b"+QIURC: recv,0,5,1",
+        b"+CIPRXGET: 1,0",
+        b"+RECEIVE,0,5",
+        b"+QIRD: 0",
+        b'+QIURC: "recv",2,7',
+        b"+CIPRXGET: 2,3,8,100",
+    ]
     got = runtime.run(body_headers, lines)
     assert got == [None] * 9 + [(0, 5), (-1, 0), (2, 7), (3, 8)]
     # and in a stream, a garbled header is a plain line: the next line is parsed normally
@@ -197,11 +232,26 @@ def test_garbled_headers_announce_nothing(runtime):
 
 
 def test_params(runtime):
-    cases = [(b'+QIURC: "recv",0,5', b"+QIURC:"), (b"+CSQ: 20,99", b"+CSQ:"), (b"+CREG: 0,5", b"+CREG:"),
-             (b'+QIACT: 1,1,1,"10.0.0.2"', b"+QIACT:"), (b'+COPS: 0,0,"CHN, CT",7', b"+COPS:"),
-             (b"+CSQ: 20,99", b"+CREG:"), (b"+CIPOPEN: 0,0", b"+CIPOPEN:"), (b"+X:", b"+X:")]
+    cases = [
+        (b'+QIURC: "recv",0,5', b"+QIURC:"),
+        (b"+CSQ: 20,99", b"+CSQ:"),
+        (b"+CREG: 0,5", b"+CREG:"),
+        (b'+QIACT: 1,1,1,"10.0.0.2"', b"+QIACT:"),
+        (b'+COPS: 0,0,"CHN, CT",7', b"+COPS:"),
+        (b"+CSQ: 20,99", b"+CREG:"),
+        (b"+CIPOPEN: 0,0", b"+CIPOPEN:"),
+        (b"+X:", b"+X:"),
+    ]
     assert runtime.run(body_params, cases) == [
-        [b"recv", 0, 5], [20, 99], [0, 5], [1, 1, 1, b"10.0.0.2"], [0, 0, b"CHN, CT", 7], None, [0, 0], [b""]]
+        [b"recv", 0, 5],
+        [20, 99],
+        [0, 5],
+        [1, 1, 1, b"10.0.0.2"],
+        [0, 0, b"CHN, CT", 7],
+        None,
+        [0, 0],
+        [b""],
+    ]
 
 
 def test_garbage_never_raises(runtime):
