@@ -305,6 +305,11 @@ def unique_id():
     return bytes(int(uid[i : i + 2], 16) for i in range(0, len(uid), 2))
 
 
+def modem_pwrkey():
+    """No PWRKEY pin here: the modem driver power-cycles an emulated modem with AT+CFUN=1,1 instead."""
+    return None
+
+
 class _NoWatchdog:
     def feed(self):
         pass
