@@ -2,7 +2,7 @@
 
 import importlib
 
-EMULATORS = {"scanner": "host_sim.emulators.scanner"}
+EMULATORS = {"scanner": "host_sim.emulators.scanner", "modem": "host_sim.emulators.modem"}
 
 
 def add_arguments(parser):

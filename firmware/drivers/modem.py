@@ -176,6 +176,8 @@ class Modem:
                 if p[0] != 1 and p[0] != 5:
                     self._link_down("registration lost", True)
             return True
+        if line.startswith(b"+CIPSEND:"):  # SIMCom's report after a send's OK: nothing to do
+            return True
         for urc in _DATA_URCS:
             if line.startswith(urc):
                 self.rx_pending = True
@@ -285,6 +287,7 @@ class Modem:
             ok = False
         self.connected = ok
         if ok:
+            self._head = self._len = 0  # bytes of an earlier socket are not this one's
             self.failures = 0
             self.last_error = ""
             return True
@@ -323,10 +326,13 @@ class Modem:
 
     async def _registered(self):
         for query in (b"AT+CEREG?", b"AT+CREG?"):
-            kind, _, _ = await self.command(query)
-            if kind == at.OK and (self.registration == 1 or self.registration == 5):
+            kind, code, _ = await self.command(query)
+            if kind != at.OK:
+                self._fail(query, kind, code)
+            elif self.registration == 1 or self.registration == 5:
                 return True
-        self.last_error = "not registered (stat %r)" % (self.registration,)
+            else:
+                self.last_error = "not registered (stat %r)" % (self.registration,)
         return False
 
     async def _simcom_up(self):
@@ -469,7 +475,9 @@ class Modem:
             cmd, prefix = b"AT+QIRD=0,%d" % room, b"+QIRD:"
         kind, code, lines = await self.command(cmd, T_SHORT)
         if kind != at.OK:
-            if kind == at.ERROR or kind == at.CME_ERROR:
+            if any(line.startswith(b"+IP ERROR: No data") for line in lines):  # SIMCom: none buffered
+                self.rx_pending = False
+            elif kind == at.ERROR or kind == at.CME_ERROR:
                 self._fail(cmd, kind, code)
                 self._link_down(self.last_error, False)  # no such socket any more
             return

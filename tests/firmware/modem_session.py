@@ -1,0 +1,80 @@
+"""Run by `micropython` (not pytest): the modem transport on the virtual board's "uplink" UART, used the
+way an uplink uses it, against whatever modem is on the other end of the pty.
+
+argv: dialect host port rounds block_size.  Each round writes one block (a 4-byte round number and
+then bytes 0x00-0xFF repeated) and reads it back from the echo server at the far end of the socket.
+A link that fails mid-round is reconnected after a backoff with jitter and the block is sent again,
+whole, on the new socket.  The last line printed is JSON with what happened; any exception that
+escapes the transport is reported as "escaped" (and is a failure).
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+
+import board
+from firmware import transport
+
+
+async def session(dialect, host, port, rounds, size):
+    t = transport.open_transport(board, {"link": "modem", "dialect": dialect, "host": host, "port": port})
+    got = bytearray(size)
+    chunk = bytearray(256)
+    done = 0
+    attempts = 0
+    connect_failures = 0
+    errors = []
+    backoff = 50
+    started = time.ticks_ms()
+    while done < rounds:
+        if time.ticks_diff(time.ticks_ms(), started) > 90000:
+            break
+        if not t.connected:
+            if not await t.connect():
+                connect_failures += 1
+                if t.last_error and t.last_error not in errors and len(errors) < 12:
+                    errors.append(t.last_error)
+                await asyncio.sleep_ms(backoff + os.urandom(1)[0] * backoff // 256)
+                backoff = min(backoff * 2, 800)
+                continue
+            backoff = 50
+        block = bytes([done >> 24 & 255, done >> 16 & 255, done >> 8 & 255, done & 255])
+        block += bytes(i & 255 for i in range(size - 4))
+        attempts += 1
+        if not await t.write(block):
+            if t.last_error not in errors and len(errors) < 12:
+                errors.append(t.last_error)
+            continue
+        n = 0
+        deadline = time.ticks_add(time.ticks_ms(), 8000)
+        while n < size and t.connected and time.ticks_diff(deadline, time.ticks_ms()) > 0:
+            k = await t.read_into(chunk, 1000)
+            take = min(k, size - n)
+            got[n : n + take] = chunk[:take]
+            n += take
+        if n == size:
+            if bytes(got) != block:
+                return {"corrupt": done}
+            done += 1
+        elif t.connected:  # no echo in time on a live socket: start over on a new one
+            await t.close()
+        if not t.connected and t.last_error not in errors and len(errors) < 12:
+            errors.append(t.last_error)
+    return {"rounds": done, "attempts": attempts, "connect_failures": connect_failures,
+            "power_cycles": t.power_cycles, "timeouts": t.timeouts, "cme_errors": t.cme_errors,
+            "signal": t.signal, "registration": t.registration, "errors": errors, "overruns": t.overruns}
+
+
+def main():
+    dialect, host, port, rounds, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    try:
+        result = asyncio.run(session(dialect, host, port, rounds, size))
+    except Exception as e:  # the transport promised never to raise: report it
+        sys.print_exception(e)
+        result = {"escaped": repr(e)}
+    print(json.dumps(result))
+
+
+main()
