@@ -126,15 +126,16 @@ class Modem:
     async def _pump(self):
         chunk = self._chunk
         while True:
-            n = await self._reader.readinto(chunk)
-            if not n:
-                await asyncio.sleep_ms(5)
-                continue
             try:
+                n = await self._reader.readinto(chunk)
+                if not n:
+                    await asyncio.sleep_ms(5)
+                    continue
                 for ev in self._at.feed(memoryview(chunk)[:n]):
                     self._event(ev)
-            except Exception as e:  # a reply we mis-parse must not stop the reader
+            except Exception as e:  # a UART error or a reply we mis-parse must not stop the reader
                 self.last_error = "reader: %r" % (e,)
+                await asyncio.sleep_ms(50)
 
     def _event(self, ev):
         kind = ev[0]
@@ -209,12 +210,13 @@ class Modem:
     def _store(self, data):
         ring = self._ring
         size = len(ring)
-        for b in data:
-            if self._len == size:
-                self.overruns += 1
-                continue
-            ring[(self._head + self._len) % size] = b
-            self._len += 1
+        n = min(len(data), size - self._len)
+        self.overruns += len(data) - n
+        tail = (self._head + self._len) % size
+        first = min(n, size - tail)
+        ring[tail : tail + first] = data[:first]
+        ring[: n - first] = data[first:n]
+        self._len += n
         self._rx.set()
 
     # -- commands -------------------------------------------------------------------------------
@@ -497,8 +499,9 @@ class Modem:
         ring = self._ring
         size = len(ring)
         head = self._head
-        for i in range(n):
-            buf[i] = ring[(head + i) % size]
+        first = min(n, size - head)
+        buf[:first] = ring[head : head + first]
+        buf[first:n] = ring[: n - first]
         self._head = (head + n) % size
         self._len -= n
         return n

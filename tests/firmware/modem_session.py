@@ -1,11 +1,11 @@
 """Run by `micropython` (not pytest): the modem transport on the virtual board's "uplink" UART, used the
 way an uplink uses it, against whatever modem is on the other end of the pty.
 
-argv: dialect host port rounds block_size.  Each round writes one block (a 4-byte round number and
-then bytes 0x00-0xFF repeated) and reads it back from the echo server at the far end of the socket.
-A link that fails mid-round is reconnected after a backoff with jitter and the block is sent again,
-whole, on the new socket.  The last line printed is JSON with what happened; any exception that
-escapes the transport is reported as "escaped" (and is a failure).
+argv: dialect (simcom, quectel, or serial for the direct line) host port rounds block_size.  Each
+round writes one block (a 4-byte round number and then bytes 0x00-0xFF repeated) and reads it back
+from the echo server at the far end of the socket.  A link that fails mid-round is reconnected after
+a backoff with jitter and the block is sent again, whole, on the new socket.  The last line printed
+is JSON with what happened; an exception that escapes the transport is reported as "escaped".
 """
 
 import asyncio
@@ -19,7 +19,10 @@ from firmware import transport
 
 
 async def session(dialect, host, port, rounds, size):
-    t = transport.open_transport(board, {"link": "modem", "dialect": dialect, "host": host, "port": port})
+    if dialect == "serial":
+        t = transport.open_transport(board, {"link": "serial"})
+    else:
+        t = transport.open_transport(board, {"link": "modem", "dialect": dialect, "host": host, "port": port})
     got = bytearray(size)
     chunk = bytearray(256)
     done = 0
@@ -63,8 +66,9 @@ async def session(dialect, host, port, rounds, size):
         if not t.connected and t.last_error not in errors and len(errors) < 12:
             errors.append(t.last_error)
     return {"rounds": done, "attempts": attempts, "connect_failures": connect_failures,
-            "power_cycles": t.power_cycles, "timeouts": t.timeouts, "cme_errors": t.cme_errors,
-            "signal": t.signal, "registration": t.registration, "errors": errors, "overruns": t.overruns}
+            "power_cycles": getattr(t, "power_cycles", 0), "timeouts": getattr(t, "timeouts", 0),
+            "cme_errors": getattr(t, "cme_errors", 0), "signal": t.signal, "registration": t.registration,
+            "errors": errors, "overruns": getattr(t, "overruns", 0)}
 
 
 def main():

@@ -9,12 +9,14 @@ driver noticed and handled each fault the way the case expects, and that nothing
 
 import json
 import os
+import select
 import socket
 import subprocess
 import threading
 
 import pytest
 
+from host_sim import serial_pty
 from host_sim.emulators.modem import ModemEmulator
 from host_sim.vboard import micropython_command
 
@@ -69,8 +71,8 @@ def echo():
     server.close()
 
 
-def run_session(tmp_path, emu, port, rounds=6, size=700):
-    """The MicroPython session against `emu`; its JSON result."""
+def run_session(tmp_path, emu, port, rounds=6, size=700, dialect=None):
+    """The MicroPython session against `emu` (anything with a pty `path`); its JSON result."""
     board_dir = tmp_path / "board"
     board_dir.mkdir(exist_ok=True)
     link = board_dir / "board.py"
@@ -78,8 +80,9 @@ def run_session(tmp_path, emu, port, rounds=6, size=700):
         link.symlink_to(os.path.join(ROOT, "hardware", "boards", "virtual.py"))
     env = dict(os.environ, ZF_UART_UPLINK=emu.path, ZF_FLASH=str(tmp_path / "flash.img"),
                MICROPYPATH="%s:%s:.frozen" % (board_dir, ROOT))
-    proc = subprocess.run([micropython_command(), "-X", "heapsize=192k", SESSION, emu.dialect, "127.0.0.1", str(port),
-                           str(rounds), str(size)], env=env, capture_output=True, text=True, timeout=150)
+    argv = [dialect or emu.dialect, "127.0.0.1", str(port), str(rounds), str(size)]
+    proc = subprocess.run([micropython_command(), "-X", "heapsize=192k", SESSION] + argv, env=env,
+                          capture_output=True, text=True, timeout=150)
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
     result = json.loads(lines[-1])
@@ -89,6 +92,42 @@ def run_session(tmp_path, emu, port, rounds=6, size=700):
 
 
 DIALECTS = ("simcom", "quectel")
+
+
+class PtyEcho:
+    """The far end of a direct serial line: a pty whose host side echoes every byte."""
+
+    def __init__(self):
+        self.fd, self._slave, self.path = serial_pty.open_raw_pty()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(self.fd, 4096)
+                except OSError:
+                    continue
+                os.write(self.fd, data)
+
+    def close(self):
+        self._stop = True
+        self._thread.join(timeout=2)
+        os.close(self.fd)
+        os.close(self._slave)
+
+
+def test_serial_transport_carries_every_byte_value(tmp_path):
+    line = PtyEcho()
+    try:
+        result = run_session(tmp_path, line, 0, rounds=4, size=700, dialect="serial")
+    finally:
+        line.close()
+    assert result["rounds"] == 4 and result["attempts"] == 4 and result["errors"] == [], result
+    assert result["signal"] is None and result["registration"] is None
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
