@@ -69,7 +69,8 @@ BOOT_MS = 20000  # time a power-cycled modem may take before it answers AT again
 # PWRKEY pulses (high = key pressed through the NPN), from the modules' hardware design guides:
 # SIM7600 powers on after a >= 0.5 s press and off after >= 2.5 s; EC800N/EC200 power on after a
 # >= 0.5 s press and off after a 0.65-1.5 s press.  Verify against the fitted module at bring-up.
-_PWRKEY_MS = {SIMCOM: (3000, 600), QUECTEL: (1000, 700)}  # (off pulse, on pulse)
+PWRKEY_MS = {SIMCOM: (3000, 600), QUECTEL: (1000, 700)}  # (off pulse, on pulse)
+PWRKEY_GAP_MS = 2000  # after each pulse: the module shuts down / starts its boot
 
 _CLOSED_URCS = (b"+IPCLOSE:", b'+QIURC: "closed"', b"CLOSED", b"+CIPCLOSE:")
 _PDP_URCS = (b"+CIPEVENT: NETWORK CLOSED", b'+QIURC: "pdpdeact"', b"+PDP: DEACT")
@@ -388,12 +389,12 @@ class Modem:
         self.power_cycles += 1
         self._link_down("power cycle", True)
         if self.pwrkey is not None:
-            off_ms, on_ms = _PWRKEY_MS[self.dialect]
-            for pulse in (off_ms, on_ms):
+            # A hung modem is assumed to be on: a long press switches it off, a short one on again.
+            for pulse in PWRKEY_MS[self.dialect]:
                 self.pwrkey.on()
                 await asyncio.sleep_ms(pulse)
                 self.pwrkey.off()
-                await asyncio.sleep_ms(2000)
+                await asyncio.sleep_ms(PWRKEY_GAP_MS)
         else:
             await self.command(b"AT+CFUN=1,1", T_CLOSE)
         self._at.reset()

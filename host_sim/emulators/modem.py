@@ -21,6 +21,13 @@ Faults, set with `--fault NAME=VALUE` or `inject(name, value)` while running:
                             waiting" URC replaced by a garbled one (the driver must poll)
     split=1                 output leaves in random pieces of 1-7 bytes with short gaps
     stuck=1                 socket opens fail until the modem is restarted (AT+CFUN=1,1 or power)
+    hang=1                  the modem stops answering anything until its power is cycled with PWRKEY
+
+PWRKEY (`--pwrkey`, or pwrkey=True): a second pty where the board writes its PWRKEY pin level, b"1"
+pressed and b"0" released (the virtual board's modem_pwrkey() with ZF_MODEM_PWRKEY set).  A press
+held for the module's off time switches a running modem off; a press of the on time switches an off
+modem on, and it boots.  Times from the hardware design guides (SIM7600: on >= 0.5 s, off >= 2.5 s;
+EC800N/EC200: on >= 0.5 s, off >= 0.65 s), multiplied by `time_scale` so tests need not wait seconds.
 """
 
 import json
@@ -38,7 +45,8 @@ from protocol import at
 
 DIALECTS = ("simcom", "quectel")
 FAULTS = ("no_network", "lose_registration_after", "cme_errors", "close_after", "pdp_deact_after", "slow_ms",
-          "garbage", "split", "stuck")
+          "garbage", "split", "stuck", "hang")
+PWRKEY_S = {"simcom": (0.5, 2.5), "quectel": (0.5, 0.65)}  # (on press, off press) at least, seconds
 LINKS = 10
 RX_BUFFER = 64 * 1024  # bytes a socket buffers in the modem before it stops reading from TCP
 
@@ -53,7 +61,7 @@ class _Link:
 
 class ModemEmulator:
     def __init__(self, dialect, connect=None, serve=None, baud=115200, faults=None, boot_s=0.3, outage_s=1.0,
-                 seed=None):
+                 seed=None, pwrkey=False, time_scale=1.0):
         if dialect not in DIALECTS:
             raise ValueError("dialect must be one of %s" % ", ".join(DIALECTS))
         self.dialect = dialect
@@ -63,7 +71,7 @@ class ModemEmulator:
         self.outage_s = outage_s
         self.rng = random.Random(seed)
         self.counters = {"resets": 0, "commands": 0, "opens": 0, "bytes_up": 0, "bytes_down": 0,
-                         "cme_errors": 0, "faults_fired": 0}
+                         "cme_errors": 0, "faults_fired": 0, "power_offs": 0}
         self.log = []  # commands seen, for tests (bounded)
         self._stop = False
         self._lock = threading.RLock()
@@ -76,6 +84,12 @@ class ModemEmulator:
         else:
             self.fd, self._slave, self.path = serial_pty.open_raw_pty()
             baud_of = lambda: serial_pty.line_baud(self._slave, default=baud)  # noqa: E731
+        self.pwrkey_fd = self.pwrkey_path = self._pwrkey_slave = None
+        if pwrkey:
+            self.pwrkey_fd, self._pwrkey_slave, self.pwrkey_path = serial_pty.open_raw_pty()
+        self.time_scale = time_scale
+        self.powered = True
+        self._pressed_at = None
         self._out_pacer = serial_pty.Pacer(baud_of) if baud_of else None
         self._in_pacer = serial_pty.Pacer(baud_of) if baud_of else None
         self._power_on()
@@ -110,6 +124,30 @@ class ModemEmulator:
             self.faults.pop("stuck", None)
             self.counters["resets"] += 1
             self._power_on()
+
+    def _on_pwrkey(self, data):
+        """Level changes of the PWRKEY pin: a press long enough switches the module off or on."""
+        for level in data:
+            now = time.monotonic()
+            if level == ord("1"):
+                self._pressed_at = now
+                continue
+            if level != ord("0") or self._pressed_at is None:
+                continue
+            held = now - self._pressed_at
+            self._pressed_at = None
+            on_s, off_s = PWRKEY_S[self.dialect]
+            if self.powered and held >= off_s * self.time_scale:
+                self.powered = False
+                for link in self.links.values():
+                    self._close_sock(link)
+                self.links = {}
+                self.counters["power_offs"] += 1
+            elif not self.powered and held >= on_s * self.time_scale:
+                self.powered = True
+                self.faults.pop("hang", None)  # a power cycle is what cures a hung module
+                self.restart()
+                threading.Timer(self.boot_s, self._boot_banner).start()
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -160,8 +198,8 @@ class ModemEmulator:
     # -- the command interpreter -------------------------------------------------------------------
 
     def _on_device_bytes(self, data):
-        if time.monotonic() < self.ready_at:
-            return  # still booting: the UART is not listening yet
+        if time.monotonic() < self.ready_at or not self.powered or self.faults.get("hang"):
+            return  # booting, switched off or hung: nobody listens on the UART
         self._inbuf += data
         while self._inbuf:
             if self._data_wait is not None:
@@ -497,7 +535,8 @@ class ModemEmulator:
                 socks = {link.sock: (i, link) for i, link in self.links.items()
                          if link.open and len(link.buf) < RX_BUFFER}
             try:
-                ready, _, _ = select.select([self.fd] + list(socks), [], [], 0.05)
+                extra = [self.pwrkey_fd] if self.pwrkey_fd is not None else []
+                ready, _, _ = select.select([self.fd] + extra + list(socks), [], [], 0.05)
             except (OSError, ValueError):
                 time.sleep(0.01)
                 continue
@@ -514,6 +553,11 @@ class ModemEmulator:
                         if self._in_pacer is not None:
                             self._in_pacer.wait(len(data))
                         self._on_device_bytes(data)
+                    elif r == self.pwrkey_fd:
+                        try:
+                            self._on_pwrkey(os.read(self.pwrkey_fd, 64))
+                        except OSError:
+                            time.sleep(0.02)
                     elif r in socks:
                         self._on_socket(*socks[r])
 
@@ -523,7 +567,7 @@ class ModemEmulator:
             self._thread.join(timeout=2)
         for link in self.links.values():
             self._close_sock(link)
-        for fd in (self.fd, self._slave):
+        for fd in (self.fd, self._slave, self.pwrkey_fd, self._pwrkey_slave):
             if fd is not None:
                 try:
                     os.close(fd)
@@ -554,8 +598,11 @@ def parse_hostport(text):
 
 def main(args):
     emu = ModemEmulator(args.dialect, connect=parse_hostport(args.connect) if args.connect else None,
-                        serve=args.serve, baud=args.baud, faults=parse_faults(args.fault))
-    print(json.dumps({"port": emu.path, "dialect": args.dialect}), flush=True)
+                        serve=args.serve, baud=args.baud, faults=parse_faults(args.fault), pwrkey=args.pwrkey)
+    first = {"port": emu.path, "dialect": args.dialect}
+    if emu.pwrkey_path:
+        first["pwrkey"] = emu.pwrkey_path
+    print(json.dumps(first), flush=True)
     emu.start()
     try:
         for line in sys.stdin:  # "FAULT[=VALUE]" per line injects a fault while running
@@ -580,4 +627,6 @@ def add_arguments(parser):
     parser.add_argument("--connect", metavar="HOST:PORT", help="bridge every socket to this TCP address")
     parser.add_argument("--serve", metavar="DEVICE", help="serve this serial port instead of creating a pty")
     parser.add_argument("--baud", type=int, default=115200, help="line rate before the firmware sets one")
+    parser.add_argument("--pwrkey", action="store_true",
+                        help="also open a pty for the board's PWRKEY pin (ZF_MODEM_PWRKEY of the virtual board)")
     parser.add_argument("--fault", action="append", metavar="NAME[=VALUE]", help="inject a fault: " + ", ".join(FAULTS))

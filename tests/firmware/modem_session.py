@@ -18,6 +18,15 @@ import board
 from firmware import transport
 
 
+def scale_pwrkey_times(scale):
+    """Tests shorten the modules' PWRKEY pulses (seconds long) by the emulator's time_scale."""
+    from firmware.drivers import modem
+
+    for name in modem.PWRKEY_MS:
+        modem.PWRKEY_MS[name] = tuple(int(ms * scale) for ms in modem.PWRKEY_MS[name])
+    modem.PWRKEY_GAP_MS = int(modem.PWRKEY_GAP_MS * scale)
+
+
 async def session(dialect, host, port, rounds, size):
     if dialect == "serial":
         t = transport.open_transport(board, {"link": "serial"})
@@ -73,6 +82,9 @@ async def session(dialect, host, port, rounds, size):
 
 def main():
     dialect, host, port, rounds, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    scale = os.getenv("MODEM_TIME_SCALE")
+    if scale:
+        scale_pwrkey_times(float(scale))
     try:
         result = asyncio.run(session(dialect, host, port, rounds, size))
     except Exception as e:  # the transport promised never to raise: report it

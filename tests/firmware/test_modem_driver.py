@@ -80,6 +80,8 @@ def run_session(tmp_path, emu, port, rounds=6, size=700, dialect=None):
         link.symlink_to(os.path.join(ROOT, "hardware", "boards", "virtual.py"))
     env = dict(os.environ, ZF_UART_UPLINK=emu.path, ZF_FLASH=str(tmp_path / "flash.img"),
                MICROPYPATH="%s:%s:.frozen" % (board_dir, ROOT))
+    if getattr(emu, "pwrkey_path", None):
+        env.update(ZF_MODEM_PWRKEY=emu.pwrkey_path, MODEM_TIME_SCALE=str(emu.time_scale))
     argv = [dialect or emu.dialect, "127.0.0.1", str(port), str(rounds), str(size)]
     proc = subprocess.run([micropython_command(), "-X", "heapsize=192k", SESSION] + argv, env=env,
                           capture_output=True, text=True, timeout=150)
@@ -203,3 +205,18 @@ def test_a_stuck_modem_is_power_cycled(tmp_path, echo, dialect):
     # no PWRKEY pin), which is what clears a stuck modem
     assert result["connect_failures"] == 3 and result["power_cycles"] == 1 and resets == 1, (result, resets)
     assert log.count("AT+CFUN=1,1") == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_hung_modem_is_power_cycled_with_pwrkey(tmp_path, echo, dialect):
+    # The board's PWRKEY pin goes to the emulator (ZF_MODEM_PWRKEY); pulses at a tenth of real time.
+    with ModemEmulator(dialect, connect=("127.0.0.1", echo.port), faults={"hang": 1}, pwrkey=True,
+                       time_scale=0.1) as emu:
+        result = run_session(tmp_path, emu, echo.port, rounds=2, size=300)
+        counters = dict(emu.counters)
+        log = list(emu.log)
+    assert result["rounds"] == 2, result
+    assert "modem does not answer AT" in result["errors"], result
+    # the long press switched it off, the short one on again: no AT+CFUN=1,1 needed (nor heard)
+    assert result["power_cycles"] == 1 and counters["power_offs"] == 1 and counters["resets"] == 1, counters
+    assert "AT+CFUN=1,1" not in log
