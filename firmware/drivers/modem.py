@@ -65,6 +65,7 @@ T_OPEN = 30000
 T_SEND = 10000
 T_CLOSE = 5000
 BOOT_MS = 20000  # time a power-cycled modem may take before it answers AT again
+AT_PROBE_MS = 500  # wait for the OK of a bare "AT" (3 tries before the modem counts as not answering)
 
 # PWRKEY pulses (high = key pressed through the NPN), from the modules' hardware design guides:
 # SIM7600 powers on after a >= 0.5 s press and off after >= 2.5 s; EC800N/EC200 power on after a
@@ -313,7 +314,7 @@ class Modem:
 
     async def _alive(self):
         for _ in range(3):
-            kind, _, _ = await self.command(b"AT", 500)
+            kind, _, _ = await self.command(b"AT", AT_PROBE_MS)
             if kind == at.OK:
                 return True
         self.last_error = "modem does not answer AT"
@@ -402,10 +403,10 @@ class Modem:
         self.rx_pending = False
         deadline = time.ticks_add(time.ticks_ms(), BOOT_MS)
         while time.ticks_diff(deadline, time.ticks_ms()) > 0:
-            kind, _, _ = await self.command(b"AT", 500)
+            kind, _, _ = await self.command(b"AT", AT_PROBE_MS)
             if kind == at.OK:
                 return True
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(AT_PROBE_MS)
         return False
 
     # -- the transport interface ----------------------------------------------------------------

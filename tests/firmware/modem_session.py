@@ -18,13 +18,15 @@ import board
 from firmware import transport
 
 
-def scale_pwrkey_times(scale):
-    """Tests shorten the modules' PWRKEY pulses (seconds long) by the emulator's time_scale."""
+def scale_times(scale):
+    """Tests shorten the modules' PWRKEY pulses (seconds long) and the AT probe by the emulator's
+    time_scale, so a power cycle takes a fraction of a second."""
     from firmware.drivers import modem
 
     for name in modem.PWRKEY_MS:
         modem.PWRKEY_MS[name] = tuple(int(ms * scale) for ms in modem.PWRKEY_MS[name])
     modem.PWRKEY_GAP_MS = int(modem.PWRKEY_GAP_MS * scale)
+    modem.AT_PROBE_MS = max(50, int(modem.AT_PROBE_MS * scale))
 
 
 async def session(dialect, host, port, rounds, size):
@@ -84,7 +86,7 @@ def main():
     dialect, host, port, rounds, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     scale = os.getenv("MODEM_TIME_SCALE")
     if scale:
-        scale_pwrkey_times(float(scale))
+        scale_times(float(scale))
     try:
         result = asyncio.run(session(dialect, host, port, rounds, size))
     except Exception as e:  # the transport promised never to raise: report it

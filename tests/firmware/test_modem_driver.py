@@ -170,11 +170,11 @@ def test_socket_close_pdp_loss_and_lost_registration_mid_batch(tmp_path, echo, d
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_noise_split_urcs_slow_link_and_cme_errors(tmp_path, echo, dialect):
     # 3 CME errors in a row land on AT+CSQ, AT+CEREG? and AT+CREG? of the first attempt: it fails
-    faults = {"garbage": 0.3, "split": 1, "slow_ms": 20, "cme_errors": 3}
+    faults = {"garbage": 0.3, "split": 1, "slow_ms": 10, "cme_errors": 3}
     with ModemEmulator(dialect, connect=("127.0.0.1", echo.port), faults=faults, seed=7) as emu:
-        result = run_session(tmp_path, emu, echo.port, rounds=5, size=500)
+        result = run_session(tmp_path, emu, echo.port, rounds=3, size=500)
         cme = emu.counters["cme_errors"]
-    assert result["rounds"] == 5, result
+    assert result["rounds"] == 3, result
     assert cme == 3 and result["cme_errors"] == 3, result
     assert result["connect_failures"] >= 1, result
     assert any("+CME ERROR: 100" in e for e in result["errors"]), result

@@ -144,10 +144,10 @@ def test_no_input_stops_it_answering():
                 # a payload the emulator may now wait for is at most 1500 bytes: fill it, then ask
                 client.ser.write(b"\r" + b"A" * 1500)
                 client.events = []
-                for _ in range(5):  # junk may have restarted it (AT+CFUN=1,1): a booting modem hears nothing
+                for _ in range(10):  # junk may have restarted it (AT+CFUN=1,1): a booting modem hears nothing
                     client.ser.write(b"\rAT+CSQ\r")
                     try:
-                        client.pump(answered, timeout=1)
+                        client.pump(answered, timeout=0.4)
                         break
                     except AssertionError:
                         continue
