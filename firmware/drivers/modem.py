@@ -354,13 +354,9 @@ class Modem:
             if kind != at.OK or not p or p[0] != 0:
                 self._fail(b"AT+NETOPEN", kind, code)
                 return False
-        await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")  # a stale socket blocks link 0
-        cmd = b'AT+CIPOPEN=0,"TCP","%s",%d' % (self.host.encode(), self.port)
-        kind, code, p = await self.command(cmd, T_OPEN, b"+CIPOPEN:")
-        if kind != at.OK or not p or len(p) < 2 or p[1] != 0:
-            self._fail(b"AT+CIPOPEN", kind, code)
-            return False
-        return True
+        # a stale socket would block link 0
+        await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")
+        return await self._open(b'AT+CIPOPEN=0,"TCP","%s",%d', b"+CIPOPEN:")
 
     async def _quectel_up(self):
         if self._pdp_lost:
@@ -377,11 +373,15 @@ class Modem:
                 return False
             if not await self._ok(b"AT+QIACT=1", T_PDP):
                 return False
-        await self.command(b"AT+QICLOSE=0", T_CLOSE)  # a stale socket blocks connect id 0
-        cmd = b'AT+QIOPEN=1,0,"TCP","%s",%d,0,0' % (self.host.encode(), self.port)
-        kind, code, p = await self.command(cmd, T_OPEN, b"+QIOPEN:")
+        await self.command(b"AT+QICLOSE=0", T_CLOSE)  # a stale socket would block connect id 0
+        return await self._open(b'AT+QIOPEN=1,0,"TCP","%s",%d,0,0', b"+QIOPEN:")
+
+    async def _open(self, template, urc):
+        """Open the socket; both dialects answer OK, then `urc` <link>,<err> with err 0 on success."""
+        cmd = template % (self.host.encode(), self.port)
+        kind, code, p = await self.command(cmd, T_OPEN, urc)
         if kind != at.OK or not p or len(p) < 2 or p[1] != 0:
-            self._fail(b"AT+QIOPEN", kind, code)
+            self._fail(cmd[: cmd.find(b"=")], kind, code)
             return False
         return True
 

@@ -152,23 +152,16 @@ class ModemEmulator:
     # -- output ---------------------------------------------------------------------------------
 
     def _write(self, data):
+        if not self.faults.get("split"):
+            serial_pty.write_all(self.fd, data, self._out_pacer)
+            return
         view = memoryview(data)
-        split = self.faults.get("split")
-        while view:
-            n = self.rng.randint(1, 7) if split else min(len(view), 16)
-            piece = view[:n]
-            if self._out_pacer is not None:
-                self._out_pacer.wait(len(piece))
-            try:
-                written = os.write(self.fd, piece)
-            except BlockingIOError:
-                time.sleep(0.001)
-                continue
-            except OSError:
+        while view:  # random small pieces with gaps: replies and URCs arrive split
+            n = self.rng.randint(1, 7)
+            if not serial_pty.write_all(self.fd, view[:n], self._out_pacer):
                 return
-            view = view[written:]
-            if split:
-                time.sleep(self.rng.uniform(0.0005, 0.004))
+            view = view[n:]
+            time.sleep(self.rng.uniform(0.0005, 0.004))
 
     def _garbage(self):
         p = self.faults.get("garbage", 0)
