@@ -154,3 +154,25 @@ def test_no_input_stops_it_answering():
                 assert answered(client.events), (data, client.events[-8:])
                 assert emu._thread.is_alive()
             client.close()
+
+
+def test_serve_drives_an_existing_serial_port():
+    # A pty stands in for a USB-serial adapter: the emulator opens the device, we are the board.
+    from host_sim import serial_pty
+
+    board_fd, device_fd, device = serial_pty.open_raw_pty()
+    try:
+        with ModemEmulator("simcom", serve=device, boot_s=0) as emu:
+            assert emu.path == device
+            os.write(board_fd, b"ATE0\rAT+CEREG?\r")
+            reader, events = at.AtReader(), []
+            deadline = time.monotonic() + 5
+            while sum(1 for e in events if e[0] == at.OK) < 2:
+                assert time.monotonic() < deadline, events
+                ready, _, _ = select.select([board_fd], [], [], 0.1)
+                if ready:
+                    events += reader.feed(os.read(board_fd, 256))
+            assert (at.LINE, b"+CEREG: 0,1", None) in events
+    finally:
+        os.close(board_fd)
+        os.close(device_fd)
