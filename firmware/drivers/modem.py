@@ -236,6 +236,8 @@ class Modem:
             await asyncio.wait_for_ms(self._done.wait(), timeout_ms)
         except asyncio.TimeoutError:
             self.timeouts += 1
+        except OSError as e:  # the UART itself failed: to the caller it is a command without answer
+            self.last_error = "uart: %r" % (e,)
         finally:
             self._pending = False
             self._want_prompt = False
@@ -413,6 +415,13 @@ class Modem:
 
     async def write(self, data):
         """Hand all of `data` to the modem; False (and not connected) when the link failed."""
+        try:
+            return await self._write(data)
+        except Exception as e:  # never into the uplink: a failed write is a link that went down
+            self._link_down("write: %r" % (e,), False)
+            return False
+
+    async def _write(self, data):
         mv = memoryview(data)
         sent = 0
         while sent < len(mv):
@@ -447,6 +456,13 @@ class Modem:
     async def read_into(self, buf, timeout_ms=1000):
         """Wait up to timeout_ms for socket data; the number of bytes put into buf (0: none, or the
         link is down: check `connected`)."""
+        try:
+            return await self._read_into(buf, timeout_ms)
+        except Exception as e:  # never into the uplink
+            self._link_down("read: %r" % (e,), False)
+            return 0
+
+    async def _read_into(self, buf, timeout_ms):
         deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
         while True:
             if self._len:
@@ -510,9 +526,13 @@ class Modem:
 
     async def close(self):
         """Close the socket (the PDP context stays up for the next connect)."""
-        if self.connected:
-            self.connected = False
+        if not self.connected:
+            return
+        self.connected = False
+        try:
             if self.dialect == SIMCOM:
                 await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")
             else:
                 await self.command(b"AT+QICLOSE=0", T_CLOSE)
+        except Exception as e:  # connect() closes a stale socket anyway
+            self.last_error = "close: %r" % (e,)

@@ -592,7 +592,7 @@ def parse_hostport(text):
 def main(args):
     emu = ModemEmulator(args.dialect, connect=parse_hostport(args.connect) if args.connect else None,
                         serve=args.serve, baud=args.baud, faults=parse_faults(args.fault), pwrkey=args.pwrkey)
-    first = {"port": emu.path, "dialect": args.dialect}
+    first = {"port": emu.path}
     if emu.pwrkey_path:
         first["pwrkey"] = emu.pwrkey_path
     print(json.dumps(first), flush=True)
