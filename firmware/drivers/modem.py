@@ -497,9 +497,9 @@ class Modem:
         if kind != at.OK:
             if any(line.startswith(b"+IP ERROR: No data") for line in lines):  # SIMCom: none buffered
                 self.rx_pending = False
-            elif kind == at.ERROR or kind == at.CME_ERROR:
-                self._fail(cmd, kind, code)
-                self._link_down(self.last_error, False)  # no such socket any more
+            elif kind == at.ERROR or kind == at.CME_ERROR or kind == TIMEOUT:
+                self._fail(cmd, kind, code)  # no such socket any more, or a modem gone deaf
+                self._link_down(self.last_error, False)
             return
         more = False
         for line in lines:

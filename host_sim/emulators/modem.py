@@ -22,6 +22,7 @@ Faults, set with `--fault NAME=VALUE` or `inject(name, value)` while running:
     split=1                 output leaves in random pieces of 1-7 bytes with short gaps
     stuck=1                 socket opens fail until the modem is restarted (AT+CFUN=1,1 or power)
     hang=1                  the modem stops answering anything until its power is cycled with PWRKEY
+    hang_after=N            once N payload bytes went up: hang (as above)
 
 PWRKEY (`--pwrkey`, or pwrkey=True): a second pty where the board writes its PWRKEY pin level, b"1"
 pressed and b"0" released (the virtual board's modem_pwrkey() with ZF_MODEM_PWRKEY set).  A press
@@ -45,7 +46,7 @@ from protocol import at
 
 DIALECTS = ("simcom", "quectel")
 FAULTS = ("no_network", "lose_registration_after", "cme_errors", "close_after", "pdp_deact_after", "slow_ms",
-          "garbage", "split", "stuck", "hang")
+          "garbage", "split", "stuck", "hang", "hang_after")
 PWRKEY_S = {"simcom": (0.5, 2.5), "quectel": (0.5, 0.65)}  # (on press, off press) at least, seconds
 LINKS = 10
 RX_BUFFER = 64 * 1024  # bytes a socket buffers in the modem before it stops reading from TCP
@@ -401,13 +402,15 @@ class ModemEmulator:
 
     def _after_bytes(self):
         up = self.counters["bytes_up"]
-        for name in ("close_after", "pdp_deact_after", "lose_registration_after"):
+        for name in ("close_after", "pdp_deact_after", "lose_registration_after", "hang_after"):
             limit = self.faults.get(name)
             if limit is None or up < int(limit):
                 continue
             del self.faults[name]
             self.counters["faults_fired"] += 1
-            if name == "close_after":
+            if name == "hang_after":
+                self.faults["hang"] = 1
+            elif name == "close_after":
                 for link_id, link in list(self.links.items()):
                     if link.open:
                         self._remote_closed(link_id, link)
