@@ -106,10 +106,17 @@ def _value(field, was_quoted):
     return text if n is None else n
 
 
-def payload_header(line):
-    """(link, length) when `line` announces a raw payload, else None.  QIRD has no link: -1."""
+def payload_header(line, push=True):
+    """(link, length) when `line` announces a raw payload, else None.  QIRD has no link: -1.
+
+    With push=False only the replies to a read command (+CIPRXGET: 2 and +QIRD) announce payloads:
+    a driver that runs the modem in pull mode then never takes a stray or garbled push header for a
+    reason to swallow the bytes after it.
+    """
     p = None
     link = -1
+    if not push and (line.startswith(b"+RECEIVE,") or line.startswith(b'+QIURC: "recv",')):
+        return None
     if line.startswith(b"+RECEIVE,"):
         p = params(line, b"+RECEIVE,")
         if p is None or len(p) != 2:
@@ -149,9 +156,14 @@ def classify(line):
 
 
 class AtReader:
-    """Incremental reader.  `errors` counts discarded overlong lines; `bytes_in` counts all input."""
+    """Incremental reader.  `errors` counts discarded overlong lines; `bytes_in` counts all input.
 
-    def __init__(self, max_line=MAX_LINE):
+    push=False: pushed payload headers (+RECEIVE, +QIURC "recv" with a length) are plain lines, for
+    a modem in pull receive mode (see payload_header).
+    """
+
+    def __init__(self, max_line=MAX_LINE, push=True):
+        self._push = push  # whether +RECEIVE / +QIURC "recv",<id>,<len> announce payloads
         self._line = bytearray(max_line)
         self._n = 0
         self._overlong = False
@@ -218,7 +230,7 @@ class AtReader:
         events.append(event)
         if event[0] != LINE:
             return
-        header = payload_header(text)
+        header = payload_header(text, self._push)
         if header is None:
             return
         link, length = header

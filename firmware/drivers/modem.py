@@ -14,7 +14,8 @@ buffer.  Both dialects are used in their "pull" receive mode: the modem keeps in
 announces it (+CIPRXGET: 1,<link> / +QIURC: "recv",<id>), and the driver fetches at most what the ring
 has room for (AT+CIPRXGET=2,<link>,<n> / AT+QIRD=<id>,<n>).  RAM stays bounded however fast the
 collector talks, and a lost or garbled announcement only delays data: read_into() also polls every
-POLL_MS.  Pushed data (+RECEIVE / +QIURC "recv" with a length) is accepted too.
+POLL_MS.  Pushed payload headers (+RECEIVE / +QIURC "recv" with a length) are not expected in
+this mode and are not trusted: a stray or garbled one must not swallow the reply bytes after it.
 
 "SEND OK" (Quectel) or OK after the payload (SIMCom) only means the modem took the bytes into its
 buffer, not that the collector got them: only the link protocol's acknowledgement frees records.
@@ -90,7 +91,7 @@ class Modem:
         self.pwrkey = pwrkey
         self._reader = asyncio.StreamReader(uart)
         self._writer = asyncio.StreamWriter(uart, {})
-        self._at = at.AtReader()
+        self._at = at.AtReader(push=False)  # pull mode: only read replies carry payloads
         self._chunk = bytearray(128)
         self._ring = bytearray(rx_size)
         self._head = 0  # index of the oldest byte
@@ -108,6 +109,7 @@ class Modem:
         self._task = None
         self._pdp_lost = False
         self._poll_at = 0
+        self._reading = False  # a read command (AT+CIPRXGET=2 / AT+QIRD) is in flight
         self.rx_pending = False
         self.connected = False
         self.signal = None  # +CSQ rssi 0..31 (about -113 + 2 * rssi dBm), None when unknown
@@ -117,7 +119,8 @@ class Modem:
         self.power_cycles = 0
         self.timeouts = 0
         self.cme_errors = 0
-        self.overruns = 0  # pushed payload bytes dropped because the ring was full
+        self.stray = 0  # payload bytes that arrived outside a read command, dropped
+        self.overruns = 0  # payload bytes dropped because the ring was full (a modem sending more than asked)
 
     # -- the reader task ------------------------------------------------------------------------
 
@@ -142,7 +145,10 @@ class Modem:
     def _event(self, ev):
         kind = ev[0]
         if kind == at.DATA:
-            self._store(ev[2])
+            if self._reading:
+                self._store(ev[2])
+            else:  # a payload nobody asked for (a garbled reply): not socket data
+                self.stray += len(ev[2])
         elif kind == at.PROMPT:
             if self._pending and self._want_prompt:
                 self._finish(at.PROMPT, None)
@@ -276,6 +282,8 @@ class Modem:
             self.last_error = "%s: no answer" % what.decode()
         elif kind == at.CME_ERROR:
             self.last_error = "%s: +CME ERROR: %d" % (what.decode(), code)
+        elif kind == at.OK:  # OK, but the completion URC did not say success (or never came)
+            self.last_error = "%s: not completed" % what.decode()
         else:
             self.last_error = "%s: failed (%d)" % (what.decode(), kind)
 
@@ -350,14 +358,14 @@ class Modem:
         if not net_open:
             if not await self._ok(b'AT+CGDCONT=1,"IP","%s"' % self.apn.encode()):
                 return False
-            if not await self._ok(b"AT+CIPRXGET=1"):
-                return False
             kind, code, p = await self.command(b"AT+NETOPEN", T_PDP, b"+NETOPEN:")
             if kind != at.OK or not p or p[0] != 0:
                 self._fail(b"AT+NETOPEN", kind, code)
                 return False
         # a stale socket would block link 0
         await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")
+        if not await self._ok(b"AT+CIPRXGET=1"):  # pull receive, set before each open
+            return False
         return await self._open(b'AT+CIPOPEN=0,"TCP","%s",%d', b"+CIPOPEN:")
 
     async def _quectel_up(self):
@@ -493,7 +501,11 @@ class Modem:
             cmd, prefix = b"AT+CIPRXGET=2,0,%d" % room, b"+CIPRXGET:"
         else:
             cmd, prefix = b"AT+QIRD=0,%d" % room, b"+QIRD:"
-        kind, code, lines = await self.command(cmd, T_SHORT)
+        self._reading = True
+        try:
+            kind, code, lines = await self.command(cmd, T_SHORT)
+        finally:
+            self._reading = False
         if kind != at.OK:
             if any(line.startswith(b"+IP ERROR: No data") for line in lines):  # SIMCom: none buffered
                 self.rx_pending = False

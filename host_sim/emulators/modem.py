@@ -23,6 +23,9 @@ Faults, set with `--fault NAME=VALUE` or `inject(name, value)` while running:
     stuck=1                 socket opens fail until the modem is restarted (AT+CFUN=1,1 or power)
     hang=1                  the modem stops answering anything until its power is cycled with PWRKEY
     hang_after=N            once N payload bytes went up: hang (as above)
+    false_urcs=P            with probability P, a real-looking but untrue URC before a reply: "closed",
+                            "pdpdeact", "recv", RDY, a lost registration, a payload header whose bytes
+                            never come (it swallows what follows), a stray "> " prompt
 
 PWRKEY (`--pwrkey`, or pwrkey=True): a second pty where the board writes its PWRKEY pin level, b"1"
 pressed and b"0" released (the virtual board's modem_pwrkey() with ZF_MODEM_PWRKEY set).  A press
@@ -46,7 +49,7 @@ from protocol import at
 
 DIALECTS = ("simcom", "quectel")
 FAULTS = ("no_network", "lose_registration_after", "cme_errors", "close_after", "pdp_deact_after", "slow_ms",
-          "garbage", "split", "stuck", "hang", "hang_after")
+          "garbage", "split", "stuck", "hang", "hang_after", "false_urcs")
 PWRKEY_S = {"simcom": (0.5, 2.5), "quectel": (0.5, 0.65)}  # (on press, off press) at least, seconds
 LINKS = 10
 RX_BUFFER = 64 * 1024  # bytes a socket buffers in the modem before it stops reading from TCP
@@ -72,7 +75,7 @@ class ModemEmulator:
         self.outage_s = outage_s
         self.rng = random.Random(seed)
         self.counters = {"resets": 0, "commands": 0, "opens": 0, "bytes_up": 0, "bytes_down": 0,
-                         "cme_errors": 0, "faults_fired": 0, "power_offs": 0}
+                         "cme_errors": 0, "faults_fired": 0, "power_offs": 0, "false_urcs": 0}
         self.log = []  # commands seen, for tests (bounded)
         self._stop = False
         self._lock = threading.RLock()
@@ -173,11 +176,25 @@ class ModemEmulator:
             return True
         return False
 
+    def _false_urc(self):
+        p = self.faults.get("false_urcs", 0)
+        if p and self.rng.random() < float(p):
+            self.counters["false_urcs"] += 1
+            simcom = self.dialect == "simcom"
+            self._write(self.rng.choice([
+                b"\r\n+IPCLOSE: 0,1\r\n" if simcom else b'\r\n+QIURC: "closed",0\r\n',
+                b"\r\n+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY\r\n" if simcom else b'\r\n+QIURC: "pdpdeact",1\r\n',
+                b"\r\n+CIPRXGET: 1,0\r\n" if simcom else b'\r\n+QIURC: "recv",0\r\n',
+                b"\r\nRDY\r\n", b"\r\n+CEREG: 2\r\n", b"\r\n> ",
+                b"\r\n+RECEIVE,0,24\r\n" if simcom else b'\r\n+QIURC: "recv",0,24\r\n',
+            ]))
+
     def _send(self, data):
         slow = self.faults.get("slow_ms")
         if slow:
             time.sleep(int(slow) / 1000.0)
         self._garbage()
+        self._false_urc()
         self._write(data)
 
     def _reply(self, *lines, final=b"OK"):

@@ -80,7 +80,7 @@ async def session(dialect, host, port, rounds, size):
     return {"rounds": done, "attempts": attempts, "connect_failures": connect_failures,
             "power_cycles": getattr(t, "power_cycles", 0), "timeouts": getattr(t, "timeouts", 0),
             "cme_errors": getattr(t, "cme_errors", 0), "signal": t.signal, "registration": t.registration,
-            "errors": errors, "overruns": getattr(t, "overruns", 0)}
+            "errors": errors, "overruns": getattr(t, "overruns", 0), "stray": getattr(t, "stray", 0)}
 
 
 def main():

@@ -223,3 +223,15 @@ def test_a_modem_that_hangs_mid_batch_is_power_cycled_with_pwrkey(tmp_path, echo
     # the long press switched it off, the short one on again (AT+CFUN=1,1 would not have been heard)
     assert result["power_cycles"] == 1 and counters["power_offs"] == 1 and counters["faults_fired"] == 1, counters
     assert counters["resets"] == 1
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_untrue_urcs_cost_reconnects_but_never_data(tmp_path, echo, dialect):
+    # URCs that lie (socket closed, PDP lost, modem restarted, data waiting, a payload header whose
+    # bytes never come and so swallow the next reply): the driver may drop and rebuild the link, but
+    # every block arrives intact and nothing escapes.
+    with ModemEmulator(dialect, connect=("127.0.0.1", echo.port), faults={"false_urcs": 0.25}, seed=3) as emu:
+        result = run_session(tmp_path, emu, echo.port, rounds=4, size=400)
+        lies = emu.counters["false_urcs"]
+    assert result["rounds"] == 4, result
+    assert lies >= 5, lies  # (which ones land, and whether they cost a reconnect, depends on timing)

@@ -18,11 +18,11 @@ OK, ERROR, CME_ERROR, CMS_ERROR, SEND_OK, SEND_FAIL, PROMPT, LINE, DATA_START, D
 # --- bodies --------------------------------------------------------------------------------------
 
 
-def body_feed(stream, cuts, max_line):
+def body_feed(stream, cuts, max_line, push=True):
     """Feed `stream` in the pieces `cuts` delimits; events with adjacent DATA pieces merged."""
     from protocol import at
 
-    reader = at.AtReader(max_line)
+    reader = at.AtReader(max_line, push)
     events = []
     start = 0
     for cut in list(cuts) + [len(stream)]:
@@ -261,3 +261,19 @@ def test_garbage_never_raises(runtime):
         assert errors == sum(1 for e in events if e[0] == OVERFLOW)
         data = b"".join(e[2] for e in events if e[0] == DATA)
         assert len(data) <= len(stream)
+
+
+def test_pull_mode_reader_ignores_push_headers(runtime):
+    # a stray or garbled push header must not swallow the reply that follows it
+    stream = b'\r\n+RECEIVE,0,24\r\nOK\r\n\r\n+QIURC: "recv",0,8\r\nERROR\r\n\r\n+QIRD: 2\r\nab\r\n\r\nOK\r\n'
+    events, _ = runtime.run(body_feed, stream, [], 256, False)
+    assert events == [
+        (LINE, b"+RECEIVE,0,24", None),
+        (OK, None, None),
+        (LINE, b'+QIURC: "recv",0,8', None),
+        (ERROR, None, None),
+        (LINE, b"+QIRD: 2", None),
+        (DATA_START, -1, 2),
+        (DATA, -1, b"ab"),
+        (OK, None, None),
+    ]
