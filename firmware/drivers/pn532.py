@@ -20,6 +20,9 @@ from micropython import const
 from protocol import pn532
 
 ACK_TIMEOUT_MS = const(30)  # the chip answers a command with ACK within a few ms (HSU at 115200)
+# First contact: the chip may be waking from power-down, and a freshly opened line may still be
+# settling; give the first command of begin() a wider window so a slow start is not a failed boot.
+FIRST_ACK_TIMEOUT_MS = const(250)
 RESPONSE_TIMEOUT_MS = const(500)
 POLL_TIMEOUT_MS = const(300)
 EXCHANGE_TIMEOUT_MS = const(1000)
@@ -133,7 +136,7 @@ class Pn532:
                 self._pending = events[1:]
                 return events[0]
 
-    async def call(self, frame, code, timeout_ms=RESPONSE_TIMEOUT_MS):
+    async def call(self, frame, code, timeout_ms=RESPONSE_TIMEOUT_MS, ack_timeout_ms=ACK_TIMEOUT_MS):
         """Send one command frame; the response data (after D5 code+1).  Raises Pn532Error."""
         last = "no ACK"
         for _ in range(self.retries + 1):
@@ -141,7 +144,7 @@ class Pn532:
             self.reader.reset()
             self._pending = []
             self.t.write(frame)
-            ev = await self._event(ACK_TIMEOUT_MS, 6)
+            ev = await self._event(ack_timeout_ms, 6)
             if ev is None or ev[0] == pn532.EV_NACK:
                 last = "no ACK"
                 self.t.wake()
@@ -184,7 +187,8 @@ class Pn532:
     async def begin(self):
         """Wake the chip, check it is a PN532, leave SAM mode, and make target polling finite."""
         self.t.wake()
-        data = await self.call(pn532.get_firmware_version(), pn532.CMD_GET_FIRMWARE_VERSION)
+        data = await self.call(pn532.get_firmware_version(), pn532.CMD_GET_FIRMWARE_VERSION,
+                               ack_timeout_ms=FIRST_ACK_TIMEOUT_MS)
         version = pn532.parse_firmware_version(b"\xd5\x03" + data)
         if version[0] != 0x32:
             raise pn532.Pn532Error("not a PN532 (IC 0x%02X)" % version[0])
