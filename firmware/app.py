@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, identity, trust
+from firmware import decision, denylist, identity, trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal, JournalFull
@@ -30,7 +30,8 @@ class Terminal:
         self.terminal = identity.terminal_id(board)
         keyring, self.bad_key_lines = trust.load(root)
         salt = identity.salt(root)
-        self.decider = decision.Decider(salt, keyring=keyring)
+        self.deny = self._load_deny_list(root)
+        self.decider = decision.Decider(salt, keyring=keyring, deny=self.deny)
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
@@ -38,6 +39,14 @@ class Terminal:
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
         self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime())
+
+    @staticmethod
+    def _load_deny_list(root):
+        try:
+            return denylist.DenyList(root + "/config/deny.bin")
+        except denylist.DenyListError as e:  # reported; the next config session brings a good copy
+            print("deny list: %s" % e)
+            return None
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
@@ -109,6 +118,8 @@ class Terminal:
         ring = self.decider.keyring
         print("ticket keys: %d trusted, %d revoked, %d bad lines" % (len(ring.keys), len(ring.revoked),
                                                                    self.bad_key_lines))
+        if self.deny is not None:
+            print("deny list: version %d, %d cards" % (self.deny.version, self.deny.count))
         asyncio.create_task(self.uplink.run())
         self._start_nfc()
         self.feedback.ready()

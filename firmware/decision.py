@@ -57,8 +57,9 @@ class Decision:
 
 
 class Decider:
-    def __init__(self, salt, fare=FLAT_FARE, keyring=None):
+    def __init__(self, salt, fare=FLAT_FARE, keyring=None, deny=None):
         self.salt = salt
+        self.deny = deny  # firmware.denylist.DenyList or None: tokens the acquirer declined
         self.fare = fare
         self.keyring = keyring if keyring is not None else ticket.Keyring()
         self._recent = []  # (token, atc, seq), newest last, bounded
@@ -76,6 +77,9 @@ class Decider:
     def remember_record(self, data):
         rec = record.decode(data)
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
+
+    def _denied(self, token):
+        return self.deny is not None and self.deny.contains(token)
 
     def _repeat(self, token, atc, kind):
         for seen_token, seen_atc, seq in self._recent:
@@ -104,6 +108,8 @@ class Decider:
         except (cpm.CpmError, UnicodeError):
             return Decision(DECLINE, record.REASON_MALFORMED, record.KIND_QR_CPM)
         token = identity.credential_token(self.salt, account)
+        if self._denied(token):
+            return Decision(DECLINE, record.REASON_DENY_LISTED, record.KIND_QR_CPM, token=token)
         atc = cpm.tlv.find(objects, cpm.T_ATC)
         repeat = self._repeat(token, atc, record.KIND_QR_CPM)
         if repeat:
@@ -143,6 +149,8 @@ class Decider:
         and so the record, carries no card number, track 2 or cryptogram in clear.
         """
         token = identity.credential_token(self.salt, card["pan"])
+        if self._denied(token):
+            return Decision(DECLINE, record.REASON_DENY_LISTED, record.KIND_EMV_CONTACTLESS, token=token)
         atc = card["atc"]
         if card["cid"][0] & 0xC0 == 0x00:  # AAC: the card declined offline
             return Decision(DECLINE, record.REASON_CARD_DECLINED, record.KIND_EMV_CONTACTLESS, token=token)
