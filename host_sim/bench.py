@@ -9,6 +9,7 @@ import json
 
 BENCHMARKS = {
     # name -> module; issues add theirs here
+    "link": "host_sim.bench_link",
 }
 
 
