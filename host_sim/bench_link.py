@@ -91,7 +91,7 @@ def transfer(baud, turnaround_ms, ber, window, max_frame=MAX_FRAME, count=None, 
             if emu.tx_free_at(side) <= now:
                 payload = end.poll(ms)
                 if payload is not None:
-                    emu.write(side, now, frame.encode(payload))
+                    emu.write(side, now, link.wire(payload))
             if emu.tx_free_at(side) > now:
                 wake.append(emu.tx_free_at(side))
             else:
@@ -125,7 +125,7 @@ def wire_bytes_per_record(max_frame=MAX_FRAME):
     n = records_per_frame(max_frame, len(emv_qr_record(1)))
     batch = [emv_qr_record(s) for s in range(1, n + 1)]
     t.send(link.RECORDS, link.records(batch, TERMINAL))
-    wire = len(frame.encode(t.poll(0)))
+    wire = len(link.wire(t.poll(0)))
     assert wire <= max_frame
     return wire / n, len(batch[0])
 

@@ -9,6 +9,8 @@ payload raises LinkError with an ERROR code, never anything else.
 
 import struct
 
+from protocol import frame
+
 VERSION = 1
 
 HELLO = 1
@@ -66,14 +68,21 @@ class LinkError(ValueError):
     """A payload that is not a valid v1 message; `code` is the ERROR code to report."""
 
     def __init__(self, code, text):
-        ValueError.__init__(self, text)
+        super().__init__(text)
         self.code = code
 
 
+def wire(payload):
+    """The bytes to transmit for a payload: 0x00, then the frame (COBS(payload + CRC-32) + 0x00).
+    The leading delimiter ends whatever noise preceded the frame, so noise never swallows it."""
+    return b"\x00" + frame.encode(payload)
+
+
 def max_payload(max_frame):
-    """The largest payload whose frame (COBS(payload + CRC-32) + 0x00) fits in max_frame wire bytes."""
-    p = max_frame - 6
-    while p + 4 + (p + 4) // 254 + 1 + 1 > max_frame:
+    """The largest payload whose wire() form fits in max_frame bytes (and in frame.MAX_PAYLOAD, the
+    receive buffer every reader preallocates)."""
+    p = min(max_frame - 7, frame.MAX_PAYLOAD)
+    while 1 + p + 4 + (p + 4) // 254 + 1 + 1 > max_frame:
         p -= 1
     return p
 
@@ -215,6 +224,40 @@ def bye(reason=0):
     return bytes([reason])
 
 
+def encode_message(msg, terminal=None):
+    """The clear payload of a message dict as decode() returns it (golden vectors, tools)."""
+    name = msg["type"]
+    mtype = 0
+    for k in NAMES:
+        if NAMES[k] == name:
+            mtype = k
+    if mtype == HELLO:
+        body = hello(msg["terminal"], msg["firmware"], msg["caps"], msg["window"], msg["max_frame"], msg["nonce"])
+    elif mtype == AUTH:
+        body = auth(msg["proof"])
+    elif mtype == RECORDS:
+        body = records(msg["records"], terminal if msg.get("mode") == RECORDS_TID_ELIDED else None)
+    elif mtype == ACK:
+        body = b""
+    elif mtype == CONFIG_OFFER:
+        body = config_offer(msg["kind"], msg["version"], msg["size"], msg["digest"], msg["signature"])
+    elif mtype == CONFIG_CHUNK:
+        body = config_chunk(msg["kind"], msg["version"], msg["offset"], msg["data"])
+    elif mtype == TIME:
+        body = time_sync(msg["echo"], msg["unix_ms"], msg["bound_ms"])
+    elif mtype == STATUS:
+        body = status(*[msg[k] for k in STATUS_FIELDS])
+    elif mtype == ERROR:
+        body = error(msg["code"], msg["text"])
+    elif mtype == BYE:
+        body = bye(msg["reason"])
+    else:
+        raise LinkError(E_TYPE, "unknown message type %r" % name)
+    flags = msg["flags"]
+    return encode(mtype, body, msg["seq"], msg["ack"], msg["sack"] if flags & FLAG_SACK else None,
+                  flags & ~FLAG_SACK)
+
+
 # --- decoding ------------------------------------------------------------------------------------
 
 STATUS_FIELDS = ("depth", "health", "signal", "crc_errors", "mac_errors", "replays", "retransmits", "uptime_s")
@@ -293,6 +336,7 @@ def decode(payload, terminal=None):
         _need(body, 32, "AUTH")
         msg["proof"] = bytes(body)
     elif mtype == RECORDS:
+        msg["mode"] = body[0] if len(body) else 0
         msg["records"] = _records(body, terminal)
     elif mtype == ACK:
         _need(body, 0, "ACK")
@@ -313,7 +357,7 @@ def decode(payload, terminal=None):
         _need(body, 16, "TIME")
         msg["echo"], msg["unix_ms"], msg["bound_ms"] = struct.unpack_from("<IQI", body, 0)
     elif mtype == STATUS:
-        _need(body, 20, "STATUS")
+        _need(body, 18, "STATUS")
         values = struct.unpack_from("<IBbHHHHI", body, 0)
         for k in range(len(STATUS_FIELDS)):
             msg[STATUS_FIELDS[k]] = values[k]
