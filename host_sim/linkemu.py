@@ -7,7 +7,7 @@ radio's turnaround or a cellular path).  Impairments, all from one seeded random
     ber      each data bit flips with this probability (errors land anywhere: payload, CRC, delimiter)
     drop     a write is lost whole
     dup      a write arrives twice
-    reorder  a write is held back by 1-3 write times, so later writes overtake it
+    reorder  a write is held back by 1-3 of its own durations plus up to 50 ms, so later writes overtake it
 
 Nothing sleeps: callers ask for the next arrival time and advance their own clock to it (see
 host_sim/bench_link.py), so a minute of 9600-baud traffic is simulated in a fraction of a second.
@@ -67,7 +67,7 @@ class Line:
             return []
         arrival = self.free_at + self.latency
         if self.reorder and rng.random() < self.reorder:
-            arrival += duration * rng.uniform(1.0, 3.0)
+            arrival += duration * rng.uniform(1.0, 3.0) + rng.uniform(0.0, 0.05)
         out = [(arrival, data)]
         if self.dup and rng.random() < self.dup:
             out.append((arrival + duration, data))
