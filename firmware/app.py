@@ -31,7 +31,7 @@ class Terminal:
             self.decider.remember_record(rec)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
-        self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime())
+        self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime(), root)
 
     def handle_line(self, line):
         d = self.decider.decide(line)

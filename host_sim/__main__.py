@@ -13,6 +13,7 @@ COMMANDS = {
     "emulate": ("host_sim.emulate", "run one peripheral emulator on a pty"),
     "flash": ("host_sim.flash", "build a board's .mpy files and deploy them with mpremote"),
     "bench": ("host_sim.bench", "benchmarks with JSON output"),
+    "provision": ("host_sim.provision", "give a terminal its device key and register it with the collector"),
     "typecheck": ("host_sim.typecheck", "pyright over device code against the MicroPython stubs"),
 }
 

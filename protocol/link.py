@@ -185,15 +185,18 @@ def records_into(buf, off, recs, terminal=None):
 
 
 def records_size(recs, terminal=None):
-    """Body size of records_into for these records (the upper bound: full records)."""
+    """The size of the RECORDS body records_into() packs for these records."""
     n = 2
+    elide = terminal is not None
     for rec in recs:
         n += 1 + len(rec)
-    return n
+        if elide and bytes(rec[TID_OFFSET:TID_OFFSET + TID_SIZE]) != terminal:
+            elide = False
+    return n - TID_SIZE * len(recs) if elide else n
 
 
 def records(recs, terminal=None):
-    buf = bytearray(records_size(recs))
+    buf = bytearray(records_size(recs, terminal))
     return bytes(memoryview(buf)[:records_into(buf, 0, recs, terminal)])
 
 

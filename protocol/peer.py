@@ -124,8 +124,10 @@ class Peer:
 
     # -- receiving -------------------------------------------------------------------------------
 
-    def feed(self, payload, now):
-        """Handle one received frame payload; returns the application messages it delivered (dicts)."""
+    def feed(self, payload, now, handler=None):
+        """Handle one received frame payload; returns the application messages it delivered (dicts).
+        `handler(msg)`, when given, processes a sequenced message before it is marked received: if it
+        returns False the frame is not acknowledged, so the sender transmits it again later."""
         try:
             mtype, flags, seq, ack, sack, hs = link.unpack_header(payload)
             if flags & link.FLAG_SECURE:
@@ -160,9 +162,13 @@ class Peer:
         self.sender.on_ack(ack, sack, now)
         if flags & link.FLAG_SEQ:
             self._ack_due = True
-            if not self.receiver.accept(seq):
+            if not self.receiver.is_new(seq):
+                self.receiver.accept(seq)  # counts the duplicate or out-of-window frame
                 self.errors["duplicate"] += 1
                 return []
+            if handler is not None and not handler(msg):
+                return []
+            self.receiver.accept(seq)
         if mtype == link.ACK:
             return []
         if mtype == link.BYE:

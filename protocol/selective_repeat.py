@@ -188,6 +188,11 @@ class Receiver:
         self.duplicates = 0
         self.out_of_window = 0
 
+    def is_new(self, wire_seq):
+        """Whether accept() would deliver this frame; changes nothing (no counters either)."""
+        d = expand(wire_seq, self.cum + 1) - self.cum
+        return 0 < d <= self.window and (d == 1 or not self._bits & (1 << (d - 2)))
+
     def accept(self, wire_seq):
         """True if the frame is new (deliver it), False for a duplicate or a frame beyond the window."""
         d = expand(wire_seq, self.cum + 1) - self.cum
