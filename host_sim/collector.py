@@ -160,8 +160,9 @@ class Session:
         return errors
 
 
-def serve_serial(port, store, stop):
-    """Blocking loop for a serial port or pty (pyserial URL or path); returns the Session at stop."""
+def serve_serial(port, store, stop, capture=None):
+    """Blocking loop for a serial port or pty (pyserial URL or path); returns the Session at stop.
+    `capture`, a bytearray, receives a copy of every byte the terminal sent (tests, diagnosis)."""
     import serial
 
     ser = serial.serial_for_url(port, baudrate=115200, timeout=0.05)
@@ -169,6 +170,8 @@ def serve_serial(port, store, stop):
     try:
         while not stop.is_set():
             data = ser.read(512)
+            if capture is not None:
+                capture += data
             if data:
                 reply = session.receive(data)
                 if reply:

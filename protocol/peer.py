@@ -187,7 +187,13 @@ class Peer:
         """Queue a sequenced message (retransmitted until acknowledged); None if the window is full."""
         if self.state != UP:
             return None
+        if len(body) > self.max_body():
+            raise ValueError("a %d-byte body exceeds the %d bytes a frame carries" % (len(body), self.max_body()))
         return self.sender.queue(mtype, body, tag)
+
+    def max_body(self):
+        """The largest body send() takes: the frame limit less the header and the security overhead."""
+        return self.max_payload - link.HEADER_SIZE - session.OVERHEAD
 
     def _header_ack(self):
         ack, sack = self.receiver.ack_fields()
@@ -211,7 +217,11 @@ class Peer:
         if i >= 0:
             mtype, seq, body = self.sender.frame(i)
             self.sender.mark_sent(i, now)
-            self._ack_due = False
+            if sack is not None and len(body) > self.max_body() - link.SACK_SIZE:
+                sack = None  # no room to piggyback the bitmap: a pure ACK carries it
+                self._ack_due = True
+            else:
+                self._ack_due = False
             return self.session.seal(link.encode(mtype, body, seq, ack, sack, link.FLAG_SEQ))
         if self._ack_due:
             self._ack_due = False
