@@ -58,12 +58,14 @@ class Uplink:
         return self._ms
 
     def _connect(self, key, now):
-        self.peer = peer.Peer(peer.ROLE_TERMINAL, self.terminal, key, self.runtime, window=WINDOW,
-                              max_frame=MAX_FRAME, rx_window=4)
+        p = peer.Peer(peer.ROLE_TERMINAL, self.terminal, key, self.runtime, window=WINDOW, max_frame=MAX_FRAME,
+                      rx_window=4)
+        self.peer = p
         self._queued = self.journal.acked
         self._heard = self._since = now
         self.sessions += 1
-        self.peer.start(now)
+        p.start(now)
+        return p
 
     async def _receive(self):
         buf = bytearray(64)
@@ -83,9 +85,8 @@ class Uplink:
                 self._heard = now
                 self.wake.set()
 
-    def _fill(self):
+    def _fill(self, p):
         """Queue RECORDS frames of journal records not yet handed to the sender, while the window allows."""
-        p = self.peer
         while p.can_send():
             in_flight = self._queued - self.journal.acked
             recs = self.journal.pending(in_flight + 8, 1 << 30)
@@ -104,8 +105,7 @@ class Uplink:
             p.send(link.RECORDS, memoryview(self._batch)[:n], last)
             self._queued = last
 
-    def _stalled(self, now):
-        p = self.peer
+    def _stalled(self, p, now):
         if p.state == peer.IDLE:  # the host refused us (unknown terminal, bad key)
             return now - self._since >= RETRY_MS
         if p.up():
@@ -119,18 +119,16 @@ class Uplink:
             await asyncio.sleep_ms(RETRY_MS)
             key = read_key(self.key_path)
         asyncio.create_task(self._receive())
-        self._connect(key, self._now())
+        p = self._connect(key, self._now())
         while True:
             now = self._now()
-            p = self.peer
-            if self._stalled(now):
-                self._connect(key, now)
-                p = self.peer
+            if self._stalled(p, now):
+                p = self._connect(key, now)
             if p.up():
                 tag = p.sender.delivered_tag
                 if tag > self.journal.acked:
                     self.journal.ack(tag)  # the host committed every record up to tag
-                self._fill()
+                self._fill(p)
             payload = p.poll(now)
             if payload is not None:
                 self._writer.write(link.wire(payload))

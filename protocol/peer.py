@@ -210,7 +210,8 @@ class Peer:
                 self.start(now)
                 return self.poll(now)
             return None
-        if self.state != UP:
+        sec = self.session
+        if self.state != UP or sec is None:
             return None
         ack, sack = self._header_ack()
         i = self.sender.poll(now)
@@ -222,10 +223,10 @@ class Peer:
                 self._ack_due = True
             else:
                 self._ack_due = False
-            return self.session.seal(link.encode(mtype, body, seq, ack, sack, link.FLAG_SEQ))
+            return sec.seal(link.encode(mtype, bytes(body), seq, ack, sack, link.FLAG_SEQ))
         if self._ack_due:
             self._ack_due = False
-            return self.session.seal(link.encode(link.ACK, b"", 0, ack, sack))
+            return sec.seal(link.encode(link.ACK, b"", 0, ack, sack))
         return None
 
     def deadline(self, now):
