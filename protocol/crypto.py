@@ -12,15 +12,11 @@ import hashlib
 try:
     import cryptolib
 
-    def _ecb(key):  # pyright: ignore[reportRedeclaration]
+    def _ecb(key):
         return cryptolib.aes(key, 1).encrypt
 
 except ImportError:  # CPython: host tools and tests
-    from cryptography.hazmat.primitives.ciphers import (  # pyright: ignore[reportMissingImports]
-        Cipher,
-        algorithms,
-        modes,
-    )
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     def _ecb(key):
         enc = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
