@@ -9,7 +9,7 @@ import asyncio
 import gc
 import sys
 
-from firmware import decision, identity
+from firmware import decision, identity, trust
 from firmware.drivers import scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal
@@ -25,7 +25,8 @@ class Terminal:
     def __init__(self, board, root):
         self.board = board
         self.terminal = identity.terminal_id(board)
-        self.decider = decision.Decider(identity.salt(root))
+        keyring, self.bad_key_lines = trust.load(root)
+        self.decider = decision.Decider(identity.salt(root), keyring=keyring)
         self.journal = Journal(root + "/journal").open()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
@@ -34,15 +35,18 @@ class Terminal:
         self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime(), root)
 
     def handle_line(self, line):
-        d = self.decider.decide(line)
+        d = self.decider.decide(line, int(self.board.time_s()))
         if d.outcome == decision.ACCEPT:
             def build(seq):
                 return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, d.amount,
                                      decision.CURRENCY_CNY, record.ACCEPTED, record.REASON_NONE,
-                                     decision.FARE_ID_FLAT, d.token, d.extensions)
+                                     d.fare_id, d.token, d.extensions)
             seq = self.journal.append(build)  # durable from here on ...
-            self.decider.remember(d.token, d.atc, seq)
-            self.feedback.accepted(d.amount, seq)  # ... and only now the passenger is told
+            self.decider.remember(d.token, d.atc, seq, d.kind)
+            if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
+                self.feedback.admitted(d.extensions[0][1][-1], seq)
+            else:
+                self.feedback.accepted(d.amount, seq)
             self.uplink.wake.set()
             print("tap #%d accepted %d fen" % (seq, d.amount))
         elif d.outcome == decision.ALREADY_PAID:
@@ -61,6 +65,11 @@ class Terminal:
 
     async def run(self):
         asyncio.create_task(self._feed_watchdog())
+        baud = await self.scanner.setup()
+        print("scanner: %s" % ("%d baud" % baud if baud else "no answer, listening at %d baud" % self.scanner.baud))
+        ring = self.decider.keyring
+        print("ticket keys: %d trusted, %d revoked, %d bad lines" % (len(ring.keys), len(ring.revoked),
+                                                                   self.bad_key_lines))
         asyncio.create_task(self.uplink.run())
         self.feedback.ready()
         gc.collect()

@@ -1,18 +1,38 @@
 """Deciding a tap offline: what was presented, is it acceptable, what does it cost.
 
-Pure logic (no board, no I/O), so it is tested on CPython and inside MicroPython alike.  The first
-slice knows one credential (EMVCo CPM payment codes) and one flat fare; a repeated presentation of the
-same payment code (same card token and transaction counter) is recognised as already paid instead of
-being charged twice — that is what makes "tap again after a reboot" safe.
+Pure logic (no board, no I/O), so it is tested on CPython and inside MicroPython alike.  Credentials:
+EMVCo CPM payment codes at one flat fare — a repeated presentation of the same payment code (same card
+token and transaction counter) is recognised as already paid instead of being charged twice, which is
+what makes "tap again after a reboot" safe — and signed tickets (protocol/ticket.py), checked against
+the trusted issuer keys, the board's clock and the entries the ticket allows.
+
+Ticket entry counts are kept in RAM only (at most MAX_TICKETS tickets, oldest forgotten first) and
+rebuilt at boot from the journal's recent records (the last RECENT taps), so after a reboot a ticket
+used longer ago than that may be admitted again up to its allowance.
 """
 
+import struct
+
 from firmware import identity
-from protocol import cpm, record
+from protocol import cpm, record, ticket
 
 FLAT_FARE = 200  # fen: 2.00 yuan
 CURRENCY_CNY = 156
 FARE_ID_FLAT = 1
+FARE_ID_TICKET = 2
 RECENT = 32
+MAX_TICKETS = 64
+CLOCK_VALID_FROM = 1704067200  # 2024-01-01: a board clock before this was never set
+
+_TICKET_REASONS = {
+    ticket.MALFORMED: record.REASON_TICKET_MALFORMED,
+    ticket.UNKNOWN_KEY: record.REASON_TICKET_UNKNOWN_KEY,
+    ticket.REVOKED_KEY: record.REASON_TICKET_KEY_REVOKED,
+    ticket.BAD_SIGNATURE: record.REASON_TICKET_BAD_SIGNATURE,
+    ticket.NOT_YET_VALID: record.REASON_TICKET_NOT_YET_VALID,
+    ticket.EXPIRED: record.REASON_TICKET_EXPIRED,
+    ticket.USED_UP: record.REASON_TICKET_USED_UP,
+}
 
 ACCEPT = 1
 DECLINE = 2
@@ -21,8 +41,9 @@ ALREADY_PAID = 3
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT):
         self.outcome = outcome
+        self.fare_id = fare_id
         self.atc = atc
         self.reason = reason
         self.kind = kind
@@ -36,21 +57,39 @@ class Decision:
 
 
 class Decider:
-    def __init__(self, salt, fare=FLAT_FARE):
+    def __init__(self, salt, fare=FLAT_FARE, keyring=None):
         self.salt = salt
         self.fare = fare
+        self.keyring = keyring if keyring is not None else ticket.Keyring()
         self._recent = []  # (token, atc, seq), newest last, bounded
+        self._entries = {}  # ticket token -> entries used
+        self._ticket_order = []  # ticket tokens, oldest first, bounded by MAX_TICKETS
 
-    def remember(self, token, atc, seq):
+    def remember(self, token, atc, seq, kind=record.KIND_QR_CPM):
+        if kind == record.KIND_TICKET:
+            self._count_entry(token)
+            return
         self._recent.append((token, atc, seq))
         if len(self._recent) > RECENT:
             self._recent.pop(0)
 
     def remember_record(self, data):
         rec = record.decode(data)
-        self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"])
+        self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
-    def decide(self, line):
+    def _count_entry(self, token):
+        used = self._entries.get(token)
+        if used is None:
+            self._ticket_order.append(token)
+            if len(self._ticket_order) > MAX_TICKETS:
+                del self._entries[self._ticket_order.pop(0)]
+            used = 0
+        self._entries[token] = used + 1
+
+    def decide(self, line, now=None):
+        """The decision for one scanner line; `now` (board clock, seconds since 1970) for tickets."""
+        if ticket.is_ticket(line):
+            return self._decide_ticket(line, now)
         if not cpm.is_cpm(line):
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
         try:
@@ -70,3 +109,23 @@ class Decider:
         if aid is not None:
             ext.append((record.EXT_AID, aid))
         return Decision(ACCEPT, kind=record.KIND_QR_CPM, token=token, extensions=ext, amount=self.fare, atc=atc)
+
+    def _decide_ticket(self, line, now):
+        try:
+            fields = self.keyring.verify(line)
+            if now is None or now < CLOCK_VALID_FROM:
+                return Decision(DECLINE, record.REASON_TICKET_NO_CLOCK, record.KIND_TICKET)
+            ticket.check_window(fields, now)
+        except ticket.TicketError as e:
+            return Decision(DECLINE, _TICKET_REASONS.get(e.code, record.REASON_TICKET_MALFORMED), record.KIND_TICKET)
+        except (ValueError, UnicodeError):
+            return Decision(DECLINE, record.REASON_TICKET_MALFORMED, record.KIND_TICKET)
+        token = identity.credential_token(self.salt, "T%d:%s" % (fields["issuer"], fields["ticket_id"].hex()))
+        used = self._entries.get(token, 0)
+        allowed = fields["entries"]
+        if allowed and used >= allowed:
+            return Decision(DECLINE, record.REASON_TICKET_USED_UP, record.KIND_TICKET, token=token)
+        ext = [(record.EXT_TICKET, struct.pack(">HB8sHB", fields["issuer"], fields["key_id"], fields["ticket_id"],
+                                               fields["product"], min(used + 1, 255)))]
+        return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext, amount=0,
+                        fare_id=FARE_ID_TICKET)

@@ -19,6 +19,12 @@ class Feedback:
         self.out.relay(800)
         self.out.display("PAID " + _yuan(amount), "#%06d" % seq)
 
+    def admitted(self, entry, seq):
+        self.out.led("green", True)
+        self.out.beep(80, 2700)
+        self.out.relay(800)
+        self.out.display("WELCOME", "entry %d #%06d" % (entry, seq))
+
     def already_paid(self, seq):
         self.out.led("green", True)
         self.out.beep(80, 2700)

@@ -9,6 +9,7 @@ import json
 
 BENCHMARKS = {
     # name -> module; issues add theirs here
+    "credentials": "host_sim.bench_credentials",
     "link": "host_sim.bench_link",
 }
 

@@ -3,7 +3,10 @@
 The QR text is base64 of BER-TLV: 85 "CPV01" (payload format indicator), application templates 61,
 the common data template 62 (PAN 5A or track-2 equivalent 57, expiry, name), and inside it the
 application-specific transparent template 63 / common data transparent template 64 with the
-cryptogram data deferred authorisation needs.  Unknown tags are kept, not rejected.
+cryptogram data deferred authorisation needs.  Unknown tags are kept, not rejected; a tag repeated
+inside one template is refused (EMV Book 3 annex B), except application templates 61, of which a wallet
+may show several.  A cryptogram information data 9F27 of 0x80 (an ARQC) means the terminal cannot
+approve alone: authorisation is deferred to the host.
 """
 
 import binascii
@@ -25,6 +28,14 @@ T_CRYPTOGRAM = 0x9F26
 T_CID = 0x9F27
 T_IAD = 0x9F10
 T_UN = 0x9F37
+T_LABEL = 0x50
+T_APP_DATA = 0x63  # application-specific transparent template, inside 62
+T_COMMON_DATA = 0x64  # common data transparent template, inside 62
+
+CID_TYPE_MASK = 0xC0
+CID_AAC = 0x00
+CID_TC = 0x40
+CID_ARQC = 0x80
 
 
 class CpmError(ValueError):
@@ -49,14 +60,82 @@ def decode(text):
     except (ValueError, TypeError):
         raise CpmError("payload is not base64")
     try:
-        objects = tlv.decode(raw)
+        objects = tlv.decode(raw, unique=True, repeatable=(T_APP,))
     except tlv.TlvError as e:
         raise CpmError("bad TLV: %s" % e)
     if not objects or objects[0][0] != T_FORMAT or objects[0][1] != FORMAT:
         raise CpmError("payload format indicator is not CPV01")
-    if tlv.find(objects, T_COMMON) is None:
+    common = None
+    for tag, _, children in objects[1:]:
+        if tag == T_FORMAT:
+            raise CpmError("payload format indicator repeated")
+        if tag == T_APP or tag == T_COMMON:
+            if children is None:
+                raise CpmError("template %X is not constructed" % tag)
+            if tag == T_COMMON:
+                common = children
+    if common is None:
         raise CpmError("no common data template (62)")
+    for tag, _, children in common:
+        if (tag == T_APP_DATA or tag == T_COMMON_DATA) and children is None:
+            raise CpmError("template %X is not constructed" % tag)
     return objects
+
+
+def cid(objects):
+    """The cryptogram information data byte (9F27), or None when the payload carries none."""
+    value = tlv.find(objects, T_CID)
+    if value is None:
+        return None
+    if len(value) != 1:
+        raise CpmError("malformed cryptogram information data (9F27)")
+    return value[0]
+
+
+def deferred(objects):
+    """True when the cryptogram is an ARQC (9F27 = 80): the host authorises later, not the terminal."""
+    c = cid(objects)
+    return c is not None and c & CID_TYPE_MASK == CID_ARQC
+
+
+def _text(value):
+    try:
+        return value.decode()
+    except UnicodeError:
+        return binascii.hexlify(value).decode().upper()
+
+
+def fields(objects):
+    """A flat summary for tools: applications, account source, expiry, counter, cryptogram type.
+
+    The account itself is not included; callers that may show it mask it themselves."""
+    apps = []
+    for tag, _, children in objects:
+        if tag == T_APP and children is not None:
+            aid = tlv.find(children, T_AID)
+            label = tlv.find(children, T_LABEL)
+            apps.append({"aid": None if aid is None else binascii.hexlify(aid).decode().upper(),
+                         "label": None if label is None else _text(label)})
+    atc = tlv.find(objects, T_ATC)
+    c = cid(objects)
+    expiry = tlv.find(objects, T_EXPIRY)
+    if expiry is not None:
+        expiry = binascii.hexlify(expiry).decode()
+    else:  # track-2 equivalent data: YYMM right after the separator D
+        track2 = tlv.find(objects, T_TRACK2)
+        text = "" if track2 is None else binascii.hexlify(track2).decode().upper()
+        sep = text.find("D")
+        if sep >= 0 and len(text) >= sep + 5 and text[sep + 1 : sep + 5].isdigit():
+            expiry = text[sep + 1 : sep + 5]
+    return {
+        "applications": apps,
+        "account_source": "5A" if tlv.find(objects, T_PAN) is not None else
+        ("57" if tlv.find(objects, T_TRACK2) is not None else None),
+        "expiry": expiry,
+        "atc": None if atc is None or len(atc) != 2 else (atc[0] << 8) | atc[1],
+        "cid": None if c is None else "%02X" % c,
+        "deferred": deferred(objects),
+    }
 
 
 def _digits(bcd):

@@ -12,11 +12,15 @@ import hashlib
 try:
     import cryptolib
 
-    def _ecb(key):
+    def _ecb(key):  # pyright: ignore[reportRedeclaration]
         return cryptolib.aes(key, 1).encrypt
 
 except ImportError:  # CPython: host tools and tests
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers import (  # pyright: ignore[reportMissingImports]
+        Cipher,
+        algorithms,
+        modes,
+    )
 
     def _ecb(key):
         enc = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()

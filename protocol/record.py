@@ -39,6 +39,14 @@ REASON_UNKNOWN_FORMAT = 3
 REASON_DENY_LISTED = 4
 REASON_JOURNAL_FULL = 5
 REASON_MALFORMED = 6
+REASON_TICKET_BAD_SIGNATURE = 7
+REASON_TICKET_UNKNOWN_KEY = 8
+REASON_TICKET_KEY_REVOKED = 9
+REASON_TICKET_NOT_YET_VALID = 10
+REASON_TICKET_EXPIRED = 11
+REASON_TICKET_USED_UP = 12
+REASON_TICKET_NO_CLOCK = 13
+REASON_TICKET_MALFORMED = 14
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -48,10 +56,19 @@ REASON_TEXT = {
     REASON_DENY_LISTED: "card blocked",
     REASON_JOURNAL_FULL: "terminal full",
     REASON_MALFORMED: "bad payment code",
+    REASON_TICKET_BAD_SIGNATURE: "forged ticket",
+    REASON_TICKET_UNKNOWN_KEY: "unknown issuer",
+    REASON_TICKET_KEY_REVOKED: "issuer key revoked",
+    REASON_TICKET_NOT_YET_VALID: "not valid yet",
+    REASON_TICKET_EXPIRED: "ticket expired",
+    REASON_TICKET_USED_UP: "ticket used up",
+    REASON_TICKET_NO_CLOCK: "clock not set",
+    REASON_TICKET_MALFORMED: "bad ticket",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
 EXT_AID = 2  # application identifier the credential used
+EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 (big-endian), entry number u8
 
 
 class RecordError(ValueError):

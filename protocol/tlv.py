@@ -1,8 +1,10 @@
 """BER-TLV as EMV uses it: multi-byte tags, 1-4 byte lengths, constructed and primitive objects.
 
 A decoded object is a tuple (tag, value, children): `tag` an int (0x9F26), `value` the raw bytes,
-`children` a list of objects for constructed tags and None for primitive ones.  Depth and size are
-bounded so hostile input cannot exhaust a small heap; every malformation raises TlvError saying where.
+`children` a list of objects for constructed tags and None for primitive ones.  Depth, input size and
+object count are bounded so hostile input cannot exhaust a small heap; every malformation raises
+TlvError saying where.  Formats that forbid a tag twice in one template (EMV CPM, Book 3 annex B: a
+tag appears at most once per template) ask for `unique=True`.
 """
 
 
@@ -11,6 +13,8 @@ class TlvError(ValueError):
 
 
 MAX_DEPTH = 6
+MAX_SIZE = 4096  # bytes of input; a QR code holds at most ~2.9 KB
+MAX_OBJECTS = 256  # objects in one decode, all levels together
 
 
 def _read_tag(data, i, n):
@@ -52,24 +56,37 @@ def _read_length(data, i, n):
     return length, i
 
 
-def decode(data, max_depth=MAX_DEPTH):
-    """All objects in `data` (bytes); raises TlvError on truncation, overrun or excessive depth."""
-    return _decode(data, 0, len(data), max_depth)
+def decode(data, max_depth=MAX_DEPTH, unique=False, max_size=MAX_SIZE, repeatable=()):
+    """All objects in `data` (bytes); raises TlvError on truncation, overrun, excessive depth or size,
+    and with `unique` on a tag repeated inside one template (or at the top level), except the tags in
+    `repeatable` (CPM: several application templates 61)."""
+    if len(data) > max_size:
+        raise TlvError("TLV input of %d bytes exceeds %d" % (len(data), max_size))
+    count = [0]
+    return _decode(data, 0, len(data), max_depth, repeatable if unique else None, count)
 
 
-def _decode(data, start, end, depth):
+def _decode(data, start, end, depth, unique, count):
     if depth < 0:
         raise TlvError("TLV nesting deeper than allowed at byte %d" % start)
     out = []
     i = start
     while i < end:
+        at = i
         tag, constructed, i = _read_tag(data, i, end)
         length, i = _read_length(data, i, end)
         if i + length > end:
             raise TlvError("value of tag %X at byte %d runs past its container (%d > %d bytes)"
                            % (tag, i, length, end - i))
+        count[0] += 1
+        if count[0] > MAX_OBJECTS:
+            raise TlvError("more than %d TLV objects at byte %d" % (MAX_OBJECTS, at))
+        if unique is not None and tag not in unique:
+            for seen in out:
+                if seen[0] == tag:
+                    raise TlvError("tag %X repeated in one template at byte %d" % (tag, at))
         value = bytes(data[i : i + length])
-        children = _decode(data, i, i + length, depth - 1) if constructed else None
+        children = _decode(data, i, i + length, depth - 1, unique, count) if constructed else None
         out.append((tag, value, children))
         i += length
     return out

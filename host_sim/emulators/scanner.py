@@ -1,58 +1,233 @@
-"""A GM65/GM805-class QR scanner as its UART shows it: each decoded code is sent as one text line.
+"""A GM65/GM805-class QR scanner as its UART shows it: decoded codes as text lines, and the
+module's configuration protocol (protocol/gm65.py): zone bits read, written and saved, answers
+02 00 00 ..., a baud-rate write that takes effect right after its answer, the tail (terminator)
+setting applied to every following code.
 
-Two ways to attach: open an existing port (a virtual board's scanner pty, or a real USB-serial
-adapter wired to a board's scanner pins), or own a new pty whose path the firmware opens.  In the
-second case the emulator paces its bytes at the baud rate the firmware configured on the pty.
+Three ways to attach:
+- own a new pty (default): the firmware opens its path.  Bytes are paced at the *module's* baud rate,
+  and command bytes sent while the firmware's line rate differs from it are lost, as framing errors
+  lose them on a real wire;
+- open an existing port (`port=`): a virtual board's scanner pty, whose wire the board paces;
+- serve a real serial device (`--serve /dev/ttyUSB0`): a real board's driver through an adapter; the
+  adapter's rate follows the module's.
+
+Sources: text payloads (stdin, one per line), image files (decoded with host_sim.qr_image), and a
+webcam through OpenCV for interactive use (`--webcam`, optional; tests never need it).
 """
 
 import json
 import os
+import select
 import sys
+import threading
+import time
 
 import serial
 
 from host_sim import serial_pty
+from protocol import gm65
 
-TERMINATOR = b"\r\n"
+DEFAULT_TAIL = gm65.TAIL_CRLF
+TERMINATOR = gm65.TAILS[DEFAULT_TAIL]
+ZONES = 0x100
+
+
+class ModuleState:
+    """The zone bits of one module and what a command frame does to them."""
+
+    def __init__(self):
+        self.zones = bytearray(ZONES)
+        self.zones[gm65.ZONE_MODE] = gm65.MODE_CONTINUOUS
+        self.zones[gm65.ZONE_BAUD : gm65.ZONE_BAUD + 2] = gm65.baud_value(9600)
+        self.zones[gm65.ZONE_TAIL] = DEFAULT_TAIL << gm65.TAIL_SHIFT
+        self.saved = bytes(self.zones)
+        self.commands = 0
+
+    @property
+    def baud(self):
+        return gm65.baud_of(bytes(self.zones[gm65.ZONE_BAUD : gm65.ZONE_BAUD + 2])) or 9600
+
+    @property
+    def mode(self):
+        return self.zones[gm65.ZONE_MODE] & gm65.MODE_MASK
+
+    @property
+    def terminator(self):
+        return gm65.TAILS[(self.zones[gm65.ZONE_TAIL] & gm65.TAIL_MASK) >> gm65.TAIL_SHIFT]
+
+    def handle(self, ftype, addr, data):
+        """The answer frame for one command, or None for one the module ignores."""
+        self.commands += 1
+        if ftype == gm65.T_READ and len(data) == 1 and addr + data[0] <= ZONES and data[0]:
+            return gm65.answer(bytes(self.zones[addr : addr + data[0]]))
+        if ftype == gm65.T_WRITE and addr + len(data) <= ZONES:
+            if addr <= gm65.ZONE_BAUD + 1 < addr + len(data) or addr <= gm65.ZONE_BAUD < addr + len(data):
+                new = bytearray(self.zones)
+                new[addr : addr + len(data)] = data
+                if gm65.baud_of(bytes(new[gm65.ZONE_BAUD : gm65.ZONE_BAUD + 2])) is None:
+                    return None  # a divisor the module does not offer: ignored
+            self.zones[addr : addr + len(data)] = data
+            return gm65.answer()
+        if ftype == gm65.T_SAVE:
+            self.saved = bytes(self.zones)
+            return gm65.answer()
+        return None
+
+    def power_cycle(self):
+        self.zones[:] = self.saved
+
+    def settings(self):
+        return {"baud": self.baud, "mode": ["manual", "command", "continuous", "induction"][self.mode],
+                "terminator": self.terminator.decode(), "commands": self.commands}
 
 
 class ScannerEmulator:
-    def __init__(self, port, terminator=TERMINATOR):
-        self.ser = serial.serial_for_url(port, baudrate=9600, timeout=0.1)
-        self.terminator = terminator
+    """One emulated module on a port (see the module docstring for the three ways to attach)."""
+
+    def __init__(self, port=None, terminator=None, serve=False):
+        self.state = ModuleState()
+        if terminator is not None:
+            self.state.zones[gm65.ZONE_TAIL] = gm65.TAILS.index(terminator) << gm65.TAIL_SHIFT
+        self.reader = gm65.FrameReader(True)
+        self.lost = 0  # command bytes lost to a baud mismatch
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.ser = None
+        self.master = self.slave = None
+        if port is None:
+            self.master, self.slave, self.port = serial_pty.open_raw_pty()
+            self._pacer = serial_pty.Pacer(lambda: self.state.baud)
+        else:
+            self.port = port
+            self.ser = serial.serial_for_url(port, baudrate=self.state.baud, timeout=0.05)
+            self.ser.reset_input_buffer()  # a module powered on now never heard what came before
+            self.serve = serve
+        self._thread = threading.Thread(target=self._serve, name="scanner-emulator", daemon=True)
+        self._thread.start()
+
+    # --- wire ---
+
+    def _write(self, data):
+        with self._lock:
+            if self.ser is not None:
+                self.ser.write(data)
+                self.ser.flush()
+                return
+            for i in range(0, len(data), 16):
+                part = data[i : i + 16]
+                self._pacer.wait(len(part))
+                while part:
+                    try:
+                        part = part[os.write(self.master, part) :]
+                    except BlockingIOError:
+                        time.sleep(0.001)
+
+    def _read(self):
+        if self.ser is not None:
+            try:
+                return self.ser.read(256)
+            except (serial.SerialException, OSError):
+                return b""
+        ready, _, _ = select.select([self.master], [], [], 0.05)
+        if not ready:
+            return b""
+        try:
+            data = os.read(self.master, 256)
+        except (BlockingIOError, OSError):
+            return b""
+        if serial_pty.line_baud(self.slave, default=0) != self.state.baud:
+            self.lost += len(data)  # the two ends disagree on the rate: nothing arrives intact
+            return b""
+        return data
+
+    def _serve(self):
+        while not self._stop.is_set():
+            data = self._read()
+            if not data:
+                continue
+            for ftype, addr, payload in self.reader.feed(data):
+                before = self.state.baud
+                reply = self.state.handle(ftype, addr, payload)
+                if reply is not None:
+                    self._write(reply)
+                if self.state.baud != before and self.ser is not None:
+                    self.ser.flush()
+                    self.ser.baudrate = self.state.baud  # the module's side follows its new rate
+
+    # --- sources ---
 
     def present(self, text):
         """Send one decoded code, as the module does after a successful read."""
         data = text.encode() if isinstance(text, str) else bytes(text)
-        self.ser.write(data + self.terminator)
-        self.ser.flush()
+        self._write(data + self.state.terminator)
+
+    def present_image(self, path):
+        """Decode the QR codes in an image file and send each; returns how many were sent."""
+        from host_sim import qr_image
+
+        codes = qr_image.decode_image(path)
+        for code in codes:
+            self.present(code)
+        return len(codes)
+
+    def webcam(self, index=0, repeat_s=2.0):
+        """Read codes from a camera until interrupted; the same code is sent again after repeat_s."""
+        import cv2
+
+        from host_sim import qr_image
+
+        cam = cv2.VideoCapture(index)
+        last, last_at = None, 0.0
+        try:
+            while not self._stop.is_set():
+                ok, frame = cam.read()
+                if not ok:
+                    time.sleep(0.1)
+                    continue
+                for code in qr_image.decode_image(frame):
+                    if code != last or time.monotonic() - last_at > repeat_s:
+                        self.present(code)
+                        last, last_at = code, time.monotonic()
+        finally:
+            cam.release()
 
     def close(self):
-        self.ser.close()
+        self._stop.set()
+        self._thread.join(timeout=1)
+        if self.ser is not None:
+            self.ser.close()
+        for fd in (self.master, self.slave):
+            if fd is not None:
+                os.close(fd)
 
 
 def main(args):
-    if args.port:
-        emu = ScannerEmulator(args.port)
-        send = emu.present
-        print(json.dumps({"port": args.port}), flush=True)
-    else:
-        master, slave, path = serial_pty.open_raw_pty()
-        pacer = serial_pty.Pacer(lambda: serial_pty.line_baud(slave, default=9600))
-
-        def send(text):
-            data = text.encode() + TERMINATOR
-            for i in range(0, len(data), 16):
-                pacer.wait(len(data[i : i + 16]))
-                os.write(master, data[i : i + 16])
-
-        print(json.dumps({"port": path}), flush=True)
-    for line in sys.stdin:  # one payload per input line
-        line = line.rstrip("\r\n")
-        if line:
-            send(line)
+    port = args.serve or args.port
+    emu = ScannerEmulator(port, serve=bool(args.serve))
+    info = {"port": emu.port}
+    info.update(emu.state.settings())
+    print(json.dumps(info), flush=True)
+    try:
+        for path in args.image or ():
+            print(json.dumps({"image": path, "codes": emu.present_image(path)}), flush=True)
+        if args.webcam is not None:
+            emu.webcam(args.webcam)
+            return 0
+        for line in sys.stdin:  # one payload per input line; "image:PATH" presents a picture
+            line = line.rstrip("\r\n")
+            if line.startswith("image:"):
+                print(json.dumps({"image": line[6:], "codes": emu.present_image(line[6:])}), flush=True)
+            elif line:
+                emu.present(line)
+    finally:
+        print(json.dumps(emu.state.settings()), flush=True)
+        emu.close()
     return 0
 
 
 def add_arguments(parser):
-    parser.add_argument("--port", help="write to this existing port instead of creating a pty")
+    parser.add_argument("--port", help="attach to this existing port (e.g. a virtual board's scanner pty)")
+    parser.add_argument("--serve", metavar="DEVICE", help="serve a real serial port (USB-serial adapter)")
+    parser.add_argument("--image", action="append", help="present the QR codes in this image file first")
+    parser.add_argument("--webcam", type=int, nargs="?", const=0, default=None, metavar="INDEX",
+                        help="read codes from a camera through OpenCV (interactive)")

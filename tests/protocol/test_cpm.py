@@ -251,3 +251,67 @@ def test_garbage_is_cpm_error_only(runtime, kind):
         else:
             assert got[0] == "CpmError", (text, got)
     assert any(g[0] == "CpmError" for g in results)
+
+
+# --- wallet payloads: tokenised track-2, ARQC, issuer tags in 63, templates, duplicates -----------------
+
+
+def body_summary(text):
+    """("ok", account, fields, top-level tags) or ("CpmError", message)."""
+    from protocol import cpm
+
+    try:
+        objects = cpm.decode(text)
+        return ("ok", cpm.account_number(objects), cpm.fields(objects), [o[0] for o in objects])
+    except cpm.CpmError as e:
+        return ("CpmError", str(e))
+
+
+def test_wallet_payload_with_issuer_tags_in_63(runtime):
+    token = "6231230000001234567"  # a 19-digit wallet token in track-2 equivalent data
+    issuer = tlv(0x9F10, bytes.fromhex("07010103A00000010A010000000000")) + tlv(0x9F26, bytes(8)) + tlv(
+        0x9F27, b"\x80") + tlv(0x9F36, b"\x01\x2c") + tlv(0x9F37, b"\x11\x22\x33\x44") + tlv(
+        0xDF61, b"\x01") + tlv(0x9F63, bytes.fromhex("3030303030303030")) + tlv(0xBF0C, tlv(0xDF01, b"x"))
+    text = payload(tlv(0x57, bcd(token + "D3012201")), tlv(0x5F24, b"\x30\x12\x31"), tlv(0x63, issuer),
+                   extra=tlv(0xC1, b"proprietary"))
+    got = runtime.run(body_summary, text)
+    assert got[0] == "ok", got
+    assert got[1] == token and got[3] == [0x85, 0x61, 0x62, 0xC1]
+    assert got[2] == {"applications": [{"aid": "A000000333010101", "label": None}], "account_source": "57",
+                      "expiry": "301231", "atc": 300, "cid": "80", "deferred": True}
+
+
+def test_cid_types(runtime):
+    base = tlv(0x57, bcd("6212345678901234D3012"))
+    cases = [(b"\x80", True), (b"\x40", False), (b"\x00", False), (b"\x81", True)]
+    texts = [payload(base, tlv(0x63, tlv(0x9F27, c))) for c, _ in cases] + [payload(base)]
+    got = runtime.run_many(body_summary, [(t,) for t in texts])
+    assert [g[2]["deferred"] for g in got] == [d for _, d in cases] + [False]
+    assert got[4][2]["cid"] is None
+    bad = runtime.run(body_summary, payload(base, tlv(0x63, tlv(0x9F27, b"\x80\x00"))))
+    assert bad[0] == "CpmError" and "9F27" in bad[1]
+    assert got[0][2]["expiry"] == "3012"  # YYMM from the track-2 equivalent data when 5F24 is absent
+
+
+def test_template_rules(runtime):
+    t2 = tlv(0x57, bcd("6212345678901234D3012"))
+    cases = [
+        payload(t2, tlv(0x5F24, b"\x30\x12\x31"), tlv(0x5F24, b"\x30\x12\x31")),  # repeated in 62
+        payload(t2, tlv(0x63, tlv(0x9F36, b"\x00\x01") + tlv(0x9F36, b"\x00\x02"))),  # repeated in 63
+        payload(t2, extra=tlv(0x62, t2)),  # two common data templates
+        payload(t2, extra=tlv(0x85, b"CPV01")),  # format indicator twice
+        base64.b64encode(tlv(0x85, b"CPV01") + bytes.fromhex("4201") + b"\x00").decode(),  # no 62
+        payload(t2, tlv(0x1F63, b"")),  # 1F63 is a different (primitive) tag: kept
+    ]
+    got = runtime.run_many(body_summary, [(c,) for c in cases])
+    assert [g[0] for g in got] == ["CpmError"] * 5 + ["ok"], got
+    assert "repeated" in got[0][1] and "repeated" in got[1][1] and "repeated" in got[2][1]
+    assert "62" in got[4][1]
+
+
+def test_vector_fields(runtime):
+    got = runtime.run(body_summary, load_vectors()["cpm"][0]["payload"])
+    assert got[1] == "1234567890123458" and got[3] == [0x85, 0x61, 0x61, 0x62]
+    assert got[2]["applications"] == [{"aid": "A0000000555555", "label": "Product1"},
+                                      {"aid": "A0000000666666", "label": "Product2"}]
+    assert got[2]["account_source"] == "5A" and got[2]["atc"] == 1 and got[2]["deferred"] is False

@@ -357,3 +357,39 @@ def test_fuzz_only_tlv_error(runtime, source):
             assert bool(got) == bool(data)
             assert len(b"".join(ref_encode_obj(o) for o in got)) <= len(data)
     assert 0 < errors < len(examples)
+
+
+def body_decode_opts(data, unique, repeatable, max_size):
+    from protocol import tlv
+
+    try:
+        return tlv.decode(data, unique=unique, repeatable=tuple(repeatable), max_size=max_size)
+    except tlv.TlvError as e:
+        return ("TlvError", str(e))
+
+
+def test_duplicates_refused_only_when_asked(runtime):
+    dup_top = bytes.fromhex("5A01015A0102")
+    dup_inner = bytes.fromhex("62079F3601015A0101")  # same tag at different levels is fine
+    dup_deep = bytes.fromhex("6208" "9F360101" "9F360102")
+    two_apps = bytes.fromhex("6103500141" "6103500142")
+    cases = [(dup_top, False, [], 4096), (dup_top, True, [], 4096), (dup_inner, True, [], 4096),
+             (dup_deep, True, [], 4096), (two_apps, True, [], 4096), (two_apps, True, [0x61], 4096),
+             (dup_top, False, [], 5)]
+    got = runtime.run_many(body_decode_opts, cases)
+    assert got[0] == [(0x5A, b"\x01", None), (0x5A, b"\x02", None)]
+    assert got[1][0] == "TlvError" and "5A repeated" in got[1][1] and error_position(got[1][1]) == 3
+    assert got[2] == [(0x62, bytes.fromhex("9F3601015A0101"), [(0x9F36, b"\x01", None), (0x5A, b"\x01", None)])]
+    assert got[3][0] == "TlvError" and "9F36 repeated" in got[3][1] and error_position(got[3][1]) == 6
+    assert got[4][0] == "TlvError" and "61 repeated" in got[4][1]
+    assert [o[0] for o in got[5]] == [0x61, 0x61]
+    assert got[6][0] == "TlvError" and "exceeds 5" in got[6][1]
+
+
+def test_object_count_limit(runtime):
+    from protocol import tlv
+
+    many = bytes.fromhex("0100") * (tlv.MAX_OBJECTS + 1)
+    got = runtime.run_many(body_decode_opts, [(many[:-2], False, [], 4096), (many, False, [], 4096)])
+    assert len(got[0]) == tlv.MAX_OBJECTS
+    assert got[1][0] == "TlvError" and error_position(got[1][1]) == 2 * tlv.MAX_OBJECTS

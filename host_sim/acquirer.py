@@ -1,0 +1,99 @@
+"""A simulated acquirer: authorises deferred transactions after the fact, the mass-transit way.
+
+Terminals accept taps offline; the collector later asks the acquirer to authorise each stored record.
+A decline cannot undo the ride, so the card's token goes on the deny list and the terminal refuses it
+at its next tap once the deny-list update has arrived.  Rules are configurable and deterministic
+(seeded), so tests and demos can reproduce a run:
+
+    {"decline_tokens": ["<hex token>", ...],   # always declined (a blocked card)
+     "decline_rate": 0.0,                        # fraction declined at random ("insufficient funds")
+     "max_amount": 100000,                       # fen; above is declined ("over limit")
+     "seed": 1}
+"""
+
+import hashlib
+import json
+import sqlite3
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS authorisations (
+    terminal TEXT NOT NULL, seq INTEGER NOT NULL, approved INTEGER NOT NULL, reason TEXT,
+    decided REAL DEFAULT (julianday('now')), PRIMARY KEY (terminal, seq));
+CREATE TABLE IF NOT EXISTS deny_list (
+    token BLOB PRIMARY KEY, reason TEXT, version INTEGER NOT NULL, added REAL DEFAULT (julianday('now')));
+"""
+
+DEFAULT_RULES = {"decline_tokens": [], "decline_rate": 0.0, "max_amount": 100000, "seed": 1}
+
+
+class Acquirer:
+    def __init__(self, rules=None):
+        self.rules = dict(DEFAULT_RULES, **(rules or {}))
+        self._blocked = {bytes.fromhex(t) for t in self.rules["decline_tokens"]}
+
+    def decide(self, terminal, seq, token, amount):
+        """(approved, reason) for one deferred transaction; deterministic for given rules."""
+        if token in self._blocked:
+            return False, "card blocked by issuer"
+        if amount > self.rules["max_amount"]:
+            return False, "over limit"
+        if self.rules["decline_rate"] > 0:
+            h = hashlib.sha256(("%s|%s|%d" % (self.rules["seed"], terminal, seq)).encode()).digest()
+            if int.from_bytes(h[:4], "big") / 2**32 < self.rules["decline_rate"]:
+                return False, "insufficient funds"
+        return True, None
+
+
+def authorise_pending(db, acquirer):
+    """Authorise every accepted record that has no decision yet; declines join the deny list.
+
+    Returns (approved, declined, deny_list_version).  Idempotent: a record is decided once.
+    """
+    db.executescript(SCHEMA)
+    rows = db.execute(
+        "SELECT r.terminal, r.seq, r.token, r.amount FROM records r LEFT JOIN authorisations a "
+        "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND r.decision = 1 "
+        "ORDER BY r.terminal, r.seq").fetchall()
+    version = deny_list_version(db)
+    approved = declined = 0
+    with db:
+        for terminal, seq, token, amount in rows:
+            ok, reason = acquirer.decide(terminal, seq, token, amount)
+            db.execute("INSERT INTO authorisations (terminal, seq, approved, reason) VALUES (?, ?, ?, ?)",
+                       (terminal, seq, int(ok), reason))
+            if ok:
+                approved += 1
+                continue
+            declined += 1
+            if db.execute("SELECT 1 FROM deny_list WHERE token = ?", (token,)).fetchone() is None:
+                version += 1
+                db.execute("INSERT INTO deny_list (token, reason, version) VALUES (?, ?, ?)", (token, reason, version))
+    return approved, declined, version
+
+
+def deny_list_version(db):
+    db.executescript(SCHEMA)
+    return db.execute("SELECT COALESCE(MAX(version), 0) FROM deny_list").fetchone()[0]
+
+
+def deny_list_since(db, version):
+    """Tokens added after `version`: the delta a terminal at that version needs."""
+    return [row[0] for row in db.execute("SELECT token FROM deny_list WHERE version > ? ORDER BY version", (version,))]
+
+
+def load_rules(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(args):
+    db = sqlite3.connect(args.db)
+    rules = load_rules(args.rules) if args.rules else None
+    approved, declined, version = authorise_pending(db, Acquirer(rules))
+    print(json.dumps({"approved": approved, "declined": declined, "deny_list_version": version}))
+    return 0
+
+
+def add_arguments(parser):
+    parser.add_argument("--db", required=True, help="the collector's SQLite database")
+    parser.add_argument("--rules", help="JSON file with acquirer rules (see module docstring)")

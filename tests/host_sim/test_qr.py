@@ -1,0 +1,95 @@
+"""`python -m host_sim qr`: decode JSON contract on the vectors (exact trees, masking, MPM crc_ok),
+tickets with a keyring, make (payloads and PNGs read back), and no crash on any text.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from host_sim import qr, qr_image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VECTORS = os.path.join(ROOT, "tests", "vectors", "emv_qr.json")
+
+
+def vectors():
+    with open(VECTORS, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def run(*args):
+    out = subprocess.run([sys.executable, "-m", "host_sim", "qr", *args], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_cpm_vector_decodes_exactly_and_masks_the_pan():
+    v = vectors()["cpm"][0]
+    revealed = json.loads(run("decode", v["payload"], "--json", "--reveal"))
+    assert revealed["format"] == "emv-cpm" and revealed["valid"] is True and revealed["error"] is None
+    assert revealed["tlv"] == v["tlv"]
+    assert revealed["fields"]["account"] == "1234567890123458"
+    masked = json.loads(run("decode", v["payload"], "--json"))
+    assert "1234567890123458" not in json.dumps(masked)
+    assert masked["tlv"][3]["children"][0] == {"tag": "5A", "value": "123456******3458"}
+    assert "crc_ok" not in masked
+
+
+def test_mpm_vectors_and_wrong_crc():
+    for v in vectors()["mpm"]:
+        got = json.loads(run("decode", v["payload"], "--json"))
+        assert got["format"] == "emv-mpm" and got["crc_ok"] is v["crc_ok"] and got["valid"] is v["crc_ok"]
+        assert (got["error"] is None) is v["crc_ok"]
+        assert got["tlv"][8] == {"tag": "62", "children": [{"tag": "07", "value": "T0012"}]}
+
+
+def test_track2_masking_keeps_only_bin_last4_and_expiry():
+    payload = run("make", "cpm", "--pan", "6212345678901234567").strip()
+    got = qr.decode(payload)
+    track2 = got["tlv"][2]["children"][0]
+    assert track2["tag"] == "57" and track2["value"].startswith("621234*********4567D3012")
+    assert set(track2["value"][24:]) == {"*"}
+    assert got["fields"]["deferred"] is True and got["fields"]["cid"] == "80"
+    assert qr.decode(payload, reveal=True)["fields"]["account"] == "6212345678901234567"
+
+
+def test_ticket_make_decode_keyring_and_png(tmp_path):
+    keys = str(tmp_path / "keys")
+    png = str(tmp_path / "t.png")
+    text = run("make", "ticket", "--keys-dir", keys, "--issuer", "3", "--key-id", "2", "--entries", "2",
+               "--png", png).strip()
+    ring = tmp_path / "ring"
+    ring.write_text(run("keyring", "--keys-dir", keys, "--key", "3:2"))
+    got = json.loads(run("decode", text, "--json", "--keys", str(ring)))
+    assert got["format"] == "ticket" and got["valid"] is True and got["fields"]["signature"] == "ok"
+    assert got["fields"]["issuer"] == 3 and got["fields"]["key_id"] == 2 and got["fields"]["entries"] == 2
+    ring.write_text(run("keyring", "--keys-dir", keys, "--key", "3:2", "--revoke", "3:2"))
+    got = json.loads(run("decode", text, "--json", "--keys", str(ring)))
+    assert got["valid"] is False and got["fields"]["signature"] == "revoked key"
+    assert qr_image.decode_image(png) == [text]
+
+
+def test_unknown_and_mpm_png(tmp_path):
+    got = json.loads(run("decode", "hello", "--json"))
+    assert got == {"format": "unknown", "valid": False, "error": got["error"], "tlv": [], "fields": {}}
+    assert got["error"]
+    png = str(tmp_path / "m.png")
+    text = run("make", "mpm", "--amount", "2.00", "--png", png).strip()
+    assert qr_image.decode_image(png) == [text]
+    got = qr.decode(text)
+    assert got["valid"] and got["fields"]["amount"] == "2.00" and got["fields"]["static"] is False
+
+
+@settings(max_examples=200)
+@given(st.one_of(st.text(max_size=200), st.text(max_size=200).map(lambda t: "hQVDUFYwM" + t),
+                 st.text(max_size=200).map(lambda t: "0002" + t), st.text(max_size=400).map(lambda t: "ZT1." + t)))
+def test_decode_never_raises(text):
+    got = qr.decode(text)
+    assert set(got) >= {"format", "valid", "error", "tlv", "fields"}
+    assert got["valid"] is (got["error"] is None)
+    json.dumps(got)
