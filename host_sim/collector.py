@@ -104,7 +104,6 @@ class Session:
         self.stored = 0
         self.duplicate_receipts = 0
         self.refused = 0
-        self._logged = 0
 
     def receive(self, data):
         out = bytearray()
@@ -120,7 +119,7 @@ class Session:
         return bytes(out)
 
     def _log_events(self):
-        for what, detail in self.peer.events[self._logged:]:
+        for what, detail in self.peer.events:
             if what == "up":
                 self.terminal = detail
                 self.store.hello(detail, self.peer.peer_hello["firmware"])
@@ -128,7 +127,7 @@ class Session:
             else:
                 self.refused += 1
                 log.warning("refused: %s %s", what, detail)
-        self._logged = len(self.peer.events)
+        del self.peer.events[:]
 
     def _handle(self, msg):
         """A sequenced message from the authenticated terminal; True once it is safely processed."""

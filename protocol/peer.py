@@ -145,8 +145,11 @@ class Peer:
                 self.errors["malformed"] += 1  # after the handshake only these may travel in the clear
                 return []
             msg = link.decode(payload, self.terminal)
-        except link.LinkError:
+        except link.LinkError as e:
             self.errors["malformed"] += 1
+            if e.code == link.E_VERSION and self.role == ROLE_HOST and len(payload) > 1 and payload[1] == link.HELLO:
+                # the one malformed frame worth an answer: a terminal speaking another version
+                self._control.append(link.encode(link.ERROR, link.error(link.E_VERSION, "link protocol v1")))
             return []
         if not flags & link.FLAG_SECURE:
             if mtype == link.HELLO:

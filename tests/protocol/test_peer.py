@@ -115,3 +115,24 @@ def test_a_flood_of_garbage_does_not_starve_valid_frames(runtime):
     for t, h, stored, most, errors, _tag, _herr, _ in runtime.run_many(body_session, cases):
         assert (t, h) == (3, 3)
         assert stored == list(range(1, 7)) and most == 1 and errors == []
+
+
+def body_hello_of_another_version(payload):
+    from protocol import link, peer
+
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: None, "host")
+    assert h.feed(payload, 0) == []
+    reply = h.poll(0)
+    return h.errors["malformed"], None if reply is None else link.decode(reply)
+
+
+def test_a_hello_of_another_version_gets_error_1_and_other_garbage_no_answer(runtime):
+    from protocol import link
+
+    hello = link.encode(link.HELLO, link.hello(b"ZF000001", "fw", 0, 4, 256, bytes(16)))
+    malformed, reply = runtime.run(body_hello_of_another_version, b"\x02" + hello[1:])
+    assert malformed == 1 and (reply["type"], reply["code"]) == ("ERROR", link.E_VERSION)
+    malformed, reply = runtime.run(body_hello_of_another_version, b"\x02" + hello[1:2] + b"\x00")
+    assert malformed == 1 and reply is None  # too short to be a header at all
+    malformed, reply = runtime.run(body_hello_of_another_version, hello[:1] + b"\x63" + hello[2:])
+    assert malformed == 1 and reply is None
