@@ -136,3 +136,49 @@ def test_a_hello_of_another_version_gets_error_1_and_other_garbage_no_answer(run
     assert malformed == 1 and reply is None  # too short to be a header at all
     malformed, reply = runtime.run(body_hello_of_another_version, hello[:1] + b"\x63" + hello[2:])
     assert malformed == 1 and reply is None
+
+
+def body_heap_after_records(batches):
+    """Upload `batches` frames of 4 records through a terminal Peer and a host Peer in memory; the heap
+    in use (after a collection) at a quarter of the way and at the end (CPython: allocated blocks x 32)."""
+    import gc
+    import sys
+
+    def used():
+        gc.collect()
+        return gc.mem_alloc() if hasattr(gc, "mem_alloc") else sys.getallocatedblocks() * 32
+
+    from protocol import link, peer, record
+
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+    key = bytes(32)
+    t = peer.Peer(peer.ROLE_TERMINAL, T, key, "fw", window=8, max_frame=256, rx_window=4, nonce=bytes(16))
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key, "host", window=4, max_frame=512, rx_window=16,
+                  nonce=bytes([1]) * 16)
+    t.start(0)
+    sent = 0
+    got = 0
+    marks = []
+    now = 0
+    while got < 4 * batches and now < 10000000:
+        now += 10
+        if t.up() and sent < batches and t.can_send():
+            recs = [record.encode(T, 4 * sent + i, 1800000000, 1, 200, 156, 1, 0, 1, bytes(16)) for i in range(4)]
+            t.send(link.RECORDS, link.records(recs, T), 4 * sent + 3)
+            sent += 1
+        p = t.poll(now)
+        if p is not None:
+            for m in h.feed(p, now):
+                got += len(m["records"])
+        q = h.poll(now)
+        if q is not None:
+            t.feed(q, now)
+        if got in (batches, 4 * batches) and len(marks) < (1 if got == batches else 2):
+            marks.append(used())
+    return got, marks
+
+
+def test_ram_does_not_grow_with_the_number_of_records_sent(runtime):
+    got, (quarter, end) = runtime.run(body_heap_after_records, 400)
+    assert got == 1600
+    assert end - quarter < 2048, (quarter, end)  # a few counters, not per-record state
