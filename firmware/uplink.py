@@ -87,7 +87,7 @@ class Uplink:
 
     def _fill(self, p):
         """Queue RECORDS frames of journal records not yet handed to the sender, while the window allows."""
-        while p.can_send():
+        while p.can_send() and self.journal.next_seq - 1 > self._queued:
             in_flight = self._queued - self.journal.acked
             recs = self.journal.pending(in_flight + 8, 1 << 30)
             batch = []
