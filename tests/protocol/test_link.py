@@ -162,7 +162,8 @@ def test_random_payloads_only_ever_raise_link_error(runtime):
         st.builds(lambda t, rest: bytes([1, t]) + rest, st.integers(0, 12), st.binary(max_size=80)),
         st.builds(lambda t, f, rest: bytes([1, t, f]) + rest, st.integers(1, 10), st.sampled_from([0, 2, 4, 6]),
                   st.binary(max_size=120))))
-    got = runtime.run(body_decode_errors, payloads)
+    chunks = [(payloads[i:i + 100],) for i in range(0, len(payloads), 100)]  # --fuzz-long: 20000 payloads
+    got = [r for rs in runtime.run_many(body_decode_errors, chunks) for r in rs]
     assert len(got) == len(payloads)
     assert all(kind in ("ok", "error") for kind, _ in got)
 
