@@ -8,26 +8,31 @@ with a reason shown on the display.
 import asyncio
 import gc
 import sys
+import time
 
 from firmware import decision, identity, trust
-from firmware.drivers import scanner
+from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
-from firmware.journal import Journal
+from firmware.journal import Journal, JournalFull
 from firmware.uplink import Uplink
-from protocol import record
+from protocol import crypto, record
 
 SCANNER_BAUD = 9600
 UPLINK_BAUD = 115200
 WATCHDOG_MS = 8000
+IDLE_MS = 300  # the journal erases ahead (a CPU stall) only after this long without a tap
 
 
 class Terminal:
     def __init__(self, board, root):
         self.board = board
+        self.root = root
         self.terminal = identity.terminal_id(board)
         keyring, self.bad_key_lines = trust.load(root)
-        self.decider = decision.Decider(identity.salt(root), keyring=keyring)
-        self.journal = Journal(root + "/journal").open()
+        salt = identity.salt(root)
+        self.decider = decision.Decider(salt, keyring=keyring)
+        self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
+        self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
         self.feedback = Feedback(board.outputs())
@@ -35,13 +40,28 @@ class Terminal:
         self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime(), root)
 
     def handle_line(self, line):
-        d = self.decider.decide(line, int(self.board.time_s()))
+        self.apply(self.decider.decide(line, int(self.board.time_s())))
+
+    def decline(self, reason, detail):
+        self.feedback.declined(record.REASON_TEXT[reason])
+        print("tap declined: " + detail)
+
+    def apply(self, d):
+        """Journal an accepted tap, then tell the passenger; the same for QR codes and NFC taps."""
+        self._last_tap = time.ticks_ms()
         if d.outcome == decision.ACCEPT:
             def build(seq):
                 return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, d.amount,
                                      decision.CURRENCY_CNY, record.ACCEPTED, record.REASON_NONE,
                                      d.fare_id, d.token, d.extensions)
-            seq = self.journal.append(build)  # durable from here on ...
+            try:
+                if self.journal.full:
+                    raise JournalFull()
+                seq = self.journal.append(build)  # durable from here on ...
+            except JournalFull:  # never overwrite what the host has not acknowledged
+                self.feedback.declined(record.REASON_TEXT[record.REASON_JOURNAL_FULL])
+                print("tap declined: journal full, %d records wait for the host" % self.journal.depth())
+                return
             self.decider.remember(d.token, d.atc, seq, d.kind)
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
                 self.feedback.admitted(d.extensions[0][1][-1], seq)
@@ -63,18 +83,39 @@ class Terminal:
             wdt.feed()
             await asyncio.sleep_ms(WATCHDOG_MS // 4)
 
+    def _start_nfc(self):
+        try:
+            dev = pn532.for_board(self.board)
+        except OSError as e:  # the board names an NFC port that is not wired here
+            print("nfc: " + str(e))
+            return
+        if dev is not None:
+            from firmware.nfc import NfcTask
+
+            asyncio.create_task(NfcTask(self, dev, self.root).run())
+
+    async def _prepare_journal(self):
+        # Erasing ahead stalls the CPU (45-400 ms on NOR flash): only while no passenger is waiting.
+        while True:
+            await asyncio.sleep_ms(IDLE_MS)
+            if time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
+                self.journal.prepare()
+
     async def run(self):
         asyncio.create_task(self._feed_watchdog())
+        asyncio.create_task(self._prepare_journal())
         baud = await self.scanner.setup()
         print("scanner: %s" % ("%d baud" % baud if baud else "no answer, listening at %d baud" % self.scanner.baud))
         ring = self.decider.keyring
         print("ticket keys: %d trusted, %d revoked, %d bad lines" % (len(ring.keys), len(ring.revoked),
                                                                    self.bad_key_lines))
         asyncio.create_task(self.uplink.run())
+        self._start_nfc()
         self.feedback.ready()
         gc.collect()
-        print("ready: terminal %s, journal next #%d, %d to upload, %d damaged, heap %d used %d free"
-              % (self.terminal.hex(), self.journal.next_seq, self.journal.depth(), self.journal.dropped,
+        j = self.journal
+        print("ready: terminal %s, journal next #%d, %d to upload, %d damaged, %d bytes free%s, heap %d used %d free"
+              % (self.terminal.hex(), j.next_seq, j.depth(), j.dropped, j.free, " (FULL)" if j.full else "",
                  gc.mem_alloc(), gc.mem_free()))
         while True:
             status, line = await self.scanner.read_line()

@@ -77,6 +77,12 @@ class Decider:
         rec = record.decode(data)
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
+    def _repeat(self, token, atc, kind):
+        for seen_token, seen_atc, seq in self._recent:
+            if seen_token == token and seen_atc == atc:
+                return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.fare, seq=seq)
+        return None
+
     def _count_entry(self, token):
         used = self._entries.get(token)
         if used is None:
@@ -99,9 +105,9 @@ class Decider:
             return Decision(DECLINE, record.REASON_MALFORMED, record.KIND_QR_CPM)
         token = identity.credential_token(self.salt, account)
         atc = cpm.tlv.find(objects, cpm.T_ATC)
-        for seen_token, seen_atc, seq in self._recent:
-            if seen_token == token and seen_atc == atc:
-                return Decision(ALREADY_PAID, kind=record.KIND_QR_CPM, token=token, amount=self.fare, seq=seq)
+        repeat = self._repeat(token, atc, record.KIND_QR_CPM)
+        if repeat:
+            return repeat
         ext = []
         if atc is not None:
             ext.append((record.EXT_ATC, atc))
@@ -129,3 +135,25 @@ class Decider:
                                                fields["product"], min(used + 1, 255)))]
         return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext, amount=0,
                         fare_id=FARE_ID_TICKET)
+
+    def decide_emv(self, card, data_key, nonce):
+        """A contactless read (firmware.emv.read's dict) at the flat fare, authorised later by the host.
+
+        The PAN becomes the salted token here and the sensitive part is sealed at once: the decision,
+        and so the record, carries no card number, track 2 or cryptogram in clear.
+        """
+        token = identity.credential_token(self.salt, card["pan"])
+        atc = card["atc"]
+        if card["cid"][0] & 0xC0 == 0x00:  # AAC: the card declined offline
+            return Decision(DECLINE, record.REASON_CARD_DECLINED, record.KIND_EMV_CONTACTLESS, token=token)
+        repeat = self._repeat(token, atc, record.KIND_EMV_CONTACTLESS)
+        if repeat:
+            return repeat
+        from firmware import emv  # here, not at the top: a terminal without NFC never loads them
+        from protocol import crypto
+
+        ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
+               (record.EXT_EMV_SEALED, crypto.seal(data_key, nonce, emv.sensitive(card), token)),
+               (record.EXT_EMV_DATA, emv.clear_data(card))]
+        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext, amount=self.fare,
+                        atc=atc)

@@ -10,6 +10,7 @@ import os
 from firmware import fsutil
 
 SALT_FILE = "keys/salt"
+DATA_KEY_FILE = "keys/data.key"
 
 
 def terminal_id(board):
@@ -18,16 +19,26 @@ def terminal_id(board):
 
 
 def salt(root):
-    path = root + "/" + SALT_FILE
+    return _secret(root, SALT_FILE, 16)
+
+
+def data_key(root):
+    """The 32-byte per-device key that seals card data (PAN, track 2, cryptogram) in records."""
+    return _secret(root, DATA_KEY_FILE, 32)
+
+
+def _secret(root, name, size):
+    """A random secret kept in /flash/keys, created at first boot (a provisioned one is kept)."""
+    path = root + "/" + name
     try:
         with open(path, "rb") as f:
             value = f.read()
-        if len(value) == 16:
+        if len(value) == size:
             return value
     except OSError:
         pass
     fsutil.makedirs(root + "/keys")
-    value = os.urandom(16)
+    value = os.urandom(size)
     fsutil.write_atomic(path, value)
     return value
 

@@ -10,6 +10,8 @@ import json
 BENCHMARKS = {
     # name -> module; issues add theirs here
     "credentials": "host_sim.bench_credentials",
+    "emv": "host_sim.bench_emv",
+    "journal": "host_sim.bench_journal",
     "link": "host_sim.bench_link",
 }
 

@@ -2,7 +2,7 @@
 
 import importlib
 
-EMULATORS = {"scanner": "host_sim.emulators.scanner"}
+EMULATORS = {"scanner": "host_sim.emulators.scanner", "pn532": "host_sim.emulators.pn532"}
 
 
 def add_arguments(parser):

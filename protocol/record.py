@@ -47,6 +47,9 @@ REASON_TICKET_EXPIRED = 11
 REASON_TICKET_USED_UP = 12
 REASON_TICKET_NO_CLOCK = 13
 REASON_TICKET_MALFORMED = 14
+REASON_CARD_READ = 20  # contactless read failed or the card answered nonsense
+REASON_CARD_UNSUPPORTED = 21  # no accepted application on the card
+REASON_CARD_DECLINED = 22  # the card itself declined (AAC)
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -64,11 +67,17 @@ REASON_TEXT = {
     REASON_TICKET_USED_UP: "ticket used up",
     REASON_TICKET_NO_CLOCK: "clock not set",
     REASON_TICKET_MALFORMED: "bad ticket",
+    REASON_CARD_READ: "card read failed",
+    REASON_CARD_UNSUPPORTED: "card not accepted",
+    REASON_CARD_DECLINED: "card declined",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
 EXT_AID = 2  # application identifier the credential used
 EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 (big-endian), entry number u8
+# EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
+EXT_EMV_SEALED = 16  # crypto.seal(device data key, nonce, TLV 5A 5F24 [57] 9F26, associated = token)
+EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN]
 
 
 class RecordError(ValueError):

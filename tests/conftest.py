@@ -15,6 +15,8 @@ file puts the repo root and tests/ on sys.path and re-exports its hooks and fixt
 import os
 import sys
 
+import pytest
+
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_TESTS)
 for _path in (_TESTS, _ROOT):
@@ -41,3 +43,11 @@ __all__ = [
     "real_board",
     "runtime",
 ]
+
+
+@pytest.fixture
+def sim_runtime(runtime):
+    """`runtime` for bodies over host-side models (hardware/norflash.py): a real board has no such module."""
+    if runtime.name == "board":
+        pytest.skip("a host-side model, not deployed to a board")
+    return runtime

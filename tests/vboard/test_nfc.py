@@ -1,0 +1,78 @@
+"""NFC taps on the virtual board: the PN532 emulator on the board's nfc port presents a UnionPay HCE
+phone; the terminal reads it over EMV, records a deferred-authorisation transaction (ARQC, sealed card
+data), uploads it, and the raw flash image holds the test PAN and track 2 in no encoding."""
+
+import threading
+import time
+
+from host_sim import collector
+from host_sim.emulators import emv_card
+from host_sim.emulators.pn532 import Pn532Emulator
+from protocol import record, tlv
+
+
+def pan_encodings(pan, track2):
+    """The card number as ASCII digits, packed BCD (F-padded, and shifted by one nibble), and track 2."""
+    out = [pan.encode(), track2, pan[:12].encode()]
+    for digits in (pan, "F" + pan, "0" + pan):
+        if len(digits) % 2:
+            digits += "F"
+        out.append(bytes.fromhex(digits))
+    out.append(bytes.fromhex(pan[:12]))
+    out.append(bytes.fromhex(pan[1:13]))
+    return out
+
+
+def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
+    store = collector.Store(str(tmp_path / "c.db"))
+    stop = threading.Event()
+    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
+    uplink.start()
+    emu = Pn532Emulator(board.ports["nfc"])
+    try:
+        emu.present("unionpay-hce", dwell_s=0.5)
+        i, ev = events.wait_display(timeout=40)
+        assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000001")
+        # The phone stays in the field until dwell_s after the read: it is not charged again.
+        time.sleep(1.5)
+        assert emu.card is None
+        emu.present("unionpay-hce", dwell_s=0.5)  # a second tap of the same phone: a new transaction
+        i, ev = events.wait_display(i + 1, timeout=20)
+        assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000002")
+        time.sleep(1.5)
+        emu.present("unionpay-hce", atc=1, dwell_s=0.5)  # the first transaction replayed: not charged again
+        i, ev = events.wait_display(i + 1, timeout=20)
+        assert (ev["text"], ev["detail"]) == ("ALREADY PAID", "#000001")
+        time.sleep(1.5)
+        deadline = time.monotonic() + 20
+        rows = []
+        while time.monotonic() < deadline and len(rows) < 2:
+            rows = store.query("SELECT raw FROM records ORDER BY seq")
+            time.sleep(0.2)
+        emu.present("unionpay-hce", ["sw"])
+        i, ev = events.wait_display(i + 1, timeout=20)
+        assert (ev["text"], ev["detail"]) == ("DECLINED", "card read failed")
+    finally:
+        emu.close()
+        stop.set()
+        uplink.join(timeout=2)
+    assert len(rows) == 2
+    pan = emv_card.PROFILES["unionpay-hce"]["pan"]
+    track2 = emv_card.Card("unionpay-hce").track2()
+    for (raw,) in rows:
+        rec = record.decode(raw)
+        assert rec["kind"] == record.KIND_EMV_CONTACTLESS and rec["decision"] == record.ACCEPTED
+        assert rec["amount"] == 200 and rec["currency"] == 156
+        assert rec["ext"][record.EXT_AID] == emv_card.UNIONPAY_DEBIT
+        clear = tlv.decode(rec["ext"][record.EXT_EMV_DATA])
+        assert tlv.find(clear, 0x9F27) == b"\x80"  # ARQC: authorisation deferred to the host
+        assert len(rec["ext"][record.EXT_EMV_SEALED]) > 12 + 16
+        for enc in pan_encodings(pan, track2):
+            assert enc not in raw
+    console = board.console_text()
+    assert pan not in console and pan[:12] not in console
+    board.stop()
+    with open(board.flash, "rb") as f:
+        image = f.read()
+    for enc in pan_encodings(pan, track2):
+        assert enc not in image, enc
