@@ -14,7 +14,8 @@ import time
 from protocol import frame, link, peer, record, session
 
 WINDOW = 8  # frames in flight: a serial cable needs few; a 300 ms cellular path wants up to 128
-MAX_FRAME = 256  # wire bytes: four EMV-QR records, and short enough to survive a noisy line
+MAX_FRAME = 288  # wire bytes: room for one record of the maximum 255 bytes (EMV contactless records are
+# large), five EMV-QR records, and still short enough to survive a noisy line
 LINK_TIMEOUT_MS = 8000  # frames in flight and nothing heard for this long: new session
 RETRY_MS = 5000  # after a refused handshake, or while the device key is missing
 IDLE_MS = 1000

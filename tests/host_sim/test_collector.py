@@ -27,10 +27,10 @@ def rec(seq, atc=b"\x00\x01", terminal=TERMINAL):
 class Terminal:
     """A terminal-side Peer wired to a collector Session in memory; `wire` captures every uplink byte."""
 
-    def __init__(self, session, key=KEY, terminal=TERMINAL):
+    def __init__(self, session, key=KEY, terminal=TERMINAL, max_frame=256):
         self.session = session
         self.peer = peer.Peer(peer.ROLE_TERMINAL, terminal, key, "micropython 1.29.0 linux", window=8,
-                              max_frame=256, rx_window=4)
+                              max_frame=max_frame, rx_window=4)
         self.reader = frame.FrameReader()
         self.wire = bytearray()
         self.now = 0
@@ -88,6 +88,21 @@ def test_batch_is_stored_once_and_acknowledged_after_commit(tmp_path):
     assert t2.peer.sender.delivered_tag == 4
     assert [r[0] for r in other.execute("SELECT seq FROM records ORDER BY seq")] == [1, 2, 3, 4]
     assert (t2.session.stored, t2.session.duplicate_receipts) == (1, 2)
+
+
+def test_a_maximum_size_record_fits_the_frame_the_firmware_announces(tmp_path):
+    from firmware import uplink  # only its constants: the module imports on CPython
+
+    big = record.encode(TERMINAL, 9, 1_800_000_000, record.KIND_EMV_CONTACTLESS, 200, 156, record.ACCEPTED, 0, 1,
+                        TOKEN, [(16, bytes(range(209)))])
+    assert len(big) == record.MAX_SIZE
+    store = registered(tmp_path)
+    t = Terminal(collector.Session(store), max_frame=uplink.MAX_FRAME).pump()
+    full = record.encode(TERMINAL, 10, 1, 1, 1, 156, 1, 0, 1, TOKEN, [(16, bytes(209))])
+    t.peer.send(link.RECORDS, link.records([full]), 10)  # mode 0: the largest body there is
+    t.upload([big])
+    assert t.peer.sender.delivered_tag == 9
+    assert sorted(r[0] for r in store.query("SELECT seq FROM records")) == [9, 10]
 
 
 def test_unknown_terminal_is_refused_and_nothing_stored():
