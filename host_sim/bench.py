@@ -12,6 +12,7 @@ BENCHMARKS = {
     "credentials": "host_sim.bench_credentials",
     "emv": "host_sim.bench_emv",
     "journal": "host_sim.bench_journal",
+    "modem": "host_sim.bench_modem",
     "link": "host_sim.bench_link",
 }
 

@@ -2,7 +2,11 @@
 
 import importlib
 
-EMULATORS = {"scanner": "host_sim.emulators.scanner", "pn532": "host_sim.emulators.pn532"}
+EMULATORS = {
+    "scanner": "host_sim.emulators.scanner",
+    "pn532": "host_sim.emulators.pn532",
+    "modem": "host_sim.emulators.modem",
+}
 
 
 def add_arguments(parser):

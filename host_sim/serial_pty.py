@@ -41,6 +41,29 @@ def drop_pending_input(fd):
         pass
 
 
+def write_all(fd, data, pacer=None, stopped=None):
+    """Write all of `data` to a non-blocking pty master, in 16-byte pieces spaced by `pacer` if given.
+
+    False when the other side is gone (or `stopped()` turned true) before everything was written.
+    """
+    view = memoryview(data)
+    while view:
+        if stopped is not None and stopped():
+            return False
+        n = len(view) if pacer is None else min(len(view), 16)
+        if pacer is not None:
+            pacer.wait(n)
+        try:
+            written = os.write(fd, view[:n])
+        except BlockingIOError:
+            time.sleep(0.001)
+            continue
+        except OSError:
+            return False
+        view = view[written:]
+    return True
+
+
 class Pacer:
     """Spaces writes so that bytes leave no faster than baud/10 per second (8N1 framing)."""
 
@@ -109,19 +132,7 @@ class Wire:
                 self._write_all(dst, data, pacer)
 
     def _write_all(self, dst, data, pacer):
-        view = memoryview(data)
-        while view and not self._stop:
-            n = len(view) if pacer is None else min(len(view), 16)
-            if pacer is not None:
-                pacer.wait(n)
-            try:
-                written = os.write(dst, view[:n])
-            except BlockingIOError:
-                time.sleep(0.001)
-                continue
-            except OSError:
-                return
-            view = view[written:]
+        write_all(dst, data, pacer, lambda: self._stop)
 
     def close(self):
         self._stop = True

@@ -8,6 +8,7 @@ wiring comes from environment variables the launcher sets:
     ZF_UART_SCANNER     pty path of the QR scanner UART (likewise ZF_UART_NFC, ZF_UART_UPLINK)
     ZF_EVENTS           pty path where output events (buzzer, LEDs, relay, display) are written
     ZF_UID              the board's unique id (hex), like machine.unique_id() on a chip
+    ZF_MODEM_PWRKEY     optional: pty path of the modem emulator's PWRKEY input (modem_pwrkey())
 
 The image is laid out like a real board's flash: a littlefs2 partition mounted at /flash and a raw
 partition for the transaction journal.  Writes go straight to the file with no user-space buffer, so
@@ -303,6 +304,42 @@ def set_time(epoch_s):
 def unique_id():
     uid = os.getenv("ZF_UID") or "5642000001"
     return bytes(int(uid[i : i + 2], 16) for i in range(0, len(uid), 2))
+
+
+class _HostLine:
+    """An output pin whose level goes to the host over a pty: one byte, b"1" or b"0", per change."""
+
+    def __init__(self, path):
+        self._f = open(path, "wb")
+        termios.setraw(self._f.fileno())
+        self._v = 0
+
+    def value(self, v=None):
+        if v is None:
+            return self._v
+        self._v = 1 if v else 0
+        self._f.write(b"1" if v else b"0")
+        return None
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+
+_pwrkey = None
+
+
+def modem_pwrkey():
+    """The modem's PWRKEY line, when the launcher wired one to a modem emulator (ZF_MODEM_PWRKEY: the
+    pty of `host_sim emulate modem --pwrkey`), else None: the driver then resets with AT+CFUN=1,1."""
+    global _pwrkey
+    if _pwrkey is None:
+        path = os.getenv("ZF_MODEM_PWRKEY")
+        if path:
+            _pwrkey = _HostLine(path)
+    return _pwrkey
 
 
 class _NoWatchdog:

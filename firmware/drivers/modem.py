@@ -1,0 +1,550 @@
+"""Cellular modem on a UART, driven by AT commands: SIMCom (SIM7600, A76xx) and Quectel (EC800N, EC200, BG95).
+
+One TCP socket (link 0) to the collector, with the transport interface of firmware/transport.py:
+`connect()`, `write(data)`, `read_into(buf, timeout_ms)`, `close()`, `connected`, `signal`,
+`registration`.  Nothing here raises to the caller: every failure (no answer, +CME ERROR, no network,
+socket closed, PDP context lost) leaves `connected` False with the reason in `last_error`, and the
+uplink simply calls `connect()` again after its backoff.  After MAX_FAILURES connect attempts in a row
+fail, the modem is power-cycled: with the board's PWRKEY pin when it has one (board.modem_pwrkey()),
+otherwise with AT+CFUN=1,1 (full functionality with a reset, in both dialects' manuals).
+
+How bytes flow.  A background task reads the UART and feeds protocol.at.AtReader; final results wake
+the command in flight, URCs update the link state, and socket payloads go into one preallocated ring
+buffer.  Both dialects are used in their "pull" receive mode: the modem keeps incoming data and only
+announces it (+CIPRXGET: 1,<link> / +QIURC: "recv",<id>), and the driver fetches at most what the ring
+has room for (AT+CIPRXGET=2,<link>,<n> / AT+QIRD=<id>,<n>).  RAM stays bounded however fast the
+collector talks, and a lost or garbled announcement only delays data: read_into() also polls every
+POLL_MS.  Pushed payload headers (+RECEIVE / +QIURC "recv" with a length) are not expected in
+this mode and are not trusted: a stray or garbled one must not swallow the reply bytes after it.
+
+"SEND OK" (Quectel) or OK after the payload (SIMCom) only means the modem took the bytes into its
+buffer, not that the collector got them: only the link protocol's acknowledgement frees records.
+
+Command syntax and replies relied on (SIMCom "SIM7600 Series AT Command Manual", TCP/IP chapter;
+Quectel "EC200x/EC800x/BG95 TCP(IP) Application Note"; 3GPP TS 27.007 for CREG/CEREG/CSQ/CFUN):
+  both      AT+CSQ -> +CSQ: <rssi 0..31, 99 unknown>,<ber>; AT+CEREG? / AT+CREG? -> +CEREG: <n>,<stat>
+            (stat 1 home, 5 roaming); URC +CEREG: <stat> when n=1
+  SIMCom    AT+CGDCONT=1,"IP","<apn>"; AT+CIPRXGET=1 (manual receive, set before opening);
+            AT+NETOPEN? -> +NETOPEN: <0|1>; AT+NETOPEN -> OK, then +NETOPEN: <err>;
+            AT+CIPOPEN=<link>,"TCP","<host>",<port> -> OK, then +CIPOPEN: <link>,<err>;
+            AT+CIPSEND=<link>,<len> -> ">" ... OK, then +CIPSEND: <link>,<req>,<cnf>;
+            AT+CIPRXGET=2,<link>,<max> -> +CIPRXGET: 2,<link>,<len>,<rest> CRLF <data> ... OK;
+            AT+CIPCLOSE=<link> -> OK, then +CIPCLOSE: <link>,<err>; URCs +IPCLOSE: <link>,<reason>,
+            +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY (PDP lost), +CIPRXGET: 1,<link> (data waiting)
+  Quectel   AT+QICSGP=1,1,"<apn>","","",1; AT+QIACT? -> +QIACT: 1,<state>,...; AT+QIACT=1 (up to 150 s);
+            AT+QIDEACT=1 (after pdpdeact, before activating again);
+            AT+QIOPEN=1,<id>,"TCP","<host>",<port>,0,0 -> OK, then +QIOPEN: <id>,<err> (access mode 0:
+            buffer); AT+QISEND=<id>,<len> -> ">" ... SEND OK | SEND FAIL (buffer full) | ERROR;
+            AT+QIRD=<id>,<max> -> +QIRD: <len> CRLF <data> ... OK; AT+QICLOSE=<id> -> OK;
+            URCs +QIURC: "recv",<id> / "closed",<id> / "pdpdeact",<ctx>; RDY after a (re)start
+"""
+
+import asyncio
+import time
+
+from micropython import const
+
+from protocol import at
+
+SIMCOM = "simcom"
+QUECTEL = "quectel"
+DIALECTS = (SIMCOM, QUECTEL)
+
+TIMEOUT = const(-1)  # pseudo final result: no final result in time
+
+MAX_FAILURES = const(3)  # connect attempts in a row before a power cycle
+POLL_MS = const(500)  # read_into() asks the modem for data at least this often while waiting
+SEND_CHUNK = const(1024)  # below both dialects' per-send maximum (SIMCom 1500, Quectel 1460)
+RX_RING = const(2048)
+_MAX_LINES = const(8)  # intermediate reply lines kept for the command in flight
+
+# Timeouts per command class, in ms.  The manuals' maxima are long (QIACT and QIOPEN: 150 s); a
+# terminal would rather retry soon, and the uplink's backoff spaces the retries.
+T_SHORT = 1000
+T_PDP = 30000
+T_OPEN = 30000
+T_SEND = 10000
+T_CLOSE = 5000
+BOOT_MS = 20000  # time a power-cycled modem may take before it answers AT again
+AT_PROBE_MS = 500  # wait for the OK of a bare "AT" (3 tries before the modem counts as not answering)
+
+# PWRKEY pulses (high = key pressed through the NPN), from the modules' hardware design guides:
+# SIM7600 powers on after a >= 0.5 s press and off after >= 2.5 s; EC800N/EC200 power on after a
+# >= 0.5 s press and off after a 0.65-1.5 s press.  Verify against the fitted module at bring-up.
+PWRKEY_MS = {SIMCOM: (3000, 600), QUECTEL: (1000, 700)}  # (off pulse, on pulse)
+PWRKEY_GAP_MS = 2000  # after each pulse: the module shuts down / starts its boot
+
+_CLOSED_URCS = (b"+IPCLOSE:", b'+QIURC: "closed"', b"CLOSED", b"+CIPCLOSE:")
+_PDP_URCS = (b"+CIPEVENT: NETWORK CLOSED", b'+QIURC: "pdpdeact"', b"+PDP: DEACT")
+_BOOT_URCS = (b"RDY", b"PB DONE", b"*ATREADY:")
+_DATA_URCS = (b"+CIPRXGET: 1,", b'+QIURC: "recv"')
+
+
+class Modem:
+    def __init__(self, uart, dialect, host, port, apn="", pwrkey=None, rx_size=RX_RING):
+        if dialect not in DIALECTS:
+            raise ValueError("unknown modem dialect %r" % (dialect,))
+        self.dialect = dialect
+        self.host = host
+        self.port = port
+        self.apn = apn
+        self.pwrkey = pwrkey
+        self._reader = asyncio.StreamReader(uart)
+        self._writer = asyncio.StreamWriter(uart, {})
+        self._at = at.AtReader(push=False)  # pull mode: only read replies carry payloads
+        self._chunk = bytearray(128)
+        self._ring = bytearray(rx_size)
+        self._head = 0  # index of the oldest byte
+        self._len = 0
+        self._rx = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._done = asyncio.Event()
+        self._pending = False
+        self._want_prompt = False
+        self._final = (TIMEOUT, None)
+        self._lines = []
+        self._urc_prefix = None  # the completion URC a command waits for after its OK
+        self._urc_params = None
+        self._urc = asyncio.Event()
+        self._task = None
+        self._pdp_lost = False
+        self._poll_at = 0
+        self._reading = False  # a read command (AT+CIPRXGET=2 / AT+QIRD) is in flight
+        self.rx_pending = False
+        self.connected = False
+        self.signal = None  # +CSQ rssi 0..31 (about -113 + 2 * rssi dBm), None when unknown
+        self.registration = None  # +CEREG/+CREG stat
+        self.last_error = ""
+        self.failures = 0
+        self.power_cycles = 0
+        self.timeouts = 0
+        self.cme_errors = 0
+        self.stray = 0  # payload bytes that arrived outside a read command, dropped
+        self.overruns = 0  # payload bytes dropped because the ring was full (a modem sending more than asked)
+
+    # -- the reader task ------------------------------------------------------------------------
+
+    def start(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self):
+        chunk = self._chunk
+        while True:
+            try:
+                n = await self._reader.readinto(chunk)
+                if not n:
+                    await asyncio.sleep_ms(5)
+                    continue
+                for ev in self._at.feed(memoryview(chunk)[:n]):
+                    self._event(ev)
+            except Exception as e:  # a UART error or a reply we mis-parse must not stop the reader
+                self.last_error = "reader: %r" % (e,)
+                await asyncio.sleep_ms(50)
+
+    def _event(self, ev):
+        kind = ev[0]
+        if kind == at.DATA:
+            if self._reading:
+                self._store(ev[2])
+            else:  # a payload nobody asked for (a garbled reply): not socket data
+                self.stray += len(ev[2])
+        elif kind == at.PROMPT:
+            if self._pending and self._want_prompt:
+                self._finish(at.PROMPT, None)
+        elif kind == at.LINE:
+            line = ev[1]
+            if not self._urc_line(line) and self._pending and len(self._lines) < _MAX_LINES:
+                self._lines.append(line)
+        elif kind in at.FINALS:
+            if kind == at.CME_ERROR:
+                self.cme_errors += 1
+            if self._pending:
+                self._finish(kind, ev[1])
+
+    def _finish(self, kind, code):
+        self._final = (kind, code)
+        self._pending = False
+        self._done.set()
+
+    def _urc_line(self, line):
+        """Act on an unsolicited line; True when it is not part of a command's reply."""
+        prefix = self._urc_prefix
+        if prefix is not None and line.startswith(prefix):
+            self._urc_params = at.params(line, prefix)
+            self._urc.set()
+            return not self._pending
+        if line.startswith(b"+CEREG:") or line.startswith(b"+CREG:"):
+            p = at.params(line, line[: line.find(b":") + 1])
+            if self._pending:
+                if p is not None and len(p) >= 2 and type(p[1]) is int:
+                    self.registration = p[1]
+                return False
+            if p and type(p[0]) is int:
+                self.registration = p[0]
+                if p[0] != 1 and p[0] != 5:
+                    self._link_down("registration lost", True)
+            return True
+        if line.startswith(b"+CIPSEND:"):  # SIMCom's report after a send's OK: nothing to do
+            return True
+        for urc in _DATA_URCS:
+            if line.startswith(urc):
+                self.rx_pending = True
+                self._rx.set()
+                return True
+        for urc in _CLOSED_URCS:
+            if line.startswith(urc):
+                self._link_down("socket closed", False)
+                return True
+        for urc in _PDP_URCS:
+            if line.startswith(urc):
+                self._link_down("PDP context deactivated", True)
+                return True
+        for urc in _BOOT_URCS:
+            if line.startswith(urc):
+                self._link_down("modem restarted", True)
+                return True
+        return False
+
+    def _link_down(self, why, pdp):
+        if self.connected:
+            self.last_error = why
+        self.connected = False
+        if pdp:
+            self._pdp_lost = True
+        self._rx.set()
+        self._urc.set()
+
+    def _store(self, data):
+        ring = self._ring
+        size = len(ring)
+        n = min(len(data), size - self._len)
+        self.overruns += len(data) - n
+        tail = (self._head + self._len) % size
+        first = min(n, size - tail)
+        ring[tail : tail + first] = data[:first]
+        ring[: n - first] = data[first:n]
+        self._len += n
+        self._rx.set()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def _exchange(self, data, timeout_ms, prompt=False):
+        """Write `data` and wait for a final result (or the "> " prompt): (kind, code).  Lock held."""
+        self._lines = []
+        self._final = (TIMEOUT, None)
+        self._done.clear()
+        self._want_prompt = prompt
+        self._pending = True
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+            await asyncio.wait_for_ms(self._done.wait(), timeout_ms)
+        except asyncio.TimeoutError:
+            self.timeouts += 1
+        except OSError as e:  # the UART itself failed: to the caller it is a command without answer
+            self.last_error = "uart: %r" % (e,)
+        finally:
+            self._pending = False
+            self._want_prompt = False
+        return self._final
+
+    async def command(self, cmd, timeout_ms=T_SHORT, urc=None):
+        """Run one AT command: (final kind, code, reply lines).  With `urc` (a line prefix), after OK
+        also wait for that completion URC; its parameters are then the third item instead."""
+        async with self._lock:
+            self._urc_prefix = urc
+            self._urc_params = None
+            self._urc.clear()
+            try:
+                kind, code = await self._exchange(cmd + b"\r", timeout_ms)
+                if kind != at.OK or urc is None:
+                    return kind, code, self._lines
+                if self._urc_params is None:
+                    try:
+                        await asyncio.wait_for_ms(self._urc.wait(), timeout_ms)
+                    except asyncio.TimeoutError:
+                        self.timeouts += 1
+                        return TIMEOUT, None, []
+                return kind, code, self._urc_params or []
+            finally:
+                self._urc_prefix = None
+
+    async def _ok(self, cmd, timeout_ms=T_SHORT):
+        kind, code, _ = await self.command(cmd, timeout_ms)
+        if kind != at.OK:
+            self._fail(cmd, kind, code)
+            return False
+        return True
+
+    def _fail(self, what, kind, code):
+        if kind == TIMEOUT:
+            self.last_error = "%s: no answer" % what.decode()
+        elif kind == at.CME_ERROR:
+            self.last_error = "%s: +CME ERROR: %d" % (what.decode(), code)
+        elif kind == at.OK:  # OK, but the completion URC did not say success (or never came)
+            self.last_error = "%s: not completed" % what.decode()
+        else:
+            self.last_error = "%s: failed (%d)" % (what.decode(), kind)
+
+    # -- bringing the link up -------------------------------------------------------------------
+
+    async def connect(self):
+        """One attempt to open the socket to host:port; True when connected.  Never raises."""
+        if self.connected:
+            return True
+        self.start()
+        try:
+            ok = await self._connect()
+        except Exception as e:  # whatever the modem said, the caller only learns "not connected"
+            self.last_error = "connect: %r" % (e,)
+            ok = False
+        self.connected = ok
+        if ok:
+            self._head = self._len = 0  # bytes of an earlier socket are not this one's
+            self.failures = 0
+            self.last_error = ""
+            return True
+        self.failures += 1
+        if self.failures >= MAX_FAILURES:
+            self.failures = 0
+            await self.power_cycle()
+        return False
+
+    async def _connect(self):
+        if not await self._alive():
+            return False
+        await self.command(b"ATE0")
+        await self._read_signal()
+        if not await self._registered():
+            return False
+        if self.dialect == SIMCOM:
+            return await self._simcom_up()
+        return await self._quectel_up()
+
+    async def _alive(self):
+        for _ in range(3):
+            kind, _, _ = await self.command(b"AT", AT_PROBE_MS)
+            if kind == at.OK:
+                return True
+        self.last_error = "modem does not answer AT"
+        return False
+
+    async def _read_signal(self):
+        kind, _, lines = await self.command(b"AT+CSQ")
+        if kind == at.OK:
+            for line in lines:
+                p = at.params(line, b"+CSQ:")
+                if p and type(p[0]) is int:
+                    self.signal = None if p[0] == 99 else p[0]
+
+    async def _registered(self):
+        for query in (b"AT+CEREG?", b"AT+CREG?"):
+            kind, code, _ = await self.command(query)
+            if kind != at.OK:
+                self._fail(query, kind, code)
+            elif self.registration == 1 or self.registration == 5:
+                return True
+            else:
+                self.last_error = "not registered (stat %r)" % (self.registration,)
+        return False
+
+    async def _simcom_up(self):
+        if self._pdp_lost:
+            await self.command(b"AT+NETCLOSE", T_CLOSE, b"+NETCLOSE:")
+            self._pdp_lost = False
+        kind, _, lines = await self.command(b"AT+NETOPEN?")
+        net_open = kind == at.OK and any(at.params(line, b"+NETOPEN:") == [1] for line in lines)
+        if not net_open:
+            if not await self._ok(b'AT+CGDCONT=1,"IP","%s"' % self.apn.encode()):
+                return False
+            kind, code, p = await self.command(b"AT+NETOPEN", T_PDP, b"+NETOPEN:")
+            if kind != at.OK or not p or p[0] != 0:
+                self._fail(b"AT+NETOPEN", kind, code)
+                return False
+        # a stale socket would block link 0
+        await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")
+        if not await self._ok(b"AT+CIPRXGET=1"):  # pull receive, set before each open
+            return False
+        return await self._open(b'AT+CIPOPEN=0,"TCP","%s",%d', b"+CIPOPEN:")
+
+    async def _quectel_up(self):
+        if self._pdp_lost:
+            await self.command(b"AT+QIDEACT=1", T_PDP)
+            self._pdp_lost = False
+        kind, _, lines = await self.command(b"AT+QIACT?")
+        active = False
+        for line in lines:
+            p = at.params(line, b"+QIACT:")
+            if p and len(p) >= 2 and p[0] == 1 and p[1] == 1:
+                active = True
+        if not active:
+            if not await self._ok(b'AT+QICSGP=1,1,"%s","","",1' % self.apn.encode()):
+                return False
+            if not await self._ok(b"AT+QIACT=1", T_PDP):
+                return False
+        await self.command(b"AT+QICLOSE=0", T_CLOSE)  # a stale socket would block connect id 0
+        return await self._open(b'AT+QIOPEN=1,0,"TCP","%s",%d,0,0', b"+QIOPEN:")
+
+    async def _open(self, template, urc):
+        """Open the socket; both dialects answer OK, then `urc` <link>,<err> with err 0 on success."""
+        cmd = template % (self.host.encode(), self.port)
+        kind, code, p = await self.command(cmd, T_OPEN, urc)
+        if kind != at.OK or not p or len(p) < 2 or p[1] != 0:
+            self._fail(cmd[: cmd.find(b"=")], kind, code)
+            return False
+        return True
+
+    async def power_cycle(self):
+        """Restart the modem: PWRKEY off and on again if the board has the pin, else AT+CFUN=1,1."""
+        self.power_cycles += 1
+        self._link_down("power cycle", True)
+        if self.pwrkey is not None:
+            # A hung modem is assumed to be on: a long press switches it off, a short one on again.
+            for pulse in PWRKEY_MS[self.dialect]:
+                self.pwrkey.on()
+                await asyncio.sleep_ms(pulse)
+                self.pwrkey.off()
+                await asyncio.sleep_ms(PWRKEY_GAP_MS)
+        else:
+            await self.command(b"AT+CFUN=1,1", T_CLOSE)
+        self._at.reset()
+        self._head = self._len = 0
+        self.rx_pending = False
+        deadline = time.ticks_add(time.ticks_ms(), BOOT_MS)
+        while time.ticks_diff(deadline, time.ticks_ms()) > 0:
+            kind, _, _ = await self.command(b"AT", AT_PROBE_MS)
+            if kind == at.OK:
+                return True
+            await asyncio.sleep_ms(AT_PROBE_MS)
+        return False
+
+    # -- the transport interface ----------------------------------------------------------------
+
+    async def write(self, data):
+        """Hand all of `data` to the modem; False (and not connected) when the link failed."""
+        try:
+            return await self._write(data)
+        except Exception as e:  # never into the uplink: a failed write is a link that went down
+            self._link_down("write: %r" % (e,), False)
+            return False
+
+    async def _write(self, data):
+        mv = memoryview(data)
+        sent = 0
+        while sent < len(mv):
+            if not self.connected:
+                return False
+            n = min(SEND_CHUNK, len(mv) - sent)
+            if not await self._send(mv[sent : sent + n]):
+                return False
+            sent += n
+        return True
+
+    async def _send(self, piece):
+        if self.dialect == SIMCOM:
+            cmd = b"AT+CIPSEND=0,%d\r" % len(piece)
+        else:
+            cmd = b"AT+QISEND=0,%d\r" % len(piece)
+        kind, code = TIMEOUT, None
+        for _ in range(3):
+            async with self._lock:
+                kind, code = await self._exchange(cmd, T_SEND, True)
+                if kind == at.PROMPT:
+                    kind, code = await self._exchange(piece, T_SEND)
+            if kind == at.OK or kind == at.SEND_OK:
+                return True
+            if kind != at.SEND_FAIL or not self.connected:
+                break
+            await asyncio.sleep_ms(200)  # Quectel: the send buffer is full, try again shortly
+        self._fail(cmd[:-1], kind, code)
+        self._link_down(self.last_error, False)
+        return False
+
+    async def read_into(self, buf, timeout_ms=1000):
+        """Wait up to timeout_ms for socket data; the number of bytes put into buf (0: none, or the
+        link is down: check `connected`)."""
+        try:
+            return await self._read_into(buf, timeout_ms)
+        except Exception as e:  # never into the uplink
+            self._link_down("read: %r" % (e,), False)
+            return 0
+
+    async def _read_into(self, buf, timeout_ms):
+        deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+        while True:
+            if self._len:
+                return self._take(buf)
+            if not self.connected:
+                return 0
+            now = time.ticks_ms()
+            if self.rx_pending or time.ticks_diff(now, self._poll_at) >= 0:
+                self._poll_at = time.ticks_add(now, POLL_MS)
+                await self._pull()
+                if self._len:
+                    continue
+            left = time.ticks_diff(deadline, time.ticks_ms())
+            if left <= 0:
+                return 0
+            self._rx.clear()
+            try:
+                await asyncio.wait_for_ms(self._rx.wait(), min(left, POLL_MS))
+            except asyncio.TimeoutError:
+                pass
+
+    async def _pull(self):
+        room = len(self._ring) - self._len
+        if room <= 0:
+            return
+        room = min(room, 1460)
+        if self.dialect == SIMCOM:
+            cmd, prefix = b"AT+CIPRXGET=2,0,%d" % room, b"+CIPRXGET:"
+        else:
+            cmd, prefix = b"AT+QIRD=0,%d" % room, b"+QIRD:"
+        self._reading = True
+        try:
+            kind, code, lines = await self.command(cmd, T_SHORT)
+        finally:
+            self._reading = False
+        if kind != at.OK:
+            if any(line.startswith(b"+IP ERROR: No data") for line in lines):  # SIMCom: none buffered
+                self.rx_pending = False
+            elif kind == at.ERROR or kind == at.CME_ERROR or kind == TIMEOUT:
+                self._fail(cmd, kind, code)  # no such socket any more, or a modem gone deaf
+                self._link_down(self.last_error, False)
+            return
+        more = False
+        for line in lines:
+            p = at.params(line, prefix)
+            if not p:
+                continue
+            if self.dialect == SIMCOM and len(p) == 4:
+                more = p[3] != 0
+            elif self.dialect == QUECTEL and len(p) == 1:
+                more = p[0] == room
+        self.rx_pending = more
+
+    def _take(self, buf):
+        n = min(len(buf), self._len)
+        ring = self._ring
+        size = len(ring)
+        head = self._head
+        first = min(n, size - head)
+        buf[:first] = ring[head : head + first]
+        buf[first:n] = ring[: n - first]
+        self._head = (head + n) % size
+        self._len -= n
+        return n
+
+    async def close(self):
+        """Close the socket (the PDP context stays up for the next connect)."""
+        if not self.connected:
+            return
+        self.connected = False
+        try:
+            if self.dialect == SIMCOM:
+                await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")
+            else:
+                await self.command(b"AT+QICLOSE=0", T_CLOSE)
+        except Exception as e:  # connect() closes a stale socket anyway
+            self.last_error = "close: %r" % (e,)
