@@ -38,7 +38,7 @@ class Terminal:
             self.decider.remember_record(rec)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
-        self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime())
+        self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime(), root)
 
     @staticmethod
     def _load_deny_list(root):

@@ -13,6 +13,7 @@ COMMANDS = {
     "emulate": ("host_sim.emulate", "run one peripheral emulator on a pty"),
     "flash": ("host_sim.flash", "build a board's .mpy files and deploy them with mpremote"),
     "bench": ("host_sim.bench", "benchmarks with JSON output"),
+    "provision": ("host_sim.provision", "give a terminal its device key and register it with the collector"),
     "acquirer": ("host_sim.acquirer", "authorise deferred transactions; declines join the deny list"),
     "report": ("host_sim.report", "settlement and reconciliation per merchant, terminal and day (CSV, HTML)"),
     "qr": ("host_sim.qr", "decode QR payloads (EMV CPM/MPM, tickets) as JSON; make test payloads and PNGs"),

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "emv": "host_sim.bench_emv",
     "journal": "host_sim.bench_journal",
     "modem": "host_sim.bench_modem",
+    "link": "host_sim.bench_link",
 }
 
 

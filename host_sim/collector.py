@@ -1,24 +1,28 @@
-"""The collector (backend) of the first slice: stores uploaded records exactly once in SQLite.
+"""The collector (backend): authenticates terminals and stores their uploaded records exactly once in SQLite.
 
-`Session` is the protocol without I/O: bytes in, bytes out, so the same code serves a serial port,
-a pty and a TCP connection.  A batch is acknowledged only after its transaction committed; a batch
-the collector already has is acknowledged again (the terminal missed the first ACK) and its records
-are counted as duplicate receipts, never stored twice.  Malformed frames and batches are refused and
-logged; nothing of them is stored.
+`Session` is link protocol v1 (protocol/SPEC.md) without I/O: bytes in, bytes out, so the same code
+serves a serial port, a pty and a TCP connection.  A terminal must be provisioned (its id and device
+key in the `device_keys` table, `python -m host_sim provision`); an unknown terminal or a wrong proof
+is refused with an ERROR, logged, and nothing it sends is stored.  A RECORDS frame is acknowledged only
+after its transaction committed; records the collector already has are counted as duplicate receipts,
+never stored twice.  Altered, replayed or malformed frames are dropped, counted and logged.
 """
 
 import asyncio
 import logging
 import sqlite3
 import threading
+import time
 
-from protocol import frame, messages, record
+from protocol import frame, link, peer, record
 
 log = logging.getLogger("collector")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS terminals (
     terminal TEXT PRIMARY KEY, runtime TEXT, last_hello REAL);
+CREATE TABLE IF NOT EXISTS device_keys (
+    terminal TEXT PRIMARY KEY, key BLOB NOT NULL, provisioned REAL DEFAULT (julianday('now')));
 CREATE TABLE IF NOT EXISTS records (
     terminal TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER, kind INTEGER, amount INTEGER,
     currency INTEGER, decision INTEGER, reason INTEGER, fare_id INTEGER, token BLOB, atc BLOB,
@@ -42,6 +46,17 @@ class Store:
             self.db.execute("INSERT INTO terminals VALUES (?, ?, julianday('now')) ON CONFLICT(terminal) "
                             "DO UPDATE SET runtime=excluded.runtime, last_hello=excluded.last_hello",
                             (terminal, runtime))
+
+    def register(self, terminal, key):
+        """Provision (or re-key) a terminal: only registered terminals may upload."""
+        with self.lock:
+            self.db.execute("INSERT INTO device_keys (terminal, key) VALUES (?, ?) ON CONFLICT(terminal) "
+                            "DO UPDATE SET key=excluded.key, provisioned=julianday('now')", (terminal, bytes(key)))
+
+    def device_key(self, terminal):
+        with self.lock:
+            row = self.db.execute("SELECT key FROM device_keys WHERE terminal = ?", (terminal,)).fetchone()
+        return bytes(row[0]) if row else None
 
     def store(self, recs):
         """Insert decoded records in one transaction; returns how many were new."""
@@ -72,12 +87,19 @@ class Store:
         self.db.close()
 
 
+HOST_ID = b"ZFHOST01"
+HOST_WINDOW = 128  # frames a terminal may have in flight to us: we buffer nothing, so the bitmap is the limit
+
+
 class Session:
     """One link to one terminal, without I/O."""
 
-    def __init__(self, store):
+    def __init__(self, store, clock=None):
         self.store = store
+        self.clock = clock or (lambda: int(time.monotonic() * 1000))
         self.frames = frame.FrameReader()
+        self.peer = peer.Peer(peer.ROLE_HOST, HOST_ID, lambda tid: store.device_key(tid.hex()), "collector",
+                              window=8, max_frame=link.MAX_FRAME, rx_window=HOST_WINDOW)
         self.terminal = None
         self.stored = 0
         self.duplicate_receipts = 0
@@ -85,42 +107,61 @@ class Session:
 
     def receive(self, data):
         out = bytearray()
+        now = self.clock()
         for payload in self.frames.feed(data):
-            reply = self._handle(payload)
-            if reply:
-                out += frame.encode(reply)
+            self.peer.feed(payload, now, self._handle)
+            self._log_events()
+        while True:
+            reply = self.peer.poll(now)
+            if reply is None:
+                break
+            out += link.wire(reply)
         return bytes(out)
 
-    def _handle(self, payload):
+    def _log_events(self):
+        for what, detail in self.peer.events:
+            if what == "up":
+                self.terminal = detail
+                self.store.hello(detail, self.peer.peer_hello["firmware"])
+                log.info("terminal %s authenticated, running %s", detail, self.peer.peer_hello["firmware"])
+            else:
+                self.refused += 1
+                log.warning("refused: %s %s", what, detail)
+        del self.peer.events[:]
+
+    def _handle(self, msg):
+        """A sequenced message from the authenticated terminal; True once it is safely processed."""
+        if msg["type"] != "RECORDS":
+            log.info("%s from %s: %r", msg["type"], self.terminal, msg)
+            return True
         try:
-            kind, body = messages.parse(payload)
-            if kind == messages.HELLO:
-                terminal, runtime = body
-                self.terminal = terminal.hex()
-                self.store.hello(self.terminal, runtime)
-                log.info("HELLO from %s running %s", self.terminal, runtime)
-                return None
-            if kind == messages.RECORDS:
-                recs = []
-                for raw in body:
-                    rec = record.decode(raw)
-                    rec["raw"] = raw
-                    recs.append(rec)
-                if not recs:
-                    return None
-                new = self.store.store(recs)
-                self.stored += new
-                self.duplicate_receipts += len(recs) - new
-                return messages.ack(max(r["seq"] for r in recs))
-            raise messages.MessageError("unexpected message type %d from a terminal" % kind)
-        except (messages.MessageError, record.RecordError, UnicodeError) as e:
+            recs = []
+            for raw in msg["records"]:
+                rec = record.decode(raw)
+                if rec["terminal"] != self.peer.terminal:
+                    raise record.RecordError("record of terminal %s in a session of %s"
+                                             % (rec["terminal"].hex(), self.terminal))
+                rec["raw"] = raw
+                recs.append(rec)
+            new = self.store.store(recs) if recs else 0
+        except (record.RecordError, sqlite3.Error) as e:
+            # Not acknowledged: the terminal keeps the records and sends them again.
             self.refused += 1
-            log.warning("refused a frame from %s: %s", self.terminal or "unknown terminal", e)
-            return None
+            log.warning("refused a RECORDS frame from %s: %s", self.terminal, e)
+            return False
+        self.stored += new
+        self.duplicate_receipts += len(recs) - new
+        return True
+
+    def counters(self):
+        errors = dict(self.peer.errors)
+        errors["crc"] = self.frames.errors
+        return errors
 
 
-def serve_serial(port, store, stop):
-    """Blocking loop for a serial port or pty (pyserial URL or path); returns the Session at stop."""
+def serve_serial(port, store, stop, capture=None):
+    """Blocking loop for a serial port or pty (pyserial URL or path); returns the Session at stop.
+    `capture`, a bytearray, receives a copy of every byte the terminal sent (tests, diagnosis)."""
     import serial
 
     ser = serial.serial_for_url(port, baudrate=115200, timeout=0.05)
@@ -128,6 +169,8 @@ def serve_serial(port, store, stop):
     try:
         while not stop.is_set():
             data = ser.read(512)
+            if capture is not None:
+                capture += data
             if data:
                 reply = session.receive(data)
                 if reply:

@@ -1,6 +1,7 @@
 """The end-to-end demo: a virtual terminal takes ~20 payment codes, survives a power cut, uploads.
 
-A collector (SQLite) serves the board's uplink pty; a scanner emulator presents EMVCo CPM codes made
+The board is provisioned first (device key on the board and in the collector's database), then a
+collector (SQLite) serves the board's uplink pty; a scanner emulator presents EMVCo CPM codes made
 with test card numbers, plus one garbage line.  Midway the board's power is cut (kill -9) right after
 a code was presented, and the board is restarted on the same flash image; a code that got no answer
 is presented again, as a passenger would.  At the end every tap the terminal signalled as accepted
@@ -18,7 +19,7 @@ import time
 
 import serial
 
-from host_sim import collector, vboard
+from host_sim import collector, provision, vboard
 from host_sim.emulators.scanner import ScannerEmulator
 from protocol import cpm
 
@@ -107,6 +108,10 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
     try:
         board.wait_console(b"ready:", timeout=20)
         say("virtual board up: %s" % json.dumps(board.ports))
+        mark = len(board.console_text())
+        say("provisioned terminal %s (device key on the board and in the collector)"
+            % provision.provision(board.ports["console"], db))
+        board.wait_console(b"ready:", timeout=20, since=mark)
         for i, (what, payload) in enumerate(taps):
             events.drain()
             scanner.present(payload)

@@ -1,8 +1,7 @@
 """`python -m host_sim flash --board NAME --port PORT`: build the board's .mpy set and deploy it.
 
 Deploys build/<board>/ into the board's working directory over the REPL with mpremote, the same way
-on a USB board and on a virtual board's console pty.  Provisioning of device keys joins this command
-with the authenticated link protocol; until then the terminal creates its token salt on first boot.
+on a USB board and on a virtual board's console pty.  Device keys are a separate step: host_sim.provision.
 """
 
 import os

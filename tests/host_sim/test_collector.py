@@ -1,4 +1,5 @@
-"""The collector's protocol session: stores exactly once, acknowledges after commit, refuses garbage."""
+"""The collector's protocol session: authenticates terminals, stores exactly once, acknowledges after
+commit, refuses unknown terminals, bad keys, altered, replayed and malformed frames."""
 
 import socket
 import sqlite3
@@ -10,80 +11,183 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from host_sim import build, collector
-from protocol import frame, messages, record
+from protocol import frame, link, peer, record
 
 ROOT = build.ROOT
 TERMINAL = b"VB\x00\x00\x01\x00\x00\x00"
+KEY = bytes(range(32))
+TOKEN = bytes.fromhex("c0ffee00112233445566778899aabbcc")
 
 
-def rec(seq, atc=b"\x00\x01"):
-    return record.encode(TERMINAL, seq, 1_800_000_000, record.KIND_QR_CPM, 200, 156, record.ACCEPTED, 0, 1,
-                         bytes(range(16)), [(record.EXT_ATC, atc)])
+def rec(seq, atc=b"\x00\x01", terminal=TERMINAL):
+    return record.encode(terminal, seq, 1_800_000_000, record.KIND_QR_CPM, 200, 156, record.ACCEPTED, 0, 1,
+                         TOKEN, [(record.EXT_ATC, atc)])
 
 
-def replies(data):
-    reader = frame.FrameReader()
-    return [messages.parse(p) for p in reader.feed(data)]
+class Terminal:
+    """A terminal-side Peer wired to a collector Session in memory; `wire` captures every uplink byte."""
+
+    def __init__(self, session, key=KEY, terminal=TERMINAL, max_frame=256):
+        self.session = session
+        self.peer = peer.Peer(peer.ROLE_TERMINAL, terminal, key, "micropython 1.29.0 linux", window=8,
+                              max_frame=max_frame, rx_window=4)
+        self.reader = frame.FrameReader()
+        self.wire = bytearray()
+        self.now = 0
+        self.peer.start(0)
+        self.errors = []
+
+    def pump(self, rounds=50, tamper=None):
+        for _ in range(rounds):
+            moved = False
+            while True:
+                p = self.peer.poll(self.now)
+                if p is None:
+                    break
+                data = link.wire(p)
+                if tamper:
+                    data = tamper(data)
+                self.wire += data
+                reply = self.session.receive(data)
+                for q in self.reader.feed(reply):
+                    for m in self.peer.feed(q, self.now):
+                        if m["type"] == "ERROR":
+                            self.errors.append(m["code"])
+                moved = True
+            if not moved:
+                self.now += 100
+                if self.peer.deadline(self.now) != 0:
+                    break
+        return self
+
+    def upload(self, recs):
+        assert self.peer.send(link.RECORDS, link.records(recs, TERMINAL), record.seq_of(recs[-1])) is not None
+        return self.pump()
+
+
+def registered(tmp_path=None):
+    store = collector.Store(str(tmp_path / "c.db") if tmp_path else ":memory:")
+    store.register(TERMINAL.hex(), KEY)
+    return store
 
 
 def test_batch_is_stored_once_and_acknowledged_after_commit(tmp_path):
-    store = collector.Store(str(tmp_path / "c.db"))
+    store = registered(tmp_path)
     s = collector.Session(store)
-    assert s.receive(frame.encode(messages.hello(TERMINAL, "micropython 1.29.0 linux"))) == b""
-    out = s.receive(frame.encode(messages.records([rec(1), rec(2), rec(3)])))
-    assert replies(out) == [(messages.ACK, 3)]
+    t = Terminal(s).pump()
+    assert t.peer.up() and s.terminal == TERMINAL.hex()
+    t.upload([rec(1), rec(2), rec(3)])
+    assert t.peer.sender.delivered_tag == 3
     # A second database connection sees the records: the ACK came after the commit.
     other = sqlite3.connect(str(tmp_path / "c.db"))
     assert [r[0] for r in other.execute("SELECT seq FROM records ORDER BY seq")] == [1, 2, 3]
     assert other.execute("SELECT runtime FROM terminals").fetchall() == [("micropython 1.29.0 linux",)]
-    # The terminal missed the ACK and sends the batch again: acknowledged again, stored once.
-    out = s.receive(frame.encode(messages.records([rec(2), rec(3), rec(4)])))
-    assert replies(out) == [(messages.ACK, 4)]
+    # After a reboot the terminal sends records again that the collector has: stored once.
+    t2 = Terminal(collector.Session(store)).pump()
+    t2.upload([rec(2), rec(3), rec(4)])
+    assert t2.peer.sender.delivered_tag == 4
     assert [r[0] for r in other.execute("SELECT seq FROM records ORDER BY seq")] == [1, 2, 3, 4]
-    assert (s.stored, s.duplicate_receipts) == (4, 2)
+    assert (t2.session.stored, t2.session.duplicate_receipts) == (1, 2)
 
 
-def test_malformed_batch_is_refused_whole(tmp_path):
-    store = collector.Store(str(tmp_path / "c.db"))
+def test_a_maximum_size_record_fits_the_frame_the_firmware_announces(tmp_path):
+    from firmware import uplink  # only its constants: the module imports on CPython
+
+    big = record.encode(TERMINAL, 9, 1_800_000_000, record.KIND_EMV_CONTACTLESS, 200, 156, record.ACCEPTED, 0, 1,
+                        TOKEN, [(16, bytes(range(209)))])
+    assert len(big) == record.MAX_SIZE
+    store = registered(tmp_path)
+    t = Terminal(collector.Session(store), max_frame=uplink.MAX_FRAME).pump()
+    full = record.encode(TERMINAL, 10, 1, 1, 1, 156, 1, 0, 1, TOKEN, [(16, bytes(209))])
+    t.peer.send(link.RECORDS, link.records([full]), 10)  # mode 0: the largest body there is
+    t.upload([big])
+    assert t.peer.sender.delivered_tag == 9
+    assert sorted(r[0] for r in store.query("SELECT seq FROM records")) == [9, 10]
+
+
+def test_unknown_terminal_is_refused_and_nothing_stored():
+    store = collector.Store(":memory:")
     s = collector.Session(store)
-    bad = rec(2)[:30]  # truncated record inside an otherwise good batch
-    out = s.receive(frame.encode(messages.records([rec(1), bad])))
-    assert out == b""
+    t = Terminal(s).pump()
+    assert not t.peer.up() and t.errors == [link.E_UNKNOWN_TERMINAL]
+    assert s.refused == 1 and store.query("SELECT COUNT(*) FROM records") == [(0,)]
+
+
+def test_wrong_key_is_refused_and_nothing_stored():
+    store = registered()
+    s = collector.Session(store)
+    t = Terminal(s, key=bytes(32)).pump()
+    assert not t.peer.up() and t.errors == [link.E_AUTH_FAILED]
+    assert s.terminal is None and s.refused == 1
+
+
+def test_records_of_another_terminal_or_malformed_are_not_acknowledged(tmp_path):
+    store = registered(tmp_path)
+    s = collector.Session(store)
+    t = Terminal(s).pump()
+    other = rec(5, terminal=b"XX\x00\x00\x00\x00\x00\x01")
+    t.peer.send(link.RECORDS, link.records([rec(1), other]), 5)
+    t.peer.send(link.RECORDS, link.records([rec(2)[:30]]), 6)
+    t.pump()
+    assert t.peer.sender.delivered_tag == 0 and t.peer.sender.in_flight() == 2
     assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
-    assert s.refused == 1
+    assert s.refused >= 2
+
+
+def test_the_uplink_capture_shows_no_record_field_in_clear(tmp_path):
+    store = registered(tmp_path)
+    t = Terminal(collector.Session(store)).pump()
+    t.upload([rec(i, atc=bytes([0x7E, i])) for i in range(1, 5)])
+    t.upload([rec(i, atc=bytes([0x7E, i])) for i in range(5, 9)])
+    assert t.peer.sender.delivered_tag == 8
+    capture = bytes(t.wire)
+    assert TOKEN not in capture and TOKEN[:6] not in capture
+    assert (1_800_000_000).to_bytes(4, "little") not in capture
+    for i in range(1, 9):
+        assert bytes([record.EXT_ATC, 2, 0x7E, i]) not in capture
+    assert store.query("SELECT COUNT(*) FROM records") == [(8,)]
+
+
+def test_altered_or_replayed_frames_are_dropped_counted_and_never_stored(tmp_path):
+    store = registered(tmp_path)
+    s = collector.Session(store)
+    t = Terminal(s).pump()
+    data = link.wire(link.encode(link.RECORDS, link.records([rec(1)], TERMINAL), 1, 0, None, link.FLAG_SEQ))
+    sealed = link.wire(t.peer.session.seal(frame.FrameReader().feed(data)[0]))
+    for i in range(1, len(sealed) - 1):  # any byte of the frame (not the delimiters), re-framed or not
+        bad = bytearray(sealed)
+        bad[i] ^= 0x24
+        s.receive(bytes(bad))
+    assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
+    s.receive(sealed)
+    assert store.query("SELECT COUNT(*) FROM records") == [(1,)]
+    s.receive(sealed)  # replayed: same counter
+    assert s.peer.errors["replay"] == 1 and store.query("SELECT COUNT(*) FROM records") == [(1,)]
+    assert s.peer.errors["mac"] + s.frames.errors >= len(sealed) - 2
 
 
 @given(st.binary(max_size=600))
 def test_random_bytes_never_crash_or_store(data):
-    store = collector.Store(":memory:")
+    store = registered()
     s = collector.Session(store)
-    out = s.receive(data)
-    # Random input may contain a frame with a valid CRC only by a 2^-32 accident; nothing is stored.
+    s.receive(data)
     assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
-    assert out == b""
 
 
 @given(st.lists(st.binary(min_size=1, max_size=300), max_size=4))
-def test_framed_garbage_payloads_are_refused_not_raised(payloads):
-    store = collector.Store(":memory:")
+def test_framed_garbage_payloads_are_dropped_not_raised(payloads):
+    store = registered()
     s = collector.Session(store)
-    s.receive(b"".join(frame.encode(p) for p in payloads))
-    expected_refused = 0
-    for p in payloads:
-        try:
-            kind, body = messages.parse(p)
-            if kind == messages.RECORDS:
-                for r in body:
-                    record.decode(r)
-            elif kind != messages.HELLO:  # a terminal never sends ACK
-                expected_refused += 1
-        except (messages.MessageError, record.RecordError, UnicodeError):
-            expected_refused += 1
-    assert s.refused == expected_refused
+    out = s.receive(b"".join(link.wire(bytes([1]) + p) for p in payloads))
+    assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
+    assert s.terminal is None
+    for reply in frame.FrameReader().feed(out):  # at most handshake answers or ERRORs, in the clear
+        assert link.decode(reply)["type"] in ("HELLO", "ERROR")
 
 
 def test_collector_command_serves_tcp(tmp_path):
     db = str(tmp_path / "c.db")
+    registered(tmp_path).close()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -100,12 +204,20 @@ def test_collector_command_serves_tcp(tmp_path):
                 assert time.monotonic() < deadline, "collector did not listen"
                 time.sleep(0.1)
         with conn:
-            conn.sendall(frame.encode(messages.records([rec(7)])))
+            t = peer.Peer(peer.ROLE_TERMINAL, TERMINAL, KEY, "tcp test", window=8, max_frame=256, rx_window=4)
             reader = frame.FrameReader()
-            got = []
-            while not got:
-                got = reader.feed(conn.recv(512))
-        assert messages.parse(got[0]) == (messages.ACK, 7)
+            t.start(0)
+            sent = False
+            while t.sender.delivered_tag != 7:
+                if t.up() and not sent:
+                    t.send(link.RECORDS, link.records([rec(7)], TERMINAL), 7)
+                    sent = True
+                p = t.poll(0)
+                if p is not None:
+                    conn.sendall(link.wire(p))
+                    continue
+                for q in reader.feed(conn.recv(512)):
+                    t.feed(q, 0)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -5,10 +5,12 @@ import random
 import threading
 import time
 
-from host_sim import collector, serial_pty, vboard
+import serial
+
+from host_sim import collector, provision, serial_pty, vboard
 from host_sim.emulators.scanner import ScannerEmulator
-from protocol import cpm
-from tests.vboard.conftest import Events
+from protocol import cpm, record
+from tests.vboard.conftest import Events, mpremote
 
 CARD = "6212345678901234567"
 
@@ -82,7 +84,8 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
     store = collector.Store(str(tmp_path / "c.db"))
     board = vboard.VirtualBoard(str(tmp_path / "flash.img")).start()
     stop = threading.Event()
-    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop),
+    capture = bytearray()
+    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop, capture),
                               daemon=True)
     uplink.start()
     events = Events(board.ports["events"])
@@ -90,6 +93,9 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
     paid = {}
     try:
         board.wait_console(b"ready:", timeout=20)
+        mark = len(board.console_text())
+        provision.provision(board.ports["console"], str(tmp_path / "c.db"))
+        board.wait_console(b"ready:", timeout=20, since=mark)
         seen = 0
         for tap in range(12):
             payload = code(500 + tap)
@@ -114,7 +120,7 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
                     break
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            rows = store.query("SELECT seq, atc FROM records")
+            rows = store.query("SELECT seq, atc, token, amount, time FROM records")
             if {r[0] for r in rows} >= set(paid.values()):
                 break
             time.sleep(0.2)
@@ -129,3 +135,37 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
     assert set(paid.values()) <= set(seqs), "accepted taps missing at the collector"
     assert len(set(atcs)) == len(atcs), "one presented code stored twice"
     assert len(paid) == 12
+    # The uplink carried every record encrypted: no token, ATC, amount or time in the captured bytes.
+    wire = bytes(capture)
+    assert len(wire) > 12 * 58
+    for _, atc, token, amount, when in rows:
+        assert token not in wire and token[:8] not in wire
+        assert bytes([record.EXT_ATC, 2]) + atc not in wire
+        assert amount.to_bytes(4, "little") + (156).to_bytes(2, "little") not in wire
+        assert when.to_bytes(4, "little") not in wire
+
+
+def test_an_unprovisioned_terminal_uploads_nothing(tmp_path, board, events):
+    """The collector refuses a terminal it has no key for: the records stay in the journal."""
+    store = collector.Store(str(tmp_path / "c.db"))
+    stop = threading.Event()
+    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
+    uplink.start()
+    try:
+        mark = len(board.console_text())
+        mpremote(board.ports["console"], "exec", "f = open('/flash/keys/device.key', 'wb'); f.write(bytes(32)); "
+                 "f.close()")
+        with serial.serial_for_url(board.ports["console"], timeout=1) as con:
+            con.write(b"\r\x04")  # back into the firmware, now with a key the collector does not know
+        board.wait_console(b"ready:", timeout=20, since=mark)
+        scanner = ScannerEmulator(board.ports["scanner"])
+        scanner.present(code(9))
+        _, ev = events.wait_display()
+        assert ev["text"] == "PAID 2.00"
+        time.sleep(3)
+        scanner.close()
+    finally:
+        stop.set()
+        uplink.join(timeout=2)
+    assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
+    assert store.query("SELECT COUNT(*) FROM terminals") == [(0,)]

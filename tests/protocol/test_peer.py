@@ -1,0 +1,184 @@
+"""protocol/peer.py on both runtimes: handshake, upload, refusals (unknown terminal, wrong key), frames
+from an earlier session, altered frames, garbage floods, and a capture with no record field in clear."""
+
+from hypothesis import strategies as st
+from runtimes import draw_examples
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+def body_session(key_t, key_h, n_records, garbage, nonce_seed, replay_stream, flip):
+    """Terminal and host Peers over an in-memory wire of frames, with `garbage` bytes in front of every
+    terminal frame.  `replay_stream`: bytes injected into the host after the handshake (an old capture).
+    `flip`: (frame index, byte index) of one terminal frame to damage once.  Returns what happened."""
+    from protocol import frame, link, peer, record
+
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+    t = peer.Peer(peer.ROLE_TERMINAL, T, key_t, "fw", window=4, max_frame=256, rx_window=4,
+                  nonce=bytes([nonce_seed]) * 16)
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key_h if tid == T else None, "host", window=4,
+                  max_frame=512, rx_window=16, nonce=bytes([nonce_seed + 1]) * 16)
+    _rt, rh = frame.FrameReader(), frame.FrameReader()
+    recs = [record.encode(T, i, 1800000000 + i, 1, 200, 156, 1, 0, 1, bytes([0xA5, i]) * 8, [(1, bytes([0, i]))])
+            for i in range(1, n_records + 1)]
+    stored = {}
+    capture = bytearray()
+    now = 0
+    sent_frames = 0
+    injected = False
+    errors = []
+    t.start(now)
+    nxt = 0
+    while now < 60000:
+        if t.up() and not injected:
+            injected = True
+            for p in rh.feed(replay_stream):
+                for m in h.feed(p, now):
+                    errors.append(("replayed delivered", m["type"]))
+        while nxt < len(recs) and t.can_send():
+            t.send(link.RECORDS, link.records(recs[nxt:nxt + 2], T), tag=nxt + 2)
+            nxt += 2
+        p = t.poll(now)
+        if p is not None:
+            wire = bytearray(link.wire(p))
+            if flip is not None and sent_frames == flip[0]:
+                wire[1 + flip[1] % (len(wire) - 2)] ^= 0x5A
+            sent_frames += 1
+            wire = garbage + bytes(wire)
+            capture += wire
+            for q in rh.feed(wire):
+                for m in h.feed(q, now):
+                    if m["type"] == "RECORDS":
+                        for r in m["records"]:
+                            s = record.seq_of(r)
+                            stored[s] = stored.get(s, 0) + 1
+                    elif m["type"] == "ERROR":
+                        errors.append(("host got error", m["code"]))
+        q = h.poll(now)
+        if q is not None:
+            for m in t.feed(q, now):
+                if m["type"] == "ERROR":
+                    errors.append(("error", m["code"]))
+            if not t.up() and t.state == peer.IDLE:
+                break
+        if t.up() and nxt >= len(recs) and t.sender.in_flight() == 0:
+            break
+        now += 10
+    return (t.state, h.state, sorted(stored), max(stored.values()) if stored else 0, errors,
+            t.sender.delivered_tag, h.errors, bytes(capture))
+
+
+# --- tests ---------------------------------------------------------------------------------------
+
+KEY = bytes(range(32))
+
+
+def test_upload_over_an_authenticated_session(runtime):
+    t, h, stored, most, errors, tag, herr, capture = runtime.run(body_session, KEY, KEY, 9, b"", 1, b"", None)
+    assert (t, h) == (3, 3)
+    assert stored == list(range(1, 10)) and most == 1 and errors == []
+    assert tag == 10  # the last frame's tag: records up to here are acknowledged
+    assert herr == {"malformed": 0, "mac": 0, "replay": 0, "duplicate": 0, "refused": 0}
+    # nothing of a record is readable on the wire: tokens, sequence/time, the terminal id only in HELLO
+    for i in range(1, 10):
+        assert bytes([0xA5, i]) * 8 not in capture
+        assert (1800000000 + i).to_bytes(4, "little") not in capture
+    assert capture.count(b"ZF\x00\x00\x00\x00\x00\x09") <= 1
+
+
+def test_unknown_terminal_and_wrong_key_are_refused_and_nothing_is_stored(runtime):
+    t, h, stored, most, errors, tag, herr, _ = runtime.run(body_session, KEY, bytes(32), 4, b"", 1, b"", None)
+    assert stored == [] and h != 3 and t != 3
+    assert ("error", 5) in errors and herr["refused"] >= 1  # E_AUTH_FAILED
+
+
+def test_frames_of_an_earlier_session_are_rejected_and_counted(runtime):
+    old = runtime.run(body_session, KEY, KEY, 4, b"", 1, b"", None)[7]
+    t, h, stored, most, errors, tag, herr, _ = runtime.run(body_session, KEY, KEY, 4, b"", 7, old, None)
+    # The old clear AUTH fails against the host's fresh nonce (ERROR 5, which the authenticated terminal
+    # ignores); the old secured frames fail their MAC; nothing of them is delivered.
+    assert [e for e in errors if e[0] != "error"] == [] and set(errors) <= {("error", 5)}
+    assert stored == [1, 2, 3, 4] and most == 1 and (t, h) == (3, 3)
+    assert herr["mac"] == 2 and herr["refused"] == 1  # its two RECORDS frames; its AUTH
+
+
+def test_a_frame_damaged_on_the_wire_is_never_delivered_and_is_resent(runtime):
+    cases = [(KEY, KEY, 6, b"", 2, b"", (f, i)) for f in (2, 3, 4) for i in (0, 3, 9, 17, 40)]
+    for _t, _h, stored, most, errors, _tag, _herr, _ in runtime.run_many(body_session, cases):
+        assert stored == list(range(1, 7)) and most == 1 and errors == []
+
+
+def test_a_flood_of_garbage_does_not_starve_valid_frames(runtime):
+    floods = draw_examples(st.binary(min_size=100, max_size=600), 6)
+    floods.append(bytes(range(1, 256)) * 2)  # no delimiter at all: one overlong run per frame
+    cases = [(KEY, KEY, 6, g, 3, b"", None) for g in floods]
+    for t, h, stored, most, errors, _tag, _herr, _ in runtime.run_many(body_session, cases):
+        assert (t, h) == (3, 3)
+        assert stored == list(range(1, 7)) and most == 1 and errors == []
+
+
+def body_hello_of_another_version(payload):
+    from protocol import link, peer
+
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: None, "host")
+    assert h.feed(payload, 0) == []
+    reply = h.poll(0)
+    return h.errors["malformed"], None if reply is None else link.decode(reply)
+
+
+def test_a_hello_of_another_version_gets_error_1_and_other_garbage_no_answer(runtime):
+    from protocol import link
+
+    hello = link.encode(link.HELLO, link.hello(b"ZF000001", "fw", 0, 4, 256, bytes(16)))
+    malformed, reply = runtime.run(body_hello_of_another_version, b"\x02" + hello[1:])
+    assert malformed == 1 and (reply["type"], reply["code"]) == ("ERROR", link.E_VERSION)
+    malformed, reply = runtime.run(body_hello_of_another_version, b"\x02" + hello[1:2] + b"\x00")
+    assert malformed == 1 and reply is None  # too short to be a header at all
+    malformed, reply = runtime.run(body_hello_of_another_version, hello[:1] + b"\x63" + hello[2:])
+    assert malformed == 1 and reply is None
+
+
+def body_heap_after_records(batches):
+    """Upload `batches` frames of 4 records through a terminal Peer and a host Peer in memory; the heap
+    in use (after a collection) at a quarter of the way and at the end (CPython: allocated blocks x 32)."""
+    import gc
+    import sys
+
+    def used():
+        gc.collect()
+        return gc.mem_alloc() if hasattr(gc, "mem_alloc") else sys.getallocatedblocks() * 32
+
+    from protocol import link, peer, record
+
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+    key = bytes(32)
+    t = peer.Peer(peer.ROLE_TERMINAL, T, key, "fw", window=8, max_frame=256, rx_window=4, nonce=bytes(16))
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key, "host", window=4, max_frame=512, rx_window=16,
+                  nonce=bytes([1]) * 16)
+    t.start(0)
+    sent = 0
+    got = 0
+    marks = []
+    now = 0
+    while got < 4 * batches and now < 10000000:
+        now += 10
+        if t.up() and sent < batches and t.can_send():
+            recs = [record.encode(T, 4 * sent + i, 1800000000, 1, 200, 156, 1, 0, 1, bytes(16)) for i in range(4)]
+            t.send(link.RECORDS, link.records(recs, T), 4 * sent + 3)
+            sent += 1
+        p = t.poll(now)
+        if p is not None:
+            for m in h.feed(p, now):
+                got += len(m["records"])
+        q = h.poll(now)
+        if q is not None:
+            t.feed(q, now)
+        if got in (batches, 4 * batches) and len(marks) < (1 if got == batches else 2):
+            marks.append(used())
+    return got, marks
+
+
+def test_ram_does_not_grow_with_the_number_of_records_sent(runtime):
+    got, (quarter, end) = runtime.run(body_heap_after_records, 400)
+    assert got == 1600
+    assert end - quarter < 2048, (quarter, end)  # a few counters, not per-record state

@@ -1,0 +1,55 @@
+"""`python -m host_sim provision`: the key lands on the board and in the collector, and the rebooted
+terminal authenticates with it and uploads."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+from host_sim import build, collector
+from host_sim.emulators.scanner import ScannerEmulator
+from protocol import cpm
+from tests.vboard.conftest import mpremote
+
+
+def test_provision_command_registers_the_key_and_the_terminal_uploads(board, events, tmp_path):
+    db = str(tmp_path / "c.db")
+    mark = len(board.console_text())
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "provision", "--port", board.ports["console"], "--db", db],
+                          cwd=build.ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["terminal"] == "5642000001000000" and out["key_file"] == "/flash/keys/device.key"
+    store = collector.Store(db)
+    key = store.device_key(out["terminal"])
+    assert key is not None and len(key) == 32
+    assert key.hex() not in proc.stdout + proc.stderr  # the key is never printed
+    board.wait_console(b"ready:", timeout=20, since=mark)  # the board rebooted into its firmware
+
+    stop = threading.Event()
+    server = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
+    server.start()
+    try:
+        ScannerEmulator(board.ports["scanner"]).present(cpm.encode("6212345678901234567", atc=41,
+                                                                    cryptogram=bytes(8)))
+        _, ev = events.wait_display()
+        assert ev["text"] == "PAID 2.00"
+        deadline = time.monotonic() + 15
+        while store.query("SELECT COUNT(*) FROM records") != [(1,)]:
+            assert time.monotonic() < deadline, board.console_text()[-2000:]
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        server.join(timeout=2)
+    on_board = mpremote(board.ports["console"], "exec", "print(open('/flash/keys/device.key', 'rb').read().hex())")
+    assert on_board.strip().splitlines()[-1] == key.hex()
+    assert store.query("SELECT runtime FROM terminals") == [("micropython 1.29.0 linux",)]
+
+
+def test_provision_fails_clearly_without_a_board(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "provision", "--port", str(tmp_path / "nothing"),
+                           "--db", str(tmp_path / "c.db")], cwd=build.ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1 and "provision failed" in proc.stderr
+    assert collector.Store(str(tmp_path / "c.db")).query("SELECT COUNT(*) FROM device_keys") == [(0,)]
