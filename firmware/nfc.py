@@ -10,7 +10,7 @@ import asyncio
 import os
 import sys
 
-from firmware import emv, identity
+from firmware import identity
 from firmware.drivers import pn532 as driver
 from protocol import pn532, record
 
@@ -23,6 +23,7 @@ class NfcTask:
         self.terminal = terminal
         self.dev = dev
         self.key = identity.data_key(root)
+        self.emv = None  # firmware.emv, loaded once the reader answers
 
     async def _begin(self):
         delay = 1000
@@ -41,6 +42,11 @@ class NfcTask:
     async def run(self):
         if not await self._begin():
             return
+        # The EMV reader (~10 KB of bytecode) is loaded only once a PN532 answered: a terminal
+        # without a reader keeps that heap for taps.
+        from firmware import emv
+
+        self.emv = emv
         while True:
             try:
                 target = await self.dev.poll()
@@ -56,12 +62,12 @@ class NfcTask:
     async def _tap(self):
         t = self.terminal
         try:
-            data = emv.terminal_data(t.decider.fare, os.urandom(4), int(t.board.time_s()))
-            card = await emv.read(self.dev.exchange, data)
+            data = self.emv.terminal_data(t.decider.fare, os.urandom(4), int(t.board.time_s()))
+            card = await self.emv.read(self.dev.exchange, data)
         except driver.TargetGone:
             t.decline(record.REASON_CARD_READ, "card removed too early")
             return
-        except (emv.EmvError, pn532.Pn532Error) as e:
+        except (self.emv.EmvError, pn532.Pn532Error) as e:
             reason = record.REASON_CARD_UNSUPPORTED if "no supported application" in str(e) else record.REASON_CARD_READ
             t.decline(reason, str(e))
             return
