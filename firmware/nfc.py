@@ -23,7 +23,6 @@ class NfcTask:
         self.terminal = terminal
         self.dev = dev
         self.key = identity.data_key(root)
-        self.emv = None  # firmware.emv, loaded once the reader answers
 
     async def _begin(self):
         delay = 1000
@@ -45,13 +44,11 @@ class NfcTask:
         # The EMV reader (~10 KB of bytecode) is loaded only once a PN532 answered: a terminal
         # without a reader keeps that heap for taps.
         from firmware import emv
-
-        self.emv = emv
         while True:
             try:
                 target = await self.dev.poll()
                 if target is not None:
-                    await self._tap()
+                    await self._tap(emv)
                     await self._wait_removed()
             except pn532.Pn532Error as e:
                 print("nfc: " + str(e))
@@ -59,15 +56,15 @@ class NfcTask:
                 sys.print_exception(e)
             await asyncio.sleep_ms(POLL_MS)
 
-    async def _tap(self):
+    async def _tap(self, emv):
         t = self.terminal
         try:
-            data = self.emv.terminal_data(t.decider.fare, os.urandom(4), int(t.board.time_s()))
-            card = await self.emv.read(self.dev.exchange, data)
+            data = emv.terminal_data(t.decider.fare, os.urandom(4), int(t.board.time_s()))
+            card = await emv.read(self.dev.exchange, data)
         except driver.TargetGone:
             t.decline(record.REASON_CARD_READ, "card removed too early")
             return
-        except (self.emv.EmvError, pn532.Pn532Error) as e:
+        except (emv.EmvError, pn532.Pn532Error) as e:
             reason = record.REASON_CARD_UNSUPPORTED if "no supported application" in str(e) else record.REASON_CARD_READ
             t.decline(reason, str(e))
             return
