@@ -20,6 +20,9 @@ every record committed.
     ratio              seconds / line_rate_bound_s
     first_record_s     reset to the first committed record (boot and handshake)
     wire_bytes         bytes the terminal sent on the uplink (frames, handshake, retransmissions)
+    wire_ratio         seconds / (wire_bytes / (baud / 10)): 1.0 would mean the line never idled.
+                       host_sim.serial_pty.Pacer itself delivers about 1.10x the line-rate time (its
+                       sleeps overshoot and a late piece is not made up), so ~1.1 is a busy line.
 """
 
 import os
@@ -137,6 +140,7 @@ def drain(workdir, records=10000, timeout=600.0, heap=HEAP):
         "first_record_s": round(first, 2) if first is not None else None,
         "record_bytes": record_bytes,
         "wire_bytes": len(wire),
+        "wire_ratio": round(seconds / (len(wire) / (BAUD / 10)), 3) if wire else 0,
         "journal_depth": depth,
         "distinct": stored[1],
         "first_seq": stored[2],
