@@ -14,6 +14,8 @@ BENCHMARKS = {
     "journal": "host_sim.bench_journal",
     "modem": "host_sim.bench_modem",
     "link": "host_sim.bench_link",
+    "collector": "host_sim.bench_collector",
+    "drain": "host_sim.bench_drain",
 }
 
 

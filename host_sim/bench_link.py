@@ -29,10 +29,10 @@ KEY = bytes(range(32))
 AID_UNIONPAY = bytes.fromhex("A000000333010101")
 
 
-def emv_qr_record(seq):
+def emv_qr_record(seq, terminal=TERMINAL):
     """A realistic accepted EMV-QR tap: 44-byte header, ATC and AID extensions (58 bytes)."""
     token = bytes((seq * 37 + i * 11) & 0xFF for i in range(16))
-    return record.encode(TERMINAL, seq, 1_800_000_000 + seq * 7, record.KIND_QR_CPM, 200, 156, record.ACCEPTED,
+    return record.encode(terminal, seq, 1_800_000_000 + seq * 7, record.KIND_QR_CPM, 200, 156, record.ACCEPTED,
                          record.REASON_NONE, 1, token,
                          [(record.EXT_ATC, (seq & 0xFFFF).to_bytes(2, "big")), (record.EXT_AID, AID_UNIONPAY)])
 

@@ -9,6 +9,7 @@ never stored twice.  Altered, replayed or malformed frames are dropped, counted 
 """
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -31,15 +32,27 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
+class StoreError(Exception):
+    """A group commit failed: nothing staged in it may be acknowledged."""
+
+
 class Store:
-    """SQLite in WAL mode; a small interface so a larger deployment can swap the database."""
+    """SQLite in WAL mode; a small interface so a larger deployment can swap the database.
+
+    Every commit is durable (synchronous=FULL: the WAL is fsynced).  store() commits by itself, or,
+    inside group(), stages into the group's one transaction: many frames of many sessions then share
+    one commit and one fsync (group commit, host_sim/ingest.py).  Whoever runs a group must hold back
+    the replies its frames produced until group() has returned.
+    """
 
     def __init__(self, path):
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self._group = False
+        self.commits = 0
 
     def hello(self, terminal, runtime):
         with self.lock:
@@ -58,26 +71,64 @@ class Store:
             row = self.db.execute("SELECT key FROM device_keys WHERE terminal = ?", (terminal,)).fetchone()
         return bytes(row[0]) if row else None
 
+    @staticmethod
+    def _rows(recs):
+        for rec in recs:
+            yield (rec["terminal"].hex(), rec["seq"], rec["time"], rec["kind"], rec["amount"], rec["currency"],
+                   rec["decision"], rec["reason"], rec["fare_id"], rec["token"], rec["ext"].get(record.EXT_ATC),
+                   rec["raw"])
+
+    def _insert(self, cur, recs):
+        before = self.db.total_changes
+        cur.executemany(
+            "INSERT OR IGNORE INTO records (terminal, seq, time, kind, amount, currency, decision,"
+            " reason, fare_id, token, atc, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self._rows(recs))
+        return self.db.total_changes - before
+
     def store(self, recs):
-        """Insert decoded records in one transaction; returns how many were new."""
+        """Insert decoded records; returns how many were new.  Outside a group the records are
+        committed when this returns; inside one, when group() returns."""
         with self.lock:
             cur = self.db.cursor()
+            if self._group:
+                if not self.db.in_transaction:  # SQLite rolled the group back on an earlier error
+                    raise sqlite3.OperationalError("the group transaction was rolled back")
+                return self._insert(cur, recs)
             cur.execute("BEGIN IMMEDIATE")
-            new = 0
             try:
-                for rec in recs:
-                    cur.execute(
-                        "INSERT OR IGNORE INTO records (terminal, seq, time, kind, amount, currency, decision,"
-                        " reason, fare_id, token, atc, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (rec["terminal"].hex(), rec["seq"], rec["time"], rec["kind"], rec["amount"],
-                         rec["currency"], rec["decision"], rec["reason"], rec["fare_id"], rec["token"],
-                         rec["ext"].get(record.EXT_ATC), rec["raw"]))
-                    new += cur.rowcount
+                new = self._insert(cur, recs)
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
+            self.commits += 1
             return new
+
+    @contextlib.contextmanager
+    def group(self):
+        """One transaction and one commit for every store() until the block ends.  Raises StoreError
+        (after rolling back) if the commit, or anything staged in the group, failed: then none of the
+        group's frames may be acknowledged."""
+        with self.lock:
+            if self._group:
+                raise RuntimeError("groups do not nest")
+            self.db.execute("BEGIN IMMEDIATE")
+            self._group = True
+            try:
+                yield self
+                self.db.execute("COMMIT")
+                self.commits += 1
+            except (sqlite3.Error, StoreError) as e:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise StoreError("group commit failed: %s" % e) from e
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            finally:
+                self._group = False
 
     def query(self, sql, args=()):
         with self.lock:

@@ -44,12 +44,13 @@ def micropython_command():
 class VirtualBoard:
     """One virtual terminal.  start() builds the firmware, opens the ptys and powers the board on."""
 
-    def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True):
+    def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True, journal_kb=None):
         self.flash = os.path.abspath(flash)
         self.heap = heap
         self.uid = uid
         self.attach = dict(attach or {})
         self.pace = pace
+        self.journal_kb = journal_kb  # None: the board's default journal partition
         self.proc = None
         self.ports = {}
         self.boots = 0
@@ -141,6 +142,8 @@ class VirtualBoard:
             self._build()
             self._env = dict(os.environ, ZF_FLASH=self.flash, ZF_UID=self.uid, **self._wire_ptys())
             self._env["MICROPYPATH"] = self.code_dir + ":.frozen"
+            if self.journal_kb:
+                self._env["ZF_JOURNAL_KB"] = str(self.journal_kb)
             self.power_on()
         except BaseException:
             self.stop()

@@ -9,6 +9,8 @@ wiring comes from environment variables the launcher sets:
     ZF_EVENTS           pty path where output events (buzzer, LEDs, relay, display) are written
     ZF_UID              the board's unique id (hex), like machine.unique_id() on a chip
     ZF_MODEM_PWRKEY     optional: pty path of the modem emulator's PWRKEY input (modem_pwrkey())
+    ZF_JOURNAL_KB       optional: size of the journal partition in KB (default 512), like a board
+                        with a larger flash chip (the drain benchmark buffers 10 000 records)
 
 The image is laid out like a real board's flash: a littlefs2 partition mounted at /flash and a raw
 partition for the transaction journal.  Writes go straight to the file with no user-space buffer, so
@@ -59,7 +61,7 @@ def _open_image():
         except OSError:
             f = open(path, "w+b")
         size = f.seek(0, 2)
-        while size < IMAGE_SIZE:
+        while size < max(IMAGE_SIZE, JOURNAL_OFFSET + _journal_size()):
             size += f.write(_ERASED)
         _image = f
     return _image
@@ -131,11 +133,16 @@ def vfs_partition():
     return _vfs_partition
 
 
+def _journal_size():
+    kb = os.getenv("ZF_JOURNAL_KB")
+    return int(kb) * 1024 if kb else JOURNAL_SIZE
+
+
 def journal_partition():
     """The raw partition reserved for the transaction journal."""
     global _journal_partition
     if _journal_partition is None:
-        _journal_partition = Partition(_open_image(), JOURNAL_OFFSET, JOURNAL_SIZE)
+        _journal_partition = Partition(_open_image(), JOURNAL_OFFSET, _journal_size())
     return _journal_partition
 
 
