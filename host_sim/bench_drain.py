@@ -37,9 +37,7 @@ from host_sim.flash import mpremote_exe
 
 BAUD = 115200  # firmware/app.py UPLINK_BAUD: the rate the board sets on its uplink UART
 JOURNAL_KB = 1024  # 10 000 EMV-QR entries (65 bytes each) need ~160 sectors; the default partition has 126
-# On the default 192 KB heap the firmware's uplink task dies with MemoryError in Journal.pending() as soon
-# as records wait at boot (about 163 KB are in use at "ready:"); see --heap.
-HEAP = "256k"
+HEAP = vboard.DEFAULT_HEAP  # the unix port keeps all bytecode in the heap; see host_sim/vboard.py
 
 # Runs on the board at the REPL: append `count` records the way a QR tap journals them.
 FILL_SCRIPT = """\

@@ -81,7 +81,7 @@ def body_big_list(path, n):
     from firmware.denylist import DenyList
 
     d = DenyList(path)
-    chunk = 500
+    chunk = 250  # a delta is held in RAM while it is merged: keep each one small on a 128k heap
     for v in range(n // chunk):
         d.apply(v + 1, [(v * chunk + i).to_bytes(4, "big") * 4 for i in range(chunk)])
     gc.collect()
