@@ -65,7 +65,14 @@ def write_all(fd, data, pacer=None, stopped=None):
 
 
 class Pacer:
-    """Spaces writes so that bytes leave no faster than baud/10 per second (8N1 framing)."""
+    """Spaces writes so that bytes leave no faster than baud/10 per second (8N1 framing).
+
+    While the line stays busy, the next byte starts where the previous one ended even if the sleep
+    overshot by a little (a UART's shift register does not lose time between back-to-back bytes);
+    after a real pause the line starts afresh from now.
+    """
+
+    BUSY_SLACK_S = 0.005
 
     def __init__(self, baud_of):
         self._baud_of = baud_of
@@ -76,7 +83,7 @@ class Pacer:
         if not baud:
             return
         now = time.monotonic()
-        start = max(now, self._free_at)
+        start = self._free_at if now - self._free_at < self.BUSY_SLACK_S else now
         self._free_at = start + nbytes * 10.0 / baud
         delay = self._free_at - now
         if delay > 0.0005:
