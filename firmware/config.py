@@ -94,7 +94,10 @@ class ConfigReceiver:
         return True, self._activate()
 
     def _activate(self):
-        kind, version, size, digest = self.offer
+        o = self.offer
+        if o is None:
+            raise Refused("no bundle offered")
+        kind, version, size, digest = o
         try:
             h = hashlib.sha256()
             with open(self.stage, "rb") as f:

@@ -170,7 +170,9 @@ class Uplink:
         except ValueError as e:  # config.Refused
             config.refused += 1
             print("uplink: config refused: %s" % e)
-            self.peer.error(link.E_CONFIG_REJECTED, str(e))
+            p = self.peer
+            if p is not None:
+                p.error(link.E_CONFIG_REJECTED, str(e))
         return True
 
     def _reply_chunk(self, reply):
