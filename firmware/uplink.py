@@ -130,13 +130,17 @@ class Uplink:
             p = self.peer
             if not n or p is None:
                 continue
-            for payload in self._frames.feed(memoryview(buf)[:n]):
-                now = self._now()
-                for msg in p.feed(payload, now, self._handle):
-                    if msg["type"] == "ERROR":
-                        print("uplink: host says error %d: %s" % (msg["code"], msg["text"]))
-                self._heard = now
-                self.wake.set()
+            try:
+                for payload in self._frames.feed(memoryview(buf)[:n]):
+                    now = self._now()
+                    for msg in p.feed(payload, now, self._handle):
+                        if msg["type"] == "ERROR":
+                            print("uplink: host says error %d: %s" % (msg["code"], msg["text"]))
+                    self._heard = now
+                    self.wake.set()
+            except MemoryError:  # a frame lost to a full heap is retransmitted; the task must live on
+                gc.collect()
+                print("uplink: out of memory while receiving")
 
     # -- messages from the host ------------------------------------------------------------------
 
@@ -297,37 +301,42 @@ class Uplink:
         backoff = BACKOFF_MIN_MS
         p = None
         while True:
-            t = self.transport
-            if not t.connected:
-                self.peer = p = None
-                backoff = await self._link_up(backoff)
-                continue
-            now = self._now()
-            if p is None:
-                p = self._connect(key, now)
-            elif self._stalled(p, now):
-                if p.up():
-                    self.reconnects += 1
-                    await t.close()  # a modem socket that went quiet: open a fresh one
-                    if not t.connected:
-                        continue
-                p = self._connect(key, now)
-            if p.up():
-                tag = p.sender.delivered_tag
-                if tag > self.journal.acked:
-                    self.journal.ack(tag)  # the host committed every record up to tag
-                self._flush(p, now)
-                self._fill(p)
-            payload = p.poll(now)
-            if payload is not None:
-                await t.write(link.wire(payload))  # False: the link failed, `connected` says so above
-                continue
-            d = p.deadline(now)
-            wait = IDLE_MS if d is None else max(5, min(d, IDLE_MS))
-            if p.up():
-                wait = min(wait, max(5, STATUS_MS - (now - self._status_at)))
-            self.wake.clear()
             try:
-                await asyncio.wait_for_ms(self.wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+                t = self.transport
+                if not t.connected:
+                    self.peer = p = None
+                    backoff = await self._link_up(backoff)
+                    continue
+                now = self._now()
+                if p is None:
+                    p = self._connect(key, now)
+                elif self._stalled(p, now):
+                    if p.up():
+                        self.reconnects += 1
+                        await t.close()  # a modem socket that went quiet: open a fresh one
+                        if not t.connected:
+                            continue
+                    p = self._connect(key, now)
+                if p.up():
+                    tag = p.sender.delivered_tag
+                    if tag > self.journal.acked:
+                        self.journal.ack(tag)  # the host committed every record up to tag
+                    self._flush(p, now)
+                    self._fill(p)
+                payload = p.poll(now)
+                if payload is not None:
+                    await t.write(link.wire(payload))  # False: the link failed, `connected` says so above
+                    continue
+                d = p.deadline(now)
+                wait = IDLE_MS if d is None else max(5, min(d, IDLE_MS))
+                if p.up():
+                    wait = min(wait, max(5, STATUS_MS - (now - self._status_at)))
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for_ms(self.wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+            except MemoryError:  # a full heap costs a retry, never the uplink task
+                gc.collect()
+                print("uplink: out of memory, retrying")
+                await asyncio.sleep_ms(100)
