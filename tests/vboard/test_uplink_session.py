@@ -5,28 +5,13 @@ the terminal's clock follows the collector's within bounds; its heartbeats land 
 import threading
 import time
 
-import pytest
-
-from host_sim import acquirer, collector, provision, vboard
+from host_sim import acquirer, collector, provision
 from host_sim.emulators.scanner import ScannerEmulator
 from protocol import cpm
 
 BLOCKED_PAN = "6212345678901234567"
 OTHER_PAN = "6228480000000000018"
 HOUR = 3600
-# The firmware with the NFC stack, an authenticated session and the config receiver (littlefs file
-# buffers while merging the deny list) does not fit the default 192 KB: see the report / README.
-HEAP = "256k"
-
-
-@pytest.fixture
-def board(tmp_path):
-    b = vboard.VirtualBoard(str(tmp_path / "flash.img"), heap=HEAP).start()
-    try:
-        b.wait_console(b"ready:", timeout=20)
-        yield b
-    finally:
-        b.stop()
 
 
 def code(pan, atc):
