@@ -18,7 +18,6 @@ from firmware.uplink import Uplink
 from protocol import crypto, record
 
 SCANNER_BAUD = 9600
-UPLINK_BAUD = 115200
 WATCHDOG_MS = 8000
 IDLE_MS = 300  # the journal erases ahead (a CPU stall) only after this long without a tap
 
@@ -38,7 +37,7 @@ class Terminal:
             self.decider.remember_record(rec)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
-        self.uplink = Uplink(board.uart("uplink", UPLINK_BAUD), self.journal, self.terminal, board.runtime(), root)
+        self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny)
 
     @staticmethod
     def _load_deny_list(root):
@@ -121,6 +120,7 @@ class Terminal:
         if self.deny is not None:
             print("deny list: version %d, %d cards" % (self.deny.version, self.deny.count))
         asyncio.create_task(self.uplink.run())
+        gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()
         self.feedback.ready()
         gc.collect()

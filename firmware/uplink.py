@@ -1,14 +1,22 @@
-"""Store-and-forward upload of the journal over the uplink UART with link protocol v1 (protocol/SPEC.md).
+"""Store-and-forward upload of the journal with link protocol v1 (protocol/SPEC.md) over a transport.
 
-A protocol.peer.Peer does the protocol (handshake with the device key, encryption, selective repeat);
-this task only moves bytes and time: it feeds received frames to the Peer, fills the send window with
-RECORDS frames read from the journal, writes what the Peer wants sent and sleeps until the Peer's next
-deadline, a received byte or a new record.  The journal's watermark moves only when the host has
-acknowledged (after its commit) every frame up to a record.  A session that stops answering is
-dropped and a new handshake starts; the host de-duplicates by (terminal, sequence).
+The transport (firmware/transport.py) is the serial line by default, or the cellular modem when
+/flash/config/uplink.json says {"link": "modem", ...}; a link that fails is brought up again after a
+backoff with jitter.  A protocol.peer.Peer does the protocol (handshake with the device key,
+encryption, selective repeat); this task moves bytes and time: it feeds received frames to the Peer,
+fills the send window with RECORDS frames read from the journal, writes what the Peer wants sent and
+sleeps until the Peer's next deadline, a received byte or a new record.  The journal's watermark
+moves only when the host has acknowledged (after its commit) every frame up to a record.  A session
+that stops answering is dropped and a new handshake starts; the host de-duplicates by (terminal,
+sequence).  In the same session the terminal asks for the time (TIME, stepped only within bounds),
+reports its health (STATUS) and takes config bundles (firmware/config.py: the deny list).
 """
 
 import asyncio
+import gc
+import json
+import os
+import struct
 import time
 
 from protocol import frame, link, peer, record, session
@@ -19,7 +27,10 @@ MAX_FRAME = 288  # wire bytes: room for one record of the maximum 255 bytes (EMV
 LINK_TIMEOUT_MS = 8000  # frames in flight and nothing heard for this long: new session
 RETRY_MS = 5000  # after a refused handshake, or while the device key is missing
 IDLE_MS = 1000
+BACKOFF_MIN_MS = 500
+BACKOFF_MAX_MS = 30000
 KEY_FILE = "keys/device.key"
+CONFIG_FILE = "config/uplink.json"
 
 
 def read_key(path):
@@ -31,17 +42,37 @@ def read_key(path):
     return key if len(key) == session.KEY_SIZE else None
 
 
+def load_config(root):
+    """The uplink config dict; a missing file means the serial line, a damaged one is reported."""
+    try:
+        with open(root + "/" + CONFIG_FILE) as f:
+            cfg = json.load(f)
+    except OSError:
+        return {}
+    except ValueError:
+        print("uplink: %s is not JSON; using the serial line" % CONFIG_FILE)
+        return {}
+    if not isinstance(cfg, dict) or (cfg.get("link") == "modem" and not ("host" in cfg and "port" in cfg)):
+        print("uplink: %s needs host and port for a modem; using the serial line" % CONFIG_FILE)
+        return {}
+    return cfg
+
+
 class Uplink:
-    def __init__(self, uart, journal, terminal, runtime, root):
+    def __init__(self, board, journal, terminal, root, deny=None, cfg=None):
+        self.board = board
         self.journal = journal
         self.terminal = terminal
-        self.runtime = runtime
+        self.runtime = board.runtime()
+        self.root = root
+        self.deny = deny
         self.key_path = root + "/" + KEY_FILE
-        self._reader = asyncio.StreamReader(uart)
-        self._writer = asyncio.StreamWriter(uart, {})
+        self._cfg = cfg
+        self.transport = None  # opened by run(): after boot, so the NFC stack loads into an unfragmented heap
         self._frames = frame.FrameReader()
         self.wake = asyncio.Event()  # a record was appended, or bytes arrived
         self.peer = None
+        self.house = None  # firmware.housekeeping.Housekeeping: TIME, STATUS, config bundles
         self._batch = bytearray(link.max_payload(MAX_FRAME))
         self._room = link.max_payload(MAX_FRAME) - link.HEADER_SIZE - session.OVERHEAD
         self._queued = 0  # newest record sequence handed to the sender
@@ -50,6 +81,7 @@ class Uplink:
         self._heard = 0
         self._since = 0
         self.sessions = 0
+        self.reconnects = 0  # link failures and stalled sessions
 
     def _now(self):
         """Milliseconds since start, without ticks wrap-around."""
@@ -64,27 +96,35 @@ class Uplink:
         self.peer = p
         self._queued = self.journal.acked
         self._heard = self._since = now
+        if self.house is not None:
+            self.house.new_session()
         self.sessions += 1
         p.start(now)
         return p
 
     async def _receive(self):
-        buf = bytearray(64)
+        buf = bytearray(128)
         while True:
-            n = await self._reader.readinto(buf)
-            if not n:
-                await asyncio.sleep_ms(10)
+            t = self.transport
+            h = self.house
+            if t is None or h is None or self.peer is None or not t.connected:
+                await asyncio.sleep_ms(50)
                 continue
+            n = await t.read_into(buf, 500)
             p = self.peer
-            if p is None:
+            if not n or p is None:
                 continue
-            for payload in self._frames.feed(memoryview(buf)[:n]):
-                now = self._now()
-                for msg in p.feed(payload, now):
-                    if msg["type"] == "ERROR":
-                        print("uplink: host says error %d: %s" % (msg["code"], msg["text"]))
-                self._heard = now
-                self.wake.set()
+            try:
+                for payload in self._frames.feed(memoryview(buf)[:n]):
+                    now = self._now()
+                    for msg in p.feed(payload, now, h.handle):
+                        if msg["type"] == "ERROR":
+                            print("uplink: host says error %d: %s" % (msg["code"], msg["text"]))
+                    self._heard = now
+                    self.wake.set()
+            except MemoryError:  # a frame lost to a full heap is retransmitted; the task must live on
+                gc.collect()
+                print("uplink: out of memory while receiving")
 
     def _fill(self, p):
         """Queue RECORDS frames of journal records not yet handed to the sender, while the window allows."""
@@ -113,32 +153,67 @@ class Uplink:
             return p.sender.in_flight() > 0 and now - self._heard >= LINK_TIMEOUT_MS
         return now - self._since >= LINK_TIMEOUT_MS
 
+    async def _link_up(self, t, backoff):
+        """Connect the transport, waiting backoff + jitter after a failure; returns the next backoff."""
+        if await t.connect():
+            return BACKOFF_MIN_MS
+        self.reconnects += 1
+        print("uplink: link down (%s), retrying" % (t.last_error or "no connection"))
+        await asyncio.sleep_ms(backoff + struct.unpack("<H", os.urandom(2))[0] * backoff // 65536)
+        return min(backoff * 2, BACKOFF_MAX_MS)
+
     async def run(self):
+        from firmware import transport
+
+        t = self.transport = transport.open_transport(self.board, load_config(self.root) if self._cfg is None
+                                                      else self._cfg)
         key = read_key(self.key_path)
         while key is None:
             print("uplink: no device key in %s: provision this terminal" % self.key_path)
             await asyncio.sleep_ms(RETRY_MS)
             key = read_key(self.key_path)
+        from firmware import housekeeping
+
+        h = self.house = housekeeping.Housekeeping(self, key)
         asyncio.create_task(self._receive())
-        p = self._connect(key, self._now())
+        backoff = BACKOFF_MIN_MS
+        p = None
         while True:
-            now = self._now()
-            if self._stalled(p, now):
-                p = self._connect(key, now)
-            if p.up():
-                tag = p.sender.delivered_tag
-                if tag > self.journal.acked:
-                    self.journal.ack(tag)  # the host committed every record up to tag
-                self._fill(p)
-            payload = p.poll(now)
-            if payload is not None:
-                self._writer.write(link.wire(payload))
-                await self._writer.drain()
-                continue
-            d = p.deadline(now)
-            wait = IDLE_MS if d is None else max(5, min(d, IDLE_MS))
-            self.wake.clear()
             try:
-                await asyncio.wait_for_ms(self.wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+                if not t.connected:
+                    self.peer = p = None
+                    backoff = await self._link_up(t, backoff)
+                    continue
+                now = self._now()
+                if p is None:
+                    p = self._connect(key, now)
+                elif self._stalled(p, now):
+                    if p.up():
+                        self.reconnects += 1
+                        await t.close()  # a modem socket that went quiet: open a fresh one
+                        if not t.connected:
+                            continue
+                    p = self._connect(key, now)
+                if p.up():
+                    tag = p.sender.delivered_tag
+                    if tag > self.journal.acked:
+                        self.journal.ack(tag)  # the host committed every record up to tag
+                    h.flush(p, now)
+                    self._fill(p)
+                payload = p.poll(now)
+                if payload is not None:
+                    await t.write(link.wire(payload))  # False: the link failed, `connected` says so above
+                    continue
+                d = p.deadline(now)
+                wait = IDLE_MS if d is None else max(5, min(d, IDLE_MS))
+                if p.up():
+                    wait = min(wait, max(5, h.period_ms - (now - h.status_at)))
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for_ms(self.wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+            except MemoryError:  # a full heap costs a retry, never the uplink task
+                gc.collect()
+                print("uplink: out of memory, retrying")
+                await asyncio.sleep_ms(100)

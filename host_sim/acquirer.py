@@ -6,6 +6,8 @@ at its next tap once the deny-list update has arrived.  Rules are configurable a
 (seeded), so tests and demos can reproduce a run:
 
     {"decline_tokens": ["<hex token>", ...],   # always declined (a blocked card)
+     "decline_atcs": [101, ...],                 # declined by the record's transaction counter (tests:
+                                                 # the token is salted per terminal, the ATC is not)
      "decline_rate": 0.0,                        # fraction declined at random ("insufficient funds")
      "max_amount": 100000,                       # fen; above is declined ("over limit")
      "seed": 1}
@@ -23,17 +25,20 @@ CREATE TABLE IF NOT EXISTS deny_list (
     token BLOB PRIMARY KEY, reason TEXT, version INTEGER NOT NULL, added REAL DEFAULT (julianday('now')));
 """
 
-DEFAULT_RULES = {"decline_tokens": [], "decline_rate": 0.0, "max_amount": 100000, "seed": 1}
+DEFAULT_RULES = {"decline_tokens": [], "decline_atcs": [], "decline_rate": 0.0, "max_amount": 100000, "seed": 1}
 
 
 class Acquirer:
     def __init__(self, rules=None):
         self.rules = dict(DEFAULT_RULES, **(rules or {}))
         self._blocked = {bytes.fromhex(t) for t in self.rules["decline_tokens"]}
+        self._atcs = {int(a) for a in self.rules["decline_atcs"]}
 
-    def decide(self, terminal, seq, token, amount):
+    def decide(self, terminal, seq, token, amount, atc=None):
         """(approved, reason) for one deferred transaction; deterministic for given rules."""
         if token in self._blocked:
+            return False, "card blocked by issuer"
+        if atc is not None and int.from_bytes(atc, "big") in self._atcs:
             return False, "card blocked by issuer"
         if amount > self.rules["max_amount"]:
             return False, "over limit"
@@ -51,14 +56,14 @@ def authorise_pending(db, acquirer):
     """
     db.executescript(SCHEMA)
     rows = db.execute(
-        "SELECT r.terminal, r.seq, r.token, r.amount FROM records r LEFT JOIN authorisations a "
+        "SELECT r.terminal, r.seq, r.token, r.amount, r.atc FROM records r LEFT JOIN authorisations a "
         "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND r.decision = 1 "
         "ORDER BY r.terminal, r.seq").fetchall()
     version = deny_list_version(db)
     approved = declined = 0
     with db:
-        for terminal, seq, token, amount in rows:
-            ok, reason = acquirer.decide(terminal, seq, token, amount)
+        for terminal, seq, token, amount, atc in rows:
+            ok, reason = acquirer.decide(terminal, seq, token, amount, atc)
             db.execute("INSERT INTO authorisations (terminal, seq, approved, reason) VALUES (?, ?, ?, ?)",
                        (terminal, seq, int(ok), reason))
             if ok:
@@ -76,9 +81,10 @@ def deny_list_version(db):
     return db.execute("SELECT COALESCE(MAX(version), 0) FROM deny_list").fetchone()[0]
 
 
-def deny_list_since(db, version):
-    """Tokens added after `version`: the delta a terminal at that version needs."""
-    return [row[0] for row in db.execute("SELECT token FROM deny_list WHERE version > ? ORDER BY version", (version,))]
+def deny_list_since(db, version, limit=-1):
+    """(token, version) added after `version`, oldest first: the delta a terminal at that version needs."""
+    return db.execute("SELECT token, version FROM deny_list WHERE version > ? ORDER BY version LIMIT ?",
+                      (version, limit)).fetchall()
 
 
 def load_rules(path):

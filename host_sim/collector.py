@@ -10,12 +10,14 @@ never stored twice.  Altered, replayed or malformed frames are dropped, counted 
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import sqlite3
 import threading
 import time
 
-from protocol import frame, link, peer, record
+from host_sim import acquirer
+from protocol import bundle, frame, link, peer, record
 
 log = logging.getLogger("collector")
 
@@ -140,14 +142,75 @@ class Store:
 
 HOST_ID = b"ZFHOST01"
 HOST_WINDOW = 128  # frames a terminal may have in flight to us: we buffer nothing, so the bitmap is the limit
+HOST_TIME_BOUND_MS = 20  # our own clock's uncertainty (NTP-disciplined host), sent in TIME
+
+SESSION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS terminal_status (
+    terminal TEXT PRIMARY KEY, received REAL, depth INTEGER, health INTEGER, signal INTEGER,
+    crc_errors INTEGER, mac_errors INTEGER, replays INTEGER, retransmits INTEGER, uptime_s INTEGER,
+    journal_free INTEGER, journal_dropped INTEGER, reconnects INTEGER, deny_version INTEGER);
+CREATE TABLE IF NOT EXISTS config_delivered (
+    terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (terminal, kind));
+"""
+STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS
+
+
+class Backoffice:
+    """What a session needs beyond record storage: the acquirer, the deny list per terminal, heartbeats.
+    Shares the Store's connection and lock (one SQLite file)."""
+
+    def __init__(self, store, acquirer_=None):
+        self.store = store
+        self.acquirer = acquirer_
+        with store.lock:
+            store.db.executescript(SESSION_SCHEMA)
+            acquirer.deny_list_version(store.db)  # creates the acquirer's tables
+
+    def authorise(self):
+        if self.acquirer is None:
+            return
+        with self.store.lock:
+            approved, declined, version = acquirer.authorise_pending(self.store.db, self.acquirer)
+        if declined:
+            log.info("acquirer: %d approved, %d declined; deny list at version %d", approved, declined, version)
+
+    def deny_delta(self, terminal):
+        """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""
+        with self.store.lock:
+            row = self.store.db.execute("SELECT version FROM config_delivered WHERE terminal = ? AND kind = ?",
+                                        (terminal, bundle.KIND_DENY)).fetchone()
+            base = row[0] if row else 0
+            rows = acquirer.deny_list_since(self.store.db, base, bundle.MAX_TOKENS)
+        if not rows:
+            return None
+        return base, rows[-1][1], [bytes(r[0]) for r in rows]
+
+    def delivered(self, terminal, kind, version):
+        with self.store.lock:
+            self.store.db.execute("INSERT INTO config_delivered VALUES (?, ?, ?) ON CONFLICT(terminal, kind) "
+                                  "DO UPDATE SET version=excluded.version", (terminal, kind, version))
+
+    def status(self, terminal, msg):
+        values = [msg.get(k) for k in STATUS_COLUMNS]
+        with self.store.lock:
+            self.store.db.execute("INSERT OR REPLACE INTO terminal_status VALUES (?, julianday('now'), %s)"
+                                  % ",".join("?" * len(values)), [terminal] + values)
+
+
+def latest_status(store, terminal):
+    """The newest STATUS a terminal sent, as a dict (None if it never sent one)."""
+    rows = store.query("SELECT %s FROM terminal_status WHERE terminal = ?" % ", ".join(STATUS_COLUMNS), (terminal,))
+    return dict(zip(STATUS_COLUMNS, rows[0])) if rows else None
 
 
 class Session:
     """One link to one terminal, without I/O."""
 
-    def __init__(self, store, clock=None):
+    def __init__(self, store, clock=None, backoffice=None, wallclock=time.time):
         self.store = store
         self.clock = clock or (lambda: int(time.monotonic() * 1000))
+        self.wallclock = wallclock  # seconds since 1970, answered to TIME
+        self.backoffice = backoffice
         self.frames = frame.FrameReader()
         self.peer = peer.Peer(peer.ROLE_HOST, HOST_ID, lambda tid: store.device_key(tid.hex()), "collector",
                               window=8, max_frame=link.MAX_FRAME, rx_window=HOST_WINDOW)
@@ -155,13 +218,18 @@ class Session:
         self.stored = 0
         self.duplicate_receipts = 0
         self.refused = 0
+        self.offer = None  # (version, bundle bytes) offered and not yet confirmed
+        self._chunk_at = None  # next bundle offset to send, once the terminal said where it stands
+        self.config_delivered = 0
 
-    def receive(self, data):
+    def receive(self, data=b""):
+        """Bytes from the terminal in, bytes to send back out; call with b"" now and then (timers)."""
         out = bytearray()
         now = self.clock()
         for payload in self.frames.feed(data):
             self.peer.feed(payload, now, self._handle)
             self._log_events()
+        self._send_chunks()
         while True:
             reply = self.peer.poll(now)
             if reply is None:
@@ -175,6 +243,8 @@ class Session:
                 self.terminal = detail
                 self.store.hello(detail, self.peer.peer_hello["firmware"])
                 log.info("terminal %s authenticated, running %s", detail, self.peer.peer_hello["firmware"])
+                self.offer = self._chunk_at = None
+                self._offer_deny_list()
             else:
                 self.refused += 1
                 log.warning("refused: %s %s", what, detail)
@@ -182,9 +252,24 @@ class Session:
 
     def _handle(self, msg):
         """A sequenced message from the authenticated terminal; True once it is safely processed."""
-        if msg["type"] != "RECORDS":
-            log.info("%s from %s: %r", msg["type"], self.terminal, msg)
+        kind = msg["type"]
+        if kind == "RECORDS":
+            return self._records(msg)
+        if kind == "TIME":
+            body = link.time_sync(msg["echo"], int(self.wallclock() * 1000), HOST_TIME_BOUND_MS)
+            return self.peer.send(link.TIME, body) is not None  # window full: not acked, it comes again
+        if kind == "STATUS":
+            if self.backoffice is not None:
+                self.backoffice.status(self.terminal, msg)
+            log.info("STATUS from %s: depth %d health 0x%02x", self.terminal, msg["depth"], msg["health"])
             return True
+        if kind == "CONFIG_CHUNK":
+            self._config_reply(msg)
+            return True
+        log.info("%s from %s: %r", kind, self.terminal, msg)
+        return True
+
+    def _records(self, msg):
         try:
             recs = []
             for raw in msg["records"]:
@@ -202,7 +287,60 @@ class Session:
             return False
         self.stored += new
         self.duplicate_receipts += len(recs) - new
+        if new and self.backoffice is not None:
+            self.backoffice.authorise()
+            self._offer_deny_list()
         return True
+
+    # -- config bundles (protocol/SPEC.md "Config bundles") --------------------------------------
+
+    def _offer_deny_list(self):
+        if self.backoffice is None or self.offer is not None or not self.peer.up():
+            return
+        delta = self.backoffice.deny_delta(self.terminal)
+        if delta is None:
+            return
+        base, version, tokens = delta
+        data = bundle.deny_delta(base, version, tokens)
+        digest = hashlib.sha256(data).digest()
+        key = bundle.config_key(self.store.device_key(self.terminal))
+        sig = bundle.signature(key, bundle.KIND_DENY, version, len(data), digest)
+        if self.peer.send(link.CONFIG_OFFER, link.config_offer(bundle.KIND_DENY, version, len(data), digest, sig)) \
+                is None:
+            return  # window full: offered again after the next batch or session
+        self.offer = (version, data)
+        self._chunk_at = None
+        log.info("offering deny list %d..%d (%d cards) to %s", base, version, len(tokens), self.terminal)
+
+    def _config_reply(self, msg):
+        """The terminal's CONFIG_CHUNK without data: where it stands with the offered bundle."""
+        if msg["kind"] != bundle.KIND_DENY or msg["data"]:
+            return
+        offer = self.offer
+        if msg["offset"] == bundle.REBASE:
+            log.info("terminal %s holds deny list version %d: rebasing", self.terminal, msg["version"])
+            self.backoffice.delivered(self.terminal, bundle.KIND_DENY, msg["version"])
+            self.offer = None
+            self._offer_deny_list()
+        elif offer is not None and msg["version"] == offer[0]:
+            if msg["offset"] >= len(offer[1]):
+                self.backoffice.delivered(self.terminal, bundle.KIND_DENY, offer[0])
+                self.config_delivered = offer[0]
+                log.info("terminal %s has deny list version %d", self.terminal, offer[0])
+                self.offer = None
+                self._offer_deny_list()
+            else:
+                self._chunk_at = msg["offset"]
+
+    def _send_chunks(self):
+        if self.offer is None or self._chunk_at is None:
+            return
+        version, data = self.offer
+        room = self.peer.max_body() - 9
+        while self._chunk_at < len(data) and self.peer.can_send():
+            piece = data[self._chunk_at:self._chunk_at + room]
+            self.peer.send(link.CONFIG_CHUNK, link.config_chunk(bundle.KIND_DENY, version, self._chunk_at, piece))
+            self._chunk_at += len(piece)
 
     def counters(self):
         errors = dict(self.peer.errors)
@@ -210,38 +348,40 @@ class Session:
         return errors
 
 
-def serve_serial(port, store, stop, capture=None):
+def serve_serial(port, store, stop, capture=None, backoffice=None):
     """Blocking loop for a serial port or pty (pyserial URL or path); returns the Session at stop.
     `capture`, a bytearray, receives a copy of every byte the terminal sent (tests, diagnosis)."""
     import serial
 
     ser = serial.serial_for_url(port, baudrate=115200, timeout=0.05)
-    session = Session(store)
+    session = Session(store, backoffice=backoffice)
     try:
         while not stop.is_set():
             data = ser.read(512)
             if capture is not None:
                 capture += data
-            if data:
-                reply = session.receive(data)
-                if reply:
-                    ser.write(reply)
+            reply = session.receive(data)  # also when nothing came: retransmission timers
+            if reply:
+                ser.write(reply)
     finally:
         ser.close()
     return session
 
 
-async def serve_tcp(host, port, store):
+async def serve_tcp(host, port, store, backoffice=None):
     async def client(reader, writer):
-        session = Session(store)
+        session = Session(store, backoffice=backoffice)
         peer = writer.get_extra_info("peername")
         log.info("connection from %s", peer)
         try:
             while True:
-                data = await reader.read(4096)
-                if not data:
+                try:
+                    data = await asyncio.wait_for(reader.read(4096), 0.1)
+                except asyncio.TimeoutError:
+                    data = None
+                if data == b"":
                     break
-                reply = session.receive(data)
+                reply = session.receive(data or b"")
                 if reply:
                     writer.write(reply)
                     await writer.drain()
@@ -254,17 +394,19 @@ async def serve_tcp(host, port, store):
 def main(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = Store(args.db)
+    rules = acquirer.load_rules(args.acquirer_rules) if args.acquirer_rules else None
+    office = Backoffice(store, acquirer.Acquirer(rules))
     stop = threading.Event()
     threads = []
     for port in args.serial or ():
-        t = threading.Thread(target=serve_serial, args=(port, store, stop), daemon=True)
+        t = threading.Thread(target=serve_serial, args=(port, store, stop, None, office), daemon=True)
         t.start()
         threads.append(t)
 
     async def run():
         if args.listen:
             host, _, port = args.listen.rpartition(":")
-            server = await serve_tcp(host or "127.0.0.1", int(port), store)
+            server = await serve_tcp(host or "127.0.0.1", int(port), store, office)
             log.info("listening on %s", args.listen)
             async with server:
                 await server.serve_forever()
@@ -288,3 +430,5 @@ def add_arguments(parser):
     parser.add_argument("--db", required=True, help="SQLite database file")
     parser.add_argument("--listen", metavar="HOST:PORT", help="accept terminals over TCP")
     parser.add_argument("--serial", metavar="PORT", action="append", help="serve a serial port or pty (repeatable)")
+    parser.add_argument("--acquirer-rules", metavar="FILE",
+                        help="JSON rules of the simulated acquirer run after each stored batch (default: approve all)")

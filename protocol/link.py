@@ -214,9 +214,14 @@ def time_sync(echo, unix_ms, bound_ms):
     return struct.pack("<IQI", echo & 0xFFFFFFFF, unix_ms, bound_ms)
 
 
-def status(depth, health, signal, crc_errors, mac_errors, replays, retransmits, uptime_s):
-    return struct.pack("<IBbHHHHI", depth, health, signal, min(crc_errors, 0xFFFF), min(mac_errors, 0xFFFF),
+def status(depth, health, signal, crc_errors, mac_errors, replays, retransmits, uptime_s, ext=None):
+    """`ext`, when given, is (journal_free, journal_dropped, reconnects, deny_version): the 30-byte form."""
+    body = struct.pack("<IBbHHHHI", depth, health, signal, min(crc_errors, 0xFFFF), min(mac_errors, 0xFFFF),
                        min(replays, 0xFFFF), min(retransmits, 0xFFFF), uptime_s)
+    if ext is None:
+        return body
+    free, dropped, reconnects, deny_version = ext
+    return body + struct.pack("<IHHI", free, min(dropped, 0xFFFF), min(reconnects, 0xFFFF), deny_version)
 
 
 def error(code, text=""):
@@ -249,7 +254,8 @@ def encode_message(msg, terminal=None):
     elif mtype == TIME:
         body = time_sync(msg["echo"], msg["unix_ms"], msg["bound_ms"])
     elif mtype == STATUS:
-        body = status(*[msg[k] for k in STATUS_FIELDS])
+        ext = [msg[k] for k in STATUS_EXT_FIELDS] if STATUS_EXT_FIELDS[0] in msg else None
+        body = status(*[msg[k] for k in STATUS_FIELDS], ext=ext)
     elif mtype == ERROR:
         body = error(msg["code"], msg["text"])
     elif mtype == BYE:
@@ -264,6 +270,9 @@ def encode_message(msg, terminal=None):
 # --- decoding ------------------------------------------------------------------------------------
 
 STATUS_FIELDS = ("depth", "health", "signal", "crc_errors", "mac_errors", "replays", "retransmits", "uptime_s")
+STATUS_EXT_FIELDS = ("journal_free", "journal_dropped", "reconnects", "deny_version")
+STATUS_SIZE = 18
+STATUS_EXT_SIZE = 30
 
 
 def _need(body, n, what):
@@ -360,10 +369,15 @@ def decode(payload, terminal=None):
         _need(body, 16, "TIME")
         msg["echo"], msg["unix_ms"], msg["bound_ms"] = struct.unpack_from("<IQI", body, 0)
     elif mtype == STATUS:
-        _need(body, 18, "STATUS")
+        if len(body) != STATUS_EXT_SIZE:
+            _need(body, STATUS_SIZE, "STATUS")
         values = struct.unpack_from("<IBbHHHHI", body, 0)
         for k in range(len(STATUS_FIELDS)):
             msg[STATUS_FIELDS[k]] = values[k]
+        if len(body) == STATUS_EXT_SIZE:
+            values = struct.unpack_from("<IHHI", body, STATUS_SIZE)
+            for k in range(len(STATUS_EXT_FIELDS)):
+                msg[STATUS_EXT_FIELDS[k]] = values[k]
     elif mtype == ERROR:
         if len(body) < 2:
             raise LinkError(E_MALFORMED, "ERROR truncated")

@@ -244,5 +244,9 @@ class Peer:
             return 0
         return self.sender.next_deadline(now)
 
+    def error(self, code, text=""):
+        """Send ERROR (unsequenced; secured once UP), e.g. CONFIG_REJECTED for a bundle refused."""
+        self._control.append(link.encode(link.ERROR, link.error(code, text)))
+
     def bye(self, reason=0):
         self._control.append(link.encode(link.BYE, link.bye(reason)))

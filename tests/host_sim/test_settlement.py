@@ -37,7 +37,7 @@ def test_declines_join_the_deny_list_once_and_decisions_are_idempotent(tmp_path)
     db = make_db(tmp_path, [rec(T1, 1, 200, bad), rec(T1, 2, 200, good), rec(T1, 3, 200, bad)])
     acq = acquirer.Acquirer({"decline_tokens": [bad.hex()]})
     assert acquirer.authorise_pending(db, acq) == (1, 2, 1)
-    assert acquirer.deny_list_since(db, 0) == [bad]
+    assert acquirer.deny_list_since(db, 0) == [(bad, 1)]
     assert acquirer.deny_list_since(db, 1) == []
     assert acquirer.authorise_pending(db, acq) == (0, 0, 1)  # nothing decided twice
 

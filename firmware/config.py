@@ -1,0 +1,143 @@
+"""Config bundles arriving over the link: staged in flash, resumable by offset, verified, then activated.
+
+The host offers a bundle (CONFIG_OFFER); the terminal answers with the offset it already holds (a
+CONFIG_CHUNK without data), so a download cut by a lost link or a power cut resumes where it stopped.
+Chunks are appended to a staged file in order; one that arrives ahead of a gap is left unacknowledged
+and comes again.  When the file is whole its SHA-256 and the offer's signature are checked and the
+bundle is applied (the deny list: firmware.denylist.DenyList.apply, atomic).  The terminal then
+confirms with offset = size; a delta whose base is newer than the list it holds is answered with
+offset REBASE and its own version, and the host sends a delta from there.  Bundle formats and the
+signature: protocol/bundle.py and protocol/SPEC.md ("Config bundles").
+"""
+
+import hashlib
+import os
+import struct
+
+from firmware import denylist, fsutil
+from protocol import bundle
+
+REBASE = bundle.REBASE
+STAGE = "/config/stage.bin"
+OFFER = "/config/stage.offer"  # kind u8 | version u32 | size u32 | digest (32): which bundle is staged
+MAX_SIZE = bundle.HEAD + bundle.TOKEN * bundle.MAX_TOKENS
+
+
+class Refused(ValueError):
+    """A bundle the terminal will not take; the uplink answers ERROR CONFIG_REJECTED."""
+
+
+class ConfigReceiver:
+    def __init__(self, root, deny, device_key):
+        self.deny = deny
+        self.key = bundle.config_key(device_key)
+        self.stage = root + STAGE
+        self.offer_path = root + OFFER
+        self.offer = None  # (kind, version, size, digest) being received
+        self.have = 0
+        self.applied = 0
+        self.refused = 0
+        self._buf = bytearray(256)
+
+    def current(self):
+        """True when no bundle is half received (STATUS health bit "config current")."""
+        return self.offer is None
+
+    def on_offer(self, msg):
+        """The reply (kind, version, offset) to a CONFIG_OFFER; raises Refused."""
+        kind, version, size = msg["kind"], msg["version"], msg["size"]
+        if kind != bundle.KIND_DENY or self.deny is None:
+            raise Refused("config kind %d not supported here" % kind)
+        if size < bundle.HEAD or size > MAX_SIZE:
+            raise Refused("bundle of %d bytes" % size)
+        if not bundle.verify(self.key, kind, version, size, msg["digest"], msg["signature"]):
+            raise Refused("bad signature on bundle %d v%d" % (kind, version))
+        if version <= self.deny.version:
+            self._discard()
+            return kind, version, size  # already there (or newer)
+        head = struct.pack("<BII", kind, version, size) + msg["digest"]
+        self.offer = (kind, version, size, msg["digest"])
+        self.have = 0
+        try:
+            with open(self.offer_path, "rb") as f:
+                staged = f.read()
+            if staged == head:
+                self.have = min(os.stat(self.stage)[6], size)
+        except OSError:
+            pass
+        if not self.have:
+            fsutil.makedirs(self.stage[: self.stage.rfind("/")])
+            with open(self.stage, "wb"):
+                pass
+            with open(self.offer_path, "wb") as f:
+                f.write(head)
+        if self.have == size:
+            return self._activate()
+        return kind, version, self.have
+
+    def on_chunk(self, msg):
+        """(processed, reply or None).  processed False: leave the frame unacknowledged (ahead of a gap)."""
+        o = self.offer
+        if o is None or msg["kind"] != o[0] or msg["version"] != o[1] or msg["offset"] < self.have:
+            return True, None  # stale or already held
+        if msg["offset"] > self.have:
+            return False, None
+        data = msg["data"]
+        if self.have + len(data) > o[2]:
+            self._discard()
+            raise Refused("chunk runs past the bundle's size")
+        with open(self.stage, "ab") as f:
+            f.write(data)
+        self.have += len(data)
+        if self.have < o[2]:
+            return True, None
+        return True, self._activate()
+
+    def _activate(self):
+        o = self.offer
+        if o is None:
+            raise Refused("no bundle offered")
+        kind, version, size, digest = o
+        try:
+            h = hashlib.sha256()
+            with open(self.stage, "rb") as f:
+                head = f.read(bundle.HEAD)
+                h.update(head)
+                while True:
+                    n = f.readinto(self._buf)
+                    if not n:
+                        break
+                    h.update(memoryview(self._buf)[:n])
+            if h.digest() != digest:
+                raise Refused("bundle %d v%d does not match its digest" % (kind, version))
+            try:
+                base, to, n_add, n_remove = bundle.deny_head(head, size)
+            except bundle.BundleError as e:
+                raise Refused(str(e))
+            if to != version:
+                raise Refused("bundle says version %d, offer %d" % (to, version))
+            if base > self.deny.version:
+                return kind, self.deny.version, REBASE
+            add, remove = [], []
+            with open(self.stage, "rb") as f:
+                f.seek(bundle.HEAD)
+                for i in range(n_add + n_remove):
+                    (add if i < n_add else remove).append(f.read(bundle.TOKEN))
+            try:
+                self.deny.apply(version, add, remove)
+            except denylist.DenyListError as e:
+                raise Refused(str(e))
+            self.applied += 1
+            print("deny list: version %d, %d cards" % (self.deny.version, self.deny.count))
+            return kind, version, size
+        finally:
+            self._discard()
+
+    def _discard(self):
+        self.offer = None
+        self.have = 0
+        for path in (self.offer_path, self.stage):
+            try:
+                os.remove(path)
+            except OSError:
+                pass

@@ -1,0 +1,95 @@
+"""firmware/config.py on both runtimes: a deny-list bundle staged chunk by chunk, resumed after a reboot
+from the offset in flash, refused when its signature or digest is wrong, rebased when its base is
+newer than the list, applied atomically when whole."""
+
+import hashlib
+
+from protocol import bundle
+
+KEY = bytes(range(32))
+
+
+def tok(i):
+    return bytes([i]) * 16
+
+
+def offer(data, version, key=KEY, digest=None):
+    digest = digest or hashlib.sha256(data).digest()
+    sig = bundle.signature(bundle.config_key(key), bundle.KIND_DENY, version, len(data), digest)
+    return {"kind": bundle.KIND_DENY, "version": version, "size": len(data), "digest": digest, "signature": sig}
+
+
+def chunk(data, version, offset, n):
+    return {"kind": bundle.KIND_DENY, "version": version, "offset": offset, "data": data[offset:offset + n]}
+
+
+def body_steps(root, key, steps, probes):
+    """Run ("offer", msg) / ("chunk", msg) / ("reboot",) steps; record each answer and the list state."""
+    from firmware import config, denylist
+
+    def fresh():
+        return config.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), key)
+
+    r = fresh()
+    out = []
+    for step in steps:
+        try:
+            if step[0] == "reboot":
+                r = fresh()
+                out.append(None)
+            elif step[0] == "offer":
+                out.append(list(r.on_offer(step[1])))
+            else:
+                ok, reply = r.on_chunk(step[1])
+                out.append([ok, list(reply) if reply else None])
+        except config.Refused as e:
+            out.append("refused: " + str(e))
+    return out, r.deny.version, [r.deny.contains(t) for t in probes]
+
+
+def test_staged_resumed_verified_and_applied(runtime, tmp_path):
+    root = str(tmp_path)
+    data = bundle.deny_delta(0, 3, [tok(1), tok(2), tok(3)])
+    o = offer(data, 3)
+    steps = [
+        ("offer", o),
+        ("chunk", chunk(data, 3, 0, 30)),
+        ("chunk", chunk(data, 3, 40, 30)),  # ahead of a gap: not acknowledged
+        ("reboot",),  # power cut: 30 bytes are in flash
+        ("offer", o),
+        ("chunk", chunk(data, 3, 0, 30)),  # already held: acknowledged, ignored
+        ("chunk", chunk(data, 3, 30, 100)),
+    ]
+    out, version, probes = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
+    assert out[0] == [1, 3, 0]
+    assert out[1] == [True, None] and out[2] == [False, None]
+    assert out[4] == [1, 3, 30]  # resumed from the offset in flash
+    assert out[5] == [True, None]
+    assert out[6] == [True, [1, 3, len(data)]]  # whole, checked, applied: confirmed
+    assert version == 3 and [i for i, d in enumerate(probes) if d] == [1, 2, 3]
+
+
+def test_bad_signature_digest_and_newer_base_are_not_applied(runtime, tmp_path):
+    root = str(tmp_path)
+    data = bundle.deny_delta(0, 2, [tok(4)])
+    later = bundle.deny_delta(5, 6, [tok(5)])
+    bad_digest = offer(data, 2, digest=bytes(32))
+    steps = [
+        ("offer", offer(data, 2, key=bytes(32))),  # signed under another terminal's key
+        ("offer", bad_digest),
+        ("chunk", chunk(data, 2, 0, 200)),  # whole, but not what the offer's digest says
+        ("offer", offer(later, 6)),
+        ("chunk", chunk(later, 6, 0, 200)),  # base 5 > version 0: rebase
+        ("offer", offer(data, 2)),
+        ("chunk", chunk(data, 2, 0, 200)),
+        ("offer", offer(data, 2)),  # the same version again: already held
+        ("offer", dict(offer(data, 2), kind=9)),
+    ]
+    out, version, probes = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
+    assert out[0].startswith("refused: bad signature")
+    assert out[2].startswith("refused:") and "digest" in out[2]
+    assert out[4] == [True, [1, 0, bundle.REBASE]]
+    assert out[6] == [True, [1, 2, len(data)]]
+    assert out[7] == [1, 2, len(data)]
+    assert out[8].startswith("refused: config kind 9")
+    assert version == 2 and [i for i, d in enumerate(probes) if d] == [4]

@@ -1,0 +1,124 @@
+"""The collector session beyond storage: the acquirer's declines become a signed deny-list delta offered
+in the same session, sent from the offset the terminal holds, rebased to the version it has; TIME is
+answered from the collector's clock; STATUS heartbeats are kept per terminal."""
+
+import hashlib
+
+from host_sim import acquirer, collector
+from protocol import bundle, link, record
+from tests.host_sim.test_collector import KEY, TERMINAL, Terminal, registered
+
+
+def rec(seq, token, atc):
+    return record.encode(TERMINAL, seq, 1_800_000_000, record.KIND_QR_CPM, 200, 156, record.ACCEPTED, 0, 1,
+                         token, [(record.EXT_ATC, atc.to_bytes(2, "big"))])
+
+
+class ListeningTerminal(Terminal):
+    """Keeps every message the collector sent (in arrival order)."""
+
+    def __init__(self, session):
+        super().__init__(session, max_frame=288)
+        self.got = []
+
+    def pump(self, rounds=50, tamper=None):
+        for _ in range(rounds):
+            moved = False
+            while True:
+                p = self.peer.poll(self.now)
+                if p is None:
+                    break
+                for q in self.reader.feed(self.session.receive(link.wire(p))):
+                    self.got.extend(self.peer.feed(q, self.now))
+                moved = True
+            if not moved:
+                self.now += 100
+                for q in self.reader.feed(self.session.receive(b"")):  # the collector's timers
+                    self.got.extend(self.peer.feed(q, self.now))
+                if self.peer.deadline(self.now) != 0:
+                    break
+        return self
+
+    def take(self, kind):
+        out = [m for m in self.got if m["type"] == kind]
+        self.got = [m for m in self.got if m["type"] != kind]
+        return out
+
+    def answer(self, version, offset):
+        self.peer.send(link.CONFIG_CHUNK, link.config_chunk(bundle.KIND_DENY, version, offset, b""), 0)
+        return self.pump()
+
+
+def session(store, rules, **kw):
+    return collector.Session(store, backoffice=collector.Backoffice(store, acquirer.Acquirer(rules)), **kw)
+
+
+BAD, GOOD = bytes([0xBB]) * 16, bytes([0x60]) * 16
+
+
+def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offset(tmp_path):
+    store = registered(tmp_path)
+    t = ListeningTerminal(session(store, {"decline_atcs": [41]})).pump()
+    assert t.take("CONFIG_OFFER") == []  # nothing declined yet
+    t.upload([rec(1, BAD, 41), rec(2, GOOD, 7)])
+    [offer] = t.take("CONFIG_OFFER")
+    assert (offer["kind"], offer["version"]) == (bundle.KIND_DENY, 1)
+    key = bundle.config_key(KEY)
+    assert bundle.verify(key, offer["kind"], offer["version"], offer["size"], offer["digest"], offer["signature"])
+    # The terminal already holds 10 bytes (a download cut short): chunks start there.
+    t.answer(1, 10)
+    chunks = t.take("CONFIG_CHUNK")
+    assert chunks[0]["offset"] == 10 and sum(len(c["data"]) for c in chunks) == offer["size"] - 10
+    t.answer(1, 0)
+    data = b"".join(c["data"] for c in sorted(t.take("CONFIG_CHUNK"), key=lambda c: c["offset"]))
+    assert hashlib.sha256(data).digest() == offer["digest"]
+    assert bundle.deny_head(data, len(data)) == (0, 1, 1, 0) and data[bundle.HEAD:] == BAD
+    t.answer(1, offer["size"])  # applied
+    assert store.query("SELECT version FROM config_delivered") == [(1,)]
+    # A new session of the same terminal has nothing to offer; a second decline offers 1 -> 2.
+    t2 = ListeningTerminal(session(store, {"decline_atcs": [41, 42]})).pump()
+    assert t2.take("CONFIG_OFFER") == []
+    t2.upload([rec(3, GOOD, 42)])
+    [offer] = t2.take("CONFIG_OFFER")
+    t2.answer(2, 0)
+    data = b"".join(c["data"] for c in t2.take("CONFIG_CHUNK"))
+    assert bundle.deny_head(data, len(data)) == (1, 2, 1, 0)
+
+
+def test_a_terminal_behind_the_collectors_belief_is_rebased(tmp_path):
+    store = registered(tmp_path)
+    office = collector.Backoffice(store, acquirer.Acquirer({"decline_atcs": [1, 2]}))
+    s = collector.Session(store, backoffice=office)
+    office.delivered(TERMINAL.hex(), bundle.KIND_DENY, 1)  # we think it has version 1
+    t = ListeningTerminal(s).pump()
+    t.upload([rec(1, BAD, 1), rec(2, GOOD, 2)])
+    [offer] = t.take("CONFIG_OFFER")
+    t.answer(2, 0)
+    data = b"".join(c["data"] for c in t.take("CONFIG_CHUNK"))
+    assert bundle.deny_head(data, len(data))[:2] == (1, 2)
+    t.answer(0, bundle.REBASE)  # "I hold version 0" (its flash was replaced)
+    [offer] = t.take("CONFIG_OFFER")
+    t.answer(2, 0)
+    data = b"".join(c["data"] for c in t.take("CONFIG_CHUNK"))
+    assert bundle.deny_head(data, len(data)) == (0, 2, 2, 0)
+
+
+def test_time_is_answered_and_status_kept_per_terminal(tmp_path):
+    store = registered(tmp_path)
+    t = ListeningTerminal(session(store, None, wallclock=lambda: 1_800_000_000.5)).pump()
+    t.peer.send(link.TIME, link.time_sync(1234, 0, 0xFFFFFFFF))
+    values = dict(depth=7, health=3, signal=-71, crc_errors=2, mac_errors=0, replays=1, retransmits=5,
+                  uptime_s=99, journal_free=4096, journal_dropped=1, reconnects=3, deny_version=2)
+    t.peer.send(link.STATUS, link.status(*[values[k] for k in link.STATUS_FIELDS],
+                                         ext=[values[k] for k in link.STATUS_EXT_FIELDS]))
+    t.pump()
+    [answer] = t.take("TIME")
+    assert (answer["echo"], answer["unix_ms"], answer["bound_ms"]) == (1234, 1_800_000_000_500,
+                                                                       collector.HOST_TIME_BOUND_MS)
+    assert collector.latest_status(store, TERMINAL.hex()) == values
+    values["depth"] = 0
+    t.peer.send(link.STATUS, link.status(*[values[k] for k in link.STATUS_FIELDS]))  # the short v1 form
+    t.pump()
+    latest = collector.latest_status(store, TERMINAL.hex())
+    assert latest["depth"] == 0 and latest["journal_free"] is None
+    assert store.query("SELECT COUNT(*) FROM terminal_status") == [(1,)]
