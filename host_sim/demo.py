@@ -10,17 +10,15 @@ must be in the collector exactly once.  The last line printed is a JSON summary.
 
 import json
 import os
-import queue
 import random
 import re
 import tempfile
 import threading
 import time
 
-import serial
-
 from host_sim import collector, provision, vboard
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.events import EventLog
 from protocol import cpm
 
 # Test card numbers (Luhn-valid, in UnionPay's 62 range, issued to no one).
@@ -29,49 +27,12 @@ TEST_CARDS = ("6212345678901234567", "6214830012345678", "6228480000000000018", 
 OUTCOMES = ("PAID", "ALREADY PAID", "DECLINED")
 
 
-class EventLog:
-    """Reads the board's output events; `outcome()` waits for the next display of a tap outcome."""
-
-    def __init__(self, port):
-        self.ser = serial.serial_for_url(port, timeout=0.1)
-        self.outcomes = queue.Queue()
-        self.events = []
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        buf = b""
-        while not self._stop:
-            try:
-                buf += self.ser.read(512)
-            except (serial.SerialException, OSError):
-                time.sleep(0.05)
-                continue
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                self.events.append(ev)
-                if ev.get("out") == "display" and ev.get("text", "").startswith(OUTCOMES):
-                    self.outcomes.put(ev)
-
-    def drain(self):
-        while not self.outcomes.empty():
-            self.outcomes.get_nowait()
-
-    def outcome(self, timeout):
-        try:
-            return self.outcomes.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self):
-        self._stop = True
-        self._thread.join(timeout=1)
-        self.ser.close()
+def outcome(events, since, timeout=5):
+    """The next tap outcome on the display after event index `since`: (index, event) or (since, None)."""
+    try:
+        return events.wait_display(since, timeout, prefixes=OUTCOMES)
+    except TimeoutError:
+        return since, None
 
 
 def make_taps(count=20):
@@ -113,7 +74,7 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
             % provision.provision(board.ports["console"], db))
         board.wait_console(b"ready:", timeout=20, since=mark)
         for i, (what, payload) in enumerate(taps):
-            events.drain()
+            seen = len(events.items)
             scanner.present(payload)
             if i == cut_at:
                 # The code has just gone over the 9600-baud wire and the terminal is deciding: pull the plug.
@@ -124,13 +85,14 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
                 say("tap %2d: power cut while the terminal was deciding" % (i + 1))
                 board.power_on()
                 board.wait_console(b"ready:", timeout=20, since=mark)
-            ev = events.outcome(timeout=5)
+            seen, ev = outcome(events, seen)
             while ev is None or (i == cut_at and what == "code" and ev["text"].startswith("DECLINED")):
                 # No answer, or half a code read as the power came back: the passenger shows it again.
                 retaps += 1
                 say("tap %2d: %s, presenting the code again" % (i + 1, "no answer" if ev is None else "misread"))
+                seen = len(events.items) if ev is None else seen + 1
                 scanner.present(payload)
-                ev = events.outcome(timeout=5)
+                seen, ev = outcome(events, seen)
             if ev["text"].startswith("DECLINED"):
                 declined += 1
             else:

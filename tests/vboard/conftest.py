@@ -1,16 +1,13 @@
 """Ring 3: the firmware as a MicroPython process on a virtual board (ring 4 with --port)."""
 
-import json
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
-import serial
 
 from host_sim import vboard
+from host_sim.events import EventLog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,47 +46,7 @@ def mpremote(port, *args, timeout=30):
     return proc.stdout
 
 
-class Events:
-    """Output events of a board (display, LEDs, buzzer, relay) as parsed JSON lines."""
-
-    def __init__(self, port):
-        self.ser = serial.serial_for_url(port, timeout=0.1)
-        self.items = []
-        self._cond = threading.Condition()
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        buf = b""
-        while not self._stop:
-            try:
-                buf += self.ser.read(512)
-            except (serial.SerialException, OSError):
-                time.sleep(0.05)
-                continue
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                with self._cond:
-                    self.items.append(json.loads(line))
-                    self._cond.notify_all()
-
-    def wait_display(self, start=0, timeout=10):
-        """The first display event at or after index `start`; returns (index, event)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for i in range(start, len(self.items)):
-                    if self.items[i]["out"] == "display" and self.items[i]["text"] != "READY":
-                        return i, self.items[i]
-                left = deadline - time.monotonic()
-                assert left > 0, "no display event; events so far: %r" % self.items[-10:]
-                self._cond.wait(left)
-
-    def close(self):
-        self._stop = True
-        self._thread.join(timeout=1)
-        self.ser.close()
+Events = EventLog  # the tests read output events the way the demo does
 
 
 @pytest.fixture
