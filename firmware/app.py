@@ -72,7 +72,7 @@ class Terminal:
                 return
             self.decider.remember(d.token, d.atc, seq, d.kind)
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
-                self.feedback.admitted(d.extensions[0][1][-1], seq)
+                self.feedback.admitted(d.entry, seq)
             else:
                 self.feedback.accepted(d.amount, seq)
             self.uplink.wake.set()

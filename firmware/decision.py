@@ -41,8 +41,9 @@ ALREADY_PAID = 3
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0):
         self.outcome = outcome
+        self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
         self.atc = atc
         self.reason = reason
@@ -140,7 +141,7 @@ class Decider:
         ext = [(record.EXT_TICKET, struct.pack(">HB8sHB", fields["issuer"], fields["key_id"], fields["ticket_id"],
                                                fields["product"], min(used + 1, 255)))]
         return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext, amount=0,
-                        fare_id=FARE_ID_TICKET)
+                        fare_id=FARE_ID_TICKET, entry=used + 1)
 
     def decide_emv(self, card, data_key, nonce):
         """A contactless read (firmware.emv.read's dict) at the flat fare, authorised later by the host.

@@ -106,7 +106,7 @@ def drain(workdir, records=10000, timeout=600.0, heap=HEAP):
             board.ports["uplink"], store, stop, wire)), daemon=True)
         server.start()
         time.sleep(0.2)  # the collector's port is open before the terminal boots
-        mark = len(board.console_text())
+        mark = board.console_mark()
         t0 = time.monotonic()
         provision.soft_reset(board.ports["console"])
         first = None

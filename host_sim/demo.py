@@ -69,7 +69,7 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
     try:
         board.wait_console(b"ready:", timeout=20)
         say("virtual board up: %s" % json.dumps(board.ports))
-        mark = len(board.console_text())
+        mark = board.console_mark()
         say("provisioned terminal %s (device key on the board and in the collector)"
             % provision.provision(board.ports["console"], db))
         board.wait_console(b"ready:", timeout=20, since=mark)
@@ -79,7 +79,7 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
             if i == cut_at:
                 # The code has just gone over the 9600-baud wire and the terminal is deciding: pull the plug.
                 time.sleep((len(payload) + 2) * 10 / 9600 + random.uniform(-0.02, 0.01))
-                mark = len(board.console_text())
+                mark = board.console_mark()
                 board.power_cut()
                 cuts += 1
                 say("tap %2d: power cut while the terminal was deciding" % (i + 1))

@@ -29,6 +29,7 @@ PERIPHERALS = ("scanner", "nfc", "uplink")
 # structures that stay, plus room for that bytecode; tests/vboard/test_heap.py guards the budget.
 DEFAULT_HEAP = "256k"
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
+CONSOLE_TAIL = 8192  # bytes of console output kept for waits and diagnostics
 
 
 class FlashInUse(Exception):
@@ -61,6 +62,7 @@ class VirtualBoard:
         self._raw_repl = False
         self._powered = False
         self._console_tail = bytearray()
+        self._console_total = 0  # bytes the console printed since start: marks stay valid as the tail moves
         self._cond = threading.Condition()
         self._watcher = None
         self.build_dir = os.path.join(build.ROOT, "build", "virtual")
@@ -155,7 +157,8 @@ class VirtualBoard:
     def _from_console(self, data):
         with self._cond:
             self._console_tail += data
-            del self._console_tail[:-8192]
+            self._console_total += len(data)
+            del self._console_tail[:-CONSOLE_TAIL]
             if RAW_REPL_BANNER in self._console_tail[-(len(data) + 32):]:
                 self._raw_repl = True
             self._cond.notify_all()
@@ -170,11 +173,16 @@ class VirtualBoard:
         with self._cond:
             return bytes(self._console_tail).decode("utf-8", "replace")
 
+    def console_mark(self):
+        """A position in the console output, for wait_console(since=...)."""
+        with self._cond:
+            return self._console_total
+
     def wait_console(self, needle, timeout=10.0, since=0):
-        """Wait until the console printed `needle` (bytes) after offset `since` of the tail."""
+        """Wait until the console printed `needle` (bytes) after position `since` (console_mark())."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while needle not in self._console_tail[since:]:
+            while needle not in self._console_tail[max(0, since - (self._console_total - len(self._console_tail))):]:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError("console never printed %r; last output:\n%s"

@@ -36,8 +36,17 @@ class Terminal:
         self.now = 0
         self.peer.start(0)
         self.errors = []
+        self.got = []  # every message the collector sent, in arrival order
+
+    def _feed(self, reply):
+        for q in self.reader.feed(reply):
+            for m in self.peer.feed(q, self.now):
+                self.got.append(m)
+                if m["type"] == "ERROR":
+                    self.errors.append(m["code"])
 
     def pump(self, rounds=50, tamper=None):
+        """Run both ends until the terminal has nothing to send and no timer to wait for."""
         for _ in range(rounds):
             moved = False
             while True:
@@ -48,14 +57,11 @@ class Terminal:
                 if tamper:
                     data = tamper(data)
                 self.wire += data
-                reply = self.session.receive(data)
-                for q in self.reader.feed(reply):
-                    for m in self.peer.feed(q, self.now):
-                        if m["type"] == "ERROR":
-                            self.errors.append(m["code"])
+                self._feed(self.session.receive(data))
                 moved = True
             if not moved:
                 self.now += 100
+                self._feed(self.session.receive(b""))  # the collector's own timers, as its serve loops do
                 if self.peer.deadline(self.now) != 0:
                     break
         return self

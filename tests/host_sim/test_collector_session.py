@@ -15,29 +15,10 @@ def rec(seq, token, atc):
 
 
 class ListeningTerminal(Terminal):
-    """Keeps every message the collector sent (in arrival order)."""
+    """A terminal with the firmware's frame size that picks the collector's messages by type."""
 
     def __init__(self, session):
         super().__init__(session, max_frame=288)
-        self.got = []
-
-    def pump(self, rounds=50, tamper=None):
-        for _ in range(rounds):
-            moved = False
-            while True:
-                p = self.peer.poll(self.now)
-                if p is None:
-                    break
-                for q in self.reader.feed(self.session.receive(link.wire(p))):
-                    self.got.extend(self.peer.feed(q, self.now))
-                moved = True
-            if not moved:
-                self.now += 100
-                for q in self.reader.feed(self.session.receive(b"")):  # the collector's timers
-                    self.got.extend(self.peer.feed(q, self.now))
-                if self.peer.deadline(self.now) != 0:
-                    break
-        return self
 
     def take(self, kind):
         out = [m for m in self.got if m["type"] == kind]

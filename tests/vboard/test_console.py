@@ -21,7 +21,7 @@ def test_mpremote_fs_cp_copies_a_file_to_the_board(console_port, tmp_path):
 
 def test_ctrl_d_at_the_friendly_repl_reboots_into_the_firmware(board):
     mpremote(board.ports["console"], "exec", "x = 1")  # leaves the board at the friendly REPL
-    mark = len(board.console_text())
+    mark = board.console_mark()
     with serial.serial_for_url(board.ports["console"], timeout=1) as con:
         con.write(b"\r\x04")  # Ctrl-D: soft reset, which runs main.py again as on a real board
         board.wait_console(b"ready:", timeout=20, since=mark)
@@ -31,7 +31,7 @@ def test_synced_flash_data_survives_kill9_and_restart(board):
     mpremote(board.ports["console"], "exec",
              "f = open('/flash/state.bin', 'wb'); f.write(b'synced-123'); f.flush(); f.close()")
     boots = board.boots
-    mark = len(board.console_text())
+    mark = board.console_mark()
     board.power_cut()
     board.power_on()
     board.wait_console(b"ready:", timeout=20, since=mark)

@@ -25,7 +25,7 @@ def pan_encodings(pan, track2):
 
 def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
     store = collector.Store(str(tmp_path / "c.db"))
-    mark = len(board.console_text())
+    mark = board.console_mark()
     provision.provision(board.ports["console"], str(tmp_path / "c.db"))  # the collector refuses strangers
     board.wait_console(b"ready:", timeout=20, since=mark)
     stop = threading.Event()

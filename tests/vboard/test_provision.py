@@ -15,7 +15,7 @@ from tests.vboard.conftest import mpremote
 
 def test_provision_command_registers_the_key_and_the_terminal_uploads(board, events, tmp_path):
     db = str(tmp_path / "c.db")
-    mark = len(board.console_text())
+    mark = board.console_mark()
     proc = subprocess.run([sys.executable, "-m", "host_sim", "provision", "--port", board.ports["console"], "--db", db],
                           cwd=build.ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

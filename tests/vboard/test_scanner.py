@@ -40,7 +40,7 @@ def test_driver_raises_the_module_to_115200_and_reads_codes(tmp_path):
         i, ev = events.wait_display(i + 1)
         assert ev["text"] == "PAID 2.00", ev
         # warm reboot of the board only: the module stays at 115200; the 9600 probe is lost on the wire
-        since = len(board.console_text())
+        since = board.console_mark()
         board.restart()
         board.wait_console(b"ready:", timeout=20, since=since)
         assert "scanner: 115200 baud" in board.console_text()[since:]

@@ -93,7 +93,7 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
     paid = {}
     try:
         board.wait_console(b"ready:", timeout=20)
-        mark = len(board.console_text())
+        mark = board.console_mark()
         provision.provision(board.ports["console"], str(tmp_path / "c.db"))
         board.wait_console(b"ready:", timeout=20, since=mark)
         seen = 0
@@ -103,7 +103,7 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
                 scanner.present(payload)
                 if tap % 3 == 2:  # cut somewhere around the end of the code's transmission
                     time.sleep((len(payload) + 2) * 10 / 9600 + rng.uniform(-0.03, 0.02))
-                    mark = len(board.console_text())
+                    mark = board.console_mark()
                     board.power_cut()
                     board.power_on()
                     board.wait_console(b"ready:", timeout=20, since=mark)
@@ -152,7 +152,7 @@ def test_an_unprovisioned_terminal_uploads_nothing(tmp_path, board, events):
     uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
     uplink.start()
     try:
-        mark = len(board.console_text())
+        mark = board.console_mark()
         mpremote(board.ports["console"], "exec", "f = open('/flash/keys/device.key', 'wb'); f.write(bytes(32)); "
                  "f.close()")
         with serial.serial_for_url(board.ports["console"], timeout=1) as con:

@@ -16,7 +16,7 @@ def test_tickets_end_to_end(board, events, tmp_path):
     ring.write_text("# test issuer\n" + tickets.keyring_line(issuer_key, 9, 1) + "\nnot a key line\n")
     port = board.ports["console"]
     mpremote(port, "fs", "cp", str(ring), ":/flash/keys/tickets")
-    mark = len(board.console_text())
+    mark = board.console_mark()
     board.restart()
     board.wait_console(b"ready:", timeout=20, since=mark)
     assert "ticket keys: 1 trusted, 0 revoked, 1 bad lines" in board.console_text()[mark:]

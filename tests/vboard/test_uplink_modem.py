@@ -89,7 +89,7 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
         mpremote(board.ports["console"], "exec",
                  "import os\ntry:\n os.mkdir('/flash/config')\nexcept OSError:\n pass\n"
                  "with open('/flash/config/uplink.json', 'w') as f:\n f.write(%r)" % json.dumps(cfg))
-        mark = len(board.console_text())
+        mark = board.console_mark()
         provision.provision(board.ports["console"], db)
         board.wait_console(b"ready:", timeout=20, since=mark)
         server = start_collector(db, port)

@@ -57,7 +57,7 @@ class Served:
 
 
 def provisioned(board, db):
-    mark = len(board.console_text())
+    mark = board.console_mark()
     terminal = provision.provision(board.ports["console"], db)
     board.wait_console(b"ready:", timeout=20, since=mark)
     return terminal
