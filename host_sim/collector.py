@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -47,7 +49,8 @@ class Store:
     the replies its frames produced until group() has returned.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, crash_after_commits=None):
+        self.crash_after_commits = crash_after_commits  # fault injection, see _committed()
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -104,7 +107,7 @@ class Store:
                 if self.db.in_transaction:
                     cur.execute("ROLLBACK")
                 raise
-            self.commits += 1
+            self._committed()
             return new
 
     @contextlib.contextmanager
@@ -120,7 +123,7 @@ class Store:
             try:
                 yield self
                 self.db.execute("COMMIT")
-                self.commits += 1
+                self._committed()
             except (sqlite3.Error, StoreError) as e:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
@@ -131,6 +134,15 @@ class Store:
                 raise
             finally:
                 self._group = False
+
+    def _committed(self):
+        """Count a commit.  With `crash_after_commits` set, the process kills itself (SIGKILL) right
+        after that commit and before any acknowledgement of it is sent: the worst moment for a
+        collector to die, used by tests to prove terminals re-send and nothing is stored twice."""
+        self.commits += 1
+        if self.crash_after_commits is not None and self.commits >= self.crash_after_commits:
+            log.warning("fault injection: crashing after commit %d", self.commits)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def query(self, sql, args=()):
         with self.lock:
@@ -393,7 +405,7 @@ async def serve_tcp(host, port, store, backoffice=None):
 
 def main(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    store = Store(args.db)
+    store = Store(args.db, args.crash_after_commits)
     rules = acquirer.load_rules(args.acquirer_rules) if args.acquirer_rules else None
     office = Backoffice(store, acquirer.Acquirer(rules))
     stop = threading.Event()
@@ -432,3 +444,6 @@ def add_arguments(parser):
     parser.add_argument("--serial", metavar="PORT", action="append", help="serve a serial port or pty (repeatable)")
     parser.add_argument("--acquirer-rules", metavar="FILE",
                         help="JSON rules of the simulated acquirer run after each stored batch (default: approve all)")
+    parser.add_argument("--crash-after-commits", metavar="N", type=int,
+                        help="fault injection: SIGKILL the collector right after its Nth record commit, "
+                             "before that commit is acknowledged")

@@ -191,40 +191,77 @@ def test_framed_garbage_payloads_are_dropped_not_raised(payloads):
         assert link.decode(reply)["type"] in ("HELLO", "ERROR")
 
 
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_collector(db, port, *extra):
+    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
+                             "127.0.0.1:%d" % port, *extra], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return proc, socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, "collector did not listen"
+            time.sleep(0.1)
+
+
+def tcp_upload(conn, seqs):
+    """Authenticate over `conn` and upload records `seqs` in one frame; True once they are acknowledged,
+    False when the collector closed the connection first."""
+    with conn:
+        t = peer.Peer(peer.ROLE_TERMINAL, TERMINAL, KEY, "tcp test", window=8, max_frame=256, rx_window=4)
+        reader = frame.FrameReader()
+        t.start(0)
+        sent = False
+        while t.sender.delivered_tag != seqs[-1]:
+            if t.up() and not sent:
+                t.send(link.RECORDS, link.records([rec(s) for s in seqs], TERMINAL), seqs[-1])
+                sent = True
+            p = t.poll(0)
+            if p is not None:
+                conn.sendall(link.wire(p))
+                continue
+            try:
+                data = conn.recv(512)
+            except ConnectionResetError:
+                return False
+            if not data:
+                return False
+            for q in reader.feed(data):
+                t.feed(q, 0)
+    return True
+
+
 def test_collector_command_serves_tcp(tmp_path):
     db = str(tmp_path / "c.db")
     registered(tmp_path).close()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
-                             "127.0.0.1:%d" % port], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc, conn = start_collector(db, free_port())
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                conn = socket.create_connection(("127.0.0.1", port), timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "collector did not listen"
-                time.sleep(0.1)
-        with conn:
-            t = peer.Peer(peer.ROLE_TERMINAL, TERMINAL, KEY, "tcp test", window=8, max_frame=256, rx_window=4)
-            reader = frame.FrameReader()
-            t.start(0)
-            sent = False
-            while t.sender.delivered_tag != 7:
-                if t.up() and not sent:
-                    t.send(link.RECORDS, link.records([rec(7)], TERMINAL), 7)
-                    sent = True
-                p = t.poll(0)
-                if p is not None:
-                    conn.sendall(link.wire(p))
-                    continue
-                for q in reader.feed(conn.recv(512)):
-                    t.feed(q, 0)
+        assert tcp_upload(conn, [7])
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     assert sqlite3.connect(db).execute("SELECT seq FROM records").fetchall() == [(7,)]
+
+
+def test_a_collector_killed_between_commit_and_ack_loses_nothing_and_stores_nothing_twice(tmp_path):
+    db = str(tmp_path / "c.db")
+    registered(tmp_path).close()
+    port = free_port()
+    proc, conn = start_collector(db, port, "--crash-after-commits", "1")
+    try:
+        assert not tcp_upload(conn, [1, 2, 3]), "acknowledged although the collector died before the ACK"
+        assert proc.wait(timeout=10) == -9
+        # committed before it died: the records are there, yet the terminal still holds them unacknowledged
+        assert sqlite3.connect(db).execute("SELECT seq FROM records ORDER BY seq").fetchall() == [(1,), (2,), (3,)]
+        proc, conn = start_collector(db, port)
+        assert tcp_upload(conn, [1, 2, 3])  # the terminal sends the same batch again
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert sqlite3.connect(db).execute("SELECT seq FROM records ORDER BY seq").fetchall() == [(1,), (2,), (3,)]
