@@ -14,27 +14,30 @@ def max_encoded_len(n):
 
 
 def encode_into(src, dst):
-    """Encode `src` into `dst` (at least max_encoded_len(len(src)) bytes); returns the length."""
-    code_pos = 0
-    out = 1
-    code = 1
-    for b in src:
-        if b == 0:
-            dst[code_pos] = code
-            code_pos = out
-            out += 1
-            code = 1
+    """Encode `src` into the bytearray `dst` (at least max_encoded_len(len(src)) bytes); returns the
+    length.  Works a block at a time (find + slice copy), not byte by byte: this runs per frame."""
+    if not hasattr(src, "find"):  # a memoryview: one copy, so find() is available
+        src = bytes(src)
+    n = len(src)
+    i = 0
+    out = 0
+    while True:
+        limit = min(i + 254, n)
+        j = src.find(b"\x00", i, limit)
+        zero = j >= 0
+        if not zero:
+            j = limit
+        k = j - i
+        dst[out] = k + 1
+        dst[out + 1:out + 1 + k] = src[i:j]
+        out += k + 1
+        if zero:
+            i = j + 1
         else:
-            dst[out] = b
-            out += 1
-            code += 1
-            if code == 0xFF:
-                dst[code_pos] = code
-                code_pos = out
-                out += 1
-                code = 1
-    dst[code_pos] = code
-    return out
+            i = j
+            if k < 254:
+                return out
+            # a full block: more data follows, or the empty block that ends the frame
 
 
 def encode(src):
@@ -43,8 +46,9 @@ def encode(src):
 
 
 def decode_into(src, dst):
-    """Decode one frame body (no delimiter) from `src` into `dst`; returns the length."""
+    """Decode one frame body (no delimiter) from `src` into the bytearray `dst`; returns the length."""
     n = len(src)
+    cap = len(dst)
     i = 0
     out = 0
     while i < n:
@@ -54,18 +58,17 @@ def decode_into(src, dst):
         end = i + code
         if end > n:
             raise CobsError("COBS block runs past the end of the frame")
-        i += 1
-        while i < end:
-            b = src[i]
-            if b == 0:
+        k = code - 1
+        if out + k > cap:
+            raise CobsError("decoded frame larger than the buffer")
+        if k:
+            dst[out:out + k] = src[i + 1:end]
+            if dst.find(b"\x00", out, out + k) >= 0:
                 raise CobsError("zero byte inside a COBS frame")
-            if out >= len(dst):
-                raise CobsError("decoded frame larger than the buffer")
-            dst[out] = b
-            out += 1
-            i += 1
+            out += k
+        i = end
         if code != 0xFF and i < n:
-            if out >= len(dst):
+            if out >= cap:
                 raise CobsError("decoded frame larger than the buffer")
             dst[out] = 0
             out += 1

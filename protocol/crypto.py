@@ -16,6 +16,8 @@ try:
         return cryptolib.aes(key, 1).encrypt
 
 except ImportError:  # CPython: host tools and tests
+    import threading  # pyright: ignore[reportMissingImports]
+
     from cryptography.hazmat.primitives.ciphers import (  # pyright: ignore[reportMissingImports]
         Cipher,
         algorithms,
@@ -24,7 +26,13 @@ except ImportError:  # CPython: host tools and tests
 
     def _ecb(key):
         enc = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
-        return enc.update
+        lock = threading.Lock()  # the collector's serial threads and event loop share cached ciphers
+
+        def encrypt(data):
+            with lock:
+                return enc.update(data)
+
+        return encrypt
 
 
 BLOCK = 16
@@ -36,13 +44,33 @@ class CryptoError(ValueError):
     pass
 
 
-def hmac_sha256(key, msg):
+_PADS = {}  # key -> (inner pad, outer pad): a session MACs every frame with the same few keys
+_CIPHERS = {}  # key -> AES-ECB encrypt function
+_CACHE_KEYS = 8  # bounded: a few hundred bytes on a device
+
+
+def _cached(cache, key, make):
+    key = bytes(key)
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= _CACHE_KEYS:
+            cache.clear()
+        value = cache[key] = make(key)
+    return value
+
+
+def _pads(key):
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
-    key = bytes(key) + bytes(64 - len(key))
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    key = key + bytes(64 - len(key))
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def hmac_sha256(key, msg):
+    inner_pad, outer_pad = _cached(_PADS, key, _pads)
+    inner = hashlib.sha256(inner_pad)
     inner.update(msg)
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    outer = hashlib.sha256(outer_pad)
     outer.update(inner.digest())
     return outer.digest()
 
@@ -68,24 +96,27 @@ def derive(key, label, length=32):
 
 
 def aes_ctr(key, nonce, data):
-    """XOR `data` with the AES-CTR keystream for a 12-byte nonce (32-bit block counter from 0)."""
+    """XOR `data` with the AES-CTR keystream for a 12-byte nonce (32-bit block counter from 0).
+
+    All counter blocks go through ECB in one call and the XOR is one big-integer operation, so the
+    work per byte is C on both runtimes."""
     if len(nonce) != NONCE_SIZE:
         raise CryptoError("CTR nonce must be 12 bytes")
-    encrypt = _ecb(key)
-    out = bytearray(data)
-    counter = bytearray(nonce + b"\x00\x00\x00\x00")
-    n = len(out)
-    block = 0
-    for start in range(0, n, BLOCK):
-        counter[12] = (block >> 24) & 0xFF
-        counter[13] = (block >> 16) & 0xFF
-        counter[14] = (block >> 8) & 0xFF
-        counter[15] = block & 0xFF
-        stream = encrypt(bytes(counter))
-        for i in range(start, min(start + BLOCK, n)):
-            out[i] ^= stream[i - start]
-        block += 1
-    return bytes(out)
+    n = len(data)
+    if not n:
+        return b""
+    blocks = (n + BLOCK - 1) // BLOCK
+    counters = bytearray(blocks * BLOCK)
+    for block in range(blocks):
+        at = block * BLOCK
+        counters[at:at + NONCE_SIZE] = nonce
+        counters[at + 12] = (block >> 24) & 0xFF
+        counters[at + 13] = (block >> 16) & 0xFF
+        counters[at + 14] = (block >> 8) & 0xFF
+        counters[at + 15] = block & 0xFF
+    stream = _cached(_CIPHERS, key, _ecb)(counters)
+    mixed = int.from_bytes(bytes(data), "big") ^ int.from_bytes(stream[:n], "big")
+    return mixed.to_bytes(n, "big")
 
 
 def seal(key, nonce, plaintext, associated=b""):

@@ -314,7 +314,9 @@ def unique_id():
 
 
 class _HostLine:
-    """An output pin whose level goes to the host over a pty: one byte, b"1" or b"0", per change."""
+    """An output pin whose level goes to the host over a pty: one line per change, the level and the
+    board's millisecond clock ("1 123456\n"), so the host measures pulse widths on the board's time,
+    however late it reads them."""
 
     def __init__(self, path):
         self._f = open(path, "wb")
@@ -325,7 +327,7 @@ class _HostLine:
         if v is None:
             return self._v
         self._v = 1 if v else 0
-        self._f.write(b"1" if v else b"0")
+        self._f.write(("%d %d\n" % (self._v, time.ticks_ms())).encode())
         return None
 
     def on(self):

@@ -27,11 +27,13 @@ Faults, set with `--fault NAME=VALUE` or `inject(name, value)` while running:
                             "pdpdeact", "recv", RDY, a lost registration, a payload header whose bytes
                             never come (it swallows what follows), a stray "> " prompt
 
-PWRKEY (`--pwrkey`, or pwrkey=True): a second pty where the board writes its PWRKEY pin level, b"1"
-pressed and b"0" released (the virtual board's modem_pwrkey() with ZF_MODEM_PWRKEY set).  A press
-held for the module's off time switches a running modem off; a press of the on time switches an off
-modem on, and it boots.  Times from the hardware design guides (SIM7600: on >= 0.5 s, off >= 2.5 s;
-EC800N/EC200: on >= 0.5 s, off >= 0.65 s), multiplied by `time_scale` so tests need not wait seconds.
+PWRKEY (`--pwrkey`, or pwrkey=True): a second pty where the board writes its PWRKEY pin level, one
+line per change with the board's millisecond clock, "1 <ms>" pressed and "0 <ms>" released (the
+virtual board's modem_pwrkey() with ZF_MODEM_PWRKEY set), so pulses are measured on the board's
+time however late the emulator reads them.  A press held for the module's off time switches a
+running modem off; a press of the on time switches an off modem on, and it boots.  Times from the
+hardware design guides (SIM7600: on >= 0.5 s, off >= 2.5 s; EC800N/EC200: on >= 0.5 s, off >= 0.65
+s), multiplied by `time_scale` so tests need not wait seconds.
 """
 
 import json
@@ -94,6 +96,7 @@ class ModemEmulator:
         self.time_scale = time_scale
         self.powered = True
         self._pressed_at = None
+        self._pwrkey_buf = b""
         self._out_pacer = serial_pty.Pacer(baud_of) if baud_of else None
         self._in_pacer = serial_pty.Pacer(baud_of) if baud_of else None
         self._power_on()
@@ -130,15 +133,22 @@ class ModemEmulator:
             self._power_on()
 
     def _on_pwrkey(self, data):
-        """Level changes of the PWRKEY pin: a press long enough switches the module off or on."""
-        for level in data:
-            now = time.monotonic()
-            if level == ord("1"):
-                self._pressed_at = now
+        """Level changes of the PWRKEY pin, one line each: "1 <board ms>" pressed, "0 <board ms>"
+        released.  A press long enough, on the board's clock, switches the module off or on."""
+        self._pwrkey_buf += data
+        while b"\n" in self._pwrkey_buf:
+            line, _, self._pwrkey_buf = self._pwrkey_buf.partition(b"\n")
+            try:
+                level, ms = line.split()
+                at = int(ms) / 1000
+            except ValueError:
+                continue  # not a level change: ignored, as a pin would ignore noise
+            if level == b"1":
+                self._pressed_at = at
                 continue
-            if level != ord("0") or self._pressed_at is None:
+            if level != b"0" or self._pressed_at is None:
                 continue
-            held = now - self._pressed_at
+            held = (at - self._pressed_at) % (2**30 / 1000)  # ticks_ms wraps at 2**30 on the board
             self._pressed_at = None
             on_s, off_s = PWRKEY_S[self.dialect]
             if self.powered and held >= off_s * self.time_scale:

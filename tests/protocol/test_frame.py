@@ -247,3 +247,41 @@ def test_oversized_frame_for_default_reader(runtime):
     huge = b"\x42" * 20000 + b"\x00"  # much more than any buffer: must not be buffered, only counted
     stream = big + huge + frame.encode(b"after")
     assert runtime.run(body_feed, stream, [100, 5000], None) == ([b"after"], 2)
+
+
+def model_feed(stream, max_payload):
+    """The reader's contract byte by byte, as a reference: split at every 0x00; an empty piece is
+    nothing, a piece longer than the buffer or failing COBS/CRC is one error, the rest are payloads."""
+    cap = cobs.max_encoded_len(max_payload + 4)
+    out, errors = [], 0
+    pieces = stream.split(b"\x00")
+    for piece in pieces[:-1]:  # the last piece has no delimiter yet
+        if not piece:
+            continue
+        try:
+            body = cobs.decode(piece) if len(piece) <= cap else None
+        except cobs.CobsError:
+            body = None
+        if body is None or len(body) < 4 or zlib.crc32(body[:-4]) != struct.unpack("<I", body[-4:])[0]:
+            errors += 1
+        else:
+            out.append(body[:-4])
+    return out, errors
+
+
+def test_reader_matches_the_byte_by_byte_model_on_mixed_streams(runtime):
+    """Good frames, garbage, overlong runs and frames of exactly the buffer size, cut anywhere."""
+    piece = st.one_of(
+        st.binary(max_size=40).map(frame.encode),
+        st.binary(min_size=1, max_size=120),  # garbage, with or without zeros
+        st.integers(20, 60).map(lambda n: b"\x42" * n),  # overlong for a 16-byte reader, no zero
+        st.integers(0, 2).map(lambda k: b"\x00" * k),
+    )
+    examples = draw_examples(st.tuples(st.lists(piece, max_size=8), cut_seeds, st.sampled_from([16, 40])))
+    batch = []
+    for pieces, seeds, limit in examples:
+        stream = b"".join(pieces)
+        batch.append((stream, with_cuts(stream, seeds), limit))
+    results = runtime.run_many(body_feed, batch)
+    for (stream, _, limit), (got, errors) in zip(batch, results):
+        assert (got, errors) == model_feed(stream, limit), stream.hex()
