@@ -7,8 +7,9 @@ With --romfs the modules go into the board's ROM partition instead (`mpremote ro
 build/<board>/romfs.img), where the firmware mounts them at /rom and runs their bytecode in place from
 flash.  MicroPython searches the filesystem ('' in sys.path) before /rom, so the filesystem keeps only
 boot.py and main.py: copies of the image's modules left there by an earlier plain flash are removed,
-or they would shadow the image.  A board without a ROM partition (the virtual board: the unix port has
-none) refuses the image before anything on its filesystem changes.
+or they would shadow the image.  The firmware mounts the new image at its next reset (so --no-reset
+leaves the board without its modules until then).  A board without a ROM partition (the virtual board:
+the unix port has none) refuses the image before anything on its filesystem changes.
 """
 
 import os
