@@ -131,12 +131,12 @@ def romfs_image(out_dir, rels):
 
 
 def freeze_manifest(board, rels):
-    """MicroPython manifest freezing out_dir's files `rels` (paths relative to the manifest)."""
+    """MicroPython manifest freezing the built files `rels`, by path relative to the manifest's directory."""
     lines = [
         "# Freeze manifest of board %s, written by `python -m host_sim build`: the modules the board" % board,
         "# deploys, as the .mpy files built beside this file (the same bytes as romfs.img).  Include it from",
         "# a custom firmware's board manifest: include(\"<this directory>/manifest.py\").  Frozen .mpy must",
-        "# match the firmware's .mpy version; these come from %s." % _mpy_cross_version(),
+        "# match the firmware's .mpy version; these come from: %s" % _mpy_cross_version(),
         "# boot.py and main.py are not frozen: MicroPython runs them from the filesystem by name.",
         "freeze(",
         "    \".\",",
@@ -149,7 +149,7 @@ def freeze_manifest(board, rels):
 
 def _mpy_cross_version():
     proc = subprocess.run([mpy_cross.mpy_cross, "--version"], capture_output=True, text=True)
-    return proc.stdout.strip().split(" on ")[0] + ", " + proc.stdout.strip().split("; ")[-1]
+    return proc.stdout.strip() or "mpy-cross (version unknown)"
 
 
 def _write_if_changed(path, data):
