@@ -67,7 +67,12 @@ def flash(board, port, reset=True, romfs=False):
     if romfs:
         modules = [rel for rel in files if build.in_image(rel)]
         # First the image: a board that refuses it (no ROM partition) keeps its filesystem as it was.
-        _mpremote(port, ["romfs", "deploy", os.path.join(build_dir, build.ROMFS_IMAGE)])
+        try:
+            _mpremote(port, ["romfs", "deploy", os.path.join(build_dir, build.ROMFS_IMAGE)])
+        except RuntimeError as e:
+            raise RuntimeError("%s\nthe board's filesystem is unchanged; --romfs needs a firmware with a ROM "
+                               "partition (hardware/README.md, \"Code in flash\"); without --romfs the "
+                               "modules go to the filesystem" % e) from None
         files = [rel for rel in files if rel not in modules]
         chain = remove_commands(modules) + ["+"] + deploy_commands(build_dir, files)
     else:

@@ -53,6 +53,7 @@ def test_romfs_deploy_is_refused_by_a_board_without_a_rom_partition(board):
     proc = host_flash(port, "--romfs")
     assert proc.returncode == 1
     assert "ROMFS is not enabled on this device" in proc.stderr
+    assert "filesystem is unchanged" in proc.stderr
     assert board_files(port) == before
     assert "firmware/app.mpy" in before
 
