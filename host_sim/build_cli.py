@@ -1,4 +1,4 @@
-"""`python -m host_sim build [--board NAME|all]`: compile and print the size table."""
+"""`python -m host_sim build [--board NAME|all]`: compile and print the size table and the images."""
 
 import sys
 
@@ -19,5 +19,6 @@ def main(args):
             print("build failed: %s" % e, file=sys.stderr)
             return 1
         print(build.size_table(board, rows))
+        print(build.images_table(board))
         print()
     return 0

@@ -56,3 +56,47 @@ def test_build_command_compiles_every_board_of_the_project():
     for board in build.BOARDS:
         assert "build/%s/" % board in proc.stdout
         assert os.path.exists(os.path.join(build.ROOT, "build", board, "board.mpy"))
+        for name in (build.ROMFS_IMAGE, build.FREEZE_MANIFEST):
+            assert "build/%s/%s" % (board, name) in proc.stdout
+
+
+def _manifest_files(path):
+    """The files a MicroPython manifest freezes, by running it with a recording freeze()."""
+    frozen = []
+
+    def freeze(base, scripts):
+        frozen.extend(os.path.normpath(os.path.join(os.path.dirname(path), base, s)) for s in scripts)
+
+    with open(path) as f:
+        exec(f.read(), {"freeze": freeze})
+    return frozen
+
+
+def test_romfs_image_and_manifest_come_from_the_built_modules(tmp_path, monkeypatch):
+    make_tree(str(tmp_path))
+    monkeypatch.setattr(build, "ROOT", str(tmp_path))
+    out = tmp_path / "out"
+    rows = build.build("virtual", str(out))
+    modules = [rel for rel, _, _ in rows if build.in_image(rel)]
+    assert modules == ["board.mpy", "firmware/app.mpy", "protocol/codec.mpy"]  # not main.py: run by name
+    image = (out / build.ROMFS_IMAGE).read_bytes()
+    assert image.startswith(b"\xd2\xcd\x31")  # the ROMFS header
+    for rel in modules:  # every module's bytes are inside the image, verbatim
+        assert (out / rel).read_bytes() in image
+    assert b"main.py" not in image
+    assert _manifest_files(str(out / build.FREEZE_MANIFEST)) == [str(out / rel) for rel in modules]
+    assert not build.deployed(build.ROMFS_IMAGE) and not build.deployed(build.FREEZE_MANIFEST)
+    assert all(build.deployed(rel) for rel, _, _ in rows)
+
+
+def test_images_follow_the_sources(tmp_path, monkeypatch):
+    make_tree(str(tmp_path))
+    monkeypatch.setattr(build, "ROOT", str(tmp_path))
+    out = tmp_path / "out"
+    build.build("virtual", str(out))
+    before = (out / build.ROMFS_IMAGE).read_bytes()
+    os.remove(tmp_path / "protocol" / "codec.py")
+    build.build("virtual", str(out))
+    assert (out / build.ROMFS_IMAGE).exists() and (out / build.FREEZE_MANIFEST).exists()  # not stale outputs
+    assert len((out / build.ROMFS_IMAGE).read_bytes()) < len(before)
+    assert _manifest_files(str(out / build.FREEZE_MANIFEST)) == [str(out / "board.mpy"), str(out / "firmware/app.mpy")]
