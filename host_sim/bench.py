@@ -15,6 +15,7 @@ BENCHMARKS = {
     "modem": "host_sim.bench_modem",
     "link": "host_sim.bench_link",
     "collector": "host_sim.bench_collector",
+    "frames": "host_sim.bench_frames",
     "drain": "host_sim.bench_drain",
     "heap": "host_sim.bench_heap",
 }

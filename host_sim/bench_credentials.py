@@ -11,23 +11,16 @@ Targets: cpm_decode <= 1000 us median, ticket_verify <= 2000 us median.
 
 import importlib
 import inspect
-import json
 import os
-import subprocess
 import time
 
-from host_sim import tickets, vboard
+from host_sim import bench_mp, tickets
 from protocol import cpm
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _SCRIPT = """
 import sys, time, json
 from protocol import cpm, ticket
 payload, keyline, text, now, n = %r
-def stats(samples):
-    samples.sort()
-    return {"median_us": samples[len(samples) // 2], "p99_us": samples[(len(samples) * 99) // 100], "n": len(samples)}
 out = []
 for _ in range(n):
     t0 = time.ticks_us()
@@ -44,9 +37,7 @@ for _ in range(n):
     fields = ring.verify(text)
     ticket.check_window(fields, now)
     out.append(time.ticks_diff(time.ticks_us(), t0))
-v = sys.implementation.version
-name = "micropython %%d.%%d.%%d %%s" %% (v[0], v[1], v[2], sys.platform)
-print("RESULT " + json.dumps([name, cpm_stats, stats(out)]))
+print("RESULT " + json.dumps([runtime_name(), cpm_stats, stats(out)]))
 """
 
 
@@ -67,13 +58,7 @@ def run(args):
     text = tickets.issue(key, 1, 1, os.urandom(8), product=7, valid_from=now - 60, valid_to=now + 3600,
                          entries=2, holder=b"bench")
     script = _SCRIPT % ((payload, tickets.keyring_line(key, 1, 1), text, now, n),)
-    env = dict(os.environ, MICROPYPATH=ROOT)
-    proc = subprocess.run([vboard.micropython_command(), "-X", "heapsize=" + args.heap, "-c", script],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit("micropython failed:\n" + proc.stdout + proc.stderr)
-    runtime, cpm_stats, ticket_stats = json.loads(lines[-1][7:])
+    runtime, cpm_stats, ticket_stats = bench_mp.run(script, args.heap)
     return {"runtime": runtime, "cpm_decode": cpm_stats, "ticket_verify": ticket_stats,
             "emv_read": _emv_read(args), "targets_us": {"cpm_decode": 1000, "ticket_verify": 2000}}
 
