@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS authorisations (
     decided REAL DEFAULT (julianday('now')), PRIMARY KEY (terminal, seq));
 CREATE TABLE IF NOT EXISTS deny_list (
     token BLOB PRIMARY KEY, reason TEXT, version INTEGER NOT NULL, added REAL DEFAULT (julianday('now')));
+CREATE INDEX IF NOT EXISTS deny_list_version ON deny_list (version);
 """
 
 DEFAULT_RULES = {"decline_tokens": [], "decline_atcs": [], "decline_rate": 0.0, "max_amount": 100000, "seed": 1}
@@ -49,35 +50,54 @@ class Acquirer:
         return True, None
 
 
-def authorise_pending(db, acquirer):
-    """Authorise every accepted record that has no decision yet; declines join the deny list.
+def authorise(db, acquirer, rows):
+    """Decide each (terminal, seq, token, amount, atc) of an accepted record not decided yet; declines
+    join the deny list.  Returns (approved, declined, deny_list_version).
 
-    Returns (approved, declined, deny_list_version).  Idempotent: a record is decided once.
-    """
-    db.executescript(SCHEMA)
-    rows = db.execute(
-        "SELECT r.terminal, r.seq, r.token, r.amount, r.atc FROM records r LEFT JOIN authorisations a "
-        "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND r.decision = 1 "
-        "ORDER BY r.terminal, r.seq").fetchall()
+    Runs inside the caller's transaction (the collector decides a frame's records in the transaction
+    that stores them, so both commit together): a record is decided once, whoever sends it again."""
     version = deny_list_version(db)
     approved = declined = 0
-    with db:
-        for terminal, seq, token, amount, atc in rows:
-            ok, reason = acquirer.decide(terminal, seq, token, amount, atc)
-            db.execute("INSERT INTO authorisations (terminal, seq, approved, reason) VALUES (?, ?, ?, ?)",
-                       (terminal, seq, int(ok), reason))
-            if ok:
-                approved += 1
-                continue
-            declined += 1
-            if db.execute("SELECT 1 FROM deny_list WHERE token = ?", (token,)).fetchone() is None:
-                version += 1
-                db.execute("INSERT INTO deny_list (token, reason, version) VALUES (?, ?, ?)", (token, reason, version))
+    for terminal, seq, token, amount, atc in rows:
+        ok, reason = acquirer.decide(terminal, seq, token, amount, atc)
+        cur = db.execute("INSERT OR IGNORE INTO authorisations (terminal, seq, approved, reason) VALUES (?, ?, ?, ?)",
+                         (terminal, seq, int(ok), reason))
+        if cur.rowcount != 1:
+            continue  # decided before
+        if ok:
+            approved += 1
+            continue
+        declined += 1
+        if db.execute("SELECT 1 FROM deny_list WHERE token = ?", (token,)).fetchone() is None:
+            version += 1
+            db.execute("INSERT INTO deny_list (token, reason, version) VALUES (?, ?, ?)", (token, reason, version))
     return approved, declined, version
 
 
-def deny_list_version(db):
+def authorise_pending(db, acquirer):
+    """Authorise every accepted record that has no decision yet, in one transaction of its own (the
+    collector's catch-up at start, and the `acquirer` command).  Returns (approved, declined, version)."""
+    create_tables(db)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        rows = db.execute(
+            "SELECT r.terminal, r.seq, r.token, r.amount, r.atc FROM records r LEFT JOIN authorisations a "
+            "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND r.decision = 1 "
+            "ORDER BY r.terminal, r.seq").fetchall()
+        result = authorise(db, acquirer, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def create_tables(db):
+    """The acquirer's tables (outside a transaction: executescript commits one that is open)."""
     db.executescript(SCHEMA)
+
+
+def deny_list_version(db):
     return db.execute("SELECT COALESCE(MAX(version), 0) FROM deny_list").fetchone()[0]
 
 

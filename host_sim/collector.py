@@ -6,151 +6,27 @@ key in the `device_keys` table, `python -m host_sim provision`); an unknown term
 is refused with an ERROR, logged, and nothing it sends is stored.  A RECORDS frame is acknowledged only
 after its transaction committed; records the collector already has are counted as duplicate receipts,
 never stored twice.  Altered, replayed or malformed frames are dropped, counted and logged.
+
+A frame's records and the acquirer's decisions on them are one transaction (host_sim/store.py).
+serve_tcp group-commits the reads of all its links (host_sim/ingest.py); serve_serial, one terminal
+at line rate, commits per frame.
 """
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import os
 import signal
 import sqlite3
 import threading
 import time
 
-from host_sim import acquirer
+from host_sim import acquirer, ingest
+from host_sim.store import Store, StoreError
 from protocol import bundle, frame, link, peer, record
 
+__all__ = ["Store", "StoreError", "Backoffice", "Session", "serve_serial", "serve_tcp", "latest_status", "main"]
+
 log = logging.getLogger("collector")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminals (
-    terminal TEXT PRIMARY KEY, runtime TEXT, last_hello REAL);
-CREATE TABLE IF NOT EXISTS device_keys (
-    terminal TEXT PRIMARY KEY, key BLOB NOT NULL, provisioned REAL DEFAULT (julianday('now')));
-CREATE TABLE IF NOT EXISTS records (
-    terminal TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER, kind INTEGER, amount INTEGER,
-    currency INTEGER, decision INTEGER, reason INTEGER, fare_id INTEGER, token BLOB, atc BLOB,
-    raw BLOB NOT NULL, received REAL DEFAULT (julianday('now')),
-    PRIMARY KEY (terminal, seq));
-"""
-
-
-class StoreError(Exception):
-    """A group commit failed: nothing staged in it may be acknowledged."""
-
-
-class Store:
-    """SQLite in WAL mode; a small interface so a larger deployment can swap the database.
-
-    Every commit is durable (synchronous=FULL: the WAL is fsynced).  store() commits by itself, or,
-    inside group(), stages into the group's one transaction: many frames of many sessions then share
-    one commit and one fsync (group commit, host_sim/ingest.py).  Whoever runs a group must hold back
-    the replies its frames produced until group() has returned.
-    """
-
-    def __init__(self, path, crash_after_commits=None):
-        self.crash_after_commits = crash_after_commits  # fault injection, see _committed()
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
-        self.lock = threading.RLock()
-        self._group = False
-        self.commits = 0
-
-    def hello(self, terminal, runtime):
-        with self.lock:
-            self.db.execute("INSERT INTO terminals VALUES (?, ?, julianday('now')) ON CONFLICT(terminal) "
-                            "DO UPDATE SET runtime=excluded.runtime, last_hello=excluded.last_hello",
-                            (terminal, runtime))
-
-    def register(self, terminal, key):
-        """Provision (or re-key) a terminal: only registered terminals may upload."""
-        with self.lock:
-            self.db.execute("INSERT INTO device_keys (terminal, key) VALUES (?, ?) ON CONFLICT(terminal) "
-                            "DO UPDATE SET key=excluded.key, provisioned=julianday('now')", (terminal, bytes(key)))
-
-    def device_key(self, terminal):
-        with self.lock:
-            row = self.db.execute("SELECT key FROM device_keys WHERE terminal = ?", (terminal,)).fetchone()
-        return bytes(row[0]) if row else None
-
-    @staticmethod
-    def _rows(recs):
-        for rec in recs:
-            yield (rec["terminal"].hex(), rec["seq"], rec["time"], rec["kind"], rec["amount"], rec["currency"],
-                   rec["decision"], rec["reason"], rec["fare_id"], rec["token"], rec["ext"].get(record.EXT_ATC),
-                   rec["raw"])
-
-    def _insert(self, cur, recs):
-        before = self.db.total_changes
-        cur.executemany(
-            "INSERT OR IGNORE INTO records (terminal, seq, time, kind, amount, currency, decision,"
-            " reason, fare_id, token, atc, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self._rows(recs))
-        return self.db.total_changes - before
-
-    def store(self, recs):
-        """Insert decoded records; returns how many were new.  Outside a group the records are
-        committed when this returns; inside one, when group() returns."""
-        with self.lock:
-            cur = self.db.cursor()
-            if self._group:
-                if not self.db.in_transaction:  # SQLite rolled the group back on an earlier error
-                    raise sqlite3.OperationalError("the group transaction was rolled back")
-                return self._insert(cur, recs)
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                new = self._insert(cur, recs)
-                cur.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    cur.execute("ROLLBACK")
-                raise
-            self._committed()
-            return new
-
-    @contextlib.contextmanager
-    def group(self):
-        """One transaction and one commit for every store() until the block ends.  Raises StoreError
-        (after rolling back) if the commit, or anything staged in the group, failed: then none of the
-        group's frames may be acknowledged."""
-        with self.lock:
-            if self._group:
-                raise RuntimeError("groups do not nest")
-            self.db.execute("BEGIN IMMEDIATE")
-            self._group = True
-            try:
-                yield self
-                self.db.execute("COMMIT")
-                self._committed()
-            except (sqlite3.Error, StoreError) as e:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise StoreError("group commit failed: %s" % e) from e
-            except BaseException:
-                if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
-                raise
-            finally:
-                self._group = False
-
-    def _committed(self):
-        """Count a commit.  With `crash_after_commits` set, the process kills itself (SIGKILL) right
-        after that commit and before any acknowledgement of it is sent: the worst moment for a
-        collector to die, used by tests to prove terminals re-send and nothing is stored twice."""
-        self.commits += 1
-        if self.crash_after_commits is not None and self.commits >= self.crash_after_commits:
-            log.warning("fault injection: crashing after commit %d", self.commits)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def query(self, sql, args=()):
-        with self.lock:
-            return self.db.execute(sql, args).fetchall()
-
-    def close(self):
-        self.db.close()
-
 
 HOST_ID = b"ZFHOST01"
 HOST_WINDOW = 128  # frames a terminal may have in flight to us: we buffer nothing, so the bitmap is the limit
@@ -183,15 +59,29 @@ class Backoffice:
         self.acquirer = acquirer_
         with store.lock:
             store.db.executescript(SESSION_SCHEMA)
-            acquirer.deny_list_version(store.db)  # creates the acquirer's tables
+            acquirer.create_tables(store.db)
+            if acquirer_ is not None:  # records stored while no acquirer ran (or by an older collector)
+                self._log(*acquirer.authorise_pending(store.db, acquirer_))
 
-    def authorise(self):
+    def authorise(self, recs):
+        """Decide a frame's newly received records; call it inside the transaction that stores them,
+        so records and decisions commit together (and a group commit covers both)."""
         if self.acquirer is None:
             return
-        with self.store.lock:
-            approved, declined, version = acquirer.authorise_pending(self.store.db, self.acquirer)
+        rows = [(r["terminal"].hex(), r["seq"], r["token"], r["amount"], r["ext"].get(record.EXT_ATC))
+                for r in recs if r["decision"] == record.ACCEPTED]
+        if rows:
+            with self.store.transaction():
+                self._log(*acquirer.authorise(self.store.db, self.acquirer, rows))
+
+    @staticmethod
+    def _log(approved, declined, version):
         if declined:
             log.info("acquirer: %d approved, %d declined; deny list at version %d", approved, declined, version)
+
+    def deny_version(self):
+        with self.store.lock:
+            return acquirer.deny_list_version(self.store.db)
 
     def deny_delta(self, terminal):
         """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""
@@ -299,7 +189,10 @@ class Session:
                                              % (rec["terminal"].hex(), self.terminal))
                 rec["raw"] = raw
                 recs.append(rec)
-            new = self.store.store(recs) if recs else 0
+            with self.store.transaction():
+                new = self.store.store(recs) if recs else 0
+                if new and self.backoffice is not None:
+                    self.backoffice.authorise(recs)
         except (record.RecordError, sqlite3.Error) as e:
             # Not acknowledged: the terminal keeps the records and sends them again.
             self.refused += 1
@@ -307,8 +200,7 @@ class Session:
             return False
         self.stored += new
         self.duplicate_receipts += len(recs) - new
-        if new and self.backoffice is not None:
-            self.backoffice.authorise()
+        if new:
             self._offer_deny_list()
         return True
 
@@ -389,6 +281,9 @@ def serve_serial(port, store, stop, capture=None, backoffice=None):
 
 
 async def serve_tcp(host, port, store, backoffice=None):
+    """Serve terminals over TCP; every link's reads share group commits (host_sim/ingest.py)."""
+    committer = ingest.GroupCommitter(store)
+
     async def client(reader, writer):
         session = Session(store, backoffice=backoffice)
         peer = writer.get_extra_info("peername")
@@ -396,19 +291,28 @@ async def serve_tcp(host, port, store, backoffice=None):
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(reader.read(4096), 0.1)
+                    data = await asyncio.wait_for(reader.read(65536), 0.1)
                 except asyncio.TimeoutError:
                     data = None
                 if data == b"":
                     break
-                reply = session.receive(data or b"")
+                if data:
+                    reply = await committer.receive(session, data)
+                else:
+                    reply = session.receive(b"")  # timers only: nothing to store, nothing to wait for
                 if reply:
                     writer.write(reply)
                     await writer.drain()
+        except StoreError as e:
+            log.error("closing the link of %s: %s; it will send its records again", session.terminal or peer, e)
+        except ConnectionError as e:
+            log.info("connection from %s lost: %s", peer, e)
         finally:
             writer.close()
 
-    return await asyncio.start_server(client, host, port)
+    server = await asyncio.start_server(client, host, port)
+    server.committer = committer  # type: ignore[attr-defined]  # counters for tests and benchmarks
+    return server
 
 
 def main(args):
@@ -424,20 +328,23 @@ def main(args):
         threads.append(t)
 
     async def run():
-        if args.listen:
-            host, _, port = args.listen.rpartition(":")
-            server = await serve_tcp(host or "127.0.0.1", int(port), store, office)
-            log.info("listening on %s", args.listen)
-            async with server:
-                await server.serve_forever()
-        else:
-            while True:
-                await asyncio.sleep(3600)
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a service manager's stop: finish and close cleanly
+            loop.add_signal_handler(sig, done.set)
+        if not args.listen:
+            await done.wait()
+            return
+        host, _, port = args.listen.rpartition(":")
+        server = await serve_tcp(host or "127.0.0.1", int(port), store, office)
+        log.info("listening on %s", args.listen)
+        async with server:
+            await done.wait()
+        c = server.committer
+        log.info("ingest: %d frames in %d group commits", c.frames_in_groups, c.groups)
 
     try:
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
     finally:
         stop.set()
         for t in threads:
