@@ -2,8 +2,9 @@
 emulator, whose socket goes over real TCP on loopback to `python -m host_sim collector --listen`.
 Faults on the way: the socket closed mid-batch, the PDP context deactivated, a power cut of the
 terminal, and a collector killed mid-batch, provably: while the collector is down a backlog of taps
-builds up, and the collector started next has `--crash-after-commits 1`, so it SIGKILLs itself right
-after committing the backlog's first RECORDS frame and before acknowledging it.  The database then holds
+builds up, and the collector started next (over a slowed modem link, so the backlog's frames reach it
+one by one) has `--crash-after-commits 1`: it SIGKILLs itself right after committing the backlog's
+first RECORDS frame and before acknowledging it.  The database then holds
 part of the backlog; a normal collector started after it hears the whole backlog again (the terminal's
 first STATUS counts every backlog record as unacknowledged) and every accepted tap is stored exactly
 once."""
@@ -112,6 +113,7 @@ def acknowledged_all(db, terminal):
 
 
 BACKLOG = 8  # taps while the collector is down: more than one RECORDS frame holds (five QR records)
+SLOW_MS = 150  # modem replies delayed: a frame's CIPSEND/QISEND takes >= 2 x this
 
 
 @pytest.mark.parametrize("dialect", ["quectel", "simcom"])
@@ -178,11 +180,14 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
         server = None
         backlog = [tap(n) for n in range(5, 5 + BACKLOG)]
         assert len(set(backlog)) == BACKLOG and not set(backlog) & set(stored(db))
-        # 3. A collector that dies right after its first commit, before that commit's ACK.
+        # 3. A collector that dies right after its first commit, before that commit's ACK.  The link is
+        # slow meanwhile, so the backlog's RECORDS frames reach it apart (not in one group commit).
+        emu.inject("slow_ms", SLOW_MS)
         crash_log = tmp_path / "collector2.log"
         server = start_collector(db, port, str(crash_log), "--crash-after-commits", "1")
         assert server.wait(timeout=90) == -signal.SIGKILL
         server = None
+        emu.inject("slow_ms", 0)
         assert b"fault injection: crashing after commit 1" in crash_log.read_bytes()
         committed = set(backlog) & set(stored(db))
         assert 0 < len(committed) < BACKLOG, "the collector did not die mid-batch: %s" % sorted(committed)
