@@ -16,7 +16,7 @@ from protocol import link
 
 SCANNER_PROBE_MS = const(30000)
 SCANNER_MISSES = const(2)  # re-probes in a row without an answer or a code
-NFC_FAILURES = const(3)  # chip commands in a row without a good answer
+NFC_FAILURES = const(3)  # PN532 polls in a row that failed (each already retried by the driver)
 
 
 class Health:

@@ -5,7 +5,7 @@ One card in the field is one tap: after a read the task waits until the target h
 though every read gives a new transaction counter.  Every failure of the chip or the card becomes a
 declined tap with a reason, never an exception out of this task.  The chip's own health is the NFC
 bit of STATUS (firmware/health.py): set when it starts and at every good poll, cleared after
-NFC_FAILURES failed commands in a row, after which the task starts the chip again.
+NFC_FAILURES failed polls in a row, after which the task starts the chip again.
 """
 
 import asyncio
@@ -59,7 +59,7 @@ class NfcTask:
             print("nfc: PN532 stopped answering, starting it again")
 
     async def _serve(self, emv):
-        """Poll and read taps until NFC_FAILURES chip commands in a row failed."""
+        """Poll and read taps until NFC_FAILURES polls in a row failed."""
         while True:
             try:
                 target = await self.dev.poll()
