@@ -10,12 +10,12 @@ import gc
 import sys
 import time
 
-from firmware import decision, denylist, identity, trust
+from firmware import decision, denylist, health, identity, trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal, JournalFull
 from firmware.uplink import Uplink
-from protocol import crypto, record
+from protocol import crypto, link, record
 
 SCANNER_BAUD = 9600
 WATCHDOG_MS = 8000
@@ -37,7 +37,8 @@ class Terminal:
             self.decider.remember_record(rec)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
-        self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny)
+        self.health = health.Health()  # scanner and NFC bits of STATUS
+        self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health)
 
     @staticmethod
     def _load_deny_list(root):
@@ -114,6 +115,9 @@ class Terminal:
         asyncio.create_task(self._prepare_journal())
         baud = await self.scanner.setup()
         print("scanner: %s" % ("%d baud" % baud if baud else "no answer, listening at %d baud" % self.scanner.baud))
+        if baud:
+            self.health.ok(link.HEALTH_SCANNER)
+        asyncio.create_task(health.watch_scanner(self.scanner, self.health))
         ring = self.decider.keyring
         print("ticket keys: %d trusted, %d revoked, %d bad lines" % (len(ring.keys), len(ring.revoked),
                                                                    self.bad_key_lines))

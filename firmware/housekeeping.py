@@ -16,10 +16,6 @@ TIME_RTT_MAX_MS = 10000  # an answer older than this says nothing about the time
 DRIFT_PPM = 1000  # how fast the terminal's own clock may wander once set (bound grows by this)
 NO_BOUND = 0xFFFFFFFF
 
-HEALTH_JOURNAL = 0x01
-HEALTH_CLOCK = 0x02
-HEALTH_CONFIG = 0x04
-
 
 class Housekeeping:
     def __init__(self, uplink, key):
@@ -126,13 +122,14 @@ class Housekeeping:
     def status_body(self, p, now):
         j = self.up.journal
         deny = self.up.deny
-        health = 0
+        devices = self.up.devices
+        health = 0 if devices is None else devices.bits  # scanner and NFC reader (firmware/health.py)
         if not j.full:
-            health |= HEALTH_JOURNAL
+            health |= link.HEALTH_JOURNAL
         if self._bound != NO_BOUND:
-            health |= HEALTH_CLOCK
+            health |= link.HEALTH_CLOCK
         if self.config is None or self.config.current():
-            health |= HEALTH_CONFIG
+            health |= link.HEALTH_CONFIG
         t = self.up.transport
         rssi = None if t is None else t.signal
         signal = -128 if rssi is None or rssi > 31 else -113 + 2 * rssi

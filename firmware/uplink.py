@@ -59,7 +59,7 @@ def load_config(root):
 
 
 class Uplink:
-    def __init__(self, board, journal, terminal, root, deny=None, cfg=None):
+    def __init__(self, board, journal, terminal, root, deny=None, cfg=None, devices=None):
         self.board = board
         self.journal = journal
         self.terminal = terminal
@@ -73,6 +73,7 @@ class Uplink:
         self.wake = asyncio.Event()  # a record was appended, or bytes arrived
         self.peer = None
         self.house = None  # firmware.housekeeping.Housekeeping: TIME, STATUS, config bundles
+        self.devices = devices  # firmware.health.Health: the scanner and NFC bits of STATUS
         self._batch = bytearray(link.max_payload(MAX_FRAME))
         self._room = link.max_payload(MAX_FRAME) - link.HEADER_SIZE - session.OVERHEAD
         self._queued = 0  # newest record sequence handed to the sender

@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS config_delivered (
     terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (terminal, kind));
 """
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS
+HEALTH_NAMES = ((link.HEALTH_JOURNAL, "journal"), (link.HEALTH_CLOCK, "clock"), (link.HEALTH_CONFIG, "config"),
+                (link.HEALTH_SCANNER, "scanner"), (link.HEALTH_NFC, "nfc"))
+
+
+def health_names(health):
+    """The STATUS health bits that are set, by name (protocol/SPEC.md "STATUS fields")."""
+    return [name for bit, name in HEALTH_NAMES if health & bit]
 
 
 class Backoffice:
@@ -163,7 +170,8 @@ class Session:
         if kind == "STATUS":
             if self.backoffice is not None:
                 self.backoffice.status(self.terminal, msg)
-            log.info("STATUS from %s: depth %d health 0x%02x", self.terminal, msg["depth"], msg["health"])
+            log.info("STATUS from %s: depth %d health 0x%02x (%s)", self.terminal, msg["depth"], msg["health"],
+                     " ".join(health_names(msg["health"])))
             return True
         if kind == "CONFIG_CHUNK":
             self._config_reply(msg)

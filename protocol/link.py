@@ -44,6 +44,13 @@ CAP_CONFIG = 0x0002
 CAP_TIME = 0x0004
 CAP_STATUS = 0x0008
 
+# STATUS health bits (SPEC section 7, "STATUS fields")
+HEALTH_JOURNAL = 0x01
+HEALTH_CLOCK = 0x02
+HEALTH_CONFIG = 0x04
+HEALTH_SCANNER = 0x08
+HEALTH_NFC = 0x10
+
 RECORDS_FULL = 0  # records as the journal stores them
 RECORDS_TID_ELIDED = 1  # bytes 4..11 (terminal id) left out: the receiver restores the session's id
 TID_OFFSET = 4

@@ -44,6 +44,8 @@ class Scanner:
         self._replay = b""  # bytes of a candidate that was not an answer, to look at again
         self._replay_pos = 0
         self.baud = DEFAULT_BAUD
+        self.heard = 0  # codes and answer frames received: a sign of life for firmware/health.py
+        self._probe = gm65.read(gm65.ZONE_BAUD, 2)
 
     async def read_line(self):
         """Next (LINE, bytes) or (TOO_LONG, None); empty lines (CR LF pairs) are skipped."""
@@ -101,6 +103,7 @@ class Scanner:
             if ans[n - 2] != c >> 8 or ans[n - 1] != c & 0xFF:
                 return self._not_an_answer()
             self._ans_n = 0  # a real answer frame: dropped
+            self.heard += 1
         return None
 
     def _not_an_answer(self):
@@ -116,11 +119,22 @@ class Scanner:
         n, overlong = self._n, self._overlong
         self._n = 0
         self._overlong = False
+        if n or overlong:
+            self.heard += 1
         if overlong:
             return TOO_LONG, None
         if n == 0:
             return None
         return LINE, bytes(memoryview(self._line)[:n])
+
+    def busy(self):
+        """True while a code (or an answer frame) is half received."""
+        return self._n > 0 or self._overlong or self._ans_n > 0
+
+    def probe(self):
+        """Ask the module for its baud zone without waiting: read_line() drops the answer and counts it
+        in `heard`.  Only between codes (see busy()), so the answer cannot land inside one."""
+        self._uart.write(self._probe)
 
     # --- configuration (boot time only: bytes that are not answers are dropped meanwhile) ---
 
@@ -157,7 +171,7 @@ class Scanner:
         for rate in (DEFAULT_BAUD, baud):
             if rate != self.baud:
                 await self._set_baud(rate)
-            got = await self.command(gm65.read(gm65.ZONE_BAUD, 2))
+            got = await self.command(self._probe)
             if got is not None and got[0] == 0:
                 found = rate
                 break
@@ -173,7 +187,7 @@ class Scanner:
             if got is None or got[0] != 0:
                 return found
             await self._set_baud(baud)  # the module switches right after its answer
-            got = await self.command(gm65.read(gm65.ZONE_BAUD, 2))
+            got = await self.command(self._probe)
             if got is None:  # it did not follow: go back to where it answered
                 await self._set_baud(found)
                 return found

@@ -11,8 +11,9 @@ rate with SetSerialBaudRate.
 The field holds at most one target, an EMV application from host_sim/emulators/emv_card.py.  Faults
 for the emulator itself: `slow` (each InDataExchange answer waits `slow_s`), `removal` (the target
 leaves after `remove_after` APDUs: InDataExchange then answers status 01, as a chip does when the
-target stops answering).  `dwell_s` removes a target that long after the terminal released it, the way
-a passenger takes a phone away after the beep.
+target stops answering), `silent` (the chip itself answers nothing, as if it hung or lost power).
+`dwell_s` removes a target that long after the terminal released it, the way a passenger takes a
+phone away after the beep.
 """
 
 import json
@@ -42,6 +43,7 @@ class Pn532Emulator:
         self.card = None
         self._cards = {}
         self.faults = set()
+        self.silent = False  # a chip that lost power or hung: what the host sends goes unanswered
         self.slow_s = 0.3
         self.remove_after = 3
         self.dwell_s = None
@@ -129,7 +131,7 @@ class Pn532Emulator:
             if self._removal_at is not None and time.monotonic() >= self._removal_at:
                 self.remove()
                 self._removal_at = None
-            if not data:
+            if not data or self.silent:
                 continue
             for kind, payload in self.reader.feed(data):
                 if kind == pn532.EV_NACK and self._last is not None:

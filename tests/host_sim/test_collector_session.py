@@ -3,6 +3,7 @@ in the same session, sent from the offset the terminal holds, rebased to the ver
 answered from the collector's clock; STATUS heartbeats are kept per terminal."""
 
 import hashlib
+import logging
 
 from host_sim import acquirer, collector
 from protocol import bundle, link, record
@@ -103,3 +104,14 @@ def test_time_is_answered_and_status_kept_per_terminal(tmp_path):
     latest = collector.latest_status(store, TERMINAL.hex())
     assert latest["depth"] == 0 and latest["journal_free"] is None
     assert store.query("SELECT COUNT(*) FROM terminal_status") == [(1,)]
+
+
+def test_status_health_bits_are_logged_by_name(tmp_path, caplog):
+    store = registered(tmp_path)
+    t = ListeningTerminal(session(store, None)).pump()
+    caplog.set_level(logging.INFO, logger="collector")
+    t.peer.send(link.STATUS, link.status(4, link.HEALTH_JOURNAL | link.HEALTH_SCANNER | link.HEALTH_NFC, -128,
+                                         0, 0, 0, 0, 5))
+    t.pump()
+    assert "depth 4 health 0x19 (journal scanner nfc)" in caplog.text
+    assert collector.health_names(0x06) == ["clock", "config"] and collector.health_names(0) == []

@@ -1,10 +1,17 @@
 """Store and forward end to end over a cellular modem: the virtual board's uplink UART goes to the modem
 emulator, whose socket goes over real TCP on loopback to `python -m host_sim collector --listen`.
 Faults on the way: the socket closed mid-batch, the PDP context deactivated, a power cut of the
-terminal, the collector killed (SIGKILL) and restarted.  Every accepted tap reaches the collector
-exactly once."""
+terminal, and a collector killed mid-batch, provably: while the collector is down a backlog of taps
+builds up, and the collector started next (over a slowed modem link, so the backlog's frames reach it
+one by one) has `--crash-after-commits 1`: it SIGKILLs itself right after committing the backlog's
+first RECORDS frame and before acknowledging it.  The database then holds
+part of the backlog; a normal collector started after it hears the whole backlog again (the terminal's
+first STATUS counts every backlog record as unacknowledged) and every accepted tap is stored exactly
+once."""
 
 import json
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -29,12 +36,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_collector(db, port):
-    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
-                             "127.0.0.1:%d" % port], cwd=build.ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def start_collector(db, port, log_path, *options):
+    """The collector as an operator runs it; its log (stderr) goes to `log_path`."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
+                                 "127.0.0.1:%d" % port, *options], cwd=build.ROOT, stdout=subprocess.DEVNULL,
+                                stderr=log)
     deadline = time.monotonic() + 20
     while True:
+        assert proc.poll() is None, "collector exited"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return proc
@@ -73,8 +83,41 @@ def wait_ready(events, start, timeout=30):
         time.sleep(0.1)
 
 
+def wait_until(what, timeout, board, message):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = what()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "%s; console:\n%s" % (message, board.console_text()[-3000:])
+        time.sleep(0.3)
+
+
+def stored(db):
+    store = collector.Store(db)
+    try:
+        return {seq: atc for seq, atc in store.query("SELECT seq, atc FROM records")}
+    finally:
+        store.close()
+
+
+def acknowledged_all(db, terminal):
+    """True once a STATUS received after the newest record says the terminal's journal is empty."""
+    store = collector.Store(db)
+    try:
+        rows = store.query("SELECT depth FROM terminal_status WHERE terminal = ? AND received > "
+                           "(SELECT MAX(received) FROM records)", (terminal,))
+        return rows == [(0,)]
+    finally:
+        store.close()
+
+
+BACKLOG = 8  # taps while the collector is down: more than one RECORDS frame holds (five QR records)
+SLOW_MS = 150  # modem replies delayed: a frame's CIPSEND/QISEND takes >= 2 x this
+
+
 @pytest.mark.parametrize("dialect", ["quectel", "simcom"])
-def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and_collector_restart(
+def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and_collector_crash(
         tmp_path, dialect):
     db = str(tmp_path / "c.db")
     port = free_port()
@@ -83,6 +126,34 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
     server = None
     events = scanner = None
     paid = {}
+    seen = 0
+
+    def tap(n):
+        """Present code n until the terminal answers PAID (a power cut or a decline: shown again)."""
+        nonlocal seen
+        payload = cpm.encode(PAN, atc=300 + n, cryptogram=bytes(8))
+        attempt = 0
+        while True:
+            scanner.present(payload)
+            attempt += 1
+            if n == 4 and attempt == 1:  # cut the power while the code is being read
+                time.sleep(0.05)
+                mark = len(events.items)
+                board.power_cut()
+                board.power_on()
+                wait_ready(events, mark)
+                seen = len(events.items)
+            try:
+                i, ev = events.wait_display(seen, timeout=5)
+            except TimeoutError:
+                continue  # no answer: the passenger shows the code again
+            seen = i + 1
+            if ev["text"].startswith("DECLINED"):
+                continue
+            seq = int(ev["detail"].lstrip("#"))
+            assert paid.setdefault(n, seq) == seq, "a re-presented code was charged again"
+            return seq
+
     try:
         board.wait_console(b"ready:", timeout=20)
         cfg = {"link": "modem", "dialect": dialect, "host": "127.0.0.1", "port": port, "apn": "cmnet"}
@@ -90,53 +161,43 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
                  "import os\ntry:\n os.mkdir('/flash/config')\nexcept OSError:\n pass\n"
                  "with open('/flash/config/uplink.json', 'w') as f:\n f.write(%r)" % json.dumps(cfg))
         mark = board.console_mark()
-        provision.provision(board.ports["console"], db)
+        terminal = provision.provision(board.ports["console"], db)
         board.wait_console(b"ready:", timeout=20, since=mark)
-        server = start_collector(db, port)
+        server = start_collector(db, port, str(tmp_path / "collector1.log"))
         events = TolerantEvents(board.ports["events"])
         scanner = ScannerEmulator(board.ports["scanner"])
-        seen = 0
-        for tap in range(10):
-            if tap == 3:
+        # 1. Taps through the socket closed mid-batch, a PDP deactivation and a power cut.
+        for n in range(5):
+            if n == 3:
                 emu.inject("pdp_deact_after", emu.counters["bytes_up"] + 300)
-            if tap == 6:
-                server.kill()  # SIGKILL, whatever it was doing
-                server.wait()
-            if tap == 8:
-                server = start_collector(db, port)
-            payload = cpm.encode(PAN, atc=300 + tap, cryptogram=bytes(8))
-            attempt = 0
-            while True:
-                scanner.present(payload)
-                attempt += 1
-                if tap == 4 and attempt == 1:  # cut the power while the code is being read
-                    time.sleep(0.05)
-                    mark = len(events.items)
-                    board.power_cut()
-                    board.power_on()
-                    wait_ready(events, mark)
-                    seen = len(events.items)
-                try:
-                    i, ev = events.wait_display(seen, timeout=5)
-                except TimeoutError:
-                    continue  # no answer: the passenger shows the code again
-                seen = i + 1
-                if ev["text"].startswith("DECLINED"):
-                    continue
-                seq = int(ev["detail"].lstrip("#"))
-                assert paid.setdefault(tap, seq) == seq, "a re-presented code was charged again"
-                break
+            tap(n)
             time.sleep(0.3)
-        store = collector.Store(db)
-        deadline = time.monotonic() + 90
-        while True:
-            rows = store.query("SELECT seq, atc FROM records")
-            if {r[0] for r in rows} >= set(paid.values()):
-                break
-            assert time.monotonic() < deadline, "missing %s; console:\n%s" % (
-                sorted(set(paid.values()) - {r[0] for r in rows}), board.console_text()[-3000:])
-            time.sleep(0.3)
-        store.close()
+        wait_until(lambda: set(stored(db)) >= set(paid.values()) and acknowledged_all(db, terminal), 90, board,
+                   "taps before the backlog not stored and acknowledged")
+        # 2. The collector goes away; a backlog builds up in the terminal's journal.
+        server.kill()
+        server.wait()
+        server = None
+        backlog = [tap(n) for n in range(5, 5 + BACKLOG)]
+        assert len(set(backlog)) == BACKLOG and not set(backlog) & set(stored(db))
+        # 3. A collector that dies right after its first commit, before that commit's ACK.  The link is
+        # slow meanwhile, so the backlog's RECORDS frames reach it apart (not in one group commit).
+        emu.inject("slow_ms", SLOW_MS)
+        crash_log = tmp_path / "collector2.log"
+        server = start_collector(db, port, str(crash_log), "--crash-after-commits", "1")
+        assert server.wait(timeout=90) == -signal.SIGKILL
+        server = None
+        emu.inject("slow_ms", 0)
+        assert b"fault injection: crashing after commit 1" in crash_log.read_bytes()
+        committed = set(backlog) & set(stored(db))
+        assert 0 < len(committed) < BACKLOG, "the collector did not die mid-batch: %s" % sorted(committed)
+        # 4. A normal collector: the terminal re-sends the whole backlog, the collector de-duplicates.
+        restart_log = tmp_path / "collector3.log"
+        server = start_collector(db, port, str(restart_log))
+        rows = wait_until(lambda: [r for r in [stored(db)] if set(r) >= set(paid.values())], 90, board,
+                          "accepted taps missing")[0]
+        first_status = wait_until(lambda: re.search(rb"STATUS from %s: depth (\d+)" % terminal.encode(),
+                                                    restart_log.read_bytes()), 20, board, "no STATUS")
     finally:
         if server is not None:
             server.kill()
@@ -147,7 +208,10 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
             scanner.close()
         board.stop()
         emu.stop()
-    atcs = [r[1] for r in rows]
-    assert len(paid) == 10 and set(paid.values()) <= {r[0] for r in rows}
+    # Nothing of the backlog was acknowledged by the crashed collector: the terminal still held all of it,
+    # so the records it had committed reached the new collector again, as duplicate receipts.
+    assert int(first_status.group(1)) == BACKLOG
+    assert len(paid) == 5 + BACKLOG and set(paid.values()) <= set(rows)
+    atcs = list(rows.values())
     assert len(set(atcs)) == len(atcs), "a presented code stored twice"
-    assert emu.counters["faults_fired"] >= 2 and emu.counters["opens"] >= 3
+    assert emu.counters["faults_fired"] >= 2 and emu.counters["opens"] >= 4

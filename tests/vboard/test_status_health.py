@@ -1,0 +1,69 @@
+"""STATUS health bits of the peripherals on the virtual board, end to end into the collector's
+terminal_status: with the QR scanner and PN532 emulators attached both the scanner (0x08) and the NFC
+(0x10) bit are set; a PN532 that stops answering clears the NFC bit and sets it again once it is back;
+without a PN532 the NFC bit stays clear while the scanner's is set.  The rules: protocol/SPEC.md
+"STATUS fields"; the logic on MicroPython: tests/firmware/test_health.py."""
+
+from host_sim import collector, vboard
+from host_sim.emulators.pn532 import Pn532Emulator
+from host_sim.emulators.scanner import ScannerEmulator
+from protocol import link
+from tests.vboard.test_uplink_session import Served, provisioned, wait_for
+
+SCANNER = link.HEALTH_SCANNER
+NFC = link.HEALTH_NFC
+
+
+def status_where(store, terminal, board, test):
+    """The newest STATUS once one passes `test` (heartbeats come every 5 s)."""
+    return wait_for(lambda: [s for s in [collector.latest_status(store, terminal)] if s and test(s["health"])],
+                    timeout=30, board=board)[0]
+
+
+def test_scanner_and_nfc_bits_follow_the_modules(tmp_path):
+    scanner = ScannerEmulator()
+    nfc = Pn532Emulator()
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), attach={"scanner": scanner.port, "nfc": nfc.port})
+    board.start()
+    served = None
+    try:
+        board.wait_console(b"ready:", timeout=20)
+        db = str(tmp_path / "c.db")
+        terminal = provisioned(board, db)
+        store = collector.Store(db)
+        served = Served(board, store, None)
+        status_where(store, terminal, board, lambda h: h & (SCANNER | NFC) == SCANNER | NFC)
+        mark = board.console_mark()
+        nfc.silent = True  # the reader hangs: polls go unanswered
+        status = status_where(store, terminal, board, lambda h: not h & NFC)
+        assert status["health"] & SCANNER
+        board.wait_console(b"nfc: PN532 stopped answering", timeout=1, since=mark)
+        nfc.silent = False  # back: the terminal starts it again
+        status_where(store, terminal, board, lambda h: h & (SCANNER | NFC) == SCANNER | NFC)
+        board.wait_console(b"nfc: PN532 ready", timeout=1, since=mark)
+    finally:
+        if served is not None:
+            served.close()
+        board.stop()
+        scanner.close()
+        nfc.close()
+
+
+def test_without_a_pn532_the_nfc_bit_is_clear(tmp_path):
+    scanner = ScannerEmulator()
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), attach={"scanner": scanner.port}).start()
+    served = None
+    try:
+        board.wait_console(b"ready:", timeout=20)
+        db = str(tmp_path / "c.db")
+        terminal = provisioned(board, db)
+        store = collector.Store(db)
+        served = Served(board, store, None)
+        status = status_where(store, terminal, board, lambda h: h & SCANNER)
+        assert not status["health"] & NFC
+        assert "nfc: PN532 not answering" in board.console_text()
+    finally:
+        if served is not None:
+            served.close()
+        board.stop()
+        scanner.close()
