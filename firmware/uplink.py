@@ -66,6 +66,7 @@ class Uplink:
         self.runtime = board.runtime()
         self.root = root
         self.deny = deny
+        self.on_config = None  # (kind, content) -> None: a fleet bundle was activated (firmware/config.py)
         self.key_path = root + "/" + KEY_FILE
         self._cfg = cfg
         self.transport = None  # opened by run(): after boot, so the NFC stack loads into an unfragmented heap

@@ -18,7 +18,8 @@ The QR text is "ZT1." followed by base64url (no padding) of a compact binary tic
 The terminal holds only public keys (modulus, exponent 65537) per (issuer, key id) and verifies with
 pow() (protocol/rsa.py), which MicroPython's long integers do in about a millisecond.  Revoked key ids
 are refused even while their key is still on file, and so are single revoked tickets (a lost pass;
-they come with the fleet's ticket-key bundle, protocol/fleet.py).  Every failure raises TicketError whose `code` names the reason.
+they come with the fleet's ticket-key bundle, protocol/fleet.py).  Every failure raises TicketError
+whose `code` names the reason.
 """
 
 import binascii
