@@ -171,9 +171,10 @@ class Backoffice:
     """What a session needs beyond record storage: the acquirer, the deny list per terminal, heartbeats.
     Shares the Store's connection and lock (one SQLite file)."""
 
-    def __init__(self, store, acquirer_=None):
+    def __init__(self, store, acquirer_=None, bundles=None):
         self.store = store
         self.acquirer = acquirer_
+        self.bundles = bundles  # directory of signed fleet bundles (*.zfb, `python -m host_sim bundle make`)
         with store.lock:
             store.db.executescript(SESSION_SCHEMA)
             acquirer.deny_list_version(store.db)  # creates the acquirer's tables
@@ -188,14 +189,30 @@ class Backoffice:
 
     def deny_delta(self, terminal):
         """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""
+        base = self.delivered_version(terminal, bundle.KIND_DENY)
         with self.store.lock:
-            row = self.store.db.execute("SELECT version FROM config_delivered WHERE terminal = ? AND kind = ?",
-                                        (terminal, bundle.KIND_DENY)).fetchone()
-            base = row[0] if row else 0
             rows = acquirer.deny_list_since(self.store.db, base, bundle.MAX_TOKENS)
         if not rows:
             return None
         return base, rows[-1][1], [bytes(r[0]) for r in rows]
+
+    def delivered_version(self, terminal, kind):
+        with self.store.lock:
+            row = self.store.db.execute("SELECT version FROM config_delivered WHERE terminal = ? AND kind = ?",
+                                        (terminal, kind)).fetchone()
+        return row[0] if row else 0
+
+    def fleet_bundle(self, terminal):
+        """(kind, version, bytes) of the newest fleet bundle of a kind the terminal lacks; None if current.
+        The directory is read at every offer, so a bundle dropped into it reaches the next session."""
+        if self.bundles is None:
+            return None
+        from host_sim import bundle as fleet_bundles
+
+        for kind, (version, data) in sorted(fleet_bundles.newest(self.bundles).items()):
+            if version > self.delivered_version(terminal, kind):
+                return kind, version, data
+        return None
 
     def delivered(self, terminal, kind, version):
         with self.store.lock:
@@ -230,7 +247,7 @@ class Session:
         self.stored = 0
         self.duplicate_receipts = 0
         self.refused = 0
-        self.offer = None  # (version, bundle bytes) offered and not yet confirmed
+        self.offer = None  # (kind, version, bundle bytes) offered and not yet confirmed
         self._chunk_at = None  # next bundle offset to send, once the terminal said where it stands
         self.config_delivered = 0
 
@@ -307,38 +324,51 @@ class Session:
     # -- config bundles (protocol/SPEC.md "Config bundles") --------------------------------------
 
     def _offer_deny_list(self):
+        """Offer what the terminal lacks, one bundle at a time: its deny-list delta first, then the newest
+        fleet bundle of each kind (fares, ticket keys: `collector --bundles DIR`)."""
         if self.backoffice is None or self.offer is not None or not self.peer.up():
             return
         delta = self.backoffice.deny_delta(self.terminal)
         if delta is None:
+            fleet_bundle = self.backoffice.fleet_bundle(self.terminal)
+            if fleet_bundle is not None:
+                self._offer(*fleet_bundle)
             return
         base, version, tokens = delta
-        data = bundle.deny_delta(base, version, tokens)
+        if self._offer(bundle.KIND_DENY, version, bundle.deny_delta(base, version, tokens)):
+            log.info("offering deny list %d..%d (%d cards) to %s", base, version, len(tokens), self.terminal)
+
+    def _offer(self, kind, version, data):
+        """CONFIG_OFFER with the per-terminal HMAC (a fleet bundle also carries the authority's RSA
+        signature inside); False when the window is full (offered again after the next batch or session)."""
         digest = hashlib.sha256(data).digest()
         key = bundle.config_key(self.store.device_key(self.terminal))
-        sig = bundle.signature(key, bundle.KIND_DENY, version, len(data), digest)
-        if self.peer.send(link.CONFIG_OFFER, link.config_offer(bundle.KIND_DENY, version, len(data), digest, sig)) \
-                is None:
-            return  # window full: offered again after the next batch or session
-        self.offer = (version, data)
+        sig = bundle.signature(key, kind, version, len(data), digest)
+        if self.peer.send(link.CONFIG_OFFER, link.config_offer(kind, version, len(data), digest, sig)) is None:
+            return False
+        self.offer = (kind, version, data)
         self._chunk_at = None
-        log.info("offering deny list %d..%d (%d cards) to %s", base, version, len(tokens), self.terminal)
+        if kind != bundle.KIND_DENY:
+            log.info("offering fleet bundle kind %d version %d (%d bytes) to %s", kind, version, len(data),
+                     self.terminal)
+        return True
 
     def _config_reply(self, msg):
         """The terminal's CONFIG_CHUNK without data: where it stands with the offered bundle."""
-        if msg["kind"] != bundle.KIND_DENY or msg["data"]:
-            return
         offer = self.offer
-        if msg["offset"] == bundle.REBASE:
+        if msg["data"] or offer is None or msg["kind"] != offer[0]:
+            return
+        kind, version, data = offer
+        if msg["offset"] == bundle.REBASE and kind == bundle.KIND_DENY:
             log.info("terminal %s holds deny list version %d: rebasing", self.terminal, msg["version"])
-            self.backoffice.delivered(self.terminal, bundle.KIND_DENY, msg["version"])
+            self.backoffice.delivered(self.terminal, kind, msg["version"])
             self.offer = None
             self._offer_deny_list()
-        elif offer is not None and msg["version"] == offer[0]:
-            if msg["offset"] >= len(offer[1]):
-                self.backoffice.delivered(self.terminal, bundle.KIND_DENY, offer[0])
-                self.config_delivered = offer[0]
-                log.info("terminal %s has deny list version %d", self.terminal, offer[0])
+        elif msg["version"] == version:
+            if msg["offset"] >= len(data):
+                self.backoffice.delivered(self.terminal, kind, version)
+                self.config_delivered = version
+                log.info("terminal %s has config kind %d version %d", self.terminal, kind, version)
                 self.offer = None
                 self._offer_deny_list()
             else:
@@ -347,11 +377,11 @@ class Session:
     def _send_chunks(self):
         if self.offer is None or self._chunk_at is None:
             return
-        version, data = self.offer
+        kind, version, data = self.offer
         room = self.peer.max_body() - 9
         while self._chunk_at < len(data) and self.peer.can_send():
             piece = data[self._chunk_at:self._chunk_at + room]
-            self.peer.send(link.CONFIG_CHUNK, link.config_chunk(bundle.KIND_DENY, version, self._chunk_at, piece))
+            self.peer.send(link.CONFIG_CHUNK, link.config_chunk(kind, version, self._chunk_at, piece))
             self._chunk_at += len(piece)
 
     def counters(self):
@@ -407,7 +437,7 @@ def main(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = Store(args.db, args.crash_after_commits)
     rules = acquirer.load_rules(args.acquirer_rules) if args.acquirer_rules else None
-    office = Backoffice(store, acquirer.Acquirer(rules))
+    office = Backoffice(store, acquirer.Acquirer(rules), args.bundles)
     stop = threading.Event()
     threads = []
     for port in args.serial or ():
@@ -444,6 +474,9 @@ def add_arguments(parser):
     parser.add_argument("--serial", metavar="PORT", action="append", help="serve a serial port or pty (repeatable)")
     parser.add_argument("--acquirer-rules", metavar="FILE",
                         help="JSON rules of the simulated acquirer run after each stored batch (default: approve all)")
+    parser.add_argument("--bundles", metavar="DIR",
+                        help="signed fleet bundles (DIR/*.zfb, `bundle make`): the newest of each kind goes to "
+                             "every terminal that lacks it")
     parser.add_argument("--crash-after-commits", metavar="N", type=int,
                         help="fault injection: SIGKILL the collector right after its Nth record commit, "
                              "before that commit is acknowledged")

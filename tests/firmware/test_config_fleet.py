@@ -45,7 +45,7 @@ def body_steps(root, key, config_lines, steps):
     what a booting terminal reads (fares, ticket keys) at the end."""
     import os
 
-    from firmware import config, fleet, trust, fsutil
+    from firmware import config, fleet, fsutil, trust
 
     fsutil.makedirs(root + "/keys")
     with open(root + "/keys/config", "w") as f:
@@ -56,7 +56,8 @@ def body_steps(root, key, config_lines, steps):
         if kind == 3:
             activated.append([kind, sorted(content.items())])
         else:
-            activated.append([kind, sorted(content.keys.items()), sorted(content.revoked), sorted(content.revoked_tickets)])
+            activated.append([kind, sorted(content.keys.items()), sorted(content.revoked),
+                              sorted(content.revoked_tickets)])
 
     def fresh():
         return config.ConfigReceiver(root, None, key, on_activate)
