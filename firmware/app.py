@@ -41,8 +41,7 @@ class Terminal:
             self.decider.remember_record(rec)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
-        self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny)
-        self.uplink.on_config = self._use_config
+        self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, on_config=self._use_config)
 
     @staticmethod
     def _load_deny_list(root):

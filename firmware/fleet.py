@@ -69,7 +69,8 @@ def version(root, kind):
 def load_fares(root):
     """The active fare table ({credential kind: fen}); empty: the Decider's defaults."""
     active = load(root, fleet.KIND_FARES)
-    return {} if active is None else active[1]
+    fares = None if active is None else active[1]
+    return fares if isinstance(fares, dict) else {}
 
 
 def use(decider, kind, value):

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "link": "host_sim.bench_link",
     "collector": "host_sim.bench_collector",
     "drain": "host_sim.bench_drain",
+    "bundle": "host_sim.bench_bundle",
 }
 
 
