@@ -11,15 +11,12 @@ and times, per iteration, with time.ticks_us():
 The file system is the host's (tmpfs or disk), not littlefs on NOR flash: reads on a board add to this.
 """
 
-import json
 import os
-import subprocess
 import tempfile
 
-from host_sim import bundle, tickets, vboard
+from host_sim import bundle, tickets
+from host_sim.bench_credentials import run_micropython
 from protocol import fleet
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _SCRIPT = """
 import sys, time, json, os, hashlib
@@ -91,14 +88,7 @@ def run(args):
                 f.write(data)
             cases.append((name, kind, 1, path))
         modulus = signer.public_key().public_numbers().n
-        script = _SCRIPT % ((root, args.iterations, cases, modulus),)
-        env = dict(os.environ, MICROPYPATH=ROOT)
-        proc = subprocess.run([vboard.micropython_command(), "-X", "heapsize=" + args.heap, "-c", script],
-                              capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit("micropython failed:\n" + proc.stdout + proc.stderr)
-    result = json.loads(lines[-1][7:])
+        result = run_micropython(_SCRIPT % ((root, args.iterations, cases, modulus),), args.heap)
     return {"runtime": result.pop("runtime"), "rsa_verify": result.pop("rsa_verify"), "fares": result["fares"],
             "ticket_keys": result["ticket_keys"]}
 

@@ -59,6 +59,17 @@ def _emv_read(args):
     return run(args) if inspect.signature(run).parameters else run()
 
 
+def run_micropython(script, heap):
+    """Run a bench script in the unix port with the repo on its path; the JSON after its "RESULT " line."""
+    env = dict(os.environ, MICROPYPATH=ROOT)
+    proc = subprocess.run([vboard.micropython_command(), "-X", "heapsize=" + heap, "-c", script],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit("micropython failed:\n" + proc.stdout + proc.stderr)
+    return json.loads(lines[-1][7:])
+
+
 def run(args):
     n = args.iterations
     payload = cpm.encode("6231230000001234567", atc=300, cryptogram=os.urandom(8), unpredictable=os.urandom(4))
@@ -67,13 +78,7 @@ def run(args):
     text = tickets.issue(key, 1, 1, os.urandom(8), product=7, valid_from=now - 60, valid_to=now + 3600,
                          entries=2, holder=b"bench")
     script = _SCRIPT % ((payload, tickets.keyring_line(key, 1, 1), text, now, n),)
-    env = dict(os.environ, MICROPYPATH=ROOT)
-    proc = subprocess.run([vboard.micropython_command(), "-X", "heapsize=" + args.heap, "-c", script],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit("micropython failed:\n" + proc.stdout + proc.stderr)
-    runtime, cpm_stats, ticket_stats = json.loads(lines[-1][7:])
+    runtime, cpm_stats, ticket_stats = run_micropython(script, args.heap)
     return {"runtime": runtime, "cpm_decode": cpm_stats, "ticket_verify": ticket_stats,
             "emv_read": _emv_read(args), "targets_us": {"cpm_decode": 1000, "ticket_verify": 2000}}
 

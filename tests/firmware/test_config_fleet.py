@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from host_sim import tickets
 from protocol import bundle, fleet
+from tests.firmware.test_config import body_steps
 
 KEY = bytes(range(32))  # the device key
 
@@ -40,47 +41,10 @@ def chunk(data, kind, version, offset, n=100000):
     return {"kind": kind, "version": version, "offset": offset, "data": data[offset:offset + n]}
 
 
-def body_steps(root, key, config_lines, steps):
-    """Run ("offer", msg) / ("chunk", msg) / ("reboot",) steps; the answers, what on_activate got, and
-    what a booting terminal reads (fares, ticket keys) at the end."""
-    import os
-
-    from firmware import config, fleet, fsutil, trust
-
-    fsutil.makedirs(root + "/keys")
-    with open(root + "/keys/config", "w") as f:
-        f.write("\n".join(config_lines) + "\n")
-    activated = []
-
-    def on_activate(kind, content):
-        if kind == 3:
-            activated.append([kind, sorted(content.items())])
-        else:
-            activated.append([kind, sorted(content.keys.items()), sorted(content.revoked),
-                              sorted(content.revoked_tickets)])
-
-    def fresh():
-        return config.ConfigReceiver(root, None, key, on_activate)
-
-    r = fresh()
-    out = []
-    for step in steps:
-        try:
-            if step[0] == "reboot":
-                r = fresh()
-                out.append(None)
-            elif step[0] == "offer":
-                out.append(list(r.on_offer(step[1])))
-            else:
-                ok, reply = r.on_chunk(step[1])
-                out.append([ok, list(reply) if reply else None])
-        except config.Refused as e:
-            out.append("refused: " + str(e))
-    ring, bad = trust.load(root)
-    boot = {"fares": sorted(fleet.load_fares(root).items()), "keys": sorted(ring.keys),
-            "tickets": sorted(ring.revoked_tickets), "fares_version": fleet.version(root, 3),
-            "keys_version": fleet.version(root, 2), "staged": sorted(os.listdir(root + "/config"))}
-    return out, activated, boot
+def steps_run(runtime, tmp_path, lines, steps):
+    """(answers, what on_activate got, what a booting terminal reads back): test_config.body_steps."""
+    out, _, _, boot = runtime.run(body_steps, str(tmp_path), KEY, steps, [], lines)
+    return out, boot.pop("activated"), boot
 
 
 def config_lines(keys):
@@ -100,7 +64,7 @@ def test_fares_staged_resumed_after_a_cut_verified_and_activated(runtime, tmp_pa
         ("chunk", chunk(data, 3, 7, 200)),
         ("offer", o),  # the same version again: already held
     ]
-    out, activated, boot = runtime.run(body_steps, str(tmp_path), KEY, config_lines(keys), steps)
+    out, activated, boot = steps_run(runtime, tmp_path, config_lines(keys), steps)
     assert out[0] == [3, 7, 0] and out[1] == [True, None] and out[2] == [False, None]
     assert out[4] == [3, 7, 100]  # resumed from the offset in flash
     assert out[5] == [True, None]
@@ -115,7 +79,7 @@ def test_ticket_keys_replace_the_keyring(runtime, tmp_path, keys):
     body = fleet.ticket_keys_body([(7, 1, n_of(keys["issuer"]))], [(7, 0)], [(7, b"LOSTPASS")])
     data = make(keys["authority"], fleet.KIND_TICKET_KEYS, 2, body)
     steps = [("offer", offer(data, 2, 2)), ("chunk", chunk(data, 2, 2, 0, 200)), ("chunk", chunk(data, 2, 2, 200))]
-    out, activated, boot = runtime.run(body_steps, str(tmp_path), KEY, config_lines(keys), steps)
+    out, activated, boot = steps_run(runtime, tmp_path, config_lines(keys), steps)
     assert out[2] == [True, [2, 2, len(data)]]
     assert activated == [[2, [((7, 1), n_of(keys["issuer"]))], [(7, 0)], [(7, b"LOSTPASS")]]]
     assert boot["keys"] == [(7, 1)] and boot["tickets"] == [(7, b"LOSTPASS")] and boot["keys_version"] == 2
@@ -142,7 +106,7 @@ def test_forged_foreign_truncated_downgraded_and_mislabelled_bundles_are_refused
         ("offer", dict(offer(good, 3, 6), signature=bytes(32))),  # the per-terminal HMAC is wrong
         ("chunk", chunk(good, 3, 6, 0)),  # no offer open: ignored
     ]
-    out, activated, boot = runtime.run(body_steps, str(tmp_path), KEY, config_lines(keys), steps)
+    out, activated, boot = steps_run(runtime, tmp_path, config_lines(keys), steps)
     assert out[1] == [True, [3, 5, len(good)]]
     assert out[3] == "refused: bad signature on fleet bundle (config key 1)"
     assert out[5] == "refused: bad signature on fleet bundle (config key 1)"
@@ -161,5 +125,5 @@ def test_forged_foreign_truncated_downgraded_and_mislabelled_bundles_are_refused
 def test_without_a_config_key_nothing_is_activated(runtime, tmp_path, keys):
     data = make(keys["authority"], fleet.KIND_FARES, 1, fleet.fares_body({1: 1}))
     steps = [("offer", offer(data, 3, 1)), ("chunk", chunk(data, 3, 1, 0))]
-    out, activated, boot = runtime.run(body_steps, str(tmp_path), KEY, ["# no key provisioned"], steps)
+    out, activated, boot = steps_run(runtime, tmp_path, ["# no key provisioned"], steps)
     assert out[1] == "refused: no config key 1" and activated == [] and boot["fares"] == []
