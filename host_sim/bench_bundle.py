@@ -66,7 +66,7 @@ def _largest_ticket_keys_body():
     keys = [(1 + i // 4, i % 4, n) for i in range(fleet.MAX_KEYS)]
     revoked = [(100, i) for i in range(fleet.MAX_REVOKED)]
     revoked_tickets = [(1, i.to_bytes(8, "big")) for i in range(fleet.MAX_TICKETS)]
-    return fleet.ticket_keys_body(keys, revoked, revoked_tickets)
+    return bundle.ticket_keys_body(keys, revoked, revoked_tickets)
 
 
 def run(args):
@@ -79,7 +79,7 @@ def run(args):
         with open(key + ".pub") as src, open(os.path.join(root, "keys", "config"), "w") as dst:
             dst.write(src.read())
         cases = []
-        for name, kind, body in (("fares", fleet.KIND_FARES, fleet.fares_body({1: 350, 3: 300})),
+        for name, kind, body in (("fares", fleet.KIND_FARES, bundle.fares_body({1: 350, 3: 300})),
                                  ("ticket_keys", fleet.KIND_TICKET_KEYS, _largest_ticket_keys_body())):
             path = os.path.join(root, name + ".zfb")
             data = bundle.sign(signer, kid, kind, 1, body)

@@ -18,6 +18,7 @@ The authority signs a bundle once, offline; the collector serves the same bytes 
 
 import json
 import os
+import struct
 import sys
 import time
 
@@ -61,19 +62,54 @@ def load_signer(path):
     return key, int(words[2])
 
 
+def unsigned(kind, key_id, version, issued, body):
+    """Header and body (protocol/fleet.py): the bytes the authority signs; the bundle is these + the signature."""
+    if kind not in fleet.MAX_BODY or len(body) > fleet.MAX_BODY[kind]:
+        raise fleet.FleetError("kind %d with a body of %d bytes" % (kind, len(body)))
+    if not 0 < version <= 0xFFFFFFFF:
+        raise fleet.FleetError("version must be 1 .. 2^32-1")
+    return fleet.MAGIC + struct.pack(">BBHII", kind, key_id, len(body), version, issued) + bytes(body)
+
+
+def fares_body(fares):
+    """`fares`: {credential kind: fare in fen}."""
+    if not 0 < len(fares) <= fleet.MAX_FARES:
+        raise fleet.FleetError("a fare table has 1 .. %d entries" % fleet.MAX_FARES)
+    return bytes([len(fares)]) + b"".join(struct.pack(">BI", k, fares[k]) for k in sorted(fares))
+
+
+def ticket_keys_body(keys, revoked=(), tickets=()):
+    """`keys`: [(issuer, key id, modulus int)], `revoked`: [(issuer, key id)], `tickets`: [(issuer, ticket id)]."""
+    if len(keys) > fleet.MAX_KEYS or len(revoked) > fleet.MAX_REVOKED or len(tickets) > fleet.MAX_TICKETS:
+        raise fleet.FleetError("at most %d keys, %d revoked keys, %d revoked tickets"
+                               % (fleet.MAX_KEYS, fleet.MAX_REVOKED, fleet.MAX_TICKETS))
+    out = bytearray([len(keys), len(revoked), len(tickets)])
+    for issuer, kid, n in keys:
+        out += struct.pack(">HB", issuer, kid) + n.to_bytes(fleet.SIG, "big")
+    for issuer, kid in revoked:
+        out += struct.pack(">HB", issuer, kid)
+    for issuer, tid in tickets:
+        if len(tid) != 8:
+            raise fleet.FleetError("a ticket id is 8 bytes")
+        out += struct.pack(">H", issuer) + bytes(tid)
+    return bytes(out)
+
+
 def sign(key, key_id, kind, version, body, issued=None):
-    data = fleet.unsigned(kind, key_id, version, int(time.time()) if issued is None else issued, body)
+    """A whole bundle: header, body and the RSA PKCS#1 v1.5 SHA-256 signature by `key` (cryptography)."""
+    data = unsigned(kind, key_id, version, int(time.time()) if issued is None else issued, body)
     return data + key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
-def fares_body(specs):
+def fare_specs(specs):
+    """{credential kind: fen} from --fare KIND=FEN options."""
     fares = {}
     for spec in specs:
         name, _, fen = spec.partition("=")
         if name not in CREDENTIALS or not fen.isdigit():
             raise SystemExit("--fare wants KIND=FEN with KIND one of %s, got %r" % ("/".join(CREDENTIALS), spec))
         fares[CREDENTIALS[name]] = int(fen)
-    return fleet.fares_body(fares)
+    return fares
 
 
 def _pair(spec):
@@ -81,7 +117,8 @@ def _pair(spec):
     return int(a), b
 
 
-def ticket_keys_body(args):
+def ticket_key_specs(args):
+    """The ticket-keys body of the --ticket-key / --revoke / --revoke-ticket options."""
     keys = []
     for spec in args.ticket_key:
         issuer, kid = _pair(spec)
@@ -89,7 +126,7 @@ def ticket_keys_body(args):
         keys.append((issuer, int(kid), key.public_key().public_numbers().n))
     revoked = [(i, int(k)) for i, k in map(_pair, args.revoke)]
     revoked_tickets = [(i, bytes.fromhex(t)) for i, t in map(_pair, args.revoke_ticket)]
-    return fleet.ticket_keys_body(keys, revoked, revoked_tickets)
+    return ticket_keys_body(keys, revoked, revoked_tickets)
 
 
 def show(data, config_keys=None):
@@ -151,9 +188,9 @@ def main(args):
             return 0
         key, key_id = load_signer(args.key)
         if args.kind == "fares":
-            data = sign(key, key_id, fleet.KIND_FARES, args.version, fares_body(args.fare))
+            data = sign(key, key_id, fleet.KIND_FARES, args.version, fares_body(fare_specs(args.fare)))
         else:
-            data = sign(key, key_id, fleet.KIND_TICKET_KEYS, args.version, ticket_keys_body(args))
+            data = sign(key, key_id, fleet.KIND_TICKET_KEYS, args.version, ticket_key_specs(args))
         with open(args.out, "wb") as f:
             f.write(data)
         print(json.dumps(dict(show(data), out=args.out)))

@@ -25,6 +25,7 @@ Kind 3, fares (flat fare per credential kind, protocol/record.py KIND_*):
     n u8 | n x (credential kind u8, fare u32 in fen)
 
 Every reader raises FleetError with a reason; sizes are capped so a terminal's RAM stays bounded.
+Bundles are built and signed on the host only (host_sim/bundle.py), so the terminal never loads that code.
 """
 
 import hashlib
@@ -57,42 +58,6 @@ AUTHORITY = 0  # the "issuer" of config keys in the keyring text form of /flash/
 
 class FleetError(ValueError):
     pass
-
-
-# -- building (host) --------------------------------------------------------------------------------
-
-
-def unsigned(kind, key_id, version, issued, body):
-    """Header and body: the bytes the authority signs; the bundle is these + the signature."""
-    if kind not in MAX_BODY or len(body) > MAX_BODY[kind]:
-        raise FleetError("kind %d with a body of %d bytes" % (kind, len(body)))
-    if not 0 < version <= 0xFFFFFFFF:
-        raise FleetError("version must be 1 .. 2^32-1")
-    return MAGIC + struct.pack(">BBHII", kind, key_id, len(body), version, issued) + bytes(body)
-
-
-def fares_body(fares):
-    """`fares`: {credential kind: fare in fen}."""
-    if not 0 < len(fares) <= MAX_FARES:
-        raise FleetError("a fare table has 1 .. %d entries" % MAX_FARES)
-    return bytes([len(fares)]) + b"".join(struct.pack(">BI", k, fares[k]) for k in sorted(fares))
-
-
-def ticket_keys_body(keys, revoked=(), tickets=()):
-    """`keys`: [(issuer, key id, modulus int)], `revoked`: [(issuer, key id)], `tickets`: [(issuer, ticket id)]."""
-    if len(keys) > MAX_KEYS or len(revoked) > MAX_REVOKED or len(tickets) > MAX_TICKETS:
-        raise FleetError("at most %d keys, %d revoked keys, %d revoked tickets" % (MAX_KEYS, MAX_REVOKED,
-                                                                                    MAX_TICKETS))
-    out = bytearray([len(keys), len(revoked), len(tickets)])
-    for issuer, kid, n in keys:
-        out += struct.pack(">HB", issuer, kid) + n.to_bytes(SIG, "big")
-    for issuer, kid in revoked:
-        out += struct.pack(">HB", issuer, kid)
-    for issuer, tid in tickets:
-        if len(tid) != 8:
-            raise FleetError("a ticket id is 8 bytes")
-        out += struct.pack(">H", issuer) + bytes(tid)
-    return bytes(out)
 
 
 # -- reading (both) ---------------------------------------------------------------------------------

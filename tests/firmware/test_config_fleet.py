@@ -7,9 +7,8 @@ active bundle stays."""
 import hashlib
 
 import pytest
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 
+from host_sim import bundle as host_bundle
 from host_sim import tickets
 from protocol import bundle, fleet
 from tests.firmware.test_config import body_steps
@@ -27,8 +26,7 @@ def n_of(key):
 
 
 def make(key, kind, version, body, kid=1):
-    data = fleet.unsigned(kind, kid, version, 1_800_000_000, body)
-    return data + key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return host_bundle.sign(key, kid, kind, version, body, issued=1_800_000_000)
 
 
 def offer(data, kind, version, digest=None):
@@ -52,7 +50,7 @@ def config_lines(keys):
 
 
 def test_fares_staged_resumed_after_a_cut_verified_and_activated(runtime, tmp_path, keys):
-    data = make(keys["authority"], fleet.KIND_FARES, 7, fleet.fares_body({1: 350, 3: 300}))
+    data = make(keys["authority"], fleet.KIND_FARES, 7, host_bundle.fares_body({1: 350, 3: 300}))
     o = offer(data, 3, 7)
     steps = [
         ("offer", o),
@@ -76,7 +74,7 @@ def test_fares_staged_resumed_after_a_cut_verified_and_activated(runtime, tmp_pa
 
 
 def test_ticket_keys_replace_the_keyring(runtime, tmp_path, keys):
-    body = fleet.ticket_keys_body([(7, 1, n_of(keys["issuer"]))], [(7, 0)], [(7, b"LOSTPASS")])
+    body = host_bundle.ticket_keys_body([(7, 1, n_of(keys["issuer"]))], [(7, 0)], [(7, b"LOSTPASS")])
     data = make(keys["authority"], fleet.KIND_TICKET_KEYS, 2, body)
     steps = [("offer", offer(data, 2, 2)), ("chunk", chunk(data, 2, 2, 0, 200)), ("chunk", chunk(data, 2, 2, 200))]
     out, activated, boot = steps_run(runtime, tmp_path, config_lines(keys), steps)
@@ -86,14 +84,14 @@ def test_ticket_keys_replace_the_keyring(runtime, tmp_path, keys):
 
 
 def test_forged_foreign_truncated_downgraded_and_mislabelled_bundles_are_refused(runtime, tmp_path, keys):
-    good = make(keys["authority"], fleet.KIND_FARES, 5, fleet.fares_body({1: 300}))
-    forged = bytearray(make(keys["authority"], fleet.KIND_FARES, 6, fleet.fares_body({1: 100})))
+    good = make(keys["authority"], fleet.KIND_FARES, 5, host_bundle.fares_body({1: 300}))
+    forged = bytearray(make(keys["authority"], fleet.KIND_FARES, 6, host_bundle.fares_body({1: 100})))
     forged[-1] ^= 1  # the authority's signature altered (the offer's digest is over the altered bytes)
     forged = bytes(forged)
-    foreign = make(keys["other"], fleet.KIND_FARES, 6, fleet.fares_body({1: 1}))  # same key id, other key
-    unknown = make(keys["other"], fleet.KIND_FARES, 6, fleet.fares_body({1: 1}), kid=2)
-    older = make(keys["authority"], fleet.KIND_FARES, 4, fleet.fares_body({1: 50}))
-    mislabelled = make(keys["authority"], fleet.KIND_FARES, 9, fleet.fares_body({1: 50}))
+    foreign = make(keys["other"], fleet.KIND_FARES, 6, host_bundle.fares_body({1: 1}))  # same key id, other key
+    unknown = make(keys["other"], fleet.KIND_FARES, 6, host_bundle.fares_body({1: 1}), kid=2)
+    older = make(keys["authority"], fleet.KIND_FARES, 4, host_bundle.fares_body({1: 50}))
+    mislabelled = make(keys["authority"], fleet.KIND_FARES, 9, host_bundle.fares_body({1: 50}))
     steps = [
         ("offer", offer(good, 3, 5)), ("chunk", chunk(good, 3, 5, 0)),  # v5 active: 3.00
         ("offer", offer(forged, 3, 6)), ("chunk", chunk(forged, 3, 6, 0)),
@@ -123,7 +121,7 @@ def test_forged_foreign_truncated_downgraded_and_mislabelled_bundles_are_refused
 
 
 def test_without_a_config_key_nothing_is_activated(runtime, tmp_path, keys):
-    data = make(keys["authority"], fleet.KIND_FARES, 1, fleet.fares_body({1: 1}))
+    data = make(keys["authority"], fleet.KIND_FARES, 1, host_bundle.fares_body({1: 1}))
     steps = [("offer", offer(data, 3, 1)), ("chunk", chunk(data, 3, 1, 0))]
     out, activated, boot = steps_run(runtime, tmp_path, ["# no key provisioned"], steps)
     assert out[1] == "refused: no config key 1" and activated == [] and boot["fares"] == []

@@ -62,10 +62,10 @@ def shelf(tmp_path):
     d.mkdir()
     for version, fen in ((1, 300), (2, 350)):
         (d / ("fares-%d.zfb" % version)).write_bytes(
-            fleet_bundles.sign(signer, kid, fleet.KIND_FARES, version, fleet.fares_body({1: fen})))
+            fleet_bundles.sign(signer, kid, fleet.KIND_FARES, version, fleet_bundles.fares_body({1: fen})))
     n = signer.public_key().public_numbers().n
     (d / "keys-1.zfb").write_bytes(fleet_bundles.sign(signer, kid, fleet.KIND_TICKET_KEYS, 1,
-                                                      fleet.ticket_keys_body([(7, 1, n)])))
+                                                      fleet_bundles.ticket_keys_body([(7, 1, n)])))
     (d / "junk.zfb").write_bytes(b"ZFB1 not really")
     return str(d)
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import strategies as st
 from runtimes import draw_examples
 
+from host_sim import bundle
 from protocol import fleet
 
 VECTORS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -75,17 +76,17 @@ def test_a_revoked_or_missing_config_key_is_refused(runtime):
 
 def test_builders_refuse_what_a_terminal_refuses():
     with pytest.raises(fleet.FleetError):
-        fleet.fares_body({})
+        bundle.fares_body({})
     with pytest.raises(fleet.FleetError):
-        fleet.fares_body({k: 1 for k in range(fleet.MAX_FARES + 1)})
+        bundle.fares_body({k: 1 for k in range(fleet.MAX_FARES + 1)})
     with pytest.raises(fleet.FleetError):
-        fleet.ticket_keys_body([(1, k, 3) for k in range(fleet.MAX_KEYS + 1)])
+        bundle.ticket_keys_body([(1, k, 3) for k in range(fleet.MAX_KEYS + 1)])
     with pytest.raises(fleet.FleetError):
-        fleet.ticket_keys_body([], [], [(1, b"short")])
+        bundle.ticket_keys_body([], [], [(1, b"short")])
     with pytest.raises(fleet.FleetError):
-        fleet.unsigned(fleet.KIND_FARES, 1, 0, 0, fleet.fares_body({1: 1}))
+        bundle.unsigned(fleet.KIND_FARES, 1, 0, 0, bundle.fares_body({1: 1}))
     with pytest.raises(fleet.FleetError):
-        fleet.unsigned(9, 1, 1, 0, b"")
+        bundle.unsigned(9, 1, 1, 0, b"")
 
 
 def test_fuzz_mutated_bundles_only_raise_fleet_error(runtime):

@@ -17,7 +17,7 @@ PAN = "6228480000000000018"
 
 def fares(directory, key_file, version, fen):
     key, key_id = bundle.load_signer(key_file)
-    data = bundle.sign(key, key_id, fleet.KIND_FARES, version, bundle.fares_body(["qr=%d" % fen]))
+    data = bundle.sign(key, key_id, fleet.KIND_FARES, version, bundle.fares_body({1: fen}))
     (directory / ("fares-%d.zfb" % version)).write_bytes(data)
 
 
