@@ -325,12 +325,16 @@ class Session:
 
     def _offer_deny_list(self):
         """Offer what the terminal lacks, one bundle at a time: its deny-list delta first, then the newest
-        fleet bundle of each kind (fares, ticket keys: `collector --bundles DIR`)."""
-        if self.backoffice is None or self.offer is not None or not self.peer.up():
+        fleet bundle of each kind (fares, ticket keys: `collector --bundles DIR`).  A deny-list delta
+        takes over from an open fleet offer (that one is offered again afterwards), so a slow or
+        refused fleet bundle never holds up a declined card."""
+        if self.backoffice is None or not self.peer.up():
+            return
+        if self.offer is not None and self.offer[0] == bundle.KIND_DENY:
             return
         delta = self.backoffice.deny_delta(self.terminal)
         if delta is None:
-            fleet_bundle = self.backoffice.fleet_bundle(self.terminal)
+            fleet_bundle = None if self.offer is not None else self.backoffice.fleet_bundle(self.terminal)
             if fleet_bundle is not None:
                 self._offer(*fleet_bundle)
             return

@@ -81,7 +81,7 @@ def confirm(t, offer):
     return data
 
 
-def test_the_collector_offers_the_newest_fleet_bundles_after_the_deny_list(tmp_path, shelf):
+def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_first(tmp_path, shelf):
     store = registered(tmp_path)
     office = collector.Backoffice(store, acquirer.Acquirer({"decline_atcs": [41]}), shelf)
     t = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
@@ -89,13 +89,14 @@ def test_the_collector_offers_the_newest_fleet_bundles_after_the_deny_list(tmp_p
     assert (offer["kind"], offer["version"]) == (fleet.KIND_TICKET_KEYS, 1)
     assert bundle.verify(bundle.config_key(KEY), offer["kind"], offer["version"], offer["size"], offer["digest"],
                          offer["signature"])
-    t.upload([rec(1, BAD, 41), rec(2, GOOD, 7)])  # a decline while the key bundle is open: it waits
-    assert t.take("CONFIG_OFFER") == []
-    data = confirm(t, offer)
+    t.upload([rec(1, BAD, 41), rec(2, GOOD, 7)])  # a decline while the key bundle is open: it goes first
+    [deny] = t.take("CONFIG_OFFER")
+    assert deny["kind"] == bundle.KIND_DENY
+    confirm(t, deny)
+    [again] = t.take("CONFIG_OFFER")  # then the fleet bundle it took over from
+    assert {k: again[k] for k in ("kind", "version", "digest")} == {k: offer[k] for k in ("kind", "version", "digest")}
+    data = confirm(t, again)
     assert fleet.head(data, len(data))[0] == fleet.KIND_TICKET_KEYS
-    [offer] = t.take("CONFIG_OFFER")
-    assert offer["kind"] == bundle.KIND_DENY  # the deny list before the remaining fleet bundles
-    confirm(t, offer)
     [offer] = t.take("CONFIG_OFFER")
     assert (offer["kind"], offer["version"]) == (fleet.KIND_FARES, 2)  # only the newest fares
     data = confirm(t, offer)
