@@ -11,8 +11,8 @@ import pytest
 
 from host_sim import acquirer, build, collector, provision
 from host_sim import bundle as fleet_bundles
-from protocol import bundle, fleet, link
-from tests.host_sim.test_collector import KEY, TERMINAL, registered
+from protocol import bundle, fleet, frame, link, peer
+from tests.host_sim.test_collector import KEY, TERMINAL, free_port, registered, start_collector
 from tests.host_sim.test_collector_session import BAD, GOOD, ListeningTerminal, rec
 
 
@@ -106,6 +106,31 @@ def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_firs
         == [(1, 1), (2, 1), (3, 2)]
     t2 = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
     assert t2.take("CONFIG_OFFER") == []  # a new session: nothing left to offer
+
+
+def test_collector_command_offers_bundles_from_its_directory(tmp_path, shelf):
+    db = str(tmp_path / "c.db")
+    registered(tmp_path).close()
+    proc, conn = start_collector(db, free_port(), "--bundles", shelf)
+    offers = []
+    try:
+        with conn:
+            t = peer.Peer(peer.ROLE_TERMINAL, TERMINAL, KEY, "tcp test", window=8, max_frame=288, rx_window=4)
+            reader = frame.FrameReader()
+            t.start(0)
+            while not offers:
+                p = t.poll(0)
+                if p is not None:
+                    conn.sendall(link.wire(p))
+                    continue
+                data = conn.recv(512)
+                assert data, "the collector closed the connection"
+                for q in reader.feed(data):
+                    offers += [m for m in t.feed(q, 0) if m["type"] == "CONFIG_OFFER"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert [(o["kind"], o["version"]) for o in offers] == [(fleet.KIND_TICKET_KEYS, 1)]
 
 
 def test_provision_refuses_a_file_without_a_config_key(tmp_path):
