@@ -31,6 +31,10 @@ class Terminal:
         salt = identity.salt(root)
         self.deny = self._load_deny_list(root)
         self.decider = decision.Decider(salt, keyring=keyring, deny=self.deny)
+        if trust.has_fleet_bundles(root):
+            from firmware import fleet
+
+            self.decider.fares = fleet.load_fares(root)
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
@@ -38,7 +42,8 @@ class Terminal:
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
         self.health = health.Health()  # scanner and NFC bits of STATUS
-        self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health)
+        self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health,
+                             on_config=self._use_config)
 
     @staticmethod
     def _load_deny_list(root):
@@ -47,6 +52,12 @@ class Terminal:
         except denylist.DenyListError as e:  # reported; the next config session brings a good copy
             print("deny list: %s" % e)
             return None
+
+    def _use_config(self, kind, content):
+        """A fleet bundle (fares, ticket keys) was just activated: the next tap uses it, no reboot."""
+        from firmware import fleet  # loaded already: the config receiver activated it
+
+        fleet.use(self.decider, kind, content)
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))

@@ -8,19 +8,27 @@ bundle is applied (the deny list: firmware.denylist.DenyList.apply, atomic).  Th
 confirms with offset = size; a delta whose base is newer than the list it holds is answered with
 offset REBASE and its own version, and the host sends a delta from there.  Bundle formats and the
 signature: protocol/bundle.py and protocol/SPEC.md ("Config bundles").
+
+Fleet bundles (protocol/fleet.py: fares, ticket keys) are staged the same way.  Before activation
+the whole file must match the offer's digest, carry a valid RSA signature by a config key of
+/flash/keys/config, parse, and have a higher version than the active one of its kind; activation is
+the rename of the staged file to /flash/config/fleet-<kind>.bin, then `on_activate(kind, content)`
+lets the terminal use it at once.  Everything is read in pieces of at most 259 bytes.
 """
 
 import hashlib
 import os
 import struct
 
-from firmware import denylist, fsutil
+from firmware import denylist, fleet, fsutil, trust
 from protocol import bundle
+from protocol import fleet as fleetfmt
 
 REBASE = bundle.REBASE
 STAGE = "/config/stage.bin"
 OFFER = "/config/stage.offer"  # kind u8 | version u32 | size u32 | digest (32): which bundle is staged
 MAX_SIZE = bundle.HEAD + bundle.TOKEN * bundle.MAX_TOKENS
+FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES)
 
 
 class Refused(ValueError):
@@ -28,8 +36,10 @@ class Refused(ValueError):
 
 
 class ConfigReceiver:
-    def __init__(self, root, deny, device_key):
+    def __init__(self, root, deny, device_key, on_activate=None):
+        self.root = root
         self.deny = deny
+        self.on_activate = on_activate  # (kind, fares dict or ticket Keyring) after a fleet bundle is active
         self.key = bundle.config_key(device_key)
         self.stage = root + STAGE
         self.offer_path = root + OFFER
@@ -37,7 +47,7 @@ class ConfigReceiver:
         self.have = 0
         self.applied = 0
         self.refused = 0
-        self._buf = bytearray(256)
+        self._buf = bytearray(fleetfmt.KEY_ENTRY)
 
     def current(self):
         """True when no bundle is half received (STATUS health bit "config current")."""
@@ -46,15 +56,23 @@ class ConfigReceiver:
     def on_offer(self, msg):
         """The reply (kind, version, offset) to a CONFIG_OFFER; raises Refused."""
         kind, version, size = msg["kind"], msg["version"], msg["size"]
-        if kind != bundle.KIND_DENY or self.deny is None:
+        if kind == bundle.KIND_DENY and self.deny is not None:
+            lo, hi, have = bundle.HEAD, MAX_SIZE, self.deny.version
+        elif kind in FLEET_KINDS:
+            lo, hi = fleetfmt.HEAD + fleetfmt.SIG + 1, fleetfmt.HEAD + fleetfmt.MAX_BODY[kind] + fleetfmt.SIG
+            have = fleet.version(self.root, kind)
+        else:
             raise Refused("config kind %d not supported here" % kind)
-        if size < bundle.HEAD or size > MAX_SIZE:
+        if size < lo or size > hi:
             raise Refused("bundle of %d bytes" % size)
         if not bundle.verify(self.key, kind, version, size, msg["digest"], msg["signature"]):
             raise Refused("bad signature on bundle %d v%d" % (kind, version))
-        if version <= self.deny.version:
+        if version < have and kind != bundle.KIND_DENY:
             self._discard()
-            return kind, version, size  # already there (or newer)
+            raise Refused("downgrade: %s v%d offered, v%d active" % (fleetfmt.NAMES[kind], version, have))
+        if version <= have:
+            self._discard()
+            return kind, version, size  # already there (a deny list: or newer)
         head = struct.pack("<BII", kind, version, size) + msg["digest"]
         self.offer = (kind, version, size, msg["digest"])
         self.have = 0
@@ -98,6 +116,11 @@ class ConfigReceiver:
         if o is None:
             raise Refused("no bundle offered")
         kind, version, size, digest = o
+        if kind != bundle.KIND_DENY:
+            try:
+                return self._activate_fleet(kind, version, size, digest)
+            finally:
+                self._discard()
         try:
             h = hashlib.sha256()
             with open(self.stage, "rb") as f:
@@ -132,6 +155,45 @@ class ConfigReceiver:
             return kind, version, size
         finally:
             self._discard()
+
+    def _activate_fleet(self, kind, version, size, digest):
+        """Check the staged fleet bundle end to end, then make it the active one of its kind."""
+        whole = hashlib.sha256()  # the offer's digest: every byte
+        signed = hashlib.sha256()  # the authority's signature: all but the signature
+        mv = memoryview(self._buf)
+        try:
+            with open(self.stage, "rb") as f:
+                raw = f.read(fleetfmt.HEAD)
+                whole.update(raw)
+                signed.update(raw)
+                k, key_id, left, to, _ = fleetfmt.head(raw, size)
+                while left:
+                    n = f.readinto(mv[:min(left, len(mv))])
+                    if not n:
+                        raise Refused("bundle %d v%d truncated in flash" % (kind, version))
+                    whole.update(mv[:n])
+                    signed.update(mv[:n])
+                    left -= n
+                sig = f.read(fleetfmt.SIG)
+                whole.update(sig)
+                if whole.digest() != digest:
+                    raise Refused("bundle %d v%d does not match its digest" % (kind, version))
+                if k != kind or to != version:
+                    raise Refused("bundle says %d v%d, offer %d v%d" % (k, to, kind, version))
+                fleetfmt.check_signature(signed.digest(), sig, key_id, trust.config_keys(self.root))
+                have = fleet.version(self.root, kind)
+                if version <= have:
+                    raise Refused("downgrade: %s v%d offered, v%d active" % (fleetfmt.NAMES[kind], version, have))
+                f.seek(fleetfmt.HEAD)
+                content = fleet.read_body(f, kind, size - fleetfmt.HEAD - fleetfmt.SIG, self._buf)
+        except fleetfmt.FleetError as e:
+            raise Refused(str(e))
+        os.rename(self.stage, fleet.path(self.root, kind))  # atomic: the old bundle or the new one
+        self.applied += 1
+        print("fleet %s: version %d active" % (fleetfmt.NAMES[kind], version))
+        if self.on_activate is not None:
+            self.on_activate(kind, content)
+        return kind, version, size
 
     def _discard(self):
         self.offer = None

@@ -6,6 +6,11 @@ token and transaction counter) is recognised as already paid instead of being ch
 what makes "tap again after a reboot" safe — and signed tickets (protocol/ticket.py), checked against
 the trusted issuer keys, the board's clock and the entries the ticket allows.
 
+Fares: FLAT_FARE for every payment credential unless a fleet fare bundle (protocol/fleet.py) is
+active; then `fares` maps a credential kind (record.KIND_*) to its fare, and a kind it leaves out
+keeps the default (tickets: 0, they are prepaid).  The terminal swaps `fares` (and `keyring`) when a
+new bundle is activated, so the next tap already pays the new fare.
+
 Ticket entry counts are kept in RAM only (at most MAX_TICKETS tickets, oldest forgotten first) and
 rebuilt at boot from the journal's recent records (the last RECENT taps), so after a reboot a ticket
 used longer ago than that may be admitted again up to its allowance.
@@ -32,6 +37,7 @@ _TICKET_REASONS = {
     ticket.NOT_YET_VALID: record.REASON_TICKET_NOT_YET_VALID,
     ticket.EXPIRED: record.REASON_TICKET_EXPIRED,
     ticket.USED_UP: record.REASON_TICKET_USED_UP,
+    ticket.REVOKED_TICKET: record.REASON_TICKET_REVOKED,
 }
 
 ACCEPT = 1
@@ -62,6 +68,7 @@ class Decider:
         self.salt = salt
         self.deny = deny  # firmware.denylist.DenyList or None: tokens the acquirer declined
         self.fare = fare
+        self.fares = {}  # credential kind -> fare (fen), from the active fleet fare bundle
         self.keyring = keyring if keyring is not None else ticket.Keyring()
         self._recent = []  # (token, atc, seq), newest last, bounded
         self._entries = {}  # ticket token -> entries used
@@ -79,13 +86,16 @@ class Decider:
         rec = record.decode(data)
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
+    def fare_for(self, kind):
+        return self.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
+
     def _denied(self, token):
         return self.deny is not None and self.deny.contains(token)
 
     def _repeat(self, token, atc, kind):
         for seen_token, seen_atc, seq in self._recent:
             if seen_token == token and seen_atc == atc:
-                return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.fare, seq=seq)
+                return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.fare_for(kind), seq=seq)
         return None
 
     def _count_entry(self, token):
@@ -121,7 +131,8 @@ class Decider:
         aid = cpm.tlv.find(objects, cpm.T_AID)
         if aid is not None:
             ext.append((record.EXT_AID, aid))
-        return Decision(ACCEPT, kind=record.KIND_QR_CPM, token=token, extensions=ext, amount=self.fare, atc=atc)
+        return Decision(ACCEPT, kind=record.KIND_QR_CPM, token=token, extensions=ext,
+                        amount=self.fare_for(record.KIND_QR_CPM), atc=atc)
 
     def _decide_ticket(self, line, now):
         try:
@@ -140,7 +151,8 @@ class Decider:
             return Decision(DECLINE, record.REASON_TICKET_USED_UP, record.KIND_TICKET, token=token)
         ext = [(record.EXT_TICKET, struct.pack(">HB8sHB", fields["issuer"], fields["key_id"], fields["ticket_id"],
                                                fields["product"], min(used + 1, 255)))]
-        return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext, amount=0,
+        return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext,
+                        amount=self.fare_for(record.KIND_TICKET),
                         fare_id=FARE_ID_TICKET, entry=used + 1)
 
     def decide_emv(self, card, data_key, nonce):
@@ -164,5 +176,6 @@ class Decider:
         ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, crypto.seal(data_key, nonce, emv.sensitive(card), token)),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
-        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext, amount=self.fare,
+        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,
+                        amount=self.fare_for(record.KIND_EMV_CONTACTLESS),
                         atc=atc)

@@ -41,7 +41,7 @@ class Housekeeping:
             gc.collect()  # the config code loads only when a bundle is offered: heap is scarce
             from firmware import config
 
-            self.config = config.ConfigReceiver(self.up.root, self.up.deny, self.key)
+            self.config = config.ConfigReceiver(self.up.root, self.up.deny, self.key, self.up.on_config)
         return self.config
 
     def handle(self, msg):

@@ -59,13 +59,14 @@ def load_config(root):
 
 
 class Uplink:
-    def __init__(self, board, journal, terminal, root, deny=None, cfg=None, devices=None):
+    def __init__(self, board, journal, terminal, root, deny=None, cfg=None, devices=None, on_config=None):
         self.board = board
         self.journal = journal
         self.terminal = terminal
         self.runtime = board.runtime()
         self.root = root
         self.deny = deny
+        self.on_config = on_config  # (kind, content): a fleet bundle was activated (firmware/config.py)
         self.key_path = root + "/" + KEY_FILE
         self._cfg = cfg
         self.transport = None  # opened by run(): after boot, so the NFC stack loads into an unfragmented heap

@@ -18,6 +18,7 @@ COMMANDS = {
     "report": ("host_sim.report", "settlement and reconciliation per merchant, terminal and day (CSV, HTML)"),
     "qr": ("host_sim.qr", "decode QR payloads (EMV CPM/MPM, tickets) as JSON; make test payloads and PNGs"),
     "typecheck": ("host_sim.typecheck", "pyright over device code against the MicroPython stubs"),
+    "bundle": ("host_sim.bundle", "the config authority: keygen, make and show RSA-signed fleet bundles"),
 }
 
 

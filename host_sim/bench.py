@@ -18,6 +18,7 @@ BENCHMARKS = {
     "frames": "host_sim.bench_frames",
     "drain": "host_sim.bench_drain",
     "heap": "host_sim.bench_heap",
+    "bundle": "host_sim.bench_bundle",
 }
 
 

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS terminal_status (
 CREATE TABLE IF NOT EXISTS config_delivered (
     terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (terminal, kind));
 """
+BUNDLES_REREAD_S = 2.0
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS
 HEALTH_NAMES = ((link.HEALTH_JOURNAL, "journal"), (link.HEALTH_CLOCK, "clock"), (link.HEALTH_CONFIG, "config"),
                 (link.HEALTH_SCANNER, "scanner"), (link.HEALTH_NFC, "nfc"))
@@ -54,9 +55,11 @@ class Backoffice:
     """What a session needs beyond record storage: the acquirer, the deny list per terminal, heartbeats.
     Shares the Store's connection and lock (one SQLite file)."""
 
-    def __init__(self, store, acquirer_=None):
+    def __init__(self, store, acquirer_=None, bundles=None):
         self.store = store
         self.acquirer = acquirer_
+        self.bundles = bundles  # directory of signed fleet bundles (*.zfb, `python -m host_sim bundle make`)
+        self._newest = None  # (read at, {kind: (version, bytes)}) of that directory
         with store.lock:
             store.db.executescript(SESSION_SCHEMA)
             acquirer.create_tables(store.db)
@@ -79,20 +82,36 @@ class Backoffice:
         if declined:
             log.info("acquirer: %d approved, %d declined; deny list at version %d", approved, declined, version)
 
-    def deny_version(self):
-        with self.store.lock:
-            return acquirer.deny_list_version(self.store.db)
-
     def deny_delta(self, terminal):
         """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""
+        base = self.delivered_version(terminal, bundle.KIND_DENY)
         with self.store.lock:
-            row = self.store.db.execute("SELECT version FROM config_delivered WHERE terminal = ? AND kind = ?",
-                                        (terminal, bundle.KIND_DENY)).fetchone()
-            base = row[0] if row else 0
             rows = acquirer.deny_list_since(self.store.db, base, bundle.MAX_TOKENS)
         if not rows:
             return None
         return base, rows[-1][1], [bytes(r[0]) for r in rows]
+
+    def delivered_version(self, terminal, kind):
+        with self.store.lock:
+            row = self.store.db.execute("SELECT version FROM config_delivered WHERE terminal = ? AND kind = ?",
+                                        (terminal, kind)).fetchone()
+        return row[0] if row else 0
+
+    def fleet_bundle(self, terminal):
+        """(kind, version, bytes) of the newest fleet bundle of a kind the terminal lacks; None if current.
+        The directory is read again when its listing is older than BUNDLES_REREAD_S, so a bundle dropped
+        into it reaches the next offer without a directory scan per uploaded frame."""
+        if self.bundles is None:
+            return None
+        from host_sim import bundle as fleet_bundles
+
+        now = time.monotonic()
+        if self._newest is None or now - self._newest[0] > BUNDLES_REREAD_S:
+            self._newest = (now, fleet_bundles.newest(self.bundles))
+        for kind, (version, data) in sorted(self._newest[1].items()):
+            if version > self.delivered_version(terminal, kind):
+                return kind, version, data
+        return None
 
     def delivered(self, terminal, kind, version):
         with self.store.lock:
@@ -127,7 +146,7 @@ class Session:
         self.stored = 0
         self.duplicate_receipts = 0
         self.refused = 0
-        self.offer = None  # (version, bundle bytes) offered and not yet confirmed
+        self.offer = None  # (kind, version, bundle bytes) offered and not yet confirmed
         self._chunk_at = None  # next bundle offset to send, once the terminal said where it stands
         self.config_delivered = 0
 
@@ -207,38 +226,55 @@ class Session:
     # -- config bundles (protocol/SPEC.md "Config bundles") --------------------------------------
 
     def _offer_deny_list(self):
-        if self.backoffice is None or self.offer is not None or not self.peer.up():
+        """Offer what the terminal lacks, one bundle at a time: its deny-list delta first, then the newest
+        fleet bundle of each kind (fares, ticket keys: `collector --bundles DIR`).  A deny-list delta
+        takes over from an open fleet offer (that one is offered again afterwards), so a slow or
+        refused fleet bundle never holds up a declined card."""
+        if self.backoffice is None or not self.peer.up():
+            return
+        if self.offer is not None and self.offer[0] == bundle.KIND_DENY:
             return
         delta = self.backoffice.deny_delta(self.terminal)
         if delta is None:
+            fleet_bundle = None if self.offer is not None else self.backoffice.fleet_bundle(self.terminal)
+            if fleet_bundle is not None:
+                self._offer(*fleet_bundle)
             return
         base, version, tokens = delta
-        data = bundle.deny_delta(base, version, tokens)
+        if self._offer(bundle.KIND_DENY, version, bundle.deny_delta(base, version, tokens)):
+            log.info("offering deny list %d..%d (%d cards) to %s", base, version, len(tokens), self.terminal)
+
+    def _offer(self, kind, version, data):
+        """CONFIG_OFFER with the per-terminal HMAC (a fleet bundle also carries the authority's RSA
+        signature inside); False when the window is full (offered again after the next batch or session)."""
         digest = hashlib.sha256(data).digest()
         key = bundle.config_key(self.store.device_key(self.terminal))
-        sig = bundle.signature(key, bundle.KIND_DENY, version, len(data), digest)
-        if self.peer.send(link.CONFIG_OFFER, link.config_offer(bundle.KIND_DENY, version, len(data), digest, sig)) \
-                is None:
-            return  # window full: offered again after the next batch or session
-        self.offer = (version, data)
+        sig = bundle.signature(key, kind, version, len(data), digest)
+        if self.peer.send(link.CONFIG_OFFER, link.config_offer(kind, version, len(data), digest, sig)) is None:
+            return False
+        self.offer = (kind, version, data)
         self._chunk_at = None
-        log.info("offering deny list %d..%d (%d cards) to %s", base, version, len(tokens), self.terminal)
+        if kind != bundle.KIND_DENY:
+            log.info("offering fleet bundle kind %d version %d (%d bytes) to %s", kind, version, len(data),
+                     self.terminal)
+        return True
 
     def _config_reply(self, msg):
         """The terminal's CONFIG_CHUNK without data: where it stands with the offered bundle."""
-        if msg["kind"] != bundle.KIND_DENY or msg["data"]:
-            return
         offer = self.offer
-        if msg["offset"] == bundle.REBASE:
+        if msg["data"] or offer is None or msg["kind"] != offer[0]:
+            return
+        kind, version, data = offer
+        if msg["offset"] == bundle.REBASE and kind == bundle.KIND_DENY:
             log.info("terminal %s holds deny list version %d: rebasing", self.terminal, msg["version"])
-            self.backoffice.delivered(self.terminal, bundle.KIND_DENY, msg["version"])
+            self.backoffice.delivered(self.terminal, kind, msg["version"])
             self.offer = None
             self._offer_deny_list()
-        elif offer is not None and msg["version"] == offer[0]:
-            if msg["offset"] >= len(offer[1]):
-                self.backoffice.delivered(self.terminal, bundle.KIND_DENY, offer[0])
-                self.config_delivered = offer[0]
-                log.info("terminal %s has deny list version %d", self.terminal, offer[0])
+        elif msg["version"] == version:
+            if msg["offset"] >= len(data):
+                self.backoffice.delivered(self.terminal, kind, version)
+                self.config_delivered = version
+                log.info("terminal %s has config kind %d version %d", self.terminal, kind, version)
                 self.offer = None
                 self._offer_deny_list()
             else:
@@ -247,11 +283,11 @@ class Session:
     def _send_chunks(self):
         if self.offer is None or self._chunk_at is None:
             return
-        version, data = self.offer
+        kind, version, data = self.offer
         room = self.peer.max_body() - 9
         while self._chunk_at < len(data) and self.peer.can_send():
             piece = data[self._chunk_at:self._chunk_at + room]
-            self.peer.send(link.CONFIG_CHUNK, link.config_chunk(bundle.KIND_DENY, version, self._chunk_at, piece))
+            self.peer.send(link.CONFIG_CHUNK, link.config_chunk(kind, version, self._chunk_at, piece))
             self._chunk_at += len(piece)
 
     def counters(self):
@@ -319,7 +355,7 @@ def main(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     store = Store(args.db, args.crash_after_commits)
     rules = acquirer.load_rules(args.acquirer_rules) if args.acquirer_rules else None
-    office = Backoffice(store, acquirer.Acquirer(rules))
+    office = Backoffice(store, acquirer.Acquirer(rules), args.bundles)
     stop = threading.Event()
     threads = []
     for port in args.serial or ():
@@ -359,6 +395,9 @@ def add_arguments(parser):
     parser.add_argument("--serial", metavar="PORT", action="append", help="serve a serial port or pty (repeatable)")
     parser.add_argument("--acquirer-rules", metavar="FILE",
                         help="JSON rules of the simulated acquirer run after each stored batch (default: approve all)")
+    parser.add_argument("--bundles", metavar="DIR",
+                        help="signed fleet bundles (DIR/*.zfb, `bundle make`): the newest of each kind goes to "
+                             "every terminal that lacks it")
     parser.add_argument("--crash-after-commits", metavar="N", type=int,
                         help="fault injection: SIGKILL the collector right after its Nth record commit, "
                              "before that commit is acknowledged")

@@ -47,6 +47,7 @@ REASON_TICKET_EXPIRED = 11
 REASON_TICKET_USED_UP = 12
 REASON_TICKET_NO_CLOCK = 13
 REASON_TICKET_MALFORMED = 14
+REASON_TICKET_REVOKED = 15
 REASON_CARD_READ = 20  # contactless read failed or the card answered nonsense
 REASON_CARD_UNSUPPORTED = 21  # no accepted application on the card
 REASON_CARD_DECLINED = 22  # the card itself declined (AAC)
@@ -67,6 +68,7 @@ REASON_TEXT = {
     REASON_TICKET_USED_UP: "ticket used up",
     REASON_TICKET_NO_CLOCK: "clock not set",
     REASON_TICKET_MALFORMED: "bad ticket",
+    REASON_TICKET_REVOKED: "ticket revoked",
     REASON_CARD_READ: "card read failed",
     REASON_CARD_UNSUPPORTED: "card not accepted",
     REASON_CARD_DECLINED: "card declined",

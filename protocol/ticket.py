@@ -16,34 +16,35 @@ The QR text is "ZT1." followed by base64url (no padding) of a compact binary tic
     24+h 256 signature           RSA-2048 PKCS#1 v1.5 with SHA-256 over bytes 0 .. 24+h
 
 The terminal holds only public keys (modulus, exponent 65537) per (issuer, key id) and verifies with
-pow(), which MicroPython's long integers do in about a millisecond.  Revoked key ids are refused even
-while their key is still on file.  Every failure raises TicketError whose `code` names the reason.
+pow() (protocol/rsa.py), which MicroPython's long integers do in about a millisecond.  Revoked key ids
+are refused even while their key is still on file, and so are single revoked tickets (a lost pass;
+they come with the fleet's ticket-key bundle, protocol/fleet.py).  Every failure raises TicketError
+whose `code` names the reason.
 """
 
 import binascii
-import hashlib
 import struct
+
+from protocol import rsa
 
 PREFIX = "ZT1."
 VERSION = 1
 HEAD = ">BHB8sHIIBB"
 HEAD_SIZE = 24
-SIG_SIZE = 256
+SIG_SIZE = rsa.SIZE
 MAX_HOLDER = 32
-E = 65537
+E = rsa.E
 MAX_TEXT = 512
 
 # TicketError.code values
 MALFORMED = "malformed"
 UNKNOWN_KEY = "unknown key"
 REVOKED_KEY = "revoked key"
+REVOKED_TICKET = "revoked ticket"
 BAD_SIGNATURE = "bad signature"
 NOT_YET_VALID = "not yet valid"
 EXPIRED = "expired"
 USED_UP = "used up"
-
-# DigestInfo of SHA-256 (RFC 8017 section 9.2, note 1): the bytes before the hash in a PKCS#1 v1.5 block
-_DIGEST_INFO = b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20"
 
 
 class TicketError(ValueError):
@@ -107,23 +108,6 @@ def parse(text):
     return fields, raw[:end], raw[end:]
 
 
-def pkcs1_block(message, size=SIG_SIZE):
-    """EMSA-PKCS1-v1_5 encoding of SHA-256(message) into `size` bytes (RFC 8017 section 9.2)."""
-    digest = hashlib.sha256(message).digest()
-    pad = size - 3 - len(_DIGEST_INFO) - len(digest)
-    return b"\x00\x01" + b"\xff" * pad + b"\x00" + _DIGEST_INFO + digest
-
-
-def rsa_verify(message, signature, n, e=E):
-    """True when `signature` is a valid RSA PKCS#1 v1.5 SHA-256 signature of `message` under (n, e)."""
-    if len(signature) != SIG_SIZE:
-        return False
-    s = int.from_bytes(signature, "big")
-    if s >= n:
-        return False
-    return pow(s, e, n).to_bytes(SIG_SIZE, "big") == pkcs1_block(message)
-
-
 class Keyring:
     """Trusted ticket keys: (issuer, key id) -> modulus, and the revoked (issuer, key id) pairs.
 
@@ -135,6 +119,7 @@ class Keyring:
     def __init__(self):
         self.keys = {}
         self.revoked = set()
+        self.revoked_tickets = set()  # (issuer, ticket id)
 
     def add(self, issuer, key_id, n):
         self.keys[(issuer, key_id)] = n
@@ -170,8 +155,10 @@ class Keyring:
         n = self.keys.get(ref)
         if n is None:
             raise TicketError(UNKNOWN_KEY, "no key %d/%d" % ref)
-        if not rsa_verify(signed, signature, n):
+        if not rsa.verify(signed, signature, n):
             raise TicketError(BAD_SIGNATURE)
+        if (fields["issuer"], fields["ticket_id"]) in self.revoked_tickets:
+            raise TicketError(REVOKED_TICKET)
         return fields
 
 

@@ -23,12 +23,29 @@ def chunk(data, version, offset, n):
     return {"kind": bundle.KIND_DENY, "version": version, "offset": offset, "data": data[offset:offset + n]}
 
 
-def body_steps(root, key, steps, probes):
-    """Run ("offer", msg) / ("chunk", msg) / ("reboot",) steps; record each answer and the list state."""
-    from firmware import config, denylist
+def body_steps(root, key, steps, probes, config_lines=None):
+    """Run ("offer", msg) / ("chunk", msg) / ("reboot",) steps; record each answer and the list state.
+    With `config_lines` (the config authority's keys, written to keys/config) also what on_activate got
+    for fleet bundles and what a booting terminal reads back (tests/firmware/test_config_fleet.py)."""
+    import os
+
+    from firmware import config, denylist, fleet, fsutil, trust
+
+    if config_lines is not None:
+        fsutil.makedirs(root + "/keys")
+        with open(root + "/keys/config", "w") as f:
+            f.write("\n".join(config_lines) + "\n")
+    activated = []
+
+    def on_activate(kind, content):
+        if kind == 3:
+            activated.append([kind, sorted(content.items())])
+        else:
+            activated.append([kind, sorted(content.keys.items()), sorted(content.revoked),
+                              sorted(content.revoked_tickets)])
 
     def fresh():
-        return config.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), key)
+        return config.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), key, on_activate)
 
     r = fresh()
     out = []
@@ -44,7 +61,12 @@ def body_steps(root, key, steps, probes):
                 out.append([ok, list(reply) if reply else None])
         except config.Refused as e:
             out.append("refused: " + str(e))
-    return out, r.deny.version, [r.deny.contains(t) for t in probes]
+    ring, _ = trust.load(root)
+    boot = {"fares": sorted(fleet.load_fares(root).items()), "keys": sorted(ring.keys),
+            "tickets": sorted(ring.revoked_tickets), "fares_version": fleet.version(root, 3),
+            "keys_version": fleet.version(root, 2), "staged": sorted(os.listdir(root + "/config")),
+            "activated": activated}
+    return out, r.deny.version, [r.deny.contains(t) for t in probes], boot
 
 
 def test_staged_resumed_verified_and_applied(runtime, tmp_path):
@@ -60,7 +82,7 @@ def test_staged_resumed_verified_and_applied(runtime, tmp_path):
         ("chunk", chunk(data, 3, 0, 30)),  # already held: acknowledged, ignored
         ("chunk", chunk(data, 3, 30, 100)),
     ]
-    out, version, probes = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
+    out, version, probes, _ = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
     assert out[0] == [1, 3, 0]
     assert out[1] == [True, None] and out[2] == [False, None]
     assert out[4] == [1, 3, 30]  # resumed from the offset in flash
@@ -85,7 +107,7 @@ def test_bad_signature_digest_and_newer_base_are_not_applied(runtime, tmp_path):
         ("offer", offer(data, 2)),  # the same version again: already held
         ("offer", dict(offer(data, 2), kind=9)),
     ]
-    out, version, probes = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
+    out, version, probes, _ = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
     assert out[0].startswith("refused: bad signature")
     assert out[2].startswith("refused:") and "digest" in out[2]
     assert out[4] == [True, [1, 0, bundle.REBASE]]

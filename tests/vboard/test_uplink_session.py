@@ -31,8 +31,8 @@ def wait_for(what, timeout=20, board=None):
 class Served:
     """A collector on the board's uplink pty, with a given acquirer and wall clock."""
 
-    def __init__(self, board, store, rules, wallclock=time.time):
-        self.office = collector.Backoffice(store, acquirer.Acquirer(rules))
+    def __init__(self, board, store, rules, wallclock=time.time, bundles=None):
+        self.office = collector.Backoffice(store, acquirer.Acquirer(rules), bundles)
         self.stop = threading.Event()
         self.wallclock = wallclock
         self.thread = threading.Thread(target=self._serve, args=(board.ports["uplink"], store), daemon=True)
@@ -56,9 +56,9 @@ class Served:
         self.thread.join(timeout=2)
 
 
-def provisioned(board, db):
+def provisioned(board, db, config_keys=None):
     mark = board.console_mark()
-    terminal = provision.provision(board.ports["console"], db)
+    terminal = provision.provision(board.ports["console"], db, config_keys=config_keys)
     board.wait_console(b"ready:", timeout=20, since=mark)
     return terminal
 

@@ -1,0 +1,81 @@
+"""The active fleet bundles in flash (protocol/fleet.py): fares and ticket keys, read without the whole file.
+
+A bundle is activated by renaming its verified staged file to /flash/config/fleet-<kind>.bin
+(firmware/config.py), so a power cut leaves the old bundle or the new one.  This module reads one:
+at boot (trust.py, app.py) and, through the same functions, the staged copy before activation.  Files
+are read in entries of at most 259 bytes; what is kept is bounded by protocol/fleet.py's caps.
+"""
+
+from firmware import trust
+from protocol import fleet, ticket
+
+
+def path(root, kind):
+    return root + trust.FLEET_FILE % kind
+
+
+def read_head(f, size):
+    """(kind, key id, body length, version, issued) of the open bundle `f` of `size` bytes."""
+    return fleet.head(f.read(fleet.HEAD), size)
+
+
+def read_body(f, kind, body_len, buf):
+    """The fares dict or ticket Keyring of the body `f` is positioned at; FleetError when malformed."""
+    if kind == fleet.KIND_FARES:
+        return fleet.fares(f.read(body_len))
+    counts = f.read(3)
+    nk, nr, nt = fleet.ticket_counts(counts, body_len)
+    ring = ticket.Keyring()
+    mv = memoryview(buf)
+    for i in range(nk + nr + nt):
+        size = fleet.entry_size(i, nk, nr)
+        if f.readinto(mv[:size]) != size:
+            raise fleet.FleetError("ticket-key body truncated")
+        fleet.add_entry(ring, mv[:size], i, nk, nr)
+    return ring
+
+
+def load(root, kind):
+    """(version, fares dict or Keyring) of the active bundle of `kind`, or None when there is none.
+    A damaged file is reported and ignored (the next session brings a good one)."""
+    try:
+        f = open(path(root, kind), "rb")
+    except OSError:
+        return None
+    try:
+        with f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            k, _, b, version, _ = read_head(f, size)
+            if k != kind:
+                raise fleet.FleetError("kind %d in the file of kind %d" % (k, kind))
+            return version, read_body(f, kind, b, bytearray(fleet.KEY_ENTRY))
+    except (fleet.FleetError, OSError) as e:
+        print("fleet %s: %s" % (fleet.NAMES.get(kind, kind), e))
+        return None
+
+
+def version(root, kind):
+    """The active version of `kind` (0: none), from the header alone."""
+    try:
+        with open(path(root, kind), "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            return read_head(f, size)[3]
+    except (fleet.FleetError, OSError):
+        return 0
+
+
+def load_fares(root):
+    """The active fare table ({credential kind: fen}); empty: the Decider's defaults."""
+    active = load(root, fleet.KIND_FARES)
+    fares = None if active is None else active[1]
+    return fares if isinstance(fares, dict) else {}
+
+
+def use(decider, kind, value):
+    """Put a just-activated bundle's content to work: the next decision already uses it (no reboot)."""
+    if kind == fleet.KIND_FARES:
+        decider.fares = value
+    elif kind == fleet.KIND_TICKET_KEYS:
+        decider.keyring = value
