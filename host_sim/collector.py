@@ -15,6 +15,7 @@ at line rate, commits per frame.
 import asyncio
 import hashlib
 import logging
+import os
 import signal
 import sqlite3
 import threading
@@ -40,7 +41,6 @@ CREATE TABLE IF NOT EXISTS terminal_status (
 CREATE TABLE IF NOT EXISTS config_delivered (
     terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (terminal, kind));
 """
-BUNDLES_REREAD_S = 2.0
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS
 HEALTH_NAMES = ((link.HEALTH_JOURNAL, "journal"), (link.HEALTH_CLOCK, "clock"), (link.HEALTH_CONFIG, "config"),
                 (link.HEALTH_SCANNER, "scanner"), (link.HEALTH_NFC, "nfc"))
@@ -59,7 +59,7 @@ class Backoffice:
         self.store = store
         self.acquirer = acquirer_
         self.bundles = bundles  # directory of signed fleet bundles (*.zfb, `python -m host_sim bundle make`)
-        self._newest = None  # (read at, {kind: (version, bytes)}) of that directory
+        self._newest = None  # (directory mtime, {kind: (version, bytes)}) of that directory
         with store.lock:
             store.db.executescript(SESSION_SCHEMA)
             acquirer.create_tables(store.db)
@@ -99,15 +99,15 @@ class Backoffice:
 
     def fleet_bundle(self, terminal):
         """(kind, version, bytes) of the newest fleet bundle of a kind the terminal lacks; None if current.
-        The directory is read again when its listing is older than BUNDLES_REREAD_S, so a bundle dropped
-        into it reaches the next offer without a directory scan per uploaded frame."""
+        The directory is read again whenever its modification time changed (a bundle file was added,
+        renamed or removed), so a new bundle reaches the next offer without a scan per uploaded frame."""
         if self.bundles is None:
             return None
         from host_sim import bundle as fleet_bundles
 
-        now = time.monotonic()
-        if self._newest is None or now - self._newest[0] > BUNDLES_REREAD_S:
-            self._newest = (now, fleet_bundles.newest(self.bundles))
+        changed = os.stat(self.bundles).st_mtime_ns
+        if self._newest is None or self._newest[0] != changed:
+            self._newest = (changed, fleet_bundles.newest(self.bundles))
         for kind, (version, data) in sorted(self._newest[1].items()):
             if version > self.delivered_version(terminal, kind):
                 return kind, version, data
