@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS terminal_status (
     journal_free INTEGER, journal_dropped INTEGER, reconnects INTEGER, deny_version INTEGER);
 CREATE TABLE IF NOT EXISTS config_delivered (
     terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (terminal, kind));
+CREATE TABLE IF NOT EXISTS config_refused (
+    terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, reason TEXT,
+    refused REAL DEFAULT (julianday('now')), PRIMARY KEY (terminal, kind, version));
 """
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS
 HEALTH_NAMES = ((link.HEALTH_JOURNAL, "journal"), (link.HEALTH_CLOCK, "clock"), (link.HEALTH_CONFIG, "config"),
@@ -109,9 +112,21 @@ class Backoffice:
         if self._newest is None or self._newest[0] != changed:
             self._newest = (changed, fleet_bundles.newest(self.bundles))
         for kind, (version, data) in sorted(self._newest[1].items()):
-            if version > self.delivered_version(terminal, kind):
+            if version > self.delivered_version(terminal, kind) and not self._was_refused(terminal, kind, version):
                 return kind, version, data
         return None
+
+    def refused(self, terminal, kind, version, reason):
+        """The terminal refused a fleet bundle (ERROR CONFIG_REJECTED): not offered to it again; a newer
+        version of the kind is.  Kept for the operator: a refusal means a bad or mis-signed bundle."""
+        with self.store.lock:
+            self.store.db.execute("INSERT OR REPLACE INTO config_refused (terminal, kind, version, reason) "
+                                  "VALUES (?, ?, ?, ?)", (terminal, kind, version, reason))
+
+    def _was_refused(self, terminal, kind, version):
+        with self.store.lock:
+            return self.store.db.execute("SELECT 1 FROM config_refused WHERE terminal = ? AND kind = ? AND "
+                                         "version = ?", (terminal, kind, version)).fetchone() is not None
 
     def delivered(self, terminal, kind, version):
         with self.store.lock:
@@ -155,7 +170,9 @@ class Session:
         out = bytearray()
         now = self.clock()
         for payload in self.frames.feed(data):
-            self.peer.feed(payload, now, self._handle)
+            for msg in self.peer.feed(payload, now, self._handle):
+                if msg["type"] == "ERROR" and self.peer.up():
+                    self._terminal_error(msg)
             self._log_events()
         self._send_chunks()
         while True:
@@ -279,6 +296,20 @@ class Session:
                 self._offer_deny_list()
             else:
                 self._chunk_at = msg["offset"]
+
+    def _terminal_error(self, msg):
+        """An ERROR from the authenticated terminal.  CONFIG_REJECTED refers to the open offer (one at a
+        time): a refused fleet bundle is recorded and not offered to that terminal again; a refused
+        deny-list delta (made here, so a staging fault on the terminal) is offered again after the next
+        batch or session."""
+        log.warning("terminal %s: ERROR %d %s", self.terminal, msg["code"], msg["text"])
+        if msg["code"] != link.E_CONFIG_REJECTED or self.offer is None:
+            return
+        kind, version, _ = self.offer
+        self.offer = self._chunk_at = None
+        if kind != bundle.KIND_DENY:
+            self.backoffice.refused(self.terminal, kind, version, msg["text"])
+            self._offer_deny_list()
 
     def _send_chunks(self):
         if self.offer is None or self._chunk_at is None:

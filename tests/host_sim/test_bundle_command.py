@@ -4,6 +4,7 @@ terminal's offset, delivery recorded per terminal and kind, nothing offered once
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -106,6 +107,30 @@ def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_firs
         == [(1, 1), (2, 1), (3, 2)]
     t2 = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
     assert t2.take("CONFIG_OFFER") == []  # a new session: nothing left to offer
+
+
+def test_a_refused_fleet_bundle_is_recorded_and_not_offered_again_but_a_newer_one_is(tmp_path, shelf):
+    store = registered(tmp_path)
+    office = collector.Backoffice(store, None, shelf)
+    t = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    [offer] = t.take("CONFIG_OFFER")
+    assert (offer["kind"], offer["version"]) == (fleet.KIND_TICKET_KEYS, 1)
+    t.peer.error(link.E_CONFIG_REJECTED, "bad signature on fleet bundle (config key 1)")
+    t.pump()
+    [offer] = t.take("CONFIG_OFFER")  # at once the next kind, not the refused one again
+    assert (offer["kind"], offer["version"]) == (fleet.KIND_FARES, 2)
+    confirm(t, offer)
+    assert store.query("SELECT kind, version, reason FROM config_refused") == [
+        (fleet.KIND_TICKET_KEYS, 1, "bad signature on fleet bundle (config key 1)")]
+    t2 = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    assert t2.take("CONFIG_OFFER") == []  # a new session does not download the refused bundle again
+    signer, kid = fleet_bundles.load_signer(str(tmp_path / "a.pem"))
+    n = signer.public_key().public_numbers().n
+    with open(os.path.join(shelf, "keys-2.zfb"), "wb") as f:
+        f.write(fleet_bundles.sign(signer, kid, fleet.KIND_TICKET_KEYS, 2, fleet_bundles.ticket_keys_body([(7, 2, n)])))
+    t3 = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    [offer] = t3.take("CONFIG_OFFER")
+    assert (offer["kind"], offer["version"]) == (fleet.KIND_TICKET_KEYS, 2)
 
 
 def test_collector_command_offers_bundles_from_its_directory(tmp_path, shelf):
