@@ -15,16 +15,8 @@ at its next tap once the deny-list update has arrived.  Rules are configurable a
 
 import hashlib
 import json
-import sqlite3
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS authorisations (
-    terminal TEXT NOT NULL, seq INTEGER NOT NULL, approved INTEGER NOT NULL, reason TEXT,
-    decided REAL DEFAULT (julianday('now')), PRIMARY KEY (terminal, seq));
-CREATE TABLE IF NOT EXISTS deny_list (
-    token BLOB PRIMARY KEY, reason TEXT, version INTEGER NOT NULL, added REAL DEFAULT (julianday('now')));
-CREATE INDEX IF NOT EXISTS deny_list_version ON deny_list (version);
-"""
+from host_sim.store import Store
 
 DEFAULT_RULES = {"decline_tokens": [], "decline_atcs": [], "decline_rate": 0.0, "max_amount": 100000, "seed": 1}
 
@@ -50,61 +42,30 @@ class Acquirer:
         return True, None
 
 
-def authorise(db, acquirer, rows):
+def authorise(store, acquirer, rows):
     """Decide each (terminal, seq, token, amount, atc) of an accepted record not decided yet; declines
     join the deny list.  Returns (approved, declined, deny_list_version).
 
     Runs inside the caller's transaction (the collector decides a frame's records in the transaction
     that stores them, so both commit together): a record is decided once, whoever sends it again."""
-    version = deny_list_version(db)
     approved = declined = 0
     for terminal, seq, token, amount, atc in rows:
         ok, reason = acquirer.decide(terminal, seq, token, amount, atc)
-        cur = db.execute("INSERT OR IGNORE INTO authorisations (terminal, seq, approved, reason) VALUES (?, ?, ?, ?)",
-                         (terminal, seq, int(ok), reason))
-        if cur.rowcount != 1:
+        if not store.decide(terminal, seq, ok, reason):
             continue  # decided before
         if ok:
             approved += 1
-            continue
-        declined += 1
-        if db.execute("SELECT 1 FROM deny_list WHERE token = ?", (token,)).fetchone() is None:
-            version += 1
-            db.execute("INSERT INTO deny_list (token, reason, version) VALUES (?, ?, ?)", (token, reason, version))
-    return approved, declined, version
+        else:
+            declined += 1
+            store.deny(token, reason)
+    return approved, declined, store.deny_list_version()
 
 
-def authorise_pending(db, acquirer):
-    """Authorise every accepted record that has no decision yet, in one transaction of its own (the
-    collector's catch-up at start, and the `acquirer` command).  Returns (approved, declined, version)."""
-    create_tables(db)
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        rows = db.execute(
-            "SELECT r.terminal, r.seq, r.token, r.amount, r.atc FROM records r LEFT JOIN authorisations a "
-            "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND r.decision = 1 "
-            "ORDER BY r.terminal, r.seq").fetchall()
-        result = authorise(db, acquirer, rows)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return result
-
-
-def create_tables(db):
-    """The acquirer's tables (outside a transaction: executescript commits one that is open)."""
-    db.executescript(SCHEMA)
-
-
-def deny_list_version(db):
-    return db.execute("SELECT COALESCE(MAX(version), 0) FROM deny_list").fetchone()[0]
-
-
-def deny_list_since(db, version, limit=-1):
-    """(token, version) added after `version`, oldest first: the delta a terminal at that version needs."""
-    return db.execute("SELECT token, version FROM deny_list WHERE version > ? ORDER BY version LIMIT ?",
-                      (version, limit)).fetchall()
+def authorise_pending(store, acquirer):
+    """Authorise every accepted record that has no decision yet, in one transaction (the collector's
+    catch-up at start, and the `acquirer` command).  Returns (approved, declined, version)."""
+    with store.transaction():
+        return authorise(store, acquirer, store.pending_authorisations())
 
 
 def load_rules(path):
@@ -113,9 +74,12 @@ def load_rules(path):
 
 
 def main(args):
-    db = sqlite3.connect(args.db)
+    store = Store(args.db)
     rules = load_rules(args.rules) if args.rules else None
-    approved, declined, version = authorise_pending(db, Acquirer(rules))
+    try:
+        approved, declined, version = authorise_pending(store, Acquirer(rules))
+    finally:
+        store.close()
     print(json.dumps({"approved": approved, "declined": declined, "deny_list_version": version}))
     return 0
 

@@ -33,18 +33,6 @@ HOST_ID = b"ZFHOST01"
 HOST_WINDOW = 128  # frames a terminal may have in flight to us: we buffer nothing, so the bitmap is the limit
 HOST_TIME_BOUND_MS = 20  # our own clock's uncertainty (NTP-disciplined host), sent in TIME
 
-SESSION_SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminal_status (
-    terminal TEXT PRIMARY KEY, received REAL, depth INTEGER, health INTEGER, signal INTEGER,
-    crc_errors INTEGER, mac_errors INTEGER, replays INTEGER, retransmits INTEGER, uptime_s INTEGER,
-    journal_free INTEGER, journal_dropped INTEGER, reconnects INTEGER, deny_version INTEGER);
-CREATE TABLE IF NOT EXISTS config_delivered (
-    terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (terminal, kind));
-CREATE TABLE IF NOT EXISTS config_refused (
-    terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, reason TEXT,
-    refused REAL DEFAULT (julianday('now')), PRIMARY KEY (terminal, kind, version));
-"""
-STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS
 HEALTH_NAMES = ((link.HEALTH_JOURNAL, "journal"), (link.HEALTH_CLOCK, "clock"), (link.HEALTH_CONFIG, "config"),
                 (link.HEALTH_SCANNER, "scanner"), (link.HEALTH_NFC, "nfc"))
 
@@ -55,19 +43,16 @@ def health_names(health):
 
 
 class Backoffice:
-    """What a session needs beyond record storage: the acquirer, the deny list per terminal, heartbeats.
-    Shares the Store's connection and lock (one SQLite file)."""
+    """What a session needs beyond record storage: the acquirer, config bundles per terminal, heartbeats.
+    All of it kept in the Store (host_sim/store.py)."""
 
     def __init__(self, store, acquirer_=None, bundles=None):
         self.store = store
         self.acquirer = acquirer_
         self.bundles = bundles  # directory of signed fleet bundles (*.zfb, `python -m host_sim bundle make`)
         self._newest = None  # (directory mtime, {kind: (version, bytes)}) of that directory
-        with store.lock:
-            store.db.executescript(SESSION_SCHEMA)
-            acquirer.create_tables(store.db)
-            if acquirer_ is not None:  # records stored while no acquirer ran (or by an older collector)
-                self._log(*acquirer.authorise_pending(store.db, acquirer_))
+        if acquirer_ is not None:  # records stored while no acquirer ran (or by an older collector)
+            self._log(*acquirer.authorise_pending(store, acquirer_))
 
     def authorise(self, recs):
         """Decide a frame's newly received records; call it inside the transaction that stores them,
@@ -78,7 +63,7 @@ class Backoffice:
                 for r in recs if r["decision"] == record.ACCEPTED]
         if rows:
             with self.store.transaction():
-                self._log(*acquirer.authorise(self.store.db, self.acquirer, rows))
+                self._log(*acquirer.authorise(self.store, self.acquirer, rows))
 
     @staticmethod
     def _log(approved, declined, version):
@@ -87,23 +72,17 @@ class Backoffice:
 
     def deny_delta(self, terminal):
         """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""
-        base = self.delivered_version(terminal, bundle.KIND_DENY)
-        with self.store.lock:
-            rows = acquirer.deny_list_since(self.store.db, base, bundle.MAX_TOKENS)
+        base = self.store.delivered_version(terminal, bundle.KIND_DENY)
+        rows = self.store.deny_list_since(base, bundle.MAX_TOKENS)
         if not rows:
             return None
-        return base, rows[-1][1], [bytes(r[0]) for r in rows]
-
-    def delivered_version(self, terminal, kind):
-        with self.store.lock:
-            row = self.store.db.execute("SELECT version FROM config_delivered WHERE terminal = ? AND kind = ?",
-                                        (terminal, kind)).fetchone()
-        return row[0] if row else 0
+        return base, rows[-1][1], [r[0] for r in rows]
 
     def fleet_bundle(self, terminal):
-        """(kind, version, bytes) of the newest fleet bundle of a kind the terminal lacks; None if current.
-        The directory is read again whenever its modification time changed (a bundle file was added,
-        renamed or removed), so a new bundle reaches the next offer without a scan per uploaded frame."""
+        """(kind, version, bytes) of the newest fleet bundle of a kind the terminal lacks and did not
+        refuse; None if current.  The directory is read again whenever its modification time changed (a
+        bundle file was added, renamed or removed), so a new bundle reaches the next offer without a scan
+        per uploaded frame."""
         if self.bundles is None:
             return None
         from host_sim import bundle as fleet_bundles
@@ -112,38 +91,26 @@ class Backoffice:
         if self._newest is None or self._newest[0] != changed:
             self._newest = (changed, fleet_bundles.newest(self.bundles))
         for kind, (version, data) in sorted(self._newest[1].items()):
-            if version > self.delivered_version(terminal, kind) and not self._was_refused(terminal, kind, version):
+            if version > self.store.delivered_version(terminal, kind) and \
+                    not self.store.config_refused(terminal, kind, version):
                 return kind, version, data
         return None
 
     def refused(self, terminal, kind, version, reason):
         """The terminal refused a fleet bundle (ERROR CONFIG_REJECTED): not offered to it again; a newer
         version of the kind is.  Kept for the operator: a refusal means a bad or mis-signed bundle."""
-        with self.store.lock:
-            self.store.db.execute("INSERT OR REPLACE INTO config_refused (terminal, kind, version, reason) "
-                                  "VALUES (?, ?, ?, ?)", (terminal, kind, version, reason))
-
-    def _was_refused(self, terminal, kind, version):
-        with self.store.lock:
-            return self.store.db.execute("SELECT 1 FROM config_refused WHERE terminal = ? AND kind = ? AND "
-                                         "version = ?", (terminal, kind, version)).fetchone() is not None
+        self.store.refuse_config(terminal, kind, version, reason)
 
     def delivered(self, terminal, kind, version):
-        with self.store.lock:
-            self.store.db.execute("INSERT INTO config_delivered VALUES (?, ?, ?) ON CONFLICT(terminal, kind) "
-                                  "DO UPDATE SET version=excluded.version", (terminal, kind, version))
+        self.store.set_delivered(terminal, kind, version)
 
     def status(self, terminal, msg):
-        values = [msg.get(k) for k in STATUS_COLUMNS]
-        with self.store.lock:
-            self.store.db.execute("INSERT OR REPLACE INTO terminal_status VALUES (?, julianday('now'), %s)"
-                                  % ",".join("?" * len(values)), [terminal] + values)
+        self.store.put_status(terminal, msg)
 
 
 def latest_status(store, terminal):
     """The newest STATUS a terminal sent, as a dict (None if it never sent one)."""
-    rows = store.query("SELECT %s FROM terminal_status WHERE terminal = ?" % ", ".join(STATUS_COLUMNS), (terminal,))
-    return dict(zip(STATUS_COLUMNS, rows[0])) if rows else None
+    return store.latest_status(terminal)
 
 
 class Session:

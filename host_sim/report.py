@@ -13,10 +13,9 @@ import csv
 import html
 import json
 import os
-import sqlite3
 import time
 
-from host_sim import acquirer
+from host_sim.store import Store
 from protocol import record
 
 UNIONPAY_RID = bytes.fromhex("A000000333")
@@ -29,9 +28,6 @@ COLUMNS = ("merchant", "terminal", "day", "transactions", "gross_fen", "approved
            "declined_fen", "pending", "pending_fen", "fee_fen", "fee_refund_fen", "subsidy_fen",
            "net_settlement_fen")
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS terminal_merchants (terminal TEXT PRIMARY KEY, merchant TEXT NOT NULL);"
-
-
 def ppm_of(amount, ppm):
     """amount * ppm / 1e6 rounded half up, in integer arithmetic."""
     return (amount * ppm + 500000) // 1000000
@@ -43,24 +39,12 @@ def subsidy_eligible(rec):
     return rec["kind"] == record.KIND_QR_CPM and aid.startswith(UNIONPAY_RID) and rec["amount"] < SUBSIDY_LIMIT_FEN
 
 
-def assign_merchant(db, terminal, merchant):
-    db.executescript(SCHEMA)
-    with db:
-        db.execute("INSERT INTO terminal_merchants VALUES (?, ?) ON CONFLICT(terminal) DO UPDATE SET "
-                   "merchant = excluded.merchant", (terminal, merchant))
-
-
-def reconcile(db, fee_ppm=DEFAULT_FEE_PPM):
-    """Rows (dicts with COLUMNS) per merchant, terminal and day, sorted."""
-    db.executescript(SCHEMA + acquirer.SCHEMA)
-    rows = db.execute(
-        "SELECT r.terminal, r.time, r.raw, a.approved, COALESCE(m.merchant, 'unassigned') FROM records r "
-        "LEFT JOIN authorisations a ON a.terminal = r.terminal AND a.seq = r.seq "
-        "LEFT JOIN terminal_merchants m ON m.terminal = r.terminal WHERE r.decision = 1").fetchall()
+def reconcile(store, fee_ppm=DEFAULT_FEE_PPM):
+    """Rows (dicts with COLUMNS) per merchant, terminal and day, sorted; `store` is host_sim.store.Store."""
     groups = {}
-    for terminal, when, raw, approved, merchant in rows:
+    for terminal, raw, approved, merchant in store.settlement_rows():
         rec = record.decode(raw)
-        day = time.strftime("%Y-%m-%d", time.gmtime(when + CST))
+        day = time.strftime("%Y-%m-%d", time.gmtime(rec["time"] + CST))
         g = groups.get((merchant, terminal, day))
         if g is None:
             g = groups[(merchant, terminal, day)] = dict.fromkeys(COLUMNS, 0)
@@ -173,11 +157,14 @@ def write_html(rows, path, fee_ppm):
 
 
 def main(args):
-    db = sqlite3.connect(args.db)
-    for assignment in args.merchant or ():
-        terminal, _, merchant = assignment.partition("=")
-        assign_merchant(db, terminal, merchant)
-    rows = reconcile(db, args.fee_rate_ppm)
+    store = Store(args.db)
+    try:
+        for assignment in args.merchant or ():
+            terminal, _, merchant = assignment.partition("=")
+            store.assign_merchant(terminal, merchant)
+        rows = reconcile(store, args.fee_rate_ppm)
+    finally:
+        store.close()
     os.makedirs(args.out, exist_ok=True)
     write_csv(rows, os.path.join(args.out, "reconciliation.csv"))
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm)

@@ -1,7 +1,6 @@
 """Deferred authorisation, the deny list, and reconciliation with the programme's subsidy rule."""
 
 import csv
-import sqlite3
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -24,22 +23,21 @@ def rec(terminal, seq, amount, token, aid=UNIONPAY, when=DAY1, kind=record.KIND_
     return d
 
 
-def make_db(tmp_path, recs):
+def make_store(tmp_path, recs):
     path = str(tmp_path / "c.db")
     store = collector.Store(path)
     store.store(recs)
-    store.close()
-    return sqlite3.connect(path)
+    return store
 
 
 def test_declines_join_the_deny_list_once_and_decisions_are_idempotent(tmp_path):
     bad, good = bytes([1]) * 16, bytes([2]) * 16
-    db = make_db(tmp_path, [rec(T1, 1, 200, bad), rec(T1, 2, 200, good), rec(T1, 3, 200, bad)])
+    store = make_store(tmp_path, [rec(T1, 1, 200, bad), rec(T1, 2, 200, good), rec(T1, 3, 200, bad)])
     acq = acquirer.Acquirer({"decline_tokens": [bad.hex()]})
-    assert acquirer.authorise_pending(db, acq) == (1, 2, 1)
-    assert acquirer.deny_list_since(db, 0) == [(bad, 1)]
-    assert acquirer.deny_list_since(db, 1) == []
-    assert acquirer.authorise_pending(db, acq) == (0, 0, 1)  # nothing decided twice
+    assert acquirer.authorise_pending(store, acq) == (1, 2, 1)
+    assert store.deny_list_since(0) == [(bad, 1)]
+    assert store.deny_list_since(1) == []
+    assert acquirer.authorise_pending(store, acq) == (0, 0, 1)  # nothing decided twice
 
 
 def test_random_declines_are_deterministic_per_seed():
@@ -60,9 +58,9 @@ def test_subsidy_rule_applies_to_unionpay_qr_below_500_yuan_only(tmp_path):
         rec(T1, 4, 10000, tok, aid=VISA),          # not UnionPay
         rec(T1, 5, 10000, tok, kind=record.KIND_EMV_CONTACTLESS),  # not a QR payment
     ]
-    db = make_db(tmp_path, recs)
-    acquirer.authorise_pending(db, acquirer.Acquirer())
-    (row,) = report.reconcile(db, fee_ppm=3800)
+    store = make_store(tmp_path, recs)
+    acquirer.authorise_pending(store, acquirer.Acquirer())
+    (row,) = report.reconcile(store, fee_ppm=3800)
     fees = [1, 190, 190, 38, 38]  # 0.38 % rounded half up: 0.76 -> 1, 189.996 -> 190, 190, 38, 38
     assert row["fee_fen"] == sum(fees)
     assert row["fee_refund_fen"] == 1 + 190
@@ -76,10 +74,10 @@ def test_report_groups_by_merchant_terminal_and_cst_day_and_writes_csv_html(tmp_
     # 15:59:59 UTC and 16:00:00 UTC fall on different China Standard Time days.
     late = 1_796_083_199 - (1_796_083_199 % 86400) + 57599
     recs = [rec(T1, 1, 300, tok, when=late), rec(T1, 2, 300, tok, when=late + 1), rec(T2, 1, 500, tok)]
-    db = make_db(tmp_path, recs)
-    acquirer.authorise_pending(db, acquirer.Acquirer({"decline_tokens": []}))
-    report.assign_merchant(db, T1.hex(), "Yiyuan Bus <Line 1>")
-    rows = report.reconcile(db)
+    store = make_store(tmp_path, recs)
+    acquirer.authorise_pending(store, acquirer.Acquirer({"decline_tokens": []}))
+    store.assign_merchant(T1.hex(), "Yiyuan Bus <Line 1>")
+    rows = report.reconcile(store)
     assert [(r["merchant"], r["day"], r["transactions"]) for r in rows] == [
         ("Yiyuan Bus <Line 1>", rows[0]["day"], 1), ("Yiyuan Bus <Line 1>", rows[1]["day"], 1),
         ("unassigned", rows[2]["day"], 1)]
@@ -114,9 +112,9 @@ def test_report_groups_by_merchant_terminal_and_cst_day_and_writes_csv_html(tmp_
 
 def test_pending_and_declined_do_not_settle(tmp_path):
     bad = bytes([9]) * 16
-    db = make_db(tmp_path, [rec(T1, 1, 1000, bad), rec(T1, 2, 1000, bytes(16))])
-    (row,) = report.reconcile(db)
+    store = make_store(tmp_path, [rec(T1, 1, 1000, bad), rec(T1, 2, 1000, bytes(16))])
+    (row,) = report.reconcile(store)
     assert (row["pending"], row["net_settlement_fen"]) == (2, 0)
-    acquirer.authorise_pending(db, acquirer.Acquirer({"decline_tokens": [bad.hex()]}))
-    (row,) = report.reconcile(db)
+    acquirer.authorise_pending(store, acquirer.Acquirer({"decline_tokens": [bad.hex()]}))
+    (row,) = report.reconcile(store)
     assert (row["declined"], row["approved"], row["approved_fen"]) == (1, 1, 1000)
