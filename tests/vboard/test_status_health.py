@@ -4,6 +4,8 @@ terminal_status: with the QR scanner and PN532 emulators attached both the scann
 without a PN532 the NFC bit stays clear while the scanner's is set.  The rules: protocol/SPEC.md
 "STATUS fields"; the logic on MicroPython: tests/firmware/test_health.py."""
 
+import contextlib
+
 from host_sim import collector, vboard
 from host_sim.emulators.pn532 import Pn532Emulator
 from host_sim.emulators.scanner import ScannerEmulator
@@ -20,11 +22,10 @@ def status_where(store, terminal, board, test):
                     timeout=30, board=board)[0]
 
 
-def test_scanner_and_nfc_bits_follow_the_modules(tmp_path):
-    scanner = ScannerEmulator()
-    nfc = Pn532Emulator()
-    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), attach={"scanner": scanner.port, "nfc": nfc.port})
-    board.start()
+@contextlib.contextmanager
+def provisioned_and_served(tmp_path, attach):
+    """A started board with `attach`ed peripherals, provisioned, its uplink served: (board, store, terminal)."""
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), attach=attach).start()
     served = None
     try:
         board.wait_console(b"ready:", timeout=20)
@@ -32,38 +33,38 @@ def test_scanner_and_nfc_bits_follow_the_modules(tmp_path):
         terminal = provisioned(board, db)
         store = collector.Store(db)
         served = Served(board, store, None)
-        status_where(store, terminal, board, lambda h: h & (SCANNER | NFC) == SCANNER | NFC)
-        mark = board.console_mark()
-        nfc.silent = True  # the reader hangs: polls go unanswered
-        status = status_where(store, terminal, board, lambda h: not h & NFC)
-        assert status["health"] & SCANNER
-        board.wait_console(b"nfc: PN532 stopped answering", timeout=1, since=mark)
-        nfc.silent = False  # back: the terminal starts it again
-        status_where(store, terminal, board, lambda h: h & (SCANNER | NFC) == SCANNER | NFC)
-        board.wait_console(b"nfc: PN532 ready", timeout=1, since=mark)
+        yield board, store, terminal
     finally:
         if served is not None:
             served.close()
         board.stop()
+
+
+def test_scanner_and_nfc_bits_follow_the_modules(tmp_path):
+    scanner = ScannerEmulator()
+    nfc = Pn532Emulator()
+    try:
+        with provisioned_and_served(tmp_path, {"scanner": scanner.port, "nfc": nfc.port}) as (board, store, terminal):
+            status_where(store, terminal, board, lambda h: h & (SCANNER | NFC) == SCANNER | NFC)
+            mark = board.console_mark()
+            nfc.silent = True  # the reader hangs: polls go unanswered
+            status = status_where(store, terminal, board, lambda h: not h & NFC)
+            assert status["health"] & SCANNER
+            board.wait_console(b"nfc: PN532 stopped answering", timeout=1, since=mark)
+            nfc.silent = False  # back: the terminal starts it again
+            status_where(store, terminal, board, lambda h: h & (SCANNER | NFC) == SCANNER | NFC)
+            board.wait_console(b"nfc: PN532 ready", timeout=1, since=mark)
+    finally:
         scanner.close()
         nfc.close()
 
 
 def test_without_a_pn532_the_nfc_bit_is_clear(tmp_path):
     scanner = ScannerEmulator()
-    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), attach={"scanner": scanner.port}).start()
-    served = None
     try:
-        board.wait_console(b"ready:", timeout=20)
-        db = str(tmp_path / "c.db")
-        terminal = provisioned(board, db)
-        store = collector.Store(db)
-        served = Served(board, store, None)
-        board.wait_console(b"nfc: PN532 not answering", timeout=20)  # its first start failed
-        status = status_where(store, terminal, board, lambda h: h & SCANNER)
-        assert not status["health"] & NFC
+        with provisioned_and_served(tmp_path, {"scanner": scanner.port}) as (board, store, terminal):
+            board.wait_console(b"nfc: PN532 not answering", timeout=20)  # its first start failed
+            status = status_where(store, terminal, board, lambda h: h & SCANNER)
+            assert not status["health"] & NFC
     finally:
-        if served is not None:
-            served.close()
-        board.stop()
         scanner.close()
