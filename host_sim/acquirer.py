@@ -44,7 +44,7 @@ class Acquirer:
 
 def authorise(store, acquirer, rows):
     """Decide each (terminal, seq, token, amount, atc) of an accepted record not decided yet; declines
-    join the deny list.  Returns (approved, declined, deny_list_version).
+    join the deny list.  Returns (approved, declined).
 
     Runs inside the caller's transaction (the collector decides a frame's records in the transaction
     that stores them, so both commit together): a record is decided once, whoever sends it again."""
@@ -58,14 +58,15 @@ def authorise(store, acquirer, rows):
         else:
             declined += 1
             store.deny(token, reason)
-    return approved, declined, store.deny_list_version()
+    return approved, declined
 
 
 def authorise_pending(store, acquirer):
     """Authorise every accepted record that has no decision yet, in one transaction (the collector's
     catch-up at start, and the `acquirer` command).  Returns (approved, declined, version)."""
     with store.transaction():
-        return authorise(store, acquirer, store.pending_authorisations())
+        approved, declined = authorise(store, acquirer, store.pending_authorisations())
+        return approved, declined, store.deny_list_version()
 
 
 def load_rules(path):

@@ -95,6 +95,13 @@ class Terminal:
         return self.peer.sender.delivered_tag >= len(self.records)
 
 
+def _rates(records, stored, frames, seconds):
+    """The keys both modes report first: records and frames per second of ingest, records per frame."""
+    return {"records_per_s": round(stored / seconds) if seconds else 0,
+            "frames_per_s": round(frames / seconds) if seconds else 0,
+            "records_per_frame": round(records / frames, 2) if frames else 0}
+
+
 def _unacked_commits(check, term):
     """Records the terminal saw acknowledged that a second connection cannot see committed."""
     tag = term.peer.sender.delivered_tag
@@ -153,9 +160,7 @@ def run_ingest(db, records=100000, terminals=4, window=128, max_frame=512, chunk
         store.close()
     frames = sum(t.frames for t in terms)
     return {
-        "records_per_s": round(stored / seconds) if seconds else 0,
-        "frames_per_s": round(frames / seconds) if seconds else 0,
-        "records_per_frame": round(records / frames, 2) if frames else 0,
+        **_rates(records, stored, frames, seconds),
         "commit_every": round(frames / commits, 1) if commits else 0,
         "cpu_seconds": round(cpu, 3),
         "seconds": round(seconds, 3),
@@ -268,9 +273,7 @@ def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeo
     frames = sum(t.frames for t in terms)
     reads, groups = (int(counters.group(1)), int(counters.group(2))) if counters else (0, 0)
     return {
-        "records_per_s": round(stored / seconds) if seconds else 0,
-        "frames_per_s": round(frames / seconds) if seconds else 0,
-        "records_per_frame": round(records / frames, 2) if frames else 0,
+        **_rates(records, stored, frames, seconds),
         "reads_per_commit": round(reads / groups, 1) if groups else 0,
         "collector_cpu_seconds": round(cpu, 3),
         "records_per_cpu_s": round(stored / cpu) if cpu else 0,

@@ -25,7 +25,7 @@ from host_sim import acquirer, ingest
 from host_sim.store import Store, StoreError
 from protocol import bundle, frame, link, peer, record
 
-__all__ = ["Store", "StoreError", "Backoffice", "Session", "serve_serial", "serve_tcp", "latest_status", "main"]
+__all__ = ["Store", "StoreError", "Backoffice", "Session", "serve_serial", "serve_tcp", "main"]
 
 log = logging.getLogger("collector")
 
@@ -65,10 +65,10 @@ class Backoffice:
             with self.store.transaction():
                 self._log(*acquirer.authorise(self.store, self.acquirer, rows))
 
-    @staticmethod
-    def _log(approved, declined, version):
+    def _log(self, approved, declined, version=None):
         if declined:
-            log.info("acquirer: %d approved, %d declined; deny list at version %d", approved, declined, version)
+            log.info("acquirer: %d approved, %d declined; deny list at version %d", approved, declined,
+                     self.store.deny_list_version() if version is None else version)
 
     def deny_delta(self, terminal):
         """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""
@@ -106,11 +106,6 @@ class Backoffice:
 
     def status(self, terminal, msg):
         self.store.put_status(terminal, msg)
-
-
-def latest_status(store, terminal):
-    """The newest STATUS a terminal sent, as a dict (None if it never sent one)."""
-    return store.latest_status(terminal)
 
 
 class Session:

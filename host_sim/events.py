@@ -26,7 +26,7 @@ class EventLog:
         while not self._stop:
             try:
                 buf += self.ser.read(512)
-            except (serial.SerialException, OSError):
+            except (serial.SerialException, OSError, ValueError):  # the board's pty gone for a power cut
                 time.sleep(0.05)
                 continue
             *lines, buf = buf.split(b"\n")

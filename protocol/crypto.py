@@ -50,7 +50,8 @@ _CACHE_KEYS = 8  # bounded: a few hundred bytes on a device
 
 
 def _cached(cache, key, make):
-    key = bytes(key)
+    if type(key) is not bytes:  # a memoryview or bytearray: hashable copy (session keys are bytes already)
+        key = bytes(key)
     value = cache.get(key)
     if value is None:
         if len(cache) >= _CACHE_KEYS:

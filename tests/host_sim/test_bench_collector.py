@@ -46,8 +46,8 @@ class FailingStore(collector.Store):
                 raise sqlite3.OperationalError("disk I/O error (injected)")
 
 
-def _connect(store, term):
-    session = collector.Session(store)
+def _connect(store, term, backoffice=None):
+    session = collector.Session(store, backoffice=backoffice)
     while not term.peer.up():
         term.fill()
         term.feed(session.receive(term.take(len(term.outbox))))

@@ -97,11 +97,11 @@ def test_time_is_answered_and_status_kept_per_terminal(tmp_path):
     [answer] = t.take("TIME")
     assert (answer["echo"], answer["unix_ms"], answer["bound_ms"]) == (1234, 1_800_000_000_500,
                                                                        collector.HOST_TIME_BOUND_MS)
-    assert collector.latest_status(store, TERMINAL.hex()) == values
+    assert store.latest_status(TERMINAL.hex()) == values
     values["depth"] = 0
     t.peer.send(link.STATUS, link.status(*[values[k] for k in link.STATUS_FIELDS]))  # the short v1 form
     t.pump()
-    latest = collector.latest_status(store, TERMINAL.hex())
+    latest = store.latest_status(TERMINAL.hex())
     assert latest["depth"] == 0 and latest["journal_free"] is None
     assert store.query("SELECT COUNT(*) FROM terminal_status") == [(1,)]
 

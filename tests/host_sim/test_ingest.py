@@ -85,18 +85,14 @@ def test_decisions_commit_with_their_records_inside_a_group(tmp_path):
     atcs = {int.from_bytes(record.decode(r)["ext"][record.EXT_ATC], "big")
             for r in term.records[:2]}
     office = collector.Backoffice(store, acquirer.Acquirer({"decline_atcs": sorted(atcs)}))
-    session = collector.Session(store, backoffice=office)
-    while not term.peer.up():
-        term.fill()
-        term.feed(session.receive(term.take(len(term.outbox))))
+    session = _connect(store, term, office)
     store.fail = 1  # the first group fails: neither records nor decisions nor deny-list entries remain
     term.fill()
     assert ingest.receive_group(store, [(session, term.take(len(term.outbox)))]) is None
     assert store.query("SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM authorisations),"
                        " (SELECT count(*) FROM deny_list)") == [(0, 0, 0)]
     again = bench_collector.Terminal(0, 12, window=16, max_frame=512)
-    session = _connect(store, again)
-    session.backoffice = office
+    session = _connect(store, again, office)
     again.fill()
     [reply] = ingest.receive_group(store, [(session, again.take(len(again.outbox)))])
     again.feed(reply)

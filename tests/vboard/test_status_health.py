@@ -18,7 +18,7 @@ NFC = link.HEALTH_NFC
 
 def status_where(store, terminal, board, test):
     """The newest STATUS once one passes `test` (heartbeats come every 5 s)."""
-    return wait_for(lambda: [s for s in [collector.latest_status(store, terminal)] if s and test(s["health"])],
+    return wait_for(lambda: [s for s in [store.latest_status(terminal)] if s and test(s["health"])],
                     timeout=30, board=board)[0]
 
 

@@ -53,28 +53,6 @@ def start_collector(db, port, log_path, *options):
             time.sleep(0.1)
 
 
-class TolerantEvents(Events):
-    """Events that survive a power cut mid-line (a torn JSON line is skipped)."""
-
-    def _run(self):
-        buf = b""
-        while not self._stop:
-            try:
-                buf += self.ser.read(512)
-            except (OSError, ValueError):
-                time.sleep(0.05)
-                continue
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue
-                with self._cond:
-                    self.items.append(item)
-                    self._cond.notify_all()
-
-
 def wait_ready(events, start, timeout=30):
     """The READY display of the next boot (the console tail is too noisy to search after a while)."""
     deadline = time.monotonic() + timeout
@@ -164,7 +142,7 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
         terminal = provision.provision(board.ports["console"], db)
         board.wait_console(b"ready:", timeout=20, since=mark)
         server = start_collector(db, port, str(tmp_path / "collector1.log"))
-        events = TolerantEvents(board.ports["events"])
+        events = Events(board.ports["events"])  # torn lines of a power cut are skipped
         scanner = ScannerEmulator(board.ports["scanner"])
         # 1. Taps through the socket closed mid-batch, a PDP deactivation and a power cut.
         for n in range(5):

@@ -95,7 +95,7 @@ def test_a_declined_card_is_refused_at_its_next_tap_once_the_deny_list_arrived(b
         assert abs(rows[2][1] - (time.time() + HOUR)) < 30
         board.wait_console(b"uplink: clock set to", timeout=1)
         # Heartbeats: the newest STATUS shows the new deny list and an empty queue.
-        status = wait_for(lambda: [s for s in [collector.latest_status(store, terminal)]
+        status = wait_for(lambda: [s for s in [store.latest_status(terminal)]
                                    if s and s["deny_version"] == 1 and s["depth"] == 0], board=board)[0]
         assert status["health"] & 0x07 == 0x07  # journal ok, clock synced, config current
         assert status["journal_free"] > 0 and status["journal_dropped"] == 0
@@ -117,7 +117,7 @@ def test_the_terminal_refuses_a_clock_before_2024_and_reports_its_queue(board, e
         assert ev["text"] == "PAID 2.00"
         rows = wait_for(lambda: store.query("SELECT time FROM records"), board=board)
         assert abs(rows[0][0] - time.time()) < 30  # the terminal kept its own clock
-        status = wait_for(lambda: collector.latest_status(store, terminal), board=board)
+        status = wait_for(lambda: store.latest_status(terminal), board=board)
         assert status["health"] & 0x02 == 0  # clock not synced
     finally:
         served.close()
