@@ -16,9 +16,11 @@ import tempfile
 import threading
 import time
 
-from host_sim import collector, provision, vboard
+from host_sim.backend import serial_server
+from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
-from host_sim.events import EventLog
+from host_sim.tools import provision, vboard
+from host_sim.tools.events import EventLog
 from protocol import cpm
 
 # Test card numbers (Luhn-valid, in UnionPay's 62 range, issued to no one).
@@ -56,10 +58,10 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
     for path in (flash, db):
         if os.path.exists(path):
             os.remove(path)
-    store = collector.Store(db)
+    store = Store(db)
     board = vboard.VirtualBoard(flash).start()
     stop = threading.Event()
-    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
+    uplink = threading.Thread(target=serial_server.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
     uplink.start()
     events = EventLog(board.ports["events"])
     scanner = ScannerEmulator(board.ports["scanner"])

@@ -25,7 +25,7 @@ Kind 3, fares (flat fare per credential kind, protocol/record.py KIND_*):
     n u8 | n x (credential kind u8, fare u32 in fen)
 
 Every reader raises FleetError with a reason; sizes are capped so a terminal's RAM stays bounded.
-Bundles are built and signed on the host only (host_sim/bundle.py), so the terminal never loads that code.
+Bundles are built and signed on the host only (host_sim/tools/bundle.py), so the terminal never loads that code.
 """
 
 import hashlib

@@ -46,7 +46,7 @@ import threading
 import time
 import tty
 
-from host_sim import serial_pty
+from host_sim.emulators import serial_pty
 from protocol import at
 
 DIALECTS = ("simcom", "quectel")

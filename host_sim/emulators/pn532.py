@@ -25,8 +25,7 @@ import time
 
 import serial
 
-from host_sim import serial_pty
-from host_sim.emulators import emv_card
+from host_sim.emulators import emv_card, serial_pty
 from protocol import pn532
 
 FIRMWARE = b"\x32\x01\x06\x07"  # IC PN532, firmware 1.6, supports ISO 14443 A, B and ISO 18092

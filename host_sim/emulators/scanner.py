@@ -11,7 +11,7 @@ Three ways to attach:
 - serve a real serial device (`--serve /dev/ttyUSB0`): a real board's driver through an adapter; the
   adapter's rate follows the module's.
 
-Sources: text payloads (stdin, one per line), image files (decoded with host_sim.qr_image), and a
+Sources: text payloads (stdin, one per line), image files (decoded with host_sim.tools.qr_image), and a
 webcam through OpenCV for interactive use (`--webcam`, optional; tests never need it).
 """
 
@@ -24,7 +24,7 @@ import time
 
 import serial
 
-from host_sim import serial_pty
+from host_sim.emulators import serial_pty
 from protocol import gm65
 
 DEFAULT_TAIL = gm65.TAIL_CRLF
@@ -163,7 +163,7 @@ class ScannerEmulator:
 
     def present_image(self, path):
         """Decode the QR codes in an image file and send each; returns how many were sent."""
-        from host_sim import qr_image
+        from host_sim.tools import qr_image
 
         codes = qr_image.decode_image(path)
         for code in codes:
@@ -174,7 +174,7 @@ class ScannerEmulator:
         """Read codes from a camera until interrupted; the same code is sent again after repeat_s."""
         import cv2
 
-        from host_sim import qr_image
+        from host_sim.tools import qr_image
 
         cam = cv2.VideoCapture(index)
         last, last_at = None, 0.0

@@ -8,8 +8,8 @@ import hashlib
 
 import pytest
 
-from host_sim import bundle as host_bundle
-from host_sim import tickets
+from host_sim.tools import bundle as host_bundle
+from host_sim.tools import tickets
 from protocol import bundle, fleet
 from tests.firmware.test_config import body_steps
 

@@ -4,7 +4,7 @@ its revoked single tickets declined as "ticket revoked" after their signature ch
 
 import pytest
 
-from host_sim import bundle, tickets
+from host_sim.tools import bundle, tickets
 from protocol import cpm, record
 
 SALT = bytes(range(16))

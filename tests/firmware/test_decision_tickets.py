@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from host_sim import tickets
+from host_sim.tools import tickets
 from protocol import record
 
 SALT = bytes(range(100, 116))

@@ -16,9 +16,9 @@ import threading
 
 import pytest
 
-from host_sim import serial_pty
+from host_sim.emulators import serial_pty
 from host_sim.emulators.modem import ModemEmulator
-from host_sim.vboard import micropython_command
+from host_sim.tools.vboard import micropython_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SESSION = os.path.join(ROOT, "tests", "firmware", "modem_session.py")

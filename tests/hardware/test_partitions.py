@@ -4,7 +4,7 @@ partition the port can map that holds the board's ROMFS image."""
 import csv
 import os
 
-from host_sim import build
+from host_sim.tools import build
 
 TABLE = os.path.join(build.ROOT, "hardware", "esp32s3_gate_partitions.csv")
 FLASH_BYTES = 16 * 1024 * 1024  # ESP32-S3-WROOM-1-N16R8

@@ -7,7 +7,10 @@ import sqlite3
 import subprocess
 import sys
 
-from host_sim import bench_collector, build, collector, ingest
+from host_sim.backend import host_session, ingest
+from host_sim.backend.store import Store
+from host_sim.bench import collector as bench_collector
+from host_sim.tools import build
 
 KEYS = {"records_per_s", "frames_per_s", "records_per_frame", "commit_every", "cpu_seconds", "stored",
         "acknowledged", "acked_not_committed", "duplicate_receipts"}
@@ -32,7 +35,7 @@ def test_per_frame_commits_store_exactly_once(tmp_path):
     assert result["commits"] == result["frames"]  # one commit per RECORDS frame
 
 
-class FailingStore(collector.Store):
+class FailingStore(Store):
     """Fails the commit of the next `fail` groups, the way a full or broken disk would."""
 
     fail = 0
@@ -47,7 +50,7 @@ class FailingStore(collector.Store):
 
 
 def _connect(store, term, backoffice=None):
-    session = collector.Session(store, backoffice=backoffice)
+    session = host_session.Session(store, backoffice=backoffice)
     while not term.peer.up():
         term.fill()
         term.feed(session.receive(term.take(len(term.outbox))))
@@ -98,7 +101,7 @@ def test_a_failed_group_commit_sends_no_ack_and_the_resent_records_are_stored_on
 
 def test_store_outside_a_group_commits_at_once_and_groups_do_not_nest(tmp_path):
     db = str(tmp_path / "c.db")
-    store = collector.Store(db)
+    store = Store(db)
     term = bench_collector.Terminal(0, 3, window=4, max_frame=512)
     from protocol import record
 

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from host_sim import build
+from host_sim.tools import build
 
 
 def test_bench_frames_runs_on_micropython_and_reports_every_operation():

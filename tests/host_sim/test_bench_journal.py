@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from host_sim import build
+from host_sim.tools import build
 
 KEYS = {
     "trials",

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from host_sim import build
+from host_sim.tools import build
 
 
 def make_tree(root, bad=False):

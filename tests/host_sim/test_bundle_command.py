@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from host_sim import acquirer, build, collector, provision
-from host_sim import bundle as fleet_bundles
+from host_sim.backend import acquirer, backoffice, host_session
+from host_sim.tools import build, provision
+from host_sim.tools import bundle as fleet_bundles
 from protocol import bundle, fleet, frame, link, peer
 from tests.host_sim.test_collector import KEY, TERMINAL, free_port, registered, start_collector
 from tests.host_sim.test_collector_session import BAD, GOOD, ListeningTerminal, rec
@@ -84,8 +85,8 @@ def confirm(t, offer):
 
 def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_first(tmp_path, shelf):
     store = registered(tmp_path)
-    office = collector.Backoffice(store, acquirer.Acquirer({"decline_atcs": [41]}), shelf)
-    t = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    office = backoffice.Backoffice(store, acquirer.Acquirer({"decline_atcs": [41]}), shelf)
+    t = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
     [offer] = t.take("CONFIG_OFFER")  # no deny list yet: ticket keys (kind 2) come first
     assert (offer["kind"], offer["version"]) == (fleet.KIND_TICKET_KEYS, 1)
     assert bundle.verify(bundle.config_key(KEY), offer["kind"], offer["version"], offer["size"], offer["digest"],
@@ -105,14 +106,14 @@ def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_firs
     assert t.take("CONFIG_OFFER") == []
     assert sorted(store.query("SELECT kind, version FROM config_delivered WHERE terminal = ?", (TERMINAL.hex(),))) \
         == [(1, 1), (2, 1), (3, 2)]
-    t2 = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    t2 = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
     assert t2.take("CONFIG_OFFER") == []  # a new session: nothing left to offer
 
 
 def test_a_refused_fleet_bundle_is_recorded_and_not_offered_again_but_a_newer_one_is(tmp_path, shelf):
     store = registered(tmp_path)
-    office = collector.Backoffice(store, None, shelf)
-    t = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    office = backoffice.Backoffice(store, None, shelf)
+    t = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
     [offer] = t.take("CONFIG_OFFER")
     assert (offer["kind"], offer["version"]) == (fleet.KIND_TICKET_KEYS, 1)
     t.peer.error(link.E_CONFIG_REJECTED, "bad signature on fleet bundle (config key 1)")
@@ -122,13 +123,13 @@ def test_a_refused_fleet_bundle_is_recorded_and_not_offered_again_but_a_newer_on
     confirm(t, offer)
     assert store.query("SELECT kind, version, reason FROM config_refused") == [
         (fleet.KIND_TICKET_KEYS, 1, "bad signature on fleet bundle (config key 1)")]
-    t2 = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    t2 = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
     assert t2.take("CONFIG_OFFER") == []  # a new session does not download the refused bundle again
     signer, kid = fleet_bundles.load_signer(str(tmp_path / "a.pem"))
     n = signer.public_key().public_numbers().n
     with open(os.path.join(shelf, "keys-2.zfb"), "wb") as f:
         f.write(fleet_bundles.sign(signer, kid, fleet.KIND_TICKET_KEYS, 2, fleet_bundles.ticket_keys_body([(7, 2, n)])))
-    t3 = ListeningTerminal(collector.Session(store, backoffice=office)).pump()
+    t3 = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
     [offer] = t3.take("CONFIG_OFFER")
     assert (offer["kind"], offer["version"]) == (fleet.KIND_TICKET_KEYS, 2)
 

@@ -10,7 +10,9 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from host_sim import build, collector
+from host_sim.backend import host_session
+from host_sim.backend.store import Store
+from host_sim.tools import build
 from protocol import frame, link, peer, record
 
 ROOT = build.ROOT
@@ -72,14 +74,14 @@ class Terminal:
 
 
 def registered(tmp_path=None):
-    store = collector.Store(str(tmp_path / "c.db") if tmp_path else ":memory:")
+    store = Store(str(tmp_path / "c.db") if tmp_path else ":memory:")
     store.register(TERMINAL.hex(), KEY)
     return store
 
 
 def test_batch_is_stored_once_and_acknowledged_after_commit(tmp_path):
     store = registered(tmp_path)
-    s = collector.Session(store)
+    s = host_session.Session(store)
     t = Terminal(s).pump()
     assert t.peer.up() and s.terminal == TERMINAL.hex()
     t.upload([rec(1), rec(2), rec(3)])
@@ -89,7 +91,7 @@ def test_batch_is_stored_once_and_acknowledged_after_commit(tmp_path):
     assert [r[0] for r in other.execute("SELECT seq FROM records ORDER BY seq")] == [1, 2, 3]
     assert other.execute("SELECT runtime FROM terminals").fetchall() == [("micropython 1.29.0 linux",)]
     # After a reboot the terminal sends records again that the collector has: stored once.
-    t2 = Terminal(collector.Session(store)).pump()
+    t2 = Terminal(host_session.Session(store)).pump()
     t2.upload([rec(2), rec(3), rec(4)])
     assert t2.peer.sender.delivered_tag == 4
     assert [r[0] for r in other.execute("SELECT seq FROM records ORDER BY seq")] == [1, 2, 3, 4]
@@ -103,7 +105,7 @@ def test_a_maximum_size_record_fits_the_frame_the_firmware_announces(tmp_path):
                         TOKEN, [(16, bytes(range(209)))])
     assert len(big) == record.MAX_SIZE
     store = registered(tmp_path)
-    t = Terminal(collector.Session(store), max_frame=uplink.MAX_FRAME).pump()
+    t = Terminal(host_session.Session(store), max_frame=uplink.MAX_FRAME).pump()
     full = record.encode(TERMINAL, 10, 1, 1, 1, 156, 1, 0, 1, TOKEN, [(16, bytes(209))])
     t.peer.send(link.RECORDS, link.records([full]), 10)  # mode 0: the largest body there is
     t.upload([big])
@@ -112,8 +114,8 @@ def test_a_maximum_size_record_fits_the_frame_the_firmware_announces(tmp_path):
 
 
 def test_unknown_terminal_is_refused_and_nothing_stored():
-    store = collector.Store(":memory:")
-    s = collector.Session(store)
+    store = Store(":memory:")
+    s = host_session.Session(store)
     t = Terminal(s).pump()
     assert not t.peer.up() and t.errors == [link.E_UNKNOWN_TERMINAL]
     assert s.refused == 1 and store.query("SELECT COUNT(*) FROM records") == [(0,)]
@@ -121,7 +123,7 @@ def test_unknown_terminal_is_refused_and_nothing_stored():
 
 def test_wrong_key_is_refused_and_nothing_stored():
     store = registered()
-    s = collector.Session(store)
+    s = host_session.Session(store)
     t = Terminal(s, key=bytes(32)).pump()
     assert not t.peer.up() and t.errors == [link.E_AUTH_FAILED]
     assert s.terminal is None and s.refused == 1
@@ -129,7 +131,7 @@ def test_wrong_key_is_refused_and_nothing_stored():
 
 def test_records_of_another_terminal_or_malformed_are_not_acknowledged(tmp_path):
     store = registered(tmp_path)
-    s = collector.Session(store)
+    s = host_session.Session(store)
     t = Terminal(s).pump()
     other = rec(5, terminal=b"XX\x00\x00\x00\x00\x00\x01")
     t.peer.send(link.RECORDS, link.records([rec(1), other]), 5)
@@ -142,7 +144,7 @@ def test_records_of_another_terminal_or_malformed_are_not_acknowledged(tmp_path)
 
 def test_the_uplink_capture_shows_no_record_field_in_clear(tmp_path):
     store = registered(tmp_path)
-    t = Terminal(collector.Session(store)).pump()
+    t = Terminal(host_session.Session(store)).pump()
     t.upload([rec(i, atc=bytes([0x7E, i])) for i in range(1, 5)])
     t.upload([rec(i, atc=bytes([0x7E, i])) for i in range(5, 9)])
     assert t.peer.sender.delivered_tag == 8
@@ -156,7 +158,7 @@ def test_the_uplink_capture_shows_no_record_field_in_clear(tmp_path):
 
 def test_altered_or_replayed_frames_are_dropped_counted_and_never_stored(tmp_path):
     store = registered(tmp_path)
-    s = collector.Session(store)
+    s = host_session.Session(store)
     t = Terminal(s).pump()
     data = link.wire(link.encode(link.RECORDS, link.records([rec(1)], TERMINAL), 1, 0, None, link.FLAG_SEQ))
     sealed = link.wire(t.peer.session.seal(frame.FrameReader().feed(data)[0]))
@@ -175,7 +177,7 @@ def test_altered_or_replayed_frames_are_dropped_counted_and_never_stored(tmp_pat
 @given(st.binary(max_size=600))
 def test_random_bytes_never_crash_or_store(data):
     store = registered()
-    s = collector.Session(store)
+    s = host_session.Session(store)
     s.receive(data)
     assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
 
@@ -183,7 +185,7 @@ def test_random_bytes_never_crash_or_store(data):
 @given(st.lists(st.binary(min_size=1, max_size=300), max_size=4))
 def test_framed_garbage_payloads_are_dropped_not_raised(payloads):
     store = registered()
-    s = collector.Session(store)
+    s = host_session.Session(store)
     out = s.receive(b"".join(link.wire(bytes([1]) + p) for p in payloads))
     assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
     assert s.terminal is None

@@ -5,7 +5,7 @@ answered from the collector's clock; STATUS heartbeats are kept per terminal."""
 import hashlib
 import logging
 
-from host_sim import acquirer, collector
+from host_sim.backend import acquirer, backoffice, host_session
 from protocol import bundle, link, record
 from tests.host_sim.test_collector import KEY, TERMINAL, Terminal, registered
 
@@ -32,7 +32,7 @@ class ListeningTerminal(Terminal):
 
 
 def session(store, rules, **kw):
-    return collector.Session(store, backoffice=collector.Backoffice(store, acquirer.Acquirer(rules)), **kw)
+    return host_session.Session(store, backoffice=backoffice.Backoffice(store, acquirer.Acquirer(rules)), **kw)
 
 
 BAD, GOOD = bytes([0xBB]) * 16, bytes([0x60]) * 16
@@ -69,8 +69,8 @@ def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offs
 
 def test_a_terminal_behind_the_collectors_belief_is_rebased(tmp_path):
     store = registered(tmp_path)
-    office = collector.Backoffice(store, acquirer.Acquirer({"decline_atcs": [1, 2]}))
-    s = collector.Session(store, backoffice=office)
+    office = backoffice.Backoffice(store, acquirer.Acquirer({"decline_atcs": [1, 2]}))
+    s = host_session.Session(store, backoffice=office)
     office.delivered(TERMINAL.hex(), bundle.KIND_DENY, 1)  # we think it has version 1
     t = ListeningTerminal(s).pump()
     t.upload([rec(1, BAD, 1), rec(2, GOOD, 2)])
@@ -96,7 +96,7 @@ def test_time_is_answered_and_status_kept_per_terminal(tmp_path):
     t.pump()
     [answer] = t.take("TIME")
     assert (answer["echo"], answer["unix_ms"], answer["bound_ms"]) == (1234, 1_800_000_000_500,
-                                                                       collector.HOST_TIME_BOUND_MS)
+                                                                       host_session.HOST_TIME_BOUND_MS)
     assert store.latest_status(TERMINAL.hex()) == values
     values["depth"] = 0
     t.peer.send(link.STATUS, link.status(*[values[k] for k in link.STATUS_FIELDS]))  # the short v1 form
@@ -114,4 +114,4 @@ def test_status_health_bits_are_logged_by_name(tmp_path, caplog):
                                          0, 0, 0, 0, 5))
     t.pump()
     assert "depth 4 health 0x19 (journal scanner nfc)" in caplog.text
-    assert collector.health_names(0x06) == ["clock", "config"] and collector.health_names(0) == []
+    assert backoffice.health_names(0x06) == ["clock", "config"] and backoffice.health_names(0) == []

@@ -9,7 +9,7 @@ import sys
 import pytest
 import serial
 
-from host_sim import build
+from host_sim.tools import build
 
 ROOT = build.ROOT
 

@@ -1,4 +1,4 @@
-"""Group commit in the served collector (host_sim/ingest.py GroupCommitter, collector.serve_tcp): reads of
+"""Group commit in the served collector (host_sim/backend/ingest.py GroupCommitter, tcp_server.serve_tcp): reads of
 several links in one loop pass share one commit, replies wait for it, a failed commit closes the links
 and acknowledges nothing, and the acquirer's decisions commit in the same transaction as the records."""
 
@@ -8,12 +8,15 @@ import sqlite3
 import subprocess
 import sys
 
-from host_sim import acquirer, bench_collector, build, collector, ingest
+from host_sim.backend import acquirer, backoffice, ingest
+from host_sim.backend.store import Store, StoreError
+from host_sim.bench import collector as bench_collector
+from host_sim.tools import build
 from protocol import record
 from tests.host_sim.test_bench_collector import FailingStore, _committed, _connect
 
 
-class CountingStore(collector.Store):
+class CountingStore(Store):
     """Notes, at each commit, how many replies had already been handed out (must be none of its group)."""
 
     def __init__(self, path):
@@ -72,7 +75,7 @@ def test_a_failed_group_commit_raises_for_every_link_of_the_group(tmp_path):
         return await asyncio.gather(*waits, return_exceptions=True)
 
     outcomes = asyncio.run(one_pass())
-    assert all(isinstance(o, collector.StoreError) for o in outcomes)
+    assert all(isinstance(o, StoreError) for o in outcomes)
     assert store.query("SELECT count(*) FROM records") == [(0,)]
     store.close()
 
@@ -84,7 +87,7 @@ def test_decisions_commit_with_their_records_inside_a_group(tmp_path):
     store.register(term.ident.hex(), term.key)
     atcs = {int.from_bytes(record.decode(r)["ext"][record.EXT_ATC], "big")
             for r in term.records[:2]}
-    office = collector.Backoffice(store, acquirer.Acquirer({"decline_atcs": sorted(atcs)}))
+    office = backoffice.Backoffice(store, acquirer.Acquirer({"decline_atcs": sorted(atcs)}))
     session = _connect(store, term, office)
     store.fail = 1  # the first group fails: neither records nor decisions nor deny-list entries remain
     term.fill()
@@ -118,7 +121,7 @@ def test_bench_collector_served_stores_exactly_once_through_the_real_server(tmp_
 
 def test_a_frame_that_fails_inside_a_group_leaves_nothing_staged_and_the_rest_commits(tmp_path):
     db = str(tmp_path / "c.db")
-    store = collector.Store(db)
+    store = Store(db)
     recs = []
     for raw in bench_collector.Terminal(0, 4, window=4, max_frame=512).records:
         r = record.decode(raw)

@@ -1,11 +1,12 @@
-"""host_sim.linkemu (simulated time) and the link benchmark's transfer over it."""
+"""host_sim.emulators.linkemu (simulated time) and the link benchmark's transfer over it."""
 
 import json
 import subprocess
 import sys
 
-from host_sim import bench_link, build
-from host_sim.linkemu import LinkEmu
+from host_sim.bench import link as bench_link
+from host_sim.emulators.linkemu import LinkEmu
+from host_sim.tools import build
 
 
 def test_bytes_take_ten_bits_each_plus_the_turnaround():

@@ -17,8 +17,8 @@ import serial
 from hypothesis import strategies as st
 from runtimes import draw_examples
 
-from host_sim import build
 from host_sim.emulators.modem import ModemEmulator
+from host_sim.tools import build
 from protocol import at
 
 
@@ -158,7 +158,7 @@ def test_no_input_stops_it_answering():
 
 def test_serve_drives_an_existing_serial_port():
     # A pty stands in for a USB-serial adapter: the emulator opens the device, we are the board.
-    from host_sim import serial_pty
+    from host_sim.emulators import serial_pty
 
     board_fd, device_fd, device = serial_pty.open_raw_pty()
     try:

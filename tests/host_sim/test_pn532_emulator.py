@@ -4,7 +4,7 @@ emulator over a real pty: every test profile reads, every emulated fault becomes
 
 import pytest
 
-from host_sim import bench_emv
+from host_sim.bench import emv as bench_emv
 from host_sim.emulators import emv_card
 
 

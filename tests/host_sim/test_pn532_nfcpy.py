@@ -76,7 +76,7 @@ def test_nfcpy_through_the_emulate_command():
 def test_nfcpy_against_a_served_serial_port():
     """--serve: the emulator on an existing port (here one end of a null-modem pair of ptys, as a
     USB-serial adapter would be); nfcpy's baud-rate switch to 921600 is followed on the served port."""
-    from host_sim import serial_pty
+    from host_sim.emulators import serial_pty
 
     a_master, _, a_path = serial_pty.open_raw_pty()
     b_master, _, b_path = serial_pty.open_raw_pty()

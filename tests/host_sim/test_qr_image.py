@@ -1,4 +1,4 @@
-"""host_sim.qr_image: render QR payloads to PNG and read them back with pyzbar and with OpenCV."""
+"""host_sim.tools.qr_image: render QR payloads to PNG and read them back with pyzbar and with OpenCV."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 np = pytest.importorskip("numpy")
 cv2 = pytest.importorskip("cv2", reason="OpenCV not installed: pip install -r requirements-qr.txt")
 
-from host_sim import qr_image  # noqa: E402
+from host_sim.tools import qr_image  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -124,7 +124,7 @@ def test_fallback_notice_once_per_process(tmp_path, hide):
     """A whole process without pyzbar or libzbar: many decodes, one notice, on stderr only."""
     path = qr_image.make_image(CPM, tmp_path / "cpm.png")
     script = (
-        "import sys\n" + hide + "from host_sim import qr_image\n"
+        "import sys\n" + hide + "from host_sim.tools import qr_image\n"
         "for _ in range(3):\n"
         "    print(qr_image.decode_image(sys.argv[1]))\n"
     )

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from host_sim import bench_heap, build, vboard
+from host_sim.bench import heap as bench_heap
+from host_sim.tools import build, vboard
 from protocol import frame, record
 
 LIST_IMAGE = """

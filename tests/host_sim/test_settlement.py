@@ -5,7 +5,9 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
-from host_sim import acquirer, build, collector, report
+from host_sim.backend import acquirer, report
+from host_sim.backend.store import Store
+from host_sim.tools import build
 from protocol import record
 
 UNIONPAY = bytes.fromhex("A000000333010101")
@@ -25,7 +27,7 @@ def rec(terminal, seq, amount, token, aid=UNIONPAY, when=DAY1, kind=record.KIND_
 
 def make_store(tmp_path, recs):
     path = str(tmp_path / "c.db")
-    store = collector.Store(path)
+    store = Store(path)
     store.store(recs)
     return store
 

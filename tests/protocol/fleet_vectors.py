@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
-from host_sim import bundle  # noqa: E402
+from host_sim.tools import bundle  # noqa: E402
 from protocol import fleet  # noqa: E402
 
 PATH = os.path.join(ROOT, "protocol", "vectors", "fleet.json")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import strategies as st
 from runtimes import draw_examples
 
-from host_sim import bundle
+from host_sim.tools import bundle
 from protocol import fleet
 
 VECTORS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from hypothesis import strategies as st
 from runtimes import draw_examples
 
-from host_sim import tickets
+from host_sim.tools import tickets
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import strategies as st
 from runtimes import draw_examples
 
-from host_sim import tickets
+from host_sim.tools import tickets
 
 NOW = 1_800_000_000
 

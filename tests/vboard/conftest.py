@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from host_sim import vboard
-from host_sim.events import EventLog
+from host_sim.tools import vboard
+from host_sim.tools.events import EventLog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

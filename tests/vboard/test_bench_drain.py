@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from host_sim import build
+from host_sim.tools import build
 
 
 def test_drain_500_buffered_records_reach_the_collector_exactly_once(tmp_path):

@@ -2,7 +2,7 @@
 
 import serial
 
-from host_sim import vboard
+from host_sim.tools import vboard
 from tests.vboard.conftest import mpremote
 
 

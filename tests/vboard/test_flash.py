@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from host_sim import build, flash
+from host_sim.tools import build, flash
 from tests.vboard.conftest import mpremote
 
 WALK = """

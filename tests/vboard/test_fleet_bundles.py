@@ -6,8 +6,9 @@ power cut the terminal boots with the fare it had activated, inside the heap bud
 import re
 import time
 
-from host_sim import bundle, collector
+from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import bundle
 from protocol import fleet
 from tests.vboard.test_heap import READY_USED_BUDGET
 from tests.vboard.test_uplink_session import Served, code, provisioned, tap, wait_for
@@ -30,7 +31,7 @@ def test_a_fleet_fare_bundle_sets_the_fare_of_the_next_tap(board, events, tmp_pa
     shelf.mkdir()
     db = str(tmp_path / "c.db")
     terminal = provisioned(board, db, config_keys=str(keys / "authority.pem.pub"))
-    store = collector.Store(db)
+    store = Store(db)
     scanner = ScannerEmulator(board.ports["scanner"])
     served = None
     try:

@@ -5,9 +5,11 @@ data), uploads it, and the raw flash image holds the test PAN and track 2 in no 
 import threading
 import time
 
-from host_sim import collector, provision
+from host_sim.backend import serial_server
+from host_sim.backend.store import Store
 from host_sim.emulators import emv_card
 from host_sim.emulators.pn532 import Pn532Emulator
+from host_sim.tools import provision
 from protocol import record, tlv
 
 
@@ -24,12 +26,12 @@ def pan_encodings(pan, track2):
 
 
 def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
-    store = collector.Store(str(tmp_path / "c.db"))
+    store = Store(str(tmp_path / "c.db"))
     mark = board.console_mark()
     provision.provision(board.ports["console"], str(tmp_path / "c.db"))  # the collector refuses strangers
     board.wait_console(b"ready:", timeout=20, since=mark)
     stop = threading.Event()
-    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
+    uplink = threading.Thread(target=serial_server.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
     uplink.start()
     emu = Pn532Emulator(board.ports["nfc"])
     try:

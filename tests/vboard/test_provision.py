@@ -7,8 +7,10 @@ import sys
 import threading
 import time
 
-from host_sim import build, collector
+from host_sim.backend import serial_server
+from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import build
 from protocol import cpm
 from tests.vboard.conftest import mpremote
 
@@ -21,14 +23,14 @@ def test_provision_command_registers_the_key_and_the_terminal_uploads(board, eve
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["terminal"] == "5642000001000000" and out["key_file"] == "/flash/keys/device.key"
-    store = collector.Store(db)
+    store = Store(db)
     key = store.device_key(out["terminal"])
     assert key is not None and len(key) == 32
     assert key.hex() not in proc.stdout + proc.stderr  # the key is never printed
     board.wait_console(b"ready:", timeout=20, since=mark)  # the board rebooted into its firmware
 
     stop = threading.Event()
-    server = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
+    server = threading.Thread(target=serial_server.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
     server.start()
     try:
         ScannerEmulator(board.ports["scanner"]).present(cpm.encode("6212345678901234567", atc=41,
@@ -52,4 +54,4 @@ def test_provision_fails_clearly_without_a_board(tmp_path):
                            "--db", str(tmp_path / "c.db")], cwd=build.ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 1 and "provision failed" in proc.stderr
-    assert collector.Store(str(tmp_path / "c.db")).query("SELECT COUNT(*) FROM device_keys") == [(0,)]
+    assert Store(str(tmp_path / "c.db")).query("SELECT COUNT(*) FROM device_keys") == [(0,)]

@@ -10,8 +10,9 @@ import sys
 
 import serial
 
-from host_sim import serial_pty, vboard
+from host_sim.emulators import serial_pty
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import vboard
 from protocol import cpm, gm65
 from tests.vboard.conftest import ROOT, Events
 
@@ -149,7 +150,7 @@ def test_lines_after_noise_and_answer_frames_property(tmp_path):
 
 
 def test_emulator_presents_codes_read_from_an_image(tmp_path):
-    from host_sim import qr_image
+    from host_sim.tools import qr_image
 
     payload = code(1)
     png = qr_image.make_image(payload, str(tmp_path / "code.png"))

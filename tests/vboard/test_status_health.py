@@ -6,9 +6,10 @@ without a PN532 the NFC bit stays clear while the scanner's is set.  The rules: 
 
 import contextlib
 
-from host_sim import collector, vboard
+from host_sim.backend.store import Store
 from host_sim.emulators.pn532 import Pn532Emulator
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import vboard
 from protocol import link
 from tests.vboard.test_uplink_session import Served, provisioned, wait_for
 
@@ -31,7 +32,7 @@ def provisioned_and_served(tmp_path, attach):
         board.wait_console(b"ready:", timeout=20)
         db = str(tmp_path / "c.db")
         terminal = provisioned(board, db)
-        store = collector.Store(db)
+        store = Store(db)
         served = Served(board, store, None)
         yield board, store, terminal
     finally:

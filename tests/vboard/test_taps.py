@@ -7,8 +7,11 @@ import time
 
 import serial
 
-from host_sim import collector, provision, serial_pty, vboard
+from host_sim.backend import serial_server
+from host_sim.backend.store import Store
+from host_sim.emulators import serial_pty
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import provision, vboard
 from protocol import cpm, record
 from tests.vboard.conftest import Events, mpremote
 
@@ -81,11 +84,11 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
     """Cut power at random moments while codes arrive; every tap signalled as paid reaches the
     collector exactly once, and re-presenting an unanswered code is never charged twice."""
     rng = random.Random(1234)
-    store = collector.Store(str(tmp_path / "c.db"))
+    store = Store(str(tmp_path / "c.db"))
     board = vboard.VirtualBoard(str(tmp_path / "flash.img")).start()
     stop = threading.Event()
     capture = bytearray()
-    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop, capture),
+    uplink = threading.Thread(target=serial_server.serve_serial, args=(board.ports["uplink"], store, stop, capture),
                               daemon=True)
     uplink.start()
     events = Events(board.ports["events"])
@@ -147,9 +150,9 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
 
 def test_an_unprovisioned_terminal_uploads_nothing(tmp_path, board, events):
     """The collector refuses a terminal it has no key for: the records stay in the journal."""
-    store = collector.Store(str(tmp_path / "c.db"))
+    store = Store(str(tmp_path / "c.db"))
     stop = threading.Event()
-    uplink = threading.Thread(target=collector.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
+    uplink = threading.Thread(target=serial_server.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
     uplink.start()
     try:
         mark = board.console_mark()

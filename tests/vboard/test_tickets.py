@@ -5,8 +5,8 @@ their reasons shown on the display.
 
 import time
 
-from host_sim import tickets
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import tickets
 from tests.vboard.conftest import mpremote
 
 

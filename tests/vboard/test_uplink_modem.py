@@ -19,9 +19,10 @@ import time
 
 import pytest
 
-from host_sim import build, collector, provision, vboard
+from host_sim.backend.store import Store
 from host_sim.emulators.modem import ModemEmulator
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import build, provision, vboard
 from protocol import cpm
 from tests.vboard.conftest import Events, mpremote
 
@@ -72,7 +73,7 @@ def wait_until(what, timeout, board, message):
 
 
 def stored(db):
-    store = collector.Store(db)
+    store = Store(db)
     try:
         return {seq: atc for seq, atc in store.query("SELECT seq, atc FROM records")}
     finally:
@@ -81,7 +82,7 @@ def stored(db):
 
 def acknowledged_all(db, terminal):
     """True once a STATUS received after the newest record says the terminal's journal is empty."""
-    store = collector.Store(db)
+    store = Store(db)
     try:
         rows = store.query("SELECT depth FROM terminal_status WHERE terminal = ? AND received > "
                            "(SELECT MAX(received) FROM records)", (terminal,))

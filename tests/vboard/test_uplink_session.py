@@ -5,8 +5,10 @@ the terminal's clock follows the collector's within bounds; its heartbeats land 
 import threading
 import time
 
-from host_sim import acquirer, collector, provision
+from host_sim.backend import acquirer, backoffice, host_session
+from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.tools import provision
 from protocol import cpm
 
 BLOCKED_PAN = "6212345678901234567"
@@ -32,7 +34,7 @@ class Served:
     """A collector on the board's uplink pty, with a given acquirer and wall clock."""
 
     def __init__(self, board, store, rules, wallclock=time.time, bundles=None):
-        self.office = collector.Backoffice(store, acquirer.Acquirer(rules), bundles)
+        self.office = backoffice.Backoffice(store, acquirer.Acquirer(rules), bundles)
         self.stop = threading.Event()
         self.wallclock = wallclock
         self.thread = threading.Thread(target=self._serve, args=(board.ports["uplink"], store), daemon=True)
@@ -42,7 +44,7 @@ class Served:
         import serial
 
         ser = serial.serial_for_url(port, baudrate=115200, timeout=0.05)
-        s = collector.Session(store, backoffice=self.office, wallclock=self.wallclock)
+        s = host_session.Session(store, backoffice=self.office, wallclock=self.wallclock)
         try:
             while not self.stop.is_set():
                 reply = s.receive(ser.read(512))
@@ -72,7 +74,7 @@ def tap(scanner, events, payload, seen):
 def test_a_declined_card_is_refused_at_its_next_tap_once_the_deny_list_arrived(board, events, tmp_path):
     db = str(tmp_path / "c.db")
     terminal = provisioned(board, db)
-    store = collector.Store(db)
+    store = Store(db)
     served = Served(board, store, {"decline_atcs": [41]}, wallclock=lambda: time.time() + HOUR)
     scanner = ScannerEmulator(board.ports["scanner"])
     try:
@@ -108,7 +110,7 @@ def test_a_declined_card_is_refused_at_its_next_tap_once_the_deny_list_arrived(b
 def test_the_terminal_refuses_a_clock_before_2024_and_reports_its_queue(board, events, tmp_path):
     db = str(tmp_path / "c.db")
     terminal = provisioned(board, db)
-    store = collector.Store(db)
+    store = Store(db)
     served = Served(board, store, None, wallclock=lambda: 1600000000.0)  # September 2020
     scanner = ScannerEmulator(board.ports["scanner"])
     try:

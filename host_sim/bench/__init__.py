@@ -1,0 +1,34 @@
+"""`python -m host_sim bench NAME --json`: measurements, printed as JSON for scripts and issue notes.
+
+Benchmarks are commands, never timed assertions in tests.  Each benchmark is a module
+host_sim/bench/<name>.py offering add_arguments(parser) and run(args) -> a JSON-able result.
+"""
+
+import json
+
+from host_sim import commands
+
+# name -> (module, help); issues add theirs here
+SUBCOMMANDS = {
+    "credentials": ("host_sim.bench.credentials", "CPM decode and ticket verify timed inside MicroPython"),
+    "emv": ("host_sim.bench.emv", "one EMV contactless read through the PN532 driver in MicroPython"),
+    "journal": ("host_sim.bench.journal", "power-cut trials of the journal inside MicroPython, flash costs"),
+    "modem": ("host_sim.bench.modem", "modem transport throughput and latency per dialect"),
+    "link": ("host_sim.bench.link", "link protocol goodput vs stop-and-wait over the emulated line"),
+    "collector": ("host_sim.bench.collector", "collector ingest: records/s into the store, group commit"),
+    "frames": ("host_sim.bench.frames", "what one uplink frame costs the terminal on MicroPython"),
+    "drain": ("host_sim.bench.drain", "a virtual board's journal drained over the paced uplink"),
+    "heap": ("host_sim.bench.heap", "heap the terminal's code costs in MicroPython (.mpy vs ROMFS)"),
+    "bundle": ("host_sim.bench.bundle", "fleet bundle check and activation inside MicroPython"),
+}
+
+
+def add_arguments(parser, argv=()):
+    for sp in commands.add_table(parser, SUBCOMMANDS, "bench", argv).values():
+        sp.add_argument("--json", action="store_true", help="print only the JSON result")
+
+
+def main(args):
+    result = commands.load(args.bench_module).run(args)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0

@@ -1,0 +1,319 @@
+"""`python -m host_sim bench collector --json`: how many records per second the collector ingests on one core.
+
+Terminals made of the same protocol.peer.Peer the firmware runs (device key registered in the
+collector, AUTH, AES-CTR + MAC on every frame, selective repeat) upload realistic EMV-QR records
+(58 bytes, as a QR tap journals them).  Their wire bytes go, one read of up to --chunk bytes per link
+per round as a server's socket reads would, into the collector's real Session objects and from
+there into a real SQLite file in WAL mode with synchronous=FULL.  With group commit (the default)
+each round's frames of all links share one transaction and one fsync (host_sim/backend/ingest.py); the
+replies, and so the ACKs, reach the terminals only after that commit.  --per-frame commits every
+frame on its own, the way Session.receive() does without a group.
+
+--served measures the real server instead: `python -m host_sim collector --listen` runs as its own
+process, pinned to one core, and the terminals upload over TCP on loopback from this process (on
+another core when there is one).  records_per_s is then records / wall-clock seconds from the first
+RECORDS frame to the last acknowledgement; collector_cpu_seconds is the server's CPU time in that span.
+The server group-commits whatever frames its event loop has read in one pass (host_sim/backend/ingest.py).
+
+In the default (in-process) mode only the collector's work is timed (Session.receive and the
+commits); the simulated terminals run in the same process between rounds and are not counted.
+After every round, outside the timing, a second database connection checks that every record a
+terminal has seen acknowledged is committed.
+
+    records_per_s     records stored / seconds of collector work
+    frames_per_s      RECORDS frames ingested per second
+    records_per_frame average records per frame
+    commit_every      average frames per commit
+    cpu_seconds       CPU time of the collector's work (process time)
+"""
+
+import os
+import re
+import selectors
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+from host_sim.backend import host_session, ingest
+from host_sim.backend.store import Store
+from host_sim.bench.link import emv_qr_record
+from host_sim.tools import build
+from protocol import frame, link, peer, record
+
+KEY_BASE = bytes(range(32))
+
+
+class Terminal:
+    """A simulated terminal: a Peer uploading `count` records, with a constant clock (no retransmit
+    timer runs out, so every frame is sent once unless the collector fails to acknowledge it)."""
+
+    def __init__(self, index, count, window, max_frame):
+        self.ident = b"ZB" + index.to_bytes(6, "big")
+        self.key = bytes((b + index) & 0xFF for b in KEY_BASE)
+        self.records = [emv_qr_record(seq, self.ident) for seq in range(1, count + 1)]
+        self.peer = peer.Peer(peer.ROLE_TERMINAL, self.ident, self.key, "bench", window=window,
+                              max_frame=max_frame, rx_window=4)
+        self.reader = frame.FrameReader()
+        self.outbox = bytearray()
+        self.queued = 0
+        self.frames = 0
+        self.acked = 0  # newest record sequence checked as committed
+        self.peer.start(0)
+
+    def fill(self):
+        """Queue RECORDS frames while the window allows, as firmware/uplink.py does."""
+        p = self.peer
+        room = p.max_body()
+        while p.up() and p.can_send() and self.queued < len(self.records):
+            batch = []
+            size = 2
+            for rec in self.records[self.queued:]:
+                size += 1 + len(rec) - link.TID_SIZE
+                if size > room:
+                    break
+                batch.append(rec)
+            p.send(link.RECORDS, link.records(batch, self.ident), record.seq_of(batch[-1]))
+            self.queued += len(batch)
+            self.frames += 1
+        while True:
+            payload = p.poll(0)
+            if payload is None:
+                break
+            self.outbox += link.wire(payload)
+
+    def take(self, chunk):
+        data = bytes(self.outbox[:chunk])
+        del self.outbox[:chunk]
+        return data
+
+    def feed(self, data):
+        for payload in self.reader.feed(data):
+            self.peer.feed(payload, 0)
+
+    def done(self):
+        return self.peer.sender.delivered_tag >= len(self.records)
+
+
+def _rates(records, stored, frames, seconds):
+    """The keys both modes report first: records and frames per second of ingest, records per frame."""
+    return {"records_per_s": round(stored / seconds) if seconds else 0,
+            "frames_per_s": round(frames / seconds) if seconds else 0,
+            "records_per_frame": round(records / frames, 2) if frames else 0}
+
+
+def _unacked_commits(check, term):
+    """Records the terminal saw acknowledged that a second connection cannot see committed."""
+    tag = term.peer.sender.delivered_tag
+    if tag <= term.acked:
+        return 0
+    (n,) = check.execute("SELECT count(*) FROM records WHERE terminal = ? AND seq > ? AND seq <= ?",
+                         (term.ident.hex(), term.acked, tag)).fetchone()
+    missing = (tag - term.acked) - n
+    term.acked = tag
+    return missing
+
+
+def run_ingest(db, records=100000, terminals=4, window=128, max_frame=512, chunk=16384, group=True, max_rounds=None):
+    """Upload `records` records split over `terminals` links into the database file `db`."""
+    store = Store(db)
+    check = sqlite3.connect(db)
+    share = records // terminals
+    terms = [Terminal(i, share + (1 if i < records % terminals else 0), window, max_frame) for i in range(terminals)]
+    for term in terms:
+        store.register(term.ident.hex(), term.key)
+    sessions = [host_session.Session(store) for _ in terms]
+    unacked_commits = 0
+    rounds = 0
+    seconds = cpu = 0.0
+    try:
+        while not all(t.peer.up() for t in terms):  # handshakes, not timed
+            for term, session in zip(terms, sessions):
+                term.fill()
+                term.feed(session.receive(term.take(len(term.outbox))))
+        commits0 = store.commits
+        while not all(t.done() for t in terms):
+            rounds += 1
+            if max_rounds is not None and rounds > max_rounds:
+                raise RuntimeError("no progress after %d rounds" % max_rounds)
+            inputs = []
+            for term, session in zip(terms, sessions):
+                term.fill()
+                inputs.append((session, term.take(chunk)))
+            t0, c0 = time.perf_counter(), time.process_time()
+            if group:
+                replies = ingest.receive_group(store, inputs)
+                if replies is None:
+                    raise RuntimeError("group commit failed")
+            else:
+                replies = [session.receive(data) for session, data in inputs]
+            seconds += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            for term, reply in zip(terms, replies):
+                term.feed(reply)
+                unacked_commits += _unacked_commits(check, term)
+        commits = store.commits - commits0
+        (stored,) = check.execute("SELECT count(*) FROM records").fetchone()
+        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records)").fetchone()
+    finally:
+        check.close()
+        store.close()
+    frames = sum(t.frames for t in terms)
+    return {
+        **_rates(records, stored, frames, seconds),
+        "commit_every": round(frames / commits, 1) if commits else 0,
+        "cpu_seconds": round(cpu, 3),
+        "seconds": round(seconds, 3),
+        "records": records,
+        "stored": stored,
+        "distinct": distinct,
+        "duplicate_receipts": sum(s.duplicate_receipts for s in sessions),
+        "acknowledged": sum(t.peer.sender.delivered_tag for t in terms),
+        "acked_not_committed": unacked_commits,
+        "frames": frames,
+        "commits": commits,
+        "rounds": rounds,
+        "terminals": terminals,
+        "window": window,
+        "max_frame": max_frame,
+        "group_commit": group,
+        "synchronous": "FULL",
+        "journal_mode": "wal",
+    }
+
+
+def _cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeout=600):
+    """Upload over TCP into a `collector --listen` process; see the module docstring."""
+    share = records // terminals
+    terms = [Terminal(i, share + (1 if i < records % terminals else 0), window, max_frame) for i in range(terminals)]
+    store = Store(db)
+    for term in terms:
+        store.register(term.ident.hex(), term.key)
+    store.close()
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
+                             "127.0.0.1:%d" % port], cwd=build.ROOT, stdout=log, stderr=log)
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1:  # one core for the collector, the others for the terminals
+        os.sched_setaffinity(proc.pid, cpus[:1])
+        os.sched_setaffinity(0, cpus[1:])
+    sel = selectors.DefaultSelector()
+    try:
+        deadline = time.monotonic() + 20
+        socks = []
+        for term in terms:
+            while True:
+                try:
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    break
+                except OSError as e:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the collector did not listen") from e
+                    time.sleep(0.05)
+            sock.setblocking(False)
+            sel.register(sock, selectors.EVENT_READ, term)
+            socks.append(sock)
+
+        def pump(until):
+            limit = time.monotonic() + timeout
+            while not until():
+                if time.monotonic() > limit or proc.poll() is not None:
+                    raise RuntimeError("no progress (collector exit code %s)" % proc.poll())
+                for sock, term in zip(socks, terms):
+                    term.fill()
+                    while term.outbox:
+                        try:
+                            sent = sock.send(term.outbox)
+                        except BlockingIOError:
+                            break
+                        del term.outbox[:sent]
+                for key, _ in sel.select(0.05):
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data:
+                        raise RuntimeError("the collector closed a link")
+                    key.data.feed(data)
+
+        pump(lambda: all(t.peer.up() for t in terms))  # handshakes, not timed
+        t0, cpu0 = time.perf_counter(), _cpu_seconds(proc.pid)
+        pump(lambda: all(t.done() for t in terms))
+        seconds, cpu = time.perf_counter() - t0, _cpu_seconds(proc.pid) - cpu0
+        for sock in socks:
+            sock.close()
+        proc.send_signal(2)  # SIGINT: the collector logs its group-commit counters and exits
+        proc.wait(timeout=20)
+    finally:
+        sel.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.sched_setaffinity(0, cpus)
+    log.seek(0)
+    counters = re.search(rb"ingest: (\d+) frames in (\d+) group commits", log.read())
+    log.close()
+    check = sqlite3.connect(db)
+    try:
+        (stored,) = check.execute("SELECT count(*) FROM records").fetchone()
+        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records)").fetchone()
+        (authorised,) = check.execute("SELECT count(*) FROM authorisations").fetchone()
+    finally:
+        check.close()
+    frames = sum(t.frames for t in terms)
+    reads, groups = (int(counters.group(1)), int(counters.group(2))) if counters else (0, 0)
+    return {
+        **_rates(records, stored, frames, seconds),
+        "reads_per_commit": round(reads / groups, 1) if groups else 0,
+        "collector_cpu_seconds": round(cpu, 3),
+        "records_per_cpu_s": round(stored / cpu) if cpu else 0,
+        "seconds": round(seconds, 3),
+        "records": records,
+        "stored": stored,
+        "distinct": distinct,
+        "authorised": authorised,
+        "acknowledged": sum(t.peer.sender.delivered_tag for t in terms),
+        "frames": frames,
+        "group_commits": groups,
+        "terminals": terminals,
+        "window": window,
+        "max_frame": max_frame,
+        "served": "tcp",
+        "collector_cpus": 1,
+        "group_commit": True,
+        "synchronous": "FULL",
+        "journal_mode": "wal",
+    }
+
+
+def run(args):
+    with tempfile.TemporaryDirectory(prefix="zhifu-bench-collector-") as tmp:
+        db = args.db or os.path.join(tmp, "collector.db")
+        if args.served:
+            return run_served(db, args.records, args.terminals, args.window, args.max_frame)
+        return run_ingest(db, args.records, args.terminals, args.window, args.max_frame, args.chunk,
+                      group=not args.per_frame)
+
+
+def add_arguments(parser):
+    parser.add_argument("--records", type=int, default=100000, help="records to ingest in all")
+    parser.add_argument("--terminals", type=int, default=4, help="terminals uploading at once, one link each")
+    parser.add_argument("--window", type=int, default=128, help="the terminals' send window (frames)")
+    parser.add_argument("--max-frame", type=int, default=512, help="the terminals' max_frame (wire bytes)")
+    parser.add_argument("--chunk", type=int, default=16384, help="bytes the collector reads per link per round")
+    parser.add_argument("--served", action="store_true",
+                        help="measure the real `collector --listen` process over TCP on loopback")
+    parser.add_argument("--per-frame", action="store_true", help="commit every frame on its own (no group commit)")
+    parser.add_argument("--db", help="database file (default: a temporary one; must not exist yet)")

@@ -1,0 +1,221 @@
+"""`python -m host_sim bundle keygen|make|show`: the config authority's signed fleet bundles (protocol/fleet.py).
+
+The authority signs a bundle once, offline; the collector serves the same bytes to every terminal
+(`collector --bundles DIR`) and terminals verify with the public key provisioning put in
+/flash/keys/config.
+
+    bundle keygen --key authority.pem [--key-id 1]
+        RSA-2048 private key (mode 600) and authority.pem.pub: the keyring line(s) a terminal holds
+        (`provision --config-keys authority.pem.pub`).  Prints JSON.
+    bundle make fares --key authority.pem --version N --fare qr=350 --fare emv=300 --out fares-N.zfb
+    bundle make ticket-keys --key authority.pem --version N --ticket-key 7:1 [--revoke 7:0]
+                            [--revoke-ticket 7:4c4f535450415353] --out keys-N.zfb
+        Signs with the key under the key id written in KEY.pub.  Ticket keys are the issuer keys kept
+        by `qr make ticket` (host_sim/tools/tickets.py, --keys-dir).
+    bundle show FILE [--config-keys authority.pem.pub]
+        The bundle as JSON; with the public keys, also whether its signature holds.
+"""
+
+import json
+import os
+import struct
+import sys
+import time
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from host_sim.tools import tickets
+from protocol import fleet, record, ticket
+
+CREDENTIALS = {"qr": record.KIND_QR_CPM, "ticket": record.KIND_TICKET, "emv": record.KIND_EMV_CONTACTLESS}
+SUFFIX = ".zfb"
+
+
+def public_line(key, key_id):
+    """The keyring line of a config key, as /flash/keys/config holds it."""
+    return tickets.keyring_line(key, fleet.AUTHORITY, key_id)
+
+
+def keygen(path, key_id):
+    if os.path.exists(path):
+        raise SystemExit("%s exists: a config key is never overwritten" % path)
+    key = tickets.generate_key()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    with open(path + ".pub", "w") as f:
+        f.write(public_line(key, key_id) + "\n")
+    return {"key_file": path, "public_file": path + ".pub", "key_id": key_id}
+
+
+def load_signer(path):
+    """(private key, key id): the key id is the one in PATH.pub (made by keygen)."""
+    with open(path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    with open(path + ".pub") as f:
+        words = f.readline().split()
+    if len(words) != 4 or words[0] != "key" or int(words[3], 16) != key.public_key().public_numbers().n:
+        raise SystemExit("%s.pub is not the public line of %s" % (path, path))
+    return key, int(words[2])
+
+
+def unsigned(kind, key_id, version, issued, body):
+    """Header and body (protocol/fleet.py): the bytes the authority signs; the bundle is these + the signature."""
+    if kind not in fleet.MAX_BODY or len(body) > fleet.MAX_BODY[kind]:
+        raise fleet.FleetError("kind %d with a body of %d bytes" % (kind, len(body)))
+    if not 0 < version <= 0xFFFFFFFF:
+        raise fleet.FleetError("version must be 1 .. 2^32-1")
+    return fleet.MAGIC + struct.pack(">BBHII", kind, key_id, len(body), version, issued) + bytes(body)
+
+
+def fares_body(fares):
+    """`fares`: {credential kind: fare in fen}."""
+    if not 0 < len(fares) <= fleet.MAX_FARES:
+        raise fleet.FleetError("a fare table has 1 .. %d entries" % fleet.MAX_FARES)
+    return bytes([len(fares)]) + b"".join(struct.pack(">BI", k, fares[k]) for k in sorted(fares))
+
+
+def ticket_keys_body(keys, revoked=(), tickets=()):
+    """`keys`: [(issuer, key id, modulus int)], `revoked`: [(issuer, key id)], `tickets`: [(issuer, ticket id)]."""
+    if len(keys) > fleet.MAX_KEYS or len(revoked) > fleet.MAX_REVOKED or len(tickets) > fleet.MAX_TICKETS:
+        raise fleet.FleetError("at most %d keys, %d revoked keys, %d revoked tickets"
+                               % (fleet.MAX_KEYS, fleet.MAX_REVOKED, fleet.MAX_TICKETS))
+    out = bytearray([len(keys), len(revoked), len(tickets)])
+    for issuer, kid, n in keys:
+        out += struct.pack(">HB", issuer, kid) + n.to_bytes(fleet.SIG, "big")
+    for issuer, kid in revoked:
+        out += struct.pack(">HB", issuer, kid)
+    for issuer, tid in tickets:
+        if len(tid) != 8:
+            raise fleet.FleetError("a ticket id is 8 bytes")
+        out += struct.pack(">H", issuer) + bytes(tid)
+    return bytes(out)
+
+
+def sign(key, key_id, kind, version, body, issued=None):
+    """A whole bundle: header, body and the RSA PKCS#1 v1.5 SHA-256 signature by `key` (cryptography)."""
+    data = unsigned(kind, key_id, version, int(time.time()) if issued is None else issued, body)
+    return data + key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def fare_specs(specs):
+    """{credential kind: fen} from --fare KIND=FEN options."""
+    fares = {}
+    for spec in specs:
+        name, _, fen = spec.partition("=")
+        if name not in CREDENTIALS or not fen.isdigit():
+            raise SystemExit("--fare wants KIND=FEN with KIND one of %s, got %r" % ("/".join(CREDENTIALS), spec))
+        fares[CREDENTIALS[name]] = int(fen)
+    return fares
+
+
+def _pair(spec):
+    a, _, b = spec.partition(":")
+    return int(a), b
+
+
+def ticket_key_specs(args):
+    """The ticket-keys body of the --ticket-key / --revoke / --revoke-ticket options."""
+    keys = []
+    for spec in args.ticket_key:
+        issuer, kid = _pair(spec)
+        key = tickets.load_or_create(issuer, int(kid), args.keys_dir)
+        keys.append((issuer, int(kid), key.public_key().public_numbers().n))
+    revoked = [(i, int(k)) for i, k in map(_pair, args.revoke)]
+    revoked_tickets = [(i, bytes.fromhex(t)) for i, t in map(_pair, args.revoke_ticket)]
+    return ticket_keys_body(keys, revoked, revoked_tickets)
+
+
+def show(data, config_keys=None):
+    """A bundle as a JSON-able dict; `config_keys` (keyring text) also checks the signature."""
+    kind, kid, b, version, issued = fleet.head(data[:fleet.HEAD], len(data))
+    out = {"kind": fleet.NAMES[kind], "key_id": kid, "version": version, "issued": issued, "size": len(data)}
+    body = data[fleet.HEAD:fleet.HEAD + b]
+    if kind == fleet.KIND_FARES:
+        names = {v: k for k, v in CREDENTIALS.items()}
+        out["fares"] = {names.get(k, str(k)): fen for k, fen in sorted(fleet.fares(body).items())}
+    else:
+        ring = fleet.keyring(body)
+        out["keys"] = ["%d:%d" % ref for ref in sorted(ring.keys)]
+        out["revoked"] = ["%d:%d" % ref for ref in sorted(ring.revoked)]
+        out["revoked_tickets"] = ["%d:%s" % (i, t.hex()) for i, t in sorted(ring.revoked_tickets)]
+    if config_keys is not None:
+        ring = ticket.Keyring()
+        for line in config_keys.splitlines():
+            ring.load_line(line)
+        try:
+            fleet.parse(data, ring)
+            out["signature"] = "ok"
+        except fleet.FleetError as e:
+            out["signature"] = str(e)
+    return out
+
+
+def newest(directory):
+    """{kind: (version, bundle bytes)}: the highest version of each kind among DIR/*.zfb.
+    Files that are not well-formed fleet bundles are skipped (the terminal would refuse them)."""
+    best = {}
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(SUFFIX):
+            continue
+        with open(os.path.join(directory, name), "rb") as f:
+            data = f.read(fleet.MAX_SIZE + 1)
+        try:
+            kind, _, _, version, _ = fleet.head(data[:fleet.HEAD], len(data))
+        except fleet.FleetError:
+            continue
+        if version > best.get(kind, (0, b""))[0]:
+            best[kind] = (version, data)
+    return best
+
+
+def main(args):
+    try:
+        if args.action == "keygen":
+            print(json.dumps(keygen(args.key, args.key_id)))
+            return 0
+        if args.action == "show":
+            with open(args.file, "rb") as f:
+                data = f.read()
+            keys = None
+            if args.config_keys:
+                with open(args.config_keys) as f:
+                    keys = f.read()
+            print(json.dumps(show(data, keys)))
+            return 0
+        key, key_id = load_signer(args.key)
+        if args.kind == "fares":
+            data = sign(key, key_id, fleet.KIND_FARES, args.version, fares_body(fare_specs(args.fare)))
+        else:
+            data = sign(key, key_id, fleet.KIND_TICKET_KEYS, args.version, ticket_key_specs(args))
+        with open(args.out, "wb") as f:
+            f.write(data)
+        print(json.dumps(dict(show(data), out=args.out)))
+        return 0
+    except (fleet.FleetError, ticket.TicketError, ValueError, OSError) as e:
+        print("bundle: %s" % e, file=sys.stderr)
+        return 1
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="action", required=True)
+    k = sub.add_parser("keygen", help="a new config authority key (KEY) and its public line (KEY.pub)")
+    k.add_argument("--key", required=True, help="private key file to create (PEM, mode 600)")
+    k.add_argument("--key-id", type=int, default=1, help="key id the terminals know it by (rotation)")
+    m = sub.add_parser("make", help="sign a fleet bundle")
+    m.add_argument("kind", choices=("fares", "ticket-keys"))
+    m.add_argument("--key", required=True, help="the authority's private key (KEY.pub beside it)")
+    m.add_argument("--version", type=int, required=True, help="bundle version: terminals only move up")
+    m.add_argument("--out", required=True, help="bundle file to write (collector --bundles DIR serves DIR/*.zfb)")
+    m.add_argument("--fare", action="append", default=[], metavar="qr|emv|ticket=FEN", help="fares: one per kind")
+    m.add_argument("--ticket-key", action="append", default=[], metavar="ISSUER:KID", help="ticket-keys: trusted")
+    m.add_argument("--revoke", action="append", default=[], metavar="ISSUER:KID", help="ticket-keys: revoked key")
+    m.add_argument("--revoke-ticket", action="append", default=[], metavar="ISSUER:TICKETHEX",
+                   help="ticket-keys: one revoked ticket (8-byte id as hex)")
+    m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket-keys: where issuer keys are kept")
+    s = sub.add_parser("show", help="print a bundle as JSON")
+    s.add_argument("file")
+    s.add_argument("--config-keys", metavar="KEY.pub", help="also check the signature with these public keys")

@@ -1,0 +1,105 @@
+"""`python -m host_sim flash --board NAME --port PORT [--romfs]`: build the board's .mpy set and deploy it.
+
+Deploys build/<board>/ into the board's working directory over the REPL with mpremote, the same way
+on a USB board and on a virtual board's console pty.  Device keys are a separate step: host_sim.tools.provision.
+
+With --romfs the modules go into the board's ROM partition instead (`mpremote romfs deploy` of
+build/<board>/romfs.img), where the firmware mounts them at /rom and runs their bytecode in place from
+flash.  MicroPython searches the filesystem ('' in sys.path) before /rom, so the filesystem keeps only
+boot.py and main.py: copies of the image's modules left there by an earlier plain flash are removed,
+or they would shadow the image.  The firmware mounts the new image at its next reset (so --no-reset
+leaves the board without its modules until then).  A board without a ROM partition (the virtual board:
+the unix port has none) refuses the image before anything on its filesystem changes.
+"""
+
+import os
+import subprocess
+import sys
+
+from host_sim.tools import build
+
+
+def mpremote_exe():
+    candidate = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    return candidate if os.path.exists(candidate) else "mpremote"
+
+
+def _parents(files):
+    """Every directory above `files`, parents first."""
+    dirs = []
+    for rel in files:
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in dirs:
+                dirs.append(d)
+    return dirs
+
+
+def deploy_commands(build_dir, files):
+    """mpremote command chain: create the directories, then copy every file (paths relative to build_dir)."""
+    mkdirs = "import os\nfor d in %r:\n    try:\n        os.mkdir(d)\n    except OSError:\n        pass\n"
+    chain = ["exec", mkdirs % _parents(files)]
+    for rel in files:
+        chain += ["+", "fs", "cp", os.path.join(build_dir, rel), ":" + rel]
+    return chain
+
+
+def remove_commands(files):
+    """mpremote command chain removing `files` and then their directories, where they exist."""
+    dirs = sorted(_parents(files), key=lambda d: -d.count("/"))  # deepest first
+    script = ("import os\nfor f in %r:\n    try:\n        os.remove(f)\n    except OSError:\n        pass\n"
+              "for d in %r:\n    try:\n        os.rmdir(d)\n    except OSError:\n        pass\n" % (files, dirs))
+    return ["exec", script]
+
+
+def _mpremote(port, chain):
+    proc = subprocess.run([mpremote_exe(), "connect", port] + chain, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("mpremote failed (%d):\n%s%s" % (proc.returncode, proc.stdout, proc.stderr))
+    return proc.stdout
+
+
+def flash(board, port, reset=True, romfs=False):
+    rows = build.build(board)
+    build_dir = os.path.join(build.ROOT, "build", board)
+    files = [rel for rel, _, _ in rows if build.deployed(rel)]
+    if romfs:
+        modules = [rel for rel in files if build.in_image(rel)]
+        # First the image: a board that refuses it (no ROM partition) keeps its filesystem as it was.
+        try:
+            _mpremote(port, ["romfs", "deploy", os.path.join(build_dir, build.ROMFS_IMAGE)])
+        except RuntimeError as e:
+            raise RuntimeError("%s\nthe board's filesystem is unchanged; --romfs needs a firmware with a ROM "
+                               "partition (hardware/README.md, \"Code in flash\"); without --romfs the "
+                               "modules go to the filesystem" % e) from None
+        files = [rel for rel in files if rel not in modules]
+        chain = remove_commands(modules) + ["+"] + deploy_commands(build_dir, files)
+    else:
+        chain = deploy_commands(build_dir, files)
+    if reset and board != "virtual":  # the unix port has no machine.reset(); its launcher reboots it
+        chain += ["+", "reset"]
+    _mpremote(port, chain)
+    return rows, files
+
+
+def main(args):
+    try:
+        rows, files = flash(args.board, args.port, reset=not args.no_reset, romfs=args.romfs)
+    except (build.BuildError, RuntimeError) as e:
+        print("flash failed: %s" % e, file=sys.stderr)
+        return 1
+    print(build.size_table(args.board, rows))
+    if args.romfs:
+        print("deployed build/%s/%s to the ROM partition" % (args.board, build.ROMFS_IMAGE))
+    print("deployed %d files to %s" % (len(files), args.port))
+    return 0
+
+
+def add_arguments(parser):
+    parser.add_argument("--board", required=True, help="board module name (%s)" % ", ".join(build.BOARDS))
+    parser.add_argument("--port", required=True, help="the board's REPL port, e.g. /dev/ttyUSB0 or a vboard console")
+    parser.add_argument("--no-reset", action="store_true", help="do not reset the board after copying")
+    parser.add_argument("--romfs", action="store_true",
+                        help="modules into the board's ROM partition (mpremote romfs deploy), only boot.py and "
+                             "main.py to its filesystem; needs a firmware with a ROMFS partition")

@@ -1,0 +1,123 @@
+"""`python -m host_sim provision --port CONSOLE_PORT --db COLLECTOR_DB`: give a terminal its device key.
+
+Generates a random 32-byte key, writes it to the board's /flash/keys/device.key over the REPL with
+mpremote (the same on a USB board and a virtual board's console), reads back the terminal id and
+registers (terminal id, key) in the collector's database.  With `--config-keys KEY.pub` it also
+writes the config authority's public keys (`bundle keygen`) to /flash/keys/config, the only keys the
+terminal accepts fleet bundles (fares, ticket keys) under.  Then it soft-resets the board (Ctrl-D at
+the REPL), so the firmware starts again and authenticates with the new key.  The key is never printed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import serial
+
+from host_sim.backend.store import Store
+from host_sim.tools.flash import mpremote_exe
+
+KEY_PATH = "/flash/keys/device.key"
+CONFIG_KEYS_PATH = "/flash/keys/config"
+
+# Runs on the board: write the key atomically (a power cut leaves the old key or the new one) and
+# print the terminal id the firmware will announce.
+BOARD_SCRIPT = """\
+import os, board
+from firmware import identity
+try:
+    os.mkdir('/flash/keys')
+except OSError:
+    pass
+with open('%(path)s.new', 'wb') as f:
+    f.write(bytes.fromhex('%(key)s'))
+os.rename('%(path)s.new', '%(path)s')
+%(config)s
+print('terminal=' + identity.terminal_id(board).hex())
+"""
+
+
+class ProvisionError(Exception):
+    pass
+
+
+# Optional part of BOARD_SCRIPT: the config authority's public keys, atomically too.
+CONFIG_SCRIPT = """\
+with open('%(path)s.new', 'w') as f:
+    f.write(%(text)r)
+os.rename('%(path)s.new', '%(path)s')
+"""
+
+
+def read_config_keys(path):
+    """The keyring text of a KEY.pub file, checked line by line as the terminal will read it."""
+    from protocol import fleet, ticket
+
+    with open(path) as f:
+        text = f.read()
+    ring = ticket.Keyring()
+    for line in text.splitlines():
+        try:
+            ring.load_line(line)
+        except ticket.TicketError as e:
+            raise ProvisionError("%s: %s" % (path, e)) from e
+    if not any(issuer == fleet.AUTHORITY for issuer, _ in ring.keys):
+        raise ProvisionError("%s holds no config key (key %d <key id> <modulus>)" % (path, fleet.AUTHORITY))
+    return text
+
+
+def write_key(port, key, timeout=60, config_keys=None):
+    """Write `key` (and the config keys' text, if given) to the board on `port`; returns its terminal id."""
+    config = "" if config_keys is None else CONFIG_SCRIPT % {"path": CONFIG_KEYS_PATH, "text": config_keys}
+    script = BOARD_SCRIPT % {"path": KEY_PATH, "key": key.hex(), "config": config}
+    proc = subprocess.run([mpremote_exe(), "connect", port, "exec", script], capture_output=True, text=True,
+                          timeout=timeout)
+    for line in proc.stdout.splitlines():
+        if line.startswith("terminal="):
+            return line.split("=", 1)[1].strip()
+    raise ProvisionError("mpremote failed (%d): %s%s" % (proc.returncode, proc.stdout[-500:], proc.stderr[-500:]))
+
+
+def soft_reset(port):
+    """Ctrl-D at the friendly REPL mpremote left: the board reboots into its firmware."""
+    with serial.serial_for_url(port, timeout=1) as con:
+        con.write(b"\r\x04")
+        con.flush()
+        time.sleep(0.1)
+
+
+def provision(port, db, reset=True, config_keys=None):
+    """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None."""
+    key = os.urandom(32)
+    terminal = write_key(port, key, config_keys=None if config_keys is None else read_config_keys(config_keys))
+    store = Store(db)
+    try:
+        store.register(terminal, key)
+    finally:
+        store.close()
+    if reset:
+        soft_reset(port)
+    return terminal
+
+
+def main(args):
+    try:
+        terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys)
+    except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError) as e:
+        print("provision failed: %s" % e, file=sys.stderr)
+        return 1
+    out = {"terminal": terminal, "db": args.db, "key_file": KEY_PATH}
+    if args.config_keys:
+        out["config_keys_file"] = CONFIG_KEYS_PATH
+    print(json.dumps(out))
+    return 0
+
+
+def add_arguments(parser):
+    parser.add_argument("--port", required=True, help="the board's REPL port (USB serial or a vboard console)")
+    parser.add_argument("--db", required=True, help="the collector's SQLite database")
+    parser.add_argument("--config-keys", metavar="KEY.pub",
+                        help="the config authority's public keys (bundle keygen) for /flash/keys/config")
+    parser.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")

