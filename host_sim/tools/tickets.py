@@ -11,7 +11,7 @@ import time
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from host_sim import ROOT
+from host_sim.paths import ROOT
 from protocol import ticket
 
 DEFAULT_DIR = os.path.join(ROOT, "host_sim", ".ticket_keys")

@@ -40,7 +40,7 @@ import shutil
 import subprocess
 import sys
 
-from host_sim import ROOT
+from host_sim.paths import ROOT
 
 TYPINGS = os.path.join(ROOT, ".typings")
 
