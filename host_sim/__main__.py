@@ -1,5 +1,6 @@
 """`python -m host_sim COMMAND ...` (installed: `zhifu COMMAND ...`): the host-side tools, one table."""
 
+import os
 import sys
 
 from host_sim import commands
@@ -23,7 +24,8 @@ COMMANDS = {
 
 
 def main(argv=None):
-    return commands.run("python -m host_sim", __doc__, COMMANDS, argv)
+    prog = "zhifu" if os.path.basename(sys.argv[0]) == "zhifu" else "python -m host_sim"
+    return commands.run(prog, __doc__, COMMANDS, argv)
 
 
 if __name__ == "__main__":

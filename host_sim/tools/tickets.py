@@ -1,6 +1,7 @@
 """The ticket issuer (host side): RSA-2048 keys per (issuer, key id), signing, keyring files.
 
-Keys live as PEM files in a directory (default host_sim/.ticket_keys, made on first use):
+Keys live as PEM files in a directory (default host_sim/.ticket_keys in a checkout, made on
+first use; host_sim/paths.py):
 issuer-<issuer>-key-<kid>.pem.  The terminal gets only the public half, as lines of the keyring
 text form in protocol/ticket.py, written to /flash/keys/tickets on the board.
 """
@@ -11,10 +12,10 @@ import time
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from host_sim.paths import ROOT
+from host_sim.paths import TICKET_KEYS
 from protocol import ticket
 
-DEFAULT_DIR = os.path.join(ROOT, "host_sim", ".ticket_keys")
+DEFAULT_DIR = TICKET_KEYS
 
 
 def key_path(directory, issuer, key_id):

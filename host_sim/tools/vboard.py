@@ -22,6 +22,7 @@ import threading
 import time
 
 from host_sim.emulators import serial_pty
+from host_sim.paths import BUILD
 from host_sim.tools import build
 
 PERIPHERALS = ("scanner", "nfc", "uplink")
@@ -66,7 +67,7 @@ class VirtualBoard:
         self._console_total = 0  # bytes the console printed since start: marks stay valid as the tail moves
         self._cond = threading.Condition()
         self._watcher = None
-        self.build_dir = os.path.join(build.ROOT, "build", "virtual")
+        self.build_dir = os.path.join(BUILD, "virtual")
         # The board's root filesystem, where code lives (a chip's "/"): next to the image, so that
         # mpremote fs cp and `host_sim flash` write into this board's own copy.
         self.code_dir = self.flash + ".root"
