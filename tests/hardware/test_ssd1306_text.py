@@ -9,13 +9,6 @@ they skip when the port has no framebuf.
 import pytest
 
 
-@pytest.fixture
-def mp(runtime):
-    if runtime.name != "micropython":
-        pytest.skip("display driver: needs MicroPython's framebuf")
-    return runtime
-
-
 def body_show(text, detail):
     """The writes of one TextDisplay set-up and one show(); the screen as rows of text, read back by
     drawing each candidate row with framebuf and comparing pages."""
@@ -59,32 +52,36 @@ def body_show(text, detail):
     }
 
 
-def test_setup_sends_the_init_commands_one_by_one(mp):
-    got = mp.run(body_show, "HELLO", "")
+def show(runtime, text, detail):
+    """body_show on MicroPython; skips on the other runtimes and on a port without framebuf."""
+    if runtime.name != "micropython":
+        pytest.skip("display driver: needs MicroPython's framebuf")
+    got = runtime.run(body_show, text, detail)
     if got == "no framebuf":
         pytest.skip("this MicroPython has no framebuf")
+    return got
+
+
+def test_setup_sends_the_init_commands_one_by_one(runtime):
+    got = show(runtime, "HELLO", "")
     assert got["addresses"] == [0x3C]
     init = bytes.fromhex("aed580a83fd300408d142000a1c8da1281cfd9f1db40a4a6af")
     assert got["setup"] == [bytes([0x00, c]) for c in init]  # control byte 0x00: a command follows
     assert got["window"] == [bytes([0x00, c]) for c in bytes.fromhex("21007f220007")]  # columns 0-127, pages 0-7
 
 
-def test_show_writes_the_whole_screen_with_title_and_detail_rows(mp):
-    got = mp.run(body_show, "HELLO", "PAID 2.00")
-    if got == "no framebuf":
-        pytest.skip("this MicroPython has no framebuf")
+def test_show_writes_the_whole_screen_with_title_and_detail_rows(runtime):
+    got = show(runtime, "HELLO", "PAID 2.00")
     assert got["screen_len"] == 1 + 128 * 64 // 8 and got["control"] == 0x40  # 0x40: display data follows
     assert got["pages"][0] == got["expected"]["HELLO"]
     assert got["pages"][2] == got["expected"]["PAID 2.00"]  # one blank row between title and detail
     assert got["blank_rows"] == [1, 3, 4, 5, 6, 7]
 
 
-def test_long_text_wraps_at_16_columns_and_the_title_keeps_two_rows(mp):
+def test_long_text_wraps_at_16_columns_and_the_title_keeps_two_rows(runtime):
     title = "0123456789ABCDEF" + "GHIJKLMNOPQRSTUV" + "cut off"
     detail = "0123456789ABCDEF" * 6
-    got = mp.run(body_show, title, detail)
-    if got == "no framebuf":
-        pytest.skip("this MicroPython has no framebuf")
+    got = show(runtime, title, detail)
     assert got["pages"][0] == got["expected"]["0123456789ABCDEF"]
     assert got["pages"][1] == got["expected"]["GHIJKLMNOPQRSTUV"]  # a third title row is cut off
     assert got["blank_rows"] == [2]
