@@ -23,12 +23,11 @@ stock build that mounted the whole region, because the other slices would overla
 
 import errno
 import os
-import sys
-import time
 
 import machine
+import machine_board
 import rp2
-import vfs
+from machine_board import runtime, set_time, time_s, unique_id  # noqa: F401 (board interface)
 from micropython import const
 
 NAME = "rp2040_bus"
@@ -64,9 +63,6 @@ _LED_PINS = {"green": 16, "red": 17, "amber": 18}
 
 _ERASED = b"\xff" * PAGE_SIZE
 _WDT_MAX_MS = const(8388)  # the RP2040 watchdog counts at most ~8.3 s
-
-# time.time() counts from 1970 on current ports, from 2000 on old ones: convert once.
-_EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 
 # --- flash ---------------------------------------------------------------------------------------
@@ -153,29 +149,10 @@ def journal_partition():
     return _journal_partition
 
 
-def _blank(part):
-    buf = bytearray(64)
-    for block in (0, 1):  # littlefs keeps its superblock pair in blocks 0 and 1
-        part.readblocks(block, buf)
-        if buf != b"\xff" * 64:
-            return False
-    return True
-
-
 def mount_flash():
     """Mount the littlefs2 slice at /flash (formatting it only if it was never written)."""
     _check_layout()
-    part = vfs_partition()
-    try:
-        vfs.mount(vfs.VfsLfs2(part, progsize=PAGE_SIZE), FLASH_MOUNT)
-    except OSError as e:
-        if e.args[0] == errno.EPERM:  # already mounted (a second call after a soft reset)
-            return FLASH_MOUNT
-        if not _blank(part):
-            raise OSError("littlefs partition is corrupt and not blank; refusing to format it")
-        vfs.VfsLfs2.mkfs(part, progsize=PAGE_SIZE)
-        vfs.mount(vfs.VfsLfs2(part, progsize=PAGE_SIZE), FLASH_MOUNT)
-    return FLASH_MOUNT
+    return machine_board.mount_littlefs(vfs_partition(), FLASH_MOUNT, progsize=PAGE_SIZE)
 
 
 # --- buses -----------------------------------------------------------------------------------------
@@ -187,90 +164,43 @@ def uart(name, baudrate=9600):
     """The UART wired to a peripheral: "scanner" or "uplink" (machine.UART, timeout=0)."""
     u = _uarts.get(name)
     if u is None:
-        spec = _UARTS.get(name)
-        if spec is None:
-            if name == "nfc":
-                raise OSError("the PN532 NFC reader of board %s is on I2C0, not a UART (the RP2040 has "
-                              "two UARTs: scanner, uplink); use board.i2c('nfc')" % NAME)
-            raise OSError("board %s has no UART %r (it has %s)" % (NAME, name, ", ".join(UART_NAMES)))
-        uid, tx, rx, rxbuf = spec
+        if name == "nfc":
+            raise OSError("the PN532 NFC reader of board %s is on I2C0, not a UART (the RP2040 has "
+                          "two UARTs: scanner, uplink); use board.i2c('nfc')" % NAME)
+        uid, tx, rx, rxbuf = machine_board.bus_spec(_UARTS, "UART", name, NAME, UART_NAMES)
         u = machine.UART(uid, baudrate=baudrate, tx=machine.Pin(tx), rx=machine.Pin(rx), rxbuf=rxbuf,
                          timeout=0)
         _uarts[name] = u
     return u
 
 
-_i2cs = {}
-
-
 def i2c(name):
     """The I2C bus of a peripheral: "nfc" (the PN532, address 0x24)."""
-    bus = _i2cs.get(name)
-    if bus is None:
-        spec = _I2CS.get(name)
-        if spec is None:
-            raise OSError("board %s has no I2C bus %r (it has %s)" % (NAME, name, ", ".join(I2C_NAMES)))
-        bid, scl, sda, freq = spec
-        bus = machine.I2C(bid, scl=machine.Pin(scl), sda=machine.Pin(sda), freq=freq)
-        _i2cs[name] = bus
-    return bus
-
-
-_pwrkey = None
+    return machine_board.i2c(name, _I2CS, NAME, I2C_NAMES)
 
 
 def modem_pwrkey():
-    """The modem's PWRKEY line (through an NPN): high presses the key; the modem driver times it."""
-    global _pwrkey
-    if _pwrkey is None:
-        _pwrkey = machine.Pin(_PIN_MODEM_PWRKEY, machine.Pin.OUT, value=0)
-    return _pwrkey
+    """The modem's PWRKEY line on GP6: high presses the key."""
+    return machine_board.modem_pwrkey(_PIN_MODEM_PWRKEY)
 
 
 # --- outputs ---------------------------------------------------------------------------------------
 
-class Outputs:
+class Outputs(machine_board.PulseOutputs):
     """Buzzer, LEDs and relay; the display text goes to the console.  Pulses end on a one-shot timer."""
 
     def __init__(self):
+        super().__init__(_PIN_BUZZER, _PIN_RELAY, -1, -1)
         Pin = machine.Pin
-        self._buzzer = machine.PWM(Pin(_PIN_BUZZER), freq=2700, duty_u16=0)
-        self._relay = Pin(_PIN_RELAY, Pin.OUT, value=0)
         self._leds = {}
         for color, gpio in _LED_PINS.items():
             self._leds[color] = Pin(gpio, Pin.OUT, value=0)
-        self._beep_timer = machine.Timer(-1)
-        self._relay_timer = machine.Timer(-1)
-        self._quiet_cb = self._quiet  # bound once: no allocation when a pulse is armed
-        self._release_cb = self._release
         self._shown = None
-
-    def _quiet(self, _t):
-        self._buzzer.duty_u16(0)
-
-    def _release(self, _t):
-        self._relay.value(0)
-
-    def beep(self, ms=80, hz=2700):
-        if ms <= 0:
-            self._buzzer.duty_u16(0)
-            return
-        self._buzzer.freq(hz)
-        self._buzzer.duty_u16(32768)
-        self._beep_timer.init(mode=machine.Timer.ONE_SHOT, period=ms, callback=self._quiet_cb)
 
     def led(self, color, on):
         pin = self._leds.get(color)
         if pin is not None:
             pin.value(1 if on else 0)
-
-    def relay(self, ms):
-        """Energise the relay for ms milliseconds (a new pulse restarts the time)."""
-        if ms <= 0:
-            self._relay.value(0)
-            return
-        self._relay.value(1)
-        self._relay_timer.init(mode=machine.Timer.ONE_SHOT, period=ms, callback=self._release_cb)
 
     def display(self, text, detail=""):
         shown = (text, detail)
@@ -279,43 +209,12 @@ class Outputs:
             print("[display]", text, "|", detail)
 
 
-_outputs = None
-
-
 def outputs():
-    global _outputs
-    if _outputs is None:
-        _outputs = Outputs()
-    return _outputs
+    return machine_board.outputs(Outputs)
 
 
 # --- clock, identity, watchdog -------------------------------------------------------------------
 
-def time_s():
-    """Wall-clock seconds since 1970 from the RTC (valid once set_time ran since power-up)."""
-    return time.time() + _EPOCH_OFFSET
-
-
-def set_time(epoch_s):
-    t = time.gmtime(int(epoch_s) - _EPOCH_OFFSET)
-    machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
-
-
-def unique_id():
-    return machine.unique_id()
-
-
-_wdt = None
-
-
 def watchdog(timeout_ms):
     """The hardware watchdog (machine.WDT, at most 8388 ms here): it cannot be stopped; feed() it."""
-    global _wdt
-    if _wdt is None:
-        _wdt = machine.WDT(timeout=min(timeout_ms, _WDT_MAX_MS))
-    return _wdt
-
-
-def runtime():
-    impl = sys.implementation
-    return "%s %d.%d.%d %s" % ((impl.name,) + tuple(impl.version[:3]) + (sys.platform,))
+    return machine_board.watchdog(min(timeout_ms, _WDT_MAX_MS))

@@ -3,6 +3,7 @@
 Layout of build/<board>/ (the board's filesystem root):
     boot.py, main.py        sources: the boot entry points stay .py, as MicroPython runs them by name
     board.mpy               hardware/boards/<board>.py, the one board seam the firmware imports
+    <module>.mpy            the modules of hardware/boards/ the board imports (machine_board, ssd1306_text)
     firmware/**.mpy, protocol/**.mpy
     romfs.img               the same .mpy files as a ROMFS image (mpremote's builder), for boards whose
                             firmware has a ROM partition: code runs in place from flash, not from RAM
@@ -11,6 +12,7 @@ romfs.img and manifest.py are build products, never copied to the board's filesy
 deployed()).  A file mpy-cross rejects fails the build with its error message.
 """
 
+import ast
 import os
 import shutil
 import subprocess
@@ -37,6 +39,8 @@ def sources(board):
     if not os.path.exists(board_file):
         raise BuildError("unknown board %r (known: %s)" % (board, ", ".join(BOARDS)))
     out = [(board_file, "board.mpy")]
+    for module in board_modules(board):
+        out.append((os.path.join(ROOT, "hardware", "boards", module + ".py"), module + ".mpy"))
     for package in PACKAGES:
         base = os.path.join(ROOT, package)
         for dirpath, dirnames, filenames in os.walk(base):
@@ -51,6 +55,31 @@ def sources(board):
                 else:
                     out.append((src, os.path.join(package, rel[:-3] + ".mpy")))
     return out
+
+
+def board_modules(board):
+    """The modules of hardware/boards/ that `board` imports, directly or through each other, sorted.
+
+    On the device they sit beside board.mpy under their own names, so the board's `import
+    machine_board` finds them there, in the ROMFS image or frozen, like any top-level module."""
+    boards_dir = os.path.join(ROOT, "hardware", "boards")
+    found = set()
+    todo = [board]
+    while todo:
+        with open(os.path.join(boards_dir, todo.pop() + ".py"), encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                if name not in found and name != board and os.path.exists(os.path.join(boards_dir, name + ".py")):
+                    found.add(name)
+                    todo.append(name)
+    return sorted(found)
 
 
 def _compile(src, dest):

@@ -10,6 +10,9 @@ Each target is one pyright project, `pyrightconfig.<target>.json` in the reposit
     rp2     firmware/ + protocol/ + hardware/boards/rp2040_bus.py     micropython-rp2-stubs
     unix    hardware/boards/virtual.py                                micropython-unix-stubs
 
+A board's config also includes the shared modules beside it that the board imports
+(machine_board.py, ssd1306_text.py), which pyright finds next to the importing file.
+
 The configs name directories; whatever .py files firmware/ and protocol/ hold when pyright runs is
 checked.  The esp32 and rp2 stubs both define `machine` (differently), so each target gets its own
 directory under .typings/ (git-ignored), made by this script:

