@@ -63,13 +63,26 @@ class SerialTransport:
 def open_transport(board, cfg):
     """The transport `cfg` asks for, on the board's "uplink" UART.
 
-    The cellular one is the modem driver itself, firmware.drivers.modem.Modem.  It is imported only
-    when a modem is configured: its code costs about 25 KB of heap when loaded from .mpy.
+    The cellular one is the modem driver itself, the Modem class of the configured dialect.
     """
     uart = board.uart("uplink", BAUD)
     if cfg.get("link", "serial") != "modem":
         return SerialTransport(uart)
-    from firmware.drivers.modem import Modem
-
+    driver = modem_class(cfg.get("dialect", "quectel"))
     pwrkey = board.modem_pwrkey() if hasattr(board, "modem_pwrkey") else None
-    return Modem(uart, cfg.get("dialect", "quectel"), cfg["host"], cfg["port"], cfg.get("apn", ""), pwrkey)
+    return driver(uart, cfg["host"], cfg["port"], cfg.get("apn", ""), pwrkey)
+
+
+def modem_class(dialect):
+    """The modem driver of `dialect` ("simcom" or "quectel").
+
+    Only that dialect's module and the shared driver are imported, and only when a modem is
+    configured: the code costs about 25 KB of heap when loaded from .mpy.
+    """
+    if dialect == "simcom":
+        from firmware.drivers import modem_simcom as driver
+    elif dialect == "quectel":
+        from firmware.drivers import modem_quectel as driver
+    else:
+        raise ValueError("unknown modem dialect %r" % (dialect,))
+    return driver.Modem

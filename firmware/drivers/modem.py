@@ -1,4 +1,6 @@
-"""Cellular modem on a UART, driven by AT commands: SIMCom (SIM7600, A76xx) and Quectel (EC800N, EC200, BG95).
+"""Cellular modem on a UART, driven by AT commands: what SIMCom (SIM7600, A76xx) and Quectel (EC800N,
+EC200, BG95) modules share.  Each dialect's own commands are a subclass in its own module
+(firmware/drivers/modem_simcom.py, modem_quectel.py); construct the one the configuration names.
 
 One TCP socket (link 0) to the collector, with the transport interface of firmware/transport.py:
 `connect()`, `write(data)`, `read_into(buf, timeout_ms)`, `close()`, `connected`, `signal`,
@@ -10,33 +12,21 @@ otherwise with AT+CFUN=1,1 (full functionality with a reset, in both dialects' m
 
 How bytes flow.  A background task reads the UART and feeds protocol.at.AtReader; final results wake
 the command in flight, URCs update the link state, and socket payloads go into one preallocated ring
-buffer.  Both dialects are used in their "pull" receive mode: the modem keeps incoming data and only
-announces it (+CIPRXGET: 1,<link> / +QIURC: "recv",<id>), and the driver fetches at most what the ring
-has room for (AT+CIPRXGET=2,<link>,<n> / AT+QIRD=<id>,<n>).  RAM stays bounded however fast the
-collector talks, and a lost or garbled announcement only delays data: read_into() also polls every
-POLL_MS.  Pushed payload headers (+RECEIVE / +QIURC "recv" with a length) are not expected in
-this mode and are not trusted: a stray or garbled one must not swallow the reply bytes after it.
+buffer (firmware/ringbuf.py).  Both dialects are used in their "pull" receive mode: the modem keeps
+incoming data and only announces it (+CIPRXGET: 1,<link> / +QIURC: "recv",<id>), and the driver
+fetches at most what the ring has room for (AT+CIPRXGET=2,<link>,<n> / AT+QIRD=<id>,<n>).  RAM stays
+bounded however fast the collector talks, and a lost or garbled announcement only delays data:
+read_into() also polls every POLL_MS.  Pushed payload headers (+RECEIVE / +QIURC "recv" with a
+length) are not expected in this mode and are not trusted: a stray or garbled one must not swallow
+the reply bytes after it.
 
 "SEND OK" (Quectel) or OK after the payload (SIMCom) only means the modem took the bytes into its
 buffer, not that the collector got them: only the link protocol's acknowledgement frees records.
 
-Command syntax and replies relied on (SIMCom "SIM7600 Series AT Command Manual", TCP/IP chapter;
-Quectel "EC200x/EC800x/BG95 TCP(IP) Application Note"; 3GPP TS 27.007 for CREG/CEREG/CSQ/CFUN):
+Command syntax and replies relied on by both dialects (3GPP TS 27.007 for CREG/CEREG/CSQ/CFUN; each
+dialect module cites its own manual):
   both      AT+CSQ -> +CSQ: <rssi 0..31, 99 unknown>,<ber>; AT+CEREG? / AT+CREG? -> +CEREG: <n>,<stat>
             (stat 1 home, 5 roaming); URC +CEREG: <stat> when n=1
-  SIMCom    AT+CGDCONT=1,"IP","<apn>"; AT+CIPRXGET=1 (manual receive, set before opening);
-            AT+NETOPEN? -> +NETOPEN: <0|1>; AT+NETOPEN -> OK, then +NETOPEN: <err>;
-            AT+CIPOPEN=<link>,"TCP","<host>",<port> -> OK, then +CIPOPEN: <link>,<err>;
-            AT+CIPSEND=<link>,<len> -> ">" ... OK, then +CIPSEND: <link>,<req>,<cnf>;
-            AT+CIPRXGET=2,<link>,<max> -> +CIPRXGET: 2,<link>,<len>,<rest> CRLF <data> ... OK;
-            AT+CIPCLOSE=<link> -> OK, then +CIPCLOSE: <link>,<err>; URCs +IPCLOSE: <link>,<reason>,
-            +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY (PDP lost), +CIPRXGET: 1,<link> (data waiting)
-  Quectel   AT+QICSGP=1,1,"<apn>","","",1; AT+QIACT? -> +QIACT: 1,<state>,...; AT+QIACT=1 (up to 150 s);
-            AT+QIDEACT=1 (after pdpdeact, before activating again);
-            AT+QIOPEN=1,<id>,"TCP","<host>",<port>,0,0 -> OK, then +QIOPEN: <id>,<err> (access mode 0:
-            buffer); AT+QISEND=<id>,<len> -> ">" ... SEND OK | SEND FAIL (buffer full) | ERROR;
-            AT+QIRD=<id>,<max> -> +QIRD: <len> CRLF <data> ... OK; AT+QICLOSE=<id> -> OK;
-            URCs +QIURC: "recv",<id> / "closed",<id> / "pdpdeact",<ctx>; RDY after a (re)start
 """
 
 import asyncio
@@ -44,11 +34,8 @@ import time
 
 from micropython import const
 
+from firmware.ringbuf import RingBuffer
 from protocol import at
-
-SIMCOM = "simcom"
-QUECTEL = "quectel"
-DIALECTS = (SIMCOM, QUECTEL)
 
 TIMEOUT = const(-1)  # pseudo final result: no final result in time
 
@@ -68,12 +55,9 @@ T_CLOSE = 5000
 BOOT_MS = 20000  # time a power-cycled modem may take before it answers AT again
 AT_PROBE_MS = 500  # wait for the OK of a bare "AT" (3 tries before the modem counts as not answering)
 
-# PWRKEY pulses (high = key pressed through the NPN), from the modules' hardware design guides:
-# SIM7600 powers on after a >= 0.5 s press and off after >= 2.5 s; EC800N/EC200 power on after a
-# >= 0.5 s press and off after a 0.65-1.5 s press.  Verify against the fitted module at bring-up.
-PWRKEY_MS = {SIMCOM: (3000, 600), QUECTEL: (1000, 700)}  # (off pulse, on pulse)
 PWRKEY_GAP_MS = 2000  # after each pulse: the module shuts down / starts its boot
 
+# URCs are recognised whatever the dialect: a line that means this in either dialect means it here too.
 _CLOSED_URCS = (b"+IPCLOSE:", b'+QIURC: "closed"', b"CLOSED", b"+CIPCLOSE:")
 _PDP_URCS = (b"+CIPEVENT: NETWORK CLOSED", b'+QIURC: "pdpdeact"', b"+PDP: DEACT")
 _BOOT_URCS = (b"RDY", b"PB DONE", b"*ATREADY:")
@@ -81,10 +65,16 @@ _DATA_URCS = (b"+CIPRXGET: 1,", b'+QIURC: "recv"')
 
 
 class Modem:
-    def __init__(self, uart, dialect, host, port, apn="", pwrkey=None, rx_size=RX_RING):
-        if dialect not in DIALECTS:
-            raise ValueError("unknown modem dialect %r" % (dialect,))
-        self.dialect = dialect
+    """The shared driver; a dialect subclass supplies the class attributes below and the link-up,
+    socket-close and read-reply steps."""
+
+    dialect = ""
+    PWRKEY_MS = (0, 0)  # (off pulse, on pulse) of the module's PWRKEY, from its hardware design guide
+    SEND = b""  # the send command for link 0 with its CR, %d for the length
+    READ = b""  # the read command for link 0, with %d for the most bytes wanted
+    READ_REPLY = b""  # the prefix of the read command's reply line
+
+    def __init__(self, uart, host, port, apn="", pwrkey=None, rx_size=RX_RING):
         self.host = host
         self.port = port
         self.apn = apn
@@ -93,9 +83,7 @@ class Modem:
         self._writer = asyncio.StreamWriter(uart, {})
         self._at = at.AtReader(push=False)  # pull mode: only read replies carry payloads
         self._chunk = bytearray(128)
-        self._ring = bytearray(rx_size)
-        self._head = 0  # index of the oldest byte
-        self._len = 0
+        self._ring = RingBuffer(rx_size)
         self._rx = asyncio.Event()
         self._lock = asyncio.Lock()
         self._done = asyncio.Event()
@@ -216,15 +204,7 @@ class Modem:
         self._urc.set()
 
     def _store(self, data):
-        ring = self._ring
-        size = len(ring)
-        n = min(len(data), size - self._len)
-        self.overruns += len(data) - n
-        tail = (self._head + self._len) % size
-        first = min(n, size - tail)
-        ring[tail : tail + first] = data[:first]
-        ring[: n - first] = data[first:n]
-        self._len += n
+        self.overruns += len(data) - self._ring.put(data)
         self._rx.set()
 
     # -- commands -------------------------------------------------------------------------------
@@ -301,7 +281,7 @@ class Modem:
             ok = False
         self.connected = ok
         if ok:
-            self._head = self._len = 0  # bytes of an earlier socket are not this one's
+            self._ring.clear()  # bytes of an earlier socket are not this one's
             self.failures = 0
             self.last_error = ""
             return True
@@ -318,9 +298,11 @@ class Modem:
         await self._read_signal()
         if not await self._registered():
             return False
-        if self.dialect == SIMCOM:
-            return await self._simcom_up()
-        return await self._quectel_up()
+        return await self._link_up()
+
+    async def _link_up(self):
+        """The dialect's PDP context and socket open; True when the socket is open."""
+        raise NotImplementedError
 
     async def _alive(self):
         for _ in range(3):
@@ -349,43 +331,6 @@ class Modem:
                 self.last_error = "not registered (stat %r)" % (self.registration,)
         return False
 
-    async def _simcom_up(self):
-        if self._pdp_lost:
-            await self.command(b"AT+NETCLOSE", T_CLOSE, b"+NETCLOSE:")
-            self._pdp_lost = False
-        kind, _, lines = await self.command(b"AT+NETOPEN?")
-        net_open = kind == at.OK and any(at.params(line, b"+NETOPEN:") == [1] for line in lines)
-        if not net_open:
-            if not await self._ok(b'AT+CGDCONT=1,"IP","%s"' % self.apn.encode()):
-                return False
-            kind, code, p = await self.command(b"AT+NETOPEN", T_PDP, b"+NETOPEN:")
-            if kind != at.OK or not p or p[0] != 0:
-                self._fail(b"AT+NETOPEN", kind, code)
-                return False
-        # a stale socket would block link 0
-        await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")
-        if not await self._ok(b"AT+CIPRXGET=1"):  # pull receive, set before each open
-            return False
-        return await self._open(b'AT+CIPOPEN=0,"TCP","%s",%d', b"+CIPOPEN:")
-
-    async def _quectel_up(self):
-        if self._pdp_lost:
-            await self.command(b"AT+QIDEACT=1", T_PDP)
-            self._pdp_lost = False
-        kind, _, lines = await self.command(b"AT+QIACT?")
-        active = False
-        for line in lines:
-            p = at.params(line, b"+QIACT:")
-            if p and len(p) >= 2 and p[0] == 1 and p[1] == 1:
-                active = True
-        if not active:
-            if not await self._ok(b'AT+QICSGP=1,1,"%s","","",1' % self.apn.encode()):
-                return False
-            if not await self._ok(b"AT+QIACT=1", T_PDP):
-                return False
-        await self.command(b"AT+QICLOSE=0", T_CLOSE)  # a stale socket would block connect id 0
-        return await self._open(b'AT+QIOPEN=1,0,"TCP","%s",%d,0,0', b"+QIOPEN:")
-
     async def _open(self, template, urc):
         """Open the socket; both dialects answer OK, then `urc` <link>,<err> with err 0 on success."""
         cmd = template % (self.host.encode(), self.port)
@@ -401,7 +346,7 @@ class Modem:
         self._link_down("power cycle", True)
         if self.pwrkey is not None:
             # A hung modem is assumed to be on: a long press switches it off, a short one on again.
-            for pulse in PWRKEY_MS[self.dialect]:
+            for pulse in self.PWRKEY_MS:
                 self.pwrkey.on()
                 await asyncio.sleep_ms(pulse)
                 self.pwrkey.off()
@@ -409,7 +354,7 @@ class Modem:
         else:
             await self.command(b"AT+CFUN=1,1", T_CLOSE)
         self._at.reset()
-        self._head = self._len = 0
+        self._ring.clear()
         self.rx_pending = False
         deadline = time.ticks_add(time.ticks_ms(), BOOT_MS)
         while time.ticks_diff(deadline, time.ticks_ms()) > 0:
@@ -442,10 +387,7 @@ class Modem:
         return True
 
     async def _send(self, piece):
-        if self.dialect == SIMCOM:
-            cmd = b"AT+CIPSEND=0,%d\r" % len(piece)
-        else:
-            cmd = b"AT+QISEND=0,%d\r" % len(piece)
+        cmd = self.SEND % len(piece)
         kind, code = TIMEOUT, None
         for _ in range(3):
             async with self._lock:
@@ -473,15 +415,15 @@ class Modem:
     async def _read_into(self, buf, timeout_ms):
         deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
         while True:
-            if self._len:
-                return self._take(buf)
+            if len(self._ring):
+                return self._ring.readinto(buf)
             if not self.connected:
                 return 0
             now = time.ticks_ms()
             if self.rx_pending or time.ticks_diff(now, self._poll_at) >= 0:
                 self._poll_at = time.ticks_add(now, POLL_MS)
                 await self._pull()
-                if self._len:
+                if len(self._ring):
                     continue
             left = time.ticks_diff(deadline, time.ticks_ms())
             if left <= 0:
@@ -493,14 +435,11 @@ class Modem:
                 pass
 
     async def _pull(self):
-        room = len(self._ring) - self._len
+        room = self._ring.room()
         if room <= 0:
             return
         room = min(room, 1460)
-        if self.dialect == SIMCOM:
-            cmd, prefix = b"AT+CIPRXGET=2,0,%d" % room, b"+CIPRXGET:"
-        else:
-            cmd, prefix = b"AT+QIRD=0,%d" % room, b"+QIRD:"
+        cmd = self.READ % room
         self._reading = True
         try:
             kind, code, lines = await self.command(cmd, T_SHORT)
@@ -515,26 +454,18 @@ class Modem:
             return
         more = False
         for line in lines:
-            p = at.params(line, prefix)
+            p = at.params(line, self.READ_REPLY)
             if not p:
                 continue
-            if self.dialect == SIMCOM and len(p) == 4:
-                more = p[3] != 0
-            elif self.dialect == QUECTEL and len(p) == 1:
-                more = p[0] == room
+            said = self._more_waiting(p, room)
+            if said is not None:
+                more = said
         self.rx_pending = more
 
-    def _take(self, buf):
-        n = min(len(buf), self._len)
-        ring = self._ring
-        size = len(ring)
-        head = self._head
-        first = min(n, size - head)
-        buf[:first] = ring[head : head + first]
-        buf[first:n] = ring[: n - first]
-        self._head = (head + n) % size
-        self._len -= n
-        return n
+    def _more_waiting(self, p, room):
+        """From the parameters `p` of a read reply line asking for `room` bytes: True when the modem
+        holds more, False when not, None when the line does not say."""
+        raise NotImplementedError
 
     async def close(self):
         """Close the socket (the PDP context stays up for the next connect)."""
@@ -542,9 +473,10 @@ class Modem:
             return
         self.connected = False
         try:
-            if self.dialect == SIMCOM:
-                await self.command(b"AT+CIPCLOSE=0", T_CLOSE, b"+CIPCLOSE:")
-            else:
-                await self.command(b"AT+QICLOSE=0", T_CLOSE)
+            await self._close_socket()
         except Exception as e:  # connect() closes a stale socket anyway
             self.last_error = "close: %r" % (e,)
+
+    async def _close_socket(self):
+        """The dialect's close of link 0, waiting for its completion."""
+        raise NotImplementedError

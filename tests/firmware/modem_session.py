@@ -21,10 +21,10 @@ from firmware import transport
 def scale_times(scale):
     """Tests shorten the modules' PWRKEY pulses (seconds long), the AT probe and the send timeout by
     the emulator's time_scale, so a power cycle takes a fraction of a second."""
-    from firmware.drivers import modem
+    from firmware.drivers import modem, modem_quectel, modem_simcom
 
-    for name in modem.PWRKEY_MS:
-        modem.PWRKEY_MS[name] = tuple(int(ms * scale) for ms in modem.PWRKEY_MS[name])
+    for dialect in (modem_simcom.Modem, modem_quectel.Modem):
+        dialect.PWRKEY_MS = tuple(int(ms * scale) for ms in dialect.PWRKEY_MS)
     modem.PWRKEY_GAP_MS = int(modem.PWRKEY_GAP_MS * scale)
     modem.AT_PROBE_MS = max(50, int(modem.AT_PROBE_MS * scale))
     modem.T_SEND = max(500, int(modem.T_SEND * scale))
