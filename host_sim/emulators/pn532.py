@@ -17,15 +17,12 @@ phone away after the beep.
 """
 
 import json
-import os
-import select
 import sys
 import threading
 import time
 
-import serial
-
-from host_sim.emulators import emv_card, serial_pty
+from host_sim.emulators import emv_card
+from host_sim.emulators.serial_emulator import SerialEmulator
 from protocol import pn532
 
 FIRMWARE = b"\x32\x01\x06\x07"  # IC PN532, firmware 1.6, supports ISO 14443 A, B and ISO 18092
@@ -36,7 +33,9 @@ SENS_RES = b"\x00\x04"
 SEL_RES_ISO_DEP = 0x20
 
 
-class Pn532Emulator:
+class Pn532Emulator(SerialEmulator):
+    NAME = "pn532-emulator"
+
     def __init__(self, port=None, baudrate=115200):
         self.lock = threading.RLock()
         self.card = None
@@ -55,18 +54,9 @@ class Pn532Emulator:
         self._last = None
         self._new_baud = None
         self._removal_at = None
-        self._stop = False
         self.reader = pn532.FrameReader()
-        if port:
-            self.ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
-            self.port = port
-            self._fd = None
-        else:
-            self.ser = None
-            self._fd, self._slave, self.port = serial_pty.open_raw_pty()
-            self._pacer = serial_pty.Pacer(lambda: serial_pty.line_baud(self._slave, default=115200))
-        self._thread = threading.Thread(target=self._run, name="pn532-emulator", daemon=True)
-        self._thread.start()
+        super().__init__(port or None, baud=baudrate)
+        self.start()
 
     # --- the field -----------------------------------------------------------------------------------
 
@@ -93,73 +83,30 @@ class Pn532Emulator:
 
     # --- bytes ---------------------------------------------------------------------------------------
 
-    def _read(self):
-        if self.ser is not None:
-            try:
-                # read what is there as soon as one byte is (read(512) would wait out the timeout)
-                return self.ser.read(max(1, min(self.ser.in_waiting, 512)))
-            except (serial.SerialException, OSError):
-                time.sleep(0.05)
-                return b""
-        r, _, _ = select.select([self._fd], [], [], 0.05)
-        if not r:
-            return b""
-        try:
-            return os.read(self._fd, 512)
-        except OSError:
-            time.sleep(0.02)
-            return b""
+    def poll(self):
+        data = self.read()
+        if self._removal_at is not None and time.monotonic() >= self._removal_at:
+            self.remove()
+            self._removal_at = None
+        if data and not self.silent:
+            self.received(data)
 
-    def _write(self, data):
-        if self.ser is not None:
-            self.ser.write(data)
-            self.ser.flush()
-            return
-        view = memoryview(data)
-        while view:
-            n = min(len(view), 32)
-            self._pacer.wait(n)
-            try:
-                view = view[os.write(self._fd, view[:n]):]
-            except BlockingIOError:
-                time.sleep(0.001)
-
-    def _run(self):
-        while not self._stop:
-            data = self._read()
-            if self._removal_at is not None and time.monotonic() >= self._removal_at:
-                self.remove()
-                self._removal_at = None
-            if not data or self.silent:
-                continue
-            for kind, payload in self.reader.feed(data):
-                if kind == pn532.EV_NACK and self._last is not None:
-                    self._write(self._last)  # §6.2.1.4: the host asks for the last response again
-                elif kind == pn532.EV_FRAME and payload[0] == pn532.TFI_HOST and len(payload) >= 2:
-                    self._write(pn532.ACK)
-                    response = self._command(payload[1], bytes(payload[2:]))
-                    if response is not None:
-                        self._last = response
-                        self._write(response)
-                    if self._new_baud:
-                        # The manual has the chip switch after the host's ACK, but nfcpy reopens its port
-                        # at once and flushes that ACK away: switch as soon as the response is out.
-                        self._switch_baud()
-
-    def _switch_baud(self):
-        # A served serial port changes rate now; a pty has none (its pacing follows the host's setting).
-        if self.ser is not None and self.ser.baudrate != self._new_baud:
-            self.ser.baudrate = self._new_baud
-        self._new_baud = None
-
-    def close(self):
-        self._stop = True
-        self._thread.join(timeout=1)
-        if self.ser is not None:
-            self.ser.close()
-        else:
-            os.close(self._fd)
-            os.close(self._slave)
+    def received(self, data):
+        for kind, payload in self.reader.feed(data):
+            if kind == pn532.EV_NACK and self._last is not None:
+                self.write(self._last)  # §6.2.1.4: the host asks for the last response again
+            elif kind == pn532.EV_FRAME and payload[0] == pn532.TFI_HOST and len(payload) >= 2:
+                self.write(pn532.ACK)
+                response = self._command(payload[1], bytes(payload[2:]))
+                if response is not None:
+                    self._last = response
+                    self.write(response)
+                if self._new_baud:
+                    # The manual has the chip switch after the host's ACK, but nfcpy reopens its port
+                    # at once and flushes that ACK away: switch as soon as the response is out.
+                    # A pty has no rate of its own: its pacing follows the host's setting.
+                    self.set_line_rate(self._new_baud)
+                    self._new_baud = None
 
     # --- commands (UM0701-02 §7) -----------------------------------------------------------------------
 

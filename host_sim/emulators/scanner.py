@@ -16,15 +16,11 @@ webcam through OpenCV for interactive use (`--webcam`, optional; tests never nee
 """
 
 import json
-import os
-import select
 import sys
-import threading
 import time
 
-import serial
-
 from host_sim.emulators import serial_pty
+from host_sim.emulators.serial_emulator import SerialEmulator
 from protocol import gm65
 
 DEFAULT_TAIL = gm65.TAIL_CRLF
@@ -81,85 +77,45 @@ class ModuleState:
                 "terminator": self.terminator.decode(), "commands": self.commands}
 
 
-class ScannerEmulator:
+class ScannerEmulator(SerialEmulator):
     """One emulated module on a port (see the module docstring for the three ways to attach)."""
 
-    def __init__(self, port=None, terminator=None, serve=False):
+    NAME = "scanner-emulator"
+
+    def __init__(self, port=None, terminator=None):
         self.state = ModuleState()
         if terminator is not None:
             self.state.zones[gm65.ZONE_TAIL] = gm65.TAILS.index(terminator) << gm65.TAIL_SHIFT
         self.reader = gm65.FrameReader(True)
         self.lost = 0  # command bytes lost to a baud mismatch
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.ser = None
-        self.master = self.slave = None
-        if port is None:
-            self.master, self.slave, self.port = serial_pty.open_raw_pty()
-            self._pacer = serial_pty.Pacer(lambda: self.state.baud)
-        else:
-            self.port = port
-            self.ser = serial.serial_for_url(port, baudrate=self.state.baud, timeout=0.05)
-            self.ser.reset_input_buffer()  # a module powered on now never heard what came before
-            self.serve = serve
-        self._thread = threading.Thread(target=self._serve, name="scanner-emulator", daemon=True)
-        self._thread.start()
-
-    # --- wire ---
-
-    def _write(self, data):
-        with self._lock:
-            if self.ser is not None:
-                self.ser.write(data)
-                self.ser.flush()
-                return
-            for i in range(0, len(data), 16):
-                part = data[i : i + 16]
-                self._pacer.wait(len(part))
-                while part:
-                    try:
-                        part = part[os.write(self.master, part) :]
-                    except BlockingIOError:
-                        time.sleep(0.001)
-
-    def _read(self):
+        super().__init__(port, baud=self.state.baud)
         if self.ser is not None:
-            try:
-                return self.ser.read(256)
-            except (serial.SerialException, OSError):
-                return b""
-        ready, _, _ = select.select([self.master], [], [], 0.05)
-        if not ready:
-            return b""
-        try:
-            data = os.read(self.master, 256)
-        except (BlockingIOError, OSError):
-            return b""
-        if serial_pty.line_baud(self.slave, default=0) != self.state.baud:
+            self.ser.reset_input_buffer()  # a module powered on now never heard what came before
+        self.start()
+
+    def line_rate(self):
+        return self.state.baud  # a pty is paced at the *module's* rate
+
+    def read(self):
+        data = super().read()
+        if data and self.ser is None and serial_pty.line_baud(self.slave, default=0) != self.state.baud:
             self.lost += len(data)  # the two ends disagree on the rate: nothing arrives intact
             return b""
         return data
 
-    def _serve(self):
-        while not self._stop.is_set():
-            data = self._read()
-            if not data:
-                continue
-            for ftype, addr, payload in self.reader.feed(data):
-                before = self.state.baud
-                reply = self.state.handle(ftype, addr, payload)
-                if reply is not None:
-                    self._write(reply)
-                if self.state.baud != before and self.ser is not None:
-                    self.ser.flush()
-                    self.ser.baudrate = self.state.baud  # the module's side follows its new rate
+    def received(self, data):
+        for ftype, addr, payload in self.reader.feed(data):
+            reply = self.state.handle(ftype, addr, payload)
+            if reply is not None:
+                self.write(reply)
+            self.set_line_rate(self.state.baud)  # the module's side follows its new rate
 
     # --- sources ---
 
     def present(self, text):
         """Send one decoded code, as the module does after a successful read."""
         data = text.encode() if isinstance(text, str) else bytes(text)
-        self._write(data + self.state.terminator)
+        self.write(data + self.state.terminator)
 
     def present_image(self, path):
         """Decode the QR codes in an image file and send each; returns how many were sent."""
@@ -179,7 +135,7 @@ class ScannerEmulator:
         cam = cv2.VideoCapture(index)
         last, last_at = None, 0.0
         try:
-            while not self._stop.is_set():
+            while not self.stopping():
                 ok, frame = cam.read()
                 if not ok:
                     time.sleep(0.1)
@@ -191,19 +147,9 @@ class ScannerEmulator:
         finally:
             cam.release()
 
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=1)
-        if self.ser is not None:
-            self.ser.close()
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                os.close(fd)
-
 
 def main(args):
-    port = args.serve or args.port
-    emu = ScannerEmulator(port, serve=bool(args.serve))
+    emu = ScannerEmulator(args.serve or args.port)
     info = {"port": emu.port}
     info.update(emu.state.settings())
     print(json.dumps(info), flush=True)

@@ -34,7 +34,7 @@ def test_driver_raises_the_module_to_115200_and_reads_codes(tmp_path):
         i, ev = events.wait_display()
         assert ev["text"] == "PAID 2.00"
         # noise with no terminator, then a stray answer frame at a line start, then a code
-        emu._write(b"\x00\x7e\xff\r\n" + gm65.answer(b"\x1a\x00"))
+        emu.write(b"\x00\x7e\xff\r\n" + gm65.answer(b"\x1a\x00"))
         emu.present(code(2))
         i, ev = events.wait_display(i + 1)
         assert ev["text"] == "DECLINED"  # the noise line
@@ -136,7 +136,7 @@ def test_lines_after_noise_and_answer_frames_property(tmp_path):
         events = Events(board.ports["events"])
         i = -1
         for atc, (noise, declines) in enumerate(_noise_cases(), start=1):
-            emu._write(noise + (b"\r\n" if declines else b""))
+            emu.write(noise + (b"\r\n" if declines else b""))
             emu.present(code(atc))
             for _ in range(declines):
                 i, ev = events.wait_display(i + 1)
