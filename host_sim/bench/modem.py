@@ -113,7 +113,7 @@ def measure(dialect, kbytes=16, pings=20):
     port = srv.getsockname()[1]
     with tempfile.TemporaryDirectory() as tmp, ModemEmulator(dialect, connect=("127.0.0.1", port)) as emu:
         os.symlink(os.path.join(ROOT, "hardware", "boards", "virtual.py"), os.path.join(tmp, "board.py"))
-        env = dict(os.environ, ZF_UART_UPLINK=emu.path, MICROPYPATH="%s:%s:.frozen" % (tmp, ROOT))
+        env = dict(os.environ, ZF_UART_UPLINK=emu.port, MICROPYPATH="%s:%s:.frozen" % (tmp, ROOT))
         proc = subprocess.run(
             [micropython_command(), "-X", "heapsize=192k", "-c", _DEVICE, dialect, str(port), str(kbytes), str(pings)],
             env=env, capture_output=True, text=True, timeout=180)

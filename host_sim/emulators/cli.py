@@ -5,7 +5,7 @@ from host_sim import commands
 SUBCOMMANDS = {
     "scanner": ("host_sim.emulators.scanner", "GM65 QR scanner (config frames, baud changes); payloads on stdin"),
     "pn532": ("host_sim.emulators.pn532", "PN532 NFC reader (HSU) with an emulated EMV card or phone"),
-    "modem": ("host_sim.emulators.modem", "cellular modem (SIMCom or Quectel AT dialect), sockets bridged to TCP"),
+    "modem": ("host_sim.emulators.modem.cli", "cellular modem (SIMCom or Quectel AT dialect), sockets bridged to TCP"),
 }
 
 

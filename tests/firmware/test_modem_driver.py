@@ -72,13 +72,13 @@ def echo():
 
 
 def run_session(tmp_path, emu, port, rounds=6, size=700, dialect=None):
-    """The MicroPython session against `emu` (anything with a pty `path`); its JSON result."""
+    """The MicroPython session against `emu` (anything with a pty `port`); its JSON result."""
     board_dir = tmp_path / "board"
     board_dir.mkdir(exist_ok=True)
     link = board_dir / "board.py"
     if not link.exists():
         link.symlink_to(os.path.join(ROOT, "hardware", "boards", "virtual.py"))
-    env = dict(os.environ, ZF_UART_UPLINK=emu.path, ZF_FLASH=str(tmp_path / "flash.img"),
+    env = dict(os.environ, ZF_UART_UPLINK=emu.port, ZF_FLASH=str(tmp_path / "flash.img"),
                MICROPYPATH="%s:%s:.frozen" % (board_dir, ROOT))
     if getattr(emu, "pwrkey_path", None):
         env.update(ZF_MODEM_PWRKEY=emu.pwrkey_path, MODEM_TIME_SCALE=str(emu.time_scale))
@@ -100,7 +100,7 @@ class PtyEcho:
     """The far end of a direct serial line: a pty whose host side echoes every byte."""
 
     def __init__(self):
-        self.fd, self._slave, self.path = serial_pty.open_raw_pty()
+        self.fd, self._slave, self.port = serial_pty.open_raw_pty()
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -94,7 +94,7 @@ def test_pushed_receive_modes_carry_every_byte_value():
     ):
         srv, port = serve_once(payload)
         with ModemEmulator(dialect, boot_s=0) as emu:
-            client = Client(emu.path)
+            client = Client(emu.port)
             client.command("ATE0")
             pdp = "AT+NETOPEN" if dialect == "simcom" else "AT+QIACT=1"
             assert client.command(pdp)[0] == at.OK
@@ -111,7 +111,7 @@ def test_a_socket_to_nowhere_fails_with_the_dialects_error():
     for dialect, cmd, want in (("simcom", 'AT+CIPOPEN=0,"TCP","127.0.0.1",9', b"+CIPOPEN: 0,1"),
                                ("quectel", 'AT+QIOPEN=1,0,"TCP","127.0.0.1",9,0,0', b"+QIOPEN: 0,566")):
         with ModemEmulator(dialect, boot_s=0) as emu:
-            client = Client(emu.path)
+            client = Client(emu.port)
             client.command("ATE0")
             client.command("AT+NETOPEN" if dialect == "simcom" else "AT+QIACT=1")
             assert client.command(cmd)[0] == at.OK
@@ -138,7 +138,7 @@ def test_no_input_stops_it_answering():
     examples = draw_examples(junk, 15)
     for dialect in ("simcom", "quectel"):
         with ModemEmulator(dialect, boot_s=0.05) as emu:
-            client = Client(emu.path, 921600)
+            client = Client(emu.port, 921600)
             for data in examples:
                 client.ser.write(data)
                 # a payload the emulator may now wait for is at most 1500 bytes: fill it, then ask
@@ -163,7 +163,7 @@ def test_serve_drives_an_existing_serial_port():
     board_fd, device_fd, device = serial_pty.open_raw_pty()
     try:
         with ModemEmulator("simcom", serve=device, boot_s=0) as emu:
-            assert emu.path == device
+            assert emu.port == device
             os.write(board_fd, b"ATE0\rAT+CEREG?\r")
             reader, events = at.AtReader(), []
             deadline = time.monotonic() + 5

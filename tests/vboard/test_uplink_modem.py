@@ -101,7 +101,7 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
     db = str(tmp_path / "c.db")
     port = free_port()
     emu = ModemEmulator(dialect, connect=("127.0.0.1", port), faults={"close_after": 500}, seed=11).start()
-    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), heap=HEAP, attach={"uplink": emu.path}).start()
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), heap=HEAP, attach={"uplink": emu.port}).start()
     server = None
     events = scanner = None
     paid = {}
@@ -186,7 +186,7 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
         if scanner is not None:
             scanner.close()
         board.stop()
-        emu.stop()
+        emu.close()
     # Nothing of the backlog was acknowledged by the crashed collector: the terminal still held all of it,
     # so the records it had committed reached the new collector again, as duplicate receipts.
     assert int(first_status.group(1)) == BACKLOG
