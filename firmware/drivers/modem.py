@@ -298,7 +298,14 @@ class Modem:
         await self._read_signal()
         if not await self._registered():
             return False
+        if self._pdp_lost:
+            await self._pdp_down()
+            self._pdp_lost = False
         return await self._link_up()
+
+    async def _pdp_down(self):
+        """The dialect's release of a PDP context that was lost, before it is brought up again."""
+        raise NotImplementedError
 
     async def _link_up(self):
         """The dialect's PDP context and socket open; True when the socket is open."""

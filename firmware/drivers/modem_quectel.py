@@ -23,10 +23,10 @@ class Modem(modem.Modem):
     READ = b"AT+QIRD=0,%d"
     READ_REPLY = b"+QIRD:"
 
+    async def _pdp_down(self):
+        await self.command(b"AT+QIDEACT=1", modem.T_PDP)
+
     async def _link_up(self):
-        if self._pdp_lost:
-            await self.command(b"AT+QIDEACT=1", modem.T_PDP)
-            self._pdp_lost = False
         kind, _, lines = await self.command(b"AT+QIACT?")
         active = False
         for line in lines:

@@ -24,10 +24,10 @@ class Modem(modem.Modem):
     READ = b"AT+CIPRXGET=2,0,%d"
     READ_REPLY = b"+CIPRXGET:"
 
+    async def _pdp_down(self):
+        await self.command(b"AT+NETCLOSE", modem.T_CLOSE, b"+NETCLOSE:")
+
     async def _link_up(self):
-        if self._pdp_lost:
-            await self.command(b"AT+NETCLOSE", modem.T_CLOSE, b"+NETCLOSE:")
-            self._pdp_lost = False
         kind, _, lines = await self.command(b"AT+NETOPEN?")
         net_open = kind == at.OK and any(at.params(line, b"+NETOPEN:") == [1] for line in lines)
         if not net_open:

@@ -128,12 +128,7 @@ class SerialEmulator:
             self._thread.join(timeout=2)
         if self.ser is not None:
             self.ser.close()
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        serial_pty.close_fds(self.master, self.slave)
 
     def __enter__(self):
         return self.start()

@@ -41,6 +41,16 @@ def drop_pending_input(fd):
         pass
 
 
+def close_fds(*fds):
+    """Close each descriptor given (None: skipped); one already closed is no error."""
+    for fd in fds:
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def write_all(fd, data, pacer=None, stopped=None):
     """Write all of `data` to a non-blocking pty master, in 16-byte pieces spaced by `pacer` if given.
 

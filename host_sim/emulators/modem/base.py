@@ -482,9 +482,4 @@ class Modem(SerialEmulator):
         super().close()
         for link in self.links.values():
             self._close_sock(link)
-        for fd in (self.pwrkey_fd, self._pwrkey_slave):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        serial_pty.close_fds(self.pwrkey_fd, self._pwrkey_slave)
