@@ -4,7 +4,7 @@ and signal, faults, the power key, and TCP sockets bridged to real TCP (on loopb
 The firmware's modem driver talks to this exactly as to the module: AT commands in, replies, URCs and
 raw socket payloads out, paced at the baud rate the firmware set on the pty (a real UART paces itself
 when `--serve DEVICE` drives a USB-serial adapter).  What it implements is the subset the driver and
-common firmware use, with the reply formats of the manuals cited in firmware/drivers/modem.py:
+common firmware use, with the reply formats of the manuals cited in firmware/drivers/modem*.py:
 registration (CREG/CEREG/CGREG, CSQ), PDP, one socket per link id (open, send, read or pushed
 payloads, close) and restarts (AT+CFUN=1,1).  A dialect subclass (simcom.py, quectel.py) supplies its
 own PDP, socket and restart commands and the text of its URCs.
