@@ -47,7 +47,7 @@ __all__ = [
 
 @pytest.fixture
 def sim_runtime(runtime):
-    """`runtime` for bodies over host-side models (hardware/norflash.py): a real board has no such module."""
+    """`runtime` for bodies over host-side models (host_sim/device/norflash.py): a real board has no such module."""
     if runtime.name == "board":
         pytest.skip("a host-side model, not deployed to a board")
     return runtime

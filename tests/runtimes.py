@@ -55,6 +55,8 @@ import types
 
 import pytest
 
+from host_sim import micropython
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_HEAP = "128k"
 DEFAULT_TIMEOUT = 120.0
@@ -363,17 +365,6 @@ class CPythonRuntime(Runtime):
         return results
 
 
-def micropython_command():
-    """MICROPYTHON if set, else the unix port installed beside this python, else `micropython`."""
-    explicit = os.environ.get("MICROPYTHON")
-    if explicit:
-        return explicit
-    candidate = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(candidate):
-        return candidate
-    return shutil.which("micropython")
-
-
 class _RemoteRuntime(Runtime):
     """Shared output parsing for runtimes that run the harness in another MicroPython."""
 
@@ -453,7 +444,7 @@ class MicroPythonRuntime(_RemoteRuntime):
     where = "MicroPython"
 
     def __init__(self, command=None, heap=DEFAULT_HEAP, root=ROOT, timeout=DEFAULT_TIMEOUT):
-        self.command = command or micropython_command()
+        self.command = command or micropython.command()
         self.heap = heap
         self.root = root
         self.timeout = timeout

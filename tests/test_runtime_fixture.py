@@ -13,6 +13,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from runtimes import MicroPythonError, MicroPythonRuntime
 
+from host_sim import micropython
+
 HERE = os.path.abspath(__file__)
 
 
@@ -363,7 +365,7 @@ MICROPYPATH="$dir" exec "%s" -X heapsize=128k -c "$2"
 def test_board_runtime_through_mpremote(tmp_path):
     """The board runtime's script and chunking, with a stand-in for mpremote (no board here)."""
     fake = tmp_path / "mpremote"
-    fake.write_text(FAKE_MPREMOTE % runtimes.micropython_command())
+    fake.write_text(FAKE_MPREMOTE % micropython.command())
     fake.chmod(0o755)
     board = runtimes.BoardRuntime("/dev/fake", mpremote=str(fake))
     board.chunk_chars = 40  # several mpremote calls for one batch

@@ -1,7 +1,7 @@
 """`python -m host_sim bench bundle --json`: what checking and activating a fleet bundle costs on MicroPython.
 
-Spawns the MicroPython unix port (the virtual board's VM and heap) running the real firmware/config.py
-and times, per iteration, with time.ticks_us():
+Runs host_sim/device/bench_bundle.py in the MicroPython unix port (the virtual board's VM and heap)
+over the real firmware/config.py, which times, per iteration, with time.ticks_us():
 - rsa_verify: protocol.rsa.verify_digest alone (RSA-2048, e = 65537, pow());
 - fares / ticket_keys: ConfigReceiver activation of a fully staged bundle, as the terminal does it
   when the last chunk arrives: SHA-256 of the file twice over (the offer's digest and the signed part)
@@ -14,47 +14,9 @@ The file system is the host's (tmpfs or disk), not littlefs on NOR flash: reads 
 import os
 import tempfile
 
-from host_sim.bench import mp as bench_mp
+from host_sim import micropython
 from host_sim.tools import bundle, tickets
 from protocol import fleet
-
-_SCRIPT = """
-import sys, time, json, os, hashlib
-from firmware import config
-from protocol import rsa
-root, n_iter, cases, modulus = %r
-out = {}
-r = config.ConfigReceiver(root, None, bytes(32))
-for name, kind, version, src in cases:
-    with open(src, "rb") as f:
-        data = f.read()
-    digest = hashlib.sha256(data).digest()
-    samples = []
-    for _ in range(n_iter):
-        with open(r.stage, "wb") as f:
-            f.write(data)
-        try:
-            os.remove(root + "/config/fleet-%%d.bin" %% kind)
-        except OSError:
-            pass
-        r.offer = (kind, version, len(data), digest)
-        t0 = time.ticks_us()
-        r._activate()
-        samples.append(time.ticks_diff(time.ticks_us(), t0))
-    out[name] = dict(stats(samples), bytes=len(data))
-    if name == "fares":
-        signed = hashlib.sha256(data[:-256]).digest()
-        sig = data[-256:]
-        samples = []
-        for _ in range(n_iter):
-            t0 = time.ticks_us()
-            ok = rsa.verify_digest(signed, sig, modulus)
-            samples.append(time.ticks_diff(time.ticks_us(), t0))
-        assert ok
-        out["rsa_verify"] = stats(samples)
-out["runtime"] = runtime_name()
-print("RESULT " + json.dumps(out))
-"""
 
 
 def _largest_ticket_keys_body():
@@ -82,9 +44,12 @@ def run(args):
             assert fleet.parse(data, _ring(key + ".pub"))["version"] == 1
             with open(path, "wb") as f:
                 f.write(data)
-            cases.append((name, kind, 1, path))
+            cases.append("%s:%d:%d:%s" % (name, kind, 1, path))
         modulus = signer.public_key().public_numbers().n
-        result = bench_mp.run(_SCRIPT % ((root, args.iterations, cases, modulus),), args.heap)
+        with open(os.path.join(root, "modulus"), "w") as f:
+            f.write(str(modulus))
+        result = micropython.run_program("bench_bundle", [root, args.iterations, os.path.join(root, "modulus")] + cases,
+                                         heap=args.heap)
     return {"runtime": result.pop("runtime"), "rsa_verify": result.pop("rsa_verify"), "fares": result["fares"],
             "ticket_keys": result["ticket_keys"]}
 

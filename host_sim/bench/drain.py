@@ -5,8 +5,8 @@ at the 115200 baud the firmware sets) buffers --records EMV-QR records, then upl
 collector (its real Session and SQLite store, host_sim.backend.collector.serve_serial) over that pty.
 
 Filling: presenting 10 000 codes at the scanner's 9600 baud would take about half an hour, so the
-journal is filled over the console instead.  A MicroPython snippet, run with mpremote while the
-firmware is stopped at the REPL, builds each record exactly as a QR tap does (credential token from
+journal is filled over the console instead.  host_sim/device/journal_fill.py, run with mpremote while
+the firmware is stopped at the REPL, builds each record exactly as a QR tap does (credential token from
 the terminal's salt, ATC and AID extensions, firmware/app.py's field values) and appends it with
 firmware.journal.Journal on board.journal_partition() under the terminal's journal key
 (crypto.derive(salt, b"journal mac"), as firmware/app.py derives it).  The board is provisioned
@@ -35,43 +35,16 @@ import time
 from host_sim.backend import serial_server
 from host_sim.backend.store import Store
 from host_sim.tools import provision, vboard
-from host_sim.tools.flash import mpremote_exe
+from host_sim.tools.flash import board_call, mpremote_exe
 
 BAUD = 115200  # firmware/app.py UPLINK_BAUD: the rate the board sets on its uplink UART
 JOURNAL_KB = 1024  # 10 000 EMV-QR entries (65 bytes each) need ~160 sectors; the default partition has 126
 HEAP = vboard.DEFAULT_HEAP  # the unix port keeps all bytecode in the heap; see host_sim/tools/vboard.py
 
-# Runs on the board at the REPL: append `count` records the way a QR tap journals them.
-FILL_SCRIPT = """\
-import board
-from firmware import identity
-from firmware.journal import Journal
-from protocol import crypto, record
-root = board.mount_flash()
-salt = identity.salt(root)
-j = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
-tid = identity.terminal_id(board)
-aid = bytes.fromhex("A000000333010101")
-now = int(board.time_s())
-cards = ("6212345678901234567", "6214830012345678", "6228480000000000018", "6217000010000000005")
-tokens = [identity.credential_token(salt, c) for c in cards]
-size = 0
-for i in range(%(count)d):
-    def build(seq):
-        return record.encode(tid, seq, now + i, record.KIND_QR_CPM, 200, 156, record.ACCEPTED,
-                             record.REASON_NONE, 1, tokens[i %% 4],
-                             [(record.EXT_ATC, (100 + i // 4).to_bytes(2, "big")), (record.EXT_AID, aid)])
-    seq = j.append(build)
-    size += len(build(seq))
-    if i %% 32 == 0:
-        j.prepare()
-print("filled=%%d,%%d,%%d,%%d" %% (j.depth(), j.next_seq - 1, size, j.tap_erases))
-"""
-
 
 def fill(port, count, timeout=300):
     """Append `count` records on the board at `port`; returns (depth, last seq, record bytes)."""
-    proc = subprocess.run([mpremote_exe(), "connect", port, "exec", FILL_SCRIPT % {"count": count}],
+    proc = subprocess.run([mpremote_exe(), "connect", port] + board_call("journal_fill", "fill", count),
                           capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("filled="):

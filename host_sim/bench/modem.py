@@ -15,71 +15,13 @@ is a TCP echo server on loopback.  Measured on the device:
     rtt_ms_p50/p90    round trip of a 32-byte message: send + the collector's answer + the read
 """
 
-import json
-import os
 import socket
-import subprocess
-import tempfile
 import threading
 
+from host_sim import micropython
 from host_sim.emulators.modem import DIALECTS, ModemEmulator
-from host_sim.tools.build import ROOT
-from host_sim.tools.vboard import micropython_command
 
 BAUD = 115200
-
-# Runs inside MicroPython (passed with -c, so host_sim itself never imports firmware code).
-_DEVICE = r"""
-import asyncio, json, sys, time
-import board
-from firmware import transport
-
-async def run(dialect, port, kbytes, pings):
-    t = transport.open_transport(board, {"link": "modem", "dialect": dialect, "host": "127.0.0.1", "port": port})
-    t0 = time.ticks_ms()
-    while not await t.connect():
-        await asyncio.sleep_ms(100)
-    connect_ms = time.ticks_diff(time.ticks_ms(), t0)
-    block = bytes(i & 255 for i in range(1024))
-    t0 = time.ticks_ms()
-    for _ in range(kbytes):
-        await t.write(block)
-    upload_s = time.ticks_diff(time.ticks_ms(), t0) / 1000
-    await t.close()
-    while not await t.connect():
-        await asyncio.sleep_ms(100)
-    buf = bytearray(512)
-    total = kbytes * 1024
-    got = 0
-
-    async def reader():
-        nonlocal got
-        while got < total:
-            got += await t.read_into(buf, 1000)
-
-    t0 = time.ticks_ms()
-    task = asyncio.create_task(reader())
-    for _ in range(kbytes):
-        await t.write(block)
-    while got < total and time.ticks_diff(time.ticks_ms(), t0) < 60000:
-        await asyncio.sleep_ms(5)
-    seconds = time.ticks_diff(time.ticks_ms(), t0) / 1000
-    task.cancel()
-    rtts = []
-    msg = b"p" * 32
-    for _ in range(pings):
-        t1 = time.ticks_ms()
-        await t.write(msg)
-        n = 0
-        while n < 32:
-            n += await t.read_into(buf, 1000)
-        rtts.append(time.ticks_diff(time.ticks_ms(), t1))
-    rtts.sort()
-    return {"connect_ms": connect_ms, "upload_s": upload_s, "bytes": got, "seconds": seconds, "rtts": rtts}
-
-print(json.dumps(asyncio.run(run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))))
-"""
-
 
 def _echo_server():
     srv = socket.create_server(("127.0.0.1", 0))
@@ -111,17 +53,10 @@ def _echo(conn):
 def measure(dialect, kbytes=16, pings=20):
     srv = _echo_server()
     port = srv.getsockname()[1]
-    with tempfile.TemporaryDirectory() as tmp, ModemEmulator(dialect, connect=("127.0.0.1", port)) as emu:
-        os.symlink(os.path.join(ROOT, "hardware", "boards", "virtual.py"), os.path.join(tmp, "board.py"))
-        env = dict(os.environ, ZF_UART_UPLINK=emu.port, MICROPYPATH="%s:%s:.frozen" % (tmp, ROOT))
-        proc = subprocess.run(
-            [micropython_command(), "-X", "heapsize=192k", "-c", _DEVICE, dialect, str(port), str(kbytes), str(pings)],
-            env=env, capture_output=True, text=True, timeout=180)
+    with ModemEmulator(dialect, connect=("127.0.0.1", port)) as emu:
+        raw = micropython.run_program("bench_modem", [dialect, port, kbytes, pings], heap="192k", board=True,
+                                      env={"ZF_UART_UPLINK": emu.port}, timeout=180)
     srv.close()
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError("device side failed:\n" + proc.stdout + proc.stderr)
-    raw = json.loads(lines[-1])
     rtts = raw["rtts"]
     rate = raw["bytes"] / raw["seconds"] if raw["seconds"] else 0.0
     return {

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 
+from host_sim import micropython
 from host_sim.paths import BUILD
 from host_sim.tools import build
 
@@ -37,10 +38,16 @@ def _parents(files):
     return dirs
 
 
+def board_call(program, function, *args):
+    """mpremote command chain: run host_sim/device/<program>.py on the board, then call its `function`
+    with `args` (literals) in one line."""
+    call = "%s(%s)" % (function, ", ".join(repr(a) for a in args))
+    return ["run", micropython.program_path(program), "exec", call]
+
+
 def deploy_commands(build_dir, files):
     """mpremote command chain: create the directories, then copy every file (paths relative to build_dir)."""
-    mkdirs = "import os\nfor d in %r:\n    try:\n        os.mkdir(d)\n    except OSError:\n        pass\n"
-    chain = ["exec", mkdirs % _parents(files)]
+    chain = board_call("board_files", "make_dirs", _parents(files))
     for rel in files:
         chain += ["+", "fs", "cp", os.path.join(build_dir, rel), ":" + rel]
     return chain
@@ -49,9 +56,7 @@ def deploy_commands(build_dir, files):
 def remove_commands(files):
     """mpremote command chain removing `files` and then their directories, where they exist."""
     dirs = sorted(_parents(files), key=lambda d: -d.count("/"))  # deepest first
-    script = ("import os\nfor f in %r:\n    try:\n        os.remove(f)\n    except OSError:\n        pass\n"
-              "for d in %r:\n    try:\n        os.rmdir(d)\n    except OSError:\n        pass\n" % (files, dirs))
-    return ["exec", script]
+    return board_call("board_files", "remove", list(files), dirs)
 
 
 def _mpremote(port, chain):

@@ -17,38 +17,14 @@ import time
 import serial
 
 from host_sim.backend.store import Store
-from host_sim.tools.flash import mpremote_exe
+from host_sim.tools import flash
 
 KEY_PATH = "/flash/keys/device.key"
 CONFIG_KEYS_PATH = "/flash/keys/config"
 
-# Runs on the board: write the key atomically (a power cut leaves the old key or the new one) and
-# print the terminal id the firmware will announce.
-BOARD_SCRIPT = """\
-import os, board
-from firmware import identity
-try:
-    os.mkdir('/flash/keys')
-except OSError:
-    pass
-with open('%(path)s.new', 'wb') as f:
-    f.write(bytes.fromhex('%(key)s'))
-os.rename('%(path)s.new', '%(path)s')
-%(config)s
-print('terminal=' + identity.terminal_id(board).hex())
-"""
-
 
 class ProvisionError(Exception):
     pass
-
-
-# Optional part of BOARD_SCRIPT: the config authority's public keys, atomically too.
-CONFIG_SCRIPT = """\
-with open('%(path)s.new', 'w') as f:
-    f.write(%(text)r)
-os.rename('%(path)s.new', '%(path)s')
-"""
 
 
 def read_config_keys(path):
@@ -70,9 +46,9 @@ def read_config_keys(path):
 
 def write_key(port, key, timeout=60, config_keys=None):
     """Write `key` (and the config keys' text, if given) to the board on `port`; returns its terminal id."""
-    config = "" if config_keys is None else CONFIG_SCRIPT % {"path": CONFIG_KEYS_PATH, "text": config_keys}
-    script = BOARD_SCRIPT % {"path": KEY_PATH, "key": key.hex(), "config": config}
-    proc = subprocess.run([mpremote_exe(), "connect", port, "exec", script], capture_output=True, text=True,
+    config = () if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
+    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *config)
+    proc = subprocess.run([flash.mpremote_exe(), "connect", port] + chain, capture_output=True, text=True,
                           timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("terminal="):

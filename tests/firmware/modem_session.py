@@ -5,7 +5,7 @@ argv: dialect (simcom, quectel, or serial for the direct line) host port rounds 
 round writes one block (a 4-byte round number and then bytes 0x00-0xFF repeated) and reads it back
 from the echo server at the far end of the socket.  A link that fails mid-round is reconnected after
 a backoff with jitter and the block is sent again, whole, on the new socket.  The last line printed
-is JSON with what happened; an exception that escapes the transport is reported as "escaped".
+is "RESULT <json>" with what happened; an exception that escapes the transport is reported as "escaped".
 """
 
 import asyncio
@@ -93,7 +93,7 @@ def main():
     except Exception as e:  # the transport promised never to raise: report it
         sys.print_exception(e)
         result = {"escaped": repr(e)}
-    print(json.dumps(result))
+    print("RESULT " + json.dumps(result))
 
 
 main()

@@ -1,4 +1,4 @@
-"""firmware/journal.py on both runtimes, over a bytearray-backed NOR flash (hardware/norflash.py):
+"""firmware/journal.py on both runtimes, over a bytearray-backed NOR flash (host_sim/device/norflash.py):
 sequence numbers, pending batches, acknowledgement and its persistence, reclaiming acknowledged
 sectors, a full journal, the flash costs of a tap, recovery from power cuts at every step, from bit
 flips, bad sector headers and torn or missing watermarks, and RAM on a 128k heap.
@@ -39,7 +39,7 @@ def body_journal(blocks, ops, fixed=False):
     import gc
 
     from firmware.journal import Journal, JournalFull
-    from hardware.norflash import NorFlash
+    from host_sim.device.norflash import NorFlash
     from protocol import record
 
     KEY = b"k" * 32
@@ -154,7 +154,7 @@ def body_cuts(blocks, cut_after, script):
     """Run `script` (appends, acks, prepares) with the power failing after `cut_after` flash operations,
     then reboot and report (told accepted, host acked, recovered next_seq, acked, pending, new seq)."""
     from firmware.journal import Journal
-    from hardware.norflash import NorFlash, PowerCut
+    from host_sim.device.norflash import NorFlash, PowerCut
     from protocol import record
 
     KEY = b"k" * 32
@@ -207,7 +207,7 @@ def body_ram(blocks, rounds):
     import gc
 
     from firmware.journal import Journal
-    from hardware.norflash import NorFlash
+    from host_sim.device.norflash import NorFlash
     from protocol import record
 
     KEY = b"k" * 32

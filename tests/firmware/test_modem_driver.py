@@ -7,18 +7,16 @@ fails.  Faults come from the emulator; the checks are that every block came back
 driver noticed and handled each fault the way the case expects, and that nothing escaped.
 """
 
-import json
 import os
 import select
 import socket
-import subprocess
 import threading
 
 import pytest
 
+from host_sim import micropython
 from host_sim.emulators import serial_pty
 from host_sim.emulators.modem import ModemEmulator
-from host_sim.tools.vboard import micropython_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SESSION = os.path.join(ROOT, "tests", "firmware", "modem_session.py")
@@ -73,22 +71,12 @@ def echo():
 
 def run_session(tmp_path, emu, port, rounds=6, size=700, dialect=None):
     """The MicroPython session against `emu` (anything with a pty `port`); its JSON result."""
-    board_dir = tmp_path / "board"
-    board_dir.mkdir(exist_ok=True)
-    link = board_dir / "board.py"
-    if not link.exists():
-        link.symlink_to(os.path.join(ROOT, "hardware", "boards", "virtual.py"))
-    env = dict(os.environ, ZF_UART_UPLINK=emu.port, ZF_FLASH=str(tmp_path / "flash.img"),
-               MICROPYPATH="%s:%s:.frozen" % (board_dir, ROOT))
+    env = {"ZF_UART_UPLINK": emu.port, "ZF_FLASH": str(tmp_path / "flash.img")}
     if getattr(emu, "pwrkey_path", None):
         env.update(ZF_MODEM_PWRKEY=emu.pwrkey_path, MODEM_TIME_SCALE=str(emu.time_scale))
     argv = [dialect or emu.dialect, "127.0.0.1", str(port), str(rounds), str(size)]
-    proc = subprocess.run([micropython_command(), "-X", "heapsize=192k", SESSION] + argv, env=env,
-                          capture_output=True, text=True, timeout=150)
-    lines = proc.stdout.strip().splitlines()
-    assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
-    result = json.loads(lines[-1])
-    assert "escaped" not in result, proc.stdout
+    result = micropython.run_program(SESSION, argv, heap="192k", board=True, env=env, timeout=150)
+    assert "escaped" not in result, result
     assert "corrupt" not in result, result
     return result
 

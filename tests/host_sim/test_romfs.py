@@ -8,23 +8,12 @@ import sys
 
 import pytest
 
+from host_sim import micropython
 from host_sim.bench import heap as bench_heap
-from host_sim.tools import build, vboard
+from host_sim.tools import build
 from protocol import frame, record
 
-LIST_IMAGE = """
-import os, vfs
-with open(%r, "rb") as f:
-    vfs.mount(vfs.VfsRom(f.read()), "/rom")
-def walk(d):
-    for name, kind, *_ in os.ilistdir(d):
-        p = d + "/" + name
-        if kind == 0x4000:
-            walk(p)
-        else:
-            print(p[len("/rom/"):], os.stat(p)[6])
-walk("/rom")
-"""
+LISTING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "romfs_listing.py")
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +26,7 @@ def built(tmp_path_factory):
 @pytest.mark.parametrize("board", build.BOARDS)
 def test_image_holds_exactly_the_boards_modules(built, board):
     out, rows = built[board]
-    proc = subprocess.run([vboard.micropython_command(), "-c", LIST_IMAGE % os.path.join(out, build.ROMFS_IMAGE)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    listed = dict(line.rsplit(" ", 1) for line in proc.stdout.split("\n") if line)
+    listed = micropython.run_program(LISTING, [os.path.join(out, build.ROMFS_IMAGE)], timeout=60)
     want = {rel: os.path.getsize(os.path.join(out, rel)) for rel, _, _ in rows if build.in_image(rel)}
     assert {rel: int(size) for rel, size in listed.items()} == want
     assert "main.py" not in listed and "boot.py" not in listed

@@ -46,7 +46,7 @@ def test_taps_leave_no_card_number_on_flash_and_survive_a_power_cut(board, event
 def fill_journal(image_path, salt, count):
     """Append `count` records to the journal partition of a powered-off board's image (CPython)."""
     from firmware.journal import Journal, JournalFull
-    from hardware.norflash import NorFlash
+    from host_sim.device.norflash import NorFlash
     from protocol import crypto, record
 
     with open(image_path, "r+b") as f:

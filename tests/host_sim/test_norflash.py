@@ -1,9 +1,9 @@
-"""hardware/norflash.py, the journal's test chip, on both runtimes: NOR program semantics (AND), page
+"""host_sim/device/norflash.py, the journal's test chip, on both runtimes: NOR program semantics (AND), page
 program counting, erase, and power cuts that tear a program or an erase and then keep the chip dead."""
 
 
 def body_nor(ops):
-    from hardware.norflash import NorFlash, PowerCut
+    from host_sim.device.norflash import NorFlash, PowerCut
 
     dev = NorFlash(2)
     out = []

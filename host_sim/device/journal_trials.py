@@ -1,6 +1,6 @@
 """Power-cut trials of firmware/journal.py on a NorFlash, run inside the MicroPython unix port.
 
-`python -m host_sim bench journal` starts this in `micropython` (host_sim never imports firmware).
+`python -m host_sim bench journal` runs this file in `micropython` with argv: trials, seed.
 One journal lives on one small chip across all trials, so the trials also cross sector wrap-around,
 reclaim and watermark sector switches.  A trial runs random taps (append), host ACKs and idle
 prepare() calls until the power fails after a random number of page programs or erases (possibly in
@@ -17,7 +17,8 @@ import sys
 import time
 
 from firmware.journal import Journal, JournalFull
-from hardware.norflash import NorFlash, PowerCut
+from host_sim.device import results
+from host_sim.device.norflash import NorFlash, PowerCut
 from protocol import crypto, record
 
 KEY = b"journal bench device key 32 byte"
@@ -200,3 +201,7 @@ def main(count, seed=1):
     stats["erases_on_tap_path"] += steady.pop("erases_on_tap_path")
     stats.update(steady)
     return stats
+
+
+if __name__ == "__main__":
+    results.report(main(int(sys.argv[1]), int(sys.argv[2])))
