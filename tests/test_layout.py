@@ -1,8 +1,9 @@
-"""The import rules of DESIGN.md, checked on the source: who may import whom, and what device code
-may use at all (modules that exist on MicroPython)."""
+"""The import rules of DESIGN.md, checked on the source: who may import whom, what device code may
+use at all (modules that exist on MicroPython), and that programs run inside MicroPython are files."""
 
 import ast
 import os
+import re
 
 import pytest
 
@@ -17,8 +18,14 @@ DEVICE_MODULES = {
 OURS = {"firmware", "protocol", "host_sim", "hardware", "board", "tests"}
 
 
-def python_files(package):
+DEVICE_PROGRAMS = "host_sim/device"  # programs host_sim runs inside MicroPython, by path
+
+
+def python_files(package, exclude=()):
+    skip = [os.path.join(ROOT, d) for d in exclude]
     for dirpath, _, files in os.walk(os.path.join(ROOT, package)):
+        if any(dirpath == d or dirpath.startswith(d + os.sep) for d in skip):
+            continue
         for name in files:
             if name.endswith(".py"):
                 yield os.path.join(dirpath, name)
@@ -35,25 +42,65 @@ def _fallback_imports(tree):
     return out
 
 
-def imported_top_modules(path):
+def _imports(path):
+    """Every absolute import statement of the file, CPython fallbacks left out."""
     tree = ast.parse(open(path).read(), path)
     fallback = _fallback_imports(tree)
     for node in ast.walk(tree):
         if id(node) in fallback:
             continue
+        if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+            yield node
+
+
+def imported_top_modules(path):
+    for node in _imports(path):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name.split(".")[0], node.lineno
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        else:
             yield node.module.split(".")[0], node.lineno
 
 
-def violations(package, allowed):
+def imported_names(path):
+    """Dotted names the file imports: `from a.b import c` is a.b.c (c may be a module)."""
+    for node in _imports(path):
+        for alias in node.names:
+            yield alias.name if isinstance(node, ast.Import) else node.module + "." + alias.name
+
+
+def violations(package, allowed, exclude=()):
     out = []
-    for path in python_files(package):
+    for path in python_files(package, exclude):
         for module, line in imported_top_modules(path):
             if module not in allowed:
                 out.append("%s:%d imports %s" % (os.path.relpath(path, ROOT), line, module))
+    return out
+
+
+# %-format placeholders (%r, %d, %(name)s, ...) of a program template, so that it parses as Python.
+_PLACEHOLDER = re.compile(r"%(\([A-Za-z_]\w*\))?[-#0 +]*\d*(\.\d+)?[rsdiuxXfeEgGc]")
+
+
+def _is_program(text):
+    """A string of 2+ lines that is Python (once placeholders are filled) with an import statement."""
+    if text.strip().count("\n") < 1:
+        return False
+    try:
+        tree = ast.parse(_PLACEHOLDER.sub("0", text.replace("%%", "%")))
+    except SyntaxError:
+        return False
+    return any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in ast.walk(tree))
+
+
+def programs_in_strings(package, exclude=()):
+    """Python programs held in string constants (multi-line, with an import): they belong in files."""
+    out = []
+    for path in python_files(package, exclude):
+        tree = ast.parse(open(path).read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _is_program(node.value):
+                out.append("%s:%d" % (os.path.relpath(path, ROOT), node.lineno))
     return out
 
 
@@ -80,9 +127,34 @@ def test_boards_import_only_device_modules_and_each_other():
     assert violations("hardware/boards", DEVICE_MODULES | board_modules()) == []
 
 
-def test_host_sim_never_imports_firmware_or_boards():
-    bad = [v for v in violations("host_sim", set()) if v.split(" imports ")[1] in ("firmware", "hardware", "board")]
+def test_device_programs_import_only_protocol_firmware_the_board_their_package_and_device_modules():
+    assert violations(DEVICE_PROGRAMS, DEVICE_MODULES | {"firmware", "protocol", "board", "host_sim"}) == []
+    outside = [(path, name) for path in python_files(DEVICE_PROGRAMS) for name in imported_names(path)
+               if name.split(".")[0] == "host_sim" and not name.startswith("host_sim.device.")]
+    assert outside == []
+
+
+def test_host_sim_never_imports_firmware_boards_or_its_device_programs():
+    bad = [v for v in violations("host_sim", set(), exclude=[DEVICE_PROGRAMS])
+           if v.split(" imports ")[1] in ("firmware", "hardware", "board")]
     assert bad == []
+    device = [(path, name) for path in python_files("host_sim", exclude=[DEVICE_PROGRAMS])
+              for name in imported_names(path) if (name + ".").startswith("host_sim.device.")]
+    assert device == []
+
+
+def test_host_sim_holds_no_micropython_program_in_a_string():
+    assert programs_in_strings("host_sim", exclude=[DEVICE_PROGRAMS]) == []
+
+
+def test_the_program_checker_catches_a_program_in_a_string(tmp_path, monkeypatch):
+    pkg = tmp_path / "host_sim"
+    pkg.mkdir()
+    (pkg / "bench.py").write_text('DOC = """Two lines\nof prose."""\n'
+                                  'CALL = "fill(3)"\n'
+                                  '_SCRIPT = """\nimport time\nn = %d\nprint(time.ticks_ms() + n)\n"""\n')
+    monkeypatch.setattr(__import__(__name__), "ROOT", str(tmp_path))
+    assert programs_in_strings("host_sim") == ["host_sim/bench.py:4"]
 
 
 def test_the_layout_checker_catches_a_forbidden_import(tmp_path, monkeypatch):

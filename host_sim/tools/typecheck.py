@@ -8,7 +8,7 @@ Each target is one pyright project, `pyrightconfig.<target>.json` in the reposit
 
     esp32   firmware/ + protocol/ + hardware/boards/esp32s3_gate.py   micropython-esp32-stubs
     rp2     firmware/ + protocol/ + hardware/boards/rp2040_bus.py     micropython-rp2-stubs
-    unix    hardware/boards/virtual.py                                micropython-unix-stubs
+    unix    hardware/boards/virtual.py + host_sim/device/              micropython-unix-stubs
 
 A board's config also includes the shared modules beside it that the board imports
 (machine_board.py, ssd1306_text.py), which pyright finds next to the importing file.

@@ -57,6 +57,18 @@ def test_stale_outputs_are_removed(tmp_path, monkeypatch):
     assert not os.path.exists(tmp_path / "out" / "protocol" / "codec.mpy")
 
 
+def test_a_device_program_mpy_cross_rejects_fails_the_check(tmp_path, monkeypatch):
+    device = tmp_path / "host_sim" / "device"
+    device.mkdir(parents=True)
+    (device / "good.py").write_text("import sys\nprint(sys.argv)\n")
+    monkeypatch.setattr(build, "ROOT", str(tmp_path))
+    assert build.check_device_programs() == ["host_sim/device/good.py"]
+    (device / "bad.py").write_text("def f(x):\n    return x +\n")
+    with pytest.raises(build.BuildError) as err:
+        build.check_device_programs()
+    assert "host_sim/device/bad.py" in str(err.value)
+
+
 def test_build_command_compiles_every_board_of_the_project():
     proc = subprocess.run([sys.executable, "-m", "host_sim", "build", "--board", "all"], capture_output=True,
                           text=True, timeout=300, cwd=build.ROOT)
@@ -66,6 +78,7 @@ def test_build_command_compiles_every_board_of_the_project():
         assert os.path.exists(os.path.join(build.ROOT, "build", board, "board.mpy"))
         for name in (build.ROMFS_IMAGE, build.FREEZE_MANIFEST):
             assert "build/%s/%s" % (board, name) in proc.stdout
+    assert "host_sim/device/: " in proc.stdout  # the programs run inside MicroPython are compiled too
 
 
 def _manifest_files(path):
