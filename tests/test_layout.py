@@ -172,3 +172,54 @@ def test_every_protocol_module_has_a_parity_test(module):
     path = os.path.join(ROOT, "tests", "protocol", "test_%s.py" % module)
     assert os.path.exists(path), "protocol/%s.py has no tests/protocol/test_%s.py" % (module, module)
     assert "runtime" in open(path).read(), "tests for protocol/%s.py do not run on both runtimes" % module
+
+
+# Tests share code through helpers modules ------------------------------------------------------------
+
+
+def imports_of_test_modules(tests_dir):
+    """Imports of a test module or a conftest anywhere under `tests_dir`. Importing one ties two test files
+    together (and a test function imported with it is collected twice); shared code lives in a ring's
+    helpers.py, fixtures in conftest.py, which pytest loads by itself."""
+    found = []
+    for dirpath, _, files in os.walk(tests_dir):
+        for name in sorted(files):
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(dirpath, name)
+            for node in ast.walk(ast.parse(open(path).read(), path)):
+                if isinstance(node, ast.Import):
+                    modules = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    modules = [base] + [(base + "." if base else "") + alias.name for alias in node.names]
+                else:
+                    continue
+                bad = [m for m in modules if m.split(".")[-1].startswith("test_") or m.split(".")[-1] == "conftest"]
+                if bad:
+                    found.append("%s:%d imports %s" % (os.path.relpath(path, os.path.dirname(tests_dir)),
+                                                       node.lineno, bad[0]))
+    return found
+
+
+def test_no_test_module_imports_another_test_module_or_a_conftest():
+    assert imports_of_test_modules(os.path.join(ROOT, "tests")) == []
+
+
+def test_the_test_import_checker_catches_imports_of_test_modules_and_conftest(tmp_path):
+    ring = tmp_path / "tests" / "vboard"
+    ring.mkdir(parents=True)
+    (ring / "test_bad.py").write_text(
+        "import os\n"
+        "from tests.vboard.test_heap import READY_USED_BUDGET\n"
+        "from tests.vboard.conftest import mpremote\n"
+        "from tests.vboard import test_taps\n"
+        "from .test_uplink_session import tap\n"
+        "import conftest\n"
+        "from tests.vboard.helpers import mpremote\n")
+    assert imports_of_test_modules(str(tmp_path / "tests")) == [
+        "tests/vboard/test_bad.py:2 imports tests.vboard.test_heap",
+        "tests/vboard/test_bad.py:3 imports tests.vboard.conftest",
+        "tests/vboard/test_bad.py:4 imports tests.vboard.test_taps",
+        "tests/vboard/test_bad.py:5 imports test_uplink_session",
+        "tests/vboard/test_bad.py:6 imports conftest"]

@@ -5,6 +5,7 @@ newer than the list, applied atomically when whole."""
 import hashlib
 
 from protocol import bundle
+from tests.firmware.helpers import body_steps
 
 KEY = bytes(range(32))
 
@@ -21,52 +22,6 @@ def offer(data, version, key=KEY, digest=None):
 
 def chunk(data, version, offset, n):
     return {"kind": bundle.KIND_DENY, "version": version, "offset": offset, "data": data[offset:offset + n]}
-
-
-def body_steps(root, key, steps, probes, config_lines=None):
-    """Run ("offer", msg) / ("chunk", msg) / ("reboot",) steps; record each answer and the list state.
-    With `config_lines` (the config authority's keys, written to keys/config) also what on_activate got
-    for fleet bundles and what a booting terminal reads back (tests/firmware/test_config_fleet.py)."""
-    import os
-
-    from firmware import config, denylist, fleet, fsutil, trust
-
-    if config_lines is not None:
-        fsutil.makedirs(root + "/keys")
-        with open(root + "/keys/config", "w") as f:
-            f.write("\n".join(config_lines) + "\n")
-    activated = []
-
-    def on_activate(kind, content):
-        if kind == 3:
-            activated.append([kind, sorted(content.items())])
-        else:
-            activated.append([kind, sorted(content.keys.items()), sorted(content.revoked),
-                              sorted(content.revoked_tickets)])
-
-    def fresh():
-        return config.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), key, on_activate)
-
-    r = fresh()
-    out = []
-    for step in steps:
-        try:
-            if step[0] == "reboot":
-                r = fresh()
-                out.append(None)
-            elif step[0] == "offer":
-                out.append(list(r.on_offer(step[1])))
-            else:
-                ok, reply = r.on_chunk(step[1])
-                out.append([ok, list(reply) if reply else None])
-        except config.Refused as e:
-            out.append("refused: " + str(e))
-    ring, _ = trust.load(root)
-    boot = {"fares": sorted(fleet.load_fares(root).items()), "keys": sorted(ring.keys),
-            "tickets": sorted(ring.revoked_tickets), "fares_version": fleet.version(root, 3),
-            "keys_version": fleet.version(root, 2), "staged": sorted(os.listdir(root + "/config")),
-            "activated": activated}
-    return out, r.deny.version, [r.deny.contains(t) for t in probes], boot
 
 
 def test_staged_resumed_verified_and_applied(runtime, tmp_path):

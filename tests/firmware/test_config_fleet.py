@@ -11,7 +11,7 @@ import pytest
 from host_sim.tools import bundle as host_bundle
 from host_sim.tools import tickets
 from protocol import bundle, fleet
-from tests.firmware.test_config import body_steps
+from tests.firmware.helpers import body_steps
 
 KEY = bytes(range(32))  # the device key
 

@@ -1,16 +1,15 @@
 """`bench collector` and the Store's group commit: exactly once, every ACK only after the commit that
 covers it, and a failed group commit acknowledges nothing (no timings asserted)."""
 
-import contextlib
 import json
-import sqlite3
 import subprocess
 import sys
 
-from host_sim.backend import host_session, ingest
+from host_sim.backend import ingest
 from host_sim.backend.store import Store
 from host_sim.bench import collector as bench_collector
 from host_sim.tools import build
+from tests.host_sim.helpers import FailingStore, committed_counts, connect_session
 
 KEYS = {"records_per_s", "frames_per_s", "records_per_frame", "commit_every", "cpu_seconds", "stored",
         "acknowledged", "acked_not_committed", "duplicate_receipts"}
@@ -35,58 +34,28 @@ def test_per_frame_commits_store_exactly_once(tmp_path):
     assert result["commits"] == result["frames"]  # one commit per RECORDS frame
 
 
-class FailingStore(Store):
-    """Fails the commit of the next `fail` groups, the way a full or broken disk would."""
-
-    fail = 0
-
-    @contextlib.contextmanager
-    def group(self):
-        with super().group():
-            yield self
-            if self.fail:
-                self.fail -= 1
-                raise sqlite3.OperationalError("disk I/O error (injected)")
-
-
-def _connect(store, term, backoffice=None):
-    session = host_session.Session(store, backoffice=backoffice)
-    while not term.peer.up():
-        term.fill()
-        term.feed(session.receive(term.take(len(term.outbox))))
-    return session
-
-
-def _committed(db):
-    con = sqlite3.connect(db)
-    try:
-        return con.execute("SELECT count(*), count(DISTINCT seq) FROM records").fetchone()
-    finally:
-        con.close()
-
-
 def test_a_failed_group_commit_sends_no_ack_and_the_resent_records_are_stored_once(tmp_path):
     db = str(tmp_path / "c.db")
     store = FailingStore(db)
     term = bench_collector.Terminal(0, 60, window=16, max_frame=512)
     store.register(term.ident.hex(), term.key)
-    session = _connect(store, term)
+    session = connect_session(store, term)
     # one good group: some records committed and acknowledged
     term.fill()
     replies = ingest.receive_group(store, [(session, term.take(1500))])
     assert replies is not None
     term.feed(replies[0])
     first = term.peer.sender.delivered_tag
-    assert 0 < first < 60 and _committed(db) == (first, first)
+    assert 0 < first < 60 and committed_counts(db) == (first, first)
     # the next commit fails: nothing to send, nothing stored, the terminal saw no new ACK
     store.fail = 1
     term.fill()
     assert ingest.receive_group(store, [(session, term.take(len(term.outbox)))]) is None
-    assert _committed(db) == (first, first)
+    assert committed_counts(db) == (first, first)
     assert term.peer.sender.delivered_tag == first
     # the link is dropped; the terminal reconnects and sends everything it holds (from its journal)
     again = bench_collector.Terminal(0, 60, window=16, max_frame=512)
-    session = _connect(store, again)
+    session = connect_session(store, again)
     for _ in range(20):
         if again.done():
             break
@@ -94,7 +63,7 @@ def test_a_failed_group_commit_sends_no_ack_and_the_resent_records_are_stored_on
         replies = ingest.receive_group(store, [(session, again.take(len(again.outbox)))])
         again.feed(replies[0])
     assert again.done()
-    assert _committed(db) == (60, 60)
+    assert committed_counts(db) == (60, 60)
     assert session.duplicate_receipts == first and session.stored == 60 - first
     store.close()
 
@@ -110,15 +79,15 @@ def test_store_outside_a_group_commits_at_once_and_groups_do_not_nest(tmp_path):
         r = record.decode(raw)
         r["raw"] = raw
         recs.append(r)
-    assert store.store(recs[:2]) == 2 and _committed(db) == (2, 2)
+    assert store.store(recs[:2]) == 2 and committed_counts(db) == (2, 2)
     with store.group():
         assert store.store(recs) == 1  # the two it has are ignored
-        assert _committed(db) == (2, 2)  # staged, not yet visible to anyone else
+        assert committed_counts(db) == (2, 2)  # staged, not yet visible to anyone else
         try:
             with store.group():
                 pass
             raise AssertionError("a nested group must be refused")
         except RuntimeError:
             pass
-    assert _committed(db) == (3, 3)
+    assert committed_counts(db) == (3, 3)
     store.close()

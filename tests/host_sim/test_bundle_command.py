@@ -14,8 +14,17 @@ from host_sim.backend import acquirer, backoffice, host_session
 from host_sim.tools import build, provision
 from host_sim.tools import bundle as fleet_bundles
 from protocol import bundle, fleet, frame, link, peer
-from tests.host_sim.test_collector import KEY, TERMINAL, free_port, registered, start_collector
-from tests.host_sim.test_collector_session import BAD, GOOD, ListeningTerminal, rec
+from tests.host_sim.helpers import (
+    BAD,
+    GOOD,
+    KEY,
+    TERMINAL,
+    ListeningTerminal,
+    free_port,
+    registered,
+    start_collector,
+    tap_record,
+)
 
 
 def run(*args):
@@ -91,7 +100,7 @@ def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_firs
     assert (offer["kind"], offer["version"]) == (fleet.KIND_TICKET_KEYS, 1)
     assert bundle.verify(bundle.config_key(KEY), offer["kind"], offer["version"], offer["size"], offer["digest"],
                          offer["signature"])
-    t.upload([rec(1, BAD, 41), rec(2, GOOD, 7)])  # a decline while the key bundle is open: it goes first
+    t.upload([tap_record(1, BAD, 41), tap_record(2, GOOD, 7)])  # a decline while the key bundle is open: it goes first
     [deny] = t.take("CONFIG_OFFER")
     assert deny["kind"] == bundle.KIND_DENY
     confirm(t, deny)

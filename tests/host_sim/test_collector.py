@@ -1,82 +1,22 @@
 """The collector's protocol session: authenticates terminals, stores exactly once, acknowledges after
 commit, refuses unknown terminals, bad keys, altered, replayed and malformed frames."""
 
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from host_sim.backend import host_session
 from host_sim.backend.store import Store
-from host_sim.tools import build
 from protocol import frame, link, peer, record
+from tests.host_sim.helpers import KEY, TERMINAL, Terminal, free_port, registered, start_collector
 
-ROOT = build.ROOT
-TERMINAL = b"VB\x00\x00\x01\x00\x00\x00"
-KEY = bytes(range(32))
 TOKEN = bytes.fromhex("c0ffee00112233445566778899aabbcc")
 
 
 def rec(seq, atc=b"\x00\x01", terminal=TERMINAL):
     return record.encode(terminal, seq, 1_800_000_000, record.KIND_QR_CPM, 200, 156, record.ACCEPTED, 0, 1,
                          TOKEN, [(record.EXT_ATC, atc)])
-
-
-class Terminal:
-    """A terminal-side Peer wired to a collector Session in memory; `wire` captures every uplink byte."""
-
-    def __init__(self, session, key=KEY, terminal=TERMINAL, max_frame=256):
-        self.session = session
-        self.peer = peer.Peer(peer.ROLE_TERMINAL, terminal, key, "micropython 1.29.0 linux", window=8,
-                              max_frame=max_frame, rx_window=4)
-        self.reader = frame.FrameReader()
-        self.wire = bytearray()
-        self.now = 0
-        self.peer.start(0)
-        self.errors = []
-        self.got = []  # every message the collector sent, in arrival order
-
-    def _feed(self, reply):
-        for q in self.reader.feed(reply):
-            for m in self.peer.feed(q, self.now):
-                self.got.append(m)
-                if m["type"] == "ERROR":
-                    self.errors.append(m["code"])
-
-    def pump(self, rounds=50, tamper=None):
-        """Run both ends until the terminal has nothing to send and no timer to wait for."""
-        for _ in range(rounds):
-            moved = False
-            while True:
-                p = self.peer.poll(self.now)
-                if p is None:
-                    break
-                data = link.wire(p)
-                if tamper:
-                    data = tamper(data)
-                self.wire += data
-                self._feed(self.session.receive(data))
-                moved = True
-            if not moved:
-                self.now += 100
-                self._feed(self.session.receive(b""))  # the collector's own timers, as its serve loops do
-                if self.peer.deadline(self.now) != 0:
-                    break
-        return self
-
-    def upload(self, recs):
-        assert self.peer.send(link.RECORDS, link.records(recs, TERMINAL), record.seq_of(recs[-1])) is not None
-        return self.pump()
-
-
-def registered(tmp_path=None):
-    store = Store(str(tmp_path / "c.db") if tmp_path else ":memory:")
-    store.register(TERMINAL.hex(), KEY)
-    return store
 
 
 def test_batch_is_stored_once_and_acknowledged_after_commit(tmp_path):
@@ -191,25 +131,6 @@ def test_framed_garbage_payloads_are_dropped_not_raised(payloads):
     assert s.terminal is None
     for reply in frame.FrameReader().feed(out):  # at most handshake answers or ERRORs, in the clear
         assert link.decode(reply)["type"] in ("HELLO", "ERROR")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_collector(db, port, *extra):
-    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
-                             "127.0.0.1:%d" % port, *extra], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            return proc, socket.create_connection(("127.0.0.1", port), timeout=5)
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "collector did not listen"
-            time.sleep(0.1)
 
 
 def tcp_upload(conn, seqs):

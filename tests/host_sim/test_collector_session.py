@@ -6,43 +6,19 @@ import hashlib
 import logging
 
 from host_sim.backend import acquirer, backoffice, host_session
-from protocol import bundle, link, record
-from tests.host_sim.test_collector import KEY, TERMINAL, Terminal, registered
-
-
-def rec(seq, token, atc):
-    return record.encode(TERMINAL, seq, 1_800_000_000, record.KIND_QR_CPM, 200, 156, record.ACCEPTED, 0, 1,
-                         token, [(record.EXT_ATC, atc.to_bytes(2, "big"))])
-
-
-class ListeningTerminal(Terminal):
-    """A terminal with the firmware's frame size that picks the collector's messages by type."""
-
-    def __init__(self, session):
-        super().__init__(session, max_frame=288)
-
-    def take(self, kind):
-        out = [m for m in self.got if m["type"] == kind]
-        self.got = [m for m in self.got if m["type"] != kind]
-        return out
-
-    def answer(self, version, offset):
-        self.peer.send(link.CONFIG_CHUNK, link.config_chunk(bundle.KIND_DENY, version, offset, b""), 0)
-        return self.pump()
+from protocol import bundle, link
+from tests.host_sim.helpers import BAD, GOOD, KEY, TERMINAL, ListeningTerminal, registered, tap_record
 
 
 def session(store, rules, **kw):
     return host_session.Session(store, backoffice=backoffice.Backoffice(store, acquirer.Acquirer(rules)), **kw)
 
 
-BAD, GOOD = bytes([0xBB]) * 16, bytes([0x60]) * 16
-
-
 def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offset(tmp_path):
     store = registered(tmp_path)
     t = ListeningTerminal(session(store, {"decline_atcs": [41]})).pump()
     assert t.take("CONFIG_OFFER") == []  # nothing declined yet
-    t.upload([rec(1, BAD, 41), rec(2, GOOD, 7)])
+    t.upload([tap_record(1, BAD, 41), tap_record(2, GOOD, 7)])
     [offer] = t.take("CONFIG_OFFER")
     assert (offer["kind"], offer["version"]) == (bundle.KIND_DENY, 1)
     key = bundle.config_key(KEY)
@@ -60,7 +36,7 @@ def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offs
     # A new session of the same terminal has nothing to offer; a second decline offers 1 -> 2.
     t2 = ListeningTerminal(session(store, {"decline_atcs": [41, 42]})).pump()
     assert t2.take("CONFIG_OFFER") == []
-    t2.upload([rec(3, GOOD, 42)])
+    t2.upload([tap_record(3, GOOD, 42)])
     [offer] = t2.take("CONFIG_OFFER")
     t2.answer(2, 0)
     data = b"".join(c["data"] for c in t2.take("CONFIG_CHUNK"))
@@ -73,7 +49,7 @@ def test_a_terminal_behind_the_collectors_belief_is_rebased(tmp_path):
     s = host_session.Session(store, backoffice=office)
     office.delivered(TERMINAL.hex(), bundle.KIND_DENY, 1)  # we think it has version 1
     t = ListeningTerminal(s).pump()
-    t.upload([rec(1, BAD, 1), rec(2, GOOD, 2)])
+    t.upload([tap_record(1, BAD, 1), tap_record(2, GOOD, 2)])
     [offer] = t.take("CONFIG_OFFER")
     t.answer(2, 0)
     data = b"".join(c["data"] for c in t.take("CONFIG_CHUNK"))

@@ -13,7 +13,7 @@ from host_sim.backend.store import Store, StoreError
 from host_sim.bench import collector as bench_collector
 from host_sim.tools import build
 from protocol import record
-from tests.host_sim.test_bench_collector import FailingStore, _committed, _connect
+from tests.host_sim.helpers import FailingStore, committed_counts, connect_session
 
 
 class CountingStore(Store):
@@ -35,7 +35,7 @@ def test_reads_of_one_loop_pass_share_one_commit_and_replies_wait_for_it(tmp_pat
     terms = [bench_collector.Terminal(i, 30, window=16, max_frame=512) for i in range(3)]
     for t in terms:
         store.register(t.ident.hex(), t.key)
-    sessions = [_connect(store, t) for t in terms]
+    sessions = [connect_session(store, t) for t in terms]
 
     async def one_pass():
         committer = ingest.GroupCommitter(store)
@@ -55,7 +55,7 @@ def test_reads_of_one_loop_pass_share_one_commit_and_replies_wait_for_it(tmp_pat
     for t, reply in zip(terms, replies):
         t.feed(reply)
         assert t.done()
-    assert _committed(db) == (90, 30)
+    assert committed_counts(db) == (90, 30)
     store.close()
 
 
@@ -64,7 +64,7 @@ def test_a_failed_group_commit_raises_for_every_link_of_the_group(tmp_path):
     terms = [bench_collector.Terminal(i, 10, window=16, max_frame=512) for i in range(2)]
     for t in terms:
         store.register(t.ident.hex(), t.key)
-    sessions = [_connect(store, t) for t in terms]
+    sessions = [connect_session(store, t) for t in terms]
     store.fail = 1
 
     async def one_pass():
@@ -88,14 +88,14 @@ def test_decisions_commit_with_their_records_inside_a_group(tmp_path):
     atcs = {int.from_bytes(record.decode(r)["ext"][record.EXT_ATC], "big")
             for r in term.records[:2]}
     office = backoffice.Backoffice(store, acquirer.Acquirer({"decline_atcs": sorted(atcs)}))
-    session = _connect(store, term, office)
+    session = connect_session(store, term, office)
     store.fail = 1  # the first group fails: neither records nor decisions nor deny-list entries remain
     term.fill()
     assert ingest.receive_group(store, [(session, term.take(len(term.outbox)))]) is None
     assert store.query("SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM authorisations),"
                        " (SELECT count(*) FROM deny_list)") == [(0, 0, 0)]
     again = bench_collector.Terminal(0, 12, window=16, max_frame=512)
-    session = _connect(store, again, office)
+    session = connect_session(store, again, office)
     again.fill()
     [reply] = ingest.receive_group(store, [(session, again.take(len(again.outbox)))])
     again.feed(reply)
@@ -135,5 +135,5 @@ def test_a_frame_that_fails_inside_a_group_leaves_nothing_staged_and_the_rest_co
                 raise sqlite3.OperationalError("the acquirer's insert failed (injected)")
         except sqlite3.OperationalError:
             pass
-    assert _committed(db) == (2, 2)  # the failed unit's records were rolled back to its savepoint
+    assert committed_counts(db) == (2, 2)  # the failed unit's records were rolled back to its savepoint
     store.close()

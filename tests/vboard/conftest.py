@@ -1,15 +1,9 @@
 """Ring 3: the firmware as a MicroPython process on a virtual board (ring 4 with --port)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from host_sim.tools import vboard
-from host_sim.tools.events import EventLog
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.vboard.helpers import Events
 
 
 @pytest.fixture
@@ -38,19 +32,9 @@ def console_port(request, tmp_path):
         b.stop()
 
 
-def mpremote(port, *args, timeout=30):
-    """Run mpremote against a port exactly as a technician would; returns stdout."""
-    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
-    proc = subprocess.run([exe, "connect", port, *args], capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, "mpremote %s failed:\n%s\n%s" % (" ".join(args), proc.stdout, proc.stderr)
-    return proc.stdout
-
-
-Events = EventLog  # the tests read output events the way the demo does
-
-
 @pytest.fixture
 def events(board):
+    """The output events of `board`, read in the background."""
     ev = Events(board.ports["events"])
     yield ev
     ev.close()

@@ -3,7 +3,7 @@
 import serial
 
 from host_sim.tools import vboard
-from tests.vboard.conftest import mpremote
+from tests.vboard.helpers import mpremote
 
 
 def test_mpremote_exec_runs_on_micropython(console_port):

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from host_sim.tools import build, flash
-from tests.vboard.conftest import mpremote
+from tests.vboard.helpers import mpremote
 
 WALK = """
 import os

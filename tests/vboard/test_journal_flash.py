@@ -5,6 +5,7 @@ import os
 
 from host_sim.emulators.scanner import ScannerEmulator
 from protocol import cpm
+from tests.vboard.helpers import mpremote
 
 CARD = "6212345678901234567"  # the test card of the taps
 CARD2 = "6228480402564890018"
@@ -81,8 +82,6 @@ def fill_journal(image_path, salt, count):
 
 
 def test_a_full_journal_refuses_paid_taps_and_says_so(board, events):
-    from tests.vboard.conftest import mpremote
-
     salt = bytes.fromhex(mpremote(board.ports["console"], "exec", "print(open('/flash/keys/salt','rb').read().hex())"))
     board.power_cut()
     next_seq = fill_journal(board.flash, salt, 100000)

@@ -5,14 +5,14 @@ import json
 import subprocess
 import sys
 import threading
-import time
 
 from host_sim.backend import serial_server
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import build
 from protocol import cpm
-from tests.vboard.conftest import mpremote
+from tests.vboard.helpers import mpremote
+from tests.waiting import wait_until
 
 
 def test_provision_command_registers_the_key_and_the_terminal_uploads(board, events, tmp_path):
@@ -37,10 +37,8 @@ def test_provision_command_registers_the_key_and_the_terminal_uploads(board, eve
                                                                     cryptogram=bytes(8)))
         _, ev = events.wait_display()
         assert ev["text"] == "PAID 2.00"
-        deadline = time.monotonic() + 15
-        while store.query("SELECT COUNT(*) FROM records") != [(1,)]:
-            assert time.monotonic() < deadline, board.console_text()[-2000:]
-            time.sleep(0.2)
+        wait_until(lambda: store.query("SELECT COUNT(*) FROM records") == [(1,)], timeout=15, interval=0.2,
+                   what="the tap stored at the collector", context=board.console_text)
     finally:
         stop.set()
         server.join(timeout=2)

@@ -14,7 +14,7 @@ from host_sim.emulators import serial_pty
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import vboard
 from protocol import cpm, gm65
-from tests.vboard.conftest import ROOT, Events
+from tests.vboard.helpers import ROOT, Events
 
 
 def code(atc):

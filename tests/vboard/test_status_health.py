@@ -11,7 +11,8 @@ from host_sim.emulators.pn532 import Pn532Emulator
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import vboard
 from protocol import link
-from tests.vboard.test_uplink_session import Served, provisioned, wait_for
+from tests.vboard.helpers import Served, provisioned
+from tests.waiting import wait_until
 
 SCANNER = link.HEALTH_SCANNER
 NFC = link.HEALTH_NFC
@@ -19,8 +20,9 @@ NFC = link.HEALTH_NFC
 
 def status_where(store, terminal, board, test):
     """The newest STATUS once one passes `test` (heartbeats come every 5 s)."""
-    return wait_for(lambda: [s for s in [store.latest_status(terminal)] if s and test(s["health"])],
-                    timeout=30, board=board)[0]
+    return wait_until(lambda: [s for s in [store.latest_status(terminal)] if s and test(s["health"])],
+                      timeout=30, interval=0.2, what="a STATUS whose health passes the test",
+                      context=board.console_text)[0]
 
 
 @contextlib.contextmanager

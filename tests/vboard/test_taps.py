@@ -13,7 +13,8 @@ from host_sim.emulators import serial_pty
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import provision, vboard
 from protocol import cpm, record
-from tests.vboard.conftest import Events, mpremote
+from tests.vboard.helpers import Events, mpremote
+from tests.waiting import wait_until
 
 CARD = "6212345678901234567"
 
@@ -121,12 +122,9 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
                 assert paid.setdefault(tap, seq) == seq, "a re-presented code was charged again"
                 if tap % 3 != 2 or rng.random() < 0.5:
                     break
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            rows = store.query("SELECT seq, atc, token, amount, time FROM records")
-            if {r[0] for r in rows} >= set(paid.values()):
-                break
-            time.sleep(0.2)
+        rows = wait_until(lambda: [found for found in [store.query("SELECT seq, atc, token, amount, time FROM records")]
+                                   if {r[0] for r in found} >= set(paid.values())], timeout=20, interval=0.2,
+                          what="every paid tap at the collector", context=board.console_text)[0]
     finally:
         stop.set()
         uplink.join(timeout=2)
@@ -165,7 +163,7 @@ def test_an_unprovisioned_terminal_uploads_nothing(tmp_path, board, events):
         scanner.present(code(9))
         _, ev = events.wait_display()
         assert ev["text"] == "PAID 2.00"
-        time.sleep(3)
+        time.sleep(3)  # a check that nothing happens: time in which a wrongly accepted upload would land
         scanner.close()
     finally:
         stop.set()

@@ -7,7 +7,7 @@ import time
 
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import tickets
-from tests.vboard.conftest import mpremote
+from tests.vboard.helpers import mpremote
 
 
 def test_tickets_end_to_end(board, events, tmp_path):

@@ -24,7 +24,7 @@ from host_sim.emulators.modem import ModemEmulator
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import build, provision, vboard
 from protocol import cpm
-from tests.vboard.conftest import Events, mpremote
+from tests.vboard.helpers import Events, mpremote
 
 PAN = "6217000010000000005"
 # The modem driver (~25 KB) on top of the firmware and the NFC stack needs more than the default 192 KB.

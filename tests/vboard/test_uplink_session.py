@@ -2,73 +2,16 @@
 update reaches the terminal in the same session (the card is refused at its next tap, others still pay);
 the terminal's clock follows the collector's within bounds; its heartbeats land in terminal_status."""
 
-import threading
 import time
 
-from host_sim.backend import acquirer, backoffice, host_session
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
-from host_sim.tools import provision
-from protocol import cpm
+from tests.vboard.helpers import Served, payment_code, provisioned, tap
+from tests.waiting import wait_until
 
 BLOCKED_PAN = "6212345678901234567"
 OTHER_PAN = "6228480000000000018"
 HOUR = 3600
-
-
-def code(pan, atc):
-    return cpm.encode(pan, atc=atc, cryptogram=bytes(8))
-
-
-def wait_for(what, timeout=20, board=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        assert time.monotonic() < deadline, board.console_text()[-3000:] if board else "timed out"
-        time.sleep(0.2)
-
-
-class Served:
-    """A collector on the board's uplink pty, with a given acquirer and wall clock."""
-
-    def __init__(self, board, store, rules, wallclock=time.time, bundles=None):
-        self.office = backoffice.Backoffice(store, acquirer.Acquirer(rules), bundles)
-        self.stop = threading.Event()
-        self.wallclock = wallclock
-        self.thread = threading.Thread(target=self._serve, args=(board.ports["uplink"], store), daemon=True)
-        self.thread.start()
-
-    def _serve(self, port, store):
-        import serial
-
-        ser = serial.serial_for_url(port, baudrate=115200, timeout=0.05)
-        s = host_session.Session(store, backoffice=self.office, wallclock=self.wallclock)
-        try:
-            while not self.stop.is_set():
-                reply = s.receive(ser.read(512))
-                if reply:
-                    ser.write(reply)
-        finally:
-            ser.close()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(timeout=2)
-
-
-def provisioned(board, db, config_keys=None):
-    mark = board.console_mark()
-    terminal = provision.provision(board.ports["console"], db, config_keys=config_keys)
-    board.wait_console(b"ready:", timeout=20, since=mark)
-    return terminal
-
-
-def tap(scanner, events, payload, seen):
-    scanner.present(payload)
-    i, ev = events.wait_display(seen, timeout=10)
-    return i + 1, ev
 
 
 def test_a_declined_card_is_refused_at_its_next_tap_once_the_deny_list_arrived(board, events, tmp_path):
@@ -78,27 +21,30 @@ def test_a_declined_card_is_refused_at_its_next_tap_once_the_deny_list_arrived(b
     served = Served(board, store, {"decline_atcs": [41]}, wallclock=lambda: time.time() + HOUR)
     scanner = ScannerEmulator(board.ports["scanner"])
     try:
-        seen, ev = tap(scanner, events, code(BLOCKED_PAN, 41), 0)
+        seen, ev = tap(scanner, events, payment_code(BLOCKED_PAN, 41), 0)
         assert ev["text"] == "PAID 2.00"  # accepted offline: the acquirer has not seen it yet
-        seen, ev = tap(scanner, events, code(OTHER_PAN, 7), seen)
+        seen, ev = tap(scanner, events, payment_code(OTHER_PAN, 7), seen)
         assert ev["text"] == "PAID 2.00"
-        wait_for(lambda: store.query("SELECT version FROM config_delivered WHERE terminal = ?", (terminal,))
-                 == [(1,)], board=board)
+        wait_until(lambda: store.query("SELECT version FROM config_delivered WHERE terminal = ?", (terminal,))
+                   == [(1,)], timeout=20, interval=0.2, what="deny list version 1 delivered",
+                   context=board.console_text)
         board.wait_console(b"deny list: version 1, 1 cards", timeout=10)
-        seen, ev = tap(scanner, events, code(BLOCKED_PAN, 42), seen)
+        seen, ev = tap(scanner, events, payment_code(BLOCKED_PAN, 42), seen)
         assert (ev["text"], ev["detail"]) == ("DECLINED", "card blocked")
-        seen, ev = tap(scanner, events, code(OTHER_PAN, 8), seen)
+        seen, ev = tap(scanner, events, payment_code(OTHER_PAN, 8), seen)
         assert ev["text"] == "PAID 2.00"
-        rows = wait_for(lambda: store.query("SELECT atc, time FROM records ORDER BY seq") if
-                        len(store.query("SELECT seq FROM records")) == 3 else None, board=board)
+        rows = wait_until(lambda: store.query("SELECT atc, time FROM records ORDER BY seq") if
+                          len(store.query("SELECT seq FROM records")) == 3 else None, timeout=20, interval=0.2,
+                          what="three records stored", context=board.console_text)
         # The declined card's first ride and both rides of the other card; the refused tap is not a record.
         assert [int.from_bytes(r[0], "big") for r in rows] == [41, 7, 8]
         # The collector's clock runs an hour ahead: the session set the terminal's clock to it.
         assert abs(rows[2][1] - (time.time() + HOUR)) < 30
         board.wait_console(b"uplink: clock set to", timeout=1)
         # Heartbeats: the newest STATUS shows the new deny list and an empty queue.
-        status = wait_for(lambda: [s for s in [store.latest_status(terminal)]
-                                   if s and s["deny_version"] == 1 and s["depth"] == 0], board=board)[0]
+        status = wait_until(lambda: [s for s in [store.latest_status(terminal)]
+                                     if s and s["deny_version"] == 1 and s["depth"] == 0], timeout=20, interval=0.2,
+                            what="a STATUS with deny list 1 and an empty queue", context=board.console_text)[0]
         assert status["health"] & 0x07 == 0x07  # journal ok, clock synced, config current
         assert status["journal_free"] > 0 and status["journal_dropped"] == 0
         assert status["signal"] == -128  # a serial line has no signal
@@ -115,11 +61,13 @@ def test_the_terminal_refuses_a_clock_before_2024_and_reports_its_queue(board, e
     scanner = ScannerEmulator(board.ports["scanner"])
     try:
         board.wait_console(b"uplink: time 16000000", timeout=20)
-        seen, ev = tap(scanner, events, code(OTHER_PAN, 9), 0)
+        seen, ev = tap(scanner, events, payment_code(OTHER_PAN, 9), 0)
         assert ev["text"] == "PAID 2.00"
-        rows = wait_for(lambda: store.query("SELECT time FROM records"), board=board)
+        rows = wait_until(lambda: store.query("SELECT time FROM records"), timeout=20, interval=0.2,
+                          what="the tap stored", context=board.console_text)
         assert abs(rows[0][0] - time.time()) < 30  # the terminal kept its own clock
-        status = wait_for(lambda: store.latest_status(terminal), board=board)
+        status = wait_until(lambda: store.latest_status(terminal), timeout=20, interval=0.2, what="a STATUS",
+                            context=board.console_text)
         assert status["health"] & 0x02 == 0  # clock not synced
     finally:
         served.close()

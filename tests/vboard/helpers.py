@@ -1,0 +1,77 @@
+"""What several virtual-board tests share: mpremote as a technician runs it, the event reader, the heap
+budget a ready terminal keeps, and a provisioned board whose uplink a collector serves."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from host_sim.backend import acquirer, backoffice, host_session
+from host_sim.tools import provision
+from host_sim.tools.events import EventLog
+from protocol import cpm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# At ready: all code a terminal with QR, tickets, NFC/EMV and the link protocol loads, plus its data.
+# A change that pushes this over the budget must free memory elsewhere or justify a new budget.
+READY_USED_BUDGET = 170 * 1024
+
+Events = EventLog  # the tests read output events the way the demo does
+
+
+def mpremote(port, *args, timeout=30):
+    """Run mpremote against a port exactly as a technician would; returns stdout."""
+    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    proc = subprocess.run([exe, "connect", port, *args], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, "mpremote %s failed:\n%s\n%s" % (" ".join(args), proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+def payment_code(pan, atc):
+    """A CPM payment code of `pan` with a given ATC (the cryptogram is not checked offline)."""
+    return cpm.encode(pan, atc=atc, cryptogram=bytes(8))
+
+
+def provisioned(board, db, config_keys=None):
+    """Provision `board` into the collector database `db`; returns its terminal id once it is ready again."""
+    mark = board.console_mark()
+    terminal = provision.provision(board.ports["console"], db, config_keys=config_keys)
+    board.wait_console(b"ready:", timeout=20, since=mark)
+    return terminal
+
+
+def tap(scanner, events, payload, seen):
+    """Present `payload` and wait for the display it causes after event index `seen`: (next index, event)."""
+    scanner.present(payload)
+    i, ev = events.wait_display(seen, timeout=10)
+    return i + 1, ev
+
+
+class Served:
+    """A collector on the board's uplink pty, with a given acquirer and wall clock."""
+
+    def __init__(self, board, store, rules, wallclock=time.time, bundles=None):
+        self.office = backoffice.Backoffice(store, acquirer.Acquirer(rules), bundles)
+        self.stop = threading.Event()
+        self.wallclock = wallclock
+        self.thread = threading.Thread(target=self._serve, args=(board.ports["uplink"], store), daemon=True)
+        self.thread.start()
+
+    def _serve(self, port, store):
+        import serial
+
+        ser = serial.serial_for_url(port, baudrate=115200, timeout=0.05)
+        s = host_session.Session(store, backoffice=self.office, wallclock=self.wallclock)
+        try:
+            while not self.stop.is_set():
+                reply = s.receive(ser.read(512))
+                if reply:
+                    ser.write(reply)
+        finally:
+            ser.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=2)
