@@ -5,8 +5,9 @@ host_sim/bench/<name>.py offering add_arguments(parser) and run(args) -> a JSON-
 """
 
 import json
+import sys
 
-from host_sim import commands
+from host_sim import commands, micropython
 
 # name -> (module, help); issues add theirs here
 SUBCOMMANDS = {
@@ -29,6 +30,10 @@ def add_arguments(parser, argv=()):
 
 
 def main(args):
-    result = commands.load(args.bench_module).run(args)
+    try:
+        result = commands.load(args.bench_module).run(args)
+    except micropython.ProgramFailed as e:
+        print("bench %s: %s" % (args.bench, e), file=sys.stderr)
+        return 1
     print(json.dumps(result, indent=None if args.json else 2))
     return 0

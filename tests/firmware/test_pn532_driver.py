@@ -5,7 +5,7 @@ ending in an abort ACK, MI chaining both ways, status codes, a target removed mi
 The driver is device code (time.ticks_ms, asyncio.sleep_ms, const) so these bodies run on the
 MicroPython runtime only; the byte protocol it speaks is protocol/pn532.py, tested on both runtimes.
 Each script entry is what the "chip" sends after one host write: a list of byte strings (chunks).
-The whole driver against the emulator over a pty is tests/host_sim/test_pn532_emulator.py.
+The whole driver against the emulator over a pty is tests/host_sim/emulators/test_pn532_emulator.py.
 """
 
 import pytest

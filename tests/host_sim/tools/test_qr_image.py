@@ -1,6 +1,5 @@
 """host_sim.tools.qr_image: render QR payloads to PNG and read them back with pyzbar and with OpenCV."""
 
-import os
 import subprocess
 import sys
 
@@ -11,9 +10,8 @@ from hypothesis import strategies as st
 np = pytest.importorskip("numpy")
 cv2 = pytest.importorskip("cv2", reason="OpenCV not installed: pip install -r requirements-qr.txt")
 
+from host_sim.paths import ROOT  # noqa: E402
 from host_sim.tools import qr_image  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 needs_pyzbar = pytest.mark.skipif(
     "pyzbar" not in qr_image.available_backends(),

@@ -10,9 +10,9 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from host_sim.paths import ROOT
 from host_sim.tools import qr, qr_image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VECTORS = os.path.join(ROOT, "tests", "vectors", "emv_qr.json")
 
 

@@ -2,11 +2,10 @@
 contract's keys (no timing assertions: benchmarks are commands)."""
 
 import json
-import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from host_sim.paths import ROOT
 
 
 def test_bench_credentials_reports_micropython_timings():

@@ -10,7 +10,6 @@ RFConfiguration, InListPassiveTarget, ReadRegister) runs unchanged against the e
 """
 
 import json
-import os
 import subprocess
 import sys
 
@@ -20,8 +19,7 @@ import nfc.clf.transport
 import pytest
 
 from host_sim.emulators.pn532 import Pn532Emulator
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from host_sim.paths import ROOT
 
 
 def open_nfcpy(path):
