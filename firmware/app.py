@@ -7,6 +7,7 @@ with a reason shown on the display.
 
 import asyncio
 import gc
+import os
 import sys
 import time
 
@@ -30,7 +31,8 @@ class Terminal:
         keyring, self.bad_key_lines = trust.load(root)
         salt = identity.salt(root)
         self.deny = self._load_deny_list(root)
-        self.decider = decision.Decider(salt, keyring=keyring, deny=self.deny)
+        self.decider = decision.Decider(salt, keyring=keyring, deny=self.deny,
+                                        sealer=self._device_sealer(identity.data_key(root)))
         if trust.has_fleet_bundles(root):
             from firmware import fleet
 
@@ -44,6 +46,12 @@ class Terminal:
         self.health = health.Health()  # scanner and NFC bits of STATUS
         self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health,
                              on_config=self._use_config)
+
+    @staticmethod
+    def _device_sealer(key):
+        def seal(plaintext, associated):
+            return crypto.seal(key, os.urandom(crypto.NONCE_SIZE), plaintext, associated)
+        return seal
 
     @staticmethod
     def _load_deny_list(root):

@@ -64,8 +64,9 @@ class Decision:
 
 
 class Decider:
-    def __init__(self, salt, fare=FLAT_FARE, keyring=None, deny=None):
+    def __init__(self, salt, fare=FLAT_FARE, keyring=None, deny=None, sealer=None):
         self.salt = salt
+        self.sealer = sealer  # sealer(plaintext, associated) -> bytes: card data only the host may open
         self.deny = deny  # firmware.denylist.DenyList or None: tokens the acquirer declined
         self.fare = fare
         self.fares = {}  # credential kind -> fare (fen), from the active fleet fare bundle
@@ -155,7 +156,14 @@ class Decider:
                         amount=self.fare_for(record.KIND_TICKET),
                         fare_id=FARE_ID_TICKET, entry=used + 1)
 
-    def decide_emv(self, card, data_key, nonce):
+    def seal(self, plaintext, token):
+        """Sensitive card data (PAN, track 2, expiry, cryptogram) as the sealed record extension."""
+        sealer = self.sealer
+        if sealer is None:
+            raise ValueError("no sealer: card data cannot be recorded")
+        return sealer(plaintext, token)
+
+    def decide_emv(self, card):
         """A contactless read (firmware.emv.read's dict) at the flat fare, authorised later by the host.
 
         The PAN becomes the salted token here and the sensitive part is sealed at once: the decision,
@@ -171,10 +179,9 @@ class Decider:
         if repeat:
             return repeat
         from firmware import emv  # here, not at the top: a terminal without NFC never loads them
-        from protocol import crypto
 
         ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
-               (record.EXT_EMV_SEALED, crypto.seal(data_key, nonce, emv.sensitive(card), token)),
+               (record.EXT_EMV_SEALED, self.seal(emv.sensitive(card), token)),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
         return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,
                         amount=self.fare_for(record.KIND_EMV_CONTACTLESS),

@@ -12,7 +12,7 @@ import asyncio
 import os
 import sys
 
-from firmware import health, identity
+from firmware import health
 from firmware.drivers import pn532 as driver
 from protocol import link, pn532, record
 
@@ -25,7 +25,6 @@ class NfcTask:
     def __init__(self, terminal, dev, root):
         self.terminal = terminal
         self.dev = dev
-        self.key = identity.data_key(root)
         self.health = terminal.health  # the NFC bit of STATUS (firmware/health.py)
 
     async def _begin(self):
@@ -89,7 +88,7 @@ class NfcTask:
             return
         finally:
             await self.dev.release()
-        t.apply(t.decider.decide_emv(card, self.key, os.urandom(12)))
+        t.apply(t.decider.decide_emv(card))
 
     async def _wait_removed(self):
         while True:

@@ -20,12 +20,12 @@ TERMINAL = b"\x56\x42\x00\x00\x01\x00\x00\x00"
 
 def body_decide(salt, key, nonce, cards, remember_first):
     from firmware import decision
-    from protocol import record
+    from protocol import crypto, record
 
-    d = decision.Decider(salt)
+    d = decision.Decider(salt, sealer=lambda plaintext, associated: crypto.seal(key, nonce, plaintext, associated))
     out = []
     for card in cards:
-        r = d.decide_emv(card, key, nonce)
+        r = d.decide_emv(card)
         data = None
         if r.outcome == decision.ACCEPT:
             data = record.encode(b"\x56\x42\x00\x00\x01\x00\x00\x00", 7, 1795000000, r.kind, r.amount, 156,

@@ -143,7 +143,6 @@ def body_nfc(script):
             bits.append(Terminal.health.bits)
 
     nfc.asyncio = Clock
-    nfc.identity.data_key = lambda root: bytes(32)  # no key files needed here
     task = nfc.NfcTask(Terminal, Dev(), "/nowhere")
     try:
         task.run().send(None)
