@@ -3,14 +3,14 @@ phone; the terminal reads it over EMV, records a deferred-authorisation transact
 data), uploads it, and the raw flash image holds the test PAN and track 2 in no encoding."""
 
 import threading
-import time
 
 from host_sim.backend import serial_server
 from host_sim.backend.store import Store
 from host_sim.emulators import emv_card
 from host_sim.emulators.pn532 import Pn532Emulator
 from host_sim.tools import provision
-from protocol import record, tlv
+from protocol import pn532, record, tlv
+from tests.waiting import wait_until
 
 
 def pan_encodings(pan, track2):
@@ -23,6 +23,15 @@ def pan_encodings(pan, track2):
     out.append(bytes.fromhex(pan[:12]))
     out.append(bytes.fromhex(pan[1:13]))
     return out
+
+
+def wait_removed(emu):
+    """Wait until the phone has left the field and the terminal has polled the empty field since: the
+    terminal reads a target again only after it saw the field empty, so the next presentation is a new tap."""
+    wait_until(lambda: emu.card is None, timeout=10, what="the phone to leave the field")
+    polls = len(emu.commands)
+    wait_until(lambda: pn532.CMD_IN_LIST_PASSIVE_TARGET in emu.commands[polls:], timeout=10,
+               what="the terminal to poll the empty field")
 
 
 def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
@@ -39,21 +48,22 @@ def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
         i, ev = events.wait_display(timeout=40)
         assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000001")
         # The phone stays in the field until dwell_s after the read: it is not charged again.
-        time.sleep(1.5)
+        wait_removed(emu)
         assert emu.card is None
         emu.present("unionpay-hce", dwell_s=0.5)  # a second tap of the same phone: a new transaction
         i, ev = events.wait_display(i + 1, timeout=20)
         assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000002")
-        time.sleep(1.5)
+        wait_removed(emu)
         emu.present("unionpay-hce", atc=1, dwell_s=0.5)  # the first transaction replayed: not charged again
         i, ev = events.wait_display(i + 1, timeout=20)
         assert (ev["text"], ev["detail"]) == ("ALREADY PAID", "#000001")
-        time.sleep(1.5)
-        deadline = time.monotonic() + 20
-        rows = []
-        while time.monotonic() < deadline and len(rows) < 2:
+        wait_removed(emu)
+
+        def both_stored():
             rows = store.query("SELECT raw FROM records ORDER BY seq")
-            time.sleep(0.2)
+            return rows if len(rows) >= 2 else None
+
+        rows = wait_until(both_stored, timeout=20, interval=0.2, what="both paid taps stored at the collector")
         emu.present("unionpay-hce", ["sw"])
         i, ev = events.wait_display(i + 1, timeout=20)
         assert (ev["text"], ev["detail"]) == ("DECLINED", "card read failed")

@@ -17,6 +17,7 @@ from tests.vboard.helpers import Events, mpremote
 from tests.waiting import wait_until
 
 CARD = "6212345678901234567"
+PTY_START_BAUD = 38400  # what a new pty reports until its device side sets a rate (Linux)
 
 
 def code(atc):
@@ -63,7 +64,15 @@ def test_the_same_code_twice_is_not_charged_twice(board, events):
 
 
 def test_uarts_run_at_the_rates_the_firmware_set(board):
-    rates = {w.name: serial_pty.line_baud(w.device_fd, default=0) for w in board._wires}
+    """The firmware may set the uplink's rate in a task that runs just after "ready:", so wait until
+    neither pty still has the rate a new pty starts with, then check both."""
+
+    def set_rates():
+        rates = {w.name: serial_pty.line_baud(w.device_fd, default=0) for w in board._wires}
+        return rates if PTY_START_BAUD not in (rates["scanner"], rates["uplink"]) else None
+
+    rates = wait_until(set_rates, timeout=5, what="the firmware to set the scanner and uplink rates",
+                       context=board.console_text)
     assert rates["scanner"] == 9600
     assert rates["uplink"] == 115200
 

@@ -25,6 +25,7 @@ from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import build, provision, vboard
 from protocol import cpm
 from tests.vboard.helpers import Events, mpremote
+from tests.waiting import wait_until
 
 PAN = "6217000010000000005"
 # The modem driver (~25 KB) on top of the firmware and the NFC stack needs more than the default 192 KB.
@@ -38,38 +39,29 @@ def free_port():
 
 
 def start_collector(db, port, log_path, *options):
-    """The collector as an operator runs it; its log (stderr) goes to `log_path`."""
+    """The collector as an operator runs it, once it listens; its log (stderr) goes to `log_path`, which the
+    test reads (tests/host_sim/helpers.py's start_collector pipes it and keeps a connection open)."""
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
                                  "127.0.0.1:%d" % port, *options], cwd=build.ROOT, stdout=subprocess.DEVNULL,
                                 stderr=log)
-    deadline = time.monotonic() + 20
-    while True:
+
+    def listening():
         assert proc.poll() is None, "collector exited"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
+            return True
         except OSError:
-            assert time.monotonic() < deadline, "collector did not listen"
-            time.sleep(0.1)
+            return False
+
+    wait_until(listening, timeout=20, what="the collector to listen")
+    return proc
 
 
 def wait_ready(events, start, timeout=30):
     """The READY display of the next boot (the console tail is too noisy to search after a while)."""
-    deadline = time.monotonic() + timeout
-    while not any(e.get("text") == "READY" for e in events.items[start:]):
-        assert time.monotonic() < deadline, "the board did not come back"
-        time.sleep(0.1)
-
-
-def wait_until(what, timeout, board, message):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = what()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "%s; console:\n%s" % (message, board.console_text()[-3000:])
-        time.sleep(0.3)
+    wait_until(lambda: any(e.get("text") == "READY" for e in events.items[start:]), timeout,
+               what="the board to come back (READY)")
 
 
 def stored(db):
@@ -150,9 +142,9 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
             if n == 3:
                 emu.inject("pdp_deact_after", emu.counters["bytes_up"] + 300)
             tap(n)
-            time.sleep(0.3)
-        wait_until(lambda: set(stored(db)) >= set(paid.values()) and acknowledged_all(db, terminal), 90, board,
-                   "taps before the backlog not stored and acknowledged")
+            time.sleep(0.3)  # taps a moment apart, as passengers come: uplink traffic (and its faults) between them
+        wait_until(lambda: set(stored(db)) >= set(paid.values()) and acknowledged_all(db, terminal), timeout=90,
+                   interval=0.3, what="the taps before the backlog stored and acknowledged", context=board.console_text)
         # 2. The collector goes away; a backlog builds up in the terminal's journal.
         server.kill()
         server.wait()
@@ -173,10 +165,11 @@ def test_every_tap_reaches_the_collector_once_through_modem_faults_power_cut_and
         # 4. A normal collector: the terminal re-sends the whole backlog, the collector de-duplicates.
         restart_log = tmp_path / "collector3.log"
         server = start_collector(db, port, str(restart_log))
-        rows = wait_until(lambda: [r for r in [stored(db)] if set(r) >= set(paid.values())], 90, board,
-                          "accepted taps missing")[0]
-        first_status = wait_until(lambda: re.search(rb"STATUS from %s: depth (\d+)" % terminal.encode(),
-                                                    restart_log.read_bytes()), 20, board, "no STATUS")
+        rows = wait_until(lambda: [r for r in [stored(db)] if set(r) >= set(paid.values())], timeout=90,
+                          interval=0.3, what="every accepted tap stored", context=board.console_text)[0]
+        status = rb"STATUS from %s: depth (\d+)" % terminal.encode()
+        first_status = wait_until(lambda: re.search(status, restart_log.read_bytes()), timeout=20, interval=0.3,
+                                  what="a STATUS from the terminal", context=board.console_text)
     finally:
         if server is not None:
             server.kill()

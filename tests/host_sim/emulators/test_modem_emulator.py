@@ -20,6 +20,7 @@ from runtimes import draw_examples
 from host_sim.emulators.modem import ModemEmulator
 from host_sim.tools import build
 from protocol import at
+from tests.waiting import wait_until
 
 
 class Client:
@@ -30,10 +31,15 @@ class Client:
 
     def pump(self, until, timeout=5.0):
         """Read until `until(events)` holds; the events so far."""
-        deadline = time.monotonic() + timeout
-        while not until(self.events):
-            assert time.monotonic() < deadline, self.events[-10:]
-            self.events += self.reader.feed(self.ser.read(512))
+
+        def read_more():
+            if not until(self.events):
+                self.events += self.reader.feed(self.ser.read(512))
+            return until(self.events)
+
+        # no pause between reads: the read itself waits up to the port's timeout
+        wait_until(read_more, timeout, interval=0, what="the modem's reply",
+                   context=lambda: repr(self.events[-10:]))
         return self.events
 
     def command(self, text, timeout=5.0):
@@ -43,6 +49,24 @@ class Client:
         events = self.pump(lambda evs: any(e[0] in at.FINALS for e in evs), timeout)
         final = next(e for e in events if e[0] in at.FINALS)
         return final[0], [e[1] for e in events if e[0] == at.LINE]
+
+    def wait_booted(self, timeout=10.0):
+        """A booting module ignores what it hears: send ATI<n>, a new n each time, until one is answered,
+        then read up to the reply to the last one, so no reply is left for the next command to read."""
+        sent = []
+
+        def answered():
+            sent.append(b"ATI%d" % len(sent))
+            self.ser.write(sent[-1] + b"\r")
+            try:
+                self.pump(lambda evs: any(e[0] in at.FINALS for e in evs), timeout=0.5)
+            except AssertionError:
+                return False
+            return True
+
+        self.events = []
+        wait_until(answered, timeout, interval=0, what="the module to boot")
+        self.pump(lambda evs: (at.LINE, sent[-1], None) in evs and evs[-1][0] in at.FINALS)
 
     def close(self):
         self.ser.close()
@@ -55,7 +79,7 @@ def serve_once(payload):
     def run():
         conn, _ = srv.accept()
         conn.sendall(payload)
-        time.sleep(1)
+        time.sleep(1)  # stay connected while the modem pushes the payload: the test is about data, not a close
         conn.close()
 
     threading.Thread(target=run, daemon=True).start()
@@ -71,14 +95,15 @@ def test_emulate_modem_prints_its_port_and_answers_at():
         assert ready
         first = json.loads(proc.stdout.readline())
         assert first["port"].startswith("/dev/pts/") and os.path.exists(first["port"])
-        time.sleep(0.4)  # the module boots
         client = Client(first["port"])
+        client.wait_booted()
         assert client.command("AT") == (at.OK, [b"AT"])  # echo is on after power-up, as on the modules
         assert client.command("ATE0") == (at.OK, [b"ATE0"])
         assert client.command("AT+CSQ") == (at.OK, [b"+CSQ: 21,99"])
         proc.stdin.write("no_network\n")  # faults can be injected while it runs
         proc.stdin.flush()
-        time.sleep(0.2)
+        wait_until(lambda: client.command("AT+CSQ") == (at.OK, [b"+CSQ: 99,99"]), timeout=10,
+                   what="the no_network fault to take effect")
         assert client.command("AT+CEREG?") == (at.OK, [b"+CEREG: 0,2"])
         client.close()
     finally:
@@ -166,12 +191,15 @@ def test_serve_drives_an_existing_serial_port():
             assert emu.port == device
             os.write(board_fd, b"ATE0\rAT+CEREG?\r")
             reader, events = at.AtReader(), []
-            deadline = time.monotonic() + 5
-            while sum(1 for e in events if e[0] == at.OK) < 2:
-                assert time.monotonic() < deadline, events
+
+            def two_replies():
                 ready, _, _ = select.select([board_fd], [], [], 0.1)
                 if ready:
-                    events += reader.feed(os.read(board_fd, 256))
+                    events.extend(reader.feed(os.read(board_fd, 256)))
+                return sum(1 for e in events if e[0] == at.OK) >= 2
+
+            # no pause between reads: select itself waits up to 0.1 s
+            wait_until(two_replies, timeout=5, interval=0, what="OK to both commands", context=lambda: repr(events))
             assert (at.LINE, b"+CEREG: 0,1", None) in events
     finally:
         os.close(board_fd)
