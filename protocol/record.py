@@ -88,9 +88,12 @@ EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesce
 NO_TOKEN = bytes(16)  # the token of a declined tap whose credential was never identified
 
 
+TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS)
+
+
 def is_tap(kind):
     """True for records that stand for a passenger's tap (accepted or declined), not key or config records."""
-    return kind in (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS)
+    return kind in TAP_KINDS
 
 
 class RecordError(ValueError):
