@@ -20,17 +20,10 @@ RAM: MAX_KEYS slots, whatever the flood.
 """
 
 import struct
+import time
 
 from firmware.journal import HEADER_SIZE, SECTOR, JournalFull
 from protocol import record
-
-try:
-    from time import ticks_diff
-except ImportError:  # CPython (tests): the caller's milliseconds are plain integers
-
-    def ticks_diff(a, b):
-        return a - b
-
 
 WINDOW_MS = 30000
 MAX_KEYS = 4
@@ -41,6 +34,12 @@ COALESCED = 2
 UNRECORDED = 3
 OUTCOME_TEXT = {RECORDED: "recorded", COALESCED: "counted with a recent identical decline",
                 UNRECORDED: "not recorded: the journal keeps its room for paid taps"}
+
+
+def _elapsed_ms(now, then):
+    """now - then on the board's wrapping millisecond ticks (plain integers on CPython, in tests)."""
+    diff = getattr(time, "ticks_diff", None)
+    return now - then if diff is None else diff(now, then)
 
 
 class Declines:
@@ -70,7 +69,7 @@ class Declines:
         if token is None:
             token = record.NO_TOKEN
         slot = self._slot(reason, token, now_ms)
-        if slot[2] is not None and ticks_diff(now_ms, slot[2]) < WINDOW_MS:
+        if slot[2] is not None and _elapsed_ms(now_ms, slot[2]) < WINDOW_MS:
             slot[3] += 1
             self.coalesced += 1
             return COALESCED

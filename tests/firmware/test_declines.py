@@ -175,10 +175,10 @@ def test_declines_stop_at_the_reserve_and_accepted_taps_keep_their_room(rt):
     c = consts(rt)
     # Distinct tokens (a window apart: no coalescing) until the reserve stops them, then accepted taps.
     ops = [("room",), ("flood", record.KIND_QR_CPM, record.REASON_DENY_LISTED, None, 600, c["WINDOW"], True),
-                      ("room",), ("counters",), ("accept", 1000), ("room",),
-                                 ("decline", record.KIND_QR_CPM, record.REASON_JOURNAL_FULL, TOKEN, 0),
-                                 ("decline", record.KIND_UNKNOWN, record.REASON_UNKNOWN_FORMAT, None, 0),
-                                 ("counters",), ("ack",), ("decline", record.KIND_UNKNOWN, record.REASON_TOO_LONG, None, 0)]
+           ("room",), ("counters",), ("accept", 1000), ("room",),
+           ("decline", record.KIND_QR_CPM, record.REASON_JOURNAL_FULL, TOKEN, 0),
+           ("decline", record.KIND_UNKNOWN, record.REASON_UNKNOWN_FORMAT, None, 0),
+           ("counters",), ("ack",), ("decline", record.KIND_UNKNOWN, record.REASON_TOO_LONG, None, 0)]
     got = rt.run(body_declines, 7, ops)
     free0, full0, reserve = got[0]
     assert not full0 and reserve == free0 // 4

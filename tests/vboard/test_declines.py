@@ -32,8 +32,8 @@ def test_declined_taps_are_uploaded_with_their_reasons_and_no_card_data(board, e
                                                      payment_code(BLOCKED_PAN, 52)]:
             seen, ev = tap(scanner, events, payload, seen)
             shown.append((ev["text"], ev["detail"]))
-        assert shown == [("DECLINED", "unknown code")] * 5 + [("DECLINED", "too long"), ("DECLINED", "bad payment code"),
-                                                             ("DECLINED", "card blocked")]
+        assert shown == [("DECLINED", "unknown code")] * 5 + [
+            ("DECLINED", "too long"), ("DECLINED", "bad payment code"), ("DECLINED", "card blocked")]
         wanted = 4  # the five garbage lines within seconds: one record now, the other four wait to be counted
         rows = wait_until(lambda: [r for r in [store.query(
             "SELECT kind, reason, amount, token, raw FROM records WHERE decision = ? ORDER BY seq", (record.DECLINED,))]
