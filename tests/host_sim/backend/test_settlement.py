@@ -44,6 +44,20 @@ def make_store(tmp_path, recs):
     return store
 
 
+def run_report(tmp_path):
+    """`python -m host_sim report` over tmp_path/c.db, as an operator runs it; its output directory."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"),
+                           "--out", str(out)], capture_output=True, text=True, cwd=build.ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def test_declines_join_the_deny_list_once_and_decisions_are_idempotent(tmp_path):
     bad, good = bytes([1]) * 16, bytes([2]) * 16
     store = make_store(tmp_path, [rec(T1, 1, 200, bad), rec(T1, 2, 200, good), rec(T1, 3, 200, bad)])
@@ -113,12 +127,8 @@ def test_report_groups_by_merchant_terminal_and_cst_day_and_writes_csv_html(tmp_
         ("Yiyuan Bus <Line 1>", rows[0]["day"], 1), ("Yiyuan Bus <Line 1>", rows[1]["day"], 1),
         ("unassigned", rows[2]["day"], 1)]
     assert rows[0]["day"] != rows[1]["day"]
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"),
-                           "--out", str(out)], capture_output=True, text=True, cwd=build.ROOT, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    with open(out / "reconciliation.csv") as f:
-        table = list(csv.DictReader(f))
+    out = run_report(tmp_path)
+    table = read_csv(out / "reconciliation.csv")
     assert sum(int(r["subsidy_fen"]) for r in table) == sum(r["subsidy_fen"] for r in rows)
     assert list(table[0])[:len(OLD_COLUMNS)] == list(OLD_COLUMNS)  # columns only added, none renamed
 
@@ -171,12 +181,8 @@ def test_declined_taps_are_never_authorised_and_are_counted_per_reason(tmp_path)
     got = [(r["merchant"], r["reason_text"], r["taps"], r["records"]) for r in report.declines(store)]
     assert got == [("Line 1", "unknown code", 5, 1), ("Line 1", "card blocked", 2, 2),
                    ("unassigned", "card read failed", 1, 1)]
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"),
-                           "--out", str(out)], capture_output=True, text=True, cwd=build.ROOT, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    with open(out / "declines.csv") as f:
-        table = list(csv.DictReader(f))
+    out = run_report(tmp_path)
+    table = read_csv(out / "declines.csv")
     assert [(r["terminal"], r["reason"], r["reason_text"], r["taps"]) for r in table] == [
         (T1.hex(), str(record.REASON_UNKNOWN_FORMAT), "unknown code", "5"),
         (T1.hex(), str(record.REASON_DENY_LISTED), "card blocked", "2"),
