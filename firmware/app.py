@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from firmware import decision, denylist, health, identity, trust
+from firmware import decision, declines, denylist, health, identity, trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal, JournalFull
@@ -41,6 +41,7 @@ class Terminal:
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
+        self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
         self.health = health.Health()  # scanner and NFC bits of STATUS
@@ -70,9 +71,16 @@ class Terminal:
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
 
-    def decline(self, reason, detail):
-        self.feedback.declined(record.REASON_TEXT[reason])
-        print("tap declined: " + detail)
+    def decline(self, reason, detail, kind=record.KIND_UNKNOWN, token=None):
+        """Tell the passenger at once, then journal the decline (firmware/declines.py: which ones get a record)."""
+        self._last_tap = time.ticks_ms()
+        self.feedback.declined(record.REASON_TEXT.get(reason, "declined"))
+        got = self.declines.add(kind, reason, token, int(self.board.time_s()), time.ticks_ms())
+        if got == declines.RECORDED:
+            print("tap declined: %s (record #%d)" % (detail, self.declines.seq))
+        else:
+            print("tap declined: %s (%s; %d unrecorded)" % (detail, declines.OUTCOME_TEXT[got],
+                                                            self.declines.unrecorded))
 
     def apply(self, d):
         """Journal an accepted tap, then tell the passenger; the same for QR codes and NFC taps."""
@@ -87,8 +95,8 @@ class Terminal:
                     raise JournalFull()
                 seq = self.journal.append(build)  # durable from here on ...
             except JournalFull:  # never overwrite what the host has not acknowledged
-                self.feedback.declined(record.REASON_TEXT[record.REASON_JOURNAL_FULL])
-                print("tap declined: journal full, %d records wait for the host" % self.journal.depth())
+                self.decline(record.REASON_JOURNAL_FULL, "journal full, %d records wait for the host"
+                             % self.journal.depth(), d.kind, d.token)
                 return
             self.decider.remember(d.token, d.atc, seq, d.kind)
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
@@ -101,8 +109,7 @@ class Terminal:
             self.feedback.already_paid(d.seq)
             print("tap repeats #%d: already paid" % d.seq)
         else:
-            self.feedback.declined(d.reason_text())
-            print("tap declined: " + d.reason_text())
+            self.decline(d.reason, d.reason_text(), d.kind, d.token)
 
     async def _feed_watchdog(self):
         # Fed from its own task: if any coroutine blocks the loop, this stops and the board resets.
@@ -155,13 +162,19 @@ class Terminal:
             status, line = await self.scanner.read_line()
             try:
                 if status == scanner.TOO_LONG:
-                    self.feedback.declined(record.REASON_TEXT[record.REASON_TOO_LONG])
-                    print("tap declined: line too long")
+                    self.decline(record.REASON_TOO_LONG, "line too long")
                 else:
                     self.handle_line(line)
             except Exception as e:  # never let one bad tap stop the terminal
                 sys.print_exception(e)
-                self.feedback.declined("error")
+                self._failed()
+
+    def _failed(self):
+        try:
+            self.decline(record.REASON_TERMINAL_ERROR, "terminal error")
+        except Exception as e:  # the journal itself failed: the passenger still hears the decline
+            sys.print_exception(e)
+            self.feedback.declined("error")
 
 
 def run(board):

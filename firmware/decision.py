@@ -85,6 +85,8 @@ class Decider:
 
     def remember_record(self, data):
         rec = record.decode(data)
+        if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
+            return
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
     def fare_for(self, kind):

@@ -1,4 +1,11 @@
-"""What the passenger sees and hears: one call per outcome, mapped onto the board's outputs."""
+"""What the passenger sees and hears: one call per outcome, mapped onto the board's outputs.
+
+One LED is lit at a time: each outcome (and the amber ready state) lights its own and switches the
+others off, so a decline after an accept shows red alone.  Only a tap that is paid or admitted now
+opens the gate; ALREADY PAID shows the earlier tap and never opens it again.
+"""
+
+LEDS = ("green", "red", "amber")
 
 
 def _yuan(fen):
@@ -8,30 +15,39 @@ def _yuan(fen):
 class Feedback:
     def __init__(self, outputs):
         self.out = outputs
+        self.lit = None  # the LED on now; None until the first call sets all of them
+
+    def _light(self, color):
+        if color == self.lit:
+            return
+        for other in LEDS:
+            if other != color and (self.lit is None or other == self.lit):
+                self.out.led(other, False)
+        self.out.led(color, True)
+        self.lit = color
 
     def ready(self):
-        self.out.led("amber", False)
+        self._light("amber")
         self.out.display("READY", "show payment code")
 
     def accepted(self, amount, seq):
-        self.out.led("green", True)
+        self._light("green")
         self.out.beep(80, 2700)
         self.out.relay(800)
         self.out.display("PAID " + _yuan(amount), "#%06d" % seq)
 
     def admitted(self, entry, seq):
-        self.out.led("green", True)
+        self._light("green")
         self.out.beep(80, 2700)
         self.out.relay(800)
         self.out.display("WELCOME", "entry %d #%06d" % (entry, seq))
 
     def already_paid(self, seq):
-        self.out.led("green", True)
+        self._light("green")
         self.out.beep(80, 2700)
-        self.out.relay(800)
         self.out.display("ALREADY PAID", "#%06d" % seq)
 
     def declined(self, reason_text):
-        self.out.led("red", True)
+        self._light("red")
         self.out.beep(400, 900)
         self.out.display("DECLINED", reason_text)

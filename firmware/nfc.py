@@ -80,11 +80,11 @@ class NfcTask:
             data = emv.terminal_data(t.decider.fare, os.urandom(4), int(t.board.time_s()))
             card = await emv.read(self.dev.exchange, data)
         except driver.TargetGone:
-            t.decline(record.REASON_CARD_READ, "card removed too early")
+            t.decline(record.REASON_CARD_READ, "card removed too early", record.KIND_EMV_CONTACTLESS)
             return
         except (emv.EmvError, pn532.Pn532Error) as e:
             reason = record.REASON_CARD_UNSUPPORTED if "no supported application" in str(e) else record.REASON_CARD_READ
-            t.decline(reason, str(e))
+            t.decline(reason, str(e), record.KIND_EMV_CONTACTLESS)
             return
         finally:
             await self.dev.release()

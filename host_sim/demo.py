@@ -17,11 +17,11 @@ import threading
 import time
 
 from host_sim.backend import serial_server
-from host_sim.backend.store import Store
+from host_sim.backend.store import ACCEPTED_TAP, Store
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import provision, vboard
 from host_sim.tools.events import EventLog
-from protocol import cpm
+from protocol import cpm, record
 
 # Test card numbers (Luhn-valid, in UnionPay's 62 range, issued to no one).
 TEST_CARDS = ("6212345678901234567", "6214830012345678", "6228480000000000018", "6217000010000000005",
@@ -102,11 +102,12 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
             say("tap %2d: %-8s -> %s %s" % (i + 1, what, ev["text"], ev.get("detail", "")))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            stored = {row[0] for row in store.query("SELECT seq FROM records")}
+            stored = {row[0] for row in store.query("SELECT seq FROM records r WHERE " + ACCEPTED_TAP)}
             if accepted <= stored:
                 break
             time.sleep(0.2)
-        rows = store.query("SELECT seq, token, atc FROM records")
+        rows = store.query("SELECT seq, token, atc FROM records r WHERE " + ACCEPTED_TAP)  # declined taps: no
+        declined_records = store.query("SELECT COUNT(*) FROM records WHERE decision = ?", (record.DECLINED,))[0][0]
         runtime = store.query("SELECT runtime FROM terminals")
     finally:
         stop.set()
@@ -127,6 +128,7 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
         "runtime": runtime[0][0] if runtime else "",
         "power_cuts": cuts,
         "retaps": retaps,
+        "declined_records": declined_records,
     }
     return summary
 
@@ -139,9 +141,10 @@ def main(args):
     else:
         with tempfile.TemporaryDirectory(prefix="zhifu-demo-") as workdir:
             summary = run_demo(workdir, count=args.taps)
-    print("%d taps: %d accepted, %d declined; %d uploaded, %d lost, %d duplicates; firmware ran on %s (%.1f s)"
+    print("%d taps: %d accepted, %d declined; %d uploaded, %d lost, %d duplicates; %d declined taps recorded at "
+          "the collector; firmware ran on %s (%.1f s)"
           % (summary["taps"], summary["accepted"], summary["declined"], summary["uploaded"], summary["lost"],
-             summary["duplicates"], summary["runtime"], time.monotonic() - start))
+             summary["duplicates"], summary["declined_records"], summary["runtime"], time.monotonic() - start))
     print(json.dumps(summary), flush=True)
     return 0 if summary["lost"] == 0 and summary["duplicates"] == 0 else 1
 

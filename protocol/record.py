@@ -25,6 +25,7 @@ HEADER = "<BBBB8sIIIHH16s"
 HEADER_SIZE = 44
 MAX_SIZE = 255
 
+KIND_UNKNOWN = 0  # declined before the credential was identified (unknown code, line too long, ...)
 KIND_QR_CPM = 1
 KIND_TICKET = 2
 KIND_EMV_CONTACTLESS = 3
@@ -51,6 +52,7 @@ REASON_TICKET_REVOKED = 15
 REASON_CARD_READ = 20  # contactless read failed or the card answered nonsense
 REASON_CARD_UNSUPPORTED = 21  # no accepted application on the card
 REASON_CARD_DECLINED = 22  # the card itself declined (AAC)
+REASON_TERMINAL_ERROR = 40  # the terminal failed while deciding (a bug): declined, never charged
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -72,6 +74,7 @@ REASON_TEXT = {
     REASON_CARD_READ: "card read failed",
     REASON_CARD_UNSUPPORTED: "card not accepted",
     REASON_CARD_DECLINED: "card declined",
+    REASON_TERMINAL_ERROR: "terminal error",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
@@ -80,6 +83,17 @@ EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 
 # EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
 EXT_EMV_SEALED = 16  # crypto.seal(device data key, nonce, TLV 5A 5F24 [57] 9F26, associated = token)
 EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN]
+EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
+
+NO_TOKEN = bytes(16)  # the token of a declined tap whose credential was never identified
+
+
+TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS)
+
+
+def is_tap(kind):
+    """True for records that stand for a passenger's tap (accepted or declined), not key or config records."""
+    return kind in TAP_KINDS
 
 
 class RecordError(ValueError):

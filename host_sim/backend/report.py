@@ -1,18 +1,23 @@
 """Settlement and reconciliation per merchant, terminal and day, with the programme's subsidy rule.
 
 The county programme refunds the acquiring fee in full and adds a 0.2 % subsidy for UnionPay QR
-payments below 500 yuan.  Amounts are integer fen throughout; each transaction's fee and subsidy is
-rounded half up to the fen, so the report adds up exactly.  Days are China Standard Time (UTC+8).
-Only transactions the acquirer approved settle; declined and not yet authorised ones are listed.
+payments below 500 yuan.  Amounts are integer fen; fee, fee refund and subsidy are computed on each
+row's exact sums and rounded once (RULE), so a day of 2-yuan fares earns its subsidy and the report
+adds up exactly.  Days are China Standard Time (UTC+8).  Only transactions the acquirer approved
+settle; declined and not yet authorised ones are listed.  Taps the terminals declined are no
+transactions: they are counted per reason (each declined record stands for itself plus the identical
+declines coalesced into it, record.EXT_REPEATS).
 
     python -m host_sim report --db collector.db --out reports/ [--fee-rate-ppm 3800]
-writes reconciliation.csv and reconciliation.html (a table and an SVG chart of subsidy per merchant).
+writes reconciliation.csv, declines.csv and reconciliation.html (tables and an SVG chart of subsidy
+per merchant).
 """
 
 import csv
 import html
 import json
 import os
+import struct
 import time
 
 from host_sim.backend.store import Store
@@ -26,7 +31,12 @@ CST = 8 * 3600
 
 COLUMNS = ("merchant", "terminal", "day", "transactions", "gross_fen", "approved", "approved_fen", "declined",
            "declined_fen", "pending", "pending_fen", "fee_fen", "fee_refund_fen", "subsidy_fen",
-           "net_settlement_fen")
+           "net_settlement_fen", "eligible_fen", "declined_taps")
+DECLINE_COLUMNS = ("merchant", "terminal", "day", "reason", "reason_text", "taps", "records")
+RULE = ("Fee, fee refund and subsidy are computed once per row (merchant, terminal, day) on its exact sums and "
+        "rounded half up to the fen once: fee = approved amount x fee rate; eligible = the approved UnionPay QR "
+        "payments below 500 yuan each; fee refund = eligible x fee rate; subsidy = eligible x 0.2 %; net = "
+        "approved - fee + fee refund + subsidy. Merchant totals add the rows.")
 
 def ppm_of(amount, ppm):
     """amount * ppm / 1e6 rounded half up, in integer arithmetic."""
@@ -39,16 +49,33 @@ def subsidy_eligible(rec):
     return rec["kind"] == record.KIND_QR_CPM and aid.startswith(UNIONPAY_RID) and rec["amount"] < SUBSIDY_LIMIT_FEN
 
 
+def _day(rec):
+    return time.strftime("%Y-%m-%d", time.gmtime(rec["time"] + CST))
+
+
+def taps_of(rec):
+    """How many declined taps a declined record stands for: itself and the identical ones coalesced into it."""
+    repeats = rec["ext"].get(record.EXT_REPEATS)
+    return 1 + (struct.unpack("<H", repeats)[0] if repeats is not None and len(repeats) == 2 else 0)
+
+
 def reconcile(store, fee_ppm=DEFAULT_FEE_PPM):
     """Rows (dicts with COLUMNS) per merchant, terminal and day, sorted; `store` is host_sim.backend.store.Store."""
     groups = {}
-    for terminal, raw, approved, merchant in store.settlement_rows():
-        rec = record.decode(raw)
-        day = time.strftime("%Y-%m-%d", time.gmtime(rec["time"] + CST))
+
+    def group(merchant, terminal, day):
         g = groups.get((merchant, terminal, day))
         if g is None:
             g = groups[(merchant, terminal, day)] = dict.fromkeys(COLUMNS, 0)
             g.update(merchant=merchant, terminal=terminal, day=day)
+        return g
+
+    for terminal, raw, merchant in store.declined_rows():
+        rec = record.decode(raw)
+        group(merchant, terminal, _day(rec))["declined_taps"] += taps_of(rec)
+    for terminal, raw, approved, merchant in store.settlement_rows():
+        rec = record.decode(raw)
+        g = group(merchant, terminal, _day(rec))
         amount = rec["amount"]
         g["transactions"] += 1
         g["gross_fen"] += amount
@@ -59,18 +86,42 @@ def reconcile(store, fee_ppm=DEFAULT_FEE_PPM):
             g["declined"] += 1
             g["declined_fen"] += amount
         else:
-            fee = ppm_of(amount, fee_ppm)
             g["approved"] += 1
             g["approved_fen"] += amount
-            g["fee_fen"] += fee
             if subsidy_eligible(rec):
-                g["fee_refund_fen"] += fee
-                g["subsidy_fen"] += ppm_of(amount, SUBSIDY_PPM)
+                g["eligible_fen"] += amount
     out = []
     for key in sorted(groups):
         g = groups[key]
+        g["fee_fen"] = ppm_of(g["approved_fen"], fee_ppm)  # RULE: on the exact sums, rounded once
+        g["fee_refund_fen"] = ppm_of(g["eligible_fen"], fee_ppm)
+        g["subsidy_fen"] = ppm_of(g["eligible_fen"], SUBSIDY_PPM)
         g["net_settlement_fen"] = g["approved_fen"] - g["fee_fen"] + g["fee_refund_fen"] + g["subsidy_fen"]
         out.append(g)
+    return out
+
+
+def declines(store):
+    """Declined taps per merchant, terminal, CST day and reason (dicts with DECLINE_COLUMNS), sorted."""
+    groups = {}
+    for terminal, raw, merchant in store.declined_rows():
+        rec = record.decode(raw)
+        key = (merchant, terminal, _day(rec), rec["reason"])
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = dict(zip(DECLINE_COLUMNS, key + (record.REASON_TEXT.get(rec["reason"], "reason %d"
+                                                                                           % rec["reason"]), 0, 0)))
+        g["taps"] += taps_of(rec)
+        g["records"] += 1
+    return [groups[k] for k in sorted(groups)]
+
+
+def declines_per_reason(rows):
+    """{merchant: {reason_text: taps}} of declines() rows."""
+    out = {}
+    for r in rows:
+        per = out.setdefault(r["merchant"], {})
+        per[r["reason_text"]] = per.get(r["reason_text"], 0) + r["taps"]
     return out
 
 
@@ -83,9 +134,9 @@ def per_merchant(rows):
     return totals
 
 
-def write_csv(rows, path):
+def write_csv(rows, path, columns=COLUMNS):
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
 
@@ -122,10 +173,10 @@ def _chart(totals):
     return "\n".join(parts)
 
 
-def write_html(rows, path, fee_ppm):
+def write_html(rows, path, fee_ppm, decline_rows=()):
     totals = per_merchant(rows)
     money = {"gross_fen", "approved_fen", "declined_fen", "pending_fen", "fee_fen", "fee_refund_fen",
-             "subsidy_fen", "net_settlement_fen"}
+             "subsidy_fen", "net_settlement_fen", "eligible_fen"}
 
     def cells(values, tag="td"):
         return "".join("<%s>%s</%s>" % (tag, html.escape(str(v)), tag) for v in values)
@@ -143,6 +194,7 @@ def write_html(rows, path, fee_ppm):
             "<h1>Settlement and reconciliation</h1>",
             "<p>Acquiring fee %.2f %%. UnionPay QR payments below ¥500: fee refunded in full plus a 0.2 %% "
             "subsidy. Amounts in yuan; days in China Standard Time.</p>" % (fee_ppm / 10000),
+            "<p id='rule'>%s</p>" % html.escape(RULE),
             "<h2>Subsidy per merchant</h2>", _chart(totals),
             "<h2>Per merchant</h2><table id='merchants'><tr>%s</tr>" % cells(["merchant"] + label(COLUMNS[3:]), "th")]
     for name in sorted(totals):
@@ -151,6 +203,17 @@ def write_html(rows, path, fee_ppm):
     body.append("<table id='detail'><tr>%s</tr>" % cells(label(COLUMNS), "th"))
     for r in rows:
         body.append("<tr>%s</tr>" % cells(show(r, COLUMNS)))
+    body.append("</table><h2>Declined taps per reason</h2>")
+    body.append("<p>Taps the terminals refused (no transaction, nothing settles); a record may stand for "
+                "identical declines coalesced into it.</p>")
+    per_reason = declines_per_reason(decline_rows)
+    body.append("<table id='declines-merchant'><tr>%s</tr>" % cells(["merchant", "reason", "taps"], "th"))
+    for name in sorted(per_reason):
+        for reason in sorted(per_reason[name]):
+            body.append("<tr>%s</tr>" % cells([name, reason, per_reason[name][reason]]))
+    body.append("</table><table id='declines'><tr>%s</tr>" % cells(DECLINE_COLUMNS, "th"))
+    for r in decline_rows:
+        body.append("<tr>%s</tr>" % cells([r[k] for k in DECLINE_COLUMNS]))
     body.append("</table></body></html>")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(body))
@@ -163,23 +226,27 @@ def main(args):
             terminal, _, merchant = assignment.partition("=")
             store.assign_merchant(terminal, merchant)
         rows = reconcile(store, args.fee_rate_ppm)
+        decline_rows = declines(store)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
     write_csv(rows, os.path.join(args.out, "reconciliation.csv"))
-    write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm)
+    write_csv(decline_rows, os.path.join(args.out, "declines.csv"), DECLINE_COLUMNS)
+    write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
                       "subsidy_fen": sum(t["subsidy_fen"] for t in totals.values()),
                       "fee_refund_fen": sum(t["fee_refund_fen"] for t in totals.values()),
+                      "declined_taps": sum(r["taps"] for r in decline_rows),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
+                      "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))
     return 0
 
 
 def add_arguments(parser):
     parser.add_argument("--db", required=True, help="the collector's SQLite database")
-    parser.add_argument("--out", default="reports", help="directory for reconciliation.csv and .html")
+    parser.add_argument("--out", default="reports", help="directory for reconciliation.csv, declines.csv and .html")
     parser.add_argument("--fee-rate-ppm", type=int, default=DEFAULT_FEE_PPM, help="acquiring fee, parts per million")
     parser.add_argument("--merchant", action="append", metavar="TERMINAL=NAME",
                         help="assign a terminal (hex id) to a merchant (repeatable, remembered)")

@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS config_refused (
 CREATE TABLE IF NOT EXISTS terminal_merchants (terminal TEXT PRIMARY KEY, merchant TEXT NOT NULL);
 """
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS  # terminal_status has one column each
+_TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
+ACCEPTED_TAP = "r.decision = %d AND r.kind IN %s" % (record.ACCEPTED, _TAP_KINDS_SQL)  # a transaction
 
 
 class StoreError(Exception):
@@ -169,11 +171,12 @@ class Store:
     # -- the acquirer: deferred authorisation and the deny list ----------------------------------
 
     def pending_authorisations(self):
-        """(terminal, seq, token, amount, atc) of every accepted record without a decision, in order."""
+        """(terminal, seq, token, amount, atc) of every accepted tap without a decision, in order: a
+        declined tap (or a record that is no tap) is no transaction and is never authorised."""
         return self.query(
             "SELECT r.terminal, r.seq, r.token, r.amount, r.atc FROM records r LEFT JOIN authorisations a "
-            "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND r.decision = 1 "
-            "ORDER BY r.terminal, r.seq")
+            "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND " + ACCEPTED_TAP +
+            " ORDER BY r.terminal, r.seq")
 
     def decide(self, terminal, seq, approved, reason):
         """Record the acquirer's decision on one record; False if it was decided before (kept as it was)."""
@@ -241,12 +244,19 @@ class Store:
                             "merchant = excluded.merchant", (terminal, merchant))
 
     def settlement_rows(self):
-        """(terminal, raw record, approved 1/0/None, merchant) of every accepted record, for the report."""
+        """(terminal, raw record, approved 1/0/None, merchant) of every accepted tap, for the report."""
         return [(t, bytes(raw), approved, merchant) for t, raw, approved, merchant in self.query(
             "SELECT r.terminal, r.raw, a.approved, COALESCE(m.merchant, 'unassigned') FROM records r "
             "LEFT JOIN authorisations a ON a.terminal = r.terminal AND a.seq = r.seq "
-            "LEFT JOIN terminal_merchants m ON m.terminal = r.terminal WHERE r.decision = 1 "
-            "ORDER BY r.terminal, r.seq")]
+            "LEFT JOIN terminal_merchants m ON m.terminal = r.terminal WHERE " + ACCEPTED_TAP +
+            " ORDER BY r.terminal, r.seq")]
+
+    def declined_rows(self):
+        """(terminal, raw record, merchant) of every declined tap the terminals recorded, for the report."""
+        return [(t, bytes(raw), merchant) for t, raw, merchant in self.query(
+            "SELECT r.terminal, r.raw, COALESCE(m.merchant, 'unassigned') FROM records r "
+            "LEFT JOIN terminal_merchants m ON m.terminal = r.terminal WHERE r.decision = %d AND r.kind IN %s "
+            "ORDER BY r.terminal, r.seq" % (record.DECLINED, _TAP_KINDS_SQL))]
 
     # -- plain reads (tests, diagnosis) -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from tests.waiting import wait_until
 
 CARD = "6212345678901234567"
 PTY_START_BAUD = 38400  # what a new pty reports until its device side sets a rate (Linux)
+PAID_ROWS = "SELECT seq, atc, token, amount, time FROM records WHERE decision = %d" % record.ACCEPTED
 
 
 def code(atc):
@@ -59,8 +60,30 @@ def test_the_same_code_twice_is_not_charged_twice(board, events):
     i, ev = events.wait_display()
     assert ev["text"] == "PAID 2.00"
     scanner.present(payload)
-    i, ev = events.wait_display(i + 1)
+    j, ev = events.wait_display(i + 1)
     assert (ev["text"], ev["detail"]) == ("ALREADY PAID", "#000001")
+    assert [e for e in events.items[i + 1:j + 1] if e["out"] == "relay"] == []  # the gate stays shut
+
+
+def lit(items):
+    """Which LEDs are on after these output events."""
+    on = {}
+    for e in items:
+        if e["out"] == "led":
+            on[e["color"]] = e["on"]
+    return sorted(c for c, v in on.items() if v)
+
+
+def test_one_led_at_a_time_after_accepts_and_declines(board, events):
+    scanner = ScannerEmulator(board.ports["scanner"])
+    shown = []
+    i = 0
+    for payload in (code(11), "not a payment code", code(12), "still not one"):
+        scanner.present(payload)
+        i, ev = events.wait_display(i)
+        shown.append((ev["text"], lit(events.items[:i + 1])))
+        i += 1
+    assert shown == [("PAID 2.00", ["green"]), ("DECLINED", ["red"]), ("PAID 2.00", ["green"]), ("DECLINED", ["red"])]
 
 
 def test_uarts_run_at_the_rates_the_firmware_set(board):
@@ -131,7 +154,7 @@ def test_power_cuts_during_taps_lose_no_accepted_tap_and_duplicate_none(tmp_path
                 assert paid.setdefault(tap, seq) == seq, "a re-presented code was charged again"
                 if tap % 3 != 2 or rng.random() < 0.5:
                     break
-        rows = wait_until(lambda: [found for found in [store.query("SELECT seq, atc, token, amount, time FROM records")]
+        rows = wait_until(lambda: [found for found in [store.query(PAID_ROWS)]
                                    if {r[0] for r in found} >= set(paid.values())], timeout=20, interval=0.2,
                           what="every paid tap at the collector", context=board.console_text)[0]
     finally:

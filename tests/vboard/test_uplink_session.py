@@ -1,11 +1,13 @@
 """One uplink session does more than upload: the collector's acquirer declines a card and the deny-list
-update reaches the terminal in the same session (the card is refused at its next tap, others still pay);
+update reaches the terminal in the same session (the card is refused at its next tap, which is uploaded
+as a declined record, others still pay);
 the terminal's clock follows the collector's within bounds; its heartbeats land in terminal_status."""
 
 import time
 
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
+from protocol import record
 from tests.vboard.helpers import Served, payment_code, provisioned, tap
 from tests.waiting import wait_until
 
@@ -33,11 +35,16 @@ def test_a_declined_card_is_refused_at_its_next_tap_once_the_deny_list_arrived(b
         assert (ev["text"], ev["detail"]) == ("DECLINED", "card blocked")
         seen, ev = tap(scanner, events, payment_code(OTHER_PAN, 8), seen)
         assert ev["text"] == "PAID 2.00"
-        rows = wait_until(lambda: store.query("SELECT atc, time FROM records ORDER BY seq") if
-                          len(store.query("SELECT seq FROM records")) == 3 else None, timeout=20, interval=0.2,
-                          what="three records stored", context=board.console_text)
-        # The declined card's first ride and both rides of the other card; the refused tap is not a record.
+        rows = wait_until(lambda: store.query("SELECT atc, time FROM records WHERE decision = 1 ORDER BY seq") if
+                          len(store.query("SELECT seq FROM records")) == 4 else None, timeout=20, interval=0.2,
+                          what="four records stored", context=board.console_text)
+        # The declined card's first ride and both rides of the other card; the refused tap is a declined record
+        # under the blocked card's token (firmware/declines.py), which the acquirer never authorises.
         assert [int.from_bytes(r[0], "big") for r in rows] == [41, 7, 8]
+        (refused,) = store.query("SELECT r.token, r.reason, r.amount, a.seq FROM records r LEFT JOIN authorisations a"
+                                 " ON a.terminal = r.terminal AND a.seq = r.seq WHERE r.decision = 2")
+        blocked = store.query("SELECT token FROM records WHERE atc = ?", ((41).to_bytes(2, "big"),))[0][0]
+        assert refused == (blocked, record.REASON_DENY_LISTED, 0, None)
         # The collector's clock runs an hour ahead: the session set the terminal's clock to it.
         assert abs(rows[2][1] - (time.time() + HOUR)) < 30
         board.wait_console(b"uplink: clock set to", timeout=1)

@@ -10,6 +10,9 @@ from host_sim.backend.store import Store
 from host_sim.tools import build
 from protocol import record
 
+OLD_COLUMNS = ("merchant", "terminal", "day", "transactions", "gross_fen", "approved", "approved_fen", "declined",
+               "declined_fen", "pending", "pending_fen", "fee_fen", "fee_refund_fen", "subsidy_fen",
+               "net_settlement_fen")
 UNIONPAY = bytes.fromhex("A000000333010101")
 VISA = bytes.fromhex("A0000000031010")
 T1 = b"T1\x00\x00\x00\x00\x00\x01"
@@ -25,11 +28,34 @@ def rec(terminal, seq, amount, token, aid=UNIONPAY, when=DAY1, kind=record.KIND_
     return d
 
 
+def declined(terminal, seq, reason, token=record.NO_TOKEN, kind=record.KIND_UNKNOWN, when=DAY1, repeats=0):
+    """A declined tap as the terminal journals it (firmware/declines.py): amount 0, no card data."""
+    ext = [(record.EXT_REPEATS, repeats.to_bytes(2, "little"))] if repeats else []
+    raw = record.encode(terminal, seq, when, kind, 0, 156, record.DECLINED, reason, 0, token, ext)
+    d = record.decode(raw)
+    d["raw"] = raw
+    return d
+
+
 def make_store(tmp_path, recs):
     path = str(tmp_path / "c.db")
     store = Store(path)
     store.store(recs)
     return store
+
+
+def run_report(tmp_path):
+    """`python -m host_sim report` over tmp_path/c.db, as an operator runs it; its output directory."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"),
+                           "--out", str(out)], capture_output=True, text=True, cwd=build.ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
 
 
 def test_declines_join_the_deny_list_once_and_decisions_are_idempotent(tmp_path):
@@ -63,12 +89,29 @@ def test_subsidy_rule_applies_to_unionpay_qr_below_500_yuan_only(tmp_path):
     store = make_store(tmp_path, recs)
     acquirer.authorise_pending(store, acquirer.Acquirer())
     (row,) = report.reconcile(store, fee_ppm=3800)
-    fees = [1, 190, 190, 38, 38]  # 0.38 % rounded half up: 0.76 -> 1, 189.996 -> 190, 190, 38, 38
-    assert row["fee_fen"] == sum(fees)
-    assert row["fee_refund_fen"] == 1 + 190
-    assert row["subsidy_fen"] == 0 + 100  # 0.2 %: 0.4 -> 0, 99.998 -> 100
-    assert row["approved_fen"] == 200 + 49999 + 50000 + 10000 + 10000
-    assert row["net_settlement_fen"] == row["approved_fen"] - sum(fees) + 191 + 100
+    # On the day's exact sums, rounded half up once: approved 120199 fen, eligible 200 + 49999 = 50199 fen.
+    assert row["approved_fen"] == 200 + 49999 + 50000 + 10000 + 10000 == 120199
+    assert row["eligible_fen"] == 50199
+    assert row["fee_fen"] == 457  # 0.38 % of 120199 = 456.7562
+    assert row["fee_refund_fen"] == 191  # 0.38 % of 50199 = 190.7562
+    assert row["subsidy_fen"] == 100  # 0.2 % of 50199 = 100.398
+    assert row["net_settlement_fen"] == 120199 - 457 + 191 + 100
+
+
+def test_a_day_of_2_yuan_fares_earns_the_exact_subsidy_and_fee(tmp_path):
+    """100 fares of 200 fen: 0.2 % of 20000 fen is 40 fen (rounding each 0.4 fen gave 0 before) and the
+    fee is 0.38 % of the sum, 76 fen, refunded in full."""
+    store = make_store(tmp_path, [rec(T1, seq, 200, bytes([seq]) * 16) for seq in range(1, 101)])
+    acquirer.authorise_pending(store, acquirer.Acquirer())
+    (row,) = report.reconcile(store, fee_ppm=3800)
+    assert (row["approved"], row["approved_fen"], row["eligible_fen"]) == (100, 20000, 20000)
+    assert (row["subsidy_fen"], row["fee_fen"], row["fee_refund_fen"]) == (40, 76, 76)
+    assert row["net_settlement_fen"] == 20040
+    # Rounded once per row: one more fare of 200 fen gives 40.4 -> 40 fen subsidy and 76.76 -> 77 fen fee.
+    store.store([rec(T1, 101, 200, bytes(16))])
+    acquirer.authorise_pending(store, acquirer.Acquirer())
+    (row,) = report.reconcile(store, fee_ppm=3800)
+    assert (row["subsidy_fen"], row["fee_fen"], row["fee_refund_fen"]) == (40, 77, 77)
 
 
 def test_report_groups_by_merchant_terminal_and_cst_day_and_writes_csv_html(tmp_path):
@@ -84,13 +127,10 @@ def test_report_groups_by_merchant_terminal_and_cst_day_and_writes_csv_html(tmp_
         ("Yiyuan Bus <Line 1>", rows[0]["day"], 1), ("Yiyuan Bus <Line 1>", rows[1]["day"], 1),
         ("unassigned", rows[2]["day"], 1)]
     assert rows[0]["day"] != rows[1]["day"]
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"),
-                           "--out", str(out)], capture_output=True, text=True, cwd=build.ROOT, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    with open(out / "reconciliation.csv") as f:
-        table = list(csv.DictReader(f))
+    out = run_report(tmp_path)
+    table = read_csv(out / "reconciliation.csv")
     assert sum(int(r["subsidy_fen"]) for r in table) == sum(r["subsidy_fen"] for r in rows)
+    assert list(table[0])[:len(OLD_COLUMNS)] == list(OLD_COLUMNS)  # columns only added, none renamed
 
     class Collect(HTMLParser):
         def __init__(self):
@@ -109,6 +149,7 @@ def test_report_groups_by_merchant_terminal_and_cst_day_and_writes_csv_html(tmp_
     text = " ".join(page.text)
     assert "Yiyuan Bus <Line 1>" in text  # escaped in the page, readable as text
     assert "Subsidy per merchant" in text
+    assert "rounded half up to the fen once" in text  # the rule is written in the report
     assert sum(1 for r in page.rects if r.get("class") == "subsidy") == 2  # one bar per merchant
 
 
@@ -120,3 +161,41 @@ def test_pending_and_declined_do_not_settle(tmp_path):
     acquirer.authorise_pending(store, acquirer.Acquirer({"decline_tokens": [bad.hex()]}))
     (row,) = report.reconcile(store)
     assert (row["declined"], row["approved"], row["approved_fen"]) == (1, 1, 1000)
+
+
+def test_declined_taps_are_never_authorised_and_are_counted_per_reason(tmp_path):
+    blocked = bytes([7]) * 16
+    recs = [rec(T1, 1, 200, bytes(16)),
+            declined(T1, 2, record.REASON_UNKNOWN_FORMAT, repeats=4),  # itself and 4 coalesced: 5 taps
+            declined(T1, 3, record.REASON_DENY_LISTED, blocked, record.KIND_QR_CPM),
+            declined(T1, 4, record.REASON_DENY_LISTED, blocked, record.KIND_QR_CPM),
+            declined(T2, 1, record.REASON_CARD_READ, kind=record.KIND_EMV_CONTACTLESS)]
+    store = make_store(tmp_path, recs)
+    store.assign_merchant(T1.hex(), "Line 1")
+    assert [r[:2] for r in store.pending_authorisations()] == [(T1.hex(), 1)]
+    assert acquirer.authorise_pending(store, acquirer.Acquirer()) == (1, 0, 0)
+    assert store.query("SELECT seq FROM authorisations") == [(1,)]
+    rows = report.reconcile(store)
+    assert [(r["merchant"], r["transactions"], r["declined_taps"], r["approved_fen"]) for r in rows] == [
+        ("Line 1", 1, 7, 200), ("unassigned", 0, 1, 0)]
+    got = [(r["merchant"], r["reason_text"], r["taps"], r["records"]) for r in report.declines(store)]
+    assert got == [("Line 1", "unknown code", 5, 1), ("Line 1", "card blocked", 2, 2),
+                   ("unassigned", "card read failed", 1, 1)]
+    out = run_report(tmp_path)
+    table = read_csv(out / "declines.csv")
+    assert [(r["terminal"], r["reason"], r["reason_text"], r["taps"]) for r in table] == [
+        (T1.hex(), str(record.REASON_UNKNOWN_FORMAT), "unknown code", "5"),
+        (T1.hex(), str(record.REASON_DENY_LISTED), "card blocked", "2"),
+        (T2.hex(), str(record.REASON_CARD_READ), "card read failed", "1")]
+    page = (out / "reconciliation.html").read_text()
+    assert "Declined taps per reason" in page and "<td>card blocked</td><td>2</td>" in page
+
+
+def test_records_that_are_no_taps_are_neither_authorised_nor_settled(tmp_path):
+    """Record kinds outside record.TAP_KINDS (key or config records) are no transactions."""
+    other = rec(T1, 2, 200, bytes(16), kind=9)
+    store = make_store(tmp_path, [rec(T1, 1, 200, bytes(16)), other])
+    assert [r[1] for r in store.pending_authorisations()] == [1]
+    acquirer.authorise_pending(store, acquirer.Acquirer())
+    (row,) = report.reconcile(store)
+    assert (row["transactions"], row["approved_fen"]) == (1, 200)
