@@ -1,6 +1,7 @@
 """The collector session beyond storage: the acquirer's declines (decided after the records were stored)
-become a signed deny-list delta offered in the same session, sent from the offset the terminal holds, rebased to the version it has; TIME is
-answered from the collector's clock; STATUS heartbeats are kept per terminal."""
+become a signed deny-list delta offered in the same session, sent from the offset the terminal holds,
+rebased to the version it has; TIME is answered from the collector's clock; STATUS heartbeats are kept
+per terminal."""
 
 import hashlib
 import logging
