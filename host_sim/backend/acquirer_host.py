@@ -128,8 +128,8 @@ async def handle(host, reader, writer):
     except iso8583.MessageError as e:
         log.warning("%s: %s; closing", peer, e)
     except asyncio.IncompleteReadError as e:
-        log.warning("%s: connection ended %d bytes into a %d-byte message; closing", peer, len(e.partial),
-                    (e.expected or 0) + len(e.partial))
+        log.warning("%s: connection ended %d bytes into a %s-byte message; closing", peer, len(e.partial),
+                    e.expected)
     except asyncio.TimeoutError:
         log.warning("%s: no complete message in time; closing", peer)
     except ConnectionError as e:

@@ -26,7 +26,7 @@ SPEC = {
     "h": _field("Message header (none)", 0),
     "t": _field("Message type indicator", 4),
     "p": _field("Bitmap, primary", 8, enc="b"),
-    "s": _field("Bitmap, secondary", 8, enc="b"),
+    "1": _field("Bitmap, secondary", 8, enc="b"),
     "2": _field("Primary account number", 19, 2),
     "3": _field("Processing code", 6),
     "4": _field("Amount, transaction", 12),
