@@ -93,7 +93,8 @@ def test_rules_apply_after_the_card_passed():
 
 def test_a_forged_tap_is_declined_after_upload_and_its_card_joins_the_deny_list(tmp_path):
     store = registered(tmp_path)
-    good, forged = contactless_record(1, card_read()), contactless_record(2, card_read("unionpay-card", cryptogram=bytes(8)))
+    good = contactless_record(1, card_read())
+    forged = contactless_record(2, card_read("unionpay-card", cryptogram=bytes(8)))
     store.store([good, forged])
     assert acquirer.authorise_pending(store, acquirer.Acquirer(), opener=open_for_test) == (1, 1, 1)
     assert store.query("SELECT seq, approved, reason FROM authorisations ORDER BY seq") == \
