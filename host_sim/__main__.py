@@ -16,6 +16,7 @@ COMMANDS = {
     "bench": ("host_sim.bench", "benchmarks with JSON output"),
     "provision": ("host_sim.tools.provision", "give a terminal its device key and register it with the collector"),
     "acquirer": ("host_sim.backend.acquirer", "authorise deferred transactions; declines join the deny list"),
+    "acquirer-host": ("host_sim.backend.acquirer_host", "acquirer and issuer simulation behind ISO 8583 over TCP"),
     "report": ("host_sim.backend.report", "settlement and reconciliation per merchant, terminal and day (CSV, HTML)"),
     "qr": ("host_sim.tools.qr", "decode QR payloads (EMV CPM/MPM, tickets) as JSON; make test payloads and PNGs"),
     "typecheck": ("host_sim.tools.typecheck", "pyright over device code against the MicroPython stubs"),

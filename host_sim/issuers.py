@@ -11,6 +11,7 @@ algorithm 3 over AC_DATA (padding method 2), 8 bytes.
 """
 
 import hashlib
+import hmac
 import warnings
 
 from pyemv import ac, kd
@@ -46,3 +47,33 @@ def application_cryptogram(profile, pan, psn, tags):
         icc = kd.derive_icc_mk_a(issuer_master_key(profile), pan, psn or "00")
         session = kd.derive_common_sk(icc, bytes(tags[0x9F36]) + bytes(6))
         return ac.generate_ac(session, ac_input(tags), ac.PaddingType.EMV)
+
+
+# Which test issuer a PAN belongs to, as an issuer host routes it: the longest matching issuer
+# identification number (BIN) wins; an entry with an AID is preferred when the transaction names that
+# AID (one issuer, two card products).  A profile added to the card emulators or to `qr make cpm`
+# registers its BIN here, or the issuer answers "no such issuer".
+PROFILE_BINS = (
+    ("625094", None, "unionpay-hce"),
+    ("622848", None, "unionpay-card"),
+    ("476173", None, "visa"),
+    ("541333", None, "mastercard"),
+)
+
+
+def profile_for(pan, aid=None):
+    """The test profile whose BIN (and AID, when the table names one) matches; None if no issuer here."""
+    best = None
+    for bin_, bin_aid, profile in PROFILE_BINS:
+        if not pan.startswith(bin_) or (bin_aid is not None and bin_aid != aid):
+            continue
+        rank = (len(bin_), bin_aid is not None)
+        if best is None or rank > best[0]:
+            best = (rank, profile)
+    return None if best is None else best[1]
+
+
+def verify_cryptogram(profile, pan, psn, tags):
+    """True when 9F26 in `tags` is the cryptogram a card of `profile` computes over `tags`."""
+    expected = application_cryptogram(profile, pan, psn, tags)
+    return hmac.compare_digest(expected, bytes(tags.get(0x9F26, b"")))

@@ -10,15 +10,30 @@ at its next tap once the deny-list update has arrived.  Rules are configurable a
                                                  # the token is salted per terminal, the ATC is not)
      "decline_rate": 0.0,                        # fraction declined at random ("insufficient funds")
      "max_amount": 100000,                       # fen; above is declined ("over limit")
-     "seed": 1}
+     "seed": 1,
+     "require_cryptogram": false}               # true: a request without card data is declined
+
+They run in the acquirer host (host_sim/backend/acquirer_host.py, behind ISO 8583) after its issuer
+simulation checked the card.  A request without card data (a record whose sealed data this host cannot
+open yet) is decided by these rules alone while "require_cryptogram" is false.
+
+The collector's side is `run_pass`: pending records out as 0100s, decisions and deny-list entries in.
 """
 
 import hashlib
 import json
+import logging
+import sys
 
+from host_sim.backend import acquirer_link, card_data
 from host_sim.backend.store import Store
+from protocol import record, tlv
 
-DEFAULT_RULES = {"decline_tokens": [], "decline_atcs": [], "decline_rate": 0.0, "max_amount": 100000, "seed": 1}
+log = logging.getLogger("collector")
+
+DEFAULT_RULES = {"decline_tokens": [], "decline_atcs": [], "decline_rate": 0.0, "max_amount": 100000, "seed": 1,
+                 "require_cryptogram": False}
+BATCH = 64  # decisions per store transaction
 
 
 class Acquirer:
@@ -42,31 +57,78 @@ class Acquirer:
         return True, None
 
 
-def authorise(store, acquirer, rows):
-    """Decide each (terminal, seq, token, amount, atc) of an accepted record not decided yet; declines
-    join the deny list.  Returns (approved, declined).
+class Pass:
+    """What one authorisation pass did: decisions made, and the reason it stopped early (None: no more pending)."""
 
-    Runs inside the caller's transaction (the collector decides a frame's records in the transaction
-    that stores them, so both commit together): a record is decided once, whoever sends it again."""
-    approved = declined = 0
-    for terminal, seq, token, amount, atc in rows:
-        ok, reason = acquirer.decide(terminal, seq, token, amount, atc)
-        if not store.decide(terminal, seq, ok, reason):
-            continue  # decided before
-        if ok:
-            approved += 1
-        else:
-            declined += 1
-            store.deny(token, reason)
-    return approved, declined
+    def __init__(self):
+        self.approved = self.declined = self.without_card_data = 0
+        self.error = None
 
 
-def authorise_pending(store, acquirer):
-    """Authorise every accepted record that has no decision yet, in one transaction (the collector's
-    catch-up at start, and the `acquirer` command).  Returns (approved, declined, version)."""
+def link_for(acquirer):
+    """The link a collector authorises over: a TcpLink or LocalLink as given, or an in-process acquirer host
+    for an Acquirer (rules)."""
+    if isinstance(acquirer, Acquirer):
+        from host_sim.backend.acquirer_host import AcquirerHost
+
+        return acquirer_link.LocalLink(AcquirerHost(acquirer))
+    return acquirer
+
+
+def run_pass(store, link, opener=None, batch=BATCH):
+    """Ask the acquirer about every accepted record without a decision, oldest first.
+
+    No store transaction is open while a request is on the wire: answers are collected and written in
+    short transactions of up to `batch` decisions (a decision and its deny-list entry commit together).
+    The first unusable answer (acquirer down, slow, garbage) ends the pass with `error` set; what was
+    decided is kept, the rest stays pending.  Tickets are prepaid and signed: approved here, never sent."""
+    result = Pass()
+    done = []
+    try:
+        for terminal, seq, raw in store.pending_records():
+            rec = record.decode(raw)
+            if rec["kind"] == record.KIND_TICKET:
+                done.append((terminal, seq, rec["token"], True, "prepaid ticket"))
+            else:
+                try:
+                    tags = card_data.card_data(store, rec, opener)
+                except (card_data.CardDataUnavailable, tlv.TlvError) as e:
+                    tags = None
+                    log.debug("record %s/%d: no card data for the acquirer: %s", terminal, seq, e)
+                if tags is None:
+                    result.without_card_data += 1
+                ok, reason = acquirer_link.authorise(link, rec, tags)
+                done.append((terminal, seq, rec["token"], ok, reason))
+            if len(done) >= batch:
+                _commit(store, done, result)
+    except acquirer_link.AcquirerUnavailable as e:
+        result.error = str(e)
+    finally:
+        _commit(store, done, result)
+    return result
+
+
+def _commit(store, done, result):
     with store.transaction():
-        approved, declined = authorise(store, acquirer, store.pending_authorisations())
-        return approved, declined, store.deny_list_version()
+        for terminal, seq, token, ok, reason in done:
+            if not store.decide(terminal, seq, ok, reason):
+                continue  # decided before (another pass, or the `acquirer` command)
+            if ok:
+                result.approved += 1
+            else:
+                result.declined += 1
+                store.deny(token, reason)
+    del done[:]
+
+
+def authorise_pending(store, acquirer, opener=None):
+    """One pass (run_pass) with an Acquirer (in process) or a link.  Returns (approved, declined, deny-list
+    version); an acquirer that could not be reached leaves the rest pending and is logged."""
+    result = run_pass(store, link_for(acquirer), opener)
+    if result.error:
+        log.warning("acquirer unavailable: %s; %d transactions stay pending", result.error,
+                    len(store.pending_records()))
+    return result.approved, result.declined, store.deny_list_version()
 
 
 def load_rules(path):
@@ -75,16 +137,30 @@ def load_rules(path):
 
 
 def main(args):
-    store = Store(args.db)
-    rules = load_rules(args.rules) if args.rules else None
+    if args.acquirer and args.rules:
+        print("acquirer: --rules belong to the acquirer host; give --acquirer or --rules, not both", file=sys.stderr)
+        return 2
     try:
-        approved, declined, version = authorise_pending(store, Acquirer(rules))
+        link = acquirer_link.TcpLink(args.acquirer) if args.acquirer else \
+            link_for(Acquirer(load_rules(args.rules) if args.rules else None))
+    except (OSError, ValueError) as e:
+        print("acquirer: %s" % e, file=sys.stderr)
+        return 2
+    store = Store(args.db)
+    try:
+        result = run_pass(store, link)
+        out = {"approved": result.approved, "declined": result.declined,
+               "deny_list_version": store.deny_list_version(), "pending": len(store.pending_records())}
     finally:
+        link.close()
         store.close()
-    print(json.dumps({"approved": approved, "declined": declined, "deny_list_version": version}))
-    return 0
+    if result.error:
+        out["error"] = result.error
+    print(json.dumps(out))
+    return 1 if result.error else 0
 
 
 def add_arguments(parser):
     parser.add_argument("--db", required=True, help="the collector's SQLite database")
-    parser.add_argument("--rules", help="JSON file with acquirer rules (see module docstring)")
+    parser.add_argument("--rules", help="JSON file with acquirer rules for an in-process acquirer (module docstring)")
+    parser.add_argument("--acquirer", metavar="HOST:PORT", help="an `acquirer-host` to ask over ISO 8583 instead")

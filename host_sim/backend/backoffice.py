@@ -1,9 +1,10 @@
-"""The collector's policy beyond storing records: the acquirer run on each stored batch, deny-list deltas
-and fleet bundles owed to each terminal, their delivery and refusal, heartbeats (STATUS).  All of it
-kept in the Store (host_sim/backend/store.py)."""
+"""The collector's policy beyond storing records: deferred authorisation of stored records, deny-list
+deltas and fleet bundles owed to each terminal, their delivery and refusal, heartbeats (STATUS).  All
+of it kept in the Store (host_sim/backend/store.py)."""
 
 import logging
 import os
+import threading
 
 from host_sim.backend import acquirer
 from protocol import bundle, link, record
@@ -23,29 +24,49 @@ class Backoffice:
     """What a session needs beyond record storage: the acquirer, config bundles per terminal, heartbeats.
     All of it kept in the Store (host_sim/backend/store.py)."""
 
-    def __init__(self, store, acquirer_=None, bundles=None):
+    def __init__(self, store, acquirer_=None, bundles=None, opener=None):
         self.store = store
-        self.acquirer = acquirer_
+        # An Acquirer (rules, in process) or a link (host_sim/backend/acquirer_link.py); None: no authorisation.
+        self.link = None if acquirer_ is None else acquirer.link_for(acquirer_)
+        self.opener = opener  # opens sealed card data (host_sim/backend/card_data.py); None: the default
         self.bundles = bundles  # directory of signed fleet bundles (*.zfb, `python -m host_sim bundle make`)
         self._newest = None  # (directory mtime, {kind: (version, bytes)}) of that directory
-        if acquirer_ is not None:  # records stored while no acquirer ran (or by an older collector)
-            self._log(*acquirer.authorise_pending(store, acquirer_))
+        self.deny_changes = 0  # bumped when a pass declined something: sessions offer the new deny list
+        self._wake = threading.Event()
 
     def authorise(self, recs):
-        """Decide a frame's newly received records; call it inside the transaction that stores them,
-        so records and decisions commit together (and a group commit covers both)."""
-        if self.acquirer is None:
-            return
-        rows = [(r["terminal"].hex(), r["seq"], r["token"], r["amount"], r["ext"].get(record.EXT_ATC))
-                for r in recs if r["decision"] == record.ACCEPTED]
-        if rows:
-            with self.store.transaction():
-                self._log(*acquirer.authorise(self.store, self.acquirer, rows))
+        """A frame's records were stored: wake the authorisation worker.  Nothing is decided here: this
+        runs inside the transaction that stores them, and the acquirer may be far away or down."""
+        if self.link is not None and any(r["decision"] == record.ACCEPTED for r in recs):
+            self._wake.set()
 
-    def _log(self, approved, declined, version=None):
-        if declined:
-            log.info("acquirer: %d approved, %d declined; deny list at version %d", approved, declined,
-                     self.store.deny_list_version() if version is None else version)
+    def authorise_pending(self):
+        """One authorisation pass over every pending record (acquirer.run_pass); returns its Pass."""
+        result = acquirer.run_pass(self.store, self.link, self.opener)
+        if result.declined:
+            self.deny_changes += 1
+        if result.approved or result.declined:
+            log.info("acquirer: %d approved, %d declined; deny list at version %d", result.approved,
+                     result.declined, self.store.deny_list_version())
+        return result
+
+    def run_authorisations(self, stop, interval=1.0, max_backoff=30.0):
+        """The authorisation worker (a thread): a pass whenever records were stored (or every `interval`
+        seconds), backing off while the acquirer is unavailable; one last pass once `stop` is set."""
+        delay = 0.0
+        while not stop.is_set():
+            self._wake.clear()
+            result = self.authorise_pending()
+            if result.error:
+                delay = min(max_backoff, delay * 2 or 0.5)
+                log.warning("acquirer unavailable: %s; transactions stay pending, next try in %.1f s",
+                            result.error, delay)
+                stop.wait(delay)
+            else:
+                delay = 0.0
+                self._wake.wait(interval)
+        self.authorise_pending()
+        self.link.close()
 
     def deny_delta(self, terminal):
         """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""

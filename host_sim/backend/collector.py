@@ -1,14 +1,16 @@
 """`python -m host_sim collector`: the backend process.  It serves terminals over TCP
 (host_sim/backend/tcp_server.py) and serial ports (serial_server.py), each link a host Session
-(host_session.py) over one Store (store.py), with the Backoffice's policy (backoffice.py): the
-acquirer, deny-list deltas, fleet bundles, heartbeats."""
+(host_session.py) over one Store (store.py), with the Backoffice's policy (backoffice.py): deferred
+authorisation (a worker thread asking the acquirer, over ISO 8583 with --acquirer, else in process),
+deny-list deltas, fleet bundles, heartbeats."""
 
 import asyncio
 import logging
 import signal
+import sys
 import threading
 
-from host_sim.backend import acquirer
+from host_sim.backend import acquirer, acquirer_link
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.serial_server import serve_serial
 from host_sim.backend.store import Store
@@ -19,10 +21,21 @@ log = logging.getLogger("collector")
 
 def main(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.acquirer and args.acquirer_rules:
+        print("collector: --acquirer-rules belong to the acquirer host; give --acquirer or --acquirer-rules",
+              file=sys.stderr)
+        return 2
+    try:
+        link = acquirer_link.TcpLink(args.acquirer) if args.acquirer else \
+            acquirer.Acquirer(acquirer.load_rules(args.acquirer_rules) if args.acquirer_rules else None)
+    except (OSError, ValueError) as e:
+        print("collector: %s" % e, file=sys.stderr)
+        return 2
     store = Store(args.db, args.crash_after_commits)
-    rules = acquirer.load_rules(args.acquirer_rules) if args.acquirer_rules else None
-    office = Backoffice(store, acquirer.Acquirer(rules), args.bundles)
+    office = Backoffice(store, link, args.bundles)
     stop = threading.Event()
+    authorisations = threading.Thread(target=office.run_authorisations, args=(stop,), daemon=True)
+    authorisations.start()
     threads = []
     for port in args.serial or ():
         t = threading.Thread(target=serve_serial, args=(port, store, stop, None, office), daemon=True)
@@ -51,6 +64,7 @@ def main(args):
         stop.set()
         for t in threads:
             t.join(timeout=1)
+        authorisations.join(timeout=60)  # its last pass; a link waits at most its timeout per try
         store.close()
     return 0
 
@@ -59,8 +73,11 @@ def add_arguments(parser):
     parser.add_argument("--db", required=True, help="SQLite database file")
     parser.add_argument("--listen", metavar="HOST:PORT", help="accept terminals over TCP")
     parser.add_argument("--serial", metavar="PORT", action="append", help="serve a serial port or pty (repeatable)")
+    parser.add_argument("--acquirer", metavar="HOST:PORT",
+                        help="authorise stored records over ISO 8583 with this `acquirer-host`")
     parser.add_argument("--acquirer-rules", metavar="FILE",
-                        help="JSON rules of the simulated acquirer run after each stored batch (default: approve all)")
+                        help="without --acquirer: JSON rules of the acquirer run in this process (default: "
+                             "approve all)")
     parser.add_argument("--bundles", metavar="DIR",
                         help="signed fleet bundles (DIR/*.zfb, `bundle make`): the newest of each kind goes to "
                              "every terminal that lacks it")

@@ -5,8 +5,8 @@ A terminal must be provisioned (its id and device key in the store, `python -m h
 unknown terminal or a wrong proof is refused with an ERROR, logged, and nothing it sends is stored.  A
 RECORDS frame is acknowledged only after its transaction committed; records the collector already has
 are counted as duplicate receipts, never stored twice.  Altered, replayed or malformed frames are
-dropped, counted and logged.  A frame's records and the acquirer's decisions on them are one
-transaction (host_sim/backend/store.py)."""
+dropped, counted and logged.  Stored records are authorised afterwards, outside the frame's
+transaction (Backoffice.run_authorisations); a deny list that grew is offered at the next tick."""
 
 import hashlib
 import logging
@@ -41,6 +41,7 @@ class Session:
         self.offer = None  # (kind, version, bundle bytes) offered and not yet confirmed
         self._chunk_at = None  # next bundle offset to send, once the terminal said where it stands
         self.config_delivered = 0
+        self._deny_changes = backoffice.deny_changes if backoffice is not None else 0
 
     def receive(self, data=b""):
         """Bytes from the terminal in, bytes to send back out; call with b"" now and then (timers)."""
@@ -51,6 +52,9 @@ class Session:
                 if msg["type"] == "ERROR" and self.peer.up():
                     self._terminal_error(msg)
             self._log_events()
+        if self.backoffice is not None and self.backoffice.deny_changes != self._deny_changes:
+            self._deny_changes = self.backoffice.deny_changes
+            self._offer_deny_list()
         self._send_chunks()
         while True:
             reply = self.peer.poll(now)

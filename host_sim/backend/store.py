@@ -7,10 +7,10 @@ each terminal holds or refused, its newest STATUS, and merchants for the report.
 durable (synchronous=FULL: the WAL is fsynced before COMMIT returns), and nothing is acknowledged to a
 terminal before its commit.
 
-store() alone is one transaction.  Inside transaction() or group() it joins the open one, so a
-frame's records and the acquirer's decisions on them commit together, and, in a group, many frames
-of many links share one commit and one fsync (group commit, host_sim/backend/ingest.py).  Whoever runs a
-group must hold back the replies its frames produced until group() has returned.
+store() alone is one transaction.  Inside transaction() or group() it joins the open one, so in a
+group many frames of many links share one commit and one fsync (group commit,
+host_sim/backend/ingest.py).  Whoever runs a group must hold back the replies its frames produced
+until group() has returned.
 """
 
 import contextlib
@@ -170,13 +170,13 @@ class Store:
 
     # -- the acquirer: deferred authorisation and the deny list ----------------------------------
 
-    def pending_authorisations(self):
-        """(terminal, seq, token, amount, atc) of every accepted tap without a decision, in order: a
-        declined tap (or a record that is no tap) is no transaction and is never authorised."""
-        return self.query(
-            "SELECT r.terminal, r.seq, r.token, r.amount, r.atc FROM records r LEFT JOIN authorisations a "
+    def pending_records(self):
+        """(terminal, seq, raw record) of every accepted tap without a decision, in order: a declined tap
+        (or a record that is no tap) is no transaction and is never authorised."""
+        return [(t, seq, bytes(raw)) for t, seq, raw in self.query(
+            "SELECT r.terminal, r.seq, r.raw FROM records r LEFT JOIN authorisations a "
             "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND " + ACCEPTED_TAP +
-            " ORDER BY r.terminal, r.seq")
+            " ORDER BY r.terminal, r.seq")]
 
     def decide(self, terminal, seq, approved, reason):
         """Record the acquirer's decision on one record; False if it was decided before (kept as it was)."""

@@ -7,10 +7,12 @@ import sqlite3
 import subprocess
 import sys
 
+from firmware import decision, emv
+from host_sim import issuers
 from host_sim.backend import host_session
 from host_sim.backend.store import Store
 from host_sim.tools import build
-from protocol import bundle, frame, link, peer, record
+from protocol import bundle, crypto, frame, link, peer, record
 from tests.waiting import wait_until
 
 TERMINAL = b"VB\x00\x00\x01\x00\x00\x00"
@@ -149,3 +151,42 @@ def committed_counts(db):
         return con.execute("SELECT count(*), count(DISTINCT seq) FROM records").fetchone()
     finally:
         con.close()
+
+
+# -- deferred authorisation: records whose card data the test can open -----------------------------
+
+DATA_KEY = bytes(range(100, 132))  # the key the test terminal seals card data with
+TAP_TIME = 1_800_000_000
+CARDS = {  # profile: (PAN, expiry YYMM, PSN, AID) of cards the test issuers of host_sim/issuers.py issued
+    "visa": ("4761739001010010", "2712", b"\x01", bytes.fromhex("A0000000031010")),
+    "unionpay-card": ("6228480000000000018", "2905", b"\x00", bytes.fromhex("A000000333010101")),
+}
+
+
+def seal_for_test(plaintext, token):
+    return crypto.seal(DATA_KEY, bytes(range(12)), plaintext, token)
+
+
+def open_for_test(store, terminal, rec):
+    """Stands in for the host's opener (host_sim/backend/card_data.open_sealed) with the test's key."""
+    return crypto.unseal(DATA_KEY, rec["ext"][record.EXT_EMV_SEALED], rec["token"])
+
+
+def card_read(profile="visa", atc=5, un=b"\x12\x34\x56\x78", amount=200, when=TAP_TIME, cryptogram=None):
+    """What firmware/emv.read returns for a card of `profile` that signed the terminal data of a tap."""
+    pan, expiry, psn, aid = CARDS[profile]
+    iad = bytes.fromhex("06010A03A00000")
+    signed = emv.terminal_data(amount, un, when)
+    signed.update({0x9F36: atc.to_bytes(2, "big"), 0x82: b"\x00\x80", 0x9F10: iad})
+    ac = cryptogram if cryptogram is not None else issuers.application_cryptogram(profile, pan, psn.hex(), signed)
+    return {"aid": aid, "pan": pan, "expiry": expiry, "track2": None, "ac": ac, "cid": b"\x80",
+            "atc": atc.to_bytes(2, "big"), "iad": iad, "aip": b"\x00\x80", "un": un, "psn": psn}
+
+
+def contactless_record(seq, card, when=TAP_TIME, terminal=TERMINAL):
+    """The record the terminal's decision writes for a contactless read, card data sealed with DATA_KEY."""
+    d = decision.Decider(b"salt" * 4, sealer=seal_for_test).decide_emv(card)
+    raw = record.encode(terminal, seq, when, d.kind, d.amount, 156, record.ACCEPTED, 0, 1, d.token, d.extensions)
+    rec = record.decode(raw)
+    rec["raw"] = raw
+    return rec

@@ -58,6 +58,9 @@ class Served:
         self.wallclock = wallclock
         self.thread = threading.Thread(target=self._serve, args=(board.ports["uplink"], store), daemon=True)
         self.thread.start()
+        self.authorisations = threading.Thread(target=self.office.run_authorisations, args=(self.stop, 0.2),
+                                               daemon=True)
+        self.authorisations.start()
 
     def _serve(self, port, store):
         import serial
@@ -75,3 +78,4 @@ class Served:
     def close(self):
         self.stop.set()
         self.thread.join(timeout=2)
+        self.authorisations.join(timeout=5)

@@ -1,6 +1,7 @@
-"""The collector session beyond storage: the acquirer's declines become a signed deny-list delta offered
-in the same session, sent from the offset the terminal holds, rebased to the version it has; TIME is
-answered from the collector's clock; STATUS heartbeats are kept per terminal."""
+"""The collector session beyond storage: the acquirer's declines (decided after the records were stored)
+become a signed deny-list delta offered in the same session, sent from the offset the terminal holds,
+rebased to the version it has; TIME is answered from the collector's clock; STATUS heartbeats are kept
+per terminal."""
 
 import hashlib
 import logging
@@ -14,12 +15,19 @@ def session(store, rules, **kw):
     return host_session.Session(store, backoffice=backoffice.Backoffice(store, acquirer.Acquirer(rules)), **kw)
 
 
+def authorise(t):
+    """The collector's authorisation worker makes one pass; the session offers what it declined."""
+    t.session.backoffice.authorise_pending()
+    return t.pump()
+
+
 def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offset(tmp_path):
     store = registered(tmp_path)
     t = ListeningTerminal(session(store, {"decline_atcs": [41]})).pump()
     assert t.take("CONFIG_OFFER") == []  # nothing declined yet
     t.upload([tap_record(1, BAD, 41), tap_record(2, GOOD, 7)])
-    [offer] = t.take("CONFIG_OFFER")
+    assert t.take("CONFIG_OFFER") == []  # stored and acknowledged; not authorised yet
+    [offer] = authorise(t).take("CONFIG_OFFER")
     assert (offer["kind"], offer["version"]) == (bundle.KIND_DENY, 1)
     key = bundle.config_key(KEY)
     assert bundle.verify(key, offer["kind"], offer["version"], offer["size"], offer["digest"], offer["signature"])
@@ -37,7 +45,7 @@ def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offs
     t2 = ListeningTerminal(session(store, {"decline_atcs": [41, 42]})).pump()
     assert t2.take("CONFIG_OFFER") == []
     t2.upload([tap_record(3, GOOD, 42)])
-    [offer] = t2.take("CONFIG_OFFER")
+    [offer] = authorise(t2).take("CONFIG_OFFER")
     t2.answer(2, 0)
     data = b"".join(c["data"] for c in t2.take("CONFIG_CHUNK"))
     assert bundle.deny_head(data, len(data)) == (1, 2, 1, 0)
@@ -50,7 +58,7 @@ def test_a_terminal_behind_the_collectors_belief_is_rebased(tmp_path):
     office.delivered(TERMINAL.hex(), bundle.KIND_DENY, 1)  # we think it has version 1
     t = ListeningTerminal(s).pump()
     t.upload([tap_record(1, BAD, 1), tap_record(2, GOOD, 2)])
-    [offer] = t.take("CONFIG_OFFER")
+    [offer] = authorise(t).take("CONFIG_OFFER")
     t.answer(2, 0)
     data = b"".join(c["data"] for c in t.take("CONFIG_CHUNK"))
     assert bundle.deny_head(data, len(data))[:2] == (1, 2)

@@ -1,6 +1,6 @@
 """Group commit in the served collector (host_sim/backend/ingest.py GroupCommitter, tcp_server.serve_tcp): reads of
 several links in one loop pass share one commit, replies wait for it, a failed commit closes the links
-and acknowledges nothing, and the acquirer's decisions commit in the same transaction as the records."""
+and acknowledges nothing; the acquirer decides stored records afterwards, outside the group."""
 
 import asyncio
 import json
@@ -80,7 +80,7 @@ def test_a_failed_group_commit_raises_for_every_link_of_the_group(tmp_path):
     store.close()
 
 
-def test_decisions_commit_with_their_records_inside_a_group(tmp_path):
+def test_records_commit_in_the_group_and_are_authorised_after_it(tmp_path):
     db = str(tmp_path / "c.db")
     store = FailingStore(db)
     term = bench_collector.Terminal(0, 12, window=16, max_frame=512)
@@ -89,9 +89,10 @@ def test_decisions_commit_with_their_records_inside_a_group(tmp_path):
             for r in term.records[:2]}
     office = backoffice.Backoffice(store, acquirer.Acquirer({"decline_atcs": sorted(atcs)}))
     session = connect_session(store, term, office)
-    store.fail = 1  # the first group fails: neither records nor decisions nor deny-list entries remain
+    store.fail = 1  # the first group fails: no records remain, so nothing is pending either
     term.fill()
     assert ingest.receive_group(store, [(session, term.take(len(term.outbox)))]) is None
+    assert office.authorise_pending().approved == 0
     assert store.query("SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM authorisations),"
                        " (SELECT count(*) FROM deny_list)") == [(0, 0, 0)]
     again = bench_collector.Terminal(0, 12, window=16, max_frame=512)
@@ -99,10 +100,13 @@ def test_decisions_commit_with_their_records_inside_a_group(tmp_path):
     again.fill()
     [reply] = ingest.receive_group(store, [(session, again.take(len(again.outbox)))])
     again.feed(reply)
-    assert again.done()
+    assert again.done()  # acknowledged once stored: the acquirer has not been asked yet
+    assert store.query("SELECT count(*) FROM authorisations") == [(0,)] and session.offer is None
+    office.authorise_pending()
     assert store.query("SELECT approved, count(*) FROM authorisations GROUP BY approved") == [(0, 2), (1, 10)]
     assert store.deny_list_version() >= 1
-    assert session.offer is not None  # the new deny list is offered in the same session
+    session.receive(b"")  # the session's next tick offers the new deny list
+    assert session.offer is not None
     store.close()
 
 

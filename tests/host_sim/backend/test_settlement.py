@@ -172,7 +172,7 @@ def test_declined_taps_are_never_authorised_and_are_counted_per_reason(tmp_path)
             declined(T2, 1, record.REASON_CARD_READ, kind=record.KIND_EMV_CONTACTLESS)]
     store = make_store(tmp_path, recs)
     store.assign_merchant(T1.hex(), "Line 1")
-    assert [r[:2] for r in store.pending_authorisations()] == [(T1.hex(), 1)]
+    assert [r[:2] for r in store.pending_records()] == [(T1.hex(), 1)]
     assert acquirer.authorise_pending(store, acquirer.Acquirer()) == (1, 0, 0)
     assert store.query("SELECT seq FROM authorisations") == [(1,)]
     rows = report.reconcile(store)
@@ -195,7 +195,7 @@ def test_records_that_are_no_taps_are_neither_authorised_nor_settled(tmp_path):
     """Record kinds outside record.TAP_KINDS (key or config records) are no transactions."""
     other = rec(T1, 2, 200, bytes(16), kind=9)
     store = make_store(tmp_path, [rec(T1, 1, 200, bytes(16)), other])
-    assert [r[1] for r in store.pending_authorisations()] == [1]
+    assert [r[1] for r in store.pending_records()] == [1]
     acquirer.authorise_pending(store, acquirer.Acquirer())
     (row,) = report.reconcile(store)
     assert (row["transactions"], row["approved_fen"]) == (1, 200)

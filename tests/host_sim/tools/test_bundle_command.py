@@ -101,7 +101,8 @@ def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_firs
     assert bundle.verify(bundle.config_key(KEY), offer["kind"], offer["version"], offer["size"], offer["digest"],
                          offer["signature"])
     t.upload([tap_record(1, BAD, 41), tap_record(2, GOOD, 7)])  # a decline while the key bundle is open: it goes first
-    [deny] = t.take("CONFIG_OFFER")
+    office.authorise_pending()
+    [deny] = t.pump().take("CONFIG_OFFER")
     assert deny["kind"] == bundle.KIND_DENY
     confirm(t, deny)
     [again] = t.take("CONFIG_OFFER")  # then the fleet bundle it took over from
