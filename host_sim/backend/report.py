@@ -20,6 +20,7 @@ import os
 import struct
 import time
 
+from host_sim import arguments
 from host_sim.backend.store import Store
 from protocol import record
 
@@ -245,7 +246,7 @@ def main(args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--db", required=True, help="the collector's SQLite database")
+    parser.add_argument("--db", required=True, type=arguments.existing_database, help="the collector's SQLite database")
     parser.add_argument("--out", default="reports", help="directory for reconciliation.csv, declines.csv and .html")
     parser.add_argument("--fee-rate-ppm", type=int, default=DEFAULT_FEE_PPM, help="acquiring fee, parts per million")
     parser.add_argument("--merchant", action="append", metavar="TERMINAL=NAME",

@@ -16,6 +16,7 @@ import time
 
 import serial
 
+from host_sim import arguments
 from host_sim.backend.store import Store
 from host_sim.tools import flash
 
@@ -67,9 +68,10 @@ def soft_reset(port):
 def provision(port, db, reset=True, config_keys=None):
     """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None."""
     key = os.urandom(32)
-    terminal = write_key(port, key, config_keys=None if config_keys is None else read_config_keys(config_keys))
-    store = Store(db)
+    trusted = None if config_keys is None else read_config_keys(config_keys)
+    store = Store(db)  # opened first: a database that cannot be written must not leave a keyed board behind
     try:
+        terminal = write_key(port, key, config_keys=trusted)
         store.register(terminal, key)
     finally:
         store.close()
@@ -93,7 +95,7 @@ def main(args):
 
 def add_arguments(parser):
     parser.add_argument("--port", required=True, help="the board's REPL port (USB serial or a vboard console)")
-    parser.add_argument("--db", required=True, help="the collector's SQLite database")
+    parser.add_argument("--db", required=True, type=arguments.database, help="the collector's SQLite database")
     parser.add_argument("--config-keys", metavar="KEY.pub",
                         help="the config authority's public keys (bundle keygen) for /flash/keys/config")
     parser.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")
