@@ -123,5 +123,5 @@ def test_images_follow_the_sources(tmp_path, monkeypatch):
     build.build("virtual", str(out))
     assert (out / build.ROMFS_IMAGE).exists() and (out / build.FREEZE_MANIFEST).exists()  # not stale outputs
     assert len((out / build.ROMFS_IMAGE).read_bytes()) < len(before)
-    assert _manifest_files(str(out / build.FREEZE_MANIFEST)) == [str(out / name) for name in ("board.mpy", "machine.mpy",
-                                                                                         "firmware/app.mpy")]
+    frozen = [str(out / name) for name in ("board.mpy", "machine.mpy", "firmware/app.mpy")]
+    assert _manifest_files(str(out / build.FREEZE_MANIFEST)) == frozen
