@@ -71,7 +71,7 @@ class Journal:
         self.acked = 0
         # counters: what recovery and reading found (reported on the console and in STATUS)
         self.torn = 0  # torn tail at boot (never signalled as accepted)
-        self.damaged = 0  # entries failing CRC/MAC found while reading
+        self.damaged = 0  # records lost to damage (CRC/MAC failures) found while reading, each one counted
         self.bad_headers = 0  # ring sectors whose header is neither valid nor blank
         self.watermark_errors = 0  # torn or damaged watermark slots/headers, or a missing watermark
         self.tap_erases = 0  # erases append() had to do because prepare() had not run (should stay 0)
@@ -89,8 +89,10 @@ class Journal:
         self._wm_missing = True
         self._scan_mid = -1
         self._scan_tail = -1
+        self._scan_lost = 0
         self._hdr = bytearray(HEADER_SIZE)
-        self._seen = []  # a few recently counted damage positions, so a re-read is not counted twice
+        # records lost to damage found in each ring sector so far: a sector read again adds only what is new
+        self._sector_lost = bytearray(self.ring)
 
     # -- counters --------------------------------------------------------------------------------
 
@@ -143,16 +145,20 @@ class Journal:
             return 0
         return n
 
-    def _entries(self, buf, last=0):
+    def _entries(self, buf, last=0, first=0):
         """(offset, length, seq) of each good entry in a sector buffer, in order.
 
         After a damaged entry the scan resynchronises on the next good one (a length, a plausible
-        sequence number, then CRC and MAC).  self._scan_damage tells the caller where damage was: the
-        offset of the first damaged byte with good entries after it (-1: none) and whether the sector
-        ends in damage (the tail: bytes after the last good entry that are not erased).
+        sequence number, then CRC and MAC).  Afterwards the caller learns where damage was: _scan_mid,
+        the offset of the first damaged byte with good entries after it (-1: none), and _scan_tail, where
+        the sector ends in damage (bytes after the last good entry that are not erased; -1: none).
+        _scan_lost counts the records the damage before good entries destroyed: numbers within a sector
+        run without gaps, so it is the gap in sequence numbers across each damaged spot (at least one
+        per spot when the number before it is unknown; `first` is the sector header's first number).
         """
         self._scan_mid = -1
         self._scan_tail = -1
+        self._scan_lost = 0
         p = HEADER_SIZE
         while p < SECTOR:
             if buf[p] == _ERASED and self._blank_from(buf, p):
@@ -169,6 +175,8 @@ class Journal:
                 return
             if self._scan_mid < 0:
                 self._scan_mid = p
+            seq = record.seq_of(memoryview(buf)[q + 1:q + 1 + buf[q]])
+            self._scan_lost += seq - max(last, first - 1) - 1 if last or first else 1
             p = q
 
     def _blank_from(self, buf, p):
@@ -191,15 +199,12 @@ class Journal:
             p += 1
         return -1
 
-    def _note_damage(self, block, off):
-        """Count damage at (block, off) once per boot."""
-        pos = block * SECTOR + off
-        if pos in self._seen:
-            return
-        self._seen.append(pos)
-        if len(self._seen) > 8:
-            self._seen.pop(0)
-        self.damaged += 1
+    def _note_damage(self, i, lost):
+        """Ring sector i holds `lost` damaged records as far as reads have found: count what is new."""
+        lost = min(lost, 255)
+        if lost > self._sector_lost[i]:
+            self.damaged += lost - self._sector_lost[i]
+            self._sector_lost[i] = lost
 
     def _header(self, block):
         """(state, gen, first_seq, sealed) of a ring sector's header."""
@@ -289,11 +294,11 @@ class Journal:
         buf = self._read_sector(block)
         last = 0
         end = HEADER_SIZE
-        for p, n, seq in self._entries(buf):
+        for p, n, seq in self._entries(buf, 0, first or self._keys[self._head]):
             last = seq
             end = p + n + ENTRY_OVERHEAD
         if self._scan_mid >= 0:
-            self._note_damage(block, self._scan_mid)
+            self._note_damage(self._head, self._scan_lost)
         if last == 0:
             last = (first or self._keys[self._head]) - 1
             if last < 0:
@@ -443,6 +448,7 @@ class Journal:
         else:
             self._erase(block)
             self.tap_erases += 1
+        self._sector_lost[i] = 0
         gen = self._head_gen + 1
         h = self._hdr
         h[0] = MAGIC_RING
@@ -477,6 +483,7 @@ class Journal:
             i = (self._head + 1 + self._prepared) % self.ring
             self._erase(self._block(i))
             self._keys[i] = 0
+            self._sector_lost[i] = 0
             self._prepared += 1
             return True
         return False
@@ -491,13 +498,16 @@ class Journal:
             block = self._block(i)
             sealed = self._header(block)[3]
             buf = self._read_sector(block)
-            for p, n, seq in self._entries(buf, last):
+            for p, n, seq in self._entries(buf, last, self._keys[i]):
                 last = seq
                 yield block, buf, p, n, seq
-            if self._scan_mid >= 0:
-                self._note_damage(block, self._scan_mid)
+            lost = self._scan_lost
             if self._scan_tail >= 0 and not sealed and k < self._used - 1:
-                self._note_damage(block, self._scan_tail)
+                # damage up to the sector's end: the records up to the next sector's first are gone
+                following = self._keys[(i + 1) % self.ring]
+                lost += following - last - 1 if following > last > 0 else 1
+            if lost:
+                self._note_damage(i, lost)
             i = (i + 1) % self.ring
 
     def pending(self, limit, max_bytes):

@@ -5,9 +5,10 @@ being run, so `--help` costs no imports and a missing optional dependency breaks
 that need it.  A command module offers add_arguments(parser) and main(args) -> exit code; a module
 with a table of its own (SUBCOMMANDS) is given the rest of the command line too."""
 
-import argparse
 import importlib
 import sys
+
+from host_sim.arguments import OneLineParser
 
 
 class MissingDependency(Exception):
@@ -53,7 +54,7 @@ def add_table(parser, table, dest, argv):
 def run(prog, description, table, argv=None):
     """Parse `argv` against `table` and run the chosen command; a missing dependency is one line, exit 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description)
     try:
         add_table(parser, table, "command", argv)
         args = parser.parse_args(argv)

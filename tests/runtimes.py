@@ -19,7 +19,8 @@ How each runtime runs a body:
 
     cpython       calls the function directly (pytest's assertion messages work), repo root on sys.path
     micropython   a fresh `micropython -X heapsize=128k` process per run()/run_many() call, with
-                  MICROPYPATH=<repo root>:.frozen; the body's source (inspect.getsource, dedented,
+                  MICROPYPATH=build/parity:<repo root>:.frozen (build/parity: protocol/ and firmware/
+                  compiled by mpy-cross as flashing deploys them); the body's source (inspect.getsource, dedented,
                   decorators stripped) is compiled there under the test file's name and line numbers,
                   so a MicroPython traceback points at the body's lines in the test file
     board         the same harness sent to a real board with `mpremote connect PORT mount ROOT exec`
@@ -448,9 +449,21 @@ class MicroPythonRuntime(_RemoteRuntime):
         self.heap = heap
         self.root = root
         self.timeout = timeout
+        self.code_dir = None  # built on first use (import_path)
 
     def available(self):
         return bool(self.command) and (os.path.exists(self.command) or shutil.which(self.command))
+
+    def import_path(self):
+        """protocol/ and firmware/ compiled by mpy-cross first, as flashing deploys them (loading .mpy
+        needs far less heap than compiling source in a 128k heap), then the repo for everything else."""
+        if self.code_dir is None:
+            from host_sim.paths import BUILD
+            from host_sim.tools import build
+
+            self.code_dir = os.path.join(BUILD, "parity")
+            build.build("virtual", self.code_dir)
+        return [self.code_dir, self.root, ".frozen"]
 
     def run_many(self, func, arg_tuples, timeout=None):
         __tracebackhide__ = True
@@ -462,10 +475,11 @@ class MicroPythonRuntime(_RemoteRuntime):
                 "requirements.txt), set MICROPYTHON, or pass --runtime cpython"
             )
         marker = "@@body-" + secrets.token_hex(6)
-        lines = [body.header(marker, [self.root, ".frozen"])]
+        path = self.import_path()
+        lines = [body.header(marker, path)]
         lines.extend(encode(tuple(args)) for args in batch)
         env = dict(os.environ)
-        env["MICROPYPATH"] = self.root + ":.frozen"
+        env["MICROPYPATH"] = ":".join(path)
         try:
             proc = subprocess.run(
                 [self.command, "-X", "heapsize=" + self.heap, "-c", harness("sys.stdin")],

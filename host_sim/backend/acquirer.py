@@ -25,6 +25,7 @@ import json
 import logging
 import sys
 
+from host_sim import arguments
 from host_sim.backend import acquirer_link, card_data
 from host_sim.backend.store import Store
 from protocol import record, tlv
@@ -161,6 +162,8 @@ def main(args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--db", required=True, help="the collector's SQLite database")
-    parser.add_argument("--rules", help="JSON file with acquirer rules for an in-process acquirer (module docstring)")
-    parser.add_argument("--acquirer", metavar="HOST:PORT", help="an `acquirer-host` to ask over ISO 8583 instead")
+    parser.add_argument("--db", required=True, type=arguments.existing_database, help="the collector's SQLite database")
+    parser.add_argument("--rules", type=arguments.json_file,
+                        help="JSON file with acquirer rules for an in-process acquirer (module docstring)")
+    parser.add_argument("--acquirer", metavar="HOST:PORT", type=arguments.host_port,
+                        help="an `acquirer-host` to ask over ISO 8583 instead")

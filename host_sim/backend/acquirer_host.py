@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 
+from host_sim import arguments
 from host_sim.backend import iso8583
 from host_sim.backend.acquirer import Acquirer, load_rules
 from host_sim.backend.issuer import Issuer
@@ -153,10 +154,6 @@ async def serve(host_addr, port, host, ready=None):
 
 def main(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    host_addr, _, port = args.listen.rpartition(":")
-    if not port.isdigit():
-        print("acquirer-host: --listen wants HOST:PORT, got %r" % args.listen, file=sys.stderr)
-        return 2
     try:
         rules = load_rules(args.rules) if args.rules else None
     except (OSError, ValueError) as e:
@@ -167,7 +164,7 @@ def main(args):
         print(json.dumps({"listen": address}), flush=True)
 
     try:
-        asyncio.run(serve(host_addr or "127.0.0.1", int(port), AcquirerHost(Acquirer(rules)), ready))
+        asyncio.run(serve(*arguments.split_host_port(args.listen), AcquirerHost(Acquirer(rules)), ready))
     except OSError as e:
         print(json.dumps({"error": "cannot listen on %s: %s" % (args.listen, e)}), flush=True)
         return 1
@@ -175,5 +172,7 @@ def main(args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--listen", required=True, metavar="HOST:PORT", help="where collectors connect (port 0: any)")
-    parser.add_argument("--rules", metavar="FILE", help="JSON acquirer rules (host_sim/backend/acquirer.py)")
+    parser.add_argument("--listen", required=True, metavar="HOST:PORT", type=arguments.host_port,
+                        help="where collectors connect (port 0: any)")
+    parser.add_argument("--rules", metavar="FILE", type=arguments.json_file,
+                        help="JSON acquirer rules (host_sim/backend/acquirer.py)")

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 
+from host_sim import arguments
 from host_sim.backend import acquirer, acquirer_link
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.serial_server import serve_serial
@@ -24,6 +25,9 @@ def main(args):
     if args.acquirer and args.acquirer_rules:
         print("collector: --acquirer-rules belong to the acquirer host; give --acquirer or --acquirer-rules",
               file=sys.stderr)
+        return 2
+    if not args.listen and not args.serial:
+        print("collector: nothing to serve: give --listen HOST:PORT and/or --serial PORT", file=sys.stderr)
         return 2
     try:
         link = acquirer_link.TcpLink(args.acquirer) if args.acquirer else \
@@ -50,8 +54,7 @@ def main(args):
         if not args.listen:
             await done.wait()
             return
-        host, _, port = args.listen.rpartition(":")
-        server = await serve_tcp(host or "127.0.0.1", int(port), store, office)
+        server = await serve_tcp(*arguments.split_host_port(args.listen), store, office)
         log.info("listening on %s", args.listen)
         async with server:
             await done.wait()
@@ -60,6 +63,9 @@ def main(args):
 
     try:
         asyncio.run(run())
+    except OSError as e:  # the address cannot be bound or resolved
+        print("collector: cannot listen on %s: %s" % (args.listen, e.strerror or e), file=sys.stderr)
+        return 1
     finally:
         stop.set()
         for t in threads:
@@ -70,15 +76,16 @@ def main(args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--db", required=True, help="SQLite database file")
-    parser.add_argument("--listen", metavar="HOST:PORT", help="accept terminals over TCP")
-    parser.add_argument("--serial", metavar="PORT", action="append", help="serve a serial port or pty (repeatable)")
-    parser.add_argument("--acquirer", metavar="HOST:PORT",
+    parser.add_argument("--db", required=True, type=arguments.database, help="SQLite database file")
+    parser.add_argument("--listen", metavar="HOST:PORT", type=arguments.host_port, help="accept terminals over TCP")
+    parser.add_argument("--serial", metavar="PORT", action="append", type=arguments.serial_port,
+                        help="serve a serial port or pty (repeatable)")
+    parser.add_argument("--acquirer", metavar="HOST:PORT", type=arguments.host_port,
                         help="authorise stored records over ISO 8583 with this `acquirer-host`")
-    parser.add_argument("--acquirer-rules", metavar="FILE",
+    parser.add_argument("--acquirer-rules", metavar="FILE", type=arguments.json_file,
                         help="without --acquirer: JSON rules of the acquirer run in this process (default: "
                              "approve all)")
-    parser.add_argument("--bundles", metavar="DIR",
+    parser.add_argument("--bundles", metavar="DIR", type=arguments.existing_folder,
                         help="signed fleet bundles (DIR/*.zfb, `bundle make`): the newest of each kind goes to "
                              "every terminal that lacks it")
     parser.add_argument("--crash-after-commits", metavar="N", type=int,

@@ -20,6 +20,7 @@ import os
 import struct
 import time
 
+from host_sim import arguments
 from host_sim.backend.store import Store
 from protocol import record
 
@@ -33,6 +34,7 @@ COLUMNS = ("merchant", "terminal", "day", "transactions", "gross_fen", "approved
            "declined_fen", "pending", "pending_fen", "fee_fen", "fee_refund_fen", "subsidy_fen",
            "net_settlement_fen", "eligible_fen", "declined_taps")
 DECLINE_COLUMNS = ("merchant", "terminal", "day", "reason", "reason_text", "taps", "records")
+CONFLICT_COLUMNS = ("terminal", "seq", "record_hex")
 RULE = ("Fee, fee refund and subsidy are computed once per row (merchant, terminal, day) on its exact sums and "
         "rounded half up to the fen once: fee = approved amount x fee rate; eligible = the approved UnionPay QR "
         "payments below 500 yuan each; fee refund = eligible x fee rate; subsidy = eligible x 0.2 %; net = "
@@ -227,17 +229,20 @@ def main(args):
             store.assign_merchant(terminal, merchant)
         rows = reconcile(store, args.fee_rate_ppm)
         decline_rows = declines(store)
+        conflict_rows = [{"terminal": t, "seq": seq, "record_hex": raw.hex()} for t, seq, raw in store.conflicts()]
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
     write_csv(rows, os.path.join(args.out, "reconciliation.csv"))
     write_csv(decline_rows, os.path.join(args.out, "declines.csv"), DECLINE_COLUMNS)
+    write_csv(conflict_rows, os.path.join(args.out, "conflicts.csv"), CONFLICT_COLUMNS)
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
                       "subsidy_fen": sum(t["subsidy_fen"] for t in totals.values()),
                       "fee_refund_fen": sum(t["fee_refund_fen"] for t in totals.values()),
                       "declined_taps": sum(r["taps"] for r in decline_rows),
+                      "conflicts": len(conflict_rows), "conflicts_csv": os.path.join(args.out, "conflicts.csv"),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))
@@ -245,7 +250,7 @@ def main(args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--db", required=True, help="the collector's SQLite database")
+    parser.add_argument("--db", required=True, type=arguments.existing_database, help="the collector's SQLite database")
     parser.add_argument("--out", default="reports", help="directory for reconciliation.csv, declines.csv and .html")
     parser.add_argument("--fee-rate-ppm", type=int, default=DEFAULT_FEE_PPM, help="acquiring fee, parts per million")
     parser.add_argument("--merchant", action="append", metavar="TERMINAL=NAME",

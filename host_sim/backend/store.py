@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS config_refused (
     terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, reason TEXT,
     refused REAL DEFAULT (julianday('now')), PRIMARY KEY (terminal, kind, version));
 CREATE TABLE IF NOT EXISTS terminal_merchants (terminal TEXT PRIMARY KEY, merchant TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (
+    terminal TEXT NOT NULL, seq INTEGER NOT NULL, raw BLOB NOT NULL, received REAL DEFAULT (julianday('now')),
+    PRIMARY KEY (terminal, seq, raw));
 """
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS  # terminal_status has one column each
 _TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
@@ -102,10 +105,34 @@ class Store:
         with self.transaction():
             self._records_staged = True
             before = self.db.total_changes
+            rows = list(self._rows(recs))
             self.db.executemany(
                 "INSERT OR IGNORE INTO records (terminal, seq, time, kind, amount, currency, decision,"
-                " reason, fare_id, token, atc, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self._rows(recs))
-            return self.db.total_changes - before
+                " reason, fare_id, token, atc, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            new = self.db.total_changes - before
+            if new < len(rows):  # some were held already: the same bytes (a resend) or a conflict
+                self._keep_conflicts(rows)
+            return new
+
+    def _keep_conflicts(self, rows):
+        """Keep aside every record that differs from the one stored under its (terminal, seq): it is
+        no resend but another tap under a reused number, never to be merged into the stored one."""
+        for row in rows:
+            terminal, seq, raw = row[0], row[1], row[-1]
+            held = self.db.execute("SELECT raw FROM records WHERE terminal = ? AND seq = ?", (terminal, seq)).fetchone()
+            if held is not None and bytes(held[0]) != bytes(raw):
+                cur = self.db.execute("INSERT OR IGNORE INTO conflicts (terminal, seq, raw) VALUES (?, ?, ?)",
+                                      (terminal, seq, raw))
+                if cur.rowcount:
+                    log.warning("terminal %s record #%d differs from the stored one: kept aside as a conflict",
+                                terminal, seq)
+
+    def conflicts(self, terminal=None):
+        """(terminal, seq, raw) of the records kept aside because another one holds their number."""
+        with self.lock:
+            sql = "SELECT terminal, seq, raw FROM conflicts" + (" WHERE terminal = ?" if terminal else "")
+            return [(t, s, bytes(r)) for t, s, r in self.db.execute(sql + " ORDER BY terminal, seq",
+                                                                     (terminal,) if terminal else ())]
 
     @contextlib.contextmanager
     def transaction(self):

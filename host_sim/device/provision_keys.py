@@ -3,6 +3,7 @@
 Run on a board through mpremote: `run` this file, then `exec` one call of write_keys().  A power cut
 leaves the old file or the new one, never a part."""
 
+import hashlib
 import os
 
 import board
@@ -26,3 +27,15 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None):
     if config_path is not None:
         _replace(config_path, config_text, "w")
     print("terminal=" + identity.terminal_id(board).hex())
+
+
+def identify(key_path):
+    """Print the terminal id and the SHA-256 of the device key the board holds now ("none" without one),
+    so the host can tell this board's re-provisioning from another board taking a registered id."""
+    try:
+        with open(key_path, "rb") as f:
+            held = hashlib.sha256(f.read()).digest().hex()
+    except OSError:
+        held = "none"
+    print("terminal=" + identity.terminal_id(board).hex())
+    print("key_sha256=" + held)

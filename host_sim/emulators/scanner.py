@@ -16,6 +16,7 @@ webcam through OpenCV for interactive use (`--webcam`, optional; tests never nee
 """
 
 import json
+import os
 import sys
 import time
 
@@ -148,6 +149,16 @@ class ScannerEmulator(SerialEmulator):
             cam.release()
 
 
+def _present_image(emu, path):
+    """Present a picture's codes and say how many; a picture that cannot be read is reported, not fatal."""
+    from host_sim.tools.qr_image import QRImageError
+
+    try:
+        print(json.dumps({"image": path, "codes": emu.present_image(path)}), flush=True)
+    except QRImageError as e:
+        print(json.dumps({"image": path, "error": str(e)}), flush=True)
+
+
 def main(args):
     emu = ScannerEmulator(args.serve or args.port)
     info = {"port": emu.port}
@@ -155,14 +166,14 @@ def main(args):
     print(json.dumps(info), flush=True)
     try:
         for path in args.image or ():
-            print(json.dumps({"image": path, "codes": emu.present_image(path)}), flush=True)
+            _present_image(emu, path)
         if args.webcam is not None:
             emu.webcam(args.webcam)
             return 0
-        for line in sys.stdin:  # one payload per input line; "image:PATH" presents a picture
-            line = line.rstrip("\r\n")
-            if line.startswith("image:"):
-                print(json.dumps({"image": line[6:], "codes": emu.present_image(line[6:])}), flush=True)
+        for raw in sys.stdin.buffer:  # one payload per input line, sent as its bytes (a scanner reads any)
+            line = raw.rstrip(b"\r\n")
+            if line.startswith(b"image:"):  # "image:PATH" presents a picture
+                _present_image(emu, os.fsdecode(line[6:]))
             elif line:
                 emu.present(line)
     finally:

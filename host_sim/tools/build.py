@@ -29,6 +29,8 @@ SOURCE_ENTRY_POINTS = ("boot.py", "main.py")
 DEVICE_PROGRAMS = os.path.join("host_sim", "device")  # run inside MicroPython by host_sim, never deployed
 ROMFS_IMAGE = "romfs.img"
 FREEZE_MANIFEST = "manifest.py"
+# Modules a board installs under another name: the virtual board's machine.reset() (virtual_machine.py).
+BOARD_EXTRAS = {"virtual": (("virtual_machine", "machine.mpy"),)}
 
 
 class BuildError(Exception):
@@ -41,6 +43,8 @@ def sources(board):
     if not os.path.exists(board_file):
         raise BuildError("unknown board %r (known: %s)" % (board, ", ".join(BOARDS)))
     out = [(board_file, "board.mpy")]
+    for module, installed_as in BOARD_EXTRAS.get(board, ()):
+        out.append((os.path.join(ROOT, "hardware", "boards", module + ".py"), installed_as))
     for module in board_modules(board):
         out.append((os.path.join(ROOT, "hardware", "boards", module + ".py"), module + ".mpy"))
     for package in PACKAGES:

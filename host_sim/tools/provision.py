@@ -8,6 +8,7 @@ terminal accepts fleet bundles (fares, ticket keys) under.  Then it soft-resets 
 the REPL), so the firmware starts again and authenticates with the new key.  The key is never printed.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import time
 
 import serial
 
+from host_sim import arguments
 from host_sim.backend.store import Store
 from host_sim.tools import flash
 
@@ -44,16 +46,28 @@ def read_config_keys(path):
     return text
 
 
+def _board_lines(port, chain, timeout):
+    """{name: value} of the "name=value" lines a device program printed through mpremote."""
+    proc = subprocess.run([flash.mpremote_exe(), "connect", port] + chain, capture_output=True, text=True,
+                          timeout=timeout)
+    found = dict(line.strip().split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    if "terminal" not in found:
+        raise ProvisionError("mpremote failed (%d): %s%s" % (proc.returncode, proc.stdout[-500:],
+                                                              proc.stderr[-500:]))
+    return found
+
+
+def identify(port, timeout=60):
+    """(terminal id, SHA-256 hex of the device key the board holds or "none") of the board on `port`."""
+    found = _board_lines(port, flash.board_call("provision_keys", "identify", KEY_PATH), timeout)
+    return found["terminal"], found.get("key_sha256", "none")
+
+
 def write_key(port, key, timeout=60, config_keys=None):
     """Write `key` (and the config keys' text, if given) to the board on `port`; returns its terminal id."""
     config = () if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
     chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *config)
-    proc = subprocess.run([flash.mpremote_exe(), "connect", port] + chain, capture_output=True, text=True,
-                          timeout=timeout)
-    for line in proc.stdout.splitlines():
-        if line.startswith("terminal="):
-            return line.split("=", 1)[1].strip()
-    raise ProvisionError("mpremote failed (%d): %s%s" % (proc.returncode, proc.stdout[-500:], proc.stderr[-500:]))
+    return _board_lines(port, chain, timeout)["terminal"]
 
 
 def soft_reset(port):
@@ -64,12 +78,20 @@ def soft_reset(port):
         time.sleep(0.1)
 
 
-def provision(port, db, reset=True, config_keys=None):
-    """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None."""
+def provision(port, db, reset=True, config_keys=None, replace=False):
+    """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None.
+    A terminal id registered to a key this board does not hold belongs to another board: refused
+    unless `replace` (then the other board's key stops working)."""
     key = os.urandom(32)
-    terminal = write_key(port, key, config_keys=None if config_keys is None else read_config_keys(config_keys))
-    store = Store(db)
+    trusted = None if config_keys is None else read_config_keys(config_keys)
+    store = Store(db)  # opened first: a database that cannot be written must not leave a keyed board behind
     try:
+        terminal, held = identify(port)
+        registered = store.device_key(terminal)
+        if registered is not None and not replace and hashlib.sha256(registered).hexdigest() != held:
+            raise ProvisionError("terminal %s is already registered to another board's key; give --replace to "
+                                 "re-key it (the other board can no longer upload)" % terminal)
+        terminal = write_key(port, key, config_keys=trusted)
         store.register(terminal, key)
     finally:
         store.close()
@@ -80,7 +102,8 @@ def provision(port, db, reset=True, config_keys=None):
 
 def main(args):
     try:
-        terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys)
+        terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys,
+                             replace=args.replace)
     except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError) as e:
         print("provision failed: %s" % e, file=sys.stderr)
         return 1
@@ -93,7 +116,9 @@ def main(args):
 
 def add_arguments(parser):
     parser.add_argument("--port", required=True, help="the board's REPL port (USB serial or a vboard console)")
-    parser.add_argument("--db", required=True, help="the collector's SQLite database")
+    parser.add_argument("--db", required=True, type=arguments.database, help="the collector's SQLite database")
     parser.add_argument("--config-keys", metavar="KEY.pub",
                         help="the config authority's public keys (bundle keygen) for /flash/keys/config")
     parser.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")
+    parser.add_argument("--replace", action="store_true",
+                        help="re-key a terminal id registered to another board's key (that board stops uploading)")

@@ -11,16 +11,18 @@ is a power cut, a new process on the same image is the power coming back) and th
 owner (an exclusive lock on the image: a second board on the same image is refused).
 """
 
+import argparse
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import termios
 import threading
 import time
 
-from host_sim import micropython
+from host_sim import arguments, micropython
 from host_sim.emulators import serial_pty
 from host_sim.paths import BUILD
 from host_sim.tools import build
@@ -32,6 +34,11 @@ PERIPHERALS = ("scanner", "nfc", "uplink")
 DEFAULT_HEAP = "256k"
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
 CONSOLE_TAIL = 8192  # bytes of console output kept for waits and diagnostics
+READY = b"ready: terminal"  # what firmware/app.py prints once it takes taps
+BOOT_TIMEOUT_S = 30.0
+QUICK_EXIT_S = 1.0
+RESET_EXIT = 86  # hardware/boards/virtual_machine.py: the exit status of machine.reset()
+MAX_QUICK_EXITS = 3  # then the launcher stops restarting it, as a board stuck in a boot loop is noticed
 
 
 class FlashInUse(Exception):
@@ -61,6 +68,9 @@ class VirtualBoard:
         self._console_total = 0  # bytes the console printed since start: marks stay valid as the tail moves
         self._cond = threading.Condition()
         self._watcher = None
+        self._spawned_at = 0.0
+        self._quick_exits = 0  # firmware processes in a row that failed within QUICK_EXIT_S of starting
+        self._crash_looping = False
         self.build_dir = os.path.join(BUILD, "virtual")
         # The board's root filesystem, where code lives (a chip's "/"): next to the image, so that
         # mpremote fs cp and `host_sim flash` write into this board's own copy.
@@ -203,6 +213,7 @@ class VirtualBoard:
             stdin=dev_slave, stdout=dev_slave, stderr=dev_slave, env=self._env, cwd=self.code_dir,
             preexec_fn=become_console_session, pass_fds=(self._lock_fd,))
         self.boots += 1
+        self._spawned_at = time.monotonic()
         self._powered = True
         self._watcher = threading.Thread(target=self._watch, args=(self.proc,), daemon=True)
         self._watcher.start()
@@ -212,14 +223,48 @@ class VirtualBoard:
         proc.wait()
         if not self._powered or proc is not self.proc:
             return
+        failed_fast = proc.returncode not in (0, RESET_EXIT) and time.monotonic() - self._spawned_at < QUICK_EXIT_S
+        self._quick_exits = self._quick_exits + 1 if failed_fast else 0
+        if self._quick_exits >= MAX_QUICK_EXITS:
+            with self._cond:
+                self._crash_looping = True
+                self._cond.notify_all()
+            return
         dev_master, _, host_master = self._console
-        os.write(host_master, b"MPY: soft reboot\r\n")
+        if proc.returncode == RESET_EXIT:  # machine.reset(): a hard reset runs main.py whatever the REPL mode
+            self._raw_repl = False
+            self._spawn("main.py")
+            return
+        try:
+            os.write(host_master, b"MPY: soft reboot\r\n")
+        except BlockingIOError:  # nobody reads the console: the notice is lost, as on a real bridge
+            pass
         if self._raw_repl:  # a soft reset from the raw REPL skips main.py and stays in the raw REPL
+            mark = self.console_mark()
             self._spawn("boot.py")
-            time.sleep(0.05)
+            try:  # Ctrl-A only once the REPL reads: typed earlier, the port's terminal set-up flushes it
+                self.wait_console(b">>> ", timeout=10, since=mark)
+            except TimeoutError:
+                pass
             os.write(dev_master, b"\x01")
         else:
             self._spawn("main.py")
+
+    def wait_booted(self, timeout=BOOT_TIMEOUT_S):
+        """None once the firmware says it is ready; else why it did not boot (its last error line)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while READY not in self._console_tail:
+                # Stopped means: at the REPL prompt (main.py raised) or the process gone.
+                stopped = self._console_tail.rstrip().endswith(b">>>") or self._crash_looping
+                failure = stopped and _boot_failure(bytes(self._console_tail))
+                if failure:
+                    return failure
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return "no ready line from the firmware within %d s" % timeout
+                self._cond.wait(min(left, 0.2))
+        return None
 
     def power_on(self):
         self._raw_repl = False
@@ -266,6 +311,11 @@ def main(args):
     except FlashInUse as e:
         print(json.dumps({"error": str(e)}), flush=True)
         return 2
+    failure = board.wait_booted()
+    if failure:
+        board.stop()
+        print(json.dumps({"error": "the firmware did not boot: " + failure, "flash": board.flash}), flush=True)
+        return 1
     print(json.dumps(board.ports), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -279,10 +329,42 @@ def main(args):
     return 0
 
 
+def _boot_failure(console):
+    """The error line of a firmware that failed to start (a traceback's last line, a refused option)."""
+    text = console.decode("utf-8", "replace")
+    if "Invalid command line arguments" in text:
+        return "MicroPython refused its command line (check --heap)"
+    if "Traceback (most recent call last)" in text:
+        for line in text[text.rindex("Traceback"):].splitlines()[1:]:
+            if line and not line.startswith(" "):
+                return line.strip()
+    return None
+
+
+def heap_size(text):
+    """A MicroPython heap size: digits with an optional k or m suffix."""
+    if not re.fullmatch(r"[0-9]+[kKmM]?", text):
+        raise argparse.ArgumentTypeError("%r is not a heap size such as 256k" % text)
+    return text
+
+
+def board_uid(text):
+    """The board's unique id: 1 to 16 bytes as hex, like machine.unique_id()."""
+    try:
+        uid = bytes.fromhex(text)
+    except ValueError:
+        uid = b""
+    if not 1 <= len(uid) <= 16 or len(text) != 2 * len(uid):
+        raise argparse.ArgumentTypeError("%r is not a hex id of 1 to 16 bytes" % text)
+    return text
+
+
 def add_arguments(parser):
     parser.add_argument("--flash", default="vboard-flash.img", help="flash image file (created if missing)")
-    parser.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap size, like a board's RAM")
-    parser.add_argument("--uid", default="5642000001", help="the board's unique id, hex")
+    parser.add_argument("--heap", default=DEFAULT_HEAP, type=heap_size,
+                        help="MicroPython heap size, like a board's RAM")
+    parser.add_argument("--uid", default="5642000001", type=board_uid, help="the board's unique id, hex")
     parser.add_argument("--no-pace", action="store_true", help="do not pace peripheral ptys at their baud rate")
     for name in PERIPHERALS:
-        parser.add_argument("--" + name, metavar="PATH", help="attach the %s UART to an existing pty" % name)
+        parser.add_argument("--" + name, metavar="PATH", type=arguments.serial_port,
+                            help="attach the %s UART to an existing pty" % name)

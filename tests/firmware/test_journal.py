@@ -554,6 +554,20 @@ def test_ram_does_not_grow_with_records_on_a_128k_heap(sim_runtime):
         assert used[0] < 12 * 1024, used
 
 
+def test_every_damaged_record_is_counted_once(sim_runtime):
+    damaged_sets = draw_examples(st.sets(st.integers(1, 88), min_size=1, max_size=12), count=12)
+    damaged_sets += [{31, 32, 33}, {1, 2}, {32}, {64, 65}]  # runs of records, sector ends and starts
+    args = []
+    for seqs in damaged_sets:
+        ops = [("append", 90)] + [("flip", entry_span(seq)[0] + 30, 1) for seq in sorted(seqs)]
+        ops += [("reboot",), ("all",), ("all",), ("state",)]
+        args.append((8, ops, True))
+    for seqs, got in zip(damaged_sets, sim_runtime.run_many(body_journal, args)):
+        n = 1 + len(seqs)
+        assert got[n + 1] == [s for s in range(1, 91) if s not in seqs], seqs
+        assert got[n + 3][4] == len(seqs), (got[n + 3], sorted(seqs))  # each record once, however often read
+
+
 # --- fuzz: random damage anywhere ------------------------------------------------------------------------
 
 

@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BOARDS_DIR = os.path.join(ROOT, "hardware", "boards")
 MODULES = sorted(name[:-3] for name in os.listdir(BOARDS_DIR) if name.endswith(".py") and not name.startswith("_"))
 # A module another one imports is shared (deployed beside the board), not a board.
-SHARED = sorted(set().union(*(build.board_modules(m) for m in MODULES)))
+SHARED = sorted(set().union(*(build.board_modules(m) for m in MODULES),
+                            (extra for extras in build.BOARD_EXTRAS.values() for extra, _ in extras)))
 BOARDS = [m for m in MODULES if m not in SHARED]
 REAL_BOARDS = [b for b in BOARDS if b != "virtual"]
 

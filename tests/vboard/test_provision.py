@@ -53,3 +53,25 @@ def test_provision_fails_clearly_without_a_board(tmp_path):
                           timeout=120)
     assert proc.returncode == 1 and "provision failed" in proc.stderr
     assert Store(str(tmp_path / "c.db")).query("SELECT COUNT(*) FROM device_keys") == [(0,)]
+
+
+def test_a_second_board_with_a_registered_id_is_refused_unless_replace(board, tmp_path):
+    from host_sim.tools import provision, vboard
+
+    db = str(tmp_path / "c.db")
+    first = provision.provision(board.ports["console"], db, reset=False)
+    again = provision.provision(board.ports["console"], db, reset=False)  # the same board, re-keyed
+    assert again == first
+    key = Store(db).device_key(first)
+    other = vboard.VirtualBoard(str(tmp_path / "other.img")).start()  # the same hardware id, another board
+    try:
+        assert other.wait_booted() is None
+        proc = subprocess.run([sys.executable, "-m", "host_sim", "provision", "--port", other.ports["console"],
+                               "--db", db, "--no-reset"], cwd=build.ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1
+        assert "already registered to another board's key" in proc.stderr and "--replace" in proc.stderr
+        assert Store(db).device_key(first) == key  # the first board still uploads
+        assert provision.provision(other.ports["console"], db, reset=False, replace=True) == first
+        assert Store(db).device_key(first) != key
+    finally:
+        other.stop()

@@ -13,6 +13,7 @@ def make_tree(root, bad=False):
     for d in ("firmware", "protocol", "hardware/boards"):
         os.makedirs(os.path.join(root, d))
     open(os.path.join(root, "hardware/boards/virtual.py"), "w").write("NAME = 'virtual'\n")
+    open(os.path.join(root, "hardware/boards/virtual_machine.py"), "w").write("def reset():\n    pass\n")
     open(os.path.join(root, "firmware/main.py"), "w").write("import board\n")
     open(os.path.join(root, "firmware/app.py"), "w").write("def run(b):\n    return b\n")
     open(os.path.join(root, "protocol/codec.py"), "w").write(
@@ -23,19 +24,21 @@ def test_build_lays_out_the_board_root(tmp_path, monkeypatch):
     make_tree(str(tmp_path))
     monkeypatch.setattr(build, "ROOT", str(tmp_path))
     rows = build.build("virtual", str(tmp_path / "out"))
-    assert sorted(r[0] for r in rows) == ["board.mpy", "firmware/app.mpy", "main.py", "protocol/codec.mpy"]
+    assert sorted(r[0] for r in rows) == ["board.mpy", "firmware/app.mpy", "machine.mpy", "main.py",
+                                            "protocol/codec.mpy"]
     with open(tmp_path / "out" / "protocol" / "codec.mpy", "rb") as f:
         assert f.read(1) == b"M"  # the .mpy magic
     assert open(tmp_path / "out" / "main.py").read() == "import board\n"
     table = build.size_table("virtual", rows)
-    assert "total (4 files)" in table
+    assert "total (5 files)" in table
 
 
 @pytest.mark.parametrize("board, shared", [("virtual", []), ("esp32s3_gate", ["machine_board", "ssd1306_text"]),
                                            ("rp2040_bus", ["machine_board"])])
 def test_the_modules_a_board_imports_are_deployed_beside_it(board, shared):
     rels = [rel for _, rel in build.sources(board)]
-    assert rels[:1 + len(shared)] == ["board.mpy"] + [name + ".mpy" for name in shared]
+    extras = [installed for _, installed in build.BOARD_EXTRAS.get(board, ())]
+    assert rels[:1 + len(extras) + len(shared)] == ["board.mpy"] + extras + [name + ".mpy" for name in shared]
     assert build.board_modules(board) == shared
 
 
@@ -99,7 +102,7 @@ def test_romfs_image_and_manifest_come_from_the_built_modules(tmp_path, monkeypa
     out = tmp_path / "out"
     rows = build.build("virtual", str(out))
     modules = [rel for rel, _, _ in rows if build.in_image(rel)]
-    assert modules == ["board.mpy", "firmware/app.mpy", "protocol/codec.mpy"]  # not main.py: run by name
+    assert modules == ["board.mpy", "machine.mpy", "firmware/app.mpy", "protocol/codec.mpy"]  # not main.py: run by name
     image = (out / build.ROMFS_IMAGE).read_bytes()
     assert image.startswith(b"\xd2\xcd\x31")  # the ROMFS header
     for rel in modules:  # every module's bytes are inside the image, verbatim
@@ -120,4 +123,5 @@ def test_images_follow_the_sources(tmp_path, monkeypatch):
     build.build("virtual", str(out))
     assert (out / build.ROMFS_IMAGE).exists() and (out / build.FREEZE_MANIFEST).exists()  # not stale outputs
     assert len((out / build.ROMFS_IMAGE).read_bytes()) < len(before)
-    assert _manifest_files(str(out / build.FREEZE_MANIFEST)) == [str(out / "board.mpy"), str(out / "firmware/app.mpy")]
+    frozen = [str(out / name) for name in ("board.mpy", "machine.mpy", "firmware/app.mpy")]
+    assert _manifest_files(str(out / build.FREEZE_MANIFEST)) == frozen
