@@ -2,9 +2,9 @@
 
 Terminals accept taps offline; the collector later asks the acquirer to authorise each stored record.
 A decline cannot undo the ride, so the card's token goes on the deny list and every terminal refuses
-it at its next tap once its deny-list update has arrived (tokens are fleet-wide: protocol/tokens.py).
-A card its issuer re-enabled comes off the list with `acquirer --db DB --allow TOKEN`.  Rules are configurable and deterministic
-(seeded), so tests and demos can reproduce a run:
+it at its next tap once its deny-list update has arrived (tokens are fleet-wide, protocol/tokens.py).
+A card its issuer re-enabled comes off the list with `acquirer --db DB --allow TOKEN`.  Rules are
+configurable and deterministic (seeded), so tests and demos can reproduce a run:
 
     {"decline_tokens": ["<hex token>", ...],   # always declined (a blocked card; `tokens show --pan`)
      "decline_atcs": [101, ...],                 # declined by the record's transaction counter

@@ -82,7 +82,8 @@ class Backoffice:
         did not refuse that version; None otherwise (protocol/tokenkey.py)."""
         version, key = self.store.token_key()
         kind = fleet.KIND_TOKEN_KEY
-        if self.store.delivered_version(terminal, kind) >= version or self.store.config_refused(terminal, kind, version):
+        if self.store.delivered_version(terminal, kind) >= version or \
+                self.store.config_refused(terminal, kind, version):
             return None
         return kind, version, tokenkey.make(self.store.device_key(terminal), version, key, os.urandom(12))
 

@@ -12,11 +12,10 @@ the REPL), so the firmware starts again and authenticates with the new key.  The
 
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
-
-import struct
 
 import serial
 
