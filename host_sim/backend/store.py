@@ -85,6 +85,8 @@ class Store:
             self.db.execute("ALTER TABLE deny_list ADD COLUMN listed INTEGER NOT NULL DEFAULT 1")
         if "key_version" not in have:
             self.db.execute("ALTER TABLE deny_list ADD COLUMN key_version INTEGER")
+        if "origin" not in have:  # the token of the records that hold the card's sealed data
+            self.db.execute("ALTER TABLE deny_list ADD COLUMN origin BLOB")
 
     def hello(self, terminal, runtime):
         with self.lock:
@@ -198,17 +200,19 @@ class Store:
             return self.db.execute("INSERT OR IGNORE INTO authorisations (terminal, seq, approved, reason) "
                                    "VALUES (?, ?, ?, ?)", (terminal, seq, int(approved), reason)).rowcount == 1
 
-    def deny(self, token, reason, key_version=None):
+    def deny(self, token, reason, key_version=None, origin=None):
         """Put a card token (made under token key `key_version`) on the deny list as the next version;
-        that version, or None if it is listed.  Every change is also kept in deny_events."""
-        return self._deny_change(bytes(token), True, reason, key_version)
+        that version, or None if it is listed.  `origin`: the token the card's stored records carry, when
+        this one was recomputed under a newer key (default: `token` itself).  Every change is also kept
+        in deny_events."""
+        return self._deny_change(bytes(token), True, reason, key_version, bytes(origin or token))
 
     def allow(self, token, reason):
         """Take a token off the deny list (its issuer re-enabled the card) as the next version; that
         version, or None if it is not listed."""
-        return self._deny_change(bytes(token), False, reason, None)
+        return self._deny_change(bytes(token), False, reason, None, None)
 
-    def _deny_change(self, token, listed, reason, key_version):
+    def _deny_change(self, token, listed, reason, key_version, origin):
         with self.transaction():
             row = self.db.execute("SELECT listed, key_version FROM deny_list WHERE token = ?", (token,)).fetchone()
             if (row is not None and bool(row[0]) == listed) or (row is None and not listed):
@@ -216,10 +220,11 @@ class Store:
             if key_version is None and row is not None:
                 key_version = row[1]
             version = self.deny_list_version() + 1
-            self.db.execute("INSERT INTO deny_list (token, reason, version, listed, key_version) VALUES (?,?,?,?,?) "
-                            "ON CONFLICT(token) DO UPDATE SET reason=excluded.reason, version=excluded.version, "
-                            "listed=excluded.listed, key_version=excluded.key_version",
-                            (token, reason, version, int(listed), key_version))
+            self.db.execute("INSERT INTO deny_list (token, reason, version, listed, key_version, origin) "
+                            "VALUES (?,?,?,?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason, "
+                            "version=excluded.version, listed=excluded.listed, key_version=excluded.key_version, "
+                            "origin=COALESCE(excluded.origin, origin)",
+                            (token, reason, version, int(listed), key_version, origin))
             self.db.execute("INSERT INTO deny_events (version, token, key_version, action, reason) VALUES (?,?,?,?,?)",
                             (version, token, key_version, "add" if listed else "remove", reason))
             return version
@@ -239,9 +244,9 @@ class Store:
             (version, limit))]
 
     def denied(self):
-        """(token, key version, reason) of every listed token."""
-        return [(bytes(t), kv, r) for t, kv, r in self.query(
-            "SELECT token, key_version, reason FROM deny_list WHERE listed = 1 ORDER BY version")]
+        """(token, key version, reason, origin token) of every listed token."""
+        return [(bytes(t), kv, r, bytes(o or t)) for t, kv, r, o in self.query(
+            "SELECT token, key_version, reason, origin FROM deny_list WHERE listed = 1 ORDER BY version")]
 
     def deny_events(self, limit=-1):
         """(version, token, key version, "add" or "remove", reason, julian day) of deny-list changes, newest first."""

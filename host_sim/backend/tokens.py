@@ -7,11 +7,12 @@ version its token was made under (record.EXT_TOKEN_KEY), and so does each deny-l
 Rotation makes a new version.  Until every terminal holds it, terminals still tokenise under older
 keys, so the deny list keeps an entry per card under every version in use:
   - for each listed card, the host recomputes its token under the new key from the card number it can
-    open in the card's stored records (the sealed card data, host_sim/backend/card_data.py) and lists
-    it; a card whose number it cannot open keeps only its old-key entry (refused on terminals still
-    under that key, and declined by its issuer again at its next upload elsewhere);
+    open in the card's stored records (the sealed card data, host_sim/backend/card_data.py; a
+    re-listed entry remembers the token those records carry) and lists it; a card whose number it
+    cannot open keeps only its old-key entry (refused on terminals still under that key, and declined
+    by its issuer again at its next upload elsewhere);
   - entries made under a version no terminal holds any more (table config_delivered) and that is not
-    current are removed, as deny-list removals.
+    current are removed, as deny-list removals, after their card was re-listed.
 `show --pan PAN` prints a card's token under every version, e.g. for `acquirer --allow TOKEN`.
 """
 
@@ -54,19 +55,20 @@ def rotate(store, opener=None):
     version, key = store.rotate_token_key()
     reissued = unrecoverable = retired = 0
     in_use = versions_in_use(store)
-    for token, key_version, reason in store.denied():
+    relisted = set()
+    for token, key_version, reason, origin in store.denied():
+        if key_version != version and origin not in relisted:
+            pan = card_number(store, origin, opener)
+            if pan is None:
+                unrecoverable += 1
+            else:
+                relisted.add(origin)
+                if store.deny(tokenfmt.token(key, pan), "re-issued under token key v%d: %s"
+                              % (version, reason.split(": ", 1)[-1]), version, origin):
+                    reissued += 1
         if key_version is not None and key_version not in in_use:
             store.allow(token, "token key v%d retired" % key_version)
             retired += 1
-            continue
-        if key_version == version:
-            continue
-        pan = card_number(store, token, opener)
-        if pan is None:
-            unrecoverable += 1
-            continue
-        if store.deny(tokenfmt.token(key, pan), "re-issued under token key v%d: %s" % (version, reason), version):
-            reissued += 1
     return {"version": version, "reissued": reissued, "unrecoverable": unrecoverable, "retired": retired,
             "deny_list_version": store.deny_list_version()}
 
@@ -77,7 +79,7 @@ def show(store, pan=None, events=20):
     holders = store.token_key_holders(fleet.KIND_TOKEN_KEY)
     keys = store.token_keys()
     listed = {}
-    for _, key_version, _ in store.denied():
+    for _, key_version, _, _ in store.denied():
         listed[str(key_version)] = listed.get(str(key_version), 0) + 1
     out = {"current": current,
            "keys": [{"version": v, "terminals": holders.get(v, 0)} for v in sorted(keys)],

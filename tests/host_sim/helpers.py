@@ -96,8 +96,8 @@ class ListeningTerminal(Terminal):
         self.got = [m for m in self.got if m["type"] != kind]
         return out
 
-    def answer(self, version, offset):
-        self.peer.send(link.CONFIG_CHUNK, link.config_chunk(bundle.KIND_DENY, version, offset, b""), 0)
+    def answer(self, version, offset, kind=bundle.KIND_DENY):
+        self.peer.send(link.CONFIG_CHUNK, link.config_chunk(kind, version, offset, b""), 0)
         return self.pump()
 
 
