@@ -12,8 +12,7 @@ from firmware import decision
 from host_sim.backend import acquirer, backoffice, host_session
 from host_sim.backend import tokens as host_tokens
 from protocol import bundle, fleet, record, tokenkey, tokens
-from tests.host_sim.helpers import (KEY, TERMINAL, ListeningTerminal, card_read, open_for_test, registered,
-                                    seal_for_test)
+from tests.host_sim.helpers import KEY, TERMINAL, ListeningTerminal, card_read, open_for_test, registered, seal_for_test
 
 OTHER = b"VB\x00\x00\x02\x00\x00\x00"
 
