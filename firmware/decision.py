@@ -140,7 +140,8 @@ class Decider:
         repeat = self._repeat(token, atc, record.KIND_QR_CPM)
         if repeat:
             return repeat
-        ext = [self._key_ext]
+        ext = []
+        ext.append(self._key_ext)
         if atc is not None:
             ext.append((record.EXT_ATC, atc))
         aid = cpm.tlv.find(objects, cpm.T_AID)

@@ -27,6 +27,6 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path
     _replace(key_path, bytes.fromhex(key_hex), "wb")
     if config_path is not None:
         _replace(config_path, config_text, "w")
-    if token_path is not None:
+    if token_path is not None and token_hex is not None:
         _replace(token_path, bytes.fromhex(token_hex), "wb")
     print("terminal=" + identity.terminal_id(board).hex())
