@@ -5,7 +5,6 @@ The salt (journal MAC) and data key are created once from the board's random sou
 config kind 4 rotates it; without one the terminal declines payment taps (record.REASON_NO_TOKEN_KEY).
 """
 
-import hashlib
 import os
 import struct
 
@@ -44,13 +43,6 @@ def _secret(root, name, size):
     value = os.urandom(size)
     fsutil.write_atomic(path, value)
     return value
-
-
-def credential_token(salt_value, account):
-    """16 bytes of SHA-256(salt || account digits): the only form in which a card is stored."""
-    h = hashlib.sha256(salt_value)
-    h.update(account.encode() if isinstance(account, str) else account)
-    return h.digest()[:16]
 
 
 
