@@ -124,8 +124,9 @@ class Session:
     # -- config bundles (protocol/SPEC.md "Config bundles") --------------------------------------
 
     def _offer_deny_list(self):
-        """Offer what the terminal lacks, one bundle at a time: its deny-list delta first, then the newest
-        fleet bundle of each kind (fares, ticket keys: `collector --bundles DIR`).  A deny-list delta
+        """Offer what the terminal lacks, one bundle at a time: the current fleet token key (kind 4) first,
+        then its deny-list delta, then the newest fleet bundle of each kind (fares, ticket keys:
+        `collector --bundles DIR`).  A deny-list delta
         takes over from an open fleet offer (that one is offered again afterwards), so a slow or
         refused fleet bundle never holds up a declined card."""
         if self.backoffice is None or not self.peer.up():
