@@ -31,7 +31,7 @@ class Terminal:
         keyring, self.bad_key_lines = trust.load(root)
         salt = identity.salt(root)
         self.deny = self._load_deny_list(root)
-        self.decider = decision.Decider(salt, keyring=keyring, deny=self.deny,
+        self.decider = decision.Decider(identity.token_key(root), keyring=keyring, deny=self.deny,
                                         sealer=self._device_sealer(identity.data_key(root)))
         if trust.has_fleet_bundles(root):
             from firmware import fleet
@@ -149,6 +149,8 @@ class Terminal:
                                                                    self.bad_key_lines))
         if self.deny is not None:
             print("deny list: version %d, %d cards" % (self.deny.version, self.deny.count))
+        held = self.decider.token_key
+        print("token key: " + ("version %d" % held[0] if held else "none, payment taps decline"))
         asyncio.create_task(self.uplink.run())
         gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()

@@ -14,13 +14,17 @@ the whole file must match the offer's digest, carry a valid RSA signature by a c
 /flash/keys/config, parse, and have a higher version than the active one of its kind; activation is
 the rename of the staged file to /flash/config/fleet-<kind>.bin, then `on_activate(kind, content)`
 lets the terminal use it at once.  Everything is read in pieces of at most 259 bytes.
+
+Kind 4, the fleet token key (protocol/tokenkey.py), is sealed to this terminal: it must open under the
+device key, carry the offered version and move forward; it is then kept in /flash/keys/token and
+handed to `on_activate(4, (version, key))`.
 """
 
 import hashlib
 import os
 import struct
 
-from firmware import denylist, fleet, fsutil, trust
+from firmware import denylist, fleet, fsutil, identity, trust
 from protocol import bundle
 from protocol import fleet as fleetfmt
 
@@ -29,6 +33,7 @@ STAGE = "/config/stage.bin"
 OFFER = "/config/stage.offer"  # kind u8 | version u32 | size u32 | digest (32): which bundle is staged
 MAX_SIZE = bundle.HEAD + bundle.TOKEN * bundle.MAX_TOKENS
 FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES)
+TOKEN_KEY_SIZE = 68  # protocol/tokenkey.py SIZE, not imported: that module loads only when a key arrives
 
 
 class Refused(ValueError):
@@ -41,6 +46,7 @@ class ConfigReceiver:
         self.deny = deny
         self.on_activate = on_activate  # (kind, fares dict or ticket Keyring) after a fleet bundle is active
         self.key = bundle.config_key(device_key)
+        self.device_key = device_key
         self.stage = root + STAGE
         self.offer_path = root + OFFER
         self.offer = None  # (kind, version, size, digest) being received
@@ -61,6 +67,9 @@ class ConfigReceiver:
         elif kind in FLEET_KINDS:
             lo, hi = fleetfmt.HEAD + fleetfmt.SIG + 1, fleetfmt.HEAD + fleetfmt.MAX_BODY[kind] + fleetfmt.SIG
             have = fleet.version(self.root, kind)
+        elif kind == fleetfmt.KIND_TOKEN_KEY:
+            lo = hi = TOKEN_KEY_SIZE
+            have = self._token_version()
         else:
             raise Refused("config kind %d not supported here" % kind)
         if size < lo or size > hi:
@@ -116,6 +125,11 @@ class ConfigReceiver:
         if o is None:
             raise Refused("no bundle offered")
         kind, version, size, digest = o
+        if kind == fleetfmt.KIND_TOKEN_KEY:
+            try:
+                return self._activate_token_key(version, size, digest)
+            finally:
+                self._discard()
         if kind != bundle.KIND_DENY:
             try:
                 return self._activate_fleet(kind, version, size, digest)
@@ -194,6 +208,34 @@ class ConfigReceiver:
         if self.on_activate is not None:
             self.on_activate(kind, content)
         return kind, version, size
+
+    def _token_version(self):
+        held = identity.token_key(self.root)
+        return 0 if held is None else held[0]
+
+    def _activate_token_key(self, version, size, digest):
+        """Open the staged token key under the device key and keep it (protocol/tokenkey.py)."""
+        from protocol import tokenkey
+
+        with open(self.stage, "rb") as f:
+            data = f.read(size + 1)
+        if len(data) != size or hashlib.sha256(data).digest() != digest:
+            raise Refused("token key v%d does not match its digest" % version)
+        try:
+            to, key = tokenkey.open_bundle(self.device_key, data)
+        except tokenkey.TokenKeyError as e:
+            raise Refused(str(e))
+        if to != version:
+            raise Refused("token key says version %d, offer %d" % (to, version))
+        have = self._token_version()
+        if version <= have:
+            raise Refused("downgrade: token key v%d offered, v%d held" % (version, have))
+        identity.save_token_key(self.root, version, key)
+        self.applied += 1
+        print("token key: version %d active" % version)
+        if self.on_activate is not None:
+            self.on_activate(fleetfmt.KIND_TOKEN_KEY, (version, key))
+        return fleetfmt.KIND_TOKEN_KEY, version, size
 
     def _discard(self):
         self.offer = None

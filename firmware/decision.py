@@ -18,8 +18,7 @@ used longer ago than that may be admitted again up to its allowance.
 
 import struct
 
-from firmware import identity
-from protocol import cpm, record, ticket
+from protocol import cpm, record, ticket, tokens
 
 FLAT_FARE = 200  # fen: 2.00 yuan
 CURRENCY_CNY = 156
@@ -64,8 +63,8 @@ class Decision:
 
 
 class Decider:
-    def __init__(self, salt, fare=FLAT_FARE, keyring=None, deny=None, sealer=None):
-        self.salt = salt
+    def __init__(self, token_key, fare=FLAT_FARE, keyring=None, deny=None, sealer=None):
+        self.use_token_key(token_key)
         self.sealer = sealer  # sealer(plaintext, associated) -> bytes: card data only the host may open
         self.deny = deny  # firmware.denylist.DenyList or None: tokens the acquirer declined
         self.fare = fare
@@ -74,6 +73,17 @@ class Decider:
         self._recent = []  # (token, atc, seq), newest last, bounded
         self._entries = {}  # ticket token -> entries used
         self._ticket_order = []  # ticket tokens, oldest first, bounded by MAX_TICKETS
+
+    def use_token_key(self, token_key):
+        """The fleet token key: (version, key), a bare key (version 1), or None (payment taps decline)."""
+        if token_key is not None and not isinstance(token_key, tuple):
+            token_key = (1, token_key)
+        self.token_key = token_key
+        self._key_ext = None if token_key is None else (record.EXT_TOKEN_KEY, struct.pack("<I", token_key[0]))
+
+    def token_of(self, account):
+        """A card's fleet-wide token (protocol/tokens.py), the same on every terminal; None without a key."""
+        return None if self.token_key is None else tokens.token(self.token_key[1], account)
 
     def remember(self, token, atc, seq, kind=record.KIND_QR_CPM):
         if kind == record.KIND_TICKET:
@@ -121,7 +131,9 @@ class Decider:
             account = cpm.account_number(objects)
         except (cpm.CpmError, UnicodeError):
             return Decision(DECLINE, record.REASON_MALFORMED, record.KIND_QR_CPM)
-        token = identity.credential_token(self.salt, account)
+        token = self.token_of(account)
+        if token is None:
+            return Decision(DECLINE, record.REASON_NO_TOKEN_KEY, record.KIND_QR_CPM)
         if self._denied(token):
             return Decision(DECLINE, record.REASON_DENY_LISTED, record.KIND_QR_CPM, token=token)
         atc = cpm.tlv.find(objects, cpm.T_ATC)
@@ -129,6 +141,7 @@ class Decider:
         if repeat:
             return repeat
         ext = []
+        ext.append(self._key_ext)
         if atc is not None:
             ext.append((record.EXT_ATC, atc))
         aid = cpm.tlv.find(objects, cpm.T_AID)
@@ -147,7 +160,7 @@ class Decider:
             return Decision(DECLINE, _TICKET_REASONS.get(e.code, record.REASON_TICKET_MALFORMED), record.KIND_TICKET)
         except (ValueError, UnicodeError):
             return Decision(DECLINE, record.REASON_TICKET_MALFORMED, record.KIND_TICKET)
-        token = identity.credential_token(self.salt, "T%d:%s" % (fields["issuer"], fields["ticket_id"].hex()))
+        token = tokens.ticket_token(fields["issuer"], fields["ticket_id"])
         used = self._entries.get(token, 0)
         allowed = fields["entries"]
         if allowed and used >= allowed:
@@ -168,10 +181,12 @@ class Decider:
     def decide_emv(self, card):
         """A contactless read (firmware.emv.read's dict) at the flat fare, authorised later by the host.
 
-        The PAN becomes the salted token here and the sensitive part is sealed at once: the decision,
+        The PAN becomes the fleet token here and the sensitive part is sealed at once: the decision,
         and so the record, carries no card number, track 2 or cryptogram in clear.
         """
-        token = identity.credential_token(self.salt, card["pan"])
+        token = self.token_of(card["pan"])
+        if token is None:
+            return Decision(DECLINE, record.REASON_NO_TOKEN_KEY, record.KIND_EMV_CONTACTLESS)
         if self._denied(token):
             return Decision(DECLINE, record.REASON_DENY_LISTED, record.KIND_EMV_CONTACTLESS, token=token)
         atc = card["atc"]
@@ -182,7 +197,7 @@ class Decider:
             return repeat
         from firmware import emv  # here, not at the top: a terminal without NFC never loads them
 
-        ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
+        ext = [self._key_ext, (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, self.seal(emv.sensitive(card), token)),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
         return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,

@@ -79,3 +79,5 @@ def use(decider, kind, value):
         decider.fares = value
     elif kind == fleet.KIND_TICKET_KEYS:
         decider.keyring = value
+    elif kind == fleet.KIND_TOKEN_KEY:
+        decider.use_token_key(value)

@@ -1,16 +1,18 @@
-"""Who this terminal is: its 8-byte terminal id and the secret salt its credential tokens use.
+"""Who this terminal is: its 8-byte terminal id, its secrets, and the fleet token key it holds.
 
-The salt is created once from the board's random source and kept in /flash/keys; it never leaves the
-device, so a token cannot be turned back into a card number by anyone holding the uploaded records.
+The salt (journal MAC) and data key are created once from the board's random source and kept in
+/flash/keys.  The fleet token key (protocol/tokens.py) is not made here: provisioning installs it and
+config kind 4 rotates it; without one the terminal declines payment taps (record.REASON_NO_TOKEN_KEY).
 """
 
-import hashlib
 import os
+import struct
 
 from firmware import fsutil
 
 SALT_FILE = "keys/salt"
 DATA_KEY_FILE = "keys/data.key"
+TOKEN_KEY_FILE = "keys/token"  # version u32 LE | key (32)
 
 
 def terminal_id(board):
@@ -43,9 +45,20 @@ def _secret(root, name, size):
     return value
 
 
-def credential_token(salt_value, account):
-    """16 bytes of SHA-256(salt || account digits): the only form in which a card is stored."""
-    h = hashlib.sha256(salt_value)
-    h.update(account.encode() if isinstance(account, str) else account)
-    return h.digest()[:16]
 
+def token_key(root):
+    """(version, key) of the fleet token key this terminal holds, or None."""
+    try:
+        with open(root + "/" + TOKEN_KEY_FILE, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if len(data) != 36:
+        return None
+    return struct.unpack("<I", data[:4])[0], data[4:]
+
+
+def save_token_key(root, version, key):
+    """Keep a delivered token key; a power cut leaves the old one or the new one."""
+    fsutil.makedirs(root + "/keys")
+    fsutil.write_atomic(root + "/" + TOKEN_KEY_FILE, struct.pack("<I", version) + bytes(key))

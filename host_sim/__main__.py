@@ -21,6 +21,7 @@ COMMANDS = {
     "qr": ("host_sim.tools.qr", "decode QR payloads (EMV CPM/MPM, tickets) as JSON; make test payloads and PNGs"),
     "typecheck": ("host_sim.tools.typecheck", "pyright over device code against the MicroPython stubs"),
     "bundle": ("host_sim.tools.bundle", "the config authority: keygen, make and show RSA-signed fleet bundles"),
+    "tokens": ("host_sim.backend.tokens", "the fleet token key: show versions and the deny list, rotate"),
 }
 
 

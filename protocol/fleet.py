@@ -38,7 +38,8 @@ HEAD = 16
 SIG = rsa.SIZE
 KIND_TICKET_KEYS = 2
 KIND_FARES = 3
-NAMES = {KIND_TICKET_KEYS: "ticket-keys", KIND_FARES: "fares"}
+KIND_TOKEN_KEY = 4  # per terminal and sealed to it, not an RSA-signed fleet bundle: protocol/tokens.py
+NAMES = {KIND_TICKET_KEYS: "ticket-keys", KIND_FARES: "fares", KIND_TOKEN_KEY: "token-key"}
 
 MAX_KEYS = 16
 MAX_REVOKED = 64

@@ -53,6 +53,7 @@ REASON_CARD_READ = 20  # contactless read failed or the card answered nonsense
 REASON_CARD_UNSUPPORTED = 21  # no accepted application on the card
 REASON_CARD_DECLINED = 22  # the card itself declined (AAC)
 REASON_TERMINAL_ERROR = 40  # the terminal failed while deciding (a bug): declined, never charged
+REASON_NO_TOKEN_KEY = 42  # a payment tap on a terminal that holds no fleet token key (protocol/tokens.py)
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -75,6 +76,7 @@ REASON_TEXT = {
     REASON_CARD_UNSUPPORTED: "card not accepted",
     REASON_CARD_DECLINED: "card declined",
     REASON_TERMINAL_ERROR: "terminal error",
+    REASON_NO_TOKEN_KEY: "not set up for cards",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
@@ -83,6 +85,7 @@ EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 
 # EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
 EXT_EMV_SEALED = 16  # crypto.seal(device data key, nonce, TLV 5A 5F24 [57] 9F26, associated = token)
 EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN]
+EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 
 NO_TOKEN = bytes(16)  # the token of a declined tap whose credential was never identified

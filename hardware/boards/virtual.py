@@ -11,6 +11,9 @@ wiring comes from environment variables the launcher sets:
     ZF_MODEM_PWRKEY     optional: pty path of the modem emulator's PWRKEY input (modem_pwrkey())
     ZF_JOURNAL_KB       optional: size of the journal partition in KB (default 512), like a board
                         with a larger flash chip (the drain benchmark buffers 10 000 records)
+    ZF_TOKEN_KEY        optional: "<version>:<hex key>", the fleet token key the board ships with when
+                        /flash/keys/token is absent (a development board's factory key, version 0, so
+                        that any key provisioning or the collector delivers replaces it)
 
 The image is laid out like a real board's flash: a littlefs2 partition mounted at /flash and a raw
 partition for the transaction journal.  Writes go straight to the file with no user-space buffer, so
@@ -166,7 +169,28 @@ def mount_flash():
             raise OSError("littlefs partition is corrupt and not blank; refusing to format it")
         vfs.VfsLfs2.mkfs(part)  # pyright: ignore[reportArgumentType]
         vfs.mount(vfs.VfsLfs2(part), FLASH_MOUNT)  # pyright: ignore[reportArgumentType]
+    _factory_token_key()
     return FLASH_MOUNT
+
+
+def _factory_token_key():
+    """Install ZF_TOKEN_KEY as /flash/keys/token (firmware/identity.py's format) unless a key is there."""
+    spec = os.getenv("ZF_TOKEN_KEY")
+    path = FLASH_MOUNT + "/keys/token"
+    if not spec:
+        return
+    try:
+        os.stat(path)
+        return
+    except OSError:
+        pass
+    version, key = spec.split(":")
+    try:
+        os.mkdir(FLASH_MOUNT + "/keys")
+    except OSError:
+        pass
+    with open(path, "wb") as f:
+        f.write(int(version).to_bytes(4, "little") + bytes.fromhex(key))
 
 
 class UART(io.IOBase):

@@ -1,13 +1,13 @@
 """A simulated acquirer: authorises deferred transactions after the fact, the mass-transit way.
 
 Terminals accept taps offline; the collector later asks the acquirer to authorise each stored record.
-A decline cannot undo the ride, so the card's token goes on the deny list and the terminal refuses it
-at its next tap once the deny-list update has arrived.  Rules are configurable and deterministic
-(seeded), so tests and demos can reproduce a run:
+A decline cannot undo the ride, so the card's token goes on the deny list and every terminal refuses
+it at its next tap once its deny-list update has arrived (tokens are fleet-wide, protocol/tokens.py).
+A card its issuer re-enabled comes off the list with `acquirer --db DB --allow TOKEN`.  Rules are
+configurable and deterministic (seeded), so tests and demos can reproduce a run:
 
-    {"decline_tokens": ["<hex token>", ...],   # always declined (a blocked card)
-     "decline_atcs": [101, ...],                 # declined by the record's transaction counter (tests:
-                                                 # the token is salted per terminal, the ATC is not)
+    {"decline_tokens": ["<hex token>", ...],   # always declined (a blocked card; `tokens show --pan`)
+     "decline_atcs": [101, ...],                 # declined by the record's transaction counter
      "decline_rate": 0.0,                        # fraction declined at random ("insufficient funds")
      "max_amount": 100000,                       # fen; above is declined ("over limit")
      "seed": 1,
@@ -29,6 +29,7 @@ from host_sim import arguments
 from host_sim.backend import acquirer_link, card_data
 from host_sim.backend.store import Store
 from protocol import record, tlv
+from protocol import tokens as tokenfmt
 
 log = logging.getLogger("collector")
 
@@ -89,7 +90,7 @@ def run_pass(store, link, opener=None, batch=BATCH):
         for terminal, seq, raw in store.pending_records():
             rec = record.decode(raw)
             if rec["kind"] == record.KIND_TICKET:
-                done.append((terminal, seq, rec["token"], True, "prepaid ticket"))
+                done.append((terminal, seq, rec, True, "prepaid ticket"))
             else:
                 try:
                     tags = card_data.card_data(store, rec, opener)
@@ -99,7 +100,7 @@ def run_pass(store, link, opener=None, batch=BATCH):
                 if tags is None:
                     result.without_card_data += 1
                 ok, reason = acquirer_link.authorise(link, rec, tags)
-                done.append((terminal, seq, rec["token"], ok, reason))
+                done.append((terminal, seq, rec, ok, reason))
             if len(done) >= batch:
                 _commit(store, done, result)
     except acquirer_link.AcquirerUnavailable as e:
@@ -111,14 +112,14 @@ def run_pass(store, link, opener=None, batch=BATCH):
 
 def _commit(store, done, result):
     with store.transaction():
-        for terminal, seq, token, ok, reason in done:
+        for terminal, seq, rec, ok, reason in done:
             if not store.decide(terminal, seq, ok, reason):
                 continue  # decided before (another pass, or the `acquirer` command)
             if ok:
                 result.approved += 1
             else:
                 result.declined += 1
-                store.deny(token, reason)
+                store.deny(rec["token"], reason, key_version(rec))
     del done[:]
 
 
@@ -132,12 +133,31 @@ def authorise_pending(store, acquirer, opener=None):
     return result.approved, result.declined, store.deny_list_version()
 
 
+def key_version(rec):
+    """The token key version a decoded record's token was made under (record.EXT_TOKEN_KEY); None if unsaid."""
+    value = rec["ext"].get(record.EXT_TOKEN_KEY)
+    return int.from_bytes(value, "little") if value is not None and len(value) == 4 else None
+
+
+def allow(store, hex_tokens, why):
+    """Take tokens off the deny list (their issuer re-enabled the cards); {"allowed": [...], "not_listed": [...]}."""
+    out = {"allowed": [], "not_listed": []}
+    for text in hex_tokens:
+        token = bytes.fromhex(text)
+        if len(token) != tokenfmt.TOKEN_SIZE:
+            raise ValueError("a token is %d bytes (hex), got %r" % (tokenfmt.TOKEN_SIZE, text))
+        out["allowed" if store.allow(token, why) is not None else "not_listed"].append(token.hex())
+    return out
+
+
 def load_rules(path):
     with open(path) as f:
         return json.load(f)
 
 
 def main(args):
+    if args.allow:
+        return main_allow(args)
     if args.acquirer and args.rules:
         print("acquirer: --rules belong to the acquirer host; give --acquirer or --rules, not both", file=sys.stderr)
         return 2
@@ -161,9 +181,29 @@ def main(args):
     return 1 if result.error else 0
 
 
+def main_allow(args):
+    """--allow: deny-list removals only, no authorisation pass; terminals get them at their next session."""
+    store = Store(args.db)
+    try:
+        try:
+            out = allow(store, args.allow, args.why)
+        except ValueError as e:
+            print("acquirer: %s" % e, file=sys.stderr)
+            return 2
+        out["deny_list_version"] = store.deny_list_version()
+    finally:
+        store.close()
+    print(json.dumps(out))
+    return 0
+
+
 def add_arguments(parser):
     parser.add_argument("--db", required=True, type=arguments.existing_database, help="the collector's SQLite database")
     parser.add_argument("--rules", type=arguments.json_file,
                         help="JSON file with acquirer rules for an in-process acquirer (module docstring)")
     parser.add_argument("--acquirer", metavar="HOST:PORT", type=arguments.host_port,
                         help="an `acquirer-host` to ask over ISO 8583 instead")
+    parser.add_argument("--allow", metavar="TOKEN", action="append",
+                        help="take this token (hex) off the deny list, the card's issuer re-enabled it (repeatable;"
+                             " no authorisation pass is run)")
+    parser.add_argument("--why", default="re-enabled by issuer", help="reason kept with --allow removals")

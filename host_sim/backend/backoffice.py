@@ -7,7 +7,7 @@ import os
 import threading
 
 from host_sim.backend import acquirer
-from protocol import bundle, link, record
+from protocol import bundle, fleet, link, record, tokenkey
 
 log = logging.getLogger("collector")
 
@@ -69,12 +69,23 @@ class Backoffice:
         self.link.close()
 
     def deny_delta(self, terminal):
-        """(base, version, tokens) the terminal still needs, at most one bundle's worth; None if current."""
+        """(base, version, added, removed) the terminal still needs, at most one bundle's worth; None if
+        current.  A token listed and then removed (or the reverse) travels once, as its newest change."""
         base = self.store.delivered_version(terminal, bundle.KIND_DENY)
-        rows = self.store.deny_list_since(base, bundle.MAX_TOKENS)
+        rows = self.store.deny_changes_since(base, bundle.MAX_TOKENS)
         if not rows:
             return None
-        return base, rows[-1][1], [r[0] for r in rows]
+        return base, rows[-1][1], [t for t, _, listed in rows if listed], [t for t, _, listed in rows if not listed]
+
+    def token_key_bundle(self, terminal):
+        """(kind 4, version, bundle sealed to this terminal) when it lacks the current fleet token key and
+        did not refuse that version; None otherwise (protocol/tokenkey.py)."""
+        version, key = self.store.token_key()
+        kind = fleet.KIND_TOKEN_KEY
+        if self.store.delivered_version(terminal, kind) >= version or \
+                self.store.config_refused(terminal, kind, version):
+            return None
+        return kind, version, tokenkey.make(self.store.device_key(terminal), version, key, os.urandom(12))
 
     def fleet_bundle(self, terminal):
         """(kind, version, bytes) of the newest fleet bundle of a kind the terminal lacks and did not

@@ -14,7 +14,7 @@ import sqlite3
 import time
 
 from host_sim.backend.backoffice import health_names
-from protocol import bundle, frame, link, peer, record
+from protocol import bundle, fleet, frame, link, peer, record
 
 log = logging.getLogger("collector")
 
@@ -124,13 +124,19 @@ class Session:
     # -- config bundles (protocol/SPEC.md "Config bundles") --------------------------------------
 
     def _offer_deny_list(self):
-        """Offer what the terminal lacks, one bundle at a time: its deny-list delta first, then the newest
-        fleet bundle of each kind (fares, ticket keys: `collector --bundles DIR`).  A deny-list delta
+        """Offer what the terminal lacks, one bundle at a time: the current fleet token key (kind 4) first,
+        then its deny-list delta, then the newest fleet bundle of each kind (fares, ticket keys:
+        `collector --bundles DIR`).  A deny-list delta
         takes over from an open fleet offer (that one is offered again afterwards), so a slow or
         refused fleet bundle never holds up a declined card."""
         if self.backoffice is None or not self.peer.up():
             return
-        if self.offer is not None and self.offer[0] == bundle.KIND_DENY:
+        if self.offer is not None and self.offer[0] in (bundle.KIND_DENY, fleet.KIND_TOKEN_KEY):
+            return
+        token_key = self.backoffice.token_key_bundle(self.terminal)
+        if token_key is not None:  # the fleet token key first: without it the terminal takes no card
+            if self._offer(*token_key):
+                log.info("offering token key version %d to %s", token_key[1], self.terminal)
             return
         delta = self.backoffice.deny_delta(self.terminal)
         if delta is None:
@@ -138,9 +144,10 @@ class Session:
             if fleet_bundle is not None:
                 self._offer(*fleet_bundle)
             return
-        base, version, tokens = delta
-        if self._offer(bundle.KIND_DENY, version, bundle.deny_delta(base, version, tokens)):
-            log.info("offering deny list %d..%d (%d cards) to %s", base, version, len(tokens), self.terminal)
+        base, version, added, removed = delta
+        if self._offer(bundle.KIND_DENY, version, bundle.deny_delta(base, version, added, removed)):
+            log.info("offering deny list %d..%d (%d cards added, %d removed) to %s", base, version, len(added),
+                     len(removed), self.terminal)
 
     def _offer(self, kind, version, data):
         """CONFIG_OFFER with the per-terminal HMAC (a fleet bundle also carries the authority's RSA
@@ -152,7 +159,7 @@ class Session:
             return False
         self.offer = (kind, version, data)
         self._chunk_at = None
-        if kind != bundle.KIND_DENY:
+        if kind not in (bundle.KIND_DENY, fleet.KIND_TOKEN_KEY):
             log.info("offering fleet bundle kind %d version %d (%d bytes) to %s", kind, version, len(data),
                      self.terminal)
         return True

@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS authorisations (
 CREATE TABLE IF NOT EXISTS deny_list (
     token BLOB PRIMARY KEY, reason TEXT, version INTEGER NOT NULL, added REAL DEFAULT (julianday('now')));
 CREATE INDEX IF NOT EXISTS deny_list_version ON deny_list (version);
+CREATE TABLE IF NOT EXISTS deny_events (
+    version INTEGER PRIMARY KEY, token BLOB NOT NULL, key_version INTEGER, action TEXT NOT NULL, reason TEXT,
+    at REAL DEFAULT (julianday('now')));
+CREATE TABLE IF NOT EXISTS token_keys (
+    version INTEGER PRIMARY KEY, key BLOB NOT NULL, created REAL DEFAULT (julianday('now')));
 CREATE TABLE IF NOT EXISTS terminal_status (
     terminal TEXT PRIMARY KEY, received REAL, depth INTEGER, health INTEGER, signal INTEGER,
     crc_errors INTEGER, mac_errors INTEGER, replays INTEGER, retransmits INTEGER, uptime_s INTEGER,
@@ -70,10 +75,21 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._migrate()
         self.lock = threading.RLock()
         self._depth = 0  # nesting of transaction()/group() blocks; the outermost one commits
         self._records_staged = False  # store() ran in the open transaction
         self.commits = 0  # commits that stored records
+
+    def _migrate(self):
+        """Columns added to tables of an older database: deny_list's listed flag and key version."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(deny_list)")}
+        if "listed" not in have:
+            self.db.execute("ALTER TABLE deny_list ADD COLUMN listed INTEGER NOT NULL DEFAULT 1")
+        if "key_version" not in have:
+            self.db.execute("ALTER TABLE deny_list ADD COLUMN key_version INTEGER")
+        if "origin" not in have:  # the token of the records that hold the card's sealed data
+            self.db.execute("ALTER TABLE deny_list ADD COLUMN origin BLOB")
 
     def hello(self, terminal, runtime):
         with self.lock:
@@ -211,22 +227,92 @@ class Store:
             return self.db.execute("INSERT OR IGNORE INTO authorisations (terminal, seq, approved, reason) "
                                    "VALUES (?, ?, ?, ?)", (terminal, seq, int(approved), reason)).rowcount == 1
 
-    def deny(self, token, reason):
-        """Put a card token on the deny list as the next version; that version, or None if it is listed."""
+    def deny(self, token, reason, key_version=None, origin=None):
+        """Put a card token (made under token key `key_version`) on the deny list as the next version;
+        that version, or None if it is listed.  `origin`: the token the card's stored records carry, when
+        this one was recomputed under a newer key (default: `token` itself).  Every change is also kept
+        in deny_events."""
+        return self._deny_change(bytes(token), True, reason, key_version, bytes(origin or token))
+
+    def allow(self, token, reason):
+        """Take a token off the deny list (its issuer re-enabled the card) as the next version; that
+        version, or None if it is not listed."""
+        return self._deny_change(bytes(token), False, reason, None, None)
+
+    def _deny_change(self, token, listed, reason, key_version, origin):
         with self.transaction():
-            if self.db.execute("SELECT 1 FROM deny_list WHERE token = ?", (token,)).fetchone() is not None:
+            row = self.db.execute("SELECT listed, key_version FROM deny_list WHERE token = ?", (token,)).fetchone()
+            if (row is not None and bool(row[0]) == listed) or (row is None and not listed):
                 return None
+            if key_version is None and row is not None:
+                key_version = row[1]
             version = self.deny_list_version() + 1
-            self.db.execute("INSERT INTO deny_list (token, reason, version) VALUES (?, ?, ?)", (token, reason, version))
+            self.db.execute("INSERT INTO deny_list (token, reason, version, listed, key_version, origin) "
+                            "VALUES (?,?,?,?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason, "
+                            "version=excluded.version, listed=excluded.listed, key_version=excluded.key_version, "
+                            "origin=COALESCE(excluded.origin, origin)",
+                            (token, reason, version, int(listed), key_version, origin))
+            self.db.execute("INSERT INTO deny_events (version, token, key_version, action, reason) VALUES (?,?,?,?,?)",
+                            (version, token, key_version, "add" if listed else "remove", reason))
             return version
 
     def deny_list_version(self):
         return self.query("SELECT COALESCE(MAX(version), 0) FROM deny_list")[0][0]
 
     def deny_list_since(self, version, limit=-1):
-        """(token, version) added after `version`, oldest first: the delta a terminal at that version needs."""
-        return [(bytes(t), v) for t, v in self.query(
-            "SELECT token, version FROM deny_list WHERE version > ? ORDER BY version LIMIT ?", (version, limit))]
+        """(token, version) listed by a change after `version`, oldest first."""
+        return [(t, v) for t, v, listed in self.deny_changes_since(version, limit) if listed]
+
+    def deny_changes_since(self, version, limit=-1):
+        """(token, version, listed) of every token whose newest change is after `version`, oldest first:
+        the delta a terminal at that version needs (listed: add it; not listed: remove it)."""
+        return [(bytes(t), v, bool(listed)) for t, v, listed in self.query(
+            "SELECT token, version, listed FROM deny_list WHERE version > ? ORDER BY version LIMIT ?",
+            (version, limit))]
+
+    def denied(self):
+        """(token, key version, reason, origin token) of every listed token."""
+        return [(bytes(t), kv, r, bytes(o or t)) for t, kv, r, o in self.query(
+            "SELECT token, key_version, reason, origin FROM deny_list WHERE listed = 1 ORDER BY version")]
+
+    def deny_events(self, limit=-1):
+        """(version, token, key version, "add" or "remove", reason, julian day) of deny-list changes, newest first."""
+        return [(v, bytes(t), kv, a, r, at) for v, t, kv, a, r, at in self.query(
+            "SELECT version, token, key_version, action, reason, at FROM deny_events ORDER BY version DESC LIMIT ?",
+            (limit,))]
+
+    # -- the fleet token key (protocol/tokens.py) -------------------------------------------------
+
+    def token_key(self):
+        """(version, key) of the current fleet token key; the first one (version 1) is made on first use."""
+        with self.transaction():
+            row = self.db.execute("SELECT version, key FROM token_keys ORDER BY version DESC LIMIT 1").fetchone()
+            if row is None:
+                row = (1, os.urandom(32))
+                self.db.execute("INSERT INTO token_keys (version, key) VALUES (?, ?)", row)
+            return row[0], bytes(row[1])
+
+    def rotate_token_key(self):
+        """A new current token key, one version up; returns (version, key)."""
+        with self.transaction():
+            version = self.token_key()[0] + 1
+            key = os.urandom(32)
+            self.db.execute("INSERT INTO token_keys (version, key) VALUES (?, ?)", (version, key))
+            return version, key
+
+    def token_keys(self):
+        """{version: key} of every token key made."""
+        return {v: bytes(k) for v, k in self.query("SELECT version, key FROM token_keys")}
+
+    def token_key_holders(self, kind):
+        """{key version: terminals that confirmed holding it} (config kind `kind`, the token key)."""
+        return dict(self.query("SELECT version, count(*) FROM config_delivered WHERE kind = ? GROUP BY version",
+                               (kind,)))
+
+    def records_with_token(self, token):
+        """(terminal, raw record) of every stored record carrying `token`."""
+        return [(t, bytes(raw)) for t, raw in self.query("SELECT terminal, raw FROM records WHERE token = ?",
+                                                          (bytes(token),))]
 
     # -- config bundles per terminal ----------------------------------------------------------------
 

@@ -6,8 +6,8 @@ collector (its real Session and SQLite store, host_sim.backend.collector.serve_s
 
 Filling: presenting 10 000 codes at the scanner's 9600 baud would take about half an hour, so the
 journal is filled over the console instead.  host_sim/device/journal_fill.py, run with mpremote while
-the firmware is stopped at the REPL, builds each record exactly as a QR tap does (credential token from
-the terminal's salt, ATC and AID extensions, firmware/app.py's field values) and appends it with
+the firmware is stopped at the REPL, builds each record exactly as a QR tap does (fleet token under
+the terminal's token key, EXT_TOKEN_KEY, ATC and AID extensions, firmware/app.py's field values) and appends it with
 firmware.journal.Journal on board.journal_partition() under the terminal's journal key
 (crypto.derive(salt, b"journal mac"), as firmware/app.py derives it).  The board is provisioned
 first (device key on the board, registered with the collector).

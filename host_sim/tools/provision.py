@@ -5,12 +5,15 @@ mpremote (the same on a USB board and a virtual board's console), reads back the
 registers (terminal id, key) in the collector's database.  With `--config-keys KEY.pub` it also
 writes the config authority's public keys (`bundle keygen`) to /flash/keys/config, the only keys the
 terminal accepts fleet bundles (fares, ticket keys) under.  Then it soft-resets the board (Ctrl-D at
-the REPL), so the firmware starts again and authenticates with the new key.  The key is never printed.
+the REPL), so the firmware starts again and authenticates with the new key.  The fleet token key
+(protocol/tokens.py; the collector's current one, created at the first provisioning) goes to
+/flash/keys/token, and the collector notes that the terminal holds that version.  Keys are never printed.
 """
 
 import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -20,9 +23,11 @@ import serial
 from host_sim import arguments
 from host_sim.backend.store import Store
 from host_sim.tools import flash
+from protocol import fleet
 
 KEY_PATH = "/flash/keys/device.key"
 CONFIG_KEYS_PATH = "/flash/keys/config"
+TOKEN_KEY_PATH = "/flash/keys/token"
 
 
 class ProvisionError(Exception):
@@ -31,7 +36,7 @@ class ProvisionError(Exception):
 
 def read_config_keys(path):
     """The keyring text of a KEY.pub file, checked line by line as the terminal will read it."""
-    from protocol import fleet, ticket
+    from protocol import ticket
 
     with open(path) as f:
         text = f.read()
@@ -63,10 +68,12 @@ def identify(port, timeout=60):
     return found["terminal"], found.get("key_sha256", "none")
 
 
-def write_key(port, key, timeout=60, config_keys=None):
-    """Write `key` (and the config keys' text, if given) to the board on `port`; returns its terminal id."""
-    config = () if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
-    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *config)
+def write_key(port, key, timeout=60, config_keys=None, token_key=None):
+    """Write `key` (the config keys' text and the token key (version, key), if given) to the board on
+    `port`; returns its terminal id."""
+    config = (None, None) if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
+    token = () if token_key is None else (TOKEN_KEY_PATH, (struct.pack("<I", token_key[0]) + token_key[1]).hex())
+    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *(config + token))
     return _board_lines(port, chain, timeout)["terminal"]
 
 
@@ -91,8 +98,10 @@ def provision(port, db, reset=True, config_keys=None, replace=False):
         if registered is not None and not replace and hashlib.sha256(registered).hexdigest() != held:
             raise ProvisionError("terminal %s is already registered to another board's key; give --replace to "
                                  "re-key it (the other board can no longer upload)" % terminal)
-        terminal = write_key(port, key, config_keys=trusted)
+        token_key = store.token_key()
+        terminal = write_key(port, key, config_keys=trusted, token_key=token_key)
         store.register(terminal, key)
+        store.set_delivered(terminal, fleet.KIND_TOKEN_KEY, token_key[0])
     finally:
         store.close()
     if reset:

@@ -32,6 +32,9 @@ PERIPHERALS = ("scanner", "nfc", "uplink")
 # where a device build freezes it into flash.  256 KB here is a device's ~192 KB of RAM less the data
 # structures that stay, plus room for that bytecode; tests/vboard/test_heap.py guards the budget.
 DEFAULT_HEAP = "256k"
+# The token key a fresh virtual board ships with (version 0: any provisioned or delivered key replaces
+# it), so an unprovisioned development board takes payment taps.  Public, like any dev-kit default.
+FACTORY_TOKEN_KEY = (0, bytes(range(32)))
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
 CONSOLE_TAIL = 8192  # bytes of console output kept for waits and diagnostics
 READY = b"ready: terminal"  # what firmware/app.py prints once it takes taps
@@ -48,13 +51,15 @@ class FlashInUse(Exception):
 class VirtualBoard:
     """One virtual terminal.  start() builds the firmware, opens the ptys and powers the board on."""
 
-    def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True, journal_kb=None):
+    def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True, journal_kb=None,
+                 token_key=FACTORY_TOKEN_KEY):
         self.flash = os.path.abspath(flash)
         self.heap = heap
         self.uid = uid
         self.attach = dict(attach or {})
         self.pace = pace
         self.journal_kb = journal_kb  # None: the board's default journal partition
+        self.token_key = token_key  # (version, key) installed on a board that holds none; None: no key
         self.proc = None
         self.ports = {}
         self.boots = 0
@@ -152,6 +157,9 @@ class VirtualBoard:
             self._env["MICROPYPATH"] = self.code_dir + ":.frozen"
             if self.journal_kb:
                 self._env["ZF_JOURNAL_KB"] = str(self.journal_kb)
+            self._env.pop("ZF_TOKEN_KEY", None)
+            if self.token_key is not None:
+                self._env["ZF_TOKEN_KEY"] = "%d:%s" % (self.token_key[0], self.token_key[1].hex())
             self.power_on()
         except BaseException:
             self.stop()

@@ -3,11 +3,13 @@ a repeated presentation (same card token and transaction counter) as already pai
 (remember_record of a journal record), and a bounded memory of recent taps.
 
 Payment codes are made here on CPython with protocol.cpm.encode or by hand (BER-TLV + base64); the
-expected token is SHA-256(salt || PAN)[:16] computed with hashlib.
+expected token is HMAC-SHA256(fleet token key, PAN)[:16] computed with hmac (protocol/tokens.py); a bare
+key given to the Decider is token key version 1, which every accepted record names (EXT_TOKEN_KEY).
 """
 
 import base64
 import hashlib
+import hmac
 
 from hypothesis import strategies as st
 from runtimes import draw_examples
@@ -136,8 +138,11 @@ def body_remember_many(salt, line, count):
 # --- helpers (CPython side) ---------------------------------------------------------------------------
 
 
-def token(salt, pan):
-    return hashlib.sha256(salt + pan.encode()).digest()[:16]
+def token(key, pan):
+    return hmac.new(key, pan.encode(), hashlib.sha256).digest()[:16]
+
+
+KEY_EXT = (28, b"\x01\x00\x00\x00")  # record.EXT_TOKEN_KEY: token key version 1
 
 
 def tlv(tag, value):
@@ -178,10 +183,10 @@ def test_accepts_a_cpm_code(runtime):
     assert len(got["token"]) == 16
     assert PAN.encode() not in got["token"] and bytes.fromhex(PAN) not in got["token"]
     assert got["atc"] == b"\x01\x02"
-    assert sorted(got["ext"]) == sorted([(c["EXT_ATC"], b"\x01\x02"), (c["EXT_AID"], AID)])
+    assert sorted(got["ext"]) == sorted([KEY_EXT, (c["EXT_ATC"], b"\x01\x02"), (c["EXT_AID"], AID)])
 
 
-def test_token_differs_per_salt(runtime):
+def test_token_differs_per_key(runtime):
     line = cpm.encode(PAN)
     a = decide(runtime, SALT, [line])[0]
     b = decide(runtime, OTHER_SALT, [line])[0]
@@ -195,7 +200,7 @@ def test_accepts_pan_from_5a_and_no_atc(runtime):
     line = cpm_text(tlv(0x5A, bytes.fromhex(pan + "F")))
     got = decide(runtime, SALT, [line])[0]
     assert got["outcome"] == c["ACCEPT"] and got["token"] == token(SALT, pan)
-    assert got["atc"] is None and got["ext"] == [(c["EXT_AID"], AID)]
+    assert got["atc"] is None and got["ext"] == [KEY_EXT, (c["EXT_AID"], AID)]
 
 
 def test_accepts_generated_codes(runtime):

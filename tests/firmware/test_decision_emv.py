@@ -1,5 +1,5 @@
 """Decider.decide_emv on both runtimes: a contactless read becomes a flat-fare, deferred-authorisation
-record whose only card data is the salted token, a sealed blob and the clear cryptogram context.
+record whose only card data is the fleet token, a sealed blob and the clear cryptogram context.
 
 Card reads come from firmware.emv against host_sim's emulated test cards (on CPython); the sealed part is
 opened here with protocol.crypto.unseal to prove it holds the PAN, track 2 and cryptogram.
@@ -7,6 +7,7 @@ opened here with protocol.crypto.unseal to prove it holds the PAN, track 2 and c
 
 import asyncio
 import hashlib
+import hmac
 
 from firmware import emv
 from host_sim.emulators import emv_card
@@ -50,7 +51,8 @@ def test_accepts_and_seals(runtime):
         card = read(profile)
         (outcome, reason, kind, token, _, data), = runtime.run(body_decide, SALT, KEY, NONCE, [card], False)
         assert (outcome, reason, kind) == (1, 0, record.KIND_EMV_CONTACTLESS)
-        assert token == hashlib.sha256(SALT + card["pan"].encode()).digest()[:16]
+        assert token == hmac.new(SALT, card["pan"].encode(), hashlib.sha256).digest()[:16]  # key version 1
+        assert rec_key_version(data) == 1
         rec = record.decode(data)
         assert rec["amount"] == 200 and rec["token"] == token
         assert rec["ext"][record.EXT_ATC] == card["atc"] and rec["ext"][record.EXT_AID] == card["aid"]
@@ -61,6 +63,10 @@ def test_accepts_and_seals(runtime):
         assert tlv.find(clear, 0x9F27) == b"\x80" and tlv.find(clear, 0x9F37) == b"\x01\x02\x03\x04"
         pan_bcd = bytes.fromhex(card["pan"][:16])
         assert card["pan"].encode() not in data and pan_bcd not in data and card["track2"] not in data
+
+
+def rec_key_version(data):
+    return int.from_bytes(record.decode(data)["ext"][record.EXT_TOKEN_KEY], "little")
 
 
 def test_same_tap_twice_is_already_paid_a_new_atc_is_not(runtime):

@@ -100,12 +100,12 @@ def test_ram_does_not_grow_with_the_list(runtime, tmp_path):
 
 
 def body_decider_refuses_denied_cards(path, salt, blocked_code, other_code, blocked_pan):
-    from firmware import decision, identity
+    from firmware import decision
     from firmware.denylist import DenyList
-    from protocol import record
+    from protocol import record, tokens
 
     deny = DenyList(path)
-    deny.apply(1, [identity.credential_token(salt, blocked_pan)])
+    deny.apply(1, [tokens.token(salt, blocked_pan)])
     d = decision.Decider(salt, deny=deny)
     refused = d.decide(blocked_code)
     other = d.decide(other_code)

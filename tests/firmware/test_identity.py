@@ -1,25 +1,27 @@
-"""firmware/identity.py on both runtimes: the credential token is SHA-256(salt || account digits)
-truncated to 16 bytes (checked against hashlib on CPython); the salt file persists; terminal ids are
-8 bytes.
+"""firmware/identity.py on both runtimes: the salt file persists; the fleet token key file
+(/flash/keys/token, version u32 LE + key) is read back as written and a damaged one counts as no key
+(payment taps then decline); terminal ids are 8 bytes.  The token itself: tests/protocol/test_tokens.py.
 """
 
-import hashlib
 import os
 
 import pytest
-from hypothesis import strategies as st
-from runtimes import draw_examples
 
 # --- bodies --------------------------------------------------------------------------------------
 
 
-def body_tokens(salt, account):
+def body_token_key(root, writes, damaged):
+    """identity.token_key after each save (None before any); then after the file was damaged."""
     from firmware import identity
 
-    as_str = identity.credential_token(salt, account)
-    as_bytes = identity.credential_token(salt, account.encode())
-    assert as_str == as_bytes, (as_str, as_bytes)
-    return as_str
+    out = [identity.token_key(root)]
+    for version, key in writes:
+        identity.save_token_key(root, version, key)
+        out.append(list(identity.token_key(root)))
+    with open(root + "/" + identity.TOKEN_KEY_FILE, "wb") as f:
+        f.write(damaged)
+    out.append(identity.token_key(root))
+    return out
 
 
 def body_salt(root):
@@ -48,34 +50,6 @@ def body_terminal_ids(uids):
 # --- tests ----------------------------------------------------------------------------------------------
 
 
-def reference(salt, account):
-    return hashlib.sha256(salt + account.encode()).digest()[:16]
-
-
-def test_token_is_salted_sha256(runtime):
-    salt = bytes(range(16))
-    pan = "1234567890123458"
-    token = runtime.run(body_tokens, salt, pan)
-    assert token == reference(salt, pan)
-    assert len(token) == 16
-    assert pan.encode() not in token and bytes.fromhex(pan) not in token
-
-
-def test_token_property(runtime):
-    examples = draw_examples(
-        st.tuples(st.binary(min_size=16, max_size=16), st.text("0123456789", min_size=12, max_size=19))
-    )
-    tokens = runtime.run_many(body_tokens, examples)
-    assert tokens == [reference(salt, pan) for salt, pan in examples]
-
-
-def test_token_depends_on_salt_and_account(runtime):
-    pan = "6212345678901234"
-    batch = [(b"\x00" * 16, pan), (b"\x00" * 15 + b"\x01", pan), (b"\x00" * 16, "6212345678901235")]
-    tokens = runtime.run_many(body_tokens, batch)
-    assert len(set(tokens)) == 3
-
-
 def host_dir(runtime, path):
     if runtime.name == "board":
         pytest.skip("uses a directory of this host, which a real board cannot see")
@@ -89,6 +63,15 @@ def test_salt_is_created_once_and_kept(runtime, tmp_path):
     assert os.path.exists(os.path.join(root, "keys", "salt"))
     # a reboot (a new process) reads the same salt
     assert runtime.run(body_salt, root)[0] == first
+
+
+def test_token_key_file_is_kept_and_a_damaged_one_is_no_key(runtime, tmp_path):
+    root = host_dir(runtime, tmp_path)
+    got = runtime.run(body_token_key, root, [(1, bytes(32)), (2, bytes(range(32)))], b"short")
+    assert got == [None, [1, bytes(32)], [2, bytes(range(32))], None]
+    with open(os.path.join(root, "keys", "token"), "wb") as f:
+        f.write((7).to_bytes(4, "little") + bytes([9]) * 32)
+    assert tuple(runtime.run(body_token_key, root, [], b"")[0]) == (7, bytes([9]) * 32)  # as provisioning writes it
 
 
 def test_salt_differs_between_terminals(runtime, tmp_path):

@@ -12,7 +12,7 @@ from host_sim import issuers
 from host_sim.backend import host_session
 from host_sim.backend.store import Store
 from host_sim.tools import build
-from protocol import bundle, crypto, frame, link, peer, record
+from protocol import bundle, crypto, fleet, frame, link, peer, record
 from tests.waiting import wait_until
 
 TERMINAL = b"VB\x00\x00\x01\x00\x00\x00"
@@ -22,10 +22,13 @@ KEY = bytes(range(32))
 BAD, GOOD = bytes([0xBB]) * 16, bytes([0x60]) * 16
 
 
-def registered(tmp_path=None):
-    """A store (in tmp_path, else in memory) that knows TERMINAL and its KEY."""
+def registered(tmp_path=None, token_key=True):
+    """A store (in tmp_path, else in memory) that knows TERMINAL and its KEY and, as provisioning leaves
+    it, that the terminal holds the current fleet token key (token_key=False: it holds none)."""
     store = Store(str(tmp_path / "c.db") if tmp_path else ":memory:")
     store.register(TERMINAL.hex(), KEY)
+    if token_key:
+        store.set_delivered(TERMINAL.hex(), fleet.KIND_TOKEN_KEY, store.token_key()[0])
     return store
 
 
@@ -93,8 +96,8 @@ class ListeningTerminal(Terminal):
         self.got = [m for m in self.got if m["type"] != kind]
         return out
 
-    def answer(self, version, offset):
-        self.peer.send(link.CONFIG_CHUNK, link.config_chunk(bundle.KIND_DENY, version, offset, b""), 0)
+    def answer(self, version, offset, kind=bundle.KIND_DENY):
+        self.peer.send(link.CONFIG_CHUNK, link.config_chunk(kind, version, offset, b""), 0)
         return self.pump()
 
 

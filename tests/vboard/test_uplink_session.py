@@ -27,9 +27,9 @@ def test_a_declined_card_is_refused_at_its_next_tap_once_the_deny_list_arrived(b
         assert ev["text"] == "PAID 2.00"  # accepted offline: the acquirer has not seen it yet
         seen, ev = tap(scanner, events, payment_code(OTHER_PAN, 7), seen)
         assert ev["text"] == "PAID 2.00"
-        wait_until(lambda: store.query("SELECT version FROM config_delivered WHERE terminal = ?", (terminal,))
-                   == [(1,)], timeout=20, interval=0.2, what="deny list version 1 delivered",
-                   context=board.console_text)
+        wait_until(lambda: store.query("SELECT version FROM config_delivered WHERE terminal = ? AND kind = 1",
+                                       (terminal,)) == [(1,)],
+                   timeout=20, interval=0.2, what="deny list version 1 delivered", context=board.console_text)
         board.wait_console(b"deny list: version 1, 1 cards", timeout=10)
         seen, ev = tap(scanner, events, payment_code(BLOCKED_PAN, 42), seen)
         assert (ev["text"], ev["detail"]) == ("DECLINED", "card blocked")

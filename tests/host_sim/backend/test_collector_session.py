@@ -40,7 +40,7 @@ def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offs
     assert hashlib.sha256(data).digest() == offer["digest"]
     assert bundle.deny_head(data, len(data)) == (0, 1, 1, 0) and data[bundle.HEAD:] == BAD
     t.answer(1, offer["size"])  # applied
-    assert store.query("SELECT version FROM config_delivered") == [(1,)]
+    assert store.query("SELECT version FROM config_delivered WHERE kind = ?", (bundle.KIND_DENY,)) == [(1,)]
     # A new session of the same terminal has nothing to offer; a second decline offers 1 -> 2.
     t2 = ListeningTerminal(session(store, {"decline_atcs": [41, 42]})).pump()
     assert t2.take("CONFIG_OFFER") == []

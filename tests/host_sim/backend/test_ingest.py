@@ -12,7 +12,7 @@ from host_sim.backend import acquirer, backoffice, ingest
 from host_sim.backend.store import Store, StoreError
 from host_sim.bench import collector as bench_collector
 from host_sim.tools import build
-from protocol import record
+from protocol import fleet, record
 from tests.host_sim.helpers import FailingStore, committed_counts, connect_session
 
 
@@ -85,6 +85,7 @@ def test_records_commit_in_the_group_and_are_authorised_after_it(tmp_path):
     store = FailingStore(db)
     term = bench_collector.Terminal(0, 12, window=16, max_frame=512)
     store.register(term.ident.hex(), term.key)
+    store.set_delivered(term.ident.hex(), fleet.KIND_TOKEN_KEY, store.token_key()[0])  # provisioned with it
     atcs = {int.from_bytes(record.decode(r)["ext"][record.EXT_ATC], "big")
             for r in term.records[:2]}
     office = backoffice.Backoffice(store, acquirer.Acquirer({"decline_atcs": sorted(atcs)}))

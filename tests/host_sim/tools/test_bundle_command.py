@@ -115,7 +115,7 @@ def test_the_collector_offers_the_newest_fleet_bundles_and_a_deny_list_goes_firs
     assert fleet.fares(data[fleet.HEAD:-fleet.SIG]) == {1: 350}
     assert t.take("CONFIG_OFFER") == []
     assert sorted(store.query("SELECT kind, version FROM config_delivered WHERE terminal = ?", (TERMINAL.hex(),))) \
-        == [(1, 1), (2, 1), (3, 2)]
+        == [(1, 1), (2, 1), (3, 2), (fleet.KIND_TOKEN_KEY, 1)]
     t2 = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
     assert t2.take("CONFIG_OFFER") == []  # a new session: nothing left to offer
 
