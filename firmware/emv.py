@@ -35,6 +35,7 @@ MASTERCARD = b"\xa0\x00\x00\x00\x04\x10\x10"
 AID_PRIORITY = (UNIONPAY_DEBIT, UNIONPAY_CREDIT, UNIONPAY_QUASI_CREDIT, VISA, MASTERCARD)
 RID_VISA = b"\xa0\x00\x00\x00\x03"
 RID_UNIONPAY = b"\xa0\x00\x00\x03\x33"
+RID_MASTERCARD = b"\xa0\x00\x00\x00\x04"
 
 # TTQ (9F66, Book C-3 / qPBOC): byte 1 = 20: EMV (qVSDC/qPBOC) mode only: no MSD, no contact chip,
 # not offline-only (it authorises every tap online, later), no online PIN, no signature, no offline
@@ -426,6 +427,9 @@ async def read(exchange, terminal, priority=AID_PRIORITY):
         afl = tlv.find(opts[0][2], T_AFL) or b""
     else:
         raise EmvError("GPO answer is neither format 1 nor 2")
+    aip = found.get(T_AIP, b"")
+    if aid[:5] == RID_MASTERCARD and len(aip) == 2 and not aip[1] & 0x80:  # Book C-2: no EMV mode
+        raise EmvError("card offers mag-stripe mode only", UNSUPPORTED)
     if afl:
         for sfi, rec in afl_entries(afl):
             data = check(await send(exchange, read_record(sfi, rec)), "READ RECORD")
