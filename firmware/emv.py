@@ -15,11 +15,11 @@ expiration (5F24, else track 2) and effective date (5F25) against the board's da
 type (9F27, or when a Visa or UnionPay card leaves it out, CVR byte 2 of the issuer application data
 9F10, see cryptogram_type) and the card's CTQ (9F6C, see check_ctq).
 
-What the terminal tells the card (TTQ 9F66, terminal capabilities 9F33) is what it does: SPEC.md
-"EMV contactless kernel".  Pure logic over an `exchange(apdu) -> response` coroutine, tested on CPython
+What the terminal tells the card (TTQ 9F66, terminal capabilities 9F33) is what it does: protocol/SPEC.md
+"EMV contactless read".  Pure logic over an `exchange(apdu) -> response` coroutine, tested on CPython
 and MicroPython with scripted answers.  Every unusable answer raises EmvError with a code (READ,
 UNSUPPORTED, EXPIRED, NOT_EFFECTIVE, CVM, REFUSED) and a short text without card data; nothing else
-escapes.  The PAN leaves this module only through `sensitive()`, which callers seal at once.
+escapes.  The card data leaves the reader only through firmware/emv_data.py, sealed at once.
 """
 
 from protocol import tlv
@@ -291,7 +291,7 @@ async def _gpo(exchange, terminal, priority):
         for wanted in priority:
             fci = _fci(await send(exchange, select(wanted)), wanted, True)
             if fci is not None:
-                found = [(tlv.find(fci, T_DF_NAME), fci)]
+                found = [(tlv.find(fci, T_DF_NAME) or wanted, fci)]
                 break
         if found is None:
             raise EmvError("no supported application on the card", UNSUPPORTED)
@@ -480,7 +480,8 @@ def _result(aid, found, terminal, kind):
         expiry = found[T_EXPIRY].hex()[:4]
     amount = bytes(terminal.get(T_AMOUNT, b"")).hex()
     return {
-        "aid": aid, "pan": pan, "expiry": expiry, "track2": track2, "ac": found[T_AC], "cid": found.get(T_CID) or bytes((kind,)),
-        "atc": found[T_ATC], "iad": found.get(T_IAD, b""), "aip": found[T_AIP], "un": terminal.get(T_UN, b""),
+        "aid": aid, "pan": pan, "expiry": expiry, "track2": track2, "ac": found[T_AC],
+        "cid": found.get(T_CID) or bytes((kind,)), "atc": found[T_ATC], "iad": found.get(T_IAD, b""),
+        "aip": found[T_AIP], "un": terminal.get(T_UN, b""),
         "psn": found.get(T_PSN, b""), "amount": int(amount) if amount.isdigit() else 0,
     }

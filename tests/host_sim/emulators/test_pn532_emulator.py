@@ -16,7 +16,8 @@ def test_full_read(profile):
         assert row["ok"], row
         assert row["cid"] == "80" and row["pan_last4"] == emv_card.PROFILES[profile]["pan"][-4:]
         assert bytes.fromhex(row["aid"]) in [aid for aid, _ in emv_card.PROFILES[profile]["aids"]]
-        # PPSE, SELECT, GPO, 2 records; M/Chip adds GENERATE AC; a PSE card: PPSE refused, PSE, 3 directory reads, then the rest
+        # PPSE, SELECT, GPO, 2 records; M/Chip adds GENERATE AC; a PSE card: PPSE refused, PSE, 3 directory
+        # reads, then the rest
         assert row["apdus"] == {"mastercard": 6, "unionpay-pse": 9}.get(profile, 5)
 
 
