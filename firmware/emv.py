@@ -1,41 +1,52 @@
 """EMV contactless read for deferred authorisation (the transit "read now, authorise later" model).
 
-Application selection (EMV Book B 3.3, Book 1 12.3): SELECT PPSE and take its directory entries
-(BF0C/61), or, for a directory-only card whose FCI names a directory file (88), read that file's
-records; a card that refuses the PPSE is asked for the contact PSE, and a card with neither is asked
-for each terminal AID in turn (list of AIDs, partial selection).  Candidates are the entries whose AID
-starts with an AID the terminal supports, ordered by the card's priority (87, low nibble; none = last),
-the terminal's preference only breaking ties.  Every SELECT answer is checked: status 90 00 and an FCI
-whose DF name (84) is the AID selected; 6A82 or a wrong FCI moves on to the next candidate.
-
-Then GET PROCESSING OPTIONS with the PDOL filled from terminal data (the amount is the one the decision
-charges, see firmware/decision.py amount_for), READ RECORD for every AFL entry, GENERATE AC asking for
-an ARQC when the card gave no cryptogram yet (M/Chip), and the checks the card data carries:
-expiration (5F24, else track 2) and effective date (5F25) against the board's date, the cryptogram
-type (9F27, or when a Visa or UnionPay card leaves it out, CVR byte 2 of the issuer application data
-9F10, see cryptogram_type) and the card's CTQ (9F6C, see check_ctq).
+Application selection and GET PROCESSING OPTIONS (firmware/emv_select.py), READ RECORD for every AFL
+entry, GENERATE AC asking for an ARQC when the card gave no cryptogram yet (M/Chip), and the checks the
+card data carries: expiration (5F24, else track 2) and effective date (5F25) against the board's date,
+the cryptogram type (9F27, or when a Visa or UnionPay card leaves it out, CVR byte 2 of the issuer
+application data 9F10, see cryptogram_type) and the card's CTQ (9F6C, see check_ctq).  The PDOL's
+amount is the one the decision charges (firmware/decision.py amount_for).
 
 What the terminal tells the card (TTQ 9F66, terminal capabilities 9F33) is what it does: protocol/SPEC.md
 "EMV contactless read".  Pure logic over an `exchange(apdu) -> response` coroutine, tested on CPython
-and MicroPython with scripted answers.  Every unusable answer raises EmvError with a code (READ,
-UNSUPPORTED, EXPIRED, NOT_EFFECTIVE, CVM, REFUSED) and a short text without card data; nothing else
-escapes.  The card data leaves the reader only through firmware/emv_data.py, sealed at once.
+and MicroPython with scripted answers.  Every unusable answer raises EmvError (firmware/emv_apdu.py)
+with a code (READ, UNSUPPORTED, EXPIRED, NOT_EFFECTIVE, CVM, REFUSED) and a short text without card
+data; nothing else escapes.  The card data leaves the reader only through firmware/emv_data.py.
 """
 
+from firmware import emv_select
+from firmware.emv_apdu import (  # noqa: F401 (the reader's API: nfc.py and tests use them as emv.X)
+    CVM,
+    EXPIRED,
+    NOT_EFFECTIVE,
+    READ,
+    REFUSED,
+    UNSUPPORTED,
+    EmvError,
+    check,
+    fill_dol,
+    generate_ac,
+    gpo,
+    parse,
+    read_record,
+    select,
+    send,
+)
+from firmware.emv_data import T_AC, T_AIP, T_ATC, T_CID, T_EXPIRY, T_IAD, T_PAN, T_PSN, T_TRACK2, T_UN
+from firmware.emv_select import (  # noqa: F401
+    AID_PRIORITY,
+    MASTERCARD,
+    PPSE,
+    PSE,
+    RID_MASTERCARD,
+    RID_UNIONPAY,
+    RID_VISA,
+    UNIONPAY_CREDIT,
+    UNIONPAY_DEBIT,
+    VISA,
+    candidates,
+)
 from protocol import tlv
-
-PPSE = b"2PAY.SYS.DDF01"
-PSE = b"1PAY.SYS.DDF01"
-UNIONPAY_DEBIT = b"\xa0\x00\x00\x03\x33\x01\x01\x01"
-UNIONPAY_CREDIT = b"\xa0\x00\x00\x03\x33\x01\x01\x02"
-UNIONPAY_QUASI_CREDIT = b"\xa0\x00\x00\x03\x33\x01\x01\x03"
-VISA = b"\xa0\x00\x00\x00\x03\x10\x10"
-MASTERCARD = b"\xa0\x00\x00\x00\x04\x10\x10"
-# The AIDs this terminal accepts, in its order of preference (which only breaks the card's ties).
-AID_PRIORITY = (UNIONPAY_DEBIT, UNIONPAY_CREDIT, UNIONPAY_QUASI_CREDIT, VISA, MASTERCARD)
-RID_VISA = b"\xa0\x00\x00\x00\x03"
-RID_UNIONPAY = b"\xa0\x00\x00\x03\x33"
-RID_MASTERCARD = b"\xa0\x00\x00\x00\x04"
 
 # TTQ (9F66, Book C-3 / qPBOC): byte 1 = 20: EMV (qVSDC/qPBOC) mode only: no MSD, no contact chip,
 # not offline-only (it authorises every tap online, later), no online PIN, no signature, no offline
@@ -48,55 +59,21 @@ TERMINAL_CAPABILITIES = b"\x00\x08\x00"
 CURRENCY_CNY = b"\x01\x56"
 COUNTRY_CN = b"\x01\x56"
 
-# EmvError codes: firmware/nfc.py maps them to record reasons.
-READ = 0  # the card answered nonsense, an error status or left data out
-UNSUPPORTED = 1  # no application this terminal accepts
-EXPIRED = 2  # application expiration date before today
-NOT_EFFECTIVE = 3  # application effective date after today
-CVM = 4  # the card requires a cardholder verification this terminal cannot do
-REFUSED = 5  # the card or phone refused the transaction (GPO 6984/6985/6986)
-
 # Cryptogram Information Data, bits 8-7 (Book 3 table 14).
 AAC = 0x00
 TC = 0x40
 ARQC = 0x80
 
 MAX_RECORDS = 16
-MAX_ENTRIES = 8
-NUMERIC_TAGS = (0x9F02, 0x9F03, 0x5F2A, 0x9F1A, 0x9A, 0x9C, 0x9F21)
 
-T_PAN = 0x5A
-T_TRACK2 = 0x57
-T_EXPIRY = 0x5F24
 T_EFFECTIVE = 0x5F25
-T_PSN = 0x5F34
-T_AC = 0x9F26
-T_CID = 0x9F27
-T_ATC = 0x9F36
-T_IAD = 0x9F10
-T_UN = 0x9F37
-T_AIP = 0x82
 T_AFL = 0x94
-T_AID = 0x4F
-T_DF_NAME = 0x84
-T_PRIORITY = 0x87
-T_SFI = 0x88
-T_PDOL = 0x9F38
 T_CDOL1 = 0x8C
 T_CTQ = 0x9F6C
 T_AMOUNT = 0x9F02
 T_DATE = 0x9A
 
 _KEEP = (T_PAN, T_TRACK2, T_EXPIRY, T_EFFECTIVE, T_PSN, T_AC, T_CID, T_ATC, T_IAD, T_AIP, T_CDOL1, T_CTQ)
-
-
-class EmvError(ValueError):
-    """A card answer the terminal cannot use: `code` says why (READ, UNSUPPORTED, ...), str(e) how (no
-    card data in it)."""
-
-    def __init__(self, text, code=READ):
-        super().__init__(text)
-        self.code = code
 
 
 def bcd(value, nbytes):
@@ -139,180 +116,6 @@ def terminal_data(amount, un, epoch_s, ttq=DEFAULT_TTQ):
         0x9F40: b"\x20\x00\x00\x10\x01",  # services; display for the cardholder; code table 1
         0x9F4E: bytes(20),
     }
-
-
-def select(name):
-    return b"\x00\xa4\x04\x00" + bytes((len(name),)) + bytes(name) + b"\x00"
-
-
-def read_record(sfi, number):
-    return bytes((0x00, 0xB2, number, (sfi << 3) | 4, 0x00))
-
-
-def gpo(pdol_data):
-    body = tlv.encode(0x83, pdol_data)
-    return b"\x80\xa8\x00\x00" + bytes((len(body),)) + body + b"\x00"
-
-
-def generate_ac(cdol_data):
-    # P1 0x80: ask for an ARQC (go online), which is what deferred authorisation needs.
-    return b"\x80\xae\x80\x00" + bytes((len(cdol_data),)) + bytes(cdol_data) + b"\x00"
-
-
-async def send(exchange, apdu):
-    """The card's answer to `apdu`; a 6Cxx (wrong Le) is answered by sending again with Le = xx."""
-    response = await exchange(apdu)
-    if len(response) == 2 and response[0] == 0x6C:
-        response = await exchange(apdu[:-1] + response[1:])
-    return response
-
-
-def status(response):
-    """The status word of a response APDU as an int; EmvError when there is none."""
-    if len(response) < 2:
-        raise EmvError("response shorter than a status word")
-    return (response[-2] << 8) | response[-1]
-
-
-def check(response, what):
-    """The data of a response APDU whose status word is 90 00; EmvError otherwise."""
-    sw = status(response)
-    if sw != 0x9000:
-        raise EmvError("%s: status %04X" % (what, sw))
-    return bytes(response[:-2])
-
-
-def parse(data, what):
-    try:
-        return tlv.decode(data)
-    except tlv.TlvError as e:
-        raise EmvError("%s: bad TLV (%s)" % (what, e))
-
-
-def dol_items(dol):
-    """(tag, length) pairs of a data object list (tags and lengths only, no values)."""
-    out = []
-    i, n = 0, len(dol)
-    try:
-        while i < n:
-            tag, _, i = tlv._read_tag(dol, i, n)
-            length, i = tlv._read_length(dol, i, n)
-            out.append((tag, length))
-    except tlv.TlvError as e:
-        raise EmvError("bad DOL (%s)" % e)
-    return out
-
-
-def fill_dol(dol, values):
-    """Concatenate the DOL's values from `values`: numeric fields right-aligned, others left-aligned,
-    unknown tags zero-filled (EMV Book 3, 5.4)."""
-    out = bytearray()
-    total = 0
-    for tag, length in dol_items(dol):
-        total += length
-        if total > 252:
-            raise EmvError("DOL asks for %d bytes" % total)
-        v = values.get(tag, b"")
-        if len(v) >= length:
-            out += v[len(v) - length :] if tag in NUMERIC_TAGS else v[:length]
-        elif tag in NUMERIC_TAGS:
-            out += bytes(length - len(v)) + v
-        else:
-            out += v + bytes(length - len(v))
-    return bytes(out)
-
-
-def _entries(objects, out):
-    """(AID, priority) of the directory entries (61) under `objects`, at most MAX_ENTRIES."""
-    for tag, _, children in objects:
-        if tag == 0x61 and children:
-            aid = tlv.find(children, T_AID)
-            prio = tlv.find(children, T_PRIORITY)
-            if aid is not None and 5 <= len(aid) <= 16 and len(out) < MAX_ENTRIES:
-                out.append((aid, prio[0] & 0x0F if prio and prio[0] & 0x0F else 16))
-        elif children:
-            _entries(children, out)
-
-
-def candidates(entries, priority=AID_PRIORITY):
-    """The entries the terminal supports (their AID starts with one of `priority`), in selection
-    order: the card's priority first, the terminal's preference for equal priorities, then the
-    directory's order; EmvError(UNSUPPORTED) when there is none."""
-    ranked = []
-    for n, (aid, prio) in enumerate(entries):
-        for pref, wanted in enumerate(priority):
-            if aid[: len(wanted)] == wanted:
-                ranked.append((prio, pref, n, aid))
-                break
-    if not ranked:
-        raise EmvError("no supported application on the card", UNSUPPORTED)
-    ranked.sort()
-    return [r[3] for r in ranked]
-
-
-def _fci(response, name, partial=False):
-    """The FCI objects of a SELECT answer, or None when the card did not select `name` (status not
-    90 00, or a DF name 84 that is not the name selected, or with `partial` does not start with it)."""
-    if status(response) != 0x9000:
-        return None
-    objects = parse(bytes(response[:-2]), "FCI")
-    if len(objects) != 1 or objects[0][0] != 0x6F or not objects[0][2]:
-        return None
-    df = tlv.find(objects[0][2], T_DF_NAME)
-    if df is None or (df[: len(name)] != name if partial else df != name):
-        return None
-    return objects
-
-
-async def directory(exchange):
-    """(AID, priority) entries of the card's directory: PPSE, else PSE; None when the card has neither."""
-    for name in (PPSE, PSE):
-        fci = _fci(await send(exchange, select(name)), name)
-        if fci is None:
-            continue
-        entries = []
-        _entries(fci, entries)
-        sfi = tlv.find(fci, T_SFI)
-        if not entries and sfi is not None and len(sfi) == 1 and 1 <= sfi[0] <= 30:
-            for number in range(1, MAX_RECORDS + 1):  # directory-only card: entries in records
-                response = await send(exchange, read_record(sfi[0], number))
-                if status(response) == 0x6A83:
-                    break
-                _entries(parse(check(response, "READ RECORD (directory)"), "directory"), entries)
-        return entries
-    return None
-
-
-async def _gpo(exchange, terminal, priority):
-    """Select the first candidate that selects and takes GET PROCESSING OPTIONS: (aid, GPO objects)."""
-    entries = await directory(exchange)
-    if entries is None:  # no directory: the list of AIDs method, the terminal's AIDs as partial names
-        found = None
-        for wanted in priority:
-            fci = _fci(await send(exchange, select(wanted)), wanted, True)
-            if fci is not None:
-                found = [(tlv.find(fci, T_DF_NAME) or wanted, fci)]
-                break
-        if found is None:
-            raise EmvError("no supported application on the card", UNSUPPORTED)
-    else:
-        found = [(aid, None) for aid in candidates(entries, priority)]
-    refused = selected = False
-    for aid, fci in found:
-        if fci is None:
-            fci = _fci(await send(exchange, select(aid)), aid)
-            if fci is None:
-                continue  # 6A82, a blocked application or another DF's FCI: the next candidate
-        selected = True
-        pdol = tlv.find(fci, T_PDOL)
-        response = await send(exchange, gpo(fill_dol(pdol, terminal) if pdol else b""))
-        if status(response) in (0x6984, 0x6985, 0x6986):  # conditions of use not satisfied: the next one
-            refused = True
-            continue
-        return aid, parse(check(response, "GPO"), "GPO")
-    if refused:
-        raise EmvError("the card refused the transaction", REFUSED)
-    raise EmvError("no application could be selected" if not selected else "no application left")
 
 
 def afl_entries(afl):
@@ -414,7 +217,7 @@ def check_ctq(found):
 async def read(exchange, terminal, priority=AID_PRIORITY):
     """Run the read; returns a dict of the card data (bytes values, "pan" and "expiry" as digits,
     "amount" the fen the card was asked to sign, "cid" the cryptogram type byte)."""
-    aid, opts = await _gpo(exchange, terminal, priority)
+    aid, opts = await emv_select.start(exchange, terminal, priority)
     found = {}
     if len(opts) == 1 and opts[0][0] == 0x80:  # format 1: AIP || AFL
         raw = opts[0][1]
