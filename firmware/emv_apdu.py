@@ -49,7 +49,7 @@ async def send(exchange, apdu):
     """The card's answer to `apdu`; a 6Cxx (wrong Le) is answered by sending again with Le = xx."""
     response = await exchange(apdu)
     if len(response) == 2 and response[0] == 0x6C:
-        response = await exchange(apdu[:-1] + response[1:])
+        response = await exchange(bytes(apdu[:-1]) + bytes((response[1],)))
     return response
 
 

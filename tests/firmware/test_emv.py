@@ -377,3 +377,12 @@ def test_nfc_maps_every_emv_code():
                        emv.EXPIRED: record.REASON_CARD_EXPIRED, emv.NOT_EFFECTIVE: record.REASON_CARD_NOT_EFFECTIVE,
                        emv.CVM: record.REASON_CARD_CVM, emv.REFUSED: record.REASON_CARD_REFUSED}
     assert all(reason in record.REASON_TEXT for reason in mapping.values())
+
+
+def test_any_card_dates_decline_with_a_code_never_raise(runtime):
+    blob = st.binary(max_size=8)
+    examples = draw_examples(st.tuples(st.dictionaries(st.sampled_from([0x5F24, 0x5F25, 0x57]), blob),
+                                       st.binary(min_size=3, max_size=3)), count=60)
+    got = runtime.run_many(body_check_dates, [([list(e)],) for e in examples])
+    for (result,), (found, _) in zip(got, examples):
+        assert result == "ok" or result.startswith("EmvError "), (found, result)
