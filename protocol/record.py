@@ -83,8 +83,8 @@ REASON_TEXT = {
     REASON_CARD_EXPIRED: "card expired",
     REASON_CARD_NOT_EFFECTIVE: "card not valid yet",
     REASON_CARD_CVM: "PIN needed",
-    REASON_CARD_OFFLINE: "card not online",
-    REASON_CARD_REFUSED: "see phone",
+    REASON_CARD_OFFLINE: "card offline only",
+    REASON_CARD_REFUSED: "card refused",
     REASON_CARD_REMOVED: "card removed",
     REASON_TERMINAL_ERROR: "terminal error",
 }

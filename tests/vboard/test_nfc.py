@@ -110,4 +110,4 @@ def test_real_world_card_answers_and_a_card_removed_mid_read(board, events):
     finally:
         emu.close()
     assert shown == [("DECLINED", "card removed"), ("PAID 2.00", ""), ("PAID 2.00", ""), ("DECLINED", "card expired"),
-                     ("DECLINED", "card declined"), ("DECLINED", "card not online"), ("DECLINED", "PIN needed")]
+                     ("DECLINED", "card declined"), ("DECLINED", "card offline only"), ("DECLINED", "PIN needed")]
