@@ -102,6 +102,11 @@ class Decider:
     def fare_for(self, kind):
         return self.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
 
+    def amount_for(self, kind):
+        """The one amount a tap of `kind` is charged: what a card is asked to sign (nfc.py fills the
+        PDOL with it) is what its record charges."""
+        return self.fare_for(kind)
+
     def _denied(self, token):
         return self.deny is not None and self.deny.contains(token)
 
@@ -179,7 +184,8 @@ class Decider:
         return sealer(plaintext, token)
 
     def decide_emv(self, card):
-        """A contactless read (firmware.emv.read's dict) at the flat fare, authorised later by the host.
+        """A contactless read (firmware.emv.read's dict), authorised later by the host: an ARQC is
+        charged the amount the card signed (the reader asked amount_for), an AAC or a TC is declined.
 
         The PAN becomes the fleet token here and the sensitive part is sealed at once: the decision,
         and so the record, carries no card number, track 2 or cryptogram in clear.
@@ -190,16 +196,18 @@ class Decider:
         if self._denied(token):
             return Decision(DECLINE, record.REASON_DENY_LISTED, record.KIND_EMV_CONTACTLESS, token=token)
         atc = card["atc"]
-        if card["cid"][0] & 0xC0 == 0x00:  # AAC: the card declined offline
+        kind = card["cid"][0] & 0xC0
+        if kind == 0x00:  # AAC: the card declined offline
             return Decision(DECLINE, record.REASON_CARD_DECLINED, record.KIND_EMV_CONTACTLESS, token=token)
+        if kind != 0x80:  # TC: approved offline, no online cryptogram the host could authorise later
+            return Decision(DECLINE, record.REASON_CARD_OFFLINE, record.KIND_EMV_CONTACTLESS, token=token)
         repeat = self._repeat(token, atc, record.KIND_EMV_CONTACTLESS)
         if repeat:
             return repeat
-        from firmware import emv  # here, not at the top: a terminal without NFC never loads them
+        from firmware import emv_data as emv  # here, not at the top: a terminal without NFC never loads it
 
         ext = [self._key_ext, (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, self.seal(emv.sensitive(card), token)),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
         return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,
-                        amount=self.fare_for(record.KIND_EMV_CONTACTLESS),
-                        atc=atc)
+                        amount=card.get("amount", self.amount_for(record.KIND_EMV_CONTACTLESS)), atc=atc)

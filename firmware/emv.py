@@ -1,57 +1,79 @@
 """EMV contactless read for deferred authorisation (the transit "read now, authorise later" model).
 
-SELECT PPSE (2PAY.SYS.DDF01) -> choose an application by the terminal's priority list -> SELECT it ->
-GET PROCESSING OPTIONS with the PDOL filled from terminal data -> READ RECORD for every AFL entry ->
-(GENERATE AC for an ARQC when the card gave no cryptogram yet, as M/Chip cards do) -> the data the
-host needs to authorise later: PAN (or token), expiry, track-2 equivalent, 9F26/9F27/9F36/9F10, the
-unpredictable number 9F37, AIP, AID.
+Application selection and GET PROCESSING OPTIONS (firmware/emv_select.py), READ RECORD for every AFL
+entry, GENERATE AC asking for an ARQC when the card gave no cryptogram yet (M/Chip), and the checks the
+card data carries: expiration (5F24, else track 2) and effective date (5F25) against the board's date,
+the cryptogram type (9F27, or when a Visa or UnionPay card leaves it out, CVR byte 2 of the issuer
+application data 9F10, see cryptogram_type) and the card's CTQ (9F6C, see check_ctq).  The PDOL's
+amount is the one the decision charges (firmware/decision.py amount_for).
 
-Pure logic over an `exchange(apdu) -> response` coroutine, so it is tested on CPython and MicroPython
-with scripted card answers.  Every malformed answer (status word, TLV, missing data, impossible AFL)
-raises EmvError carrying a short reason; nothing else escapes.  The PAN never leaves this module in
-clear: `sensitive()` returns the TLV that callers seal at once (see firmware/app.py).
+What the terminal tells the card (TTQ 9F66, terminal capabilities 9F33) is what it does: protocol/SPEC.md
+"EMV contactless read".  Pure logic over an `exchange(apdu) -> response` coroutine, tested on CPython
+and MicroPython with scripted answers.  Every unusable answer raises EmvError (firmware/emv_apdu.py)
+with a code (READ, UNSUPPORTED, EXPIRED, NOT_EFFECTIVE, CVM, REFUSED) and a short text without card
+data; nothing else escapes.  The card data leaves the reader only through firmware/emv_data.py.
 """
 
+from firmware import emv_select
+from firmware.emv_apdu import (  # noqa: F401 (the reader's API: nfc.py and tests use them as emv.X)
+    CVM,
+    EXPIRED,
+    NOT_EFFECTIVE,
+    READ,
+    REFUSED,
+    UNSUPPORTED,
+    EmvError,
+    check,
+    fill_dol,
+    generate_ac,
+    gpo,
+    parse,
+    read_record,
+    select,
+    send,
+)
+from firmware.emv_data import T_AC, T_AIP, T_ATC, T_CID, T_EXPIRY, T_IAD, T_PAN, T_PSN, T_TRACK2, T_UN
+from firmware.emv_select import (  # noqa: F401
+    AID_PRIORITY,
+    MASTERCARD,
+    PPSE,
+    PSE,
+    RID_MASTERCARD,
+    RID_UNIONPAY,
+    RID_VISA,
+    UNIONPAY_CREDIT,
+    UNIONPAY_DEBIT,
+    VISA,
+    candidates,
+)
 from protocol import tlv
 
-PPSE = b"2PAY.SYS.DDF01"
-UNIONPAY_DEBIT = b"\xa0\x00\x00\x03\x33\x01\x01\x01"
-UNIONPAY_CREDIT = b"\xa0\x00\x00\x03\x33\x01\x01\x02"
-UNIONPAY_QUASI_CREDIT = b"\xa0\x00\x00\x03\x33\x01\x01\x03"
-VISA = b"\xa0\x00\x00\x00\x03\x10\x10"
-MASTERCARD = b"\xa0\x00\x00\x00\x04\x10\x10"
-AID_PRIORITY = (UNIONPAY_DEBIT, UNIONPAY_CREDIT, UNIONPAY_QUASI_CREDIT, VISA, MASTERCARD)
-
-# Terminal transaction qualifiers (9F66): contactless EMV mode, online capable (deferred online),
-# offline data authentication for online authorisations not supported.
-DEFAULT_TTQ = b"\x36\x00\x40\x00"
+# TTQ (9F66, Book C-3 / qPBOC): byte 1 = 20: EMV (qVSDC/qPBOC) mode only: no MSD, no contact chip,
+# not offline-only (it authorises every tap online, later), no online PIN, no signature, no offline
+# data authentication; byte 2 = 80: online cryptogram required, CVM not required; byte 3 = 40: a CVM
+# done on the consumer's phone is accepted; byte 4 = 00 (no fDDA).
+DEFAULT_TTQ = b"\x20\x80\x40\x00"
+# Terminal capabilities (9F33, Book 4 A2): no manual entry, magnetic stripe or contact chip; CVM: no
+# CVM required only; security: no SDA, DDA, CDA or card capture.
+TERMINAL_CAPABILITIES = b"\x00\x08\x00"
 CURRENCY_CNY = b"\x01\x56"
 COUNTRY_CN = b"\x01\x56"
 
+# Cryptogram Information Data, bits 8-7 (Book 3 table 14).
+AAC = 0x00
+TC = 0x40
+ARQC = 0x80
+
 MAX_RECORDS = 16
-NUMERIC_TAGS = (0x9F02, 0x9F03, 0x5F2A, 0x9F1A, 0x9A, 0x9C, 0x9F21)
 
-T_PAN = 0x5A
-T_TRACK2 = 0x57
-T_EXPIRY = 0x5F24
-T_PSN = 0x5F34
-T_AC = 0x9F26
-T_CID = 0x9F27
-T_ATC = 0x9F36
-T_IAD = 0x9F10
-T_UN = 0x9F37
-T_AIP = 0x82
+T_EFFECTIVE = 0x5F25
 T_AFL = 0x94
-T_AID = 0x4F
-T_DF_NAME = 0x84
-T_PDOL = 0x9F38
 T_CDOL1 = 0x8C
+T_CTQ = 0x9F6C
+T_AMOUNT = 0x9F02
+T_DATE = 0x9A
 
-_KEEP = (T_PAN, T_TRACK2, T_EXPIRY, T_PSN, T_AC, T_CID, T_ATC, T_IAD, T_AIP, T_CDOL1)
-
-
-class EmvError(ValueError):
-    """A card answer the terminal cannot use; str(e) is the rejection reason (no card data in it)."""
+_KEEP = (T_PAN, T_TRACK2, T_EXPIRY, T_EFFECTIVE, T_PSN, T_AC, T_CID, T_ATC, T_IAD, T_AIP, T_CDOL1, T_CTQ)
 
 
 def bcd(value, nbytes):
@@ -78,113 +100,22 @@ def bcd_date(epoch_s):
 
 
 def terminal_data(amount, un, epoch_s, ttq=DEFAULT_TTQ):
-    """The values a PDOL or CDOL may ask for, by tag."""
+    """The values a PDOL or CDOL may ask for, by tag; `amount` (fen) is what the card is asked to sign."""
     return {
         0x9F66: ttq,
-        0x9F02: bcd(amount, 6),
+        T_AMOUNT: bcd(amount, 6),
         0x9F03: bytes(6),
         0x9F1A: COUNTRY_CN,
         0x5F2A: CURRENCY_CNY,
-        0x9A: bcd_date(epoch_s),
-        0x9C: b"\x00",
+        T_DATE: bcd_date(epoch_s),
+        0x9C: b"\x00",  # purchase of goods or services
         T_UN: bytes(un),
         0x95: bytes(5),
         0x9F35: b"\x25",  # merchant terminal, unattended, offline with online capability
-        0x9F33: b"\xe0\x08\x08",
-        0x9F40: b"\x60\x00\x00\x10\x01",
+        0x9F33: TERMINAL_CAPABILITIES,
+        0x9F40: b"\x20\x00\x00\x10\x01",  # services; display for the cardholder; code table 1
         0x9F4E: bytes(20),
     }
-
-
-def select(name):
-    return b"\x00\xa4\x04\x00" + bytes((len(name),)) + bytes(name) + b"\x00"
-
-
-def read_record(sfi, number):
-    return bytes((0x00, 0xB2, number, (sfi << 3) | 4, 0x00))
-
-
-def gpo(pdol_data):
-    body = tlv.encode(0x83, pdol_data)
-    return b"\x80\xa8\x00\x00" + bytes((len(body),)) + body + b"\x00"
-
-
-def generate_ac(cdol_data):
-    # P1 0x80: ask for an ARQC (go online), which is what deferred authorisation needs.
-    return b"\x80\xae\x80\x00" + bytes((len(cdol_data),)) + bytes(cdol_data) + b"\x00"
-
-
-def check(response, what):
-    """The data of a response APDU whose status word is 90 00; EmvError otherwise."""
-    if len(response) < 2:
-        raise EmvError("%s: response shorter than a status word" % what)
-    sw1, sw2 = response[-2], response[-1]
-    if sw1 != 0x90 or sw2 != 0x00:
-        raise EmvError("%s: status %02X%02X" % (what, sw1, sw2))
-    return bytes(response[:-2])
-
-
-def parse(data, what):
-    try:
-        return tlv.decode(data)
-    except tlv.TlvError as e:
-        raise EmvError("%s: bad TLV (%s)" % (what, e))
-
-
-def dol_items(dol):
-    """(tag, length) pairs of a data object list (tags and lengths only, no values)."""
-    out = []
-    i, n = 0, len(dol)
-    try:
-        while i < n:
-            tag, _, i = tlv._read_tag(dol, i, n)
-            length, i = tlv._read_length(dol, i, n)
-            out.append((tag, length))
-    except tlv.TlvError as e:
-        raise EmvError("bad DOL (%s)" % e)
-    return out
-
-
-def fill_dol(dol, values):
-    """Concatenate the DOL's values from `values`: numeric fields right-aligned, others left-aligned,
-    unknown tags zero-filled (EMV Book 3, 5.4)."""
-    out = bytearray()
-    total = 0
-    for tag, length in dol_items(dol):
-        total += length
-        if total > 252:
-            raise EmvError("DOL asks for %d bytes" % total)
-        v = values.get(tag, b"")
-        if len(v) >= length:
-            out += v[len(v) - length :] if tag in NUMERIC_TAGS else v[:length]
-        elif tag in NUMERIC_TAGS:
-            out += bytes(length - len(v)) + v
-        else:
-            out += v + bytes(length - len(v))
-    return bytes(out)
-
-
-def choose_aid(ppse_objects, priority=AID_PRIORITY):
-    """The first AID of `priority` (matched as a prefix) that the PPSE directory lists."""
-    offered = []
-    _collect_entries(ppse_objects, offered)
-    if not offered:
-        raise EmvError("PPSE lists no applications")
-    for wanted in priority:
-        for aid in offered:
-            if aid[: len(wanted)] == wanted:
-                return aid
-    raise EmvError("no supported application on the card")
-
-
-def _collect_entries(objects, out):
-    for tag, _, children in objects:
-        if tag == 0x61 and children:
-            aid = tlv.find(children, T_AID)
-            if aid is not None and 5 <= len(aid) <= 16 and len(out) < 8:
-                out.append(aid)
-        elif children:
-            _collect_entries(children, out)
 
 
 def afl_entries(afl):
@@ -214,21 +145,79 @@ def _keep(objects, found):
 
 
 def pan_from_track2(track2):
-    """The account digits of a track-2 equivalent (57): BCD digits up to the separator D."""
+    """The account digits and expiry (YYMM) of a track-2 equivalent (57): BCD digits, separator D."""
     digits = bytes(track2).hex().upper()
     sep = digits.find("D")
-    if sep < 12 or sep > 19 or not digits[:sep].isdigit():
+    if sep < 12 or sep > 19 or not digits[:sep].isdigit() or not digits[sep + 1 : sep + 5].isdigit():
         raise EmvError("track 2 equivalent malformed")
     return digits[:sep], digits[sep + 1 : sep + 5]
 
 
+def cryptogram_type(aid, found):
+    """The CID's cryptogram type (AAC, TC or ARQC): 9F27 when the card gave it; else, for Visa and
+    UnionPay, bits 6-5 of CVR byte 2 in the issuer application data ("type returned in the first
+    GENERATE AC or GPO": 00 AAC, 01 TC, 10 ARQC).  That byte is 9F10 byte 5 in Visa IAD formats 0/1/3
+    (06 DKI CVN 03 CVR...) and in UnionPay's (07 DKI CVN 03 CVR...), and in Visa formats 2/4
+    (1F CVN DKI CVR1 CVR2..., 32 bytes)."""
+    cid = found.get(T_CID)
+    if cid is not None:
+        if len(cid) != 1:
+            raise EmvError("CID of %d bytes" % len(cid))
+        kind = cid[0] & 0xC0
+    else:
+        iad = found.get(T_IAD, b"")
+        if aid[:5] not in (RID_VISA, RID_UNIONPAY) or not (
+            (len(iad) >= 7 and iad[0] in (0x06, 0x07) and iad[3] == 0x03) or (len(iad) == 32 and iad[0] == 0x1F)
+        ):
+            raise EmvError("card gave no CID")
+        kind = (AAC, TC, ARQC, 0xC0)[(iad[4] >> 4) & 0x03]
+    if kind == 0xC0:
+        raise EmvError("cryptogram type RFU")
+    return kind
+
+
+def _yymmdd(value):
+    """YYMMDD digits as a comparable int with the century (Book 4 6.7.3: YY < 50 is 20YY)."""
+    digits = bytes(value).hex()
+    if len(digits) != 6 or not digits.isdigit():
+        raise EmvError("card date malformed")
+    n = int(digits)
+    return n + (20000000 if n < 500000 else 19000000)
+
+
+def check_dates(found, today):
+    """EmvError(EXPIRED) when the application expired before `today` (9A, YYMMDD), from 5F24, else
+    the track-2 YYMM (valid to the end of that month); EmvError(NOT_EFFECTIVE) before 5F25."""
+    now = _yymmdd(today)
+    if T_EXPIRY in found:
+        expiry = _yymmdd(found[T_EXPIRY])
+    elif T_TRACK2 in found:
+        expiry = _yymmdd(bytes.fromhex(pan_from_track2(found[T_TRACK2])[1] + "31"))
+    else:
+        raise EmvError("card gave no expiry date")
+    if expiry < now:
+        raise EmvError("card expired", EXPIRED)
+    if T_EFFECTIVE in found and _yymmdd(found[T_EFFECTIVE]) > now:
+        raise EmvError("card not yet effective", NOT_EFFECTIVE)
+
+
+def check_ctq(found):
+    """The card's CTQ (9F6C, Book C-3): online PIN (byte 1 bit 8) or a signature (bit 7) required,
+    and no CVM done on the phone (byte 2 bit 8): this terminal can do neither, EmvError(CVM).  The
+    other bits ask what to do when offline data authentication fails or the card expired: this
+    terminal never approves on offline data authentication and declines expired cards, so they
+    change nothing."""
+    ctq = found.get(T_CTQ)
+    if ctq is None or len(ctq) < 2:
+        return
+    if ctq[0] & 0xC0 and not ctq[1] & 0x80:
+        raise EmvError("card requires a PIN or signature", CVM)
+
+
 async def read(exchange, terminal, priority=AID_PRIORITY):
-    """Run the read; returns a dict of the card data (bytes values, "pan" and "expiry" as digits)."""
-    fci = parse(check(await exchange(select(PPSE)), "SELECT PPSE"), "PPSE")
-    aid = choose_aid(fci, priority)
-    adf = parse(check(await exchange(select(aid)), "SELECT AID"), "FCI")
-    pdol = tlv.find(adf, T_PDOL)
-    opts = parse(check(await exchange(gpo(fill_dol(pdol, terminal) if pdol else b"")), "GPO"), "GPO")
+    """Run the read; returns a dict of the card data (bytes values, "pan" and "expiry" as digits,
+    "amount" the fen the card was asked to sign, "cid" the cryptogram type byte)."""
+    aid, opts = await emv_select.start(exchange, terminal, priority)
     found = {}
     if len(opts) == 1 and opts[0][0] == 0x80:  # format 1: AIP || AFL
         raw = opts[0][1]
@@ -241,14 +230,23 @@ async def read(exchange, terminal, priority=AID_PRIORITY):
         afl = tlv.find(opts[0][2], T_AFL) or b""
     else:
         raise EmvError("GPO answer is neither format 1 nor 2")
+    aip = found.get(T_AIP, b"")
+    if aid[:5] == RID_MASTERCARD and len(aip) == 2 and not aip[1] & 0x80:  # Book C-2: no EMV mode
+        raise EmvError("card offers mag-stripe mode only", UNSUPPORTED)
     if afl:
         for sfi, rec in afl_entries(afl):
-            objects = parse(check(await exchange(read_record(sfi, rec)), "READ RECORD"), "record")
+            data = check(await send(exchange, read_record(sfi, rec)), "READ RECORD")
+            if sfi > 10:
+                continue  # SFI 11-30: issuer-proprietary files, not EMV data objects (Book 3 10.2)
+            objects = parse(data, "record")
             if len(objects) != 1 or objects[0][0] != 0x70 or objects[0][2] is None:
                 raise EmvError("record %d.%d is not a 70 template" % (sfi, rec))
             _keep(objects[0][2], found)
-    if T_AC not in found and T_CDOL1 in found:
-        ac = parse(check(await exchange(generate_ac(fill_dol(found[T_CDOL1], terminal))), "GENERATE AC"), "AC")
+    check_dates(found, terminal.get(T_DATE, b""))
+    if T_AC not in found:
+        if T_CDOL1 not in found:
+            raise EmvError("card gave no cryptogram")
+        ac = parse(check(await send(exchange, generate_ac(fill_dol(found[T_CDOL1], terminal))), "GENERATE AC"), "AC")
         if len(ac) == 1 and ac[0][0] == 0x80 and len(ac[0][1]) >= 11:
             raw = ac[0][1]
             found[T_CID], found[T_ATC], found[T_AC], found[T_IAD] = raw[0:1], raw[1:3], raw[3:11], raw[11:]
@@ -256,14 +254,16 @@ async def read(exchange, terminal, priority=AID_PRIORITY):
             _keep(ac[0][2], found)
         else:
             raise EmvError("GENERATE AC answer malformed")
-    return _result(aid, found, terminal)
+    kind = cryptogram_type(aid, found)
+    check_ctq(found)
+    return _result(aid, found, terminal, kind)
 
 
-def _result(aid, found, terminal):
-    for tag, name in ((T_AIP, "AIP"), (T_AC, "cryptogram"), (T_CID, "CID"), (T_ATC, "ATC")):
+def _result(aid, found, terminal, kind):
+    for tag, name in ((T_AIP, "AIP"), (T_AC, "cryptogram"), (T_ATC, "ATC")):
         if tag not in found:
             raise EmvError("card gave no %s" % name)
-    if len(found[T_ATC]) != 2 or len(found[T_AC]) != 8 or len(found[T_CID]) != 1:
+    if len(found[T_ATC]) != 2 or len(found[T_AC]) != 8:
         raise EmvError("cryptogram data has wrong lengths")
     track2 = found.get(T_TRACK2)
     pan = None
@@ -281,30 +281,10 @@ def _result(aid, found, terminal):
         raise EmvError("card gave no account number")
     if T_EXPIRY in found:
         expiry = found[T_EXPIRY].hex()[:4]
-    if expiry is None or len(expiry) != 4 or not expiry.isdigit():
-        raise EmvError("card gave no expiry date")
+    amount = bytes(terminal.get(T_AMOUNT, b"")).hex()
     return {
-        "aid": aid, "pan": pan, "expiry": expiry, "track2": track2, "ac": found[T_AC], "cid": found[T_CID],
-        "atc": found[T_ATC], "iad": found.get(T_IAD, b""), "aip": found[T_AIP], "un": terminal.get(T_UN, b""),
-        "psn": found.get(T_PSN, b""),
+        "aid": aid, "pan": pan, "expiry": expiry, "track2": track2, "ac": found[T_AC],
+        "cid": found.get(T_CID) or bytes((kind,)), "atc": found[T_ATC], "iad": found.get(T_IAD, b""),
+        "aip": found[T_AIP], "un": terminal.get(T_UN, b""),
+        "psn": found.get(T_PSN, b""), "amount": int(amount) if amount.isdigit() else 0,
     }
-
-
-def sensitive(card):
-    """The data that must leave the reader only sealed: PAN, expiry, track 2, cryptogram (as TLV)."""
-    pan = card["pan"]
-    if len(pan) % 2:
-        pan += "F"
-    out = tlv.encode(T_PAN, bytes.fromhex(pan)) + tlv.encode(T_EXPIRY, bytes.fromhex(card["expiry"]))
-    if card["track2"] is not None:
-        out += tlv.encode(T_TRACK2, card["track2"])
-    return out + tlv.encode(T_AC, card["ac"])
-
-
-def clear_data(card):
-    """What the host needs in clear beside the sealed part: CID, ATC, IAD, UN, AIP, PAN sequence."""
-    out = tlv.encode(T_CID, card["cid"]) + tlv.encode(T_ATC, card["atc"]) + tlv.encode(T_UN, card["un"])
-    out += tlv.encode(T_AIP, card["aip"]) + tlv.encode(T_IAD, card["iad"])
-    if card["psn"]:
-        out += tlv.encode(T_PSN, card["psn"])
-    return out

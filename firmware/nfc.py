@@ -19,6 +19,9 @@ from protocol import link, pn532, record
 POLL_MS = 200
 BEGIN_RETRIES = 5  # attempts reported on the console; after them the task keeps trying quietly
 BEGIN_MAX_MS = 30000
+# firmware/emv.py EmvError codes (READ, UNSUPPORTED, EXPIRED, NOT_EFFECTIVE, CVM, REFUSED) -> reasons.
+_REASONS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2: record.REASON_CARD_EXPIRED,
+            3: record.REASON_CARD_NOT_EFFECTIVE, 4: record.REASON_CARD_CVM, 5: record.REASON_CARD_REFUSED}
 
 
 class NfcTask:
@@ -77,14 +80,17 @@ class NfcTask:
     async def _tap(self, emv):
         t = self.terminal
         try:
-            data = emv.terminal_data(t.decider.fare, os.urandom(4), int(t.board.time_s()))
+            amount = t.decider.amount_for(record.KIND_EMV_CONTACTLESS)
+            data = emv.terminal_data(amount, os.urandom(4), int(t.board.time_s()))
             card = await emv.read(self.dev.exchange, data)
         except driver.TargetGone:
-            t.decline(record.REASON_CARD_READ, "card removed too early", record.KIND_EMV_CONTACTLESS)
+            t.decline(record.REASON_CARD_REMOVED, "card removed too early", record.KIND_EMV_CONTACTLESS)
             return
-        except (emv.EmvError, pn532.Pn532Error) as e:
-            reason = record.REASON_CARD_UNSUPPORTED if "no supported application" in str(e) else record.REASON_CARD_READ
-            t.decline(reason, str(e), record.KIND_EMV_CONTACTLESS)
+        except emv.EmvError as e:
+            t.decline(_REASONS.get(e.code, record.REASON_CARD_READ), str(e), record.KIND_EMV_CONTACTLESS)
+            return
+        except pn532.Pn532Error as e:
+            t.decline(record.REASON_CARD_READ, str(e), record.KIND_EMV_CONTACTLESS)
             return
         finally:
             await self.dev.release()

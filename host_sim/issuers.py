@@ -58,6 +58,8 @@ PROFILE_BINS = (
     ("622848", None, "unionpay-card"),
     ("476173", None, "visa"),
     ("541333", None, "mastercard"),
+    ("497010", None, "cb-visa"),
+    ("621483", None, "unionpay-pse"),
 )
 
 

@@ -52,6 +52,12 @@ REASON_TICKET_REVOKED = 15
 REASON_CARD_READ = 20  # contactless read failed or the card answered nonsense
 REASON_CARD_UNSUPPORTED = 21  # no accepted application on the card
 REASON_CARD_DECLINED = 22  # the card itself declined (AAC)
+REASON_CARD_EXPIRED = 23  # the card's application expired before the board's date
+REASON_CARD_NOT_EFFECTIVE = 24  # the card's application is not valid before a later date
+REASON_CARD_CVM = 25  # the card requires online PIN or a signature, which this terminal cannot take
+REASON_CARD_OFFLINE = 26  # the card approved offline (TC): no online cryptogram to authorise later
+REASON_CARD_REFUSED = 27  # the card or phone refused the transaction (GPO 6984/6985/6986)
+REASON_CARD_REMOVED = 28  # the card left the field before the read was complete
 REASON_TERMINAL_ERROR = 40  # the terminal failed while deciding (a bug): declined, never charged
 REASON_NO_TOKEN_KEY = 42  # a payment tap on a terminal that holds no fleet token key (protocol/tokens.py)
 
@@ -75,6 +81,12 @@ REASON_TEXT = {
     REASON_CARD_READ: "card read failed",
     REASON_CARD_UNSUPPORTED: "card not accepted",
     REASON_CARD_DECLINED: "card declined",
+    REASON_CARD_EXPIRED: "card expired",
+    REASON_CARD_NOT_EFFECTIVE: "card not valid yet",
+    REASON_CARD_CVM: "PIN needed",
+    REASON_CARD_OFFLINE: "card offline only",
+    REASON_CARD_REFUSED: "card refused",
+    REASON_CARD_REMOVED: "card removed",
     REASON_TERMINAL_ERROR: "terminal error",
     REASON_NO_TOKEN_KEY: "not set up for cards",
 }

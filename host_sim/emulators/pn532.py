@@ -221,7 +221,9 @@ def main(args):
 
 def add_arguments(parser):
     parser.add_argument("--card", choices=sorted(emv_card.PROFILES), help="a card or phone in the field from the start")
-    parser.add_argument("--fault", action="append", choices=["sw", "gpo_sw", "truncated", "no_app", "slow", "removal"],
+    parser.add_argument("--fault", action="append",
+                        choices=["aac", "tc", "no_cid", "expired", "cvm", "wrong_fci", "sw", "gpo_sw", "truncated",
+                                 "no_app", "slow", "removal"],
                         help="make the card misbehave (repeatable)")
     parser.add_argument("--dwell", type=float, default=None, help="remove the card this many seconds after release")
     parser.add_argument("--serve", metavar="PORT", help="serve a real serial port (e.g. /dev/ttyUSB0) instead of a pty")

@@ -77,6 +77,52 @@ def test_same_tap_twice_is_already_paid_a_new_atc_is_not(runtime):
 
 
 def test_card_declined_offline(runtime):
-    card = dict(read("visa"), cid=b"\x00")
+    card = _read_faulty("visa", ["aac"])  # no 9F27: the AAC is read from the IAD
     (outcome, reason, _, _, _, data), = runtime.run(body_decide, SALT, KEY, NONCE, [card], False)
     assert (outcome, reason, data) == (2, record.REASON_CARD_DECLINED, None)
+
+
+def test_card_approved_offline_is_declined(runtime):
+    card = _read_faulty("cb-visa", ["tc"])
+    assert card["cid"] == b"\x40"
+    (outcome, reason, _, token, _, data), = runtime.run(body_decide, SALT, KEY, NONCE, [card], False)
+    assert (outcome, reason, data) == (2, record.REASON_CARD_OFFLINE, None)
+    assert token == hashlib.sha256(SALT + card["pan"].encode()).digest()[:16]  # the refusal names the card
+
+
+def body_fleet_amount(salt, key, nonce, fares, kind, card):
+    from firmware import decision
+    from protocol import crypto
+
+    d = decision.Decider(salt, sealer=lambda plaintext, associated: crypto.seal(key, nonce, plaintext, associated))
+    d.fares = fares
+    if card is None:
+        return d.amount_for(kind)
+    r = d.decide_emv(card)
+    return r.outcome, r.amount
+
+
+def test_the_card_signs_the_amount_the_record_charges(runtime):
+    fares = {record.KIND_EMV_CONTACTLESS: 350, record.KIND_QR_CPM: 180}
+    amount = runtime.run(body_fleet_amount, SALT, KEY, NONCE, fares, record.KIND_EMV_CONTACTLESS, None)
+    assert amount == 350
+    card = emv_card.Card("visa")
+    sent = []
+
+    async def exchange(apdu):
+        sent.append(bytes(apdu))
+        return card.respond(apdu)
+
+    got = asyncio.run(emv.read(exchange, emv.terminal_data(amount, b"\x01\x02\x03\x04", 1795000000)))
+    signed = emv_card.dol_values(emv_card.PDOL_VISA, [a for a in sent if a[:2] == b"\x80\xa8"][0][7:-1])[0x9F02]
+    assert signed == bytes.fromhex("000000000350") and got["amount"] == 350
+    assert runtime.run(body_fleet_amount, SALT, KEY, NONCE, fares, 0, got) == (1, 350)
+
+
+def _read_faulty(profile, faults):
+    card = emv_card.Card(profile, faults)
+
+    async def exchange(apdu):
+        return card.respond(apdu)
+
+    return asyncio.run(emv.read(exchange, emv.terminal_data(200, b"\x01\x02\x03\x04", 1795000000)))

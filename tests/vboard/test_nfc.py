@@ -78,7 +78,7 @@ def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
         rec = record.decode(raw)
         assert rec["kind"] == record.KIND_EMV_CONTACTLESS and rec["decision"] == record.ACCEPTED
         assert rec["amount"] == 200 and rec["currency"] == 156
-        assert rec["ext"][record.EXT_AID] == emv_card.UNIONPAY_DEBIT
+        assert rec["ext"][record.EXT_AID] == emv_card.UNIONPAY_CREDIT  # the phone's priority 1
         clear = tlv.decode(rec["ext"][record.EXT_EMV_DATA])
         assert tlv.find(clear, 0x9F27) == b"\x80"  # ARQC: authorisation deferred to the host
         assert len(rec["ext"][record.EXT_EMV_SEALED]) > 12 + 16
@@ -91,3 +91,23 @@ def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
         image = f.read()
     for enc in pan_encodings(pan, track2):
         assert enc not in image, enc
+
+
+def test_real_world_card_answers_and_a_card_removed_mid_read(board, events):
+    """Each card gets its own outcome on the display; a card pulled away mid-read declines and the next
+    card reads normally."""
+    emu = Pn532Emulator(board.ports["nfc"])
+    i = -1
+    shown = []
+    try:
+        for profile, faults in [("unionpay-card", ["removal"]), ("visa", []), ("cb-visa", []),
+                                ("unionpay-card", ["expired"]), ("visa", ["aac"]), ("cb-visa", ["tc"]),
+                                ("unionpay-hce", ["cvm"])]:
+            emu.present(profile, faults, dwell_s=0.5, remove_after=3)
+            i, ev = events.wait_display(i + 1, timeout=40)
+            shown.append((ev["text"], ev["detail"] if ev["text"] == "DECLINED" else ""))
+            wait_removed(emu)
+    finally:
+        emu.close()
+    assert shown == [("DECLINED", "card removed"), ("PAID 2.00", ""), ("PAID 2.00", ""), ("DECLINED", "card expired"),
+                     ("DECLINED", "card declined"), ("DECLINED", "card offline only"), ("DECLINED", "PIN needed")]
