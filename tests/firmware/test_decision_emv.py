@@ -87,7 +87,7 @@ def test_card_approved_offline_is_declined(runtime):
     assert card["cid"] == b"\x40"
     (outcome, reason, _, token, _, data), = runtime.run(body_decide, SALT, KEY, NONCE, [card], False)
     assert (outcome, reason, data) == (2, record.REASON_CARD_OFFLINE, None)
-    assert token == hashlib.sha256(SALT + card["pan"].encode()).digest()[:16]  # the refusal names the card
+    assert token == hmac.new(SALT, card["pan"].encode(), hashlib.sha256).digest()[:16]  # the refusal names the card
 
 
 def body_fleet_amount(salt, key, nonce, fares, kind, card):
