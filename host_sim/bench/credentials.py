@@ -31,7 +31,7 @@ def _emv_read(args):
 
 def run(args):
     n = args.iterations
-    payload = cpm.encode("6231230000001234567", atc=300, cryptogram=os.urandom(8), unpredictable=os.urandom(4))
+    payload = cpm.encode("6231230000001234563", atc=300, cryptogram=os.urandom(8), unpredictable=os.urandom(4))
     key = tickets.generate_key()
     now = int(time.time())
     text = tickets.issue(key, 1, 1, os.urandom(8), product=7, valid_from=now - 60, valid_to=now + 3600,
