@@ -1,10 +1,11 @@
 """Deciding a tap offline: what was presented, is it acceptable, what does it cost.
 
-Pure logic (no board, no I/O), so it is tested on CPython and inside MicroPython alike.  Credentials:
-EMV QRCPS CPM payment codes (checked as protocol/cpm.py check says, card data sealed) at one flat fare — a repeated presentation of the same payment code (same card
-token and transaction counter) is recognised as already paid instead of being charged twice, which is
-what makes "tap again after a reboot" safe — and signed tickets (protocol/ticket.py), checked against
-the trusted issuer keys, the board's clock and the entries the ticket allows.
+Pure logic (no board, no I/O), so it is tested on CPython and inside MicroPython alike. Credentials: EMV
+QRCPS CPM payment codes (checked as protocol/cpm.py check says, card data sealed) at one flat fare — a
+repeated presentation of the same payment code (same card token and transaction counter) is recognised
+as already paid instead of being charged twice, which is what makes "tap again after a reboot" safe —
+and signed tickets (protocol/ticket.py), checked against the trusted issuer keys, the board's clock and
+the entries the ticket allows.
 
 Fares: FLAT_FARE for every payment credential unless a fleet fare bundle (protocol/fleet.py) is
 active; then `fares` maps a credential kind (record.KIND_*) to its fare, and a kind it leaves out

@@ -1,13 +1,14 @@
 """`python -m host_sim qr decode|make|keyring`: decode any QR payload the terminal may see, issue test
 payloads and pictures.
 
-decode prints one JSON object (and exits 1, with one line on stderr saying why, when it is refused): {"format": "emv-cpm" | "emv-mpm" | "ticket" | "unknown", "valid",
-"error", "tlv", "fields"} plus "crc_ok" for MPM.  CPM "tlv" is the BER-TLV tree with tags as upper-case
-hex and values as hex; MPM "tlv" is the ID-length-value tree with the values as text.  PAN-bearing
-values (5A, 57, 9F6B) are masked (first 6 and last 4 digits kept, the expiry kept, the rest "*")
-unless --reveal.  A CPM code's "fields" say in "check" what a terminal's offline checks make of it
-now ("ok", or the reason it would decline: "card expired", "code declined", ...).  A ticket's signature is checked against the issuer keys this tool keeps (or a
-keyring file given with --keys).
+decode prints one JSON object (and exits 1, with one line on stderr saying why, when it is refused):
+{"format": "emv-cpm" | "emv-mpm" | "ticket" | "unknown", "valid", "error", "tlv", "fields"} plus
+"crc_ok" for MPM. CPM "tlv" is the BER-TLV tree with tags as upper-case hex and values as hex; MPM "tlv"
+is the ID-length-value tree with the values as text. PAN-bearing values (5A, 57, 9F6B) are masked (first
+6 and last 4 digits kept, the expiry kept, the rest "*") unless --reveal. A CPM code's "fields" say in
+"check" what a terminal's offline checks make of it now ("ok", or the reason it would decline: "card
+expired", "code declined", ...). A ticket's signature is checked against the issuer keys this tool keeps
+(or a keyring file given with --keys).
 """
 
 import binascii

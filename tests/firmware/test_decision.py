@@ -27,7 +27,6 @@ AID = bytes.fromhex("A000000333010101")
 def body_decide(salt, line):
     """One line decided by a new Decider, as plain data (a small answer per line: see decide())."""
     from firmware import decision
-
     from protocol import crypto
 
     r = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a)).decide(line)
