@@ -157,13 +157,6 @@ def deferred(objects):
     return c is not None and c & CID_TYPE_MASK == CID_ARQC
 
 
-def _text(value):
-    try:
-        return value.decode()
-    except UnicodeError:
-        return binascii.hexlify(value).decode().upper()
-
-
 def expiry_digits(tags):
     """The expiry as digits: YYMMDD from 5F24, else YYMM from the track-2 equivalent data; None."""
     value = tags.get(T_EXPIRY)
@@ -178,27 +171,10 @@ def expiry_digits(tags):
 
 
 def fields(objects):
-    """A flat summary for tools: applications, account source, expiry, counter, cryptogram type.
+    """A flat summary for tools (protocol/cpm_tools.py fields)."""
+    from protocol import cpm_tools
 
-    The account itself is not included; callers that may show it mask it themselves."""
-    apps = []
-    for tag, _, children in objects:
-        if tag == T_APP and children is not None:
-            aid = tlv.find(children, T_AID)
-            label = tlv.find(children, T_LABEL)
-            apps.append({"aid": None if aid is None else binascii.hexlify(aid).decode().upper(),
-                         "label": None if label is None else _text(label)})
-    tags = payment_data(objects)
-    atc = tags.get(T_ATC)
-    c = cid(tags)
-    return {
-        "applications": apps,
-        "account_source": "5A" if T_PAN in tags else ("57" if T_TRACK2 in tags else None),
-        "expiry": expiry_digits(tags),
-        "atc": None if atc is None or len(atc) != 2 else (atc[0] << 8) | atc[1],
-        "cid": None if c is None else "%02X" % c,
-        "deferred": deferred(tags),
-    }
+    return cpm_tools.fields(objects)
 
 
 def _digits(bcd):
@@ -277,23 +253,8 @@ def tlv_of(tags, which):
     return out
 
 
-def encode(pan, expiry="3012", atc=1, cryptogram=b"\x00" * 8, aid=b"\xa0\x00\x00\x03\x33\x01\x01\x01",
-           label=b"UnionPay", unpredictable=b"\x00\x00\x00\x00", cid=b"\x80", iad=b"\x06\x01\x0a\x03\xa0\x00\x00",
-           aip=None, psn=None):
-    """A CPM payload for tests and the simulator: one UnionPay application, track-2 equivalent data,
-    the cryptogram data (and AIP 82, PAN sequence number 5F34 when given) in a 63 inside 62."""
-    t2 = pan + "D" + expiry + "2200000000000"
-    if len(t2) % 2:
-        t2 += "F"
-    track2 = binascii.unhexlify(t2)
-    app = tlv.encode(T_AID, aid) + tlv.encode(0x50, label)
-    transparent = (tlv.encode(T_IAD, iad) + tlv.encode(T_CRYPTOGRAM, cryptogram) + tlv.encode(T_CID, cid)
-                   + tlv.encode(T_ATC, bytes([atc >> 8 & 0xFF, atc & 0xFF])) + tlv.encode(T_UN, unpredictable))
-    if aip is not None:
-        transparent += tlv.encode(T_AIP, aip)
-    common = tlv.encode(T_TRACK2, track2)
-    if psn is not None:
-        common += tlv.encode(T_PSN, psn)
-    common += tlv.encode(0x63, transparent)
-    raw = tlv.encode(T_FORMAT, FORMAT) + tlv.encode(T_APP, app) + tlv.encode(T_COMMON, common)
-    return binascii.b2a_base64(raw).strip().decode()
+def encode(pan, **kw):
+    """A CPM payload for tests and the simulator (protocol/cpm_tools.py encode)."""
+    from protocol import cpm_tools
+
+    return cpm_tools.encode(pan, **kw)
