@@ -160,8 +160,8 @@ def deferred(objects):
 def expiry_digits(tags):
     """The expiry as digits: YYMMDD from 5F24, else YYMM from the track-2 equivalent data; None."""
     value = tags.get(T_EXPIRY)
-    if value is not None:
-        return binascii.hexlify(value).decode()
+    if value is not None:  # n6: exactly three bytes, else no date at all
+        return binascii.hexlify(value).decode() if len(value) == 3 else ""
     track2 = tags.get(T_TRACK2)
     text = "" if track2 is None else binascii.hexlify(track2).decode().upper()
     sep = text.find("D")

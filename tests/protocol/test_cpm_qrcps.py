@@ -249,3 +249,9 @@ def test_hostile_codes_end_in_cpm_error_or_a_reason(runtime, kind):
         if got[0] == "ok":
             assert got[2] in valid, (text, got)
             assert got[2] != 0 or (got[1] is not None and len(got[3][0x9F26]) == 8), (text, got)
+
+
+def test_an_expiry_date_5f24_of_another_length_is_no_date(runtime):
+    texts = [unionpay_like(t5F24=b"\x30\x12"), unionpay_like(t5F24=b"\x30\x12\x31\x00")]
+    got = runtime.run_many(body_examine, [(t, NOW) for t in texts])
+    assert [g[2] for g in got] == [record.REASON_CPM_NO_EXPIRY] * 2
