@@ -20,6 +20,7 @@ from host_sim.tools import tickets
 from protocol import cpm, mpm, record, ticket, tlv
 
 PAN_TAGS = (0x5A, 0x57, 0x9F6B)
+CPM_PROFILES = ("unionpay-hce", "unionpay-card", "visa", "mastercard")  # host_sim/emulators/wallet.ACCOUNTS
 
 
 def mask_digits(hexdigits):
@@ -220,8 +221,8 @@ def add_arguments(parser):
     m = sub.add_parser("make", help="issue a test payload (and --png picture)")
     m.add_argument("kind", choices=("cpm", "mpm", "ticket"))
     m.add_argument("--png", help="also render the QR code to this PNG file")
-    m.add_argument("--profile", default="unionpay-hce", help="cpm: test issuer profile whose keys make the "
-                   "cryptogram (host_sim/issuers.py): unionpay-hce, unionpay-card, visa, mastercard")
+    m.add_argument("--profile", default="unionpay-hce", choices=CPM_PROFILES,
+                   help="cpm: the test issuer profile whose keys make the cryptogram (host_sim/issuers.py)")
     m.add_argument("--pan", help="cpm: account or token digits (default: the profile's test account)")
     m.add_argument("--expiry", default="3012", help="cpm: YYMM")
     m.add_argument("--atc", type=int, default=1, help="cpm: transaction counter")
