@@ -1,10 +1,11 @@
 """Deciding a tap offline: what was presented, is it acceptable, what does it cost.
 
-Pure logic (no board, no I/O), so it is tested on CPython and inside MicroPython alike.  Credentials:
-EMVCo CPM payment codes at one flat fare — a repeated presentation of the same payment code (same card
-token and transaction counter) is recognised as already paid instead of being charged twice, which is
-what makes "tap again after a reboot" safe — and signed tickets (protocol/ticket.py), checked against
-the trusted issuer keys, the board's clock and the entries the ticket allows.
+Pure logic (no board, no I/O), so it is tested on CPython and inside MicroPython alike. Credentials: EMV
+QRCPS CPM payment codes (checked as protocol/cpm.py check says, card data sealed) at one flat fare — a
+repeated presentation of the same payment code (same card token and transaction counter) is recognised
+as already paid instead of being charged twice, which is what makes "tap again after a reboot" safe —
+and signed tickets (protocol/ticket.py), checked against the trusted issuer keys, the board's clock and
+the entries the ticket allows.
 
 Fares: FLAT_FARE for every payment credential unless a fleet fare bundle (protocol/fleet.py) is
 active; then `fares` maps a credential kind (record.KIND_*) to its fare, and a kind it leaves out
@@ -126,34 +127,47 @@ class Decider:
         self._entries[token] = used + 1
 
     def decide(self, line, now=None):
-        """The decision for one scanner line; `now` (board clock, seconds since 1970) for tickets."""
+        """The decision for one scanner line; `now`: the board clock (seconds since 1970), None if unknown."""
         if ticket.is_ticket(line):
             return self._decide_ticket(line, now)
         if not cpm.is_cpm(line):
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
+        return self._decide_cpm(line, now)
+
+    def _decide_cpm(self, line, now):
+        """An EMV QRCPS payment code: the checks it carries (protocol/cpm.py check), then the deny list
+        and a repeat; accepted, it is authorised later by the host from the sealed and clear card data.
+        A board clock that was never set (before CLOCK_VALID_FROM) skips only the expiry check: the bus
+        keeps taking fares and the issuer checks expiry when it authorises."""
+        kind = record.KIND_QR_CPM
         try:
-            objects = cpm.decode(line)
-            account = cpm.account_number(objects)
+            tags = cpm.payment_data(cpm.decode(line))
         except (cpm.CpmError, UnicodeError):
-            return Decision(DECLINE, record.REASON_MALFORMED, record.KIND_QR_CPM)
-        token = self.token_of(account)
+            return Decision(DECLINE, record.REASON_MALFORMED, kind)
+        reason = cpm.check(tags, now if now is not None and now >= CLOCK_VALID_FROM else None)
+        if reason == record.REASON_CPM_NO_ACCOUNT or reason == record.REASON_MALFORMED:
+            return Decision(DECLINE, reason, kind)
+        try:
+            token = self.token_of(cpm.account_number(tags))
+        except (cpm.CpmError, UnicodeError):
+            return Decision(DECLINE, reason or record.REASON_CPM_BAD_PAN, kind)
         if token is None:
-            return Decision(DECLINE, record.REASON_NO_TOKEN_KEY, record.KIND_QR_CPM)
+            return Decision(DECLINE, record.REASON_NO_TOKEN_KEY, kind)
+        if reason != record.REASON_NONE:
+            return Decision(DECLINE, reason, kind, token=token)
         if self._denied(token):
-            return Decision(DECLINE, record.REASON_DENY_LISTED, record.KIND_QR_CPM, token=token)
-        atc = cpm.tlv.find(objects, cpm.T_ATC)
-        repeat = self._repeat(token, atc, record.KIND_QR_CPM)
+            return Decision(DECLINE, record.REASON_DENY_LISTED, kind, token=token)
+        atc = tags[cpm.T_ATC]
+        repeat = self._repeat(token, atc, kind)
         if repeat:
             return repeat
-        ext = []
-        ext.append(self._key_ext)
-        if atc is not None:
-            ext.append((record.EXT_ATC, atc))
-        aid = cpm.tlv.find(objects, cpm.T_AID)
+        ext = [self._key_ext, (record.EXT_ATC, atc)]
+        aid = tags.get(cpm.T_AID)
         if aid is not None:
             ext.append((record.EXT_AID, aid))
-        return Decision(ACCEPT, kind=record.KIND_QR_CPM, token=token, extensions=ext,
-                        amount=self.fare_for(record.KIND_QR_CPM), atc=atc)
+        ext.append((record.EXT_EMV_SEALED, self.seal(cpm.tlv_of(tags, cpm.SEALED_TAGS), token)))
+        ext.append((record.EXT_EMV_DATA, cpm.tlv_of(tags, cpm.CLEAR_TAGS)))
+        return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.fare_for(kind), atc=atc)
 
     def _decide_ticket(self, line, now):
         try:

@@ -1,17 +1,25 @@
-"""EMVCo consumer-presented mode (CPM) QR payloads, as UnionPay and bank wallets show them.
+"""EMV QRCPS consumer-presented mode (CPM) payment codes, as UnionPay and bank wallets show them.
 
-The QR text is base64 of BER-TLV: 85 "CPV01" (payload format indicator), application templates 61,
-the common data template 62 (PAN 5A or track-2 equivalent 57, expiry, name), and inside it the
-application-specific transparent template 63 / common data transparent template 64 with the
-cryptogram data deferred authorisation needs.  Unknown tags are kept, not rejected; a tag repeated
-inside one template is refused (EMV Book 3 annex B), except application templates 61, of which a wallet
-may show several.  A cryptogram information data 9F27 of 0x80 (an ARQC) means the terminal cannot
-approve alone: authorisation is deferred to the host.
+The QR text is base64 of BER-TLV (EMV QRCPS, data objects of the consumer-presented mode):
+
+    85  payload format indicator "CPV01", first
+    61  application template, one or more, each with its ADF name 4F; a wallet lists them in its
+        order of preference and the terminal pays with the first
+    62  common data template, optional, at most one
+    57 / 5A  track-2 equivalent data or application PAN, in a 61 or in 62
+    63  application-specific transparent template (in 61 or 62), 64 common data transparent template
+        (in 62): the cryptogram data deferred authorisation needs (9F26, 9F27, 9F10, 9F36, 9F37, 82)
+
+Proprietary and unknown tags are kept, not rejected; a tag repeated inside one template is refused (EMV
+Book 3 annex B), except application templates 61.  `decode` checks the structure only, so a transit
+ticket in a CPM wrapper decodes too; `check` says whether a payment code is one a terminal may accept
+offline: a Luhn-valid account, not expired, an 8-byte application cryptogram 9F26 that is an ARQC
+(9F27 = 80: the issuer authorises it later) and a transaction counter 9F36.
 """
 
 import binascii
 
-from protocol import tlv
+from protocol import dates, luhn, record, tlv
 
 FORMAT = b"CPV01"
 MAX_TEXT = 512
@@ -23,19 +31,27 @@ T_AID = 0x4F
 T_PAN = 0x5A
 T_TRACK2 = 0x57
 T_EXPIRY = 0x5F24
+T_PSN = 0x5F34
 T_ATC = 0x9F36
 T_CRYPTOGRAM = 0x9F26
 T_CID = 0x9F27
 T_IAD = 0x9F10
 T_UN = 0x9F37
+T_AIP = 0x82
 T_LABEL = 0x50
-T_APP_DATA = 0x63  # application-specific transparent template, inside 62
-T_COMMON_DATA = 0x64  # common data transparent template, inside 62
+T_APP_DATA = 0x63  # application-specific transparent template, in 61 or 62
+T_COMMON_DATA = 0x64  # common data transparent template, in 62
 
 CID_TYPE_MASK = 0xC0
 CID_AAC = 0x00
 CID_TC = 0x40
 CID_ARQC = 0x80
+
+MAX_IAD = 32  # issuer application data 9F10 is at most 32 bytes (EMV Book 3 annex A)
+
+# What a record keeps of an accepted code (record.EXT_EMV_DATA in clear, EXT_EMV_SEALED sealed).
+CLEAR_TAGS = (T_CID, T_ATC, T_UN, T_AIP, T_IAD, T_PSN)
+SEALED_TAGS = (T_PAN, T_TRACK2, T_EXPIRY, T_CRYPTOGRAM)
 
 
 class CpmError(ValueError):
@@ -49,6 +65,25 @@ _PREFIX_BYTES = b"hQVDUFYwM"
 def is_cpm(text):
     """Cheap test on the raw scanner line (bytes or str) before decoding it."""
     return text[:9] == (_PREFIX if isinstance(text, str) else _PREFIX_BYTES)
+
+
+def _constructed(tag, children):
+    if children is None:
+        raise CpmError("template %X is not constructed" % tag)
+
+
+def _check_template(tag, children):
+    _constructed(tag, children)
+    for inner, _, grandchildren in children:
+        if inner == T_APP_DATA or inner == T_COMMON_DATA:
+            _constructed(inner, grandchildren)
+    if tag == T_APP:
+        for inner, value, grandchildren in children:
+            if inner == T_AID:
+                if grandchildren is not None or not 5 <= len(value) <= 16:
+                    raise CpmError("malformed ADF name (4F)")
+                return
+        raise CpmError("application template (61) without ADF name (4F)")
 
 
 def decode(text):
@@ -65,26 +100,50 @@ def decode(text):
         raise CpmError("bad TLV: %s" % e)
     if not objects or objects[0][0] != T_FORMAT or objects[0][1] != FORMAT:
         raise CpmError("payload format indicator is not CPV01")
-    common = None
+    apps = 0
     for tag, _, children in objects[1:]:
         if tag == T_FORMAT:
             raise CpmError("payload format indicator repeated")
         if tag == T_APP or tag == T_COMMON:
-            if children is None:
-                raise CpmError("template %X is not constructed" % tag)
-            if tag == T_COMMON:
-                common = children
-    if common is None:
-        raise CpmError("no common data template (62)")
-    for tag, _, children in common:
-        if (tag == T_APP_DATA or tag == T_COMMON_DATA) and children is None:
-            raise CpmError("template %X is not constructed" % tag)
+            _check_template(tag, children)
+            if tag == T_APP:
+                apps += 1
+    if not apps:
+        raise CpmError("no application template (61)")
     return objects
+
+
+def _collect(objects, out):
+    for tag, value, children in objects:
+        if children is None:
+            if tag not in out:
+                out[tag] = value
+        elif tag == T_APP_DATA or tag == T_COMMON_DATA:
+            _collect(children, out)
+
+
+def payment_data(objects):
+    """{tag: value} of the primitive data of the payment: the first application template (with its
+    63) first, then the common data template (with its 63 and 64)."""
+    out = {}
+    app = common = None
+    for tag, _, children in objects:
+        if tag == T_APP and app is None:
+            app = children
+        elif tag == T_COMMON:
+            common = children
+    _collect(app or (), out)
+    _collect(common or (), out)
+    return out
+
+
+def _tags(objects_or_tags):
+    return objects_or_tags if isinstance(objects_or_tags, dict) else payment_data(objects_or_tags)
 
 
 def cid(objects):
     """The cryptogram information data byte (9F27), or None when the payload carries none."""
-    value = tlv.find(objects, T_CID)
+    value = _tags(objects).get(T_CID)
     if value is None:
         return None
     if len(value) != 1:
@@ -98,44 +157,24 @@ def deferred(objects):
     return c is not None and c & CID_TYPE_MASK == CID_ARQC
 
 
-def _text(value):
-    try:
-        return value.decode()
-    except UnicodeError:
-        return binascii.hexlify(value).decode().upper()
+def expiry_digits(tags):
+    """The expiry as digits: YYMMDD from 5F24, else YYMM from the track-2 equivalent data; None."""
+    value = tags.get(T_EXPIRY)
+    if value is not None:  # n6: exactly three bytes, else no date at all
+        return binascii.hexlify(value).decode() if len(value) == 3 else ""
+    track2 = tags.get(T_TRACK2)
+    text = "" if track2 is None else binascii.hexlify(track2).decode().upper()
+    sep = text.find("D")
+    if sep >= 0 and len(text) >= sep + 5 and text[sep + 1 : sep + 5].isdigit():
+        return text[sep + 1 : sep + 5]
+    return None
 
 
 def fields(objects):
-    """A flat summary for tools: applications, account source, expiry, counter, cryptogram type.
+    """A flat summary for tools (protocol/cpm_tools.py fields)."""
+    from protocol import cpm_tools
 
-    The account itself is not included; callers that may show it mask it themselves."""
-    apps = []
-    for tag, _, children in objects:
-        if tag == T_APP and children is not None:
-            aid = tlv.find(children, T_AID)
-            label = tlv.find(children, T_LABEL)
-            apps.append({"aid": None if aid is None else binascii.hexlify(aid).decode().upper(),
-                         "label": None if label is None else _text(label)})
-    atc = tlv.find(objects, T_ATC)
-    c = cid(objects)
-    expiry = tlv.find(objects, T_EXPIRY)
-    if expiry is not None:
-        expiry = binascii.hexlify(expiry).decode()
-    else:  # track-2 equivalent data: YYMM right after the separator D
-        track2 = tlv.find(objects, T_TRACK2)
-        text = "" if track2 is None else binascii.hexlify(track2).decode().upper()
-        sep = text.find("D")
-        if sep >= 0 and len(text) >= sep + 5 and text[sep + 1 : sep + 5].isdigit():
-            expiry = text[sep + 1 : sep + 5]
-    return {
-        "applications": apps,
-        "account_source": "5A" if tlv.find(objects, T_PAN) is not None else
-        ("57" if tlv.find(objects, T_TRACK2) is not None else None),
-        "expiry": expiry,
-        "atc": None if atc is None or len(atc) != 2 else (atc[0] << 8) | atc[1],
-        "cid": None if c is None else "%02X" % c,
-        "deferred": deferred(objects),
-    }
+    return cpm_tools.fields(objects)
 
 
 def _digits(bcd):
@@ -150,13 +189,14 @@ def _digits(bcd):
 
 def account_number(objects):
     """The card number or wallet token (digits) from 5A, else from track-2 equivalent data (57)."""
-    pan = tlv.find(objects, T_PAN)
+    tags = _tags(objects)
+    pan = tags.get(T_PAN)
     if pan is not None:
         digits, stop = _digits(pan)
         if stop not in (None, 0xF) or not 12 <= len(digits) <= 19:
             raise CpmError("malformed PAN (5A)")
         return digits
-    track2 = tlv.find(objects, T_TRACK2)
+    track2 = tags.get(T_TRACK2)
     if track2 is not None:
         digits, stop = _digits(track2)
         if stop != 0xD or not 12 <= len(digits) <= 19:
@@ -165,16 +205,56 @@ def account_number(objects):
     raise CpmError("no PAN (5A) or track-2 data (57)")
 
 
-def encode(pan, expiry="3012", atc=1, cryptogram=b"\x00" * 8, aid=b"\xa0\x00\x00\x03\x33\x01\x01\x01",
-           label=b"UnionPay", unpredictable=b"\x00\x00\x00\x00", cid=b"\x80", iad=b"\x06\x01\x0a\x03\xa0\x00\x00"):
-    """A CPM payload for tests and the simulator: one UnionPay application, track-2 equivalent data."""
-    t2 = pan + "D" + expiry + "2200000000000"
-    if len(t2) % 2:
-        t2 += "F"
-    track2 = binascii.unhexlify(t2)
-    app = tlv.encode(T_AID, aid) + tlv.encode(0x50, label)
-    transparent = (tlv.encode(T_IAD, iad) + tlv.encode(T_CRYPTOGRAM, cryptogram) + tlv.encode(T_CID, cid)
-                   + tlv.encode(T_ATC, bytes([atc >> 8 & 0xFF, atc & 0xFF])) + tlv.encode(T_UN, unpredictable))
-    common = tlv.encode(T_TRACK2, track2) + tlv.encode(0x63, transparent)
-    raw = tlv.encode(T_FORMAT, FORMAT) + tlv.encode(T_APP, app) + tlv.encode(T_COMMON, common)
-    return binascii.b2a_base64(raw).strip().decode()
+def check(tags, now=None):
+    """record.REASON_NONE when the payment code `tags` (payment_data) may be accepted offline, else the
+    reason to decline it.  `now`: the board clock (seconds since 1970), None when the board has no valid
+    time; then expiry is left to the issuer, which checks it when it authorises the record."""
+    if T_PAN not in tags and T_TRACK2 not in tags:
+        return record.REASON_CPM_NO_ACCOUNT
+    try:
+        pan = account_number(tags)
+    except CpmError:
+        return record.REASON_CPM_BAD_PAN
+    if not luhn.valid(pan):
+        return record.REASON_CPM_BAD_PAN
+    digits = expiry_digits(tags)
+    expiry = None if digits is None else dates.expiry(digits)
+    if expiry is None:
+        return record.REASON_CPM_NO_EXPIRY
+    if now is not None and dates.expired(expiry, now):
+        return record.REASON_CPM_EXPIRED
+    cryptogram = tags.get(T_CRYPTOGRAM)
+    if cryptogram is None or len(cryptogram) != 8:
+        return record.REASON_CPM_NO_CRYPTOGRAM
+    c = tags.get(T_CID)
+    if c is None or len(c) != 1:
+        return record.REASON_CPM_NO_CID
+    kind = c[0] & CID_TYPE_MASK
+    if kind == CID_AAC:
+        return record.REASON_CPM_AAC
+    if kind != CID_ARQC:  # a TC (or RFU): deferred authorisation needs an online cryptogram
+        return record.REASON_CPM_NOT_ARQC
+    atc = tags.get(T_ATC)
+    if atc is None or len(atc) != 2:
+        return record.REASON_CPM_NO_ATC
+    iad = tags.get(T_IAD)
+    if iad is not None and len(iad) > MAX_IAD:
+        return record.REASON_MALFORMED
+    return record.REASON_NONE
+
+
+def tlv_of(tags, which):
+    """The BER-TLV of the tags in `which` that `tags` has, in that order."""
+    out = b""
+    for tag in which:
+        value = tags.get(tag)
+        if value is not None:
+            out += tlv.encode(tag, value)
+    return out
+
+
+def encode(pan, **kw):
+    """A CPM payload for tests and the simulator (protocol/cpm_tools.py encode)."""
+    from protocol import cpm_tools
+
+    return cpm_tools.encode(pan, **kw)

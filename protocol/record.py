@@ -59,6 +59,16 @@ REASON_CARD_OFFLINE = 26  # the card approved offline (TC): no online cryptogram
 REASON_CARD_REFUSED = 27  # the card or phone refused the transaction (GPO 6984/6985/6986)
 REASON_CARD_REMOVED = 28  # the card left the field before the read was complete
 REASON_TERMINAL_ERROR = 40  # the terminal failed while deciding (a bug): declined, never charged
+# EMV QRCPS payment codes refused by the terminal's own checks (protocol/cpm.py check, SPEC.md).
+REASON_CPM_BAD_PAN = 30  # account number malformed or failing its Luhn check digit
+REASON_CPM_EXPIRED = 31  # expiry (5F24, or YYMM of track 2) before the board's date
+REASON_CPM_NO_CRYPTOGRAM = 32  # no 8-byte application cryptogram 9F26
+REASON_CPM_NO_CID = 33  # no cryptogram information data 9F27
+REASON_CPM_AAC = 34  # 9F27 says AAC: the wallet declined the payment itself
+REASON_CPM_NOT_ARQC = 35  # 9F27 says TC (or RFU): deferred authorisation needs an ARQC
+REASON_CPM_NO_ATC = 36  # no application transaction counter 9F36
+REASON_CPM_NO_ACCOUNT = 37  # neither PAN 5A nor track 2 57: not a payment code
+REASON_CPM_NO_EXPIRY = 38  # no expiry, or one that is not a date
 REASON_NO_TOKEN_KEY = 42  # a payment tap on a terminal that holds no fleet token key (protocol/tokens.py)
 
 REASON_TEXT = {
@@ -89,6 +99,15 @@ REASON_TEXT = {
     REASON_CARD_REMOVED: "card removed",
     REASON_TERMINAL_ERROR: "terminal error",
     REASON_NO_TOKEN_KEY: "not set up for cards",
+    REASON_CPM_BAD_PAN: "bad card number",
+    REASON_CPM_EXPIRED: "card expired",
+    REASON_CPM_NO_CRYPTOGRAM: "no cryptogram",
+    REASON_CPM_NO_CID: "no code type",
+    REASON_CPM_AAC: "code declined",
+    REASON_CPM_NOT_ARQC: "code not online",
+    REASON_CPM_NO_ATC: "no counter",
+    REASON_CPM_NO_ACCOUNT: "no card number",
+    REASON_CPM_NO_EXPIRY: "no expiry date",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
@@ -96,7 +115,8 @@ EXT_AID = 2  # application identifier the credential used
 EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 (big-endian), entry number u8
 # EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
 EXT_EMV_SEALED = 16  # crypto.seal(device data key, nonce, TLV 5A 5F24 [57] 9F26, associated = token)
-EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN]
+#   (a CPM code: whichever of 5A 57 5F24 9F26 it has)
+EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN] (CPM: those it has)
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 

@@ -1,7 +1,8 @@
 """The clear card data of a stored record, for the acquirer link: sealed part opened, clear part added.
 
-A card payment record carries its sensitive data (PAN, expiry, track 2, cryptogram) sealed
-(record.EXT_EMV_SEALED) and the rest of the cryptogram's data in clear (record.EXT_EMV_DATA).  Opening
+A card payment record (a contactless read or a CPM payment code) carries its sensitive data (PAN,
+expiry, track 2, cryptogram) sealed (record.EXT_EMV_SEALED) and the rest of the cryptogram's data in
+clear (record.EXT_EMV_DATA).  Opening
 the sealed part is the one thing here that depends on how terminals seal: `open_sealed` below.
 """
 

@@ -7,6 +7,8 @@ cryptogram again; a forged code or an altered amount, ATC, unpredictable number 
 value and the request is declined.  Response codes: host_sim/backend/ISO8583.md "Response codes".
 """
 
+import time
+
 from host_sim import issuers
 from host_sim.backend import iso8583
 
@@ -64,7 +66,8 @@ class Issuer:
         signed = tags.get(0x9F02, b"").hex()
         if signed.isdigit() and int(signed) and int(fields.get("4", "0") or 0) != int(signed):
             return iso8583.INVALID_AMOUNT, "amount is not the card's"
-        expiry, date = fields.get("14", ""), tags.get(0x9A, b"").hex()
+        # the card's date of the transaction (9A); a CPM code has none: then today, as the issuer authorises
+        expiry, date = fields.get("14", ""), tags.get(0x9A, b"").hex() or time.strftime("%y%m%d", time.gmtime())
         if expiry.isdigit() and date.isdigit() and len(date) == 6 and expiry < date[:4]:
             return iso8583.EXPIRED_CARD, "expired card"
         return iso8583.APPROVED, None

@@ -3,6 +3,9 @@
 Runs host_sim/device/bench_credentials.py in the MicroPython unix port (the virtual board's VM, same
 heap) over the real protocol/ code, which times, per iteration, with time.ticks_us():
 - cpm_decode: cpm.decode + account_number + deferred (decode and validate a wallet payment code);
+- cpm_checks: cpm.decode + payment_data + check + account_number (what a terminal verifies offline:
+  structure, Luhn, expiry, cryptogram present, ARQC, ATC);
+- cpm_decide: a whole Decider.decide of that code (checks, token, card data sealed, record extensions);
 - ticket_verify: Keyring.verify (base64url, layout, RSA-2048 PKCS#1 v1.5 SHA-256 with pow()) plus the
   validity window check.
 "emv_read" comes from host_sim.bench.emv.run() when that module exists (the NFC work adds it), else null.
@@ -16,8 +19,8 @@ import tempfile
 import time
 
 from host_sim import micropython
+from host_sim.emulators import wallet
 from host_sim.tools import tickets
-from protocol import cpm
 
 
 def _emv_read(args):
@@ -31,7 +34,7 @@ def _emv_read(args):
 
 def run(args):
     n = args.iterations
-    payload = cpm.encode("6231230000001234567", atc=300, cryptogram=os.urandom(8), unpredictable=os.urandom(4))
+    payload = wallet.code("unionpay-hce", atc=300)
     key = tickets.generate_key()
     now = int(time.time())
     text = tickets.issue(key, 1, 1, os.urandom(8), product=7, valid_from=now - 60, valid_to=now + 3600,
@@ -41,10 +44,11 @@ def run(args):
         for path, content in ((keyring, tickets.keyring_line(key, 1, 1)), (ticket, text)):
             with open(path, "w") as f:
                 f.write(content)
-        runtime, cpm_stats, ticket_stats = micropython.run_program(
+        runtime, cpm_stats, ticket_stats, checks, decide = micropython.run_program(
             "bench_credentials", [payload, keyring, ticket, now, n], heap=args.heap)
     return {"runtime": runtime, "cpm_decode": cpm_stats, "ticket_verify": ticket_stats,
-            "emv_read": _emv_read(args), "targets_us": {"cpm_decode": 1000, "ticket_verify": 2000}}
+            "cpm_checks": checks, "cpm_decide": decide, "emv_read": _emv_read(args),
+            "targets_us": {"cpm_decode": 1000, "ticket_verify": 2000}}
 
 
 def add_arguments(parser):

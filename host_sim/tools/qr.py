@@ -1,12 +1,14 @@
 """`python -m host_sim qr decode|make|keyring`: decode any QR payload the terminal may see, issue test
 payloads and pictures.
 
-decode prints one JSON object: {"format": "emv-cpm" | "emv-mpm" | "ticket" | "unknown", "valid",
-"error", "tlv", "fields"} plus "crc_ok" for MPM.  CPM "tlv" is the BER-TLV tree with tags as upper-case
-hex and values as hex; MPM "tlv" is the ID-length-value tree with the values as text.  PAN-bearing
-values (5A, 57, 9F6B) are masked (first 6 and last 4 digits kept, the expiry kept, the rest "*")
-unless --reveal.  A ticket's signature is checked against the issuer keys this tool keeps (or a
-keyring file given with --keys).
+decode prints one JSON object (and exits 1, with one line on stderr saying why, when it is refused):
+{"format": "emv-cpm" | "emv-mpm" | "ticket" | "unknown", "valid", "error", "tlv", "fields"} plus
+"crc_ok" for MPM. CPM "tlv" is the BER-TLV tree with tags as upper-case hex and values as hex; MPM "tlv"
+is the ID-length-value tree with the values as text. PAN-bearing values (5A, 57, 9F6B) are masked (first
+6 and last 4 digits kept, the expiry kept, the rest "*") unless --reveal. A CPM code's "fields" say in
+"check" what a terminal's offline checks make of it now ("ok", or the reason it would decline: "card
+expired", "code declined", ...). A ticket's signature is checked against the issuer keys this tool keeps
+(or a keyring file given with --keys).
 """
 
 import binascii
@@ -15,9 +17,10 @@ import sys
 import time
 
 from host_sim.tools import tickets
-from protocol import cpm, mpm, ticket, tlv
+from protocol import cpm, mpm, record, ticket, tlv
 
 PAN_TAGS = (0x5A, 0x57, 0x9F6B)
+CPM_PROFILES = ("unionpay-hce", "unionpay-card", "visa", "mastercard")  # host_sim/emulators/wallet.ACCOUNTS
 
 
 def mask_digits(hexdigits):
@@ -63,7 +66,7 @@ def mpm_tree(objects):
     return out
 
 
-def _decode_cpm(text, reveal):
+def _decode_cpm(text, reveal, now):
     result = {"format": "emv-cpm", "valid": False, "error": None, "tlv": [], "fields": {}}
     try:
         objects = cpm.decode(text)
@@ -75,7 +78,12 @@ def _decode_cpm(text, reveal):
             pass
         return result
     result["tlv"] = tlv_tree(objects, reveal)
-    result["fields"] = cpm.fields(objects)
+    try:
+        result["fields"] = cpm.fields(objects)
+    except cpm.CpmError as e:
+        result["error"] = str(e)
+        return result
+    result["fields"]["check"] = record.REASON_TEXT[cpm.check(cpm.payment_data(objects), now)]
     try:
         account = cpm.account_number(objects)
         result["fields"]["account"] = account if reveal else mask_digits(account)
@@ -143,7 +151,7 @@ def decode(text, reveal=False, keys_path=None, now=None):
     """The decode JSON object for one payload (str)."""
     now = int(time.time()) if now is None else now
     if cpm.is_cpm(text):
-        return _decode_cpm(text, reveal)
+        return _decode_cpm(text, reveal, now)
     if ticket.is_ticket(text):
         return _decode_ticket(text, keys_path, now)
     if text.startswith("0002"):
@@ -154,7 +162,10 @@ def decode(text, reveal=False, keys_path=None, now=None):
 
 def make(args):
     if args.kind == "cpm":
-        text = cpm.encode(args.pan, expiry=args.expiry, atc=args.atc, cryptogram=bytes.fromhex(args.cryptogram))
+        from host_sim.emulators import wallet
+
+        cryptogram = bytes.fromhex(args.cryptogram) if args.cryptogram else None
+        text = wallet.code(args.profile, args.pan, args.expiry, args.atc, forge=args.forge, cryptogram=cryptogram)
     elif args.kind == "mpm":
         pairs = [("01", "12" if args.amount else "11"), ("15", args.account), ("52", args.mcc), ("53", "156")]
         if args.amount:
@@ -177,7 +188,10 @@ def main(args):
     if args.action == "decode":
         result = decode(args.payload, reveal=args.reveal, keys_path=args.keys)
         print(json.dumps(result, indent=None if args.json else 2, ensure_ascii=False))
-        return 0
+        if result["valid"]:
+            return 0
+        print("qr decode: refused: %s" % result["error"], file=sys.stderr)
+        return 1
     if args.action == "keyring":
         for spec in args.key:
             issuer, key_id = (int(x) for x in spec.split(":"))
@@ -207,10 +221,14 @@ def add_arguments(parser):
     m = sub.add_parser("make", help="issue a test payload (and --png picture)")
     m.add_argument("kind", choices=("cpm", "mpm", "ticket"))
     m.add_argument("--png", help="also render the QR code to this PNG file")
-    m.add_argument("--pan", default="6212345678901234567", help="cpm: account or token digits")
+    m.add_argument("--profile", default="unionpay-hce", choices=CPM_PROFILES,
+                   help="cpm: the test issuer profile whose keys make the cryptogram (host_sim/issuers.py)")
+    m.add_argument("--pan", help="cpm: account or token digits (default: the profile's test account)")
     m.add_argument("--expiry", default="3012", help="cpm: YYMM")
     m.add_argument("--atc", type=int, default=1, help="cpm: transaction counter")
-    m.add_argument("--cryptogram", default="0000000000000000", help="cpm: 9F26 as hex")
+    m.add_argument("--cryptogram", help="cpm: 9F26 as hex instead of the one the profile's keys compute")
+    m.add_argument("--forge", action="store_true", help="cpm: a wrong cryptogram, every other rule kept: "
+                   "the terminal accepts it offline, the issuer declines it")
     m.add_argument("--name", default="YIYUAN BUS 12", help="mpm: merchant name")
     m.add_argument("--city", default="YIYUAN", help="mpm: merchant city")
     m.add_argument("--account", default="12345678123456781234567890123", help="mpm: UnionPay merchant (15)")

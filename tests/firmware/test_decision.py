@@ -5,6 +5,8 @@ a repeated presentation (same card token and transaction counter) as already pai
 Payment codes are made here on CPython with protocol.cpm.encode or by hand (BER-TLV + base64); the
 expected token is HMAC-SHA256(fleet token key, PAN)[:16] computed with hmac (protocol/tokens.py); a bare
 key given to the Decider is token key version 1, which every accepted record names (EXT_TOKEN_KEY).
+Each check a code must pass has its own reason (tests/firmware/test_decision_cpm.py); codes here pass
+them all unless they are garbage.
 """
 
 import base64
@@ -18,7 +20,7 @@ from protocol import cpm
 
 SALT = bytes(range(100, 116))
 OTHER_SALT = bytes(range(200, 216))
-PAN = "6212345678901234"
+PAN = "6212345678901232"  # Luhn-valid
 AID = bytes.fromhex("A000000333010101")
 
 
@@ -28,8 +30,9 @@ AID = bytes.fromhex("A000000333010101")
 def body_decide(salt, line):
     """One line decided by a new Decider, as plain data (a small answer per line: see decide())."""
     from firmware import decision
+    from protocol import crypto
 
-    r = decision.Decider(salt).decide(line)
+    r = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a)).decide(line)
     return (
         r.outcome,
         r.reason,
@@ -57,6 +60,11 @@ def body_constants():
         "NONE": record.REASON_NONE,
         "EXT_ATC": record.EXT_ATC,
         "EXT_AID": record.EXT_AID,
+        "EXT_EMV_SEALED": record.EXT_EMV_SEALED,
+        "EXT_EMV_DATA": record.EXT_EMV_DATA,
+        "NO_ACCOUNT": record.REASON_CPM_NO_ACCOUNT,
+        "BAD_PAN": record.REASON_CPM_BAD_PAN,
+        "NO_EXPIRY": record.REASON_CPM_NO_EXPIRY,
         "RECENT": decision.RECENT,
         "FLAT_FARE": decision.FLAT_FARE,
     }
@@ -65,8 +73,9 @@ def body_constants():
 def body_tap_session(salt, lines, first_seq):
     """What the terminal does: decide, and for an accepted tap remember it under the next sequence."""
     from firmware import decision
+    from protocol import crypto
 
-    d = decision.Decider(salt)
+    d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     seq = first_seq
     out = []
     for line in lines:
@@ -86,9 +95,12 @@ def body_after_reboot(salt, first_lines, later_lines):
     """Accept `first_lines` into journal records, then a new Decider (a reboot) learns them back
     with remember_record and decides `later_lines`."""
     from firmware import decision
-    from protocol import record
+    from protocol import crypto, record
 
-    before = decision.Decider(salt)
+    def sealer(plaintext, associated):
+        return crypto.seal(bytes(32), bytes(12), plaintext, associated)
+
+    before = decision.Decider(salt, sealer=sealer)
     records = []
     seq = 500
     for line in first_lines:
@@ -111,7 +123,7 @@ def body_after_reboot(salt, first_lines, later_lines):
         )
         before.remember(r.token, r.atc, seq)
         seq += 1
-    after = decision.Decider(salt)
+    after = decision.Decider(salt, sealer=sealer)
     for data in records:
         after.remember_record(data)
     return [(r.outcome, r.seq) for r in [after.decide(line) for line in later_lines]]
@@ -122,8 +134,9 @@ def body_remember_many(salt, line, count):
     import gc
 
     from firmware import decision
+    from protocol import crypto
 
-    d = decision.Decider(salt)
+    d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     first = d.decide(line)
     d.remember(first.token, first.atc, 1)
     gc.collect()
@@ -136,6 +149,15 @@ def body_remember_many(salt, line, count):
 
 
 # --- helpers (CPython side) ---------------------------------------------------------------------------
+
+
+def luhn_complete(body):
+    """`body` followed by its Luhn check digit."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str(-total % 10)
 
 
 def token(key, pan):
@@ -173,7 +195,8 @@ def decide(runtime, salt, lines):
 def test_accepts_a_cpm_code(runtime):
     c = constants(runtime)
     assert c["FLAT_FARE"] == 200  # 2.00 yuan, the fare of the first slice
-    line = cpm.encode(PAN, atc=0x0102, aid=AID)
+    cryptogram = bytes.fromhex("C0FFEE0123456789")
+    line = cpm.encode(PAN, atc=0x0102, aid=AID, cryptogram=cryptogram)
     got, got_bytes = decide(runtime, SALT, [line, line.encode()])
     assert got == got_bytes  # the scanner may hand over bytes or text
     assert got["outcome"] == c["ACCEPT"]
@@ -183,7 +206,11 @@ def test_accepts_a_cpm_code(runtime):
     assert len(got["token"]) == 16
     assert PAN.encode() not in got["token"] and bytes.fromhex(PAN) not in got["token"]
     assert got["atc"] == b"\x01\x02"
-    assert sorted(got["ext"]) == sorted([KEY_EXT, (c["EXT_ATC"], b"\x01\x02"), (c["EXT_AID"], AID)])
+    assert [tag for tag, _ in got["ext"]] == [KEY_EXT[0], c["EXT_ATC"], c["EXT_AID"], c["EXT_EMV_SEALED"],
+                                              c["EXT_EMV_DATA"]]
+    assert got["ext"][:3] == [KEY_EXT, (c["EXT_ATC"], b"\x01\x02"), (c["EXT_AID"], AID)]
+    sealed = got["ext"][3][1]
+    assert PAN.encode() not in sealed and bytes.fromhex(PAN) not in sealed and cryptogram not in sealed
 
 
 def test_token_differs_per_key(runtime):
@@ -194,24 +221,25 @@ def test_token_differs_per_key(runtime):
     assert b["token"] == token(OTHER_SALT, PAN)
 
 
-def test_accepts_pan_from_5a_and_no_atc(runtime):
+def test_a_code_with_only_a_pan_is_declined(runtime):
     c = constants(runtime)
-    pan = "6212345678901234567"
+    pan = "6212345678901234569"
     line = cpm_text(tlv(0x5A, bytes.fromhex(pan + "F")))
     got = decide(runtime, SALT, [line])[0]
-    assert got["outcome"] == c["ACCEPT"] and got["token"] == token(SALT, pan)
-    assert got["atc"] is None and got["ext"] == [KEY_EXT, (c["EXT_AID"], AID)]
+    assert (got["outcome"], got["reason"]) == (c["DECLINE"], c["NO_EXPIRY"]) and got["token"] == token(SALT, pan)
+    assert got["ext"] == [] and got["amount"] == 0
 
 
 def test_accepts_generated_codes(runtime):
     c = constants(runtime)
     examples = draw_examples(
         st.tuples(
-            st.integers(12, 19).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)), st.integers(0, 0xFFFF)
+            st.integers(11, 18).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)), st.integers(0, 0xFFFF)
         ),
         count=60,
     )
-    lines = [cpm.encode(pan, atc=atc) for pan, atc in examples]
+    examples = [(luhn_complete(pan), atc) for pan, atc in examples]
+    lines = [cpm.encode(pan, atc=atc, cryptogram=bytes(range(8))) for pan, atc in examples]
     results = decide(runtime, SALT, lines)
     for (pan, atc), got in zip(examples, results):
         assert got["outcome"] == c["ACCEPT"]
@@ -246,8 +274,6 @@ def test_cpm_looking_garbage_is_malformed(runtime):
     lines = draw_examples(st.text(b64 + "!é", max_size=120).map(lambda t: "hQVDUFYwM" + t), count=100)
     lines += [
         "hQVDUFYwM",
-        cpm_text(tlv(0x5F20, b"NO PAN")),  # well-formed CPM without an account
-        cpm_text(tlv(0x5A, bytes.fromhex("62123456789F"))),  # PAN too short
         cpm.encode(PAN)[:-8],  # cut
         cpm.encode(PAN)[:-4] + "\xff\xfe==",
         (cpm.encode(PAN)[:40] + "\xe9" * 10).encode("utf-8"),
@@ -256,6 +282,10 @@ def test_cpm_looking_garbage_is_malformed(runtime):
         assert (got["outcome"], got["reason"]) == (c["DECLINE"], c["MALFORMED"]), (line, got)
         assert got["kind"] == c["KIND_QR_CPM"] and got["amount"] == 0
         assert got["text"] == "bad payment code"
+    no_account, short = decide(runtime, SALT, [cpm_text(tlv(0x5F20, b"NO PAN")), cpm_text(tlv(0x5A, bytes.fromhex(
+        "62123456789F")))])
+    assert (no_account["reason"], no_account["token"]) == (c["NO_ACCOUNT"], None)  # well-formed, no account
+    assert (short["reason"], short["token"]) == (c["BAD_PAN"], None)  # an 11-digit PAN
 
 
 # --- already paid --------------------------------------------------------------------------------------------
@@ -264,7 +294,7 @@ def test_cpm_looking_garbage_is_malformed(runtime):
 def test_same_code_again_is_already_paid(runtime):
     a1 = cpm.encode(PAN, atc=1)
     a2 = cpm.encode(PAN, atc=2)  # the same card's next code
-    b1 = cpm.encode("6299999999999999", atc=1)  # another card, same counter
+    b1 = cpm.encode("6299999999999998", atc=1)  # another card, same counter
     got = runtime.run(body_tap_session, SALT, [a1, a1, b1, a2, a1.encode(), b1, a2, "junk"], 41)
     assert got == [
         ("accept", 41),
@@ -280,7 +310,7 @@ def test_same_code_again_is_already_paid(runtime):
 
 def test_already_paid_after_reboot_via_records(runtime):
     c = constants(runtime)
-    first = [cpm.encode(PAN, atc=7), cpm.encode("6211111111111", atc=7), cpm_text(tlv(0x5A, bytes.fromhex(PAN)))]
+    first = [cpm.encode(PAN, atc=7), cpm.encode("6211111111115", atc=7), cpm.encode("6299999999999998", atc=9)]
     later = first + [cpm.encode(PAN, atc=8)]
     got = runtime.run(body_after_reboot, SALT, first, later)
     assert got == [(c["ALREADY_PAID"], 500), (c["ALREADY_PAID"], 501), (c["ALREADY_PAID"], 502), (c["ACCEPT"], 0)]

@@ -18,9 +18,9 @@ def key():
 
 def body_decide(salt, fares, keys_body, lines, now):
     from firmware import decision
-    from protocol import fleet
+    from protocol import crypto, fleet
 
-    d = decision.Decider(salt)
+    d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     d.fares = fares
     if keys_body:
         d.keyring = fleet.keyring(keys_body)
@@ -32,7 +32,7 @@ def body_decide(salt, fares, keys_body, lines, now):
 
 
 def test_fares_per_credential_kind(runtime):
-    lines = [cpm.encode("6212345678901234567", atc=1, cryptogram=bytes(8))]
+    lines = [cpm.encode("6212345678901234569", atc=1, cryptogram=bytes(range(8)))]
     assert runtime.run(body_decide, SALT, {}, b"", lines, NOW)[0][3] == 200  # the built-in flat fare
     assert runtime.run(body_decide, SALT, {record.KIND_QR_CPM: 350}, b"", lines, NOW)[0][3] == 350
     assert runtime.run(body_decide, SALT, {record.KIND_EMV_CONTACTLESS: 90}, b"", lines, NOW)[0][3] == 200

@@ -102,13 +102,13 @@ def body_constants():
 def body_reboot_remembers_only_accepted(line):
     """A declined record of a code and an accepted one of another, learnt back at boot: is each still new?"""
     from firmware import decision
-    from protocol import record
+    from protocol import crypto, record
 
-    d = decision.Decider(b"s" * 16)
+    d = decision.Decider(b"s" * 16, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     first = d.decide(line)
     declined = record.encode(b"TERM0001", 1, 1700000000, first.kind, 0, 156, record.DECLINED,
                              record.REASON_DENY_LISTED, 0, first.token, ())
-    after = decision.Decider(b"s" * 16)
+    after = decision.Decider(b"s" * 16, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     after.remember_record(declined)
     return first.outcome, after.decide(line).outcome
 
@@ -200,5 +200,5 @@ def test_declines_stop_at_the_reserve_and_accepted_taps_keep_their_room(rt):
 def test_a_declined_record_is_not_remembered_as_paid_after_a_reboot(rt):
     from protocol import cpm
 
-    first, after = rt.run(body_reboot_remembers_only_accepted, cpm.encode("6212345678901234"))
+    first, after = rt.run(body_reboot_remembers_only_accepted, cpm.encode("6212345678901232"))
     assert (first, after) == (1, 1)  # ACCEPT both times: the declined record paid nothing

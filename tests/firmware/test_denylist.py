@@ -102,11 +102,11 @@ def test_ram_does_not_grow_with_the_list(runtime, tmp_path):
 def body_decider_refuses_denied_cards(path, salt, blocked_code, other_code, blocked_pan):
     from firmware import decision
     from firmware.denylist import DenyList
-    from protocol import record, tokens
+    from protocol import crypto, record, tokens
 
     deny = DenyList(path)
     deny.apply(1, [tokens.token(salt, blocked_pan)])
-    d = decision.Decider(salt, deny=deny)
+    d = decision.Decider(salt, deny=deny, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     refused = d.decide(blocked_code)
     other = d.decide(other_code)
     return (refused.outcome == decision.DECLINE, refused.reason == record.REASON_DENY_LISTED,
@@ -116,7 +116,7 @@ def body_decider_refuses_denied_cards(path, salt, blocked_code, other_code, bloc
 def test_a_card_the_acquirer_declined_is_refused_at_its_next_tap(runtime, tmp_path):
     from protocol import cpm
 
-    blocked, other = "6212345678901234567", "6214830012345678"
+    blocked, other = "6212345678901234569", "6228480000000000018"
     got = runtime.run(body_decider_refuses_denied_cards, str(tmp_path / "deny.bin"), b"s" * 16,
                       cpm.encode(blocked, atc=9), cpm.encode(other, atc=9), blocked)
     assert got == (True, True, True)

@@ -190,7 +190,7 @@ def test_bad_account_data(runtime):
         payload(tlv(0x57, bytes.fromhex("6212345678901234E3012F"))),  # wrong separator
         payload(tlv(0x5F20, b"NO ACCOUNT")),  # neither 5A nor 57
         payload(extra=b"")[:-4],  # cut
-        base64.b64encode(tlv(0x85, b"CPV01") + tlv(0x61, b"")).decode(),  # no common data template
+        base64.b64encode(tlv(0x85, b"CPV01") + tlv(0x61, b"")).decode(),  # an application template without 4F
         payload(tlv(0x5A, bcd("6212345678901234")), fmt=b"CPV02"),  # another format indicator
         base64.b64encode(tlv(0x62, tlv(0x5A, bcd("6212345678901234"))) + tlv(0x85, b"CPV01")).decode(),
         payload(tlv(0x5A, bcd("6212345678901234")))[:-2] + "!!",  # not base64
@@ -300,13 +300,13 @@ def test_template_rules(runtime):
         payload(t2, tlv(0x63, tlv(0x9F36, b"\x00\x01") + tlv(0x9F36, b"\x00\x02"))),  # repeated in 63
         payload(t2, extra=tlv(0x62, t2)),  # two common data templates
         payload(t2, extra=tlv(0x85, b"CPV01")),  # format indicator twice
-        base64.b64encode(tlv(0x85, b"CPV01") + bytes.fromhex("4201") + b"\x00").decode(),  # no 62
+        base64.b64encode(tlv(0x85, b"CPV01") + bytes.fromhex("4201") + b"\x00").decode(),  # no 61
         payload(t2, tlv(0x1F63, b"")),  # 1F63 is a different (primitive) tag: kept
     ]
     got = runtime.run_many(body_summary, [(c,) for c in cases])
     assert [g[0] for g in got] == ["CpmError"] * 5 + ["ok"], got
     assert "repeated" in got[0][1] and "repeated" in got[1][1] and "repeated" in got[2][1]
-    assert "62" in got[4][1]
+    assert "61" in got[4][1]
 
 
 def test_vector_fields(runtime):

@@ -14,7 +14,7 @@ from protocol import record
 from tests.vboard.helpers import Served, payment_code, provisioned, tap
 from tests.waiting import wait_until
 
-BLOCKED_PAN = "6212345678901234567"
+BLOCKED_PAN = "6212345678901234569"
 
 
 def test_declined_taps_are_uploaded_with_their_reasons_and_no_card_data(board, events, tmp_path):

@@ -33,7 +33,7 @@ def test_provision_command_registers_the_key_and_the_terminal_uploads(board, eve
     server = threading.Thread(target=serial_server.serve_serial, args=(board.ports["uplink"], store, stop), daemon=True)
     server.start()
     try:
-        ScannerEmulator(board.ports["scanner"]).present(cpm.encode("6212345678901234567", atc=41,
+        ScannerEmulator(board.ports["scanner"]).present(cpm.encode("6212345678901234569", atc=41,
                                                                     cryptogram=bytes(8)))
         _, ev = events.wait_display()
         assert ev["text"] == "PAID 2.00"

@@ -18,7 +18,7 @@ from tests.vboard.helpers import ROOT, Events
 
 
 def code(atc):
-    return cpm.encode("6212345678901234567", atc=atc, cryptogram=os.urandom(8))
+    return cpm.encode("6212345678901234569", atc=atc, cryptogram=os.urandom(8))
 
 
 def test_driver_raises_the_module_to_115200_and_reads_codes(tmp_path):

@@ -16,7 +16,7 @@ from protocol import cpm, record
 from tests.vboard.helpers import Events, mpremote
 from tests.waiting import wait_until
 
-CARD = "6212345678901234567"
+CARD = "6212345678901234569"
 PTY_START_BAUD = 38400  # what a new pty reports until its device side sets a rate (Linux)
 PAID_ROWS = "SELECT seq, atc, token, amount, time FROM records WHERE decision = %d" % record.ACCEPTED
 

@@ -27,7 +27,7 @@ from protocol import cpm
 from tests.vboard.helpers import Events, mpremote
 from tests.waiting import wait_until
 
-PAN = "6217000010000000005"
+PAN = "6217000010000000003"
 # The modem driver (~25 KB) on top of the firmware and the NFC stack needs more than the default 192 KB.
 HEAP = "256k"
 

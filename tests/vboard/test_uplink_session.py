@@ -11,7 +11,7 @@ from protocol import record
 from tests.vboard.helpers import Served, payment_code, provisioned, tap
 from tests.waiting import wait_until
 
-BLOCKED_PAN = "6212345678901234567"
+BLOCKED_PAN = "6212345678901234569"
 OTHER_PAN = "6228480000000000018"
 HOUR = 3600
 

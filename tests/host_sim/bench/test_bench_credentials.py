@@ -14,7 +14,7 @@ def test_bench_credentials_reports_micropython_timings():
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["runtime"].startswith("micropython 1.")
-    for name in ("cpm_decode", "ticket_verify"):
+    for name in ("cpm_decode", "ticket_verify", "cpm_checks", "cpm_decide"):
         assert set(got[name]) >= {"median_us", "p99_us"} and got[name]["n"] == 5
         assert 0 < got[name]["median_us"] <= got[name]["p99_us"]
     assert "emv_read" in got
