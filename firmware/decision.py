@@ -159,10 +159,16 @@ class Decider:
                         fare_id=FARE_ID_TICKET, entry=used + 1)
 
     def seal(self, plaintext, token):
-        """Sensitive card data (PAN, track 2, expiry, cryptogram) as the sealed record extension."""
+        """Sensitive card data (PAN, track 2, expiry, cryptogram) as the sealed record extension.
+
+        Raises firmware.sealing.Unavailable with the reason the tap declines: REASON_NO_SEAL_KEY without the
+        collector's public key (card data is never kept unsealed), REASON_JOURNAL_FULL when the epoch key's
+        records cannot be journalled."""
         sealer = self.sealer
         if sealer is None:
-            raise ValueError("no sealer: card data cannot be recorded")
+            from firmware.sealing import Unavailable
+
+            raise Unavailable(record.REASON_NO_SEAL_KEY)
         return sealer(plaintext, token)
 
     def decide_emv(self, card):
@@ -180,10 +186,14 @@ class Decider:
         repeat = self._repeat(token, atc, record.KIND_EMV_CONTACTLESS)
         if repeat:
             return repeat
-        from firmware import emv  # here, not at the top: a terminal without NFC never loads them
+        from firmware import emv, sealing  # here, not at the top: a terminal without NFC never loads them
 
+        try:
+            sealed = self.seal(emv.sensitive(card), token)
+        except sealing.Unavailable as e:
+            return Decision(DECLINE, e.reason, record.KIND_EMV_CONTACTLESS, token=token)
         ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
-               (record.EXT_EMV_SEALED, self.seal(emv.sensitive(card), token)),
+               (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
         return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,
                         amount=self.fare_for(record.KIND_EMV_CONTACTLESS),

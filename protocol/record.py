@@ -29,6 +29,7 @@ KIND_UNKNOWN = 0  # declined before the credential was identified (unknown code,
 KIND_QR_CPM = 1
 KIND_TICKET = 2
 KIND_EMV_CONTACTLESS = 3
+KIND_SEAL_KEY = 4  # no tap: one part of an epoch key wrapped to the collector (protocol/seal.py)
 
 ACCEPTED = 1
 DECLINED = 2
@@ -53,6 +54,7 @@ REASON_CARD_READ = 20  # contactless read failed or the card answered nonsense
 REASON_CARD_UNSUPPORTED = 21  # no accepted application on the card
 REASON_CARD_DECLINED = 22  # the card itself declined (AAC)
 REASON_TERMINAL_ERROR = 40  # the terminal failed while deciding (a bug): declined, never charged
+REASON_NO_SEAL_KEY = 41  # no collector public key: card data cannot be sealed, so it is not taken
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -75,14 +77,16 @@ REASON_TEXT = {
     REASON_CARD_UNSUPPORTED: "card not accepted",
     REASON_CARD_DECLINED: "card declined",
     REASON_TERMINAL_ERROR: "terminal error",
+    REASON_NO_SEAL_KEY: "no host key",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
 EXT_AID = 2  # application identifier the credential used
 EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 (big-endian), entry number u8
 # EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
-EXT_EMV_SEALED = 16  # crypto.seal(device data key, nonce, TLV 5A 5F24 [57] 9F26, associated = token)
+EXT_EMV_SEALED = 16  # protocol/seal.py: key id u32 LE, crypto.seal(epoch key, TLV 5A 5F24 [57] 9F26, token)
 EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN]
+EXT_SEAL_KEY = 18  # KIND_SEAL_KEY: key id u32 LE, part, parts, host key fingerprint (8), wrapped key chunk
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 
 NO_TOKEN = bytes(16)  # the token of a declined tap whose credential was never identified

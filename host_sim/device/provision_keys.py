@@ -1,4 +1,5 @@
-"""Provisioning on the board: the device key (and the config authority's keys) written atomically.
+"""Provisioning on the board: the device key, the config authority's keys and the collector's seal key,
+each written atomically.
 
 Run on a board through mpremote: `run` this file, then `exec` one call of write_keys().  A power cut
 leaves the old file or the new one, never a part."""
@@ -15,9 +16,10 @@ def _replace(path, data, mode):
     os.rename(path + ".new", path)
 
 
-def write_keys(key_path, key_hex, config_path=None, config_text=None):
-    """Write the device key (hex) to `key_path` and, if given, the keyring text to `config_path`;
-    print the terminal id the firmware will announce, as "terminal=<hex>"."""
+def write_keys(key_path, key_hex, config_path=None, config_text=None, seal_path=None, seal_text=None):
+    """Write the device key (hex) to `key_path` and, if given, the keyring text to `config_path` and the
+    collector's modulus (hex) to `seal_path`; print the terminal id the firmware will announce, as
+    "terminal=<hex>"."""
     try:
         os.mkdir("/flash/keys")
     except OSError:
@@ -25,4 +27,6 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None):
     _replace(key_path, bytes.fromhex(key_hex), "wb")
     if config_path is not None:
         _replace(config_path, config_text, "w")
+    if seal_path is not None:
+        _replace(seal_path, seal_text, "w")
     print("terminal=" + identity.terminal_id(board).hex())
