@@ -48,10 +48,13 @@ class Sealer:
         self._count = 0
 
     def prepare(self):
-        """Wrap the next epoch key if none is waiting (an RSA public operation): at boot and when idle."""
-        if self._next is None:
+        """Wrap the next epoch key if none is waiting (an RSA public operation): at boot and when idle.
+        Returns (key, wrapped key)."""
+        ready = self._next
+        if ready is None:
             key = self.random(seal.KEY_SIZE)
-            self._next = (key, seal.oaep_encrypt(key, self.n, self.random(32)))
+            ready = self._next = (key, seal.oaep_encrypt(key, self.n, self.random(32)))
+        return ready
 
     def renew(self):
         """Start a new epoch at the next seal (the host key changed, or a test asks)."""
@@ -61,8 +64,7 @@ class Sealer:
         """Journal the waiting epoch key's records; the key id is the first one's sequence number."""
         from firmware.journal import JournalFull
 
-        self.prepare()  # done already unless no idle time came since the last epoch started
-        key, wrapped = self._next
+        key, wrapped = self.prepare()  # done already unless no idle time came since the last epoch started
         first = self.journal.next_seq
         try:
             if self.journal.full:

@@ -2,8 +2,8 @@
 
 ROOT holds firmware/, protocol/ and hardware/ beside host_sim/: the checkout, or site-packages after
 `pip install .` (the device sources are installed with the tool, so build and flash find them there).
-What the tools write (build products, test ticket keys, the development seal key) goes under the checkout in a checkout, and
-under the user's cache and data directories for an installed tool, never into site-packages."""
+What the tools write (build products, test ticket keys, the development seal key) goes under the checkout
+in a checkout, and under the user's cache and data directories for an installed tool, never into site-packages."""
 
 import os
 

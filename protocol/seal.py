@@ -78,7 +78,7 @@ def parse_key_part(value):
 
 def join_parts(values):
     """(key id, fingerprint, wrapped key) of an epoch's EXT_SEAL_KEY values, in any order."""
-    chunks = [None] * PARTS
+    chunks = {}
     head = None
     for value in values:
         key_id, index, _, fp, chunk = parse_key_part(value)
@@ -87,9 +87,9 @@ def join_parts(values):
         elif head != (key_id, fp):
             raise SealError("key parts of different keys")
         chunks[index] = chunk
-    if head is None or None in chunks:
+    if head is None or len(chunks) != PARTS:
         raise SealError("key parts missing")
-    return head[0], head[1], b"".join(chunks)
+    return head[0], head[1], b"".join(chunks[i] for i in range(PARTS))
 
 
 def nonce(count):

@@ -1,9 +1,9 @@
 """`bench seal` inside MicroPython (and CPython): what sealing card data to the collector costs the terminal.
 
-argv: iterations, a file holding the collector's modulus (hex; the unix port's argv is short).  Times with the real firmware/sealing.Sealer over a journal
-stand-in (no flash): "seal", one record's card data sealed under the current epoch key (the tap path);
-"wrap", a new epoch key drawn and RSA-OAEP-wrapped (prepare(), at boot and when idle); "hmac", the
-reference operation, one HMAC-SHA256 of 1024 bytes."""
+argv: iterations, a file holding the collector's modulus (hex; the unix port's argv is short).  Times with
+the real firmware/sealing.Sealer over a journal stand-in (no flash): "seal", one record's card data sealed
+under the current epoch key (the tap path); "wrap", a new epoch key drawn and RSA-OAEP-wrapped (prepare(),
+at boot and when idle); "hmac", the reference operation, one HMAC-SHA256 of 1024 bytes."""
 
 import sys
 import time
@@ -12,14 +12,15 @@ from firmware import sealing
 from host_sim.device import results
 from protocol import crypto, tlv
 
-try:
-    _ticks, _diff = time.ticks_us, time.ticks_diff
-except AttributeError:  # CPython
-    def _ticks():
-        return time.perf_counter_ns() // 1000
+_NS = getattr(time, "perf_counter_ns", None)  # CPython; MicroPython has ticks_us
 
-    def _diff(a, b):
-        return a - b
+
+def _now():
+    return _NS() // 1000 if _NS is not None else time.ticks_us()
+
+
+def _since(t0):
+    return _now() - t0 if _NS is not None else time.ticks_diff(time.ticks_us(), t0)
 
 
 class _Journal:
@@ -37,9 +38,9 @@ class _Journal:
 def timed(fn, n):
     out = []
     for _ in range(n):
-        t0 = _ticks()
+        t0 = _now()
         fn()
-        out.append(_diff(_ticks(), t0))
+        out.append(_since(t0))
     return results.stats(out)
 
 

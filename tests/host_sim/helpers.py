@@ -203,6 +203,12 @@ class JournalStandIn:
         return self.next_seq - 1
 
 
+def _tap_builder(t, terminal, when):
+    def build(seq):
+        return record.encode(terminal, seq, when, t.kind, t.amount, 156, record.ACCEPTED, 0, 1, t.token, t.extensions)
+    return build
+
+
 def sealed_records(cards, modulus, first_seq=1, when=TAP_TIME, terminal=TERMINAL):
     """Decoded records (with "raw") as a terminal journals contactless reads of `cards` with the firmware's
     Sealer to `modulus`: the epoch key's two KIND_SEAL_KEY records first, then one tap record per card."""
@@ -211,9 +217,7 @@ def sealed_records(cards, modulus, first_seq=1, when=TAP_TIME, terminal=TERMINAL
     journal = JournalStandIn(first_seq)
     d = decision.Decider(b"salt" * 4, sealer=sealing.Sealer(modulus, journal, terminal, lambda: when))
     for card in cards:
-        t = d.decide_emv(card)
-        journal.append(lambda seq: record.encode(terminal, seq, when, t.kind, t.amount, 156, record.ACCEPTED, 0, 1,
-                                                 t.token, t.extensions))
+        journal.append(_tap_builder(d.decide_emv(card), terminal, when))
     out = []
     for raw in journal.records:
         rec = record.decode(raw)

@@ -103,9 +103,9 @@ def body_terminal(modulus_hex, first_seq, room, taps, prepare_between=True):
             continue
         if state[0] != drawn:
             state[1] += 1
-        journal.append(lambda seq: record.encode(b"5642TERM", seq, 1800000000, record.KIND_EMV_CONTACTLESS, 200, 156,
-                                                 record.ACCEPTED, 0, 1, token,
-                                                 ((record.EXT_EMV_SEALED, sealed),)))
+        ext = ((record.EXT_EMV_SEALED, sealed),)
+        journal.append(lambda seq, token=token, ext=ext: record.encode(
+            b"5642TERM", seq, 1800000000, record.KIND_EMV_CONTACTLESS, 200, 156, record.ACCEPTED, 0, 1, token, ext))
         out.append(sealed)
         if prepare_between:
             sealer.prepare()
@@ -119,11 +119,10 @@ def body_parse_quietly(blobs):
     key = bytes(32)
     bad = []
     for blob in blobs:
-        for name, fn in (("part", lambda: seal.parse_key_part(blob)), ("join", lambda: seal.join_parts([blob, blob])),
-                         ("key_id", lambda: seal.key_id_of(blob)),
-                         ("open", lambda: seal.open_data(key, blob, bytes(16)))):
+        for name, fn, args in (("part", seal.parse_key_part, (blob,)), ("join", seal.join_parts, ([blob, blob],)),
+                               ("key_id", seal.key_id_of, (blob,)), ("open", seal.open_data, (key, blob, bytes(16)))):
             try:
-                fn()
+                fn(*args)
             except seal.SealError:
                 pass
             except Exception as e:

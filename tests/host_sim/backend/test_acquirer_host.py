@@ -13,8 +13,15 @@ import pytest
 
 from host_sim.backend import acquirer, acquirer_link, iso8583
 from host_sim.tools import build
-from tests.host_sim.helpers import (card_read, contactless_record, free_port, open_for_test, registered, seal_key_file,
-                                    sealed_records)
+from tests.host_sim.helpers import (
+    card_read,
+    contactless_record,
+    free_port,
+    open_for_test,
+    registered,
+    seal_key_file,
+    sealed_records,
+)
 
 
 @pytest.fixture
