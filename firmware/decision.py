@@ -191,7 +191,7 @@ class Decider:
         try:
             sealed = self.seal(emv.sensitive(card), token)
         except sealing.Unavailable as e:
-            return Decision(DECLINE, e.reason, record.KIND_EMV_CONTACTLESS, token=token)
+            return Decision(DECLINE, e.args[0], record.KIND_EMV_CONTACTLESS, token=token)
         ext = [(record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]

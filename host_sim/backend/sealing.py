@@ -1,4 +1,5 @@
-"""Opening card data the terminals sealed to this collector (protocol/seal.py, SPEC.md "Sealed card data").
+"""Opening card data the terminals sealed to this collector (protocol/seal.py, seal_open.py; SPEC.md "Sealed
+card data").
 
 A terminal journals each epoch key, RSA-OAEP-wrapped to the collector's public key, in KIND_SEAL_KEY records
 (at sequence numbers key id and key id + 1) before the first tap sealed under it.  `open_sealed` finds those
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from host_sim import paths
 from host_sim.backend.card_data import CardDataUnavailable
-from protocol import record, seal
+from protocol import record, seal, seal_open
 
 DEV_KEY = os.path.join(paths.SEAL_KEYS, "collector.pem")
 _OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
@@ -104,9 +105,9 @@ class Opener:
         if value is None:
             return None
         try:
-            key_id = seal.key_id_of(value)
-            return seal.open_data(self.epoch_key(store, terminal, key_id), value, rec["token"])
-        except seal.SealError as e:
+            key_id = seal_open.key_id_of(value)
+            return seal_open.open_data(self.epoch_key(store, terminal, key_id), value, rec["token"])
+        except seal_open.SealError as e:
             raise SealBroken("record %s/%d: %s" % (terminal, rec["seq"], e)) from None
 
     def epoch_key(self, store, terminal, key_id):
@@ -122,23 +123,23 @@ class Opener:
             try:
                 rec = record.decode(raw)
             except record.RecordError as e:
-                raise seal.SealError(str(e)) from None
+                raise seal_open.SealError(str(e)) from None
             part = rec["ext"].get(record.EXT_SEAL_KEY)
             if rec["kind"] != record.KIND_SEAL_KEY or part is None:
-                raise seal.SealError("record %d is no seal key record" % (key_id + i))
-            if seal.parse_key_part(part)[:2] != (key_id, i):
-                raise seal.SealError("record %d holds another key part" % (key_id + i))
+                raise seal_open.SealError("record %d is no seal key record" % (key_id + i))
+            if seal_open.parse_key_part(part)[:2] != (key_id, i):
+                raise seal_open.SealError("record %d holds another key part" % (key_id + i))
             values.append(part)
-        _, fp, wrapped = seal.join_parts(values)
+        _, fp, wrapped = seal_open.join_parts(values)
         private = self.keys.get(fp)
         if private is None:
-            raise seal.SealError("sealed to host key %s, which this collector does not hold" % fp.hex())
+            raise seal_open.SealError("sealed to host key %s, which this collector does not hold" % fp.hex())
         try:
             key = private.decrypt(wrapped, _OAEP)
         except ValueError:
-            raise seal.SealError("epoch key does not unwrap") from None
+            raise seal_open.SealError("epoch key does not unwrap") from None
         if len(key) != seal.KEY_SIZE:
-            raise seal.SealError("epoch key of %d bytes" % len(key))
+            raise seal_open.SealError("epoch key of %d bytes" % len(key))
         with self._lock:
             if len(self._epochs) >= _CACHE:
                 self._epochs.clear()

@@ -14,7 +14,7 @@ from host_sim import issuers
 from host_sim.backend import host_session
 from host_sim.backend.store import Store
 from host_sim.tools import build
-from protocol import bundle, frame, link, peer, record, seal
+from protocol import bundle, frame, link, peer, record, seal, seal_open
 from tests.waiting import wait_until
 
 TERMINAL = b"VB\x00\x00\x01\x00\x00\x00"
@@ -172,7 +172,7 @@ def seal_for_test(plaintext, token):
 
 def open_for_test(store, terminal, rec):
     """Stands in for the host's opener (host_sim/backend/sealing.open_sealed) with the test's epoch key."""
-    return seal.open_data(DATA_KEY, rec["ext"][record.EXT_EMV_SEALED], rec["token"])
+    return seal_open.open_data(DATA_KEY, rec["ext"][record.EXT_EMV_SEALED], rec["token"])
 
 
 SEAL_VECTORS = os.path.join(build.ROOT, "protocol", "vectors", "seal.json")

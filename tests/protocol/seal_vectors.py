@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from fleet_vectors import vector_key  # noqa: E402
 
 from host_sim.backend import sealing  # noqa: E402
-from protocol import record, seal, tlv  # noqa: E402
+from protocol import oaep, record, seal, tlv  # noqa: E402
 
 PATH = os.path.join(ROOT, "protocol", "vectors", "seal.json")
 TERMINAL = bytes.fromhex("5642000001000000")
@@ -42,7 +42,7 @@ def key_record(seq, part):
 def vectors():
     key = vector_key("zf seal collector 1")
     n = key.public_key().public_numbers().n
-    wrapped = seal.oaep_encrypt(EPOCH_KEY, n, OAEP_SEED)
+    wrapped = oaep.encrypt(EPOCH_KEY, n, OAEP_SEED)
     assert key.decrypt(wrapped, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)) == EPOCH_KEY
     fp = seal.fingerprint(n)
     parts = seal.key_parts(KEY_ID, fp, wrapped)
