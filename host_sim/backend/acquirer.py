@@ -97,6 +97,9 @@ def run_pass(store, link, opener=None, batch=BATCH):
                     result.seal_pending += 1
                     log.debug("record %s/%d stays pending: %s", terminal, seq, e)
                     continue
+                except sealing.SealBroken as e:  # never opens: the acquirer decides without card data
+                    tags = None
+                    log.warning("record %s/%d: sealed card data broken: %s", terminal, seq, e)
                 except (card_data.CardDataUnavailable, tlv.TlvError) as e:
                     tags = None
                     log.debug("record %s/%d: no card data for the acquirer: %s", terminal, seq, e)
