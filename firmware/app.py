@@ -142,7 +142,10 @@ class Terminal:
             if time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
                 self.journal.prepare()
                 if self.decider.sealer is not None:
-                    self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
+                    try:
+                        self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
+                    except Exception as e:  # out of memory, say: the next idle moment (or tap) wraps it
+                        sys.print_exception(e)
 
     async def run(self):
         asyncio.create_task(self._feed_watchdog())
