@@ -7,7 +7,6 @@ with a reason shown on the display.
 
 import asyncio
 import gc
-import os
 import sys
 import time
 
@@ -31,13 +30,13 @@ class Terminal:
         keyring, self.bad_key_lines = trust.load(root)
         salt = identity.salt(root)
         self.deny = self._load_deny_list(root)
-        self.decider = decision.Decider(identity.token_key(root), keyring=keyring, deny=self.deny,
-                                        sealer=self._device_sealer(identity.data_key(root)))
+        self.decider = decision.Decider(identity.token_key(root), keyring=keyring, deny=self.deny)
         if trust.has_fleet_bundles(root):
             from firmware import fleet
 
             self.decider.fares = fleet.load_fares(root)
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
+        self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
@@ -48,11 +47,18 @@ class Terminal:
         self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health,
                              on_config=self._use_config)
 
-    @staticmethod
-    def _device_sealer(key):
-        def seal(plaintext, associated):
-            return crypto.seal(key, os.urandom(crypto.NONCE_SIZE), plaintext, associated)
-        return seal
+    def _host_sealer(self, root):
+        """The sealer to the collector's public key, its first epoch key wrapped now (boot, not a tap);
+        None without /flash/keys/seal.pub: card taps then decline with "no host key"."""
+        from firmware import sealing
+
+        n = sealing.load_host_key(root)
+        if n is None:
+            print("seal key: none, card payments declined")
+            return None
+        sealer = sealing.Sealer(n, self.journal, self.terminal, self.board.time_s)
+        sealer.prepare()
+        return sealer
 
     @staticmethod
     def _load_deny_list(root):
@@ -135,6 +141,11 @@ class Terminal:
             await asyncio.sleep_ms(IDLE_MS)
             if time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
                 self.journal.prepare()
+                if self.decider.sealer is not None:
+                    try:
+                        self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
+                    except Exception as e:  # out of memory, say: the next idle moment (or tap) wraps it
+                        sys.print_exception(e)
 
     async def run(self):
         asyncio.create_task(self._feed_watchdog())

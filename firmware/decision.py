@@ -165,7 +165,13 @@ class Decider:
         aid = tags.get(cpm.T_AID)
         if aid is not None:
             ext.append((record.EXT_AID, aid))
-        ext.append((record.EXT_EMV_SEALED, self.seal(cpm.tlv_of(tags, cpm.SEALED_TAGS), token)))
+        from firmware import sealing  # loaded already on a terminal (app.py seals to the host)
+
+        try:
+            sealed = self.seal(cpm.tlv_of(tags, cpm.SEALED_TAGS), token)
+        except sealing.Unavailable as e:
+            return Decision(DECLINE, e.args[0], kind, token=token)
+        ext.append((record.EXT_EMV_SEALED, sealed))
         ext.append((record.EXT_EMV_DATA, cpm.tlv_of(tags, cpm.CLEAR_TAGS)))
         return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.fare_for(kind), atc=atc)
 
@@ -191,10 +197,16 @@ class Decider:
                         fare_id=FARE_ID_TICKET, entry=used + 1)
 
     def seal(self, plaintext, token):
-        """Sensitive card data (PAN, track 2, expiry, cryptogram) as the sealed record extension."""
+        """Sensitive card data (PAN, track 2, expiry, cryptogram) as the sealed record extension.
+
+        Raises firmware.sealing.Unavailable with the reason the tap declines: REASON_NO_SEAL_KEY without the
+        collector's public key (card data is never kept unsealed), REASON_JOURNAL_FULL when the epoch key's
+        records cannot be journalled."""
         sealer = self.sealer
         if sealer is None:
-            raise ValueError("no sealer: card data cannot be recorded")
+            from firmware.sealing import Unavailable
+
+            raise Unavailable(record.REASON_NO_SEAL_KEY)
         return sealer(plaintext, token)
 
     def decide_emv(self, card):
@@ -219,9 +231,14 @@ class Decider:
         if repeat:
             return repeat
         from firmware import emv_data as emv  # here, not at the top: a terminal without NFC never loads it
+        from firmware import sealing
 
+        try:
+            sealed = self.seal(emv.sensitive(card), token)
+        except sealing.Unavailable as e:
+            return Decision(DECLINE, e.args[0], record.KIND_EMV_CONTACTLESS, token=token)
         ext = [self._key_ext, (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
-               (record.EXT_EMV_SEALED, self.seal(emv.sensitive(card), token)),
+               (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
         return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,
                         amount=card.get("amount", self.amount_for(record.KIND_EMV_CONTACTLESS)), atc=atc)

@@ -11,7 +11,6 @@ import struct
 from firmware import fsutil
 
 SALT_FILE = "keys/salt"
-DATA_KEY_FILE = "keys/data.key"
 TOKEN_KEY_FILE = "keys/token"  # version u32 LE | key (32)
 
 
@@ -22,11 +21,6 @@ def terminal_id(board):
 
 def salt(root):
     return _secret(root, SALT_FILE, 16)
-
-
-def data_key(root):
-    """The 32-byte per-device key that seals card data (PAN, track 2, cryptogram) in records."""
-    return _secret(root, DATA_KEY_FILE, 32)
 
 
 def _secret(root, name, size):

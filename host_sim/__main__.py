@@ -20,6 +20,7 @@ COMMANDS = {
     "report": ("host_sim.backend.report", "settlement and reconciliation per merchant, terminal and day (CSV, HTML)"),
     "qr": ("host_sim.tools.qr", "decode QR payloads (EMV CPM/MPM, tickets) as JSON; make test payloads and PNGs"),
     "typecheck": ("host_sim.tools.typecheck", "pyright over device code against the MicroPython stubs"),
+    "seal": ("host_sim.tools.seal", "the collector's seal key pair: terminals seal card data to its public key"),
     "bundle": ("host_sim.tools.bundle", "the config authority: keygen, make and show RSA-signed fleet bundles"),
     "tokens": ("host_sim.backend.tokens", "the fleet token key: show versions and the deny list, rotate"),
 }

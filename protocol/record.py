@@ -29,6 +29,7 @@ KIND_UNKNOWN = 0  # declined before the credential was identified (unknown code,
 KIND_QR_CPM = 1
 KIND_TICKET = 2
 KIND_EMV_CONTACTLESS = 3
+KIND_SEAL_KEY = 4  # no tap: one part of an epoch key wrapped to the collector (protocol/seal.py)
 
 ACCEPTED = 1
 DECLINED = 2
@@ -70,6 +71,7 @@ REASON_CPM_NO_ATC = 36  # no application transaction counter 9F36
 REASON_CPM_NO_ACCOUNT = 37  # neither PAN 5A nor track 2 57: not a payment code
 REASON_CPM_NO_EXPIRY = 38  # no expiry, or one that is not a date
 REASON_NO_TOKEN_KEY = 42  # a payment tap on a terminal that holds no fleet token key (protocol/tokens.py)
+REASON_NO_SEAL_KEY = 41  # no collector public key: card data cannot be sealed, so it is not taken
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -108,15 +110,17 @@ REASON_TEXT = {
     REASON_CPM_NO_ATC: "no counter",
     REASON_CPM_NO_ACCOUNT: "no card number",
     REASON_CPM_NO_EXPIRY: "no expiry date",
+    REASON_NO_SEAL_KEY: "no host key",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
 EXT_AID = 2  # application identifier the credential used
 EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 (big-endian), entry number u8
 # EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
-EXT_EMV_SEALED = 16  # crypto.seal(device data key, nonce, TLV 5A 5F24 [57] 9F26, associated = token)
+EXT_EMV_SEALED = 16  # protocol/seal.py: key id u32 LE, crypto.seal(epoch key, TLV 5A 5F24 [57] 9F26, token)
 #   (a CPM code: whichever of 5A 57 5F24 9F26 it has)
 EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN] (CPM: those it has)
+EXT_SEAL_KEY = 18  # KIND_SEAL_KEY: key id u32 LE, part, parts, host key fingerprint (8), wrapped key chunk
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 

@@ -26,7 +26,7 @@ import logging
 import sys
 
 from host_sim import arguments
-from host_sim.backend import acquirer_link, card_data
+from host_sim.backend import acquirer_link, card_data, sealing
 from host_sim.backend.store import Store
 from protocol import record, tlv
 from protocol import tokens as tokenfmt
@@ -64,6 +64,7 @@ class Pass:
 
     def __init__(self):
         self.approved = self.declined = self.without_card_data = 0
+        self.seal_pending = 0  # left pending: the epoch key records of their sealed data are not stored yet
         self.error = None
 
 
@@ -94,6 +95,13 @@ def run_pass(store, link, opener=None, batch=BATCH):
             else:
                 try:
                     tags = card_data.card_data(store, rec, opener)
+                except sealing.SealPending as e:  # its key records come in a later upload: ask again then
+                    result.seal_pending += 1
+                    log.debug("record %s/%d stays pending: %s", terminal, seq, e)
+                    continue
+                except sealing.SealBroken as e:  # never opens: the acquirer decides without card data
+                    tags = None
+                    log.warning("record %s/%d: sealed card data broken: %s", terminal, seq, e)
                 except (card_data.CardDataUnavailable, tlv.TlvError) as e:
                     tags = None
                     log.debug("record %s/%d: no card data for the acquirer: %s", terminal, seq, e)
@@ -162,6 +170,7 @@ def main(args):
         print("acquirer: --rules belong to the acquirer host; give --acquirer or --rules, not both", file=sys.stderr)
         return 2
     try:
+        sealing.opener(args.seal_key)  # a bad key file stops here, not at the first record
         link = acquirer_link.TcpLink(args.acquirer) if args.acquirer else \
             link_for(Acquirer(load_rules(args.rules) if args.rules else None))
     except (OSError, ValueError) as e:
@@ -169,7 +178,7 @@ def main(args):
         return 2
     store = Store(args.db)
     try:
-        result = run_pass(store, link)
+        result = run_pass(store, link, sealing.opener(args.seal_key))
         out = {"approved": result.approved, "declined": result.declined,
                "deny_list_version": store.deny_list_version(), "pending": len(store.pending_records())}
     finally:
@@ -207,3 +216,5 @@ def add_arguments(parser):
                         help="take this token (hex) off the deny list, the card's issuer re-enabled it (repeatable;"
                              " no authorisation pass is run)")
     parser.add_argument("--why", default="re-enabled by issuer", help="reason kept with --allow removals")
+    parser.add_argument("--seal-key", metavar="PRIVATE.pem", type=arguments.existing_file,
+                        help="the collector's key that opens sealed card data (default: the development key)")

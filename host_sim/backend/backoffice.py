@@ -28,7 +28,7 @@ class Backoffice:
         self.store = store
         # An Acquirer (rules, in process) or a link (host_sim/backend/acquirer_link.py); None: no authorisation.
         self.link = None if acquirer_ is None else acquirer.link_for(acquirer_)
-        self.opener = opener  # opens sealed card data (host_sim/backend/card_data.py); None: the default
+        self.opener = opener  # opens sealed card data (sealing.opener); None: the development key
         self.bundles = bundles  # directory of signed fleet bundles (*.zfb, `python -m host_sim bundle make`)
         self._newest = None  # (directory mtime, {kind: (version, bytes)}) of that directory
         self.deny_changes = 0  # bumped when a pass declined something: sessions offer the new deny list

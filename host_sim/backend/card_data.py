@@ -1,9 +1,8 @@
 """The clear card data of a stored record, for the acquirer link: sealed part opened, clear part added.
 
-A card payment record (a contactless read or a CPM payment code) carries its sensitive data (PAN,
-expiry, track 2, cryptogram) sealed (record.EXT_EMV_SEALED) and the rest of the cryptogram's data in
-clear (record.EXT_EMV_DATA).  Opening
-the sealed part is the one thing here that depends on how terminals seal: `open_sealed` below.
+A card payment record (a contactless read or a CPM payment code) carries its sensitive data (PAN, expiry, track 2, cryptogram) sealed
+(record.EXT_EMV_SEALED) and the rest of the cryptogram's data in clear (record.EXT_EMV_DATA).  Opening
+the sealed part is host_sim/backend/sealing.py's `open_sealed` (the collector's private key).
 """
 
 from protocol import record, tlv
@@ -13,22 +12,14 @@ class CardDataUnavailable(Exception):
     """This host cannot open the record's sealed card data."""
 
 
-def open_sealed(store, terminal, rec):
-    """The sealed TLV of `rec`, opened; None when it has none.
-
-    Today a terminal seals under its own device data key, which the host does not hold.  When the
-    terminals seal to the host (host_sim/backend/sealing.py), this function is replaced by
-    `from host_sim.backend.sealing import open_sealed`."""
-    if record.EXT_EMV_SEALED not in rec["ext"]:
-        return None
-    raise CardDataUnavailable("sealed under the terminal's device key, which the host does not hold")
-
-
 def card_data(store, rec, opener=None):
     """{tag: bytes} of a decoded record's card data (sealed and clear); None when it carries none.
-    Raises CardDataUnavailable when sealed data cannot be opened here, tlv.TlvError if it is malformed.
-    `opener(store, terminal, rec)` replaces open_sealed (tests seal with a key they know)."""
-    opened = (opener or open_sealed)(store, rec["terminal"].hex(), rec)
+    Raises CardDataUnavailable when sealed data cannot be opened here (sealing.SealPending: not yet),
+    tlv.TlvError if it is malformed.  `opener(store, terminal, rec)`: sealing.open_sealed unless given
+    (sealing.opener(--seal-key), or tests that seal with a key they know)."""
+    if opener is None:
+        from host_sim.backend.sealing import open_sealed as opener  # it imports this module
+    opened = opener(store, rec["terminal"].hex(), rec)
     tags = {}
     for part in (opened, rec["ext"].get(record.EXT_EMV_DATA)):
         if part:

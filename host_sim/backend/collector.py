@@ -11,7 +11,7 @@ import sys
 import threading
 
 from host_sim import arguments
-from host_sim.backend import acquirer, acquirer_link
+from host_sim.backend import acquirer, acquirer_link, sealing
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.serial_server import serve_serial
 from host_sim.backend.store import Store
@@ -30,13 +30,14 @@ def main(args):
         print("collector: nothing to serve: give --listen HOST:PORT and/or --serial PORT", file=sys.stderr)
         return 2
     try:
+        opener = sealing.opener(args.seal_key)  # a bad key file stops here, not at the first record
         link = acquirer_link.TcpLink(args.acquirer) if args.acquirer else \
             acquirer.Acquirer(acquirer.load_rules(args.acquirer_rules) if args.acquirer_rules else None)
     except (OSError, ValueError) as e:
         print("collector: %s" % e, file=sys.stderr)
         return 2
     store = Store(args.db, args.crash_after_commits)
-    office = Backoffice(store, link, args.bundles)
+    office = Backoffice(store, link, args.bundles, opener)
     stop = threading.Event()
     authorisations = threading.Thread(target=office.run_authorisations, args=(stop,), daemon=True)
     authorisations.start()
@@ -88,6 +89,8 @@ def add_arguments(parser):
     parser.add_argument("--bundles", metavar="DIR", type=arguments.existing_folder,
                         help="signed fleet bundles (DIR/*.zfb, `bundle make`): the newest of each kind goes to "
                              "every terminal that lacks it")
+    parser.add_argument("--seal-key", metavar="PRIVATE.pem",
+                        help="the collector's key that opens sealed card data (default: the development key)")
     parser.add_argument("--crash-after-commits", metavar="N", type=int,
                         help="fault injection: SIGKILL the collector right after its Nth record commit, "
                              "before that commit is acknowledged")

@@ -221,6 +221,11 @@ class Store:
             "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.seq IS NULL AND " + ACCEPTED_TAP +
             " ORDER BY r.terminal, r.seq")]
 
+    def record(self, terminal, seq):
+        """The raw record (terminal, seq), or None when it is not stored (yet)."""
+        rows = self.query("SELECT raw FROM records WHERE terminal = ? AND seq = ?", (terminal, seq))
+        return bytes(rows[0][0]) if rows else None
+
     def decide(self, terminal, seq, approved, reason):
         """Record the acquirer's decision on one record; False if it was decided before (kept as it was)."""
         with self.lock:

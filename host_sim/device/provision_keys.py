@@ -1,5 +1,5 @@
-"""Provisioning on the board: the device key, the fleet token key (and the config authority's keys),
-each written atomically.
+"""Provisioning on the board: the device key, the fleet token key, the config authority's keys and the
+collector's seal key, each written atomically.
 
 Run on a board through mpremote: `run` this file, then `exec` one call of write_keys().  A power cut
 leaves the old file or the new one, never a part."""
@@ -17,10 +17,11 @@ def _replace(path, data, mode):
     os.rename(path + ".new", path)
 
 
-def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path=None, token_hex=None):
-    """Write the device key (hex) to `key_path`, if given the keyring text to `config_path` and the token
-    key file (firmware/identity.py TOKEN_KEY_FILE, hex) to `token_path`; print the terminal id the
-    firmware will announce, as "terminal=<hex>"."""
+def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path=None, token_hex=None,
+               seal_path=None, seal_text=None):
+    """Write the device key (hex) to `key_path` and, if given, the keyring text to `config_path`, the token
+    key file (firmware/identity.py TOKEN_KEY_FILE, hex) to `token_path` and the collector's modulus (hex) to
+    `seal_path`; print the terminal id the firmware will announce, as "terminal=<hex>"."""
     try:
         os.mkdir("/flash/keys")
     except OSError:
@@ -30,6 +31,8 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path
         _replace(config_path, config_text, "w")
     if token_path is not None and token_hex is not None:
         _replace(token_path, bytes.fromhex(token_hex), "wb")
+    if seal_path is not None:
+        _replace(seal_path, seal_text, "w")
     print("terminal=" + identity.terminal_id(board).hex())
 
 

@@ -4,10 +4,13 @@ Generates a random 32-byte key, writes it to the board's /flash/keys/device.key 
 mpremote (the same on a USB board and a virtual board's console), reads back the terminal id and
 registers (terminal id, key) in the collector's database.  With `--config-keys KEY.pub` it also
 writes the config authority's public keys (`bundle keygen`) to /flash/keys/config, the only keys the
-terminal accepts fleet bundles (fares, ticket keys) under.  Then it soft-resets the board (Ctrl-D at
-the REPL), so the firmware starts again and authenticates with the new key.  The fleet token key
+terminal accepts fleet bundles (fares, ticket keys) under.  It always writes the collector's seal key
+(`--seal-key PUBLIC.pem`, default the development key, host_sim/backend/sealing.py) to /flash/keys/seal.pub:
+the terminal seals card data to it, and declines card payments without it.  The fleet token key
 (protocol/tokens.py; the collector's current one, created at the first provisioning) goes to
-/flash/keys/token, and the collector notes that the terminal holds that version.  Keys are never printed.
+/flash/keys/token, and the collector notes that the terminal holds that version.  Then it soft-resets the
+board (Ctrl-D at the REPL), so the firmware starts again and authenticates with the new key.  Keys are never
+printed.
 """
 
 import hashlib
@@ -28,6 +31,7 @@ from protocol import fleet
 KEY_PATH = "/flash/keys/device.key"
 CONFIG_KEYS_PATH = "/flash/keys/config"
 TOKEN_KEY_PATH = "/flash/keys/token"
+SEAL_KEY_PATH = "/flash/keys/seal.pub"
 
 
 class ProvisionError(Exception):
@@ -51,6 +55,13 @@ def read_config_keys(path):
     return text
 
 
+def seal_key_text(path=None):
+    """/flash/keys/seal.pub of a PEM key (public or private; default the development key): 512 hex digits."""
+    from host_sim.backend import sealing
+
+    return "%0512x\n" % sealing.public_modulus(path)
+
+
 def _board_lines(port, chain, timeout):
     """{name: value} of the "name=value" lines a device program printed through mpremote."""
     proc = subprocess.run([flash.mpremote_exe(), "connect", port] + chain, capture_output=True, text=True,
@@ -68,12 +79,14 @@ def identify(port, timeout=60):
     return found["terminal"], found.get("key_sha256", "none")
 
 
-def write_key(port, key, timeout=60, config_keys=None, token_key=None):
-    """Write `key` (the config keys' text and the token key (version, key), if given) to the board on
-    `port`; returns its terminal id."""
+def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text=None):
+    """Write `key`, and if given the config keys' text, the token key (version, key) and the seal key's text
+    (seal_key_text), to the board on `port`; returns its terminal id."""
     config = (None, None) if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
-    token = () if token_key is None else (TOKEN_KEY_PATH, (struct.pack("<I", token_key[0]) + token_key[1]).hex())
-    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *(config + token))
+    token = (None, None) if token_key is None else (TOKEN_KEY_PATH,
+                                                    (struct.pack("<I", token_key[0]) + token_key[1]).hex())
+    seal = (None, None) if seal_text is None else (SEAL_KEY_PATH, seal_text)
+    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *(config + token + seal))
     return _board_lines(port, chain, timeout)["terminal"]
 
 
@@ -85,12 +98,14 @@ def soft_reset(port):
         time.sleep(0.1)
 
 
-def provision(port, db, reset=True, config_keys=None, replace=False):
+def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None):
     """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None.
+    `seal_key`: the collector's public (or private) PEM key for /flash/keys/seal.pub; None: the development key.
     A terminal id registered to a key this board does not hold belongs to another board: refused
     unless `replace` (then the other board's key stops working)."""
     key = os.urandom(32)
     trusted = None if config_keys is None else read_config_keys(config_keys)
+    sealing_text = seal_key_text(seal_key)
     store = Store(db)  # opened first: a database that cannot be written must not leave a keyed board behind
     try:
         terminal, held = identify(port)
@@ -99,7 +114,7 @@ def provision(port, db, reset=True, config_keys=None, replace=False):
             raise ProvisionError("terminal %s is already registered to another board's key; give --replace to "
                                  "re-key it (the other board can no longer upload)" % terminal)
         token_key = store.token_key()
-        terminal = write_key(port, key, config_keys=trusted, token_key=token_key)
+        terminal = write_key(port, key, config_keys=trusted, token_key=token_key, seal_text=sealing_text)
         store.register(terminal, key)
         store.set_delivered(terminal, fleet.KIND_TOKEN_KEY, token_key[0])
     finally:
@@ -112,11 +127,11 @@ def provision(port, db, reset=True, config_keys=None, replace=False):
 def main(args):
     try:
         terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys,
-                             replace=args.replace)
-    except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError) as e:
+                             replace=args.replace, seal_key=args.seal_key)
+    except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError, ValueError) as e:
         print("provision failed: %s" % e, file=sys.stderr)
         return 1
-    out = {"terminal": terminal, "db": args.db, "key_file": KEY_PATH}
+    out = {"terminal": terminal, "db": args.db, "key_file": KEY_PATH, "seal_key_file": SEAL_KEY_PATH}
     if args.config_keys:
         out["config_keys_file"] = CONFIG_KEYS_PATH
     print(json.dumps(out))
@@ -128,6 +143,9 @@ def add_arguments(parser):
     parser.add_argument("--db", required=True, type=arguments.database, help="the collector's SQLite database")
     parser.add_argument("--config-keys", metavar="KEY.pub",
                         help="the config authority's public keys (bundle keygen) for /flash/keys/config")
+    parser.add_argument("--seal-key", metavar="PUBLIC.pem",
+                        help="the collector's seal key (`seal keygen`) for /flash/keys/seal.pub (default: the "
+                             "development key)")
     parser.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")
     parser.add_argument("--replace", action="store_true",
                         help="re-key a terminal id registered to another board's key (that board stops uploading)")

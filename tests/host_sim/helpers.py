@@ -2,6 +2,8 @@
 to a collector session, a collector process on a free TCP port, and a store whose group commit fails."""
 
 import contextlib
+import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -12,7 +14,7 @@ from host_sim import issuers
 from host_sim.backend import host_session
 from host_sim.backend.store import Store
 from host_sim.tools import build
-from protocol import bundle, crypto, fleet, frame, link, peer, record
+from protocol import bundle, crypto, fleet, frame, link, peer, record, seal, seal_open
 from tests.waiting import wait_until
 
 TERMINAL = b"VB\x00\x00\x01\x00\x00\x00"
@@ -167,12 +169,64 @@ CARDS = {  # profile: (PAN, expiry YYMM, PSN, AID) of cards the test issuers of 
 
 
 def seal_for_test(plaintext, token):
-    return crypto.seal(DATA_KEY, bytes(range(12)), plaintext, token)
+    """An EXT_EMV_SEALED value under DATA_KEY as an epoch key (key id 1), without its key records."""
+    return seal.seal_data(1, DATA_KEY, 0, plaintext, token)
 
 
 def open_for_test(store, terminal, rec):
-    """Stands in for the host's opener (host_sim/backend/card_data.open_sealed) with the test's key."""
-    return crypto.unseal(DATA_KEY, rec["ext"][record.EXT_EMV_SEALED], rec["token"])
+    """Stands in for the host's opener (host_sim/backend/sealing.open_sealed) with the test's epoch key."""
+    return seal_open.open_data(DATA_KEY, rec["ext"][record.EXT_EMV_SEALED], rec["token"])
+
+
+SEAL_VECTORS = os.path.join(build.ROOT, "protocol", "vectors", "seal.json")
+
+
+def seal_key_file(tmp_path):
+    """The golden vectors' collector key (protocol/vectors/seal.json) as a PEM file: (path, modulus)."""
+    with open(SEAL_VECTORS) as f:
+        v = json.load(f)
+    path = str(tmp_path / "seal.pem")
+    with open(path, "w") as f:
+        f.write(v["private_key_pem"])
+    return path, int(v["modulus"], 16)
+
+
+class JournalStandIn:
+    """What firmware/sealing.Sealer needs of the journal: the next sequence number and append(build)."""
+
+    full = False
+
+    def __init__(self, next_seq):
+        self.next_seq = next_seq
+        self.records = []
+
+    def append(self, build):
+        self.records.append(build(self.next_seq))
+        self.next_seq += 1
+        return self.next_seq - 1
+
+
+def _tap_builder(t, terminal, when):
+    def build(seq):
+        return record.encode(terminal, seq, when, t.kind, t.amount, 156, record.ACCEPTED, 0, 1, t.token, t.extensions)
+    return build
+
+
+def sealed_records(cards, modulus, first_seq=1, when=TAP_TIME, terminal=TERMINAL):
+    """Decoded records (with "raw") as a terminal journals contactless reads of `cards` with the firmware's
+    Sealer to `modulus`: the epoch key's two KIND_SEAL_KEY records first, then one tap record per card."""
+    from firmware import sealing
+
+    journal = JournalStandIn(first_seq)
+    d = decision.Decider(b"salt" * 4, sealer=sealing.Sealer(modulus, journal, terminal, lambda: when))
+    for card in cards:
+        journal.append(_tap_builder(d.decide_emv(card), terminal, when))
+    out = []
+    for raw in journal.records:
+        rec = record.decode(raw)
+        rec["raw"] = raw
+        out.append(rec)
+    return out
 
 
 def card_read(profile="visa", atc=5, un=b"\x12\x34\x56\x78", amount=200, when=TAP_TIME, cryptogram=None):

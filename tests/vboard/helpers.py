@@ -16,7 +16,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # At ready: all code a terminal with QR, tickets, NFC/EMV and the link protocol loads, plus its data.
 # A change that pushes this over the budget must free memory elsewhere or justify a new budget.
-READY_USED_BUDGET = 170 * 1024
+# 170 KB + 2 KB for sealing card data to the collector (measured +4.4 KB on a provisioned terminal: protocol/seal
+# and firmware/sealing, the collector's modulus, the next epoch key wrapped at boot; RSA-OAEP is loaded only
+# for a wrap and dropped after).
+READY_USED_BUDGET = 172 * 1024
 
 Events = EventLog  # the tests read output events the way the demo does
 

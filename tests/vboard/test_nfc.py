@@ -1,10 +1,12 @@
 """NFC taps on the virtual board: the PN532 emulator on the board's nfc port presents a UnionPay HCE
-phone; the terminal reads it over EMV, records a deferred-authorisation transaction (ARQC, sealed card
-data), uploads it, and the raw flash image holds the test PAN and track 2 in no encoding."""
+phone; the terminal reads it over EMV, records a deferred-authorisation transaction (ARQC, card data sealed
+to the collector's key after the epoch key's two records), uploads it, the collector opens the sealed data,
+and the raw flash image, the collector database and the console hold the test PAN and track 2 in no
+encoding.  A terminal without the collector's key declines card taps."""
 
 import threading
 
-from host_sim.backend import serial_server
+from host_sim.backend import sealing, serial_server
 from host_sim.backend.store import Store
 from host_sim.emulators import emv_card
 from host_sim.emulators.pn532 import Pn532Emulator
@@ -46,21 +48,21 @@ def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
     try:
         emu.present("unionpay-hce", dwell_s=0.5)
         i, ev = events.wait_display(timeout=40)
-        assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000001")
+        assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000003")  # #1 and #2: the epoch key's records
         # The phone stays in the field until dwell_s after the read: it is not charged again.
         wait_removed(emu)
         assert emu.card is None
         emu.present("unionpay-hce", dwell_s=0.5)  # a second tap of the same phone: a new transaction
         i, ev = events.wait_display(i + 1, timeout=20)
-        assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000002")
+        assert (ev["text"], ev["detail"]) == ("PAID 2.00", "#000004")
         wait_removed(emu)
         emu.present("unionpay-hce", atc=1, dwell_s=0.5)  # the first transaction replayed: not charged again
         i, ev = events.wait_display(i + 1, timeout=20)
-        assert (ev["text"], ev["detail"]) == ("ALREADY PAID", "#000001")
+        assert (ev["text"], ev["detail"]) == ("ALREADY PAID", "#000003")
         wait_removed(emu)
 
         def both_stored():
-            rows = store.query("SELECT raw FROM records ORDER BY seq")
+            rows = store.query("SELECT raw FROM records WHERE kind = ? ORDER BY seq", (record.KIND_EMV_CONTACTLESS,))
             return rows if len(rows) >= 2 else None
 
         rows = wait_until(both_stored, timeout=20, interval=0.2, what="both paid taps stored at the collector")
@@ -84,6 +86,15 @@ def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
         assert len(rec["ext"][record.EXT_EMV_SEALED]) > 12 + 16
         for enc in pan_encodings(pan, track2):
             assert enc not in raw
+        opened = tlv.decode(sealing.open_sealed(store, rec["terminal"].hex(), rec))  # the development key
+        assert tlv.find(opened, 0x5A).hex().rstrip("f") == pan and tlv.find(opened, 0x57) == track2
+    keys = store.query("SELECT seq FROM records WHERE kind = ?", (record.KIND_SEAL_KEY,))
+    assert keys == [(1,), (2,)]
+    store.close()
+    with open(str(tmp_path / "c.db"), "rb") as f:
+        db = f.read()
+    for enc in pan_encodings(pan, track2):
+        assert enc not in db, enc
     console = board.console_text()
     assert pan not in console and pan[:12] not in console
     board.stop()
@@ -93,9 +104,12 @@ def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
         assert enc not in image, enc
 
 
-def test_real_world_card_answers_and_a_card_removed_mid_read(board, events):
+def test_real_world_card_answers_and_a_card_removed_mid_read(board, events, tmp_path):
     """Each card gets its own outcome on the display; a card pulled away mid-read declines and the next
     card reads normally."""
+    mark = board.console_mark()
+    provision.provision(board.ports["console"], str(tmp_path / "c.db"))  # the collector's seal key
+    board.wait_console(b"ready:", timeout=20, since=mark)
     emu = Pn532Emulator(board.ports["nfc"])
     i = -1
     shown = []
@@ -111,3 +125,14 @@ def test_real_world_card_answers_and_a_card_removed_mid_read(board, events):
         emu.close()
     assert shown == [("DECLINED", "card removed"), ("PAID 2.00", ""), ("PAID 2.00", ""), ("DECLINED", "card expired"),
                      ("DECLINED", "card declined"), ("DECLINED", "card offline only"), ("DECLINED", "PIN needed")]
+
+
+def test_without_the_collectors_key_card_taps_are_declined(board, events):
+    emu = Pn532Emulator(board.ports["nfc"])
+    try:
+        emu.present("unionpay-hce", dwell_s=0.5)
+        _, ev = events.wait_display(timeout=40)
+        assert (ev["text"], ev["detail"]) == ("DECLINED", "no host key")
+    finally:
+        emu.close()
+    assert "seal key: none, card payments declined" in board.console_text()

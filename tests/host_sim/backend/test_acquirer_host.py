@@ -13,7 +13,15 @@ import pytest
 
 from host_sim.backend import acquirer, acquirer_link, iso8583
 from host_sim.tools import build
-from tests.host_sim.helpers import card_read, contactless_record, free_port, open_for_test, registered
+from tests.host_sim.helpers import (
+    card_read,
+    contactless_record,
+    free_port,
+    open_for_test,
+    registered,
+    seal_key_file,
+    sealed_records,
+)
 
 
 @pytest.fixture
@@ -157,9 +165,10 @@ def test_a_slow_host_is_a_timeout_not_a_decision(tmp_path):
 def test_the_acquirer_command_asks_the_host_and_reports_what_stays_pending(tmp_path, acquirer_host):
     db = str(tmp_path / "c.db")
     store = registered(tmp_path)
-    store.store([contactless_record(1, card_read())])  # sealed data the host cannot open yet: rules decide
+    key_file, modulus = seal_key_file(tmp_path)
+    store.store(sealed_records([card_read()], modulus))  # opened with --seal-key, checked by the issuer
     store.close()
-    cmd = [sys.executable, "-m", "host_sim", "acquirer", "--db", db, "--acquirer"]
+    cmd = [sys.executable, "-m", "host_sim", "acquirer", "--db", db, "--seal-key", key_file, "--acquirer"]
     down = subprocess.run(cmd + ["127.0.0.1:%d" % free_port()], cwd=build.ROOT, capture_output=True, text=True)
     out = json.loads(down.stdout)
     assert down.returncode == 1 and (out["approved"], out["pending"]) == (0, 1) and "error" in out
@@ -169,3 +178,12 @@ def test_the_acquirer_command_asks_the_host_and_reports_what_stays_pending(tmp_p
     both = subprocess.run(cmd + [acquirer_host[0], "--rules", "r.json"], cwd=build.ROOT, capture_output=True,
                           text=True)
     assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1
+
+
+def test_the_acquirer_command_refuses_a_bad_seal_key(tmp_path):
+    db = str(tmp_path / "c.db")
+    registered(tmp_path).close()
+    (tmp_path / "bad.pem").write_text("not a key")
+    got = subprocess.run([sys.executable, "-m", "host_sim", "acquirer", "--db", db, "--seal-key",
+                          str(tmp_path / "bad.pem")], cwd=build.ROOT, capture_output=True, text=True)
+    assert got.returncode == 2 and "acquirer:" in got.stderr and got.stdout == ""
