@@ -1,8 +1,9 @@
 """The clear card data of a stored record, for the acquirer link: sealed part opened, clear part added.
 
-A card payment record (a contactless read or a CPM payment code) carries its sensitive data (PAN, expiry, track 2, cryptogram) sealed
-(record.EXT_EMV_SEALED) and the rest of the cryptogram's data in clear (record.EXT_EMV_DATA).  Opening
-the sealed part is host_sim/backend/sealing.py's `open_sealed` (the collector's private key).
+A card payment record (a contactless read or a CPM payment code) carries its sensitive data (PAN,
+expiry, track 2, cryptogram) sealed (record.EXT_EMV_SEALED) and the rest of the cryptogram's data in
+clear (record.EXT_EMV_DATA).  Opening the sealed part is host_sim/backend/sealing.py's `open_sealed`
+(the collector's private key).
 """
 
 from protocol import record, tlv

@@ -12,15 +12,18 @@ from protocol import bundle, cpm, fleet, record, tokenkey
 DEVICE = bytes(range(32))
 OTHER_DEVICE = bytes(range(1, 33))
 KEY1, KEY2 = bytes([1]) * 32, bytes([2]) * 32
-PAN = "6212345678901234"
+PAN = "6212345678901232"  # Luhn-valid
 
 
 def body_token_key(root, device_key, steps, line):
     """Run offer/chunk steps for kind 4; after each, the held key version and one tap's outcome."""
     from firmware import config, decision, denylist, fleet, identity
-    from protocol import record
+    from protocol import crypto, record
 
-    d = decision.Decider(identity.token_key(root))
+    def sealer(plaintext, token):
+        return crypto.seal(bytes(32), bytes(12), plaintext, token)
+
+    d = decision.Decider(identity.token_key(root), sealer=sealer)
 
     def on_activate(kind, content):
         fleet.use(d, kind, content)
@@ -40,7 +43,7 @@ def body_token_key(root, device_key, steps, line):
         ext = dict(t.extensions) if t.outcome == decision.ACCEPT else {}
         out.append([reply, held[0] if held else 0, t.outcome, t.reason, t.token,
                     ext.get(record.EXT_TOKEN_KEY)])
-    rebooted = decision.Decider(identity.token_key(root)).decide(line)  # what a reboot reads back
+    rebooted = decision.Decider(identity.token_key(root), sealer=sealer).decide(line)  # what a reboot reads back
     return out, rebooted.token
 
 
@@ -87,10 +90,12 @@ def test_a_bundle_whose_inner_version_differs_from_the_offer_is_refused(runtime,
 def body_removals(root, device_key, key, deltas, line):
     """Apply deny-list deltas through the receiver; after each, whether `line` is refused."""
     from firmware import config, decision, denylist
+    from protocol import crypto
 
     deny = denylist.DenyList(root + "/config/deny.bin")
     r = config.ConfigReceiver(root, deny, device_key)
-    d = decision.Decider(key, deny=deny)
+    d = decision.Decider(key, deny=deny, sealer=lambda plaintext, token: crypto.seal(bytes(32), bytes(12), plaintext,
+                                                                                       token))
     out = []
     for o, c in deltas:
         r.on_offer(o)

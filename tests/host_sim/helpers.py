@@ -14,7 +14,7 @@ from host_sim import issuers
 from host_sim.backend import host_session
 from host_sim.backend.store import Store
 from host_sim.tools import build
-from protocol import bundle, crypto, fleet, frame, link, peer, record, seal, seal_open
+from protocol import bundle, fleet, frame, link, peer, record, seal, seal_open
 from tests.waiting import wait_until
 
 TERMINAL = b"VB\x00\x00\x01\x00\x00\x00"
