@@ -14,6 +14,9 @@ wiring comes from environment variables the launcher sets:
     ZF_TOKEN_KEY        optional: "<version>:<hex key>", the fleet token key the board ships with when
                         /flash/keys/token is absent (a development board's factory key, version 0, so
                         that any key provisioning or the collector delivers replaces it)
+    ZF_SEAL_KEY         optional: the collector's RSA modulus (512 hex digits) the board ships with when
+                        /flash/keys/seal.pub is absent (the development collector's key; provisioning
+                        writes the real one)
 
 The image is laid out like a real board's flash: a littlefs2 partition mounted at /flash and a raw
 partition for the transaction journal.  Writes go straight to the file with no user-space buffer, so
@@ -169,28 +172,31 @@ def mount_flash():
             raise OSError("littlefs partition is corrupt and not blank; refusing to format it")
         vfs.VfsLfs2.mkfs(part)  # pyright: ignore[reportArgumentType]
         vfs.mount(vfs.VfsLfs2(part), FLASH_MOUNT)  # pyright: ignore[reportArgumentType]
-    _factory_token_key()
+    spec = os.getenv("ZF_TOKEN_KEY")
+    if spec:
+        version, key = spec.split(":")
+        _factory_key("token", int(version).to_bytes(4, "little") + bytes.fromhex(key))
+    modulus = os.getenv("ZF_SEAL_KEY")
+    if modulus:
+        _factory_key("seal.pub", (modulus + "\n").encode())
     return FLASH_MOUNT
 
 
-def _factory_token_key():
-    """Install ZF_TOKEN_KEY as /flash/keys/token (firmware/identity.py's format) unless a key is there."""
-    spec = os.getenv("ZF_TOKEN_KEY")
-    path = FLASH_MOUNT + "/keys/token"
-    if not spec:
-        return
+def _factory_key(name, data):
+    """Install a key the board ships with as /flash/keys/<name> unless a key is there already: the token
+    key (firmware/identity.py's format) or the collector's seal key (firmware/sealing.py's)."""
+    path = FLASH_MOUNT + "/keys/" + name
     try:
         os.stat(path)
         return
     except OSError:
         pass
-    version, key = spec.split(":")
     try:
         os.mkdir(FLASH_MOUNT + "/keys")
     except OSError:
         pass
     with open(path, "wb") as f:
-        f.write(int(version).to_bytes(4, "little") + bytes.fromhex(key))
+        f.write(data)
 
 
 class UART(io.IOBase):

@@ -96,7 +96,9 @@ class Opener:
 
     def __init__(self, keys):
         self.keys = {seal.fingerprint(k.public_key().public_numbers().n): k for k in keys}
-        self._epochs = {}  # (terminal, key id) -> epoch key
+        # wrapped epoch key -> epoch key: the RSA decryption once per epoch.  Keyed by the wrapped bytes, not
+        # by (terminal, key id), which another terminal image or database can reuse for another key.
+        self._epochs = {}
         self._lock = threading.Lock()
 
     def __call__(self, store, terminal, rec):
@@ -111,10 +113,6 @@ class Opener:
             raise SealBroken("record %s/%d: %s" % (terminal, rec["seq"], e)) from None
 
     def epoch_key(self, store, terminal, key_id):
-        with self._lock:
-            key = self._epochs.get((terminal, key_id))
-        if key is not None:
-            return key
         values = []
         for i in range(seal.PARTS):
             raw = store.record(terminal, key_id + i)
@@ -131,6 +129,10 @@ class Opener:
                 raise seal_open.SealError("record %d holds another key part" % (key_id + i))
             values.append(part)
         _, fp, wrapped = seal_open.join_parts(values)
+        with self._lock:
+            key = self._epochs.get(wrapped)
+        if key is not None:
+            return key
         private = self.keys.get(fp)
         if private is None:
             raise seal_open.SealError("sealed to host key %s, which this collector does not hold" % fp.hex())
@@ -143,7 +145,7 @@ class Opener:
         with self._lock:
             if len(self._epochs) >= _CACHE:
                 self._epochs.clear()
-            self._epochs[(terminal, key_id)] = key
+            self._epochs[wrapped] = key
         return key
 
 

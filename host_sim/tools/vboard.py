@@ -28,13 +28,17 @@ from host_sim.paths import BUILD
 from host_sim.tools import build
 
 PERIPHERALS = ("scanner", "nfc", "uplink")
-# The unix port copies every imported module's bytecode into the heap (~130 KB for the whole terminal),
-# where a device build freezes it into flash.  256 KB here is a device's ~192 KB of RAM less the data
-# structures that stay, plus room for that bytecode; tests/vboard/test_heap.py guards the budget.
-DEFAULT_HEAP = "256k"
+# The unix port copies every imported module's bytecode into the heap (~140 KB for the whole terminal),
+# where a device build freezes it into flash.  320 KB here is a device's ~192 KB of RAM less the data
+# structures that stay, plus room for that bytecode; tests/vboard/test_heap.py guards the budget.  With
+# 256 KB, the CPM checks, sealing to the collector and fleet tokens (+10 KB at ready, mostly bytecode)
+# left a heap so fragmented that loading the config receiver for a deny-list delta failed (a 1280-byte
+# allocation with 99 KB free): the uplink's memory plan (issue 12) is what removes that dependence.
+DEFAULT_HEAP = "320k"
 # The token key a fresh virtual board ships with (version 0: any provisioned or delivered key replaces
 # it), so an unprovisioned development board takes payment taps.  Public, like any dev-kit default.
 FACTORY_TOKEN_KEY = (0, bytes(range(32)))
+FACTORY_SEAL_KEY = "development"  # the development collector's key (host_sim/backend/sealing.py DEV_KEY)
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit"
 CONSOLE_TAIL = 8192  # bytes of console output kept for waits and diagnostics
 READY = b"ready: terminal"  # what firmware/app.py prints once it takes taps
@@ -52,7 +56,7 @@ class VirtualBoard:
     """One virtual terminal.  start() builds the firmware, opens the ptys and powers the board on."""
 
     def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True, journal_kb=None,
-                 token_key=FACTORY_TOKEN_KEY):
+                 token_key=FACTORY_TOKEN_KEY, seal_key=FACTORY_SEAL_KEY):
         self.flash = os.path.abspath(flash)
         self.heap = heap
         self.uid = uid
@@ -60,6 +64,9 @@ class VirtualBoard:
         self.pace = pace
         self.journal_kb = journal_kb  # None: the board's default journal partition
         self.token_key = token_key  # (version, key) installed on a board that holds none; None: no key
+        # the collector key the board seals card data to when it holds none: a PEM path, FACTORY_SEAL_KEY
+        # (the development collector's, host_sim/backend/sealing.py) or None (no key: card payments declined)
+        self.seal_key = seal_key
         self.proc = None
         self.ports = {}
         self.boots = 0
@@ -160,6 +167,12 @@ class VirtualBoard:
             self._env.pop("ZF_TOKEN_KEY", None)
             if self.token_key is not None:
                 self._env["ZF_TOKEN_KEY"] = "%d:%s" % (self.token_key[0], self.token_key[1].hex())
+            self._env.pop("ZF_SEAL_KEY", None)
+            if self.seal_key is not None:
+                from host_sim.backend import sealing
+
+                self._env["ZF_SEAL_KEY"] = "%0512x" % sealing.public_modulus(
+                    None if self.seal_key == FACTORY_SEAL_KEY else self.seal_key)
             self.power_on()
         except BaseException:
             self.stop()

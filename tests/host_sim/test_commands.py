@@ -60,7 +60,10 @@ def test_demo_ends_with_every_accepted_tap_stored_once():
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["lost"] == 0 and summary["duplicates"] == 0
     assert summary["accepted"] >= 15
-    assert summary["accepted"] + summary["declined"] == summary["taps"] == 21
+    assert summary["accepted"] + summary["declined"] == summary["taps"] == 25  # A: 20 + forged + garbage; B: 3
+    assert summary["terminals"] == 2
+    assert summary["issuer_declined"] >= 1 and summary["refused_elsewhere"] >= 1  # the forged code's story
+    assert "refused at terminal B" in proc.stdout
     assert summary["uploaded"] == summary["accepted"]
     assert summary["declined_records"] >= 1  # the garbage line, stored at the collector as a declined tap
     assert summary["runtime"].startswith("micropython")

@@ -127,12 +127,20 @@ def test_real_world_card_answers_and_a_card_removed_mid_read(board, events, tmp_
                      ("DECLINED", "card declined"), ("DECLINED", "card offline only"), ("DECLINED", "PIN needed")]
 
 
-def test_without_the_collectors_key_card_taps_are_declined(board, events):
+def test_without_the_collectors_key_card_taps_are_declined(tmp_path):
+    from host_sim.tools import vboard
+    from tests.vboard.helpers import Events
+
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), seal_key=None).start()  # a board shipped keyless
+    events = Events(board.ports["events"])
     emu = Pn532Emulator(board.ports["nfc"])
     try:
+        board.wait_console(b"ready:", timeout=20)
         emu.present("unionpay-hce", dwell_s=0.5)
         _, ev = events.wait_display(timeout=40)
         assert (ev["text"], ev["detail"]) == ("DECLINED", "no host key")
+        assert "seal key: none, card payments declined" in board.console_text()
     finally:
         emu.close()
-    assert "seal key: none, card payments declined" in board.console_text()
+        events.close()
+        board.stop()
