@@ -34,6 +34,7 @@ from protocol import bundle, luhn, record
 OUTCOMES = ("PAID", "ALREADY PAID", "DECLINED")
 TERMINALS = (("A", "5642000001"), ("B", "5642000002"))
 PROFILES = ("unionpay-hce", "unionpay-card", "visa", "mastercard")
+MAX_RETAPS = 5  # a passenger gives up after that; the demo fails with the terminal's console
 FORGED_PAN_BODY = "622848000000777"  # an account of the unionpay-card test issuer; its phone is forged
 
 
@@ -135,6 +136,9 @@ def _run_terminal_a(a, taps, cut_at, say):
         while ev is None or (i == cut_at and what != "garbage" and ev["text"].startswith("DECLINED")):
             # No answer, or half a code read as the power came back: the passenger shows it again.
             retaps += 1
+            if retaps > MAX_RETAPS:
+                raise RuntimeError("terminal A gave no answer to tap %d; its console:\n%s"
+                                   % (i + 1, a.board.console_text()[-1500:]))
             say("A tap %2d: %s, presenting the code again" % (i + 1, "no answer" if ev is None else "misread"))
             seen = len(a.events.items) if ev is None else seen + 1
             a.scanner.present(payload)
