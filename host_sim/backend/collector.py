@@ -16,7 +16,7 @@ from host_sim.backend import acquirer, acquirer_link
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.serial_server import serve_serial
 from host_sim.backend.store import Store
-from host_sim.backend import tcp_server
+from host_sim.backend import log_limit, tcp_server
 
 log = logging.getLogger("collector")
 
@@ -61,6 +61,7 @@ def main(args):
         log.info("listening on %s", args.listen)
         async with server:
             await done.wait()
+        log_limit.limit.flush(force=True)  # what the rate limit held back, summed up
         c = server.committer
         log.info("ingest: %d frames in %d group commits", c.frames_in_groups, c.groups)
 

@@ -12,7 +12,9 @@
 - Frames before authentication (HELLO, AUTH, ERROR) are rate-limited per source address with a token
   bucket; a connection that exceeds it is closed.
 - Replies are written without awaiting drain; a client whose unsent replies exceed `max_buffer` does
-  not read them and is closed.  No store transaction is ever open across an await."""
+  not read them and is closed.  No store transaction is ever open across an await.
+- A handshake is answered at once, not in a group commit behind other links' uploads; a RECORDS frame
+  sent before the handshake completed is stored in a transaction of its own (Store.store())."""
 
 import asyncio
 import socket
@@ -29,6 +31,7 @@ MAX_CONNECTIONS = 4000
 HANDSHAKE_TIMEOUT = 20.0  # s; a terminal retries HELLO every 2 s, a slow modem needs a few s per frame
 IDLE_TIMEOUT = 60.0  # s; twelve missed STATUS heartbeats
 MAX_BUFFER = 256 * 1024  # unsent reply bytes per connection
+READ_SIZE = 32 * 1024  # bytes taken from one connection at a time: a flood cannot hog a loop pass
 HANDSHAKE_RATE = 10.0  # unauthenticated frames per second per source address (refill of the bucket)
 HANDSHAKE_BURST = 50  # frames a source address may send at once (a NAT with many terminals reconnecting)
 TICK = 5.0  # s; an authenticated session is woken at least this often (deny-list changes to offer)
@@ -146,12 +149,15 @@ class TcpCollector:
                     wake = min(wake, now + TICK)
                 try:
                     async with asyncio.timeout_at(wake):
-                        data = await reader.read(65536)
+                        data = await reader.read(READ_SIZE)
                 except TimeoutError:
                     data = None
                 if data == b"":
                     break
-                if data:
+                if data and not up:
+                    heard = loop.time()
+                    reply = session.receive(data)  # a handshake: no group, nothing to wait for behind uploads
+                elif data:
                     heard = loop.time()
                     reply = await self.committer.receive(session, data)
                 elif loop.time() >= limit_at:

@@ -9,7 +9,8 @@ address, so the per-address handshake limit sees them apart, as it would real ho
                            whole frame) and `non_reading` clients (authenticated terminals that upload
                            and never read an answer) are connected
     cpu_percent_loaded     the collector's CPU during that
-    acquirer               the `acquirer` command run meanwhile (it writes decisions): exit code, seconds
+    acquirer               the `acquirer` command run meanwhile (a write transaction, even with nothing
+                           pending: the non-reading terminals' records are declined taps): exit, seconds
     flood                  HELLOs of an unknown terminal sent as fast as loopback takes them, from one
                            address, reconnecting whenever closed: HELLOs sent, collector log bytes written
 
@@ -27,9 +28,8 @@ import time
 
 from host_sim.backend.store import Store
 from host_sim.bench.collector import _cpu_seconds, _free_port
-from host_sim.bench.link import emv_qr_record
 from host_sim.tools import build
-from protocol import frame, link, peer
+from protocol import frame, link, peer, record
 
 LEGIT = b"ZLOAD000"
 NON_READER = b"ZLNR"  # + 4-byte index
@@ -73,15 +73,27 @@ def handshake(port, ident, source, timeout=10.0):
     return sock, term, time.perf_counter() - t0
 
 
-def _latencies(port, count):
+def _latencies(port, count, group, timeout=10.0):
+    """Handshake times of `count` terminals, each from its own address (127.<group>.x.y)."""
     ms = []
-    for _ in range(count):
-        sock, _, seconds = handshake(port, LEGIT, LEGIT_ADDRESS)
+    failed = 0
+    deadline = time.monotonic() + 60  # the phase is bounded however slow the collector is
+    for i in range(count):
+        if time.monotonic() > deadline:
+            failed += count - i
+            break
+        try:
+            sock, _, seconds = handshake(port, LEGIT, _address(group, i + 1), timeout)
+        except (OSError, RuntimeError):
+            failed += 1
+            continue
         sock.close()
         ms.append(seconds * 1000)
     ms.sort()
+    if not ms:
+        return {"median": None, "p99": None, "count": count, "failed": failed}
     return {"median": round(statistics.median(ms), 2), "p99": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
-            "count": count}
+            "count": count, "failed": failed}
 
 
 def _cpu_percent(pid, seconds):
@@ -98,45 +110,53 @@ def _rss_mb(pid):
     return 0.0
 
 
-class NonReaders:
-    """Authenticated terminals that upload `records` records each and never read again; their own
-    retransmission timers keep sending (into a socket nobody drains on their side)."""
+def declined_record(seq, ident):
+    """A declined tap: stored like any record, but no transaction for the acquirer to authorise."""
+    return record.encode(ident, seq, 1_800_000_000 + seq, record.KIND_QR_CPM, 200, 156, record.DECLINED,
+                         record.REASON_UNREADABLE, 1, bytes(16), [])
 
-    def __init__(self, port, count, records):
-        self.socks, self.terms = [], []
+
+class NonReaders:
+    """Authenticated terminals that upload records as fast as their socket takes them, each frame under a
+    new sequence number (ignoring the window, as a broken or hostile terminal may), and never read."""
+
+    def __init__(self, port, count):
+        self.links = []
         for i in range(count):
             ident = NON_READER + i.to_bytes(4, "big")
             sock, term, _ = handshake(port, ident, _address(3, i + 1))
             sock.setblocking(False)
-            recs = [emv_qr_record(seq, ident) for seq in range(1, records + 1)]
-            for j in range(0, records, 4):
-                batch = recs[j:j + 4]
-                term.send(link.RECORDS, link.records(batch, ident), j + len(batch))
-            self.socks.append(sock)
-            self.terms.append(term)
+            self.links.append([sock, term, ident, 0, b""])  # socket, peer, id, last seq, unsent bytes
+        self.records = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         while not self.stop.is_set():
-            now = int(time.monotonic() * 1000)
-            for sock, term in zip(self.socks, self.terms):
-                while True:
-                    p = term.poll(now)
-                    if p is None:
-                        break
-                    try:
-                        sock.send(link.wire(p))
-                    except OSError:
-                        break
-            self.stop.wait(0.05)
+            busy = False
+            for entry in self.links:
+                sock, term, ident, seq, unsent = entry
+                if not unsent:
+                    recs = [declined_record(seq + k, ident) for k in range(1, 5)]
+                    seq += 4
+                    self.records += 4
+                    unsent = link.wire(term.session.seal(link.encode(link.RECORDS, link.records(recs, ident),
+                                                                     seq // 4, 0, None, link.FLAG_SEQ)))
+                try:
+                    unsent = unsent[sock.send(unsent):]
+                    busy = True
+                except OSError:
+                    pass
+                entry[3], entry[4] = seq, unsent
+            if not busy:
+                self.stop.wait(0.01)
 
     def close(self):
         self.stop.set()
         self.thread.join(5)
-        for sock in self.socks:
-            sock.close()
+        for entry in self.links:
+            entry[0].close()
 
 
 class Slowloris:
@@ -200,7 +220,7 @@ def _wait_listening(proc, port, deadline=20.0):
             time.sleep(0.05)
 
 
-def run_load(db, idle=2000, slowloris=500, non_reading=50, records=40, handshakes=50, hellos=100000,
+def run_load(db, idle=2000, slowloris=500, non_reading=50, handshakes=50, hellos=100000,
              cpu_seconds=3.0, handshake_timeout=120.0, flood_seconds=30.0):
     store = Store(db)
     store.register(LEGIT.hex(), _key(LEGIT))
@@ -219,19 +239,19 @@ def run_load(db, idle=2000, slowloris=500, non_reading=50, records=40, handshake
     result = {"idle": idle, "slowloris": slowloris, "non_reading": non_reading, "handshake_timeout_s": handshake_timeout}
     try:
         _wait_listening(proc, port)
-        result["handshake_ms_alone"] = _latencies(port, handshakes)
+        result["handshake_ms_alone"] = _latencies(port, handshakes, 4)
         for i in range(idle):
             held.append(_connect(port, _address(1, i + 1)))
         time.sleep(0.5)
         result["cpu_percent_idle"] = _cpu_percent(proc.pid, cpu_seconds)
         result["rss_mb_idle"] = _rss_mb(proc.pid)
         loris = Slowloris(port, slowloris)
-        readers = NonReaders(port, non_reading, records)
+        readers = NonReaders(port, non_reading)
         time.sleep(0.5)
         cpu = {}
         probe = threading.Thread(target=lambda: cpu.update(p=_cpu_percent(proc.pid, cpu_seconds)))
         probe.start()
-        result["handshake_ms_loaded"] = _latencies(port, handshakes)
+        result["handshake_ms_loaded"] = _latencies(port, handshakes, 5)
         t0 = time.monotonic()
         acq = subprocess.run([sys.executable, "-m", "host_sim", "acquirer", "--db", db], cwd=build.ROOT,
                              capture_output=True, timeout=120)
@@ -240,6 +260,7 @@ def run_load(db, idle=2000, slowloris=500, non_reading=50, records=40, handshake
         probe.join()
         result["cpu_percent_loaded"] = cpu["p"]
         result["rss_mb_loaded"] = _rss_mb(proc.pid)
+        result["non_reading_records_sent"] = readers.records
         alive = sum(1 for s in held if _open(s))
         result["idle_still_connected"] = alive
         check = Store(db)
@@ -259,7 +280,7 @@ def run_load(db, idle=2000, slowloris=500, non_reading=50, records=40, handshake
         result["flood"]["seconds"] = round(time.monotonic() - t0, 2)
         time.sleep(1.0)
         result["flood"]["log_bytes"] = os.path.getsize(log_path) - before
-        result["flood"]["handshake_ms_after"] = _latencies(port, 5)["median"]
+        result["flood"]["handshake_ms_after"] = _latencies(port, 5, 6)["median"]
         result["collector_alive"] = proc.poll() is None
     finally:
         for thing in (loris, readers):
