@@ -123,30 +123,35 @@ class TcpCollector:
         self.active += 1
         try:
             await self._serve(reader, writer, peer, address)
+        except asyncio.CancelledError:  # the collector stops: its links end with it
+            writer.transport.abort()
         finally:
             self.active -= 1
+
+    def _session(self, address):
+        session = Session(self.store, backoffice=self.backoffice)
+        session.gate = lambda: self.buckets.take(address)
+        return session
 
     async def _serve(self, reader, writer, peer, address):
         loop = asyncio.get_running_loop()
         if self.buckets is None:
             self.buckets = Buckets(self.limits.handshake_rate, self.limits.handshake_burst, loop.time)
         _keepalive(writer)
-        session = Session(self.store, backoffice=self.backoffice)
-        session.gate = lambda: self.buckets.take(address)
         log.info("connection from %s", peer)
+        session = None  # made at the first byte: a silent connection costs no Session
         started = heard = loop.time()
         why = None
         try:
             while True:
-                up = session.peer.up()
+                up = session is not None and session.peer.up()
                 limit_at = heard + self.limits.idle_timeout if up else started + self.limits.handshake_timeout
                 wake = limit_at
-                timer = session.deadline()
-                now = loop.time()
+                timer = session.deadline() if session is not None else None
                 if timer is not None:
-                    wake = min(wake, now + timer)
+                    wake = min(wake, loop.time() + timer)
                 if up:
-                    wake = min(wake, now + TICK)
+                    wake = min(wake, loop.time() + TICK)
                 try:
                     async with asyncio.timeout_at(wake):
                         data = await reader.read(READ_SIZE)
@@ -154,21 +159,23 @@ class TcpCollector:
                     data = None
                 if data == b"":
                     break
-                if data and not up:
-                    heard = loop.time()
-                    reply = session.receive(data)  # a handshake: no group, nothing to wait for behind uploads
-                elif data:
-                    heard = loop.time()
-                    reply = await self.committer.receive(session, data)
-                elif loop.time() >= limit_at:
+                if loop.time() >= limit_at and not (up and data):  # bytes that never authenticate count not
                     why = "idle_timeout" if up else "handshake_timeout"
-                    log.info("closing the link of %s: %s", session.terminal or peer,
+                    log.info("closing the link of %s: %s", _name(session, peer),
                              "nothing heard for %g s" % self.limits.idle_timeout if up else
                              "not authenticated within %g s" % self.limits.handshake_timeout)
                     break
+                if data:
+                    heard = loop.time()
+                    if session is None:
+                        session = self._session(address)
+                    if up:
+                        reply = await self.committer.receive(session, data)
+                    else:
+                        reply = session.receive(data)  # a handshake: at once, not behind other links' uploads
                 else:
-                    reply = session.receive(b"")  # timers only: nothing to store, nothing to wait for
-                if session.gated:
+                    reply = session.receive(b"") if session is not None else b""  # timers only
+                if session is not None and session.gated:
                     why = "rate_limited"
                     log.warning("closing the connection from %s: over %g handshake frames a second from %s",
                                 peer, self.limits.handshake_rate, address)
@@ -178,10 +185,10 @@ class TcpCollector:
                     if writer.transport.get_write_buffer_size() > self.limits.max_buffer:
                         why = "not_reading"
                         log.warning("closing the link of %s: over %d reply bytes it does not read",
-                                    session.terminal or peer, self.limits.max_buffer)
+                                    _name(session, peer), self.limits.max_buffer)
                         break
         except StoreError as e:
-            log.error("closing the link of %s: %s; it will send its records again", session.terminal or peer, e)
+            log.error("closing the link of %s: %s; it will send its records again", _name(session, peer), e)
         except ConnectionError as e:
             log.info("connection from %s lost: %s", peer, e)
         finally:
@@ -191,6 +198,11 @@ class TcpCollector:
                 writer.transport.abort()  # nothing more for it: unsent bytes would keep it open
             else:
                 writer.close()
+
+
+def _name(session, peer):
+    """A link in the log: its terminal once authenticated, else its address."""
+    return session.terminal if session is not None and session.terminal else peer
 
 
 async def serve_tcp(host, port, store, backoffice=None, limits=None):

@@ -17,6 +17,7 @@ address, so the per-address handshake limit sees them apart, as it would real ho
 Bounded in count and time: every phase has a deadline.
 """
 
+import multiprocessing
 import os
 import socket
 import statistics
@@ -118,29 +119,35 @@ def declined_record(seq, ident):
 
 class NonReaders:
     """Authenticated terminals that upload records as fast as their socket takes them, each frame under a
-    new sequence number (ignoring the window, as a broken or hostile terminal may), and never read."""
+    new sequence number (ignoring the window, as a broken or hostile terminal may), and never read.
+    They run in a process of their own, so their work does not slow the client that measures."""
 
-    def __init__(self, port, count):
-        self.links = []
+    def __init__(self, port, count, timeout=60.0):
+        ctx = multiprocessing.get_context("fork")
+        self.stop = ctx.Event()
+        self.ready = ctx.Event()
+        self.sent = ctx.Value("q", 0)
+        self.proc = ctx.Process(target=self._run, args=(port, count), daemon=True)
+        self.proc.start()
+        if not self.ready.wait(timeout):
+            self.close()
+            raise RuntimeError("the non-reading terminals could not authenticate")
+
+    def _run(self, port, count):
+        links = []
         for i in range(count):
             ident = NON_READER + i.to_bytes(4, "big")
             sock, term, _ = handshake(port, ident, _address(3, i + 1))
             sock.setblocking(False)
-            self.links.append([sock, term, ident, 0, b""])  # socket, peer, id, last seq, unsent bytes
-        self.records = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
+            links.append([sock, term, ident, 0, b""])  # socket, peer, id, last seq, unsent bytes
+        self.ready.set()
         while not self.stop.is_set():
             busy = False
-            for entry in self.links:
+            for entry in links:
                 sock, term, ident, seq, unsent = entry
                 if not unsent:
                     recs = [declined_record(seq + k, ident) for k in range(1, 5)]
                     seq += 4
-                    self.records += 4
                     unsent = link.wire(term.session.seal(link.encode(link.RECORDS, link.records(recs, ident),
                                                                      seq // 4, 0, None, link.FLAG_SEQ)))
                 try:
@@ -151,12 +158,18 @@ class NonReaders:
                 entry[3], entry[4] = seq, unsent
             if not busy:
                 self.stop.wait(0.01)
+        self.sent.value = sum(entry[3] for entry in links)
+        for entry in links:
+            entry[0].close()
 
     def close(self):
+        """Stop them; the number of records they sent."""
         self.stop.set()
-        self.thread.join(5)
-        for entry in self.links:
-            entry[0].close()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        return self.sent.value
 
 
 class Slowloris:
@@ -260,7 +273,6 @@ def run_load(db, idle=2000, slowloris=500, non_reading=50, handshakes=50, hellos
         probe.join()
         result["cpu_percent_loaded"] = cpu["p"]
         result["rss_mb_loaded"] = _rss_mb(proc.pid)
-        result["non_reading_records_sent"] = readers.records
         alive = sum(1 for s in held if _open(s))
         result["idle_still_connected"] = alive
         check = Store(db)
@@ -268,7 +280,7 @@ def run_load(db, idle=2000, slowloris=500, non_reading=50, handshakes=50, hellos
         result["authorised"] = check.query("SELECT count(*) FROM authorisations")[0][0]
         check.close()
         loris.close()
-        readers.close()
+        result["non_reading_records_sent"] = readers.close()
         loris = readers = None
         for s in held:
             s.close()
