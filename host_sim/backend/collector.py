@@ -12,11 +12,10 @@ import sys
 import threading
 
 from host_sim import arguments
-from host_sim.backend import acquirer, acquirer_link
+from host_sim.backend import acquirer, acquirer_link, log_limit, tcp_server
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.serial_server import serve_serial
 from host_sim.backend.store import Store
-from host_sim.backend import log_limit, tcp_server
 
 log = logging.getLogger("collector")
 

@@ -22,7 +22,6 @@ import time
 
 from host_sim.backend.store import StoreError
 
-
 GROUP_BYTES = 64 * 1024
 PAUSE_SHARE = 0.25  # pause after a group, as a share of the time it held the write lock
 PAUSE_FROM = 0.005  # s; groups shorter than this need no pause

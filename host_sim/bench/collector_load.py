@@ -249,7 +249,8 @@ def run_load(db, idle=2000, slowloris=500, non_reading=50, handshakes=50, hellos
                                  "--max-connections", str(idle + slowloris + non_reading + 100)],
                                 cwd=build.ROOT, stdout=log, stderr=log)
     held, loris, readers = [], None, None
-    result = {"idle": idle, "slowloris": slowloris, "non_reading": non_reading, "handshake_timeout_s": handshake_timeout}
+    result = {"idle": idle, "slowloris": slowloris, "non_reading": non_reading,
+              "handshake_timeout_s": handshake_timeout}
     try:
         _wait_listening(proc, port)
         result["handshake_ms_alone"] = _latencies(port, handshakes, 4)
