@@ -382,3 +382,21 @@ def test_a_lost_serial_device_is_served_again_when_it_comes_back(tmp_path, caplo
     assert len([line for line in lines if "is back" in line]) == 1
     assert store.query("SELECT count(*) FROM terminals") == [(1,)]
 
+
+
+def test_collector_limit_flags_have_defaults_and_refuse_nonsense(capsys):
+    import argparse
+
+    from host_sim.backend import collector
+
+    parser = argparse.ArgumentParser()
+    collector.add_arguments(parser)
+    args = parser.parse_args(["--db", "x.db"])
+    assert (args.max_connections, args.handshake_timeout, args.idle_timeout) == (
+        tcp_server.MAX_CONNECTIONS, tcp_server.HANDSHAKE_TIMEOUT, tcp_server.IDLE_TIMEOUT)
+    args = parser.parse_args(["--db", "x.db", "--max-connections", "10", "--idle-timeout", "90.5"])
+    assert (args.max_connections, args.idle_timeout) == (10, 90.5)
+    for wrong in (["--max-connections", "0"], ["--handshake-timeout", "soon"], ["--idle-timeout", "-1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--db", "x.db"] + wrong)
+        assert "is not a positive number" in capsys.readouterr().err
