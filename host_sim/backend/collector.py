@@ -4,6 +4,7 @@
 authorisation (a worker thread asking the acquirer, over ISO 8583 with --acquirer, else in process),
 deny-list deltas, fleet bundles, heartbeats."""
 
+import argparse
 import asyncio
 import logging
 import signal
@@ -11,11 +12,10 @@ import sys
 import threading
 
 from host_sim import arguments
-from host_sim.backend import acquirer, acquirer_link, sealing
+from host_sim.backend import acquirer, acquirer_link, log_limit, sealing, tcp_server
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.serial_server import serve_serial
 from host_sim.backend.store import Store
-from host_sim.backend.tcp_server import serve_tcp
 
 log = logging.getLogger("collector")
 
@@ -36,6 +36,7 @@ def main(args):
     except (OSError, ValueError) as e:
         print("collector: %s" % e, file=sys.stderr)
         return 2
+    _file_limit(args.max_connections + 256)
     store = Store(args.db, args.crash_after_commits)
     office = Backoffice(store, link, args.bundles, opener)
     stop = threading.Event()
@@ -55,10 +56,12 @@ def main(args):
         if not args.listen:
             await done.wait()
             return
-        server = await serve_tcp(*arguments.split_host_port(args.listen), store, office)
+        limits = tcp_server.Limits(args.max_connections, args.handshake_timeout, args.idle_timeout)
+        server = await tcp_server.serve_tcp(*arguments.split_host_port(args.listen), store, office, limits)
         log.info("listening on %s", args.listen)
         async with server:
             await done.wait()
+        log_limit.limit.flush(force=True)  # what the rate limit held back, summed up
         c = server.committer
         log.info("ingest: %d frames in %d group commits", c.frames_in_groups, c.groups)
 
@@ -91,6 +94,39 @@ def add_arguments(parser):
                              "every terminal that lacks it")
     parser.add_argument("--seal-key", metavar="PRIVATE.pem",
                         help="the collector's key that opens sealed card data (default: the development key)")
+    parser.add_argument("--max-connections", metavar="N", type=_positive(int), default=tcp_server.MAX_CONNECTIONS,
+                        help="TCP connections served at once; more are closed at once (default %(default)s)")
+    parser.add_argument("--handshake-timeout", metavar="S", type=_positive(float),
+                        default=tcp_server.HANDSHAKE_TIMEOUT,
+                        help="close a connection not authenticated within S seconds (default %(default)s)")
+    parser.add_argument("--idle-timeout", metavar="S", type=_positive(float), default=tcp_server.IDLE_TIMEOUT,
+                        help="close an authenticated connection silent for S seconds; terminals send STATUS "
+                             "every 5 s (default %(default)s)")
     parser.add_argument("--crash-after-commits", metavar="N", type=int,
                         help="fault injection: SIGKILL the collector right after its Nth record commit, "
                              "before that commit is acknowledged")
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError("%r is not a positive number" % text)
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _file_limit(wanted):
+    """Raise the soft limit of open files towards `wanted` (one per connection), within the hard limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            log.warning("only %d open files allowed: fewer connections than --max-connections fit", new)

@@ -14,6 +14,7 @@ import sqlite3
 import time
 
 from host_sim.backend.backoffice import health_names
+from host_sim.backend.log_limit import peer_log, shown
 from protocol import bundle, fleet, frame, link, peer, record
 
 log = logging.getLogger("collector")
@@ -42,12 +43,17 @@ class Session:
         self._chunk_at = None  # next bundle offset to send, once the terminal said where it stands
         self.config_delivered = 0
         self._deny_changes = backoffice.deny_changes if backoffice is not None else 0
+        self.gate = None  # called per frame before authentication; False: refuse it and the link
+        self.gated = False  # the gate refused a frame: the caller closes the link
 
     def receive(self, data=b""):
         """Bytes from the terminal in, bytes to send back out; call with b"" now and then (timers)."""
         out = bytearray()
         now = self.clock()
         for payload in self.frames.feed(data):
+            if self.gate is not None and not self.peer.up() and not self.gate():
+                self.gated = True
+                break
             for msg in self.peer.feed(payload, now, self._handle):
                 if msg["type"] == "ERROR" and self.peer.up():
                     self._terminal_error(msg)
@@ -63,17 +69,22 @@ class Session:
             out += link.wire(reply)
         return bytes(out)
 
+    def deadline(self):
+        """Seconds until receive(b"") may have something to send; None: only the terminal's bytes can."""
+        ms = self.peer.deadline(self.clock())
+        return None if ms is None else ms / 1000
+
     def _log_events(self):
         for what, detail in self.peer.events:
             if what == "up":
                 self.terminal = detail
                 self.store.hello(detail, self.peer.peer_hello["firmware"])
-                log.info("terminal %s authenticated, running %s", detail, self.peer.peer_hello["firmware"])
+                log.info("terminal %s authenticated, running '%s'", detail, shown(self.peer.peer_hello["firmware"]))
                 self.offer = self._chunk_at = None
                 self._offer_deny_list()
             else:
                 self.refused += 1
-                log.warning("refused: %s %s", what, detail)
+                peer_log.warning("refused: %s %s", what, shown(detail))
         del self.peer.events[:]
 
     def _handle(self, msg):
@@ -190,7 +201,7 @@ class Session:
         time): a refused fleet bundle is recorded and not offered to that terminal again; a refused
         deny-list delta (made here, so a staging fault on the terminal) is offered again after the next
         batch or session."""
-        log.warning("terminal %s: ERROR %d %s", self.terminal, msg["code"], msg["text"])
+        log.warning("terminal %s: ERROR %d '%s'", self.terminal, msg["code"], shown(msg["text"]))
         if msg["code"] != link.E_CONFIG_REJECTED or self.offer is None:
             return
         kind, version, _ = self.offer

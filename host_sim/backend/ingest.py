@@ -11,11 +11,20 @@ and the store ignores the ones it has (terminal id, sequence), so nothing is los
 `GroupCommitter` does this for the served collector (host_sim/backend/tcp_server.py): every link's
 read that completes in one pass of the event loop joins the same group.  Under load the loop is busy
 committing while more bytes arrive, so groups grow with the load and the fsyncs per record shrink.
+A group takes at most GROUP_BYTES of input (the rest waits for the next one), so the event loop, and
+the handshakes it serves, never waits long for a commit; after a group that held SQLite's write lock
+for a while, the next one starts only after a pause of a quarter of that time, so another process
+(the `acquirer` command, a report) gets the lock within its busy timeout however hard terminals push.
 """
 
 import asyncio
+import time
 
 from host_sim.backend.store import StoreError
+
+GROUP_BYTES = 64 * 1024
+PAUSE_SHARE = 0.25  # pause after a group, as a share of the time it held the write lock
+PAUSE_FROM = 0.005  # s; groups shorter than this need no pause
 
 
 def receive_group(store, inputs):
@@ -37,6 +46,8 @@ class GroupCommitter:
     def __init__(self, store):
         self.store = store
         self._waiting = []  # (session, data, future) for the next group
+        self._scheduled = False
+        self._resume_at = 0.0  # loop time before which no group starts (the pause after a long one)
         self.groups = 0
         self.frames_in_groups = 0
 
@@ -44,15 +55,33 @@ class GroupCommitter:
         """Awaitable reply bytes for `data`, released after the group holding it has committed;
         raises StoreError if that commit failed (then close the link)."""
         loop = asyncio.get_running_loop()
-        if not self._waiting:
-            loop.call_soon(self._commit)  # after the reads already completed in this loop pass
         done = loop.create_future()
         self._waiting.append((session, data, done))
+        self._schedule(loop)
         return done
 
-    def _commit(self):
-        waiting, self._waiting = self._waiting, []
+    def _schedule(self, loop):
+        if self._scheduled or not self._waiting:
+            return
+        self._scheduled = True
+        if loop.time() < self._resume_at:
+            loop.call_at(self._resume_at, self._commit, loop)
+        else:
+            loop.call_soon(self._commit, loop)  # after the reads already completed in this loop pass
+
+    def _commit(self, loop):
+        self._scheduled = False
+        size = n = 0
+        while n < len(self._waiting) and (n == 0 or size + len(self._waiting[n][1]) <= GROUP_BYTES):
+            size += len(self._waiting[n][1])
+            n += 1
+        waiting, self._waiting = self._waiting[:n], self._waiting[n:]
+        t0 = time.perf_counter()
         replies = receive_group(self.store, [(session, data) for session, data, _ in waiting])
+        held = time.perf_counter() - t0
+        if held >= PAUSE_FROM:
+            self._resume_at = loop.time() + held * PAUSE_SHARE
+        self._schedule(loop)
         self.groups += 1
         self.frames_in_groups += len(waiting)
         for i, (_, _, done) in enumerate(waiting):

@@ -1,23 +1,53 @@
-"""The collector on a serial port or pty: one terminal at line rate, committed per frame."""
+"""The collector on a serial port or pty: one terminal at line rate, committed per frame.
 
-from host_sim.backend.host_session import Session
+A device that goes away (a USB adapter pulled, a virtual board stopped) is waited for: its path is
+tried again every REOPEN_S seconds, logged once when lost and once when back, and served with a fresh
+session (the terminal starts a new handshake and sends again what was not acknowledged)."""
+
+import logging
+
+log = logging.getLogger("collector")
+
+REOPEN_S = 0.5
 
 
-def serve_serial(port, store, stop, capture=None, backoffice=None):
-    """Blocking loop for a serial port or pty (pyserial URL or path); returns the Session at stop.
+def _open(port):
+    import serial
+
+    return serial.serial_for_url(port, baudrate=115200, timeout=0.05)
+
+
+def serve_serial(port, store, stop, capture=None, backoffice=None, reopen=REOPEN_S):
+    """Blocking loop for a serial port or pty (pyserial URL or path); returns the last Session at stop.
     `capture`, a bytearray, receives a copy of every byte the terminal sent (tests, diagnosis)."""
     import serial
 
-    ser = serial.serial_for_url(port, baudrate=115200, timeout=0.05)
+    from host_sim.backend.host_session import Session
+
+    ser = _open(port)
     session = Session(store, backoffice=backoffice)
     try:
         while not stop.is_set():
-            data = ser.read(512)
-            if capture is not None:
-                capture += data
-            reply = session.receive(data)  # also when nothing came: retransmission timers
-            if reply:
-                ser.write(reply)
+            if ser is None:
+                try:
+                    ser = _open(port)
+                except (serial.SerialException, OSError, ValueError):
+                    stop.wait(reopen)
+                    continue
+                log.info("serial device %s is back: serving it", port)
+                session = Session(store, backoffice=backoffice)
+            try:
+                data = ser.read(512)
+                if capture is not None:
+                    capture += data
+                reply = session.receive(data)  # also when nothing came: retransmission timers
+                if reply:
+                    ser.write(reply)
+            except (serial.SerialException, OSError) as e:
+                log.warning("serial device %s lost (%s): waiting for it to come back", port, e)
+                ser.close()
+                ser = None
     finally:
-        ser.close()
+        if ser is not None:
+            ser.close()
     return session

@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "modem": ("host_sim.bench.modem", "modem transport throughput and latency per dialect"),
     "link": ("host_sim.bench.link", "link protocol goodput vs stop-and-wait over the emulated line"),
     "collector": ("host_sim.bench.collector", "collector ingest: records/s into the store, group commit"),
+    "collector-load": ("host_sim.bench.collector_load", "collector under misuse: idle, slowloris, non-reading, flood"),
     "frames": ("host_sim.bench.frames", "what one uplink frame costs the terminal on MicroPython"),
     "drain": ("host_sim.bench.drain", "a virtual board's journal drained over the paced uplink"),
     "heap": ("host_sim.bench.heap", "heap the terminal's code costs in MicroPython (.mpy vs ROMFS)"),
