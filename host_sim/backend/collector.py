@@ -92,7 +92,7 @@ def add_arguments(parser):
     parser.add_argument("--bundles", metavar="DIR", type=arguments.existing_folder,
                         help="signed fleet bundles (DIR/*.zfb, `bundle make`): the newest of each kind goes to "
                              "every terminal that lacks it")
-    parser.add_argument("--seal-key", metavar="PRIVATE.pem",
+    parser.add_argument("--seal-key", metavar="PRIVATE.pem", type=arguments.existing_file,
                         help="the collector's key that opens sealed card data (default: the development key)")
     parser.add_argument("--max-connections", metavar="N", type=_positive(int), default=tcp_server.MAX_CONNECTIONS,
                         help="TCP connections served at once; more are closed at once (default %(default)s)")
