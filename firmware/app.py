@@ -77,19 +77,20 @@ class Terminal:
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
 
-    def decline(self, reason, detail, kind=record.KIND_UNKNOWN, token=None):
+    def _decline(self, d, detail):
         """Tell the passenger at once, then journal the decline (firmware/declines.py: which ones get a record)."""
         self._last_tap = time.ticks_ms()
-        self.feedback.declined(record.REASON_TEXT.get(reason, "declined"))
-        got = self.declines.add(kind, reason, token, int(self.board.time_s()), time.ticks_ms())
+        self.feedback.declined(d.reason_text())
+        got = self.declines.add(d.kind, d.reason, d.token, int(self.board.time_s()), time.ticks_ms())
         if got == declines.RECORDED:
             print("tap declined: %s (record #%d)" % (detail, self.declines.seq))
         else:
             print("tap declined: %s (%s; %d unrecorded)" % (detail, declines.OUTCOME_TEXT[got],
                                                             self.declines.unrecorded))
 
-    def apply(self, d):
-        """Journal an accepted tap, then tell the passenger; the same for QR codes and NFC taps."""
+    def apply(self, d, detail=None):
+        """Carry out a decision (firmware/decision.py owns every outcome): journal an accepted tap, then tell
+        the passenger; the same for QR codes and NFC taps.  `detail`: what the console says of a decline."""
         self._last_tap = time.ticks_ms()
         if d.outcome == decision.ACCEPT:
             def build(seq):
@@ -101,8 +102,8 @@ class Terminal:
                     raise JournalFull()
                 seq = self.journal.append(build)  # durable from here on ...
             except JournalFull:  # never overwrite what the host has not acknowledged
-                self.decline(record.REASON_JOURNAL_FULL, "journal full, %d records wait for the host"
-                             % self.journal.depth(), d.kind, d.token)
+                self._decline(self.decider.decide_journal_full(d), "journal full, %d records wait for the host"
+                              % self.journal.depth())
                 return
             self.decider.remember(d.token, d.atc, seq, d.kind)
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
@@ -115,7 +116,7 @@ class Terminal:
             self.feedback.already_paid(d.seq)
             print("tap repeats #%d: already paid" % d.seq)
         else:
-            self.decline(d.reason, d.reason_text(), d.kind, d.token)
+            self._decline(d, detail or d.reason_text())
 
     async def _feed_watchdog(self):
         # Fed from its own task: if any coroutine blocks the loop, this stops and the board resets.
@@ -133,7 +134,7 @@ class Terminal:
         if dev is not None:
             from firmware.nfc import NfcTask
 
-            asyncio.create_task(NfcTask(self, dev, self.root).run())
+            asyncio.create_task(NfcTask(CardTaps(self), dev, self.health).run())
 
     async def _prepare_journal(self):
         # Erasing ahead stalls the CPU (45-400 ms on NOR flash): only while no passenger is waiting.
@@ -175,7 +176,7 @@ class Terminal:
             status, line = await self.scanner.read_line()
             try:
                 if status == scanner.TOO_LONG:
-                    self.decline(record.REASON_TOO_LONG, "line too long")
+                    self.apply(self.decider.decide_too_long(), "line too long")
                 else:
                     self.handle_line(line)
             except Exception as e:  # never let one bad tap stop the terminal
@@ -184,10 +185,32 @@ class Terminal:
 
     def _failed(self):
         try:
-            self.decline(record.REASON_TERMINAL_ERROR, "terminal error")
+            self.apply(self.decider.decide_failure(), "terminal error")
         except Exception as e:  # the journal itself failed: the passenger still hears the decline
             sys.print_exception(e)
             self.feedback.declined("error")
+
+
+class CardTaps:
+    """All the NFC task may do with the terminal: ask the amount a card is asked to sign (the one the
+    record charges), and have a card read, or a read that failed, decided and carried out."""
+
+    def __init__(self, terminal):
+        self._terminal = terminal
+
+    def amount(self):
+        return self._terminal.decider.amount_for(record.KIND_EMV_CONTACTLESS)
+
+    def now(self):
+        return int(self._terminal.board.time_s())
+
+    def read(self, card):
+        t = self._terminal
+        t.apply(t.decider.decide_emv(card))
+
+    def failed(self, code, detail):
+        t = self._terminal
+        t.apply(t.decider.decide_card_error(code), detail)
 
 
 def run(board):

@@ -44,6 +44,12 @@ ACCEPT = 1
 DECLINE = 2
 ALREADY_PAID = 3
 
+# A contactless read that failed, by its code (firmware/emv_apdu.py: READ, UNSUPPORTED, EXPIRED, NOT_EFFECTIVE,
+# CVM, REFUSED from the EMV reader; CARD_REMOVED, READER_FAILED from the NFC task) -> reason.
+_CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2: record.REASON_CARD_EXPIRED,
+                3: record.REASON_CARD_NOT_EFFECTIVE, 4: record.REASON_CARD_CVM, 5: record.REASON_CARD_REFUSED,
+                6: record.REASON_CARD_REMOVED, 7: record.REASON_CARD_READ}
+
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
@@ -195,6 +201,27 @@ class Decider:
         return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext,
                         amount=self.fare_for(record.KIND_TICKET),
                         fare_id=FARE_ID_TICKET, entry=used + 1)
+
+    # -- outcomes decided before or after a credential's own checks: every one has its reason here ------
+
+    def decide_card_error(self, code):
+        """A contactless read that failed with `code` (see _CARD_ERRORS): declined with its reason."""
+        return Decision(DECLINE, _CARD_ERRORS.get(code, record.REASON_CARD_READ), record.KIND_EMV_CONTACTLESS)
+
+    @staticmethod
+    def decide_too_long():
+        """A scanner line longer than the driver's buffer: no credential to decide on."""
+        return Decision(DECLINE, record.REASON_TOO_LONG)
+
+    @staticmethod
+    def decide_journal_full(d):
+        """An accepted tap the journal has no room for: declined, never charged, never overwriting."""
+        return Decision(DECLINE, record.REASON_JOURNAL_FULL, d.kind, token=d.token)
+
+    @staticmethod
+    def decide_failure():
+        """The terminal failed while deciding (a bug): declined, never charged."""
+        return Decision(DECLINE, record.REASON_TERMINAL_ERROR)
 
     def seal(self, plaintext, token):
         """Sensitive card data (PAN, track 2, expiry, cryptogram) as the sealed record extension.

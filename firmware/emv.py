@@ -16,10 +16,12 @@ data; nothing else escapes.  The card data leaves the reader only through firmwa
 
 from firmware import emv_select
 from firmware.emv_apdu import (  # noqa: F401 (the reader's API: nfc.py and tests use them as emv.X)
+    CARD_REMOVED,
     CVM,
     EXPIRED,
     NOT_EFFECTIVE,
     READ,
+    READER_FAILED,
     REFUSED,
     UNSUPPORTED,
     EmvError,

@@ -7,13 +7,15 @@ MicroPython compiles three small modules instead of one large one.
 
 from protocol import tlv
 
-# EmvError codes: firmware/nfc.py maps them to record reasons.
+# Codes of a failed read: EmvError's, and the NFC task's own two; firmware/decision.py decides each.
 READ = 0  # the card answered nonsense, an error status or left data out
 UNSUPPORTED = 1  # no application this terminal accepts
 EXPIRED = 2  # application expiration date before today
 NOT_EFFECTIVE = 3  # application effective date after today
 CVM = 4  # the card requires a cardholder verification this terminal cannot do
 REFUSED = 5  # the card or phone refused the transaction (GPO 6984/6985/6986)
+CARD_REMOVED = 6  # the card left the field mid-read (the PN532 driver's TargetGone)
+READER_FAILED = 7  # the PN532 itself failed during the read
 
 NUMERIC_TAGS = (0x9F02, 0x9F03, 0x5F2A, 0x9F1A, 0x9A, 0x9C, 0x9F21)
 

@@ -92,7 +92,7 @@ class Housekeeping:
     def _on_time(self, msg):
         """Step the clock to the host's, within bounds (SPEC "TIME"): never before 2024 or before the
         newest journal record, never with a worse error bound than the clock already has."""
-        now = self.up._now()
+        now = self.up.now()
         rtt = (now - msg["echo"]) & 0xFFFFFFFF
         if rtt > TIME_RTT_MAX_MS:
             return
@@ -133,7 +133,7 @@ class Housekeeping:
         t = self.up.transport
         rssi = None if t is None else t.signal
         signal = -128 if rssi is None or rssi > 31 else -113 + 2 * rssi
-        return link.status(j.depth(), health, signal, self.up._frames.errors, p.errors["mac"], p.errors["replay"],
+        return link.status(j.depth(), health, signal, self.up.frame_errors, p.errors["mac"], p.errors["replay"],
                            p.sender.retransmits, now // 1000,
                            (j.free, j.dropped, self.up.reconnects, 0 if deny is None else deny.version))
 
@@ -147,5 +147,5 @@ class Housekeeping:
             self._out.append((link.STATUS, self.status_body(p, now)))
         while self._out and p.can_send():
             mtype, body = self._out.pop(0)
-            p.send(mtype, body, self.up._queued)  # tag: every record queued before it was delivered too
+            p.send(mtype, body, self.up.queued)  # tag: every record queued before it was delivered too
 

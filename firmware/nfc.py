@@ -14,21 +14,18 @@ import sys
 
 from firmware import health
 from firmware.drivers import pn532 as driver
-from protocol import link, pn532, record
+from protocol import link, pn532
 
 POLL_MS = 200
 BEGIN_RETRIES = 5  # attempts reported on the console; after them the task keeps trying quietly
 BEGIN_MAX_MS = 30000
-# firmware/emv.py EmvError codes (READ, UNSUPPORTED, EXPIRED, NOT_EFFECTIVE, CVM, REFUSED) -> reasons.
-_REASONS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2: record.REASON_CARD_EXPIRED,
-            3: record.REASON_CARD_NOT_EFFECTIVE, 4: record.REASON_CARD_CVM, 5: record.REASON_CARD_REFUSED}
 
 
 class NfcTask:
-    def __init__(self, terminal, dev, root):
-        self.terminal = terminal
+    def __init__(self, taps, dev, health_bits):
+        self.taps = taps  # app.CardTaps: the amount, and a read or a failed read decided and carried out
         self.dev = dev
-        self.health = terminal.health  # the NFC bit of STATUS (firmware/health.py)
+        self.health = health_bits  # the NFC bit of STATUS (firmware/health.py)
 
     async def _begin(self):
         """Start the chip, trying again with a growing pause until it answers."""
@@ -78,23 +75,23 @@ class NfcTask:
             await asyncio.sleep_ms(POLL_MS)
 
     async def _tap(self, emv):
-        t = self.terminal
+        """Read the card; the decision (firmware/decision.py) decides the read or its failure, by code."""
+        taps = self.taps
         try:
-            amount = t.decider.amount_for(record.KIND_EMV_CONTACTLESS)
-            data = emv.terminal_data(amount, os.urandom(4), int(t.board.time_s()))
+            data = emv.terminal_data(taps.amount(), os.urandom(4), taps.now())
             card = await emv.read(self.dev.exchange, data)
         except driver.TargetGone:
-            t.decline(record.REASON_CARD_REMOVED, "card removed too early", record.KIND_EMV_CONTACTLESS)
+            taps.failed(emv.CARD_REMOVED, "card removed too early")
             return
         except emv.EmvError as e:
-            t.decline(_REASONS.get(e.code, record.REASON_CARD_READ), str(e), record.KIND_EMV_CONTACTLESS)
+            taps.failed(e.code, str(e))
             return
         except pn532.Pn532Error as e:
-            t.decline(record.REASON_CARD_READ, str(e), record.KIND_EMV_CONTACTLESS)
+            taps.failed(emv.READER_FAILED, str(e))
             return
         finally:
             await self.dev.release()
-        t.apply(t.decider.decide_emv(card))
+        taps.read(card)
 
     async def _wait_removed(self):
         while True:

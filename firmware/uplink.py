@@ -77,7 +77,7 @@ class Uplink:
         self.devices = devices  # firmware.health.Health: the scanner and NFC bits of STATUS
         self._batch = bytearray(link.max_payload(MAX_FRAME))
         self._room = link.max_payload(MAX_FRAME) - link.HEADER_SIZE - session.OVERHEAD
-        self._queued = 0  # newest record sequence handed to the sender
+        self.queued = 0  # newest record sequence handed to the sender (housekeeping tags its messages with it)
         self._t0 = time.ticks_ms()
         self._ms = 0
         self._heard = 0
@@ -85,7 +85,12 @@ class Uplink:
         self.sessions = 0
         self.reconnects = 0  # link failures and stalled sessions
 
-    def _now(self):
+    @property
+    def frame_errors(self):
+        """Frames dropped for a bad CRC or framing since boot (STATUS crc_errors)."""
+        return self._frames.errors
+
+    def now(self):
         """Milliseconds since start, without ticks wrap-around."""
         t = time.ticks_ms()
         self._ms += time.ticks_diff(t, self._t0)
@@ -96,7 +101,7 @@ class Uplink:
         p = peer.Peer(peer.ROLE_TERMINAL, self.terminal, key, self.runtime, window=WINDOW, max_frame=MAX_FRAME,
                       rx_window=4)
         self.peer = p
-        self._queued = self.journal.acked
+        self.queued = self.journal.acked
         self._heard = self._since = now
         if self.house is not None:
             self.house.new_session()
@@ -118,7 +123,7 @@ class Uplink:
                 continue
             try:
                 for payload in self._frames.feed(memoryview(buf)[:n]):
-                    now = self._now()
+                    now = self.now()
                     for msg in p.feed(payload, now, h.handle):
                         if msg["type"] == "ERROR":
                             print("uplink: host says error %d: %s" % (msg["code"], msg["text"]))
@@ -130,12 +135,12 @@ class Uplink:
 
     def _fill(self, p):
         """Queue RECORDS frames of journal records not yet handed to the sender, while the window allows."""
-        while p.can_send() and self.journal.next_seq - 1 > self._queued:
-            in_flight = self._queued - self.journal.acked
+        while p.can_send() and self.journal.next_seq - 1 > self.queued:
+            in_flight = self.queued - self.journal.acked
             recs = self.journal.pending(in_flight + 8, 1 << 30)
             batch = []
             for rec in recs:
-                if record.seq_of(rec) <= self._queued:
+                if record.seq_of(rec) <= self.queued:
                     continue
                 batch.append(rec)
                 if link.records_size(batch, self.terminal) > self._room:
@@ -146,7 +151,7 @@ class Uplink:
             n = link.records_into(self._batch, 0, batch, self.terminal)
             last = record.seq_of(batch[-1])
             p.send(link.RECORDS, memoryview(self._batch)[:n], last)
-            self._queued = last
+            self.queued = last
 
     def _stalled(self, p, now):
         if p.state == peer.IDLE:  # the host refused us (unknown terminal, bad key)
@@ -186,7 +191,7 @@ class Uplink:
                     self.peer = p = None
                     backoff = await self._link_up(t, backoff)
                     continue
-                now = self._now()
+                now = self.now()
                 if p is None:
                     p = self._connect(key, now)
                 elif self._stalled(p, now):

@@ -362,21 +362,26 @@ def test_sensitive_and_clear_parts(runtime):
     assert card["atc"] in clear and UN in clear
 
 
-def test_nfc_maps_every_emv_code():
-    """firmware/nfc.py (MicroPython-only imports, so read as source) maps each EmvError code to its reason."""
-    import ast
-    import pathlib
+def body_card_errors(codes):
+    from firmware import decision
 
+    d = decision.Decider(None)
+    return [(d.decide_card_error(code).outcome == decision.DECLINE, d.decide_card_error(code).reason)
+            for code in codes]
+
+
+def test_the_decision_maps_every_card_read_error_code_to_its_reason(runtime):
     from protocol import record
 
-    tree = ast.parse((pathlib.Path(emv.__file__).parent / "nfc.py").read_text())
-    table = next(node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                 and getattr(node.targets[0], "id", None) == "_REASONS")
-    mapping = {k.value: getattr(record, v.attr) for k, v in zip(table.keys, table.values)}
-    assert mapping == {emv.READ: record.REASON_CARD_READ, emv.UNSUPPORTED: record.REASON_CARD_UNSUPPORTED,
-                       emv.EXPIRED: record.REASON_CARD_EXPIRED, emv.NOT_EFFECTIVE: record.REASON_CARD_NOT_EFFECTIVE,
-                       emv.CVM: record.REASON_CARD_CVM, emv.REFUSED: record.REASON_CARD_REFUSED}
-    assert all(reason in record.REASON_TEXT for reason in mapping.values())
+    codes = [emv.READ, emv.UNSUPPORTED, emv.EXPIRED, emv.NOT_EFFECTIVE, emv.CVM, emv.REFUSED, -1, emv.CARD_REMOVED,
+             emv.READER_FAILED]
+    got = runtime.run(body_card_errors, codes)
+    assert got == [(True, r) for r in (record.REASON_CARD_READ, record.REASON_CARD_UNSUPPORTED,
+                                       record.REASON_CARD_EXPIRED, record.REASON_CARD_NOT_EFFECTIVE,
+                                       record.REASON_CARD_CVM, record.REASON_CARD_REFUSED,
+                                       record.REASON_CARD_READ,  # a code the table does not know
+                                       record.REASON_CARD_REMOVED, record.REASON_CARD_READ)]
+    assert all(reason in record.REASON_TEXT for _, reason in got)
 
 
 def test_any_card_dates_decline_with_a_code_never_raise(runtime):

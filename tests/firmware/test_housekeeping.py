@@ -39,7 +39,7 @@ def body_time(answers, newest_record_time):
             self.reconnects = 3
             self.ms = 0
 
-        def _now(self):
+        def now(self):
             return self.ms
 
     up = Uplink()
