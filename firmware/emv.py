@@ -48,7 +48,7 @@ from firmware.emv_select import (  # noqa: F401
     VISA,
     candidates,
 )
-from protocol import tlv
+from protocol import dates, tlv
 
 # TTQ (9F66, Book C-3 / qPBOC): byte 1 = 20: EMV (qVSDC/qPBOC) mode only: no MSD, no contact chip,
 # not offline-only (it authorises every tap online, later), no online PIN, no signature, no offline
@@ -89,15 +89,7 @@ def bcd(value, nbytes):
 
 def bcd_date(epoch_s):
     """YYMMDD (9A) for seconds since 1970, without gmtime (whose epoch differs between ports)."""
-    z = epoch_s // 86400 + 719468  # days since 0000-03-01 (proleptic Gregorian civil calendar)
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    year, month, day = dates.civil(epoch_s)
     return bcd(year % 100, 1) + bcd(month, 1) + bcd(day, 1)
 
 
