@@ -10,7 +10,8 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, health, identity, trust
+from firmware import decision, declines, denylist, health, identity
+from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal, JournalFull
@@ -32,9 +33,10 @@ class Terminal:
         self.deny = self._load_deny_list(root)
         self.decider = decision.Decider(identity.token_key(root), keyring=keyring, deny=self.deny)
         if trust.has_fleet_bundles(root):
-            from firmware import fleet
+            from firmware.config import fleet
+            from protocol.fleet import KIND_FARES
 
-            self.decider.fares = fleet.load_fares(root)
+            self.decider.use(KIND_FARES, fleet.load_fares(root))
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
@@ -69,10 +71,8 @@ class Terminal:
             return None
 
     def _use_config(self, kind, content):
-        """A fleet bundle (fares, ticket keys) was just activated: the next tap uses it, no reboot."""
-        from firmware import fleet  # loaded already: the config receiver activated it
-
-        fleet.use(self.decider, kind, content)
+        """A fleet bundle (fares, ticket keys, token key) was just activated: the next tap uses it, no reboot."""
+        self.decider.use(kind, content)
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
@@ -156,12 +156,12 @@ class Terminal:
         if baud:
             self.health.ok(link.HEALTH_SCANNER)
         asyncio.create_task(health.watch_scanner(self.scanner, self.health))
-        ring = self.decider.keyring
+        ring = self.decider.active.keyring
         print("ticket keys: %d trusted, %d revoked, %d bad lines" % (len(ring.keys), len(ring.revoked),
                                                                    self.bad_key_lines))
         if self.deny is not None:
             print("deny list: version %d, %d cards" % (self.deny.version, self.deny.count))
-        held = self.decider.token_key
+        held = self.decider.active.token_key
         print("token key: " + ("version %d" % held[0] if held else "none, payment taps decline"))
         asyncio.create_task(self.uplink.run())
         gc.collect()  # the NFC stack loads next and needs its room in one piece

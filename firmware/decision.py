@@ -8,9 +8,10 @@ and signed tickets (protocol/ticket.py), checked against the trusted issuer keys
 the entries the ticket allows.
 
 Fares: FLAT_FARE for every payment credential unless a fleet fare bundle (protocol/fleet.py) is
-active; then `fares` maps a credential kind (record.KIND_*) to its fare, and a kind it leaves out
-keeps the default (tickets: 0, they are prepaid).  The terminal swaps `fares` (and `keyring`) when a
-new bundle is activated, so the next tap already pays the new fare.
+active; then its fare table maps a credential kind (record.KIND_*) to its fare, and a kind it leaves
+out keeps the default (tickets: 0, they are prepaid).  Fares, ticket keys, the fleet token key and the
+deny list are one active configuration (firmware/config/active.py) that `use()` replaces whole when a
+bundle is activated, so the next tap already pays the new fare.
 
 Ticket entry counts are kept in RAM only (at most MAX_TICKETS tickets, oldest forgotten first) and
 rebuilt at boot from the journal's recent records (the last RECENT taps), so after a reboot a ticket
@@ -19,6 +20,7 @@ used longer ago than that may be admitted again up to its allowance.
 
 import struct
 
+from firmware.config.active import Active
 from protocol import cpm, record, ticket, tokens
 
 FLAT_FARE = 200  # fen: 2.00 yuan
@@ -71,26 +73,32 @@ class Decision:
 
 class Decider:
     def __init__(self, token_key, fare=FLAT_FARE, keyring=None, deny=None, sealer=None):
-        self.use_token_key(token_key)
+        if token_key is not None and not isinstance(token_key, tuple):
+            token_key = (1, token_key)  # a bare key is version 1
+        # fares, ticket keys, fleet token key and deny list: one object, swapped whole (firmware/config/active.py)
+        self.active = Active({}, keyring, token_key, deny)
         self.sealer = sealer  # sealer(plaintext, associated) -> bytes: card data only the host may open
-        self.deny = deny  # firmware.denylist.DenyList or None: tokens the acquirer declined
-        self.fare = fare
-        self.fares = {}  # credential kind -> fare (fen), from the active fleet fare bundle
-        self.keyring = keyring if keyring is not None else ticket.Keyring()
+        self.fare = fare  # the default fare of a payment kind the active fare table leaves out
+        self._key_ext = None  # (token key, its EXT_TOKEN_KEY extension), made once per key
         self._recent = []  # (token, atc, seq), newest last, bounded
         self._entries = {}  # ticket token -> entries used
         self._ticket_order = []  # ticket tokens, oldest first, bounded by MAX_TICKETS
 
-    def use_token_key(self, token_key):
-        """The fleet token key: (version, key), a bare key (version 1), or None (payment taps decline)."""
-        if token_key is not None and not isinstance(token_key, tuple):
-            token_key = (1, token_key)
-        self.token_key = token_key
-        self._key_ext = None if token_key is None else (record.EXT_TOKEN_KEY, struct.pack("<I", token_key[0]))
+    def use(self, kind, value):
+        """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
+        self.active = self.active.with_bundle(kind, value)
+
+    def _token_key_ext(self):
+        """EXT_TOKEN_KEY naming the version of the active token key (asked for only when there is one)."""
+        key = self.active.token_key
+        if self._key_ext is None or self._key_ext[0] is not key:
+            self._key_ext = (key, (record.EXT_TOKEN_KEY, struct.pack("<I", key[0] if key else 0)))
+        return self._key_ext[1]
 
     def token_of(self, account):
         """A card's fleet-wide token (protocol/tokens.py), the same on every terminal; None without a key."""
-        return None if self.token_key is None else tokens.token(self.token_key[1], account)
+        key = self.active.token_key
+        return None if key is None else tokens.token(key[1], account)
 
     def remember(self, token, atc, seq, kind=record.KIND_QR_CPM):
         if kind == record.KIND_TICKET:
@@ -107,7 +115,7 @@ class Decider:
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
     def fare_for(self, kind):
-        return self.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
+        return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
 
     def amount_for(self, kind):
         """The one amount a tap of `kind` is charged: what a card is asked to sign (nfc.py fills the
@@ -115,7 +123,8 @@ class Decider:
         return self.fare_for(kind)
 
     def _denied(self, token):
-        return self.deny is not None and self.deny.contains(token)
+        deny = self.active.deny
+        return deny is not None and deny.contains(token)
 
     def _repeat(self, token, atc, kind):
         for seen_token, seen_atc, seq in self._recent:
@@ -167,7 +176,7 @@ class Decider:
         repeat = self._repeat(token, atc, kind)
         if repeat:
             return repeat
-        ext = [self._key_ext, (record.EXT_ATC, atc)]
+        ext = [self._token_key_ext(), (record.EXT_ATC, atc)]
         aid = tags.get(cpm.T_AID)
         if aid is not None:
             ext.append((record.EXT_AID, aid))
@@ -183,7 +192,7 @@ class Decider:
 
     def _decide_ticket(self, line, now):
         try:
-            fields = self.keyring.verify(line)
+            fields = self.active.keyring.verify(line)
             if now is None or now < CLOCK_VALID_FROM:
                 return Decision(DECLINE, record.REASON_TICKET_NO_CLOCK, record.KIND_TICKET)
             ticket.check_window(fields, now)
@@ -264,7 +273,7 @@ class Decider:
             sealed = self.seal(emv.sensitive(card), token)
         except sealing.Unavailable as e:
             return Decision(DECLINE, e.args[0], record.KIND_EMV_CONTACTLESS, token=token)
-        ext = [self._key_ext, (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
+        ext = [self._token_key_ext(), (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
         return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,

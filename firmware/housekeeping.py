@@ -1,7 +1,7 @@
 """What an upload session does besides records: TIME within bounds, STATUS heartbeats, config bundles.
 
 Loaded by the uplink when it starts (after boot, so the boot-time modules get an unfragmented heap);
-the config receiver (firmware/config.py) only when the first bundle is offered.  The rules are in
+the config receiver (firmware/config/receiver.py) only when the first bundle is offered.  The rules are in
 protocol/SPEC.md, Link protocol section 7.
 """
 
@@ -21,7 +21,7 @@ class Housekeeping:
     def __init__(self, uplink, key):
         self.up = uplink
         self.key = key
-        self.config = None  # firmware.config.ConfigReceiver, made at the first offer
+        self.config = None  # firmware.config.receiver.ConfigReceiver, made at the first offer
         self._out = []  # (type, body) sequenced messages to send before records: replies, TIME, STATUS
         self._greeted = False
         self.status_at = 0
@@ -39,9 +39,9 @@ class Housekeeping:
     def _config(self):
         if self.config is None:
             gc.collect()  # the config code loads only when a bundle is offered: heap is scarce
-            from firmware import config
+            from firmware.config import receiver
 
-            self.config = config.ConfigReceiver(self.up.root, self.up.deny, self.key, self.up.on_config)
+            self.config = receiver.ConfigReceiver(self.up.root, self.up.deny, self.key, self.up.on_config)
         return self.config
 
     def handle(self, msg):
@@ -63,7 +63,7 @@ class Housekeeping:
         except OSError as e:  # flash trouble while staging: the host offers again next session
             print("uplink: config staging failed: %s" % e)
             config.offer = None
-        except ValueError as e:  # config.Refused
+        except ValueError as e:  # receiver.Refused
             config.refused += 1
             print("uplink: config refused: %s" % e)
             p = self.up.peer

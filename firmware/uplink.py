@@ -9,7 +9,7 @@ sleeps until the Peer's next deadline, a received byte or a new record.  The jou
 moves only when the host has acknowledged (after its commit) every frame up to a record.  A session
 that stops answering is dropped and a new handshake starts; the host de-duplicates by (terminal,
 sequence).  In the same session the terminal asks for the time (TIME, stepped only within bounds),
-reports its health (STATUS) and takes config bundles (firmware/config.py: the deny list).
+reports its health (STATUS) and takes config bundles (firmware/config/receiver.py: the deny list).
 """
 
 import asyncio
@@ -66,7 +66,7 @@ class Uplink:
         self.runtime = board.runtime()
         self.root = root
         self.deny = deny
-        self.on_config = on_config  # (kind, content): a fleet bundle was activated (firmware/config.py)
+        self.on_config = on_config  # (kind, content): a fleet bundle was activated (firmware/config/receiver.py)
         self.key_path = root + "/" + KEY_FILE
         self._cfg = cfg
         self.transport = None  # opened by run(): after boot, so the NFC stack loads into an unfragmented heap

@@ -1,7 +1,7 @@
 """`python -m host_sim bench bundle --json`: what checking and activating a fleet bundle costs on MicroPython.
 
 Runs host_sim/device/bench_bundle.py in the MicroPython unix port (the virtual board's VM and heap)
-over the real firmware/config.py, which times, per iteration, with time.ticks_us():
+over the real firmware/config/receiver.py, which times, per iteration, with time.ticks_us():
 - rsa_verify: protocol.rsa.verify_digest alone (RSA-2048, e = 65537, pow());
 - fares / ticket_keys: ConfigReceiver activation of a fully staged bundle, as the terminal does it
   when the last chunk arrives: SHA-256 of the file twice over (the offer's digest and the signed part)

@@ -1,4 +1,4 @@
-"""`bench bundle` inside MicroPython: fleet bundle activation (firmware/config.py) and the RSA check.
+"""`bench bundle` inside MicroPython: fleet bundle activation (firmware/config/receiver.py) and the RSA check.
 
 argv: the terminal's root directory, iterations, the file holding the authority's modulus (decimal;
 the unix port refuses an argument longer than 255 bytes), then one NAME:KIND:VERSION:PATH per bundle."""
@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from firmware import config
+from firmware.config.receiver import ConfigReceiver
 from host_sim.device import results
 from protocol import rsa
 
@@ -47,7 +47,7 @@ def verifications(data, modulus, n):
 
 def main(root, n, modulus, cases):
     out = {}
-    receiver = config.ConfigReceiver(root, None, bytes(32))
+    receiver = ConfigReceiver(root, None, bytes(32))
     for case in cases:
         name, kind, version, src = case.split(":", 3)
         with open(src, "rb") as f:

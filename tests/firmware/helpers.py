@@ -8,7 +8,8 @@ def body_steps(root, key, steps, probes, config_lines=None):
     for fleet bundles and what a booting terminal reads back (tests/firmware/test_config_fleet.py)."""
     import os
 
-    from firmware import config, denylist, fleet, fsutil, trust
+    from firmware import denylist, fsutil
+    from firmware.config import fleet, receiver, trust
 
     if config_lines is not None:
         fsutil.makedirs(root + "/keys")
@@ -24,7 +25,7 @@ def body_steps(root, key, steps, probes, config_lines=None):
                               sorted(content.revoked_tickets)])
 
     def fresh():
-        return config.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), key, on_activate)
+        return receiver.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), key, on_activate)
 
     r = fresh()
     out = []
@@ -38,7 +39,7 @@ def body_steps(root, key, steps, probes, config_lines=None):
             else:
                 ok, reply = r.on_chunk(step[1])
                 out.append([ok, list(reply) if reply else None])
-        except config.Refused as e:
+        except receiver.Refused as e:
             out.append("refused: " + str(e))
     ring, _ = trust.load(root)
     boot = {"fares": sorted(fleet.load_fares(root).items()), "keys": sorted(ring.keys),

@@ -1,4 +1,4 @@
-"""firmware/config.py on both runtimes: a deny-list bundle staged chunk by chunk, resumed after a reboot
+"""firmware/config/receiver.py on both runtimes: a deny-list bundle staged chunk by chunk, resumed after a reboot
 from the offset in flash, refused when its signature or digest is wrong, rebased when its base is
 newer than the list, applied atomically when whole."""
 

@@ -1,4 +1,4 @@
-"""firmware/config.py with fleet bundles (protocol/fleet.py), on both runtimes: staged and resumed like a
+"""firmware/config/receiver.py with fleet bundles (protocol/fleet.py), on both runtimes: staged and resumed like a
 deny-list delta, then activated only when the digest, the config authority's RSA signature, the layout
 and a higher version all hold; the terminal gets the new fares / ticket keys at once and after a reboot.
 Tampered, foreign-key, truncated, downgraded and mislabelled bundles are refused with a reason and the

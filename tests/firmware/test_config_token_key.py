@@ -17,7 +17,8 @@ PAN = "6212345678901232"  # Luhn-valid
 
 def body_token_key(root, device_key, steps, line):
     """Run offer/chunk steps for kind 4; after each, the held key version and one tap's outcome."""
-    from firmware import config, decision, denylist, fleet, identity
+    from firmware import decision, denylist, identity
+    from firmware.config import receiver
     from protocol import crypto, record
 
     def sealer(plaintext, token):
@@ -26,9 +27,9 @@ def body_token_key(root, device_key, steps, line):
     d = decision.Decider(identity.token_key(root), sealer=sealer)
 
     def on_activate(kind, content):
-        fleet.use(d, kind, content)
+        d.use(kind, content)
 
-    r = config.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), device_key, on_activate)
+    r = receiver.ConfigReceiver(root, denylist.DenyList(root + "/config/deny.bin"), device_key, on_activate)
     out = []
     for kind, msg in steps:
         try:
@@ -36,7 +37,7 @@ def body_token_key(root, device_key, steps, line):
                 reply = list(r.on_offer(msg))
             else:
                 reply = list(r.on_chunk(msg)[1] or [])
-        except config.Refused as e:
+        except receiver.Refused as e:
             reply = "refused: " + str(e)
         held = identity.token_key(root)
         t = d.decide(line)
@@ -89,11 +90,12 @@ def test_a_bundle_whose_inner_version_differs_from_the_offer_is_refused(runtime,
 
 def body_removals(root, device_key, key, deltas, line):
     """Apply deny-list deltas through the receiver; after each, whether `line` is refused."""
-    from firmware import config, decision, denylist
+    from firmware import decision, denylist
+    from firmware.config import receiver
     from protocol import crypto
 
     deny = denylist.DenyList(root + "/config/deny.bin")
-    r = config.ConfigReceiver(root, deny, device_key)
+    r = receiver.ConfigReceiver(root, deny, device_key)
     d = decision.Decider(key, deny=deny, sealer=lambda plaintext, token: crypto.seal(bytes(32), bytes(12), plaintext,
                                                                                        token))
     out = []

@@ -95,7 +95,7 @@ def body_fleet_amount(salt, key, nonce, fares, kind, card):
     from protocol import crypto
 
     d = decision.Decider(salt, sealer=lambda plaintext, associated: crypto.seal(key, nonce, plaintext, associated))
-    d.fares = fares
+    d.use(3, fares)  # protocol/fleet.py KIND_FARES
     if card is None:
         return d.amount_for(kind)
     r = d.decide_emv(card)

@@ -21,9 +21,9 @@ def body_decide(salt, fares, keys_body, lines, now):
     from protocol import crypto, fleet
 
     d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
-    d.fares = fares
+    d.use(fleet.KIND_FARES, fares)
     if keys_body:
-        d.keyring = fleet.keyring(keys_body)
+        d.use(fleet.KIND_TICKET_KEYS, fleet.keyring(keys_body))
     out = []
     for line in lines:
         r = d.decide(line, now)

@@ -16,11 +16,11 @@ from protocol import ticket
 
 KEYS_FILE = "keys/tickets"
 CONFIG_KEYS_FILE = "keys/config"
-FLEET_FILE = "/config/fleet-%d.bin"  # the active fleet bundle of a kind (firmware/fleet.py)
 
 
 def has_fleet_bundles(root):
-    """Whether any fleet bundle is active: the code that reads them is loaded only then (heap)."""
+    """Whether any fleet bundle is active (config/fleet-<kind>.bin, fleet.py): the code that reads them
+    is loaded only then (heap)."""
     try:
         return any(name.startswith("fleet-") for name in os.listdir(root + "/config"))
     except OSError:
@@ -47,7 +47,7 @@ def load(root):
     """(ticket keyring, lines skipped): the active fleet ticket-key bundle, else /flash/keys/tickets;
     no keys at all give an empty keyring (every ticket declined)."""
     if has_fleet_bundles(root):
-        from firmware import fleet
+        from firmware.config import fleet
         from protocol.fleet import KIND_TICKET_KEYS
 
         active = fleet.load(root, KIND_TICKET_KEYS)

@@ -1,17 +1,18 @@
 """The active fleet bundles in flash (protocol/fleet.py): fares and ticket keys, read without the whole file.
 
 A bundle is activated by renaming its verified staged file to /flash/config/fleet-<kind>.bin
-(firmware/config.py), so a power cut leaves the old bundle or the new one.  This module reads one:
-at boot (trust.py, app.py) and, through the same functions, the staged copy before activation.  Files
+(receiver.py), so a power cut leaves the old bundle or the new one.  This module reads one: at boot
+(trust.py, app.py) and, through the same functions, the staged copy before activation.  Files
 are read in entries of at most 259 bytes; what is kept is bounded by protocol/fleet.py's caps.
 """
 
-from firmware import trust
 from protocol import fleet, ticket
+
+FLEET_FILE = "/config/fleet-%d.bin"  # the active fleet bundle of a kind (trust.has_fleet_bundles looks for them)
 
 
 def path(root, kind):
-    return root + trust.FLEET_FILE % kind
+    return root + FLEET_FILE % kind
 
 
 def read_head(f, size):
@@ -71,13 +72,3 @@ def load_fares(root):
     active = load(root, fleet.KIND_FARES)
     fares = None if active is None else active[1]
     return fares if isinstance(fares, dict) else {}
-
-
-def use(decider, kind, value):
-    """Put a just-activated bundle's content to work: the next decision already uses it (no reboot)."""
-    if kind == fleet.KIND_FARES:
-        decider.fares = value
-    elif kind == fleet.KIND_TICKET_KEYS:
-        decider.keyring = value
-    elif kind == fleet.KIND_TOKEN_KEY:
-        decider.use_token_key(value)

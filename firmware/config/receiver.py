@@ -24,7 +24,8 @@ import hashlib
 import os
 import struct
 
-from firmware import denylist, fleet, fsutil, identity, trust
+from firmware import denylist, fsutil, identity
+from firmware.config import fleet, trust
 from protocol import bundle
 from protocol import fleet as fleetfmt
 
