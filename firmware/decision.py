@@ -114,13 +114,11 @@ class Decider:
             return
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
-    def fare_for(self, kind):
-        return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
-
     def amount_for(self, kind):
         """The one amount a tap of `kind` is charged: what a card is asked to sign (nfc.py fills the
-        PDOL with it) is what its record charges."""
-        return self.fare_for(kind)
+        PDOL with it) is what its record charges.  A kind the active fare table leaves out: the default
+        fare, or 0 for a (prepaid) ticket."""
+        return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
 
     def _denied(self, token):
         deny = self.active.deny
@@ -129,7 +127,7 @@ class Decider:
     def _repeat(self, token, atc, kind):
         for seen_token, seen_atc, seq in self._recent:
             if seen_token == token and seen_atc == atc:
-                return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.fare_for(kind), seq=seq)
+                return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.amount_for(kind), seq=seq)
         return None
 
     def _count_entry(self, token):
@@ -180,15 +178,12 @@ class Decider:
         aid = tags.get(cpm.T_AID)
         if aid is not None:
             ext.append((record.EXT_AID, aid))
-        from firmware import sealing  # loaded already on a terminal (app.py seals to the host)
-
-        try:
-            sealed = self.seal(cpm.tlv_of(tags, cpm.SEALED_TAGS), token)
-        except sealing.Unavailable as e:
-            return Decision(DECLINE, e.args[0], kind, token=token)
+        sealed, refused = self._sealed(cpm.tlv_of(tags, cpm.SEALED_TAGS), token, kind)
+        if refused:
+            return refused
         ext.append((record.EXT_EMV_SEALED, sealed))
         ext.append((record.EXT_EMV_DATA, cpm.tlv_of(tags, cpm.CLEAR_TAGS)))
-        return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.fare_for(kind), atc=atc)
+        return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.amount_for(kind), atc=atc)
 
     def _decide_ticket(self, line, now):
         try:
@@ -208,7 +203,7 @@ class Decider:
         ext = [(record.EXT_TICKET, struct.pack(">HB8sHB", fields["issuer"], fields["key_id"], fields["ticket_id"],
                                                fields["product"], min(used + 1, 255)))]
         return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext,
-                        amount=self.fare_for(record.KIND_TICKET),
+                        amount=self.amount_for(record.KIND_TICKET),
                         fare_id=FARE_ID_TICKET, entry=used + 1)
 
     # -- outcomes decided before or after a credential's own checks: every one has its reason here ------
@@ -245,6 +240,15 @@ class Decider:
             raise Unavailable(record.REASON_NO_SEAL_KEY)
         return sealer(plaintext, token)
 
+    def _sealed(self, plaintext, token, kind):
+        """(sealed extension value, None), or (None, the decline) when card data cannot be sealed."""
+        from firmware import sealing  # loaded already on a terminal (app.py seals to the host)
+
+        try:
+            return self.seal(plaintext, token), None
+        except sealing.Unavailable as e:
+            return None, Decision(DECLINE, e.args[0], kind, token=token)
+
     def decide_emv(self, card):
         """A contactless read (firmware.emv.read's dict), authorised later by the host: an ARQC is
         charged the amount the card signed (the reader asked amount_for), an AAC or a TC is declined.
@@ -267,12 +271,10 @@ class Decider:
         if repeat:
             return repeat
         from firmware import emv_data as emv  # here, not at the top: a terminal without NFC never loads it
-        from firmware import sealing
 
-        try:
-            sealed = self.seal(emv.sensitive(card), token)
-        except sealing.Unavailable as e:
-            return Decision(DECLINE, e.args[0], record.KIND_EMV_CONTACTLESS, token=token)
+        sealed, refused = self._sealed(emv.sensitive(card), token, record.KIND_EMV_CONTACTLESS)
+        if refused:
+            return refused
         ext = [self._token_key_ext(), (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
