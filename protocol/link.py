@@ -23,10 +23,12 @@ TIME = 7
 STATUS = 8
 ERROR = 9
 BYE = 10
+REFUSED = 11
 
 NAMES = {
     HELLO: "HELLO", AUTH: "AUTH", RECORDS: "RECORDS", ACK: "ACK", CONFIG_OFFER: "CONFIG_OFFER",
     CONFIG_CHUNK: "CONFIG_CHUNK", TIME: "TIME", STATUS: "STATUS", ERROR: "ERROR", BYE: "BYE",
+    REFUSED: "REFUSED",
 }
 
 FLAG_SECURE = 0x01  # counter + MAC present, body encrypted (protocol/session.py)
@@ -43,6 +45,20 @@ CAP_RECORDS = 0x0001
 CAP_CONFIG = 0x0002
 CAP_TIME = 0x0004
 CAP_STATUS = 0x0008
+CAP_REFUSED = 0x0010  # the terminal quarantines the records a REFUSED names
+
+# the capability a peer must announce before it is sent each sequenced type (SPEC "Capabilities")
+NEEDS_CAP = {RECORDS: CAP_RECORDS, CONFIG_OFFER: CAP_CONFIG, CONFIG_CHUNK: CAP_CONFIG, TIME: CAP_TIME,
+             STATUS: CAP_STATUS, REFUSED: CAP_REFUSED}
+
+# REFUSED reasons: why the host did not store a record (SPEC "REFUSED")
+REFUSED_CONFLICT = 1  # another record is held under this (terminal, seq)
+REFUSED_MALFORMED = 2  # the record does not decode
+REFUSED_WRONG_TERMINAL = 3  # the record names another terminal than the session's
+REFUSED_UNSUPPORTED = 4  # a record version the host does not know
+REFUSED_REASONS = {REFUSED_CONFLICT: "conflict", REFUSED_MALFORMED: "malformed",
+                   REFUSED_WRONG_TERMINAL: "wrong terminal", REFUSED_UNSUPPORTED: "unsupported"}
+REFUSED_MAX = 40  # entries per REFUSED body: 1 + 40 * 5 bytes fits the smallest frame's body
 
 # STATUS health bits (SPEC section 7, "STATUS fields")
 HEALTH_JOURNAL = 0x01
@@ -69,6 +85,8 @@ E_STORAGE = 9
 
 MIN_FRAME = 64
 MAX_FRAME = 512
+AUTH_SIZE = 32  # the terminal's AUTH: the proof
+AUTH_HOST_SIZE = 36  # the host's AUTH: the proof and seq_high u32 LE
 
 
 class LinkError(ValueError):
@@ -92,6 +110,12 @@ def max_payload(max_frame):
     while 1 + p + 4 + (p + 4) // 254 + 1 + 1 > max_frame:
         p -= 1
     return p
+
+
+def frame_for(payload_size):
+    """The max_frame to announce for a receiver that takes payloads up to payload_size: the wire() size
+    of the longest such payload, so max_payload(frame_for(p)) == p."""
+    return 1 + payload_size + 4 + (payload_size + 4) // 254 + 1 + 1
 
 
 def header_size(flags):
@@ -154,10 +178,27 @@ def hello(terminal, firmware, caps, window, max_frame, nonce):
     return bytes(terminal) + _text(firmware) + struct.pack("<HBH", caps, window, max_frame) + bytes(nonce)
 
 
-def auth(proof):
+def auth(proof, seq_high=None):
+    """The terminal's AUTH is the proof; the host's (`seq_high` given) adds the highest record sequence
+    number it holds for the terminal, which its proof covers."""
     if len(proof) != 32:
         raise LinkError(E_MALFORMED, "AUTH proof must be 32 bytes")
-    return bytes(proof)
+    if seq_high is None:
+        return bytes(proof)
+    return bytes(proof) + struct.pack("<I", seq_high)
+
+
+def refused(entries):
+    """REFUSED body: count u8, then count x (seq u32 LE, reason u8)."""
+    if len(entries) > 255:
+        raise LinkError(E_TOO_LARGE, "at most 255 refused records per message")
+    out = bytearray(1 + 5 * len(entries))
+    out[0] = len(entries)
+    i = 1
+    for seq, reason in entries:
+        struct.pack_into("<IB", out, i, seq, reason)
+        i += 5
+    return bytes(out)
 
 
 def records_into(buf, off, recs, terminal=None):
@@ -222,13 +263,17 @@ def time_sync(echo, unix_ms, bound_ms):
 
 
 def status(depth, health, signal, crc_errors, mac_errors, replays, retransmits, uptime_s, ext=None):
-    """`ext`, when given, is (journal_free, journal_dropped, reconnects, deny_version): the 30-byte form."""
+    """`ext`, when given, is (journal_free, journal_dropped, reconnects, deny_version): the 30-byte form,
+    or those and (quarantined, damaged): the 34-byte form."""
     body = struct.pack("<IBbHHHHI", depth, health, signal, min(crc_errors, 0xFFFF), min(mac_errors, 0xFFFF),
                        min(replays, 0xFFFF), min(retransmits, 0xFFFF), uptime_s)
     if ext is None:
         return body
-    free, dropped, reconnects, deny_version = ext
-    return body + struct.pack("<IHHI", free, min(dropped, 0xFFFF), min(reconnects, 0xFFFF), deny_version)
+    free, dropped, reconnects, deny_version = ext[:4]
+    body += struct.pack("<IHHI", free, min(dropped, 0xFFFF), min(reconnects, 0xFFFF), deny_version)
+    if len(ext) > 4:
+        body += struct.pack("<HH", min(ext[4], 0xFFFF), min(ext[5], 0xFFFF))
+    return body
 
 
 def error(code, text=""):
@@ -249,7 +294,7 @@ def encode_message(msg, terminal=None):
     if mtype == HELLO:
         body = hello(msg["terminal"], msg["firmware"], msg["caps"], msg["window"], msg["max_frame"], msg["nonce"])
     elif mtype == AUTH:
-        body = auth(msg["proof"])
+        body = auth(msg["proof"], msg.get("seq_high"))
     elif mtype == RECORDS:
         body = records(msg["records"], terminal if msg.get("mode") == RECORDS_TID_ELIDED else None)
     elif mtype == ACK:
@@ -262,11 +307,15 @@ def encode_message(msg, terminal=None):
         body = time_sync(msg["echo"], msg["unix_ms"], msg["bound_ms"])
     elif mtype == STATUS:
         ext = [msg[k] for k in STATUS_EXT_FIELDS] if STATUS_EXT_FIELDS[0] in msg else None
+        if ext is not None and STATUS_EXT2_FIELDS[0] in msg:
+            ext += [msg[k] for k in STATUS_EXT2_FIELDS]
         body = status(*[msg[k] for k in STATUS_FIELDS], ext=ext)
     elif mtype == ERROR:
         body = error(msg["code"], msg["text"])
     elif mtype == BYE:
         body = bye(msg["reason"])
+    elif mtype == REFUSED:
+        body = refused([(e["seq"], e["reason"]) for e in msg["refused"]])
     else:
         raise LinkError(E_TYPE, "unknown message type %r" % name)
     flags = msg["flags"]
@@ -278,8 +327,10 @@ def encode_message(msg, terminal=None):
 
 STATUS_FIELDS = ("depth", "health", "signal", "crc_errors", "mac_errors", "replays", "retransmits", "uptime_s")
 STATUS_EXT_FIELDS = ("journal_free", "journal_dropped", "reconnects", "deny_version")
+STATUS_EXT2_FIELDS = ("quarantined", "damaged")
 STATUS_SIZE = 18
 STATUS_EXT_SIZE = 30
+STATUS_EXT2_SIZE = 34
 
 
 def _need(body, n, what):
@@ -352,8 +403,11 @@ def decode(payload, terminal=None):
             raise LinkError(E_MALFORMED, "HELLO max frame %d outside %d..%d" % (msg["max_frame"], MIN_FRAME,
                                                                                  MAX_FRAME))
     elif mtype == AUTH:
-        _need(body, 32, "AUTH")
-        msg["proof"] = bytes(body)
+        if len(body) != AUTH_HOST_SIZE:
+            _need(body, AUTH_SIZE, "AUTH")
+        msg["proof"] = bytes(body[:AUTH_SIZE])
+        if len(body) == AUTH_HOST_SIZE:
+            msg["seq_high"] = struct.unpack_from("<I", body, AUTH_SIZE)[0]
     elif mtype == RECORDS:
         msg["mode"] = body[0] if len(body) else 0
         msg["records"] = _records(body, terminal)
@@ -376,21 +430,32 @@ def decode(payload, terminal=None):
         _need(body, 16, "TIME")
         msg["echo"], msg["unix_ms"], msg["bound_ms"] = struct.unpack_from("<IQI", body, 0)
     elif mtype == STATUS:
-        if len(body) != STATUS_EXT_SIZE:
+        if len(body) != STATUS_EXT_SIZE and len(body) != STATUS_EXT2_SIZE:
             _need(body, STATUS_SIZE, "STATUS")
         values = struct.unpack_from("<IBbHHHHI", body, 0)
         for k in range(len(STATUS_FIELDS)):
             msg[STATUS_FIELDS[k]] = values[k]
-        if len(body) == STATUS_EXT_SIZE:
+        if len(body) >= STATUS_EXT_SIZE:
             values = struct.unpack_from("<IHHI", body, STATUS_SIZE)
             for k in range(len(STATUS_EXT_FIELDS)):
                 msg[STATUS_EXT_FIELDS[k]] = values[k]
+        if len(body) == STATUS_EXT2_SIZE:
+            msg["quarantined"], msg["damaged"] = struct.unpack_from("<HH", body, STATUS_EXT_SIZE)
     elif mtype == ERROR:
         if len(body) < 2:
             raise LinkError(E_MALFORMED, "ERROR truncated")
         msg["code"] = body[0]
         msg["text"], j = _read_text(body, 1, "ERROR")
         _need(body[j:], 0, "ERROR tail")
+    elif mtype == REFUSED:
+        if len(body) < 1:
+            raise LinkError(E_MALFORMED, "REFUSED without a count")
+        _need(body, 1 + 5 * body[0], "REFUSED")
+        entries = []
+        for k in range(body[0]):
+            seq, reason = struct.unpack_from("<IB", body, 1 + 5 * k)
+            entries.append({"seq": seq, "reason": reason})
+        msg["refused"] = entries
     else:  # BYE
         _need(body, 1, "BYE")
         msg["reason"] = body[0]

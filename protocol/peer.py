@@ -9,8 +9,14 @@ Handshake (SPEC.md "Link protocol", section "Handshake"):
     terminal -> HELLO(terminal id, firmware, caps, window, max frame, nonce_t)
     host     -> HELLO(host id, ..., nonce_h)          or ERROR(UNKNOWN_TERMINAL)
     terminal -> AUTH(proof_t)
-    host     -> AUTH(proof_h)                         or ERROR(AUTH_FAILED)
-after which every frame either way is secured (protocol/session.py).
+    host     -> AUTH(proof_h, seq_high)               or ERROR(AUTH_FAILED)
+after which every frame either way is secured (protocol/session.py).  seq_high is the highest record
+sequence number the host holds for the terminal: the terminal never issues a number at or below it.
+
+Capabilities are honoured: send() refuses a sequenced type the other side did not announce in its
+HELLO.  ERRORs this module sends on its own: 3 MALFORMED for an authentic frame whose body does not
+decode (the frame is acknowledged all the same), 6 NOT_AUTHENTICATED (host, in the clear, at most once
+a second) for a secured frame without a session, 4/5 for a refused handshake, 1 for another version.
 """
 
 import os
@@ -29,14 +35,22 @@ CLOSED = 4
 
 HANDSHAKE_RETRY_MS = 2000
 CAPS = link.CAP_RECORDS | link.CAP_CONFIG | link.CAP_TIME | link.CAP_STATUS
+TERMINAL_CAPS = CAPS | link.CAP_REFUSED  # a terminal also takes REFUSED (it quarantines)
+ERROR_INTERVAL_MS = 1000  # unsolicited ERRORs (6 NOT_AUTHENTICATED, 7 TOO_LARGE): at most one a second
 
 
 class Peer:
     """`key` is the device key (terminal) or a function terminal id -> key or None (host)."""
 
     def __init__(self, role, ident, key, firmware="", window=16, max_frame=256, rx_window=8,
-                 slots=None, nonce=None):
+                 slots=None, nonce=None, caps=None):
         self.role = role
+        self.caps = caps if caps is not None else (TERMINAL_CAPS if role == ROLE_TERMINAL else CAPS)
+        self.seq_floor = None  # host: function terminal id -> highest sequence number held (sent in AUTH)
+        self.host_seq_high = None  # terminal: the seq_high of the host's verified AUTH
+        self.renew = False  # terminal: the host lost our session (ERROR 6): start a new one now
+        self.malformed = []  # (seq, clear payload) of authentic frames whose body did not decode
+        self._error_at = {}  # ERROR code -> when it was last sent unsolicited
         self.ident = bytes(ident)
         self._key = key
         self.firmware = firmware
@@ -65,7 +79,7 @@ class Peer:
         return self._fixed_nonce if self._fixed_nonce is not None else os.urandom(16)
 
     def _hello_body(self):
-        return link.hello(self.ident, self.firmware, CAPS, self.rx_window, self.max_frame, self._nonce())
+        return link.hello(self.ident, self.firmware, self.caps, self.rx_window, self.max_frame, self._nonce())
 
     def start(self, now):
         """Terminal: (re)start the handshake."""
@@ -99,8 +113,12 @@ class Peer:
         if self._pending is None:
             return
         key, terminal, th, hello = self._pending
-        other = ROLE_HOST if self.role == ROLE_TERMINAL else ROLE_TERMINAL
-        if not crypto.equal(msg["proof"], session.proof(key, other, th)):
+        if self.role == ROLE_TERMINAL:  # the host's AUTH carries seq_high, covered by its proof
+            good = "seq_high" in msg and crypto.equal(msg["proof"], session.proof(key, ROLE_HOST, th,
+                                                                                  msg["seq_high"]))
+        else:
+            good = "seq_high" not in msg and crypto.equal(msg["proof"], session.proof(key, ROLE_TERMINAL, th))
+        if not good:
             self.errors["refused"] += 1
             self.events.append(("bad proof", terminal.hex()))
             if self.role == ROLE_HOST:
@@ -108,7 +126,10 @@ class Peer:
             self._pending = None
             return
         if self.role == ROLE_HOST:
-            self._control.append(link.encode(link.AUTH, link.auth(session.proof(key, ROLE_HOST, th))))
+            high = self.seq_floor(terminal) if self.seq_floor is not None else 0
+            self._control.append(link.encode(link.AUTH, link.auth(session.proof(key, ROLE_HOST, th, high), high)))
+        else:
+            self.host_seq_high = msg["seq_high"]
         self._pending = None
         self.session = session.Session(key, self.role, th)
         self.terminal = terminal
@@ -130,26 +151,34 @@ class Peer:
         returns False the frame is not acknowledged, so the sender transmits it again later."""
         try:
             mtype, flags, seq, ack, sack, hs = link.unpack_header(payload)
-            if flags & link.FLAG_SECURE:
-                if self.session is None:
-                    self.errors["mac"] += 1
-                    return []
-                macs, replays = self.session.mac_errors, self.session.replays
-                clear = self.session.open(payload)
-                if clear is None:
-                    self.errors["mac"] += self.session.mac_errors - macs
-                    self.errors["replay"] += self.session.replays - replays
-                    return []
-                payload = clear
-            elif mtype not in (link.HELLO, link.AUTH, link.ERROR):
-                self.errors["malformed"] += 1  # after the handshake only these may travel in the clear
-                return []
-            msg = link.decode(payload, self.terminal)
         except link.LinkError as e:
             self.errors["malformed"] += 1
             if e.code == link.E_VERSION and self.role == ROLE_HOST and len(payload) > 1 and payload[1] == link.HELLO:
-                # the one malformed frame worth an answer: a terminal speaking another version
+                # the one malformed clear frame worth an answer: a terminal speaking another version
                 self._control.append(link.encode(link.ERROR, link.error(link.E_VERSION, "link protocol v1")))
+            return []
+        if flags & link.FLAG_SECURE:
+            if self.session is None:
+                self.errors["mac"] += 1
+                if self.role == ROLE_HOST and self._pending is None:
+                    self.unsolicited(link.E_NOT_AUTHENTICATED, "no session: start a new handshake", now)
+                return []
+            macs, replays = self.session.mac_errors, self.session.replays
+            clear = self.session.open(payload)
+            if clear is None:
+                self.errors["mac"] += self.session.mac_errors - macs
+                self.errors["replay"] += self.session.replays - replays
+                return []
+            payload = clear
+        elif mtype not in (link.HELLO, link.AUTH, link.ERROR):
+            self.errors["malformed"] += 1  # after the handshake only these may travel in the clear
+            return []
+        try:
+            msg = link.decode(payload, self.terminal)
+        except link.LinkError as e:
+            self.errors["malformed"] += 1
+            if flags & link.FLAG_SECURE:
+                self._undecodable(mtype, flags, seq, ack, sack, payload, str(e), now)
             return []
         if not flags & link.FLAG_SECURE:
             if mtype == link.HELLO:
@@ -158,7 +187,12 @@ class Peer:
                 self._on_auth(msg)
             else:
                 self.events.append(("error", "%d %s" % (msg["code"], msg["text"])))
-                if self.role == ROLE_TERMINAL and self.state != UP:
+                if self.role == ROLE_TERMINAL and msg["code"] == link.E_NOT_AUTHENTICATED and self.state != IDLE:
+                    # the host lost the session (it restarted): a new handshake now, not after a timeout
+                    self.state = IDLE
+                    self.session = None
+                    self.renew = True
+                elif self.role == ROLE_TERMINAL and self.state != UP:
                     self.state = IDLE
                 return [msg]
             return []
@@ -178,7 +212,37 @@ class Peer:
             self.state = CLOSED
         return [msg]
 
+    def _undecodable(self, mtype, flags, seq, ack, sack, payload, why, now):
+        """An authentic frame whose body does not decode: acknowledge it (a retransmission would not
+        decode either), keep it for the caller (self.malformed) and answer ERROR 3 naming the frame."""
+        self.sender.on_ack(ack, sack, now)
+        if flags & link.FLAG_SEQ:
+            self._ack_due = True
+            if not self.receiver.is_new(seq):
+                return
+            self.receiver.accept(seq)
+        self.malformed.append((seq, payload))
+        self.events.append(("malformed", "frame %d (%s): %s" % (seq, link.NAMES[mtype], why)))
+        if mtype != link.ERROR:  # never answer an ERROR with an ERROR
+            self.error(link.E_MALFORMED, "frame %d: %s" % (seq, why))
+
+    def unsolicited(self, code, text, now):
+        """ERROR `code` unless one went out less than ERROR_INTERVAL_MS ago (6 and 7: a flood of bad
+        frames gets one answer a second).  Returns True if it was queued."""
+        last = self._error_at.get(code)
+        if last is not None and now - last < ERROR_INTERVAL_MS:
+            return False
+        self._error_at[code] = now
+        self.error(code, text)
+        return True
+
     # -- sending ---------------------------------------------------------------------------------
+
+    def peer_takes(self, mtype):
+        """Whether the other side announced the capability for sequenced type `mtype` in its HELLO."""
+        need = link.NEEDS_CAP.get(mtype, 0)
+        hello = self.peer_hello
+        return not need or (hello is not None and hello["caps"] & need == need)
 
     def up(self):
         return self.state == UP
@@ -187,9 +251,12 @@ class Peer:
         return self.state == UP and self.sender.can_queue()
 
     def send(self, mtype, body, tag=0):
-        """Queue a sequenced message (retransmitted until acknowledged); None if the window is full."""
+        """Queue a sequenced message (retransmitted until acknowledged); None if the window is full.
+        Raises ValueError for a type the peer did not announce (check peer_takes() first)."""
         if self.state != UP:
             return None
+        if not self.peer_takes(mtype):
+            raise ValueError("the peer did not announce %s" % link.NAMES[mtype])
         if len(body) > self.max_body():
             raise ValueError("a %d-byte body exceeds the %d bytes a frame carries" % (len(body), self.max_body()))
         return self.sender.queue(mtype, body, tag)

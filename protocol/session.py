@@ -30,10 +30,12 @@ def transcript(hello_terminal, hello_host):
     return h.digest()
 
 
-def proof(device_key, role, th):
-    """The AUTH proof of `role` for transcript `th`."""
-    label = b"zf1 auth terminal" if role == ROLE_TERMINAL else b"zf1 auth host"
-    return crypto.hmac_sha256(device_key, label + th)
+def proof(device_key, role, th, seq_high=0):
+    """The AUTH proof of `role` for transcript `th`.  The host's also covers `seq_high` (the highest
+    record sequence number it holds for the terminal, sent in its AUTH), so nobody can alter it."""
+    if role == ROLE_TERMINAL:
+        return crypto.hmac_sha256(device_key, b"zf1 auth terminal" + th)
+    return crypto.hmac_sha256(device_key, b"zf1 auth host" + th + struct.pack("<I", seq_high))
 
 
 class Session:

@@ -21,6 +21,7 @@ TERMINAL = bytes.fromhex("5a46000000000107")
 HOST = bytes.fromhex("484f535400000001")
 NONCE_T = bytes(range(0x10, 0x20))
 NONCE_H = bytes(range(0xA0, 0xB0))
+SEQ_HIGH = 100  # the highest record sequence number the host holds for TERMINAL (host AUTH)
 TOKEN = bytes.fromhex("c0ffee00112233445566778899aabbcc")
 AID = bytes.fromhex("a000000333010101")
 
@@ -42,8 +43,8 @@ def jsonable(v):
 
 def hello_bodies():
     caps = link.CAP_RECORDS | link.CAP_CONFIG | link.CAP_TIME | link.CAP_STATUS
-    return (link.hello(TERMINAL, "zhifu 0.3 micropython 1.29.0", caps, 4, 256, NONCE_T),
-            link.hello(HOST, "collector 0.3", caps, 128, 512, NONCE_H))
+    return (link.hello(TERMINAL, "zhifu 0.3 micropython 1.29.0", caps | link.CAP_REFUSED, 4, 256, NONCE_T),
+            link.hello(HOST, "collector 0.3", caps, 128, link.frame_for(frame.MAX_PAYLOAD), NONCE_H))
 
 
 def clear_vectors():
@@ -53,7 +54,8 @@ def clear_vectors():
         ("hello from the terminal", link.encode(link.HELLO, ht)),
         ("hello from the host", link.encode(link.HELLO, hh)),
         ("auth from the terminal", link.encode(link.AUTH, session.proof(KEY, session.ROLE_TERMINAL, th))),
-        ("auth from the host", link.encode(link.AUTH, session.proof(KEY, session.ROLE_HOST, th))),
+        ("auth from the host", link.encode(link.AUTH, link.auth(session.proof(KEY, session.ROLE_HOST, th, SEQ_HIGH),
+                                                               SEQ_HIGH))),
         ("error: unknown terminal", link.encode(link.ERROR, link.error(link.E_UNKNOWN_TERMINAL, "unknown terminal"))),
         ("records, full form", link.encode(link.RECORDS, link.records([sample_record(1)]), 1, 0, None,
                                             link.FLAG_SEQ)),
@@ -63,6 +65,12 @@ def clear_vectors():
                                      link.FLAG_SEQ)),
         ("time", link.encode(link.TIME, link.time_sync(123456, 1_800_000_000_250, 40), 4, 1, None, link.FLAG_SEQ)),
         ("status", link.encode(link.STATUS, link.status(12, 1, -71, 3, 1, 0, 9, 86400), 5, 1, None, link.FLAG_SEQ)),
+        ("status with quarantined and damaged", link.encode(link.STATUS, link.status(
+            12, 1, -71, 3, 1, 0, 9, 86400, (40960, 2, 1, 7, 3, 2)), 6, 1, None, link.FLAG_SEQ)),
+        ("refused: a conflict and a malformed record", link.encode(link.REFUSED, link.refused(
+            [(63, link.REFUSED_CONFLICT), (0x01020304, link.REFUSED_MALFORMED)]), 7, 1, None, link.FLAG_SEQ)),
+        ("error: malformed frame", link.encode(link.ERROR, link.error(link.E_MALFORMED, "frame 9: record 1 too short"))),
+        ("error: not authenticated", link.encode(link.ERROR, link.error(link.E_NOT_AUTHENTICATED, "no session"))),
         ("ack with selective acks", link.encode(link.ACK, b"", 0, 9, (1 << 0) | (1 << 2) | (1 << 100))),
         ("bye", link.encode(link.BYE, link.bye(0))),
     ]
@@ -84,6 +92,10 @@ def secure_vectors():
         ("h2t", "ack of frame 2 after a gap", link.encode(link.ACK, b"", 0, 0, 0b1)),
         ("h2t", "time", link.encode(link.TIME, link.time_sync(5000, 1_800_000_000_000, 25), 1, 2, None,
                                     link.FLAG_SEQ)),
+        ("h2t", "refused", link.encode(link.REFUSED, link.refused([(2, link.REFUSED_CONFLICT)]), 2, 2, None,
+                                       link.FLAG_SEQ)),
+        ("t2h", "status with quarantined and damaged", link.encode(link.STATUS, link.status(
+            0, 1, -80, 0, 0, 0, 0, 61, (40960, 0, 0, 0, 1, 0)), 3, 2, None, link.FLAG_SEQ)),
     ]
     out = []
     for direction, name, clear in flows:
@@ -110,6 +122,10 @@ def invalid_vectors():
         ("hello window 0", link.encode(link.HELLO, link.hello(TERMINAL, "x", 0, 0, 256, NONCE_T)), link.E_MALFORMED),
         ("hello frame 4096", link.encode(link.HELLO, link.hello(TERMINAL, "x", 0, 4, 4096, NONCE_T)),
          link.E_MALFORMED),
+        ("auth of 33 bytes", link.encode(link.AUTH, bytes(33)), link.E_MALFORMED),
+        ("refused without a count", link.encode(link.REFUSED, b""), link.E_MALFORMED),
+        ("refused count beyond the body", link.encode(link.REFUSED, b"\x02\x01\x00\x00\x00\x01"), link.E_MALFORMED),
+        ("status of 32 bytes", link.encode(link.STATUS, bytes(32)), link.E_MALFORMED),
         ("error text not utf-8", link.encode(link.ERROR, b"\x03\x02\xff\xfe"), link.E_MALFORMED),
         ("secured frame given to the clear decoder", good[:2] + b"\x01" + good[3:] + bytes(12), link.E_MALFORMED),
     ]
@@ -120,7 +136,7 @@ def vectors():
     ht, hh = hello_bodies()
     return {
         "spec": "protocol/SPEC.md, Link protocol v1",
-        "key": KEY.hex(), "terminal": TERMINAL.hex(), "hello_terminal": ht.hex(), "hello_host": hh.hex(),
+        "key": KEY.hex(), "terminal": TERMINAL.hex(), "seq_high": SEQ_HIGH, "hello_terminal": ht.hex(), "hello_host": hh.hex(),
         "transcript": session.transcript(ht, hh).hex(),
         "clear": clear_vectors(), "secure": secure_vectors(), "invalid": invalid_vectors(),
     }

@@ -78,10 +78,11 @@ def body_other_session(key, th1, th2, clear):
     return h.open(old), wrong_key.open(old), h.mac_errors
 
 
-def body_proofs(key, th):
+def body_proofs(key, th, seq_high):
     from protocol import session
 
-    return session.proof(key, session.ROLE_TERMINAL, th), session.proof(key, session.ROLE_HOST, th)
+    return (session.proof(key, session.ROLE_TERMINAL, th), session.proof(key, session.ROLE_HOST, th, seq_high),
+            session.proof(key, session.ROLE_HOST, th, seq_high + 1))
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -100,10 +101,13 @@ def test_secure_golden_vectors(runtime):
 
 def test_auth_proofs_match_the_vectors_and_differ_by_role(runtime):
     v = load()
-    proof_t, proof_h = runtime.run(body_proofs, bytes.fromhex(v["key"]), bytes.fromhex(v["transcript"]))
+    proof_t, proof_h, other_floor = runtime.run(body_proofs, bytes.fromhex(v["key"]), bytes.fromhex(v["transcript"]),
+                                                v["seq_high"])
     assert proof_t != proof_h
+    assert other_floor != proof_h  # the host's proof covers seq_high: an altered floor does not verify
     auths = [x for x in v["clear"] if x["message"]["type"] == "AUTH"]
     assert [a["message"]["proof"] for a in auths] == [proof_t.hex(), proof_h.hex()]
+    assert "seq_high" not in auths[0]["message"] and auths[1]["message"]["seq_high"] == v["seq_high"]
 
 
 def test_no_record_field_is_readable_in_a_secured_frame():
