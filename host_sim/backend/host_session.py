@@ -2,10 +2,15 @@
 code serves a serial port, a pty and a TCP connection.
 
 A terminal must be provisioned (its id and device key in the store, `python -m host_sim provision`); an
-unknown terminal or a wrong proof is refused with an ERROR, logged, and nothing it sends is stored.  A
-RECORDS frame is acknowledged only after its transaction committed; records the collector already has
-are counted as duplicate receipts, never stored twice.  Altered, replayed or malformed frames are
-dropped, counted and logged.  Stored records are authorised afterwards, outside the frame's
+unknown terminal or a wrong proof is refused with an ERROR, logged, and nothing it sends is stored.  The
+host's AUTH tells the terminal the highest sequence number held for it (Store.seq_high).  A RECORDS
+frame is acknowledged only after its transaction committed; records the collector already has are
+counted as duplicate receipts, never stored twice.  A record the host will not store (another record
+holds its number, it does not decode, it names another terminal, an unknown version) is kept aside in
+the same transaction with its raw bytes and named in a REFUSED; the good ones of the frame are stored
+and the frame acknowledged, so one bad record never stalls the terminal.  Altered or replayed frames are
+dropped, counted and logged; an authentic frame that does not decode is kept aside and answered with
+ERROR 3; a database failure with ERROR 9 (the frame is not acknowledged, so it comes again).  Stored records are authorised afterwards, outside the frame's
 transaction (Backoffice.run_authorisations); a deny list that grew is offered at the next tick."""
 
 import hashlib
@@ -15,6 +20,7 @@ import time
 
 from host_sim.backend.backoffice import health_names
 from host_sim.backend.log_limit import peer_log, shown
+from host_sim.backend.store import REFUSED_FRAME, StoreError
 from protocol import bundle, fleet, frame, link, peer, record
 
 log = logging.getLogger("collector")
@@ -33,8 +39,10 @@ class Session:
         self.wallclock = wallclock  # seconds since 1970, answered to TIME
         self.backoffice = backoffice
         self.frames = frame.FrameReader()
+        # announce the frame size whose payload our FrameReader takes (SPEC: announce what you accept)
         self.peer = peer.Peer(peer.ROLE_HOST, HOST_ID, lambda tid: store.device_key(tid.hex()), "collector",
-                              window=8, max_frame=link.MAX_FRAME, rx_window=HOST_WINDOW)
+                              window=8, max_frame=link.frame_for(frame.MAX_PAYLOAD), rx_window=HOST_WINDOW)
+        self.peer.seq_floor = lambda tid: store.seq_high(tid.hex())
         self.terminal = None
         self.stored = 0
         self.duplicate_receipts = 0
@@ -45,6 +53,10 @@ class Session:
         self._deny_changes = backoffice.deny_changes if backoffice is not None else 0
         self.gate = None  # called per frame before authentication; False: refuse it and the link
         self.gated = False  # the gate refused a frame: the caller closes the link
+        self.records_refused = 0  # records kept aside (conflict, malformed, wrong terminal, unsupported)
+        self._verdicts_due = False  # refused records may wait to be named in a REFUSED
+        self._verdicts = []  # (frame seq, [record seq]) of REFUSED frames in flight
+        self._overlong = 0
 
     def receive(self, data=b""):
         """Bytes from the terminal in, bytes to send back out; call with b"" now and then (timers)."""
@@ -57,7 +69,14 @@ class Session:
             for msg in self.peer.feed(payload, now, self._handle):
                 if msg["type"] == "ERROR" and self.peer.up():
                     self._terminal_error(msg)
+            self._keep_malformed()
             self._log_events()
+        if self.frames.overlong != self._overlong:
+            self._overlong = self.frames.overlong
+            self.peer.unsolicited(link.E_TOO_LARGE, "frame longer than the announced max_frame %d"
+                                  % self.peer.max_frame, now)
+        self._verdicts_delivered()
+        self._send_verdicts()
         if self.backoffice is not None and self.backoffice.deny_changes != self._deny_changes:
             self._deny_changes = self.backoffice.deny_changes
             self._offer_deny_list()
@@ -81,6 +100,8 @@ class Session:
                 self.store.hello(detail, self.peer.peer_hello["firmware"])
                 log.info("terminal %s authenticated, running '%s'", detail, shown(self.peer.peer_hello["firmware"]))
                 self.offer = self._chunk_at = None
+                self._verdicts = []
+                self._verdicts_due = True  # verdicts of earlier sessions that never got through
                 self._offer_deny_list()
             else:
                 self.refused += 1
@@ -93,6 +114,8 @@ class Session:
         if kind == "RECORDS":
             return self._records(msg)
         if kind == "TIME":
+            if not self.peer.peer_takes(link.TIME):
+                return True  # a terminal that cannot take our answer: nothing to answer with
             body = link.time_sync(msg["echo"], int(self.wallclock() * 1000), HOST_TIME_BOUND_MS)
             return self.peer.send(link.TIME, body) is not None  # window full: not acked, it comes again
         if kind == "STATUS":
@@ -107,30 +130,112 @@ class Session:
         log.info("%s from %s: %r", kind, self.terminal, msg)
         return True
 
-    def _records(self, msg):
+    def _verdict(self, raw):
+        """(decoded record, None) or (None, (seq or None, REFUSED reason, why)) for one received record."""
+        if len(raw) < 16:
+            return None, (None, link.REFUSED_MALFORMED, "too short to carry its sequence number")
+        seq = record.seq_of(raw)
+        if raw[0] != record.VERSION:
+            return None, (seq, link.REFUSED_UNSUPPORTED, "record version %d" % raw[0])
         try:
-            recs = []
-            for raw in msg["records"]:
-                rec = record.decode(raw)
-                if rec["terminal"] != self.peer.terminal:
-                    raise record.RecordError("record of terminal %s in a session of %s"
-                                             % (rec["terminal"].hex(), self.terminal))
-                rec["raw"] = raw
+            rec = record.decode(raw)
+        except record.RecordError as e:
+            return None, (seq, link.REFUSED_MALFORMED, str(e))
+        if rec["terminal"] != self.peer.terminal:
+            return None, (seq, link.REFUSED_WRONG_TERMINAL, "record of terminal %s" % rec["terminal"].hex())
+        rec["raw"] = raw
+        return rec, None
+
+    def _records(self, msg):
+        """Store the good records of a frame and keep the bad ones aside, in one transaction; True
+        (acknowledge) once it committed.  A database failure: ERROR 9 and no ACK (the frame comes again)."""
+        recs = []
+        bad = []
+        for k in range(len(msg["records"])):
+            raw = msg["records"][k]
+            rec, why = self._verdict(raw)
+            if rec is not None:
                 recs.append(rec)
+            else:
+                bad.append((k, raw) + why)
+        try:
             with self.store.transaction():
-                new = self.store.store(recs) if recs else 0
+                new, conflicts = self.store.store_verdicts(recs) if recs else (0, [])
+                for rec in recs:
+                    if rec["seq"] in conflicts:
+                        self.store.refuse(self.terminal, rec["seq"], link.REFUSED_CONFLICT, rec["raw"],
+                                          "another record holds this number")
+                for k, raw, seq, reason, why in bad:
+                    self.store.refuse(self.terminal, seq, reason, raw, "record %d of frame %d: %s" % (k, msg["seq"], why))
                 if new and self.backoffice is not None:
-                    self.backoffice.authorise(recs)
-        except (record.RecordError, sqlite3.Error) as e:
+                    self.backoffice.authorise([r for r in recs if r["seq"] not in conflicts])
+        except (sqlite3.Error, StoreError) as e:
             # Not acknowledged: the terminal keeps the records and sends them again.
             self.refused += 1
-            log.warning("refused a RECORDS frame from %s: %s", self.terminal, e)
+            log.warning("could not store a RECORDS frame from %s: %s", self.terminal, e)
+            self.peer.unsolicited(link.E_STORAGE, "storage failed: frame %d not stored" % msg["seq"], self.clock())
             return False
         self.stored += new
-        self.duplicate_receipts += len(recs) - new
+        self.duplicate_receipts += len(recs) - new - len(conflicts)
+        for seq in conflicts:
+            log.warning("terminal %s record #%d conflicts with the stored one: refused, kept aside", self.terminal,
+                        seq)
+        for k, raw, seq, reason, why in bad:
+            log.warning("terminal %s record %d of frame %d (#%s) refused (%s): %s", self.terminal, k, msg["seq"],
+                        "?" if seq is None else seq, link.REFUSED_REASONS[reason], shown(why))
+            if seq is None:  # no number to name in REFUSED: say which record of which frame
+                self.peer.error(link.E_MALFORMED, "record %d of frame %d: %s" % (k, msg["seq"], why))
+        refused = len(conflicts) + len(bad)
+        if refused:
+            self.records_refused += refused
+            self._verdicts_due = True
         if new:
             self._offer_deny_list()
         return True
+
+    # -- verdicts (protocol/SPEC.md "REFUSED") ---------------------------------------------------
+
+    def _send_verdicts(self):
+        """Name the refused records the terminal has not yet been told about, REFUSED_MAX a message.
+        A terminal without CAP_REFUSED is told nothing; its records stay kept aside and logged."""
+        if not self._verdicts_due or not self.peer.up() or not self.peer.peer_takes(link.REFUSED):
+            return
+        flying = set()
+        for _, seqs in self._verdicts:
+            flying.update(seqs)
+        pending = [v for v in self.store.unnotified(self.terminal) if v[0] not in flying]
+        while pending and self.peer.can_send():
+            batch = pending[:link.REFUSED_MAX]
+            fseq = self.peer.send(link.REFUSED, link.refused(batch))
+            if fseq is None:
+                break
+            self._verdicts.append((fseq, [s for s, _ in batch]))
+            del pending[:link.REFUSED_MAX]
+        self._verdicts_due = bool(pending)
+
+    def _verdicts_delivered(self):
+        """REFUSED frames the terminal acknowledged: their records are marked notified."""
+        if not self._verdicts or not self.peer.up():
+            return
+        base = self.peer.sender.base
+        done = [v for v in self._verdicts if v[0] < base]
+        if done:
+            self._verdicts = [v for v in self._verdicts if v[0] >= base]
+            seqs = []
+            for _, s in done:
+                seqs += s
+            self.store.notified(self.terminal, seqs)
+
+    def _keep_malformed(self):
+        """Authentic frames whose body did not decode (the peer answered ERROR 3): kept for the operator."""
+        if not self.peer.malformed:
+            return
+        for seq, payload in self.peer.malformed:
+            try:
+                self.store.refuse(self.terminal or "?", None, REFUSED_FRAME, payload, "frame %d did not decode" % seq)
+            except sqlite3.Error as e:
+                log.warning("could not keep malformed frame %d of %s: %s", seq, self.terminal, e)
+        del self.peer.malformed[:]
 
     # -- config bundles (protocol/SPEC.md "Config bundles") --------------------------------------
 
@@ -140,8 +245,8 @@ class Session:
         `collector --bundles DIR`).  A deny-list delta
         takes over from an open fleet offer (that one is offered again afterwards), so a slow or
         refused fleet bundle never holds up a declined card."""
-        if self.backoffice is None or not self.peer.up():
-            return
+        if self.backoffice is None or not self.peer.up() or not self.peer.peer_takes(link.CONFIG_OFFER):
+            return  # never offer config to a terminal that did not announce CAP_CONFIG
         if self.offer is not None and self.offer[0] in (bundle.KIND_DENY, fleet.KIND_TOKEN_KEY):
             return
         token_key = self.backoffice.token_key_bundle(self.terminal)

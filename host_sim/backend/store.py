@@ -58,8 +58,13 @@ CREATE TABLE IF NOT EXISTS terminal_merchants (terminal TEXT PRIMARY KEY, mercha
 CREATE TABLE IF NOT EXISTS conflicts (
     terminal TEXT NOT NULL, seq INTEGER NOT NULL, raw BLOB NOT NULL, received REAL DEFAULT (julianday('now')),
     PRIMARY KEY (terminal, seq, raw));
+CREATE TABLE IF NOT EXISTS refused (
+    id INTEGER PRIMARY KEY, terminal TEXT NOT NULL, seq INTEGER, reason INTEGER NOT NULL, raw BLOB NOT NULL,
+    detail TEXT, notified INTEGER NOT NULL DEFAULT 0, received REAL DEFAULT (julianday('now')));
+CREATE INDEX IF NOT EXISTS refused_terminal ON refused (terminal, notified);
 """
-STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS  # terminal_status has one column each
+REFUSED_FRAME = 0  # `refused.reason` of a whole frame body kept aside (it did not decode: ERROR 3)
+STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + link.STATUS_EXT2_FIELDS  # one column each
 _TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
 ACCEPTED_TAP = "r.decision = %d AND r.kind IN %s" % (record.ACCEPTED, _TAP_KINDS_SQL)  # a transaction
 
@@ -90,6 +95,10 @@ class Store:
             self.db.execute("ALTER TABLE deny_list ADD COLUMN key_version INTEGER")
         if "origin" not in have:  # the token of the records that hold the card's sealed data
             self.db.execute("ALTER TABLE deny_list ADD COLUMN origin BLOB")
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(terminal_status)")}
+        for column in link.STATUS_EXT2_FIELDS:
+            if column not in have:
+                self.db.execute("ALTER TABLE terminal_status ADD COLUMN %s INTEGER" % column)
 
     def hello(self, terminal, runtime):
         with self.lock:
@@ -118,6 +127,10 @@ class Store:
     def store(self, recs):
         """Insert decoded records; returns how many were new.  Committed when the outermost
         transaction() or group() around it ends, or at once when there is none."""
+        return self.store_verdicts(recs)[0]
+
+    def store_verdicts(self, recs):
+        """store(), and the sequence numbers of the records kept aside as conflicts: (new, [seq])."""
         with self.transaction():
             self._records_staged = True
             before = self.db.total_changes
@@ -126,22 +139,63 @@ class Store:
                 "INSERT OR IGNORE INTO records (terminal, seq, time, kind, amount, currency, decision,"
                 " reason, fare_id, token, atc, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             new = self.db.total_changes - before
+            conflicts = []
             if new < len(rows):  # some were held already: the same bytes (a resend) or a conflict
-                self._keep_conflicts(rows)
-            return new
+                conflicts = self._keep_conflicts(rows)
+            return new, conflicts
 
     def _keep_conflicts(self, rows):
         """Keep aside every record that differs from the one stored under its (terminal, seq): it is
-        no resend but another tap under a reused number, never to be merged into the stored one."""
+        no resend but another tap under a reused number, never to be merged into the stored one.
+        Returns their sequence numbers (a conflict received again is named again)."""
+        out = []
         for row in rows:
             terminal, seq, raw = row[0], row[1], row[-1]
             held = self.db.execute("SELECT raw FROM records WHERE terminal = ? AND seq = ?", (terminal, seq)).fetchone()
             if held is not None and bytes(held[0]) != bytes(raw):
+                out.append(seq)
                 cur = self.db.execute("INSERT OR IGNORE INTO conflicts (terminal, seq, raw) VALUES (?, ?, ?)",
                                       (terminal, seq, raw))
                 if cur.rowcount:
                     log.warning("terminal %s record #%d differs from the stored one: kept aside as a conflict",
                                 terminal, seq)
+        return out
+
+    def refuse(self, terminal, seq, reason, raw, detail=""):
+        """Keep aside a record (or, reason REFUSED_FRAME, a frame body) the host did not store, with its
+        raw bytes and link.REFUSED_* reason; `seq` None when it carries none.  A conflict goes to both
+        the conflicts table (conflicts()) and here (the verdict to send).  Joins the open transaction."""
+        with self.transaction():
+            self.db.execute("INSERT INTO refused (terminal, seq, reason, raw, detail) VALUES (?, ?, ?, ?, ?)",
+                            (terminal, seq, reason, bytes(raw), detail))
+
+    def refused(self, terminal=None):
+        """(terminal, seq, reason, raw, detail, notified) of everything kept aside as refused."""
+        sql = "SELECT terminal, seq, reason, raw, detail, notified FROM refused"
+        rows = self.query(sql + (" WHERE terminal = ?" if terminal else "") + " ORDER BY id",
+                          (terminal,) if terminal else ())
+        return [(t, s, r, bytes(raw), d, bool(n)) for t, s, r, raw, d, n in rows]
+
+    def unnotified(self, terminal):
+        """(seq, reason) of the refused records of a terminal not yet named in a delivered REFUSED."""
+        return [(s, r) for s, r in self.query(
+            "SELECT seq, reason FROM refused WHERE terminal = ? AND notified = 0 AND seq IS NOT NULL"
+            " AND reason != ? ORDER BY id", (terminal, REFUSED_FRAME))]
+
+    def notified(self, terminal, seqs):
+        """The terminal acknowledged a REFUSED naming these sequence numbers."""
+        with self.transaction():
+            self.db.executemany("UPDATE refused SET notified = 1 WHERE terminal = ? AND seq = ?",
+                                [(terminal, s) for s in seqs])
+
+    def seq_high(self, terminal):
+        """The highest record sequence number held for a terminal: stored, conflicting or refused (0 if
+        none).  Sent in the host's AUTH, so the terminal never issues a number at or below it."""
+        row = self.query("SELECT max(m) FROM (SELECT max(seq) AS m FROM records WHERE terminal = ?"
+                         " UNION ALL SELECT max(seq) FROM conflicts WHERE terminal = ?"
+                         " UNION ALL SELECT max(seq) FROM refused WHERE terminal = ? AND reason != ?)",
+                         (terminal, terminal, terminal, link.REFUSED_WRONG_TERMINAL))
+        return min(row[0][0] or 0, 0xFFFFFFFF) if row else 0
 
     def conflicts(self, terminal=None):
         """(terminal, seq, raw) of the records kept aside because another one holds their number."""

@@ -69,19 +69,6 @@ def test_wrong_key_is_refused_and_nothing_stored():
     assert s.terminal is None and s.refused == 1
 
 
-def test_records_of_another_terminal_or_malformed_are_not_acknowledged(tmp_path):
-    store = registered(tmp_path)
-    s = host_session.Session(store)
-    t = Terminal(s).pump()
-    other = rec(5, terminal=b"XX\x00\x00\x00\x00\x00\x01")
-    t.peer.send(link.RECORDS, link.records([rec(1), other]), 5)
-    t.peer.send(link.RECORDS, link.records([rec(2)[:30]]), 6)
-    t.pump()
-    assert t.peer.sender.delivered_tag == 0 and t.peer.sender.in_flight() == 2
-    assert store.query("SELECT COUNT(*) FROM records") == [(0,)]
-    assert s.refused >= 2
-
-
 def test_the_uplink_capture_shows_no_record_field_in_clear(tmp_path):
     store = registered(tmp_path)
     t = Terminal(host_session.Session(store)).pump()
