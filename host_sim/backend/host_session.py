@@ -10,7 +10,8 @@ holds its number, it does not decode, it names another terminal, an unknown vers
 the same transaction with its raw bytes and named in a REFUSED; the good ones of the frame are stored
 and the frame acknowledged, so one bad record never stalls the terminal.  Altered or replayed frames are
 dropped, counted and logged; an authentic frame that does not decode is kept aside and answered with
-ERROR 3; a database failure with ERROR 9 (the frame is not acknowledged, so it comes again).  Stored records are authorised afterwards, outside the frame's
+ERROR 3; a database failure with ERROR 9 (the frame is not acknowledged, so it comes again).
+Stored records are authorised afterwards, outside the frame's
 transaction (Backoffice.run_authorisations); a deny list that grew is offered at the next tick."""
 
 import hashlib
@@ -166,7 +167,8 @@ class Session:
                         self.store.refuse(self.terminal, rec["seq"], link.REFUSED_CONFLICT, rec["raw"],
                                           "another record holds this number")
                 for k, raw, seq, reason, why in bad:
-                    self.store.refuse(self.terminal, seq, reason, raw, "record %d of frame %d: %s" % (k, msg["seq"], why))
+                    self.store.refuse(self.terminal, seq, reason, raw,
+                                      "record %d of frame %d: %s" % (k, msg["seq"], why))
                 if new and self.backoffice is not None:
                     self.backoffice.authorise([r for r in recs if r["seq"] not in conflicts])
         except (sqlite3.Error, StoreError) as e:
@@ -180,7 +182,7 @@ class Session:
         for seq in conflicts:
             log.warning("terminal %s record #%d conflicts with the stored one: refused, kept aside", self.terminal,
                         seq)
-        for k, raw, seq, reason, why in bad:
+        for k, _, seq, reason, why in bad:
             log.warning("terminal %s record %d of frame %d (#%s) refused (%s): %s", self.terminal, k, msg["seq"],
                         "?" if seq is None else seq, link.REFUSED_REASONS[reason], shown(why))
             if seq is None:  # no number to name in REFUSED: say which record of which frame

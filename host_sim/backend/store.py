@@ -166,6 +166,11 @@ class Store:
         raw bytes and link.REFUSED_* reason; `seq` None when it carries none.  A conflict goes to both
         the conflicts table (conflicts()) and here (the verdict to send).  Joins the open transaction."""
         with self.transaction():
+            held = self.db.execute("SELECT id FROM refused WHERE terminal = ? AND seq IS ? AND reason = ? AND raw = ?",
+                                   (terminal, seq, reason, bytes(raw))).fetchone()
+            if held is not None:  # received again (our ACK was lost): name it again, keep it once
+                self.db.execute("UPDATE refused SET notified = 0 WHERE id = ?", (held[0],))
+                return
             self.db.execute("INSERT INTO refused (terminal, seq, reason, raw, detail) VALUES (?, ?, ?, ?, ?)",
                             (terminal, seq, reason, bytes(raw), detail))
 

@@ -69,7 +69,8 @@ def clear_vectors():
             12, 1, -71, 3, 1, 0, 9, 86400, (40960, 2, 1, 7, 3, 2)), 6, 1, None, link.FLAG_SEQ)),
         ("refused: a conflict and a malformed record", link.encode(link.REFUSED, link.refused(
             [(63, link.REFUSED_CONFLICT), (0x01020304, link.REFUSED_MALFORMED)]), 7, 1, None, link.FLAG_SEQ)),
-        ("error: malformed frame", link.encode(link.ERROR, link.error(link.E_MALFORMED, "frame 9: record 1 too short"))),
+        ("error: malformed frame", link.encode(link.ERROR, link.error(link.E_MALFORMED,
+                                                                      "frame 9: record 1 too short"))),
         ("error: not authenticated", link.encode(link.ERROR, link.error(link.E_NOT_AUTHENTICATED, "no session"))),
         ("ack with selective acks", link.encode(link.ACK, b"", 0, 9, (1 << 0) | (1 << 2) | (1 << 100))),
         ("bye", link.encode(link.BYE, link.bye(0))),
@@ -136,7 +137,8 @@ def vectors():
     ht, hh = hello_bodies()
     return {
         "spec": "protocol/SPEC.md, Link protocol v1",
-        "key": KEY.hex(), "terminal": TERMINAL.hex(), "seq_high": SEQ_HIGH, "hello_terminal": ht.hex(), "hello_host": hh.hex(),
+        "key": KEY.hex(), "terminal": TERMINAL.hex(), "seq_high": SEQ_HIGH,
+        "hello_terminal": ht.hex(), "hello_host": hh.hex(),
         "transcript": session.transcript(ht, hh).hex(),
         "clear": clear_vectors(), "secure": secure_vectors(), "invalid": invalid_vectors(),
     }

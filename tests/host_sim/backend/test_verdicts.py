@@ -198,3 +198,11 @@ def test_no_config_offer_to_a_terminal_without_cap_config(tmp_path):
 
     assert run(peer.TERMINAL_CAPS & ~link.CAP_CONFIG) == []
     assert len(run(peer.TERMINAL_CAPS)) == 1
+
+
+def test_a_refused_record_received_again_is_kept_once_and_named_again(tmp_path):
+    store = registered(tmp_path)
+    store.refuse(TERMINAL.hex(), 7, link.REFUSED_MALFORMED, b"raw7")
+    store.notified(TERMINAL.hex(), [7])
+    store.refuse(TERMINAL.hex(), 7, link.REFUSED_MALFORMED, b"raw7")
+    assert len(store.refused()) == 1 and store.unnotified(TERMINAL.hex()) == [(7, link.REFUSED_MALFORMED)]
