@@ -58,7 +58,6 @@ REFUSED_WRONG_TERMINAL = 3  # the record names another terminal than the session
 REFUSED_UNSUPPORTED = 4  # a record version the host does not know
 REFUSED_REASONS = {REFUSED_CONFLICT: "conflict", REFUSED_MALFORMED: "malformed",
                    REFUSED_WRONG_TERMINAL: "wrong terminal", REFUSED_UNSUPPORTED: "unsupported"}
-REFUSED_MAX = 40  # entries per REFUSED body: 1 + 40 * 5 bytes fits the smallest frame's body
 
 # STATUS health bits (SPEC section 7, "STATUS fields")
 HEALTH_JOURNAL = 0x01

@@ -198,7 +198,7 @@ class Session:
     # -- verdicts (protocol/SPEC.md "REFUSED") ---------------------------------------------------
 
     def _send_verdicts(self):
-        """Name the refused records the terminal has not yet been told about, REFUSED_MAX a message.
+        """Name the refused records the terminal has not yet been told about, as many a message as fit.
         A terminal without CAP_REFUSED is told nothing; its records stay kept aside and logged."""
         if not self._verdicts_due or not self.peer.up() or not self.peer.peer_takes(link.REFUSED):
             return
@@ -206,13 +206,14 @@ class Session:
         for _, seqs in self._verdicts:
             flying.update(seqs)
         pending = [v for v in self.store.unnotified(self.terminal) if v[0] not in flying]
+        per = min(255, (self.peer.max_body() - 1) // 5)  # entries that fit the terminal's frame
         while pending and self.peer.can_send():
-            batch = pending[:link.REFUSED_MAX]
+            batch = pending[:per]
             fseq = self.peer.send(link.REFUSED, link.refused(batch))
             if fseq is None:
                 break
             self._verdicts.append((fseq, [s for s, _ in batch]))
-            del pending[:link.REFUSED_MAX]
+            del pending[:per]
         self._verdicts_due = bool(pending)
 
     def _verdicts_delivered(self):

@@ -194,3 +194,46 @@ def test_max_payload_fits_the_frame_on_the_wire(runtime):
         assert len(worst) <= n
         assert p == frame.MAX_PAYLOAD or len(link.wire(b"\x01" * (p + 1))) > n
     assert got[-1] == frame.MAX_PAYLOAD  # the reader's preallocated buffer bounds every frame
+
+
+def body_refused_codec(bodies, entries):
+    """Decode each REFUSED body (("ok", entries) or ("error", code)) and round-trip each entry list."""
+    from protocol import link
+
+    out = []
+    for b in bodies:
+        try:
+            m = link.decode(link.encode(link.REFUSED, b, 1, 0, None, link.FLAG_SEQ))
+            out.append(("ok", [(e["seq"], e["reason"]) for e in m["refused"]]))
+        except link.LinkError as e:
+            out.append(("error", e.code))
+    trips = []
+    for es in entries:
+        m = link.decode(link.encode(link.REFUSED, link.refused(es), 2, 0, None, link.FLAG_SEQ))
+        trips.append([(e["seq"], e["reason"]) for e in m["refused"]])
+    return out, trips
+
+
+def test_refused_bodies_decode_or_raise_link_error_only(runtime):
+    bodies = draw_examples(st.one_of(
+        st.binary(max_size=60),
+        st.builds(lambda n, rest: bytes([n]) + rest, st.integers(0, 12), st.binary(max_size=60))), 200)
+    entries = draw_examples(st.lists(st.tuples(st.integers(0, 0xFFFFFFFF), st.integers(0, 255)),
+                                     max_size=40), 50)
+    es = [[tuple(e) for e in x] for x in entries]
+    chunks = [(bodies[50 * k:50 * k + 50], es[13 * k:13 * k + 13]) for k in range(4)]
+    results = runtime.run_many(body_refused_codec, chunks)
+    got = [r for rs, _ in results for r in rs]
+    trips = [t for _, ts in results for t in ts]
+    for b, (kind, value) in zip(bodies, got):
+        if len(b) >= 1 and len(b) == 1 + 5 * b[0]:
+            assert kind == "ok" and len(value) == b[0]
+        else:
+            assert (kind, value) == ("error", link.E_MALFORMED)
+    assert len(got) == len(bodies) and trips == es
+
+
+def test_frame_for_announces_exactly_the_largest_payload(runtime):
+    for p in (50, 249, 250, 251, 480):
+        assert link.max_payload(link.frame_for(p)) == p
+        assert len(link.wire(b"\x01" * p)) <= link.frame_for(p)

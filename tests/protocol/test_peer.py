@@ -182,3 +182,75 @@ def test_ram_does_not_grow_with_the_number_of_records_sent(runtime):
     got, (quarter, end) = runtime.run(body_heap_after_records, 400)
     assert got == 1600
     assert end - quarter < 2048, (quarter, end)  # a few counters, not per-record state
+
+
+def body_capabilities(host_caps, terminal_caps):
+    """Handshake two Peers announcing the given caps; which sequenced types each side's send() takes."""
+    from protocol import frame, link, peer
+
+    key = bytes(range(32))
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+    t = peer.Peer(peer.ROLE_TERMINAL, T, key, "fw", caps=terminal_caps)
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key, "host", caps=host_caps)
+    h.seq_floor = lambda tid: 77
+    rt, rh = frame.FrameReader(), frame.FrameReader()
+    t.start(0)
+    for _ in range(10):
+        for src, dst, reader in ((t, h, rh), (h, t, rt)):
+            p = src.poll(0)
+            if p is not None:
+                for q in reader.feed(link.wire(p)):
+                    dst.feed(q, 0)
+    out = []
+    for side in (t, h):
+        takes = []
+        for mtype in (link.RECORDS, link.CONFIG_OFFER, link.TIME, link.STATUS, link.REFUSED):
+            try:
+                side.send(mtype, b"\x00")
+                takes.append(link.NAMES[mtype])
+            except ValueError:
+                pass
+        out.append(takes)
+    return t.up(), h.up(), t.host_seq_high, out
+
+
+def test_send_refuses_a_type_the_peer_did_not_announce(runtime):
+    from protocol import link, peer
+
+    up_t, up_h, floor, (t_takes, h_takes) = runtime.run(body_capabilities, link.CAP_RECORDS,
+                                                         link.CAP_STATUS | link.CAP_REFUSED)
+    assert up_t and up_h and floor == 77  # seq_high of the host's AUTH reached the terminal
+    assert t_takes == ["RECORDS"]  # the host announced RECORDS only
+    assert h_takes == ["STATUS", "REFUSED"]
+    _, _, _, (t_all, h_all) = runtime.run(body_capabilities, peer.CAPS, peer.TERMINAL_CAPS)
+    assert t_all == ["RECORDS", "CONFIG_OFFER", "TIME", "STATUS"] and "REFUSED" in h_all
+
+
+def body_altered_floor():
+    """A host AUTH whose seq_high was altered on the way: the terminal refuses it."""
+    from protocol import frame, link, peer
+
+    key = bytes(range(32))
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+    t = peer.Peer(peer.ROLE_TERMINAL, T, key, "fw")
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key, "host")
+    h.seq_floor = lambda tid: 5
+    rt, rh = frame.FrameReader(), frame.FrameReader()
+    t.start(0)
+    for _ in range(10):
+        p = t.poll(0)
+        if p is not None:
+            for q in rh.feed(link.wire(p)):
+                h.feed(q, 0)
+        p = h.poll(0)
+        if p is not None:
+            if p[1] == link.AUTH:
+                p = p[:-4] + b"\xff\xff\xff\x7f"
+            for q in rt.feed(link.wire(p)):
+                t.feed(q, 0)
+    return t.up(), t.host_seq_high, t.errors["refused"]
+
+
+def test_an_altered_seq_high_fails_the_hosts_proof(runtime):
+    up, floor, refused = runtime.run(body_altered_floor)
+    assert not up and floor is None and refused >= 1
