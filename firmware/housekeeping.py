@@ -1,4 +1,5 @@
-"""What an upload session does besides records: TIME within bounds, STATUS heartbeats, config bundles.
+"""What an upload session does besides records: TIME within bounds, STATUS heartbeats, config bundles,
+the host's sequence floor (seq_high in its AUTH) and its per-record verdicts (REFUSED: quarantine).
 
 Loaded by the uplink when it starts (after boot, so the boot-time modules get an unfragmented heap);
 the config receiver (firmware/config/receiver.py) only when the first bundle is offered.  The rules are in
@@ -6,7 +7,9 @@ protocol/SPEC.md, Link protocol section 7.
 """
 
 import gc
+import struct
 
+from firmware import quarantine
 from protocol import link, record
 
 STATUS_MS = 5000  # heartbeat period while the session is up
@@ -29,6 +32,12 @@ class Housekeeping:
         self._bound = NO_BOUND  # clock uncertainty (ms) when it was last set, at self._bound_at
         self._bound_at = 0
         self.time_refused = 0
+        self.quarantine = quarantine.Quarantine(uplink.root)
+
+    @property
+    def quarantined(self):
+        """Records the host refused: kept in quarantine, or counted when the quarantine was full."""
+        return self.quarantine.entries() + self.quarantine.overflow
 
     def new_session(self):
         self._greeted = False
@@ -50,6 +59,8 @@ class Housekeeping:
         if kind not in ("CONFIG_OFFER", "CONFIG_CHUNK"):
             if kind == "TIME":
                 self._on_time(msg)
+            elif kind == "REFUSED":
+                self._on_refused(msg)
             return True
         config = self._config()
         try:
@@ -70,6 +81,35 @@ class Housekeeping:
             if p is not None:
                 p.error(link.E_CONFIG_REJECTED, str(e))
         return True
+
+    def _on_refused(self, msg):
+        """The host did not store these records: keep each in quarantine (the watermark moves on)."""
+        q = self.quarantine
+        for e in msg["refused"]:
+            seq = e["seq"]
+            why = quarantine.REASONS.get(e["reason"], "reason %d" % e["reason"])
+            if q.keep(seq, e["reason"], self.up.journal.find(seq)):
+                print("uplink: host refused record #%d (%s): kept in quarantine" % (seq, why))
+            else:
+                print("uplink: host refused record #%d (%s): quarantine full, counted" % (seq, why))
+
+    def _seq_jump(self, first, last, seq):
+        """The no-tap record that retires the numbers first..last (SPEC "Transaction record")."""
+        return record.encode(self.up.terminal, seq, int(self.up.board.time_s()), record.KIND_SEQ_JUMP, 0, 0, 0, 0,
+                             0, record.NO_TOKEN, ((record.EXT_SEQ_JUMP, struct.pack("<II", first, last)),))
+
+    def _floor(self, p):
+        """The host holds records up to seq_high (its AUTH): continue the sequence above it, durably."""
+        high = p.host_seq_high
+        if high is None:
+            return
+        try:
+            jump = self.up.journal.raise_floor(high, self._seq_jump)
+        except OSError as e:  # JournalFull: next_seq is raised all the same; the jump record comes later
+            print("uplink: host holds records up to #%d; cannot journal the jump: %s" % (high, e))
+            return
+        if jump is not None:
+            print("uplink: host holds records up to #%d; sequence continues at #%d" % (high, jump[2]))
 
     def _reply_chunk(self, reply):
         kind, version, offset = reply
@@ -135,17 +175,22 @@ class Housekeeping:
         signal = -128 if rssi is None or rssi > 31 else -113 + 2 * rssi
         return link.status(j.depth(), health, signal, self.up.frame_errors, p.errors["mac"], p.errors["replay"],
                            p.sender.retransmits, now // 1000,
-                           (j.free, j.dropped, self.up.reconnects, 0 if deny is None else deny.version))
+                           (j.free, j.dropped, self.up.reconnects, 0 if deny is None else deny.version,
+                            self.quarantined, j.damaged))
 
     def flush(self, p, now):
         if not self._greeted:
             self._greeted = True
-            self._time_request(now)
+            self._floor(p)
+            if p.peer_takes(link.TIME):  # never send a type the host did not announce
+                self._time_request(now)
             self.status_at = now - STATUS_MS
         if now - self.status_at >= STATUS_MS and not any(m[0] == link.STATUS for m in self._out):
             self.status_at = now
-            self._out.append((link.STATUS, self.status_body(p, now)))
+            if p.peer_takes(link.STATUS):
+                self._out.append((link.STATUS, self.status_body(p, now)))
         while self._out and p.can_send():
             mtype, body = self._out.pop(0)
-            p.send(mtype, body, self.up.queued)  # tag: every record queued before it was delivered too
+            if p.peer_takes(mtype):
+                p.send(mtype, body, self.up.queued)  # tag: every record queued before it was delivered too
 

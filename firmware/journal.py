@@ -438,6 +438,29 @@ class Journal:
         self.next_seq = seq + 1
         return seq
 
+    def raise_floor(self, seq_high, build):
+        """The host holds records up to seq_high: never issue a number at or below it.  When seq_high
+        >= next_seq, the numbers next_seq..seq_high are retired by appending the record `build(first,
+        last, seq)` returns (a KIND_SEQ_JUMP record) at seq_high + 1, at the start of a fresh sector, so
+        that recovery after a reboot finds it as the newest record.  Returns (first, last, seq) or None
+        when there was nothing to do.  Raises JournalFull (next_seq stays raised in RAM)."""
+        if seq_high < self.next_seq or seq_high >= 0xFFFFFFFE:
+            return None
+        first = self.next_seq
+        self.next_seq = seq_high + 1
+        self._head_off = SECTOR  # a fresh sector: numbers within a sector run without gaps
+        seq = self.append(lambda s: build(first, seq_high, s))
+        return first, seq_high, seq
+
+    def find(self, seq):
+        """The record numbered `seq` if the journal still holds it (acknowledged or not), else None."""
+        for _, buf, p, n, s in self._walk():
+            if s == seq:
+                return bytes(buf[p + 1:p + 1 + n])
+            if s > seq:
+                return None
+        return None
+
     def _open_sector(self, seq):
         if self._used >= self.ring:
             raise JournalFull("journal full: %d records wait for the host" % self.depth())

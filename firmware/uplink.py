@@ -154,8 +154,8 @@ class Uplink:
             self.queued = last
 
     def _stalled(self, p, now):
-        if p.state == peer.IDLE:  # the host refused us (unknown terminal, bad key)
-            return now - self._since >= RETRY_MS
+        if p.state == peer.IDLE:  # the host refused us (unknown terminal, bad key), or lost our session
+            return p.renew or now - self._since >= RETRY_MS
         if p.up():
             return p.sender.in_flight() > 0 and now - self._heard >= LINK_TIMEOUT_MS
         return now - self._since >= LINK_TIMEOUT_MS

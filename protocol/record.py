@@ -30,6 +30,7 @@ KIND_QR_CPM = 1
 KIND_TICKET = 2
 KIND_EMV_CONTACTLESS = 3
 KIND_SEAL_KEY = 4  # no tap: one part of an epoch key wrapped to the collector (protocol/seal.py)
+KIND_SEQ_JUMP = 5  # no tap: the sequence continues above the host's seq_high (EXT_SEQ_JUMP: the numbers skipped)
 
 ACCEPTED = 1
 DECLINED = 2
@@ -121,6 +122,7 @@ EXT_EMV_SEALED = 16  # protocol/seal.py: key id u32 LE, crypto.seal(epoch key, T
 #   (a CPM code: whichever of 5A 57 5F24 9F26 it has)
 EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN] (CPM: those it has)
 EXT_SEAL_KEY = 18  # KIND_SEAL_KEY: key id u32 LE, part, parts, host key fingerprint (8), wrapped key chunk
+EXT_SEQ_JUMP = 19  # KIND_SEQ_JUMP: first u32 LE, last u32 LE: the range of numbers retired, never issued
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 
