@@ -51,6 +51,7 @@ class Peer:
         self.renew = False  # terminal: the host lost our session (ERROR 6): start a new one now
         self.malformed = []  # (seq, clear payload) of authentic frames whose body did not decode
         self._error_at = {}  # ERROR code -> when it was last sent unsolicited
+        self.finished = False  # host: ERROR 4/5 sent or BYE received: the caller closes the link after poll()
         self.ident = bytes(ident)
         self._key = key
         self.firmware = firmware
@@ -96,6 +97,7 @@ class Peer:
                 self.errors["refused"] += 1
                 self.events.append(("unknown terminal", msg["terminal"].hex()))
                 self._control.append(link.encode(link.ERROR, link.error(link.E_UNKNOWN_TERMINAL, "unknown terminal")))
+                self.finished = True
                 return
             mine = self._hello_body()
             self._pending = (key, msg["terminal"], session.transcript(body, mine), msg)
@@ -123,6 +125,7 @@ class Peer:
             self.events.append(("bad proof", terminal.hex()))
             if self.role == ROLE_HOST:
                 self._control.append(link.encode(link.ERROR, link.error(link.E_AUTH_FAILED, "authentication failed")))
+                self.finished = True
             self._pending = None
             return
         if self.role == ROLE_HOST:
@@ -210,6 +213,7 @@ class Peer:
             return []
         if mtype == link.BYE:
             self.state = CLOSED
+            self.finished = True
         return [msg]
 
     def _undecodable(self, mtype, flags, seq, ack, sack, payload, why, now):

@@ -89,6 +89,12 @@ class Session:
             out += link.wire(reply)
         return bytes(out)
 
+    @property
+    def finished(self):
+        """The link is done (ERROR 4/5 sent, or the terminal said BYE): send the reply, then close the
+        connection (TCP) or start a new session (serial).  SPEC "ERROR" and "BYE"."""
+        return self.peer.finished
+
     def deadline(self):
         """Seconds until receive(b"") may have something to send; None: only the terminal's bytes can."""
         ms = self.peer.deadline(self.clock())

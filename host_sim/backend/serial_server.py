@@ -43,6 +43,8 @@ def serve_serial(port, store, stop, capture=None, backoffice=None, reopen=REOPEN
                 reply = session.receive(data)  # also when nothing came: retransmission timers
                 if reply:
                     ser.write(reply)
+                if session.finished:  # ERROR 4/5 sent or BYE received: the next HELLO starts afresh
+                    session = Session(store, backoffice=backoffice)
             except (serial.SerialException, OSError) as e:
                 log.warning("serial device %s lost (%s): waiting for it to come back", port, e)
                 ser.close()

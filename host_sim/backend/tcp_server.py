@@ -24,6 +24,7 @@ from host_sim.backend.host_session import Session
 from host_sim.backend.log_limit import limit as log_limit
 from host_sim.backend.log_limit import peer_log
 from host_sim.backend.store import StoreError
+from protocol import peer as peer_mod
 
 log = peer_log
 
@@ -142,6 +143,7 @@ class TcpCollector:
         session = None  # made at the first byte: a silent connection costs no Session
         started = heard = loop.time()
         why = None
+        finished = False
         try:
             while True:
                 up = session is not None and session.peer.up()
@@ -187,6 +189,11 @@ class TcpCollector:
                         log.warning("closing the link of %s: over %d reply bytes it does not read",
                                     _name(session, peer), self.limits.max_buffer)
                         break
+                if session is not None and session.finished:  # after ERROR 4/5 or BYE: the host closes
+                    log.info("closing the link of %s: %s", _name(session, peer),
+                             "said BYE" if session.peer.state == peer_mod.CLOSED else "handshake refused")
+                    finished = True
+                    break
         except StoreError as e:
             log.error("closing the link of %s: %s; it will send its records again", _name(session, peer), e)
         except ConnectionError as e:
@@ -194,7 +201,7 @@ class TcpCollector:
         finally:
             if why is not None:
                 self.closed[why] += 1
-            if why in ("rate_limited", "not_reading") or writer.transport.get_write_buffer_size():
+            if not finished and (why in ("rate_limited", "not_reading") or writer.transport.get_write_buffer_size()):
                 writer.transport.abort()  # nothing more for it: unsent bytes would keep it open
             else:
                 writer.close()

@@ -437,3 +437,27 @@ def test_group_commits_are_bounded_and_a_long_one_is_followed_by_a_pause():
     assert store.groups == [ingest.GROUP_BYTES] * 4  # never more than GROUP_BYTES per group
     gaps = [b - a for a, b in zip(store.starts, store.starts[1:])]
     assert min(gaps) >= 0.02 * (1 + ingest.PAUSE_SHARE) * 0.9  # the lock held, then left free a while
+
+
+def test_the_collector_closes_after_error_4_and_after_bye(tmp_path):
+    async def test(port, collector):
+        reader, writer = await connect(port)
+        writer.write(hello())  # an unknown terminal: ERROR 4, then the collector closes
+        got = b""
+        async with asyncio.timeout(2):
+            while True:
+                data = await reader.read(4096)
+                if not data:
+                    break
+                got += data
+        codes = [link.decode(p)["code"] for p in frame.FrameReader().feed(got)]
+        writer.close()
+        bye_r, bye_w, term = await authenticate(port)
+        term.bye()
+        bye_w.write(link.wire(term.poll(0)))
+        closed = await closed_within(bye_r, 2)
+        bye_w.close()
+        return codes, closed
+
+    codes, closed = serve(registered(tmp_path), test)
+    assert codes == [link.E_UNKNOWN_TERMINAL] and closed
