@@ -88,6 +88,16 @@ def existing_file(path):
     return path
 
 
+def new_file(path):
+    """A file the command creates if missing: its folder must exist, and it must not be a folder."""
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError("%s is a folder, not a file" % path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError("folder %s does not exist" % folder)
+    return path
+
+
 def existing_folder(path):
     if not os.path.isdir(path):
         raise argparse.ArgumentTypeError("no folder at %s" % path)

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 
+from host_sim import arguments
 from host_sim.emulators import emv_card
 from host_sim.emulators.serial_emulator import SerialEmulator
 from protocol import pn532
@@ -226,5 +227,7 @@ def add_arguments(parser):
                                  "no_app", "slow", "removal"],
                         help="make the card misbehave (repeatable)")
     parser.add_argument("--dwell", type=float, default=None, help="remove the card this many seconds after release")
-    parser.add_argument("--serve", metavar="PORT", help="serve a real serial port (e.g. /dev/ttyUSB0) instead of a pty")
-    parser.add_argument("--port", help="attach to an existing pty (e.g. a virtual board's nfc port)")
+    parser.add_argument("--serve", metavar="PORT", type=arguments.serial_port,
+                        help="serve a real serial port (e.g. /dev/ttyUSB0) instead of a pty")
+    parser.add_argument("--port", type=arguments.serial_port,
+                        help="attach to an existing pty (e.g. a virtual board's nfc port)")

@@ -20,6 +20,7 @@ import os
 import sys
 import time
 
+from host_sim import arguments
 from host_sim.emulators import serial_pty
 from host_sim.emulators.serial_emulator import SerialEmulator
 from protocol import gm65
@@ -183,8 +184,10 @@ def main(args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--port", help="attach to this existing port (e.g. a virtual board's scanner pty)")
-    parser.add_argument("--serve", metavar="DEVICE", help="serve a real serial port (USB-serial adapter)")
+    parser.add_argument("--port", type=arguments.serial_port,
+                        help="attach to this existing port (e.g. a virtual board's scanner pty)")
+    parser.add_argument("--serve", metavar="DEVICE", type=arguments.serial_port,
+                        help="serve a real serial port (USB-serial adapter)")
     parser.add_argument("--image", action="append", help="present the QR codes in this image file first")
     parser.add_argument("--webcam", type=int, nargs="?", const=0, default=None, metavar="INDEX",
                         help="read codes from a camera through OpenCV (interactive)")

@@ -16,6 +16,7 @@ import json
 import sys
 import time
 
+from host_sim import arguments
 from host_sim.tools import tickets
 from protocol import cpm, mpm, record, ticket, tlv
 
@@ -217,7 +218,8 @@ def add_arguments(parser):
     d.add_argument("payload")
     d.add_argument("--json", action="store_true", help="one line of JSON")
     d.add_argument("--reveal", action="store_true", help="show PAN-bearing values in clear")
-    d.add_argument("--keys", help="keyring file for ticket signatures (default: the issuer keys kept here)")
+    d.add_argument("--keys", type=arguments.existing_file,
+                   help="keyring file for ticket signatures (default: the issuer keys kept here)")
     m = sub.add_parser("make", help="issue a test payload (and --png picture)")
     m.add_argument("kind", choices=("cpm", "mpm", "ticket"))
     m.add_argument("--png", help="also render the QR code to this PNG file")

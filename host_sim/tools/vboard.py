@@ -381,7 +381,8 @@ def board_uid(text):
 
 
 def add_arguments(parser):
-    parser.add_argument("--flash", default="vboard-flash.img", help="flash image file (created if missing)")
+    parser.add_argument("--flash", default="vboard-flash.img", type=arguments.new_file,
+                        help="flash image file (created if missing)")
     parser.add_argument("--heap", default=DEFAULT_HEAP, type=heap_size,
                         help="MicroPython heap size, like a board's RAM")
     parser.add_argument("--uid", default="5642000001", type=board_uid, help="the board's unique id, hex")

@@ -47,6 +47,13 @@ MISTAKES = [
     (["vboard", "--flash", "{tmp}/v.img", "--uid", "zz"], "'zz' is not a hex id"),
     (["vboard", "--flash", "{tmp}/v.img", "--scanner", "/dev/nonexistent"], "no serial device"),
     (["emulate", "pn532", "--card", "no-such-card"], "no-such-card"),
+    (["emulate", "scanner", "--port", "/dev/pts/999"], "no serial device at /dev/pts/999"),
+    (["emulate", "pn532", "--port", "/dev/pts/999"], "no serial device at /dev/pts/999"),
+    (["emulate", "modem", "--dialect", "simcom", "--serve", "/dev/pts/999"], "no serial device at /dev/pts/999"),
+    (["emulate", "modem", "--dialect", "simcom", "--connect", "nohost"], "'nohost' is not HOST:PORT"),
+    (["vboard", "--flash", "{tmp}/missing/v.img"], "missing does not exist"),
+    (["vboard", "--flash", "{tmp}"], "is a folder"),
+    (["qr", "decode", "--keys", "{tmp}/none.keys", "x"], "no file at"),
 ]
 
 

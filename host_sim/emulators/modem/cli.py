@@ -5,6 +5,7 @@ import json
 import sys
 import time
 
+from host_sim import arguments
 from host_sim.emulators.modem import DIALECTS, FAULTS, ModemEmulator
 
 
@@ -50,8 +51,10 @@ def main(args):
 
 def add_arguments(parser):
     parser.add_argument("--dialect", choices=DIALECTS, required=True)
-    parser.add_argument("--connect", metavar="HOST:PORT", help="bridge every socket to this TCP address")
-    parser.add_argument("--serve", metavar="DEVICE", help="serve this serial port instead of creating a pty")
+    parser.add_argument("--connect", metavar="HOST:PORT", type=arguments.host_port,
+                        help="bridge every socket to this TCP address")
+    parser.add_argument("--serve", metavar="DEVICE", type=arguments.serial_port,
+                        help="serve this serial port instead of creating a pty")
     parser.add_argument("--baud", type=int, default=115200, help="line rate before the firmware sets one")
     parser.add_argument("--pwrkey", action="store_true",
                         help="also open a pty for the board's PWRKEY pin (ZF_MODEM_PWRKEY of the virtual board)")
