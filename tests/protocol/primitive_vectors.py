@@ -103,14 +103,18 @@ def byte_order_vectors():
         ("config_chunk", link.CONFIG_CHUNK, link.config_chunk(3, 0x01020304, 0x05060708, b"ab")),
         ("time", link.TIME, link.time_sync(0x01020304, 0x0102030405060708, 0x090A0B0C)),
         ("status", link.STATUS, link.status(0x01020304, 0x05, -2, 0x0607, 0x0809, 0x0A0B, 0x0C0D, 0x0E0F1011)),
+        ("status with quarantined and damaged", link.STATUS, link.status(
+            0x01020304, 0x05, -2, 0x0607, 0x0809, 0x0A0B, 0x0C0D, 0x0E0F1011,
+            (0x12131415, 0x1617, 0x1819, 0x1A1B1C1D, 0x1E1F, 0x2021))),
+        ("auth from the host", link.AUTH, link.auth(bytes(range(32)), 0x01020304)),
+        ("refused", link.REFUSED, link.refused([(0x01020304, 1), (0x05060708, 4)])),
         ("error", link.ERROR, link.error(3, "x")),
         ("bye", link.BYE, link.bye(2)),
     ]
     out = []
     for name, mtype, body in cases:
-        p = link.encode(mtype, body, 0x0102 if mtype not in (link.HELLO, link.ERROR, link.BYE) else 0,
-                        0x0304 if mtype not in (link.HELLO, link.ERROR, link.BYE) else 0, None,
-                        link.FLAG_SEQ if mtype not in (link.HELLO, link.ERROR, link.BYE) else 0)
+        clear = mtype in (link.HELLO, link.AUTH, link.ERROR, link.BYE)
+        p = link.encode(mtype, body, 0 if clear else 0x0102, 0 if clear else 0x0304, None, 0 if clear else link.FLAG_SEQ)
         msg = link.decode(p, tid)
         out.append({"name": name, "payload": p.hex(),
                     "message": {k: (v.hex() if isinstance(v, bytes) else v) for k, v in msg.items()
