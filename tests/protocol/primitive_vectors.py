@@ -114,7 +114,8 @@ def byte_order_vectors():
     out = []
     for name, mtype, body in cases:
         clear = mtype in (link.HELLO, link.AUTH, link.ERROR, link.BYE)
-        p = link.encode(mtype, body, 0 if clear else 0x0102, 0 if clear else 0x0304, None, 0 if clear else link.FLAG_SEQ)
+        p = link.encode(mtype, body, 0 if clear else 0x0102, 0 if clear else 0x0304, None,
+                        0 if clear else link.FLAG_SEQ)
         msg = link.decode(p, tid)
         out.append({"name": name, "payload": p.hex(),
                     "message": {k: (v.hex() if isinstance(v, bytes) else v) for k, v in msg.items()
