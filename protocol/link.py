@@ -56,8 +56,6 @@ REFUSED_CONFLICT = 1  # another record is held under this (terminal, seq)
 REFUSED_MALFORMED = 2  # the record does not decode
 REFUSED_WRONG_TERMINAL = 3  # the record names another terminal than the session's
 REFUSED_UNSUPPORTED = 4  # a record version the host does not know
-REFUSED_REASONS = {REFUSED_CONFLICT: "conflict", REFUSED_MALFORMED: "malformed",
-                   REFUSED_WRONG_TERMINAL: "wrong terminal", REFUSED_UNSUPPORTED: "unsupported"}
 
 # STATUS health bits (SPEC section 7, "STATUS fields")
 HEALTH_JOURNAL = 0x01

@@ -21,7 +21,7 @@ import time
 
 from host_sim.backend.backoffice import health_names
 from host_sim.backend.log_limit import peer_log, shown
-from host_sim.backend.store import REFUSED_FRAME, StoreError
+from host_sim.backend.store import REFUSED_FRAME, REFUSED_NAMES, StoreError
 from protocol import bundle, fleet, frame, link, peer, record
 
 log = logging.getLogger("collector")
@@ -190,7 +190,7 @@ class Session:
                         seq)
         for k, _, seq, reason, why in bad:
             log.warning("terminal %s record %d of frame %d (#%s) refused (%s): %s", self.terminal, k, msg["seq"],
-                        "?" if seq is None else seq, link.REFUSED_REASONS[reason], shown(why))
+                        "?" if seq is None else seq, REFUSED_NAMES[reason], shown(why))
             if seq is None:  # no number to name in REFUSED: say which record of which frame
                 self.peer.error(link.E_MALFORMED, "record %d of frame %d: %s" % (k, msg["seq"], why))
         refused = len(conflicts) + len(bad)

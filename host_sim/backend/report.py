@@ -21,7 +21,7 @@ import struct
 import time
 
 from host_sim import arguments
-from host_sim.backend.store import Store
+from host_sim.backend.store import REFUSED_NAMES, Store
 from protocol import record
 
 UNIONPAY_RID = bytes.fromhex("A000000333")
@@ -35,6 +35,8 @@ COLUMNS = ("merchant", "terminal", "day", "transactions", "gross_fen", "approved
            "net_settlement_fen", "eligible_fen", "declined_taps")
 DECLINE_COLUMNS = ("merchant", "terminal", "day", "reason", "reason_text", "taps", "records")
 CONFLICT_COLUMNS = ("terminal", "seq", "record_hex")
+REFUSED_COLUMNS = ("terminal", "seq", "reason", "detail", "notified", "record_hex")
+JUMP_COLUMNS = ("terminal", "seq", "time", "first", "last")
 RULE = ("Fee, fee refund and subsidy are computed once per row (merchant, terminal, day) on its exact sums and "
         "rounded half up to the fen once: fee = approved amount x fee rate; eligible = the approved UnionPay QR "
         "payments below 500 yuan each; fee refund = eligible x fee rate; subsidy = eligible x 0.2 %; net = "
@@ -221,6 +223,17 @@ def write_html(rows, path, fee_ppm, decline_rows=()):
         f.write("\n".join(body))
 
 
+def seq_jumps(store):
+    """The KIND_SEQ_JUMP records: where a terminal's numbering was lifted above the host's seq_high."""
+    out = []
+    for terminal, seq, when, raw in store.query("SELECT terminal, seq, time, raw FROM records WHERE kind = ? "
+                                                "ORDER BY terminal, seq", (record.KIND_SEQ_JUMP,)):
+        ext = record.decode(bytes(raw))["ext"].get(record.EXT_SEQ_JUMP, b"")
+        first, last = struct.unpack("<II", ext) if len(ext) == 8 else (None, None)
+        out.append({"terminal": terminal, "seq": seq, "time": when, "first": first, "last": last})
+    return out
+
+
 def main(args):
     store = Store(args.db)
     try:
@@ -230,12 +243,18 @@ def main(args):
         rows = reconcile(store, args.fee_rate_ppm)
         decline_rows = declines(store)
         conflict_rows = [{"terminal": t, "seq": seq, "record_hex": raw.hex()} for t, seq, raw in store.conflicts()]
+        refused_rows = [{"terminal": t, "seq": seq, "reason": REFUSED_NAMES.get(reason, str(reason)), "detail": detail,
+                         "notified": int(notified), "record_hex": raw.hex()}
+                        for t, seq, reason, raw, detail, notified in store.refused()]
+        jump_rows = seq_jumps(store)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
     write_csv(rows, os.path.join(args.out, "reconciliation.csv"))
     write_csv(decline_rows, os.path.join(args.out, "declines.csv"), DECLINE_COLUMNS)
     write_csv(conflict_rows, os.path.join(args.out, "conflicts.csv"), CONFLICT_COLUMNS)
+    write_csv(refused_rows, os.path.join(args.out, "refused.csv"), REFUSED_COLUMNS)
+    write_csv(jump_rows, os.path.join(args.out, "seq_jumps.csv"), JUMP_COLUMNS)
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
@@ -243,6 +262,8 @@ def main(args):
                       "fee_refund_fen": sum(t["fee_refund_fen"] for t in totals.values()),
                       "declined_taps": sum(r["taps"] for r in decline_rows),
                       "conflicts": len(conflict_rows), "conflicts_csv": os.path.join(args.out, "conflicts.csv"),
+                      "refused": len(refused_rows), "refused_csv": os.path.join(args.out, "refused.csv"),
+                      "seq_jumps": len(jump_rows), "seq_jumps_csv": os.path.join(args.out, "seq_jumps.csv"),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))

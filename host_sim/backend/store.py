@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS refused (
 CREATE INDEX IF NOT EXISTS refused_terminal ON refused (terminal, notified);
 """
 REFUSED_FRAME = 0  # `refused.reason` of a whole frame body kept aside (it did not decode: ERROR 3)
+REFUSED_NAMES = {REFUSED_FRAME: "frame did not decode", link.REFUSED_CONFLICT: "conflict",
+                 link.REFUSED_MALFORMED: "malformed", link.REFUSED_WRONG_TERMINAL: "wrong terminal",
+                 link.REFUSED_UNSUPPORTED: "unsupported"}
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + link.STATUS_EXT2_FIELDS  # one column each
 _TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
 ACCEPTED_TAP = "r.decision = %d AND r.kind IN %s" % (record.ACCEPTED, _TAP_KINDS_SQL)  # a transaction

@@ -206,3 +206,30 @@ def test_a_refused_record_received_again_is_kept_once_and_named_again(tmp_path):
     store.notified(TERMINAL.hex(), [7])
     store.refuse(TERMINAL.hex(), 7, link.REFUSED_MALFORMED, b"raw7")
     assert len(store.refused()) == 1 and store.unnotified(TERMINAL.hex()) == [(7, link.REFUSED_MALFORMED)]
+
+
+def test_the_report_lists_refused_records_and_sequence_jumps(tmp_path):
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    from host_sim.tools import build
+
+    store = registered(tmp_path)
+    t = Terminal(host_session.Session(store)).pump()
+    jump = record.encode(TERMINAL, 50, 1_800_000_000, record.KIND_SEQ_JUMP, 0, 0, 0, 0, 0, record.NO_TOKEN,
+                         [(record.EXT_SEQ_JUMP, struct.pack("<II", 3, 49))])
+    t.upload([rec(1), rec(2, terminal=OTHER), jump])
+    store.close()
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=build.ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert (summary["refused"], summary["seq_jumps"]) == (1, 1)
+    with open(summary["refused_csv"]) as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["seq"], row["reason"], row["notified"]) == ("2", "wrong terminal", "1")
+    with open(summary["seq_jumps_csv"]) as f:
+        [row] = list(csv.DictReader(f))
+    assert (row["seq"], row["first"], row["last"]) == ("50", "3", "49")
