@@ -13,7 +13,7 @@ import struct
 
 FILE = "quarantine.bin"
 LIMIT = 64
-REASONS = {1: "conflict", 2: "malformed", 3: "wrong terminal", 4: "unsupported"}
+REASONS = {1: "conflict", 2: "malformed", 3: "wrong terminal", 4: "unsupported"}  # protocol/refusal.py
 
 
 class Quarantine:

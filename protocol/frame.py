@@ -23,8 +23,7 @@ def encode(payload):
 
 
 class FrameReader:
-    """Turns received bytes into checked payloads.  `errors` counts frames dropped as corrupt, `overlong`
-    those of them dropped for being longer than max_payload (the receiver answers ERROR 7)."""
+    """Turns received bytes into checked payloads.  `errors` counts frames dropped as corrupt."""
 
     def __init__(self, max_payload=MAX_PAYLOAD):
         self._raw = bytearray(cobs.max_encoded_len(max_payload + 4))
@@ -32,7 +31,6 @@ class FrameReader:
         self._n = 0
         self._overflow = False
         self.errors = 0
-        self.overlong = 0
 
     def feed(self, data):
         """Consume `data`; returns the list of good payloads it completed (usually none or one).
@@ -71,7 +69,6 @@ class FrameReader:
         """A delimiter arrived: the bytes before it are one frame (or a dropped, overlong one)."""
         if self._overflow:
             self.errors += 1
-            self.overlong += 1
         elif self._n:
             payload = self._check(memoryview(self._raw)[: self._n])
             if payload is None:

@@ -45,17 +45,7 @@ CAP_RECORDS = 0x0001
 CAP_CONFIG = 0x0002
 CAP_TIME = 0x0004
 CAP_STATUS = 0x0008
-CAP_REFUSED = 0x0010  # the terminal quarantines the records a REFUSED names
-
-# the capability a peer must announce before it is sent each sequenced type (SPEC "Capabilities")
-NEEDS_CAP = {RECORDS: CAP_RECORDS, CONFIG_OFFER: CAP_CONFIG, CONFIG_CHUNK: CAP_CONFIG, TIME: CAP_TIME,
-             STATUS: CAP_STATUS, REFUSED: CAP_REFUSED}
-
-# REFUSED reasons: why the host did not store a record (SPEC "REFUSED")
-REFUSED_CONFLICT = 1  # another record is held under this (terminal, seq)
-REFUSED_MALFORMED = 2  # the record does not decode
-REFUSED_WRONG_TERMINAL = 3  # the record names another terminal than the session's
-REFUSED_UNSUPPORTED = 4  # a record version the host does not know
+CAP_REFUSED = 0x0010  # the terminal quarantines the records a REFUSED names (reasons: protocol/refusal.py)
 
 # STATUS health bits (SPEC section 7, "STATUS fields")
 HEALTH_JOURNAL = 0x01
@@ -82,8 +72,6 @@ E_STORAGE = 9
 
 MIN_FRAME = 64
 MAX_FRAME = 512
-AUTH_SIZE = 32  # the terminal's AUTH: the proof
-AUTH_HOST_SIZE = 36  # the host's AUTH: the proof and seq_high u32 LE
 
 
 class LinkError(ValueError):
@@ -107,12 +95,6 @@ def max_payload(max_frame):
     while 1 + p + 4 + (p + 4) // 254 + 1 + 1 > max_frame:
         p -= 1
     return p
-
-
-def frame_for(payload_size):
-    """The max_frame to announce for a receiver that takes payloads up to payload_size: the wire() size
-    of the longest such payload, so max_payload(frame_for(p)) == p."""
-    return 1 + payload_size + 4 + (payload_size + 4) // 254 + 1 + 1
 
 
 def header_size(flags):
@@ -193,7 +175,8 @@ def refused(entries):
     out[0] = len(entries)
     i = 1
     for seq, reason in entries:
-        struct.pack_into("<IB", out, i, seq, reason)
+        struct.pack_into("<I", out, i, seq)
+        out[i + 4] = reason
         i += 5
     return bytes(out)
 
@@ -269,7 +252,7 @@ def status(depth, health, signal, crc_errors, mac_errors, replays, retransmits, 
     free, dropped, reconnects, deny_version = ext[:4]
     body += struct.pack("<IHHI", free, min(dropped, 0xFFFF), min(reconnects, 0xFFFF), deny_version)
     if len(ext) > 4:
-        body += struct.pack("<HH", min(ext[4], 0xFFFF), min(ext[5], 0xFFFF))
+        body += struct.pack("<H", min(ext[4], 0xFFFF)) + struct.pack("<H", min(ext[5], 0xFFFF))
     return body
 
 
@@ -304,8 +287,8 @@ def encode_message(msg, terminal=None):
         body = time_sync(msg["echo"], msg["unix_ms"], msg["bound_ms"])
     elif mtype == STATUS:
         ext = [msg[k] for k in STATUS_EXT_FIELDS] if STATUS_EXT_FIELDS[0] in msg else None
-        if ext is not None and STATUS_EXT2_FIELDS[0] in msg:
-            ext += [msg[k] for k in STATUS_EXT2_FIELDS]
+        if ext is not None and "quarantined" in msg:
+            ext += [msg["quarantined"], msg["damaged"]]
         body = status(*[msg[k] for k in STATUS_FIELDS], ext=ext)
     elif mtype == ERROR:
         body = error(msg["code"], msg["text"])
@@ -324,10 +307,8 @@ def encode_message(msg, terminal=None):
 
 STATUS_FIELDS = ("depth", "health", "signal", "crc_errors", "mac_errors", "replays", "retransmits", "uptime_s")
 STATUS_EXT_FIELDS = ("journal_free", "journal_dropped", "reconnects", "deny_version")
-STATUS_EXT2_FIELDS = ("quarantined", "damaged")
 STATUS_SIZE = 18
-STATUS_EXT_SIZE = 30
-STATUS_EXT2_SIZE = 34
+STATUS_EXT_SIZE = 30  # then quarantined u16, damaged u16: 34 bytes
 
 
 def _need(body, n, what):
@@ -400,11 +381,11 @@ def decode(payload, terminal=None):
             raise LinkError(E_MALFORMED, "HELLO max frame %d outside %d..%d" % (msg["max_frame"], MIN_FRAME,
                                                                                  MAX_FRAME))
     elif mtype == AUTH:
-        if len(body) != AUTH_HOST_SIZE:
-            _need(body, AUTH_SIZE, "AUTH")
-        msg["proof"] = bytes(body[:AUTH_SIZE])
-        if len(body) == AUTH_HOST_SIZE:
-            msg["seq_high"] = struct.unpack_from("<I", body, AUTH_SIZE)[0]
+        if len(body) != 36:  # the host's: proof and seq_high u32; the terminal's: the proof
+            _need(body, 32, "AUTH")
+        msg["proof"] = bytes(body[:32])
+        if len(body) == 36:
+            msg["seq_high"] = struct.unpack_from("<I", body, 32)[0]
     elif mtype == RECORDS:
         msg["mode"] = body[0] if len(body) else 0
         msg["records"] = _records(body, terminal)
@@ -427,7 +408,7 @@ def decode(payload, terminal=None):
         _need(body, 16, "TIME")
         msg["echo"], msg["unix_ms"], msg["bound_ms"] = struct.unpack_from("<IQI", body, 0)
     elif mtype == STATUS:
-        if len(body) != STATUS_EXT_SIZE and len(body) != STATUS_EXT2_SIZE:
+        if len(body) != STATUS_EXT_SIZE and len(body) != STATUS_EXT_SIZE + 4:
             _need(body, STATUS_SIZE, "STATUS")
         values = struct.unpack_from("<IBbHHHHI", body, 0)
         for k in range(len(STATUS_FIELDS)):
@@ -436,8 +417,9 @@ def decode(payload, terminal=None):
             values = struct.unpack_from("<IHHI", body, STATUS_SIZE)
             for k in range(len(STATUS_EXT_FIELDS)):
                 msg[STATUS_EXT_FIELDS[k]] = values[k]
-        if len(body) == STATUS_EXT2_SIZE:
-            msg["quarantined"], msg["damaged"] = struct.unpack_from("<HH", body, STATUS_EXT_SIZE)
+        if len(body) == STATUS_EXT_SIZE + 4:
+            msg["quarantined"] = struct.unpack_from("<H", body, STATUS_EXT_SIZE)[0]
+            msg["damaged"] = struct.unpack_from("<H", body, STATUS_EXT_SIZE + 2)[0]
     elif mtype == ERROR:
         if len(body) < 2:
             raise LinkError(E_MALFORMED, "ERROR truncated")
@@ -450,8 +432,7 @@ def decode(payload, terminal=None):
         _need(body, 1 + 5 * body[0], "REFUSED")
         entries = []
         for k in range(body[0]):
-            seq, reason = struct.unpack_from("<IB", body, 1 + 5 * k)
-            entries.append({"seq": seq, "reason": reason})
+            entries.append({"seq": struct.unpack_from("<I", body, 1 + 5 * k)[0], "reason": body[5 + 5 * k]})
         msg["refused"] = entries
     else:  # BYE
         _need(body, 1, "BYE")

@@ -35,8 +35,6 @@ CLOSED = 4
 
 HANDSHAKE_RETRY_MS = 2000
 CAPS = link.CAP_RECORDS | link.CAP_CONFIG | link.CAP_TIME | link.CAP_STATUS
-TERMINAL_CAPS = CAPS | link.CAP_REFUSED  # a terminal also takes REFUSED (it quarantines)
-ERROR_INTERVAL_MS = 1000  # unsolicited ERRORs (6 NOT_AUTHENTICATED, 7 TOO_LARGE): at most one a second
 
 
 class Peer:
@@ -45,7 +43,8 @@ class Peer:
     def __init__(self, role, ident, key, firmware="", window=16, max_frame=256, rx_window=8,
                  slots=None, nonce=None, caps=None):
         self.role = role
-        self.caps = caps if caps is not None else (TERMINAL_CAPS if role == ROLE_TERMINAL else CAPS)
+        # a terminal also takes REFUSED (it quarantines)
+        self.caps = caps if caps is not None else (CAPS | link.CAP_REFUSED if role == ROLE_TERMINAL else CAPS)
         self.seq_floor = None  # host: function terminal id -> highest sequence number held (sent in AUTH)
         self.host_seq_high = None  # terminal: the seq_high of the host's verified AUTH
         self.renew = False  # terminal: the host lost our session (ERROR 6): start a new one now
@@ -181,7 +180,18 @@ class Peer:
         except link.LinkError as e:
             self.errors["malformed"] += 1
             if flags & link.FLAG_SECURE:
-                self._undecodable(mtype, flags, seq, ack, sack, payload, str(e), now)
+                # An authentic frame whose body does not decode: acknowledge it (a retransmission would
+                # not decode either), keep it for the caller (self.malformed), answer ERROR 3 naming it.
+                self.sender.on_ack(ack, sack, now)
+                if flags & link.FLAG_SEQ:
+                    self._ack_due = True
+                    if not self.receiver.is_new(seq):
+                        return []
+                    self.receiver.accept(seq)
+                self.malformed.append((seq, payload))
+                self.events.append(("malformed", "frame %d (%s): %s" % (seq, link.NAMES[mtype], e)))
+                if mtype != link.ERROR:  # never answer an ERROR with an ERROR
+                    self.error(link.E_MALFORMED, "frame %d: %s" % (seq, e))
             return []
         if not flags & link.FLAG_SECURE:
             if mtype == link.HELLO:
@@ -216,25 +226,11 @@ class Peer:
             self.finished = True
         return [msg]
 
-    def _undecodable(self, mtype, flags, seq, ack, sack, payload, why, now):
-        """An authentic frame whose body does not decode: acknowledge it (a retransmission would not
-        decode either), keep it for the caller (self.malformed) and answer ERROR 3 naming the frame."""
-        self.sender.on_ack(ack, sack, now)
-        if flags & link.FLAG_SEQ:
-            self._ack_due = True
-            if not self.receiver.is_new(seq):
-                return
-            self.receiver.accept(seq)
-        self.malformed.append((seq, payload))
-        self.events.append(("malformed", "frame %d (%s): %s" % (seq, link.NAMES[mtype], why)))
-        if mtype != link.ERROR:  # never answer an ERROR with an ERROR
-            self.error(link.E_MALFORMED, "frame %d: %s" % (seq, why))
-
     def unsolicited(self, code, text, now):
-        """ERROR `code` unless one went out less than ERROR_INTERVAL_MS ago (6 and 7: a flood of bad
-        frames gets one answer a second).  Returns True if it was queued."""
+        """ERROR `code` unless one went out less than a second ago (6 and 7: a flood of bad frames gets
+        one answer a second).  Returns True if it was queued."""
         last = self._error_at.get(code)
-        if last is not None and now - last < ERROR_INTERVAL_MS:
+        if last is not None and now - last < 1000:
             return False
         self._error_at[code] = now
         self.error(code, text)
@@ -244,9 +240,20 @@ class Peer:
 
     def peer_takes(self, mtype):
         """Whether the other side announced the capability for sequenced type `mtype` in its HELLO."""
-        need = link.NEEDS_CAP.get(mtype, 0)
+        if mtype == link.RECORDS:
+            need = link.CAP_RECORDS
+        elif mtype == link.CONFIG_OFFER or mtype == link.CONFIG_CHUNK:
+            need = link.CAP_CONFIG
+        elif mtype == link.TIME:
+            need = link.CAP_TIME
+        elif mtype == link.STATUS:
+            need = link.CAP_STATUS
+        elif mtype == link.REFUSED:
+            need = link.CAP_REFUSED
+        else:
+            return True
         hello = self.peer_hello
-        return not need or (hello is not None and hello["caps"] & need == need)
+        return hello is not None and hello["caps"] & need == need
 
     def up(self):
         return self.state == UP

@@ -22,13 +22,30 @@ import time
 from host_sim.backend.backoffice import health_names
 from host_sim.backend.log_limit import peer_log, shown
 from host_sim.backend.store import REFUSED_FRAME, REFUSED_NAMES, StoreError
-from protocol import bundle, fleet, frame, link, peer, record
+from protocol import bundle, fleet, frame, link, peer, record, refusal
 
 log = logging.getLogger("collector")
 
 HOST_ID = b"ZFHOST01"
 HOST_WINDOW = 128  # frames a terminal may have in flight to us: we buffer nothing, so the bitmap is the limit
 HOST_TIME_BOUND_MS = 20  # our own clock's uncertainty (NTP-disciplined host), sent in TIME
+
+
+def frame_for(payload_size):
+    """The max_frame to announce for a receiver that takes payloads up to payload_size: the wire() size
+    of the longest such payload, so link.max_payload(frame_for(p)) == p (SPEC "max_frame and the payload")."""
+    return 1 + payload_size + 4 + (payload_size + 4) // 254 + 1 + 1
+
+
+class Reader(frame.FrameReader):
+    """The frame reader, also counting the frames dropped for their length (answered with ERROR 7)."""
+
+    overlong = 0
+
+    def _complete(self, frames):
+        if self._overflow:
+            self.overlong += 1
+        super()._complete(frames)
 
 
 class Session:
@@ -39,10 +56,10 @@ class Session:
         self.clock = clock or (lambda: int(time.monotonic() * 1000))
         self.wallclock = wallclock  # seconds since 1970, answered to TIME
         self.backoffice = backoffice
-        self.frames = frame.FrameReader()
+        self.frames = Reader()
         # announce the frame size whose payload our FrameReader takes (SPEC: announce what you accept)
         self.peer = peer.Peer(peer.ROLE_HOST, HOST_ID, lambda tid: store.device_key(tid.hex()), "collector",
-                              window=8, max_frame=link.frame_for(frame.MAX_PAYLOAD), rx_window=HOST_WINDOW)
+                              window=8, max_frame=frame_for(frame.MAX_PAYLOAD), rx_window=HOST_WINDOW)
         self.peer.seq_floor = lambda tid: store.seq_high(tid.hex())
         self.terminal = None
         self.stored = 0
@@ -140,16 +157,16 @@ class Session:
     def _verdict(self, raw):
         """(decoded record, None) or (None, (seq or None, REFUSED reason, why)) for one received record."""
         if len(raw) < 16:
-            return None, (None, link.REFUSED_MALFORMED, "too short to carry its sequence number")
+            return None, (None, refusal.MALFORMED, "too short to carry its sequence number")
         seq = record.seq_of(raw)
         if raw[0] != record.VERSION:
-            return None, (seq, link.REFUSED_UNSUPPORTED, "record version %d" % raw[0])
+            return None, (seq, refusal.UNSUPPORTED, "record version %d" % raw[0])
         try:
             rec = record.decode(raw)
         except record.RecordError as e:
-            return None, (seq, link.REFUSED_MALFORMED, str(e))
+            return None, (seq, refusal.MALFORMED, str(e))
         if rec["terminal"] != self.peer.terminal:
-            return None, (seq, link.REFUSED_WRONG_TERMINAL, "record of terminal %s" % rec["terminal"].hex())
+            return None, (seq, refusal.WRONG_TERMINAL, "record of terminal %s" % rec["terminal"].hex())
         rec["raw"] = raw
         return rec, None
 
@@ -170,7 +187,7 @@ class Session:
                 new, conflicts = self.store.store_verdicts(recs) if recs else (0, [])
                 for rec in recs:
                     if rec["seq"] in conflicts:
-                        self.store.refuse(self.terminal, rec["seq"], link.REFUSED_CONFLICT, rec["raw"],
+                        self.store.refuse(self.terminal, rec["seq"], refusal.CONFLICT, rec["raw"],
                                           "another record holds this number")
                 for k, raw, seq, reason, why in bad:
                     self.store.refuse(self.terminal, seq, reason, raw,

@@ -20,7 +20,7 @@ import signal
 import sqlite3
 import threading
 
-from protocol import link, record
+from protocol import link, record, refusal
 
 log = logging.getLogger("collector")
 
@@ -64,10 +64,10 @@ CREATE TABLE IF NOT EXISTS refused (
 CREATE INDEX IF NOT EXISTS refused_terminal ON refused (terminal, notified);
 """
 REFUSED_FRAME = 0  # `refused.reason` of a whole frame body kept aside (it did not decode: ERROR 3)
-REFUSED_NAMES = {REFUSED_FRAME: "frame did not decode", link.REFUSED_CONFLICT: "conflict",
-                 link.REFUSED_MALFORMED: "malformed", link.REFUSED_WRONG_TERMINAL: "wrong terminal",
-                 link.REFUSED_UNSUPPORTED: "unsupported"}
-STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + link.STATUS_EXT2_FIELDS  # one column each
+REFUSED_NAMES = dict(refusal.NAMES)
+REFUSED_NAMES[REFUSED_FRAME] = "frame did not decode"
+STATUS_EXT2_FIELDS = ("quarantined", "damaged")  # the 34-byte STATUS (SPEC "STATUS fields")
+STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + STATUS_EXT2_FIELDS  # one column each
 _TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
 ACCEPTED_TAP = "r.decision = %d AND r.kind IN %s" % (record.ACCEPTED, _TAP_KINDS_SQL)  # a transaction
 
@@ -99,7 +99,7 @@ class Store:
         if "origin" not in have:  # the token of the records that hold the card's sealed data
             self.db.execute("ALTER TABLE deny_list ADD COLUMN origin BLOB")
         have = {row[1] for row in self.db.execute("PRAGMA table_info(terminal_status)")}
-        for column in link.STATUS_EXT2_FIELDS:
+        for column in STATUS_EXT2_FIELDS:
             if column not in have:
                 self.db.execute("ALTER TABLE terminal_status ADD COLUMN %s INTEGER" % column)
 
@@ -202,7 +202,7 @@ class Store:
         row = self.query("SELECT max(m) FROM (SELECT max(seq) AS m FROM records WHERE terminal = ?"
                          " UNION ALL SELECT max(seq) FROM conflicts WHERE terminal = ?"
                          " UNION ALL SELECT max(seq) FROM refused WHERE terminal = ? AND reason != ?)",
-                         (terminal, terminal, terminal, link.REFUSED_WRONG_TERMINAL))
+                         (terminal, terminal, terminal, refusal.WRONG_TERMINAL))
         return min(row[0][0] or 0, 0xFFFFFFFF) if row else 0
 
     def conflicts(self, terminal=None):

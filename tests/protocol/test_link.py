@@ -233,7 +233,3 @@ def test_refused_bodies_decode_or_raise_link_error_only(runtime):
     assert len(got) == len(bodies) and trips == es
 
 
-def test_frame_for_announces_exactly_the_largest_payload(runtime):
-    for p in (50, 249, 250, 251, 480):
-        assert link.max_payload(link.frame_for(p)) == p
-        assert len(link.wire(b"\x01" * p)) <= link.frame_for(p)

@@ -222,7 +222,7 @@ def test_send_refuses_a_type_the_peer_did_not_announce(runtime):
     assert up_t and up_h and floor == 77  # seq_high of the host's AUTH reached the terminal
     assert t_takes == ["RECORDS"]  # the host announced RECORDS only
     assert h_takes == ["STATUS", "REFUSED"]
-    _, _, _, (t_all, h_all) = runtime.run(body_capabilities, peer.CAPS, peer.TERMINAL_CAPS)
+    _, _, _, (t_all, h_all) = runtime.run(body_capabilities, peer.CAPS, peer.CAPS | link.CAP_REFUSED)
     assert t_all == ["RECORDS", "CONFIG_OFFER", "TIME", "STATUS"] and "REFUSED" in h_all
 
 

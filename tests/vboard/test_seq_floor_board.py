@@ -6,7 +6,7 @@ later tap is stored.  No tap is acknowledged and lost."""
 
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
-from protocol import link, record
+from protocol import record, refusal
 from tests.vboard.helpers import Served, payment_code, provisioned, tap
 from tests.waiting import wait_until
 
@@ -75,7 +75,7 @@ def test_a_damaged_journal_never_reuses_a_number_the_host_holds(board, events, t
         kinds = [k for (k,) in store.query("SELECT kind FROM records WHERE seq = ?", (held + 1,))]
         assert kinds == [record.KIND_SEQ_JUMP]
         refused = store.refused(terminal)
-        assert all(r[2] == link.REFUSED_CONFLICT and r[5] for r in refused)  # named and delivered
+        assert all(r[2] == refusal.CONFLICT and r[5] for r in refused)  # named and delivered
         status = wait_until(lambda: [s for s in [store.latest_status(terminal)] if s and s["quarantined"]
                                      and s["depth"] == 0], timeout=30, interval=0.2,
                             what="a STATUS with the quarantine and an empty queue", context=board.console_text)[0]

@@ -77,7 +77,7 @@ def test_time_is_answered_and_status_kept_per_terminal(tmp_path):
                   uptime_s=99, journal_free=4096, journal_dropped=1, reconnects=3, deny_version=2,
                   quarantined=4, damaged=5)
     t.peer.send(link.STATUS, link.status(*[values[k] for k in link.STATUS_FIELDS],
-                                         ext=[values[k] for k in link.STATUS_EXT_FIELDS + link.STATUS_EXT2_FIELDS]))
+                                         ext=[values[k] for k in link.STATUS_EXT_FIELDS + ("quarantined", "damaged")]))
     t.pump()
     [answer] = t.take("TIME")
     assert (answer["echo"], answer["unix_ms"], answer["bound_ms"]) == (1234, 1_800_000_000_500,

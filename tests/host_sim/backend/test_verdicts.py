@@ -8,7 +8,7 @@ import struct
 
 from host_sim.backend import acquirer, backoffice, host_session
 from host_sim.backend.store import REFUSED_FRAME
-from protocol import cobs, frame, link, peer, record
+from protocol import cobs, frame, link, peer, record, refusal
 from protocol.crc import crc32
 from tests.host_sim.helpers import BAD, TERMINAL, ListeningTerminal, Terminal, registered, tap_record
 
@@ -43,8 +43,8 @@ def test_a_poison_record_is_refused_and_the_rest_arrive(tmp_path):
     t.pump()
     assert t.peer.sender.delivered_tag == 6 and t.peer.sender.in_flight() == 0  # nothing stuck
     assert [r[0] for r in store.query("SELECT seq FROM records ORDER BY seq")] == [1, 3, 5]
-    assert sorted(refused_of(t)) == [(2, link.REFUSED_WRONG_TERMINAL), (4, link.REFUSED_MALFORMED),
-                                     (6, link.REFUSED_UNSUPPORTED)]
+    assert sorted(refused_of(t)) == [(2, refusal.WRONG_TERMINAL), (4, refusal.MALFORMED),
+                                     (6, refusal.UNSUPPORTED)]
     kept = {row[1]: row for row in store.refused(TERMINAL.hex())}
     assert kept[2][3] == rec(2, terminal=OTHER) and kept[4][3] == rec(4)[:30] and kept[6][3] == bad_version
     assert all(row[5] for row in kept.values())  # the terminal acknowledged the REFUSED: notified
@@ -60,7 +60,7 @@ def test_a_conflicting_record_is_never_acknowledged_as_stored(tmp_path):
     t.upload([rec(2), rec(3)])  # a resend of #2: a duplicate receipt, no verdict
     assert refused_of(t) == [] and s.duplicate_receipts == 1
     t.upload([rec(2, atc=b"\x00\x99"), rec(4)])  # another tap under #2
-    assert refused_of(t) == [(2, link.REFUSED_CONFLICT)]
+    assert refused_of(t) == [(2, refusal.CONFLICT)]
     assert [(seq, raw) for _, seq, raw in store.conflicts()] == [(2, rec(2, atc=b"\x00\x99"))]
     assert store.query("SELECT raw FROM records WHERE seq = 2") == [(rec(2),)]  # the stored one stays
     assert s.duplicate_receipts == 1 and s.stored == 4
@@ -86,7 +86,7 @@ def test_a_record_too_short_for_its_number_gets_error_3_and_the_frame_is_acknowl
     assert t.peer.sender.delivered_tag == 9 and t.errors == [link.E_MALFORMED]
     [err] = [m for m in t.got if m["type"] == "ERROR"]
     assert err["text"].startswith("record 1 of frame %d" % fseq)
-    assert [(row[1], row[2], row[3]) for row in store.refused()] == [(None, link.REFUSED_MALFORMED, stub)]
+    assert [(row[1], row[2], row[3]) for row in store.refused()] == [(None, refusal.MALFORMED, stub)]
     assert [r[0] for r in store.query("SELECT seq FROM records")] == [1]
 
 
@@ -95,9 +95,9 @@ def test_verdicts_wait_for_a_terminal_that_quarantines(tmp_path):
     t = with_caps(Terminal(host_session.Session(store)), peer.CAPS)  # no CAP_REFUSED
     t.upload([rec(1), rec(2, terminal=OTHER)])
     assert refused_of(t) == [] and t.peer.sender.delivered_tag == 2  # kept and logged, nothing lost
-    assert store.unnotified(TERMINAL.hex()) == [(2, link.REFUSED_WRONG_TERMINAL)]
+    assert store.unnotified(TERMINAL.hex()) == [(2, refusal.WRONG_TERMINAL)]
     t2 = Terminal(host_session.Session(store)).pump()  # the next session, from a terminal that takes them
-    assert refused_of(t2) == [(2, link.REFUSED_WRONG_TERMINAL)]
+    assert refused_of(t2) == [(2, refusal.WRONG_TERMINAL)]
     assert store.unnotified(TERMINAL.hex()) == []
     assert refused_of(Terminal(host_session.Session(store)).pump()) == []  # told once
 
@@ -196,16 +196,16 @@ def test_no_config_offer_to_a_terminal_without_cap_config(tmp_path):
         t.pump()
         return t.take("CONFIG_OFFER")
 
-    assert run(peer.TERMINAL_CAPS & ~link.CAP_CONFIG) == []
-    assert len(run(peer.TERMINAL_CAPS)) == 1
+    assert run((peer.CAPS | link.CAP_REFUSED) & ~link.CAP_CONFIG) == []
+    assert len(run((peer.CAPS | link.CAP_REFUSED))) == 1
 
 
 def test_a_refused_record_received_again_is_kept_once_and_named_again(tmp_path):
     store = registered(tmp_path)
-    store.refuse(TERMINAL.hex(), 7, link.REFUSED_MALFORMED, b"raw7")
+    store.refuse(TERMINAL.hex(), 7, refusal.MALFORMED, b"raw7")
     store.notified(TERMINAL.hex(), [7])
-    store.refuse(TERMINAL.hex(), 7, link.REFUSED_MALFORMED, b"raw7")
-    assert len(store.refused()) == 1 and store.unnotified(TERMINAL.hex()) == [(7, link.REFUSED_MALFORMED)]
+    store.refuse(TERMINAL.hex(), 7, refusal.MALFORMED, b"raw7")
+    assert len(store.refused()) == 1 and store.unnotified(TERMINAL.hex()) == [(7, refusal.MALFORMED)]
 
 
 def test_the_report_lists_refused_records_and_sequence_jumps(tmp_path):
@@ -233,3 +233,9 @@ def test_the_report_lists_refused_records_and_sequence_jumps(tmp_path):
     with open(summary["seq_jumps_csv"]) as f:
         [row] = list(csv.DictReader(f))
     assert (row["seq"], row["first"], row["last"]) == ("50", "3", "49")
+
+
+def test_frame_for_announces_exactly_the_largest_payload():
+    for p in (50, 249, 250, 251, 480):
+        assert link.max_payload(host_session.frame_for(p)) == p
+        assert len(link.wire(b"\x01" * p)) <= host_session.frame_for(p)
