@@ -135,6 +135,8 @@ class Uplink:
 
     def _fill(self, p):
         """Queue RECORDS frames of journal records not yet handed to the sender, while the window allows."""
+        if not p.peer_takes(link.RECORDS):  # a host that takes no records gets none (SPEC "Capabilities")
+            return
         while p.can_send() and self.journal.next_seq - 1 > self.queued:
             in_flight = self.queued - self.journal.acked
             recs = self.journal.pending(in_flight + 8, 1 << 30)

@@ -145,8 +145,10 @@ class Session:
         if kind == "STATUS":
             if self.backoffice is not None:
                 self.backoffice.status(self.terminal, msg)
-            log.info("STATUS from %s: depth %d health 0x%02x (%s)", self.terminal, msg["depth"], msg["health"],
-                     " ".join(health_names(msg["health"])))
+            log.info("STATUS from %s: depth %d health 0x%02x (%s)%s", self.terminal, msg["depth"], msg["health"],
+                     " ".join(health_names(msg["health"])),
+                     ", %d quarantined, %d damaged" % (msg["quarantined"], msg["damaged"]) if "quarantined" in msg
+                     else "")
             return True
         if kind == "CONFIG_CHUNK":
             self._config_reply(msg)
