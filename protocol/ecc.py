@@ -133,22 +133,23 @@ def _add(p, x1, y1, z1, x2, y2, z2):
     return x3, y3, z1 * z2 % p * h % p
 
 
-def _to_affine(p, points):
-    """Flat [x0, y0, x1, y1, ...] of Jacobian `points` (none at infinity), one inversion for all."""
-    count = len(points)
-    prefix = [1] * (count + 1)
+def _normalize(p, xs, ys, zs):
+    """Make the Jacobian points (xs[i], ys[i], zs[i]) affine in place in xs and ys, with one
+    inversion for all of them (Montgomery's trick); no point may be at infinity."""
+    count = len(zs)
+    prefix = [1] * count
+    acc = 1
     for i in range(count):
-        prefix[i + 1] = prefix[i] * points[i][2] % p
-    inv = pow(prefix[count], p - 2, p)
-    flat = [0] * (2 * count)
+        prefix[i] = acc
+        acc = _compact(acc * zs[i] % p)
+    inv = pow(acc, p - 2, p)
     for i in range(count - 1, -1, -1):
-        x, y, z = points[i]
         zi = inv * prefix[i] % p
-        inv = inv * z % p
+        inv = inv * zs[i] % p
         zi2 = zi * zi % p
-        flat[2 * i] = _compact(x * zi2 % p)
-        flat[2 * i + 1] = _compact(y * zi2 % p * zi % p)
-    return flat
+        xs[i] = _compact(xs[i] * zi2 % p)
+        ys[i] = _compact(ys[i] * zi2 % p * zi % p)
+        prefix[i] = 0
 
 
 def _compact(v):
@@ -165,28 +166,33 @@ def _depth(curve):
 
 
 def _comb_table(curve, x, y):
-    """Affine j*P-comb for j in 1..2^TEETH-1: entry j = sum of 2^(i*DEPTH) * (x, y) over bits i of j."""
+    """(xs, ys): affine entry j - 1 = sum of 2^(i*DEPTH) * (x, y) over the bits i of j, for j in
+    1..2^TEETH-1.  Built from TEETH affine bases, one mixed addition per entry, one inversion."""
     p = curve.p
     depth = _depth(curve)
-    bases = [(x, y, 1)]
+    bx, by, bz = [x], [y], [1]
     for _ in range(TEETH - 1):
-        px, py, pz = bases[-1]
+        px, py, pz = bx[-1], by[-1], bz[-1]
         for _ in range(depth):
             px, py, pz = _double(p, px, py, pz)
-        bases.append((px, py, pz))
-    points = [(0, 1, 0)] * (1 << TEETH)
-    for j in range(1, 1 << TEETH):
+        bx.append(_compact(px))
+        by.append(_compact(py))
+        bz.append(_compact(pz))
+    _normalize(p, bx, by, bz)
+    size = (1 << TEETH) - 1
+    xs, ys, zs = [0] * size, [0] * size, [1] * size
+    for j in range(1, size + 1):
         top = 0
         while j >> (top + 1):
             top += 1
         rest = j ^ (1 << top)
-        bx, by, bz = bases[top]
         if rest:
-            rx, ry, rz = points[rest]
-            points[j] = _add(p, rx, ry, rz, bx, by, bz)
+            px, py, pz = _add_affine(p, xs[rest - 1], ys[rest - 1], zs[rest - 1], bx[top], by[top])
+            xs[j - 1], ys[j - 1], zs[j - 1] = _compact(px), _compact(py), _compact(pz)
         else:
-            points[j] = (bx, by, bz)
-    return _to_affine(p, points[1:])
+            xs[j - 1], ys[j - 1] = bx[top], by[top]
+    _normalize(p, xs, ys, zs)
+    return xs, ys
 
 
 def _columns(k, depth):
@@ -208,49 +214,55 @@ def _comb2(curve, k1, table1, k2, table2):
     p = curve.p
     depth = _depth(curve)
     c1 = _columns(k1, depth)
-    c2 = _columns(k2, depth) if table2 is not None else bytes(depth)
+    x1s, y1s = table1
+    if table2 is None:
+        c2, x2s, y2s = bytes(depth), None, None
+    else:
+        c2 = _columns(k2, depth)
+        x2s, y2s = table2
     x, y, z = 0, 1, 0
     for col in range(depth):
         x, y, z = _double(p, x, y, z)
         i = c1[col]
         if i:
-            x, y, z = _add_affine(p, x, y, z, table1[2 * i - 2], table1[2 * i - 1])
+            x, y, z = _add_affine(p, x, y, z, x1s[i - 1], y1s[i - 1])
         i = c2[col]
         if i:
-            x, y, z = _add_affine(p, x, y, z, table2[2 * i - 2], table2[2 * i - 1])
+            x, y, z = _add_affine(p, x, y, z, x2s[i - 1], y2s[i - 1])
     return x, y, z
 
 
 def _naf(k):
-    """Width-WINDOW NAF digits of `k`, least significant first (odd digits in +-(2^(WINDOW-1) - 1))."""
+    """Width-WINDOW NAF digits of `k` (odd digits in +-(2^(WINDOW-1) - 1), as bytes mod 256), least
+    significant first, in one preallocated bytearray; and how many there are."""
     full = 1 << WINDOW
     half = full >> 1
-    out = []
+    out = bytearray(258)
+    count = 0
     while k:
         if k & 1:
             d = k & (full - 1)
             if d >= half:
                 d -= full
             k -= d
-        else:
-            d = 0
-        out.append(d)
+            out[count] = d & 0xFF
+        count += 1
         k >>= 1
-    return out
+    return out, count
 
 
 def _odd_multiples(curve, x, y):
-    """Affine flat [P, 3P, 5P, ...] with 2^(WINDOW-2) points."""
+    """(xs, ys): affine P, 3P, 5P, ... (2^(WINDOW-2) points), or None if one is at infinity."""
     p = curve.p
     dx, dy, dz = _double(p, x, y, 1)
-    points = [(x, y, 1)]
-    for _ in range((1 << (WINDOW - 2)) - 1):
-        px, py, pz = points[-1]
-        points.append(_add(p, px, py, pz, dx, dy, dz))
-    for point in points:
-        if point[2] == 0:
+    count = 1 << (WINDOW - 2)
+    xs, ys, zs = [x] * count, [y] * count, [1] * count
+    for i in range(1, count):
+        xs[i], ys[i], zs[i] = _add(p, xs[i - 1], ys[i - 1], zs[i - 1], dx, dy, dz)
+        if zs[i] == 0:
             return None
-    return _to_affine(p, points)
+    _normalize(p, xs, ys, zs)
+    return xs, ys
 
 
 def _naf_mul(curve, k, x, y):
@@ -259,15 +271,18 @@ def _naf_mul(curve, k, x, y):
     table = _odd_multiples(curve, x, y)
     if table is None:
         return 0, 1, 0
-    digits = _naf(k)
+    xs, ys = table
+    digits, count = _naf(k)
     rx, ry, rz = 0, 1, 0
-    for i in range(len(digits) - 1, -1, -1):
+    for i in range(count - 1, -1, -1):
         rx, ry, rz = _double(p, rx, ry, rz)
         d = digits[i]
-        if d > 0:
-            rx, ry, rz = _add_affine(p, rx, ry, rz, table[d - 1], table[d])
-        elif d < 0:
-            rx, ry, rz = _add_affine(p, rx, ry, rz, table[-d - 1], p - table[-d])
+        if d > 127:
+            d = (256 - d) >> 1
+            rx, ry, rz = _add_affine(p, rx, ry, rz, xs[d], p - ys[d])
+        elif d:
+            d >>= 1
+            rx, ry, rz = _add_affine(p, rx, ry, rz, xs[d], ys[d])
     return rx, ry, rz
 
 
