@@ -8,8 +8,9 @@ A verify needs u1*G + u2*Q.  The generator has a comb table (Lim-Lee, TEETH poin
 DEPTH bits), built once per curve on first use.  A key known in advance (a ride-code root or issuer
 key) can get the same table through prepare_key(): then both multiples run down one shared chain of
 DEPTH doublings with two mixed additions per column.  Any other key is multiplied with a width-5 NAF
-over a table of its 8 odd multiples.  Tables hold affine points as flat lists of ints:
-(2^TEETH - 1) points, about 9 KB of heap per table on MicroPython at TEETH = 6.
+over a table of its 8 odd multiples.  A comb table is (2^TEETH - 1) affine points packed as 64 bytes
+x || y in one bytearray: one 4 KB block of heap per table at TEETH = 6 (one for each curve's
+generator, one per prepared key), read back into ints as the additions need them.
 
 Field arithmetic is plain Python ints (MicroPython's long ints), so this module runs unchanged on
 CPython.  Modular inverses use Fermat (pow(x, m - 2, m)): MicroPython's pow() does not take -1.
@@ -75,17 +76,16 @@ P256 = Curve(
 
 
 def _double(p, x1, y1, z1):
-    """2(X1, Y1, Z1) for a = -3: 3 multiplications and 5 squarings."""
+    """2(X1, Y1, Z1) for a = -3 (M = 3(X - Z^2)(X + Z^2)): 9 multiplications, 7 reductions; in
+    Python a multiplication costs what a squaring does, so the fewest operations win."""
     if z1 == 0 or y1 == 0:
         return 0, 1, 0
-    delta = z1 * z1 % p
-    gamma = y1 * y1 % p
-    beta = x1 * gamma % p
-    alpha = 3 * (x1 - delta) * (x1 + delta) % p
-    x3 = (alpha * alpha - 8 * beta) % p
-    z3 = ((y1 + z1) * (y1 + z1) - gamma - delta) % p
-    y3 = (alpha * (4 * beta - x3) - 8 * gamma * gamma) % p
-    return x3, y3, z3
+    zz = z1 * z1 % p
+    yy = y1 * y1 % p
+    m = 3 * (x1 - zz) * (x1 + zz) % p
+    s = 4 * x1 * yy % p
+    x3 = (m * m - 2 * s) % p
+    return x3, (m * (s - x3) - 8 * yy * yy) % p, 2 * y1 * z1 % p
 
 
 def _add_affine(p, x1, y1, z1, x2, y2):
@@ -133,9 +133,10 @@ def _add(p, x1, y1, z1, x2, y2, z2):
     return x3, y3, z1 * z2 % p * h % p
 
 
-def _normalize(p, xs, ys, zs):
-    """Make the Jacobian points (xs[i], ys[i], zs[i]) affine in place in xs and ys, with one
-    inversion for all of them (Montgomery's trick); no point may be at infinity."""
+def _normalize(p, xs, ys, zs, packed=None):
+    """Make the Jacobian points (xs[i], ys[i], zs[i]) affine with one inversion for all of them
+    (Montgomery's trick): in place in xs and ys, or as 64 bytes x || y per point into `packed`.
+    No point may be at infinity."""
     count = len(zs)
     prefix = [1] * count
     acc = 1
@@ -147,8 +148,14 @@ def _normalize(p, xs, ys, zs):
         zi = inv * prefix[i] % p
         inv = inv * zs[i] % p
         zi2 = zi * zi % p
-        xs[i] = _compact(xs[i] * zi2 % p)
-        ys[i] = _compact(ys[i] * zi2 % p * zi % p)
+        x = xs[i] * zi2 % p
+        y = ys[i] * zi2 % p * zi % p
+        if packed is None:
+            xs[i], ys[i] = _compact(x), _compact(y)
+        else:
+            packed[64 * i:64 * i + 32] = x.to_bytes(32, "big")
+            packed[64 * i + 32:64 * i + 64] = y.to_bytes(32, "big")
+            xs[i] = ys[i] = zs[i] = 0
         prefix[i] = 0
 
 
@@ -166,10 +173,13 @@ def _depth(curve):
 
 
 def _comb_table(curve, x, y):
-    """(xs, ys): affine entry j - 1 = sum of 2^(i*DEPTH) * (x, y) over the bits i of j, for j in
-    1..2^TEETH-1.  Built from TEETH affine bases, one mixed addition per entry, one inversion."""
+    """64 bytes (affine x || y) per entry: entry j - 1 = sum of 2^(i*DEPTH) * (x, y) over the bits i
+    of j, for j in 1..2^TEETH-1.  One block of heap allocated first, so the ints of the build leave
+    no holes around it; built from TEETH affine bases, one mixed addition per entry, one inversion."""
     p = curve.p
     depth = _depth(curve)
+    size = (1 << TEETH) - 1
+    packed = bytearray(64 * size)
     bx, by, bz = [x], [y], [1]
     for _ in range(TEETH - 1):
         px, py, pz = bx[-1], by[-1], bz[-1]
@@ -179,7 +189,6 @@ def _comb_table(curve, x, y):
         by.append(_compact(py))
         bz.append(_compact(pz))
     _normalize(p, bx, by, bz)
-    size = (1 << TEETH) - 1
     xs, ys, zs = [0] * size, [0] * size, [1] * size
     for j in range(1, size + 1):
         top = 0
@@ -191,8 +200,8 @@ def _comb_table(curve, x, y):
             xs[j - 1], ys[j - 1], zs[j - 1] = _compact(px), _compact(py), _compact(pz)
         else:
             xs[j - 1], ys[j - 1] = bx[top], by[top]
-    _normalize(p, xs, ys, zs)
-    return xs, ys
+    _normalize(p, xs, ys, zs, packed)
+    return packed
 
 
 def _columns(k, depth):
@@ -210,25 +219,24 @@ def _columns(k, depth):
 
 
 def _comb2(curve, k1, table1, k2, table2):
-    """k1*T1 + k2*T2 as Jacobian, down one chain of doublings (table2 may be None when k2 is 0)."""
+    """k1*T1 + k2*T2 as Jacobian, both comb tables, down one chain of DEPTH doublings."""
     p = curve.p
     depth = _depth(curve)
     c1 = _columns(k1, depth)
-    x1s, y1s = table1
-    if table2 is None:
-        c2, x2s, y2s = bytes(depth), None, None
-    else:
-        c2 = _columns(k2, depth)
-        x2s, y2s = table2
+    c2 = _columns(k2, depth)
     x, y, z = 0, 1, 0
     for col in range(depth):
         x, y, z = _double(p, x, y, z)
         i = c1[col]
         if i:
-            x, y, z = _add_affine(p, x, y, z, x1s[i - 1], y1s[i - 1])
+            o = 64 * i - 64
+            x, y, z = _add_affine(p, x, y, z, int.from_bytes(table1[o:o + 32], "big"),
+                                  int.from_bytes(table1[o + 32:o + 64], "big"))
         i = c2[col]
         if i:
-            x, y, z = _add_affine(p, x, y, z, x2s[i - 1], y2s[i - 1])
+            o = 64 * i - 64
+            x, y, z = _add_affine(p, x, y, z, int.from_bytes(table2[o:o + 32], "big"),
+                                  int.from_bytes(table2[o + 32:o + 64], "big"))
     return x, y, z
 
 
@@ -265,16 +273,19 @@ def _odd_multiples(curve, x, y):
     return xs, ys
 
 
-def _naf_mul(curve, k, x, y):
-    """k*(x, y) as Jacobian, by the width-WINDOW NAF."""
+def _comb_naf(curve, k1, table1, k2, x, y):
+    """k1*T1 (comb table) + k2*(x, y) (width-WINDOW NAF) as Jacobian, down one chain of doublings:
+    the comb's column c is added where the chain has c doublings left."""
     p = curve.p
-    table = _odd_multiples(curve, x, y)
-    if table is None:
+    odd = _odd_multiples(curve, x, y)
+    if odd is None:
         return 0, 1, 0
-    xs, ys = table
-    digits, count = _naf(k)
+    xs, ys = odd
+    digits, count = _naf(k2)
+    depth = _depth(curve)
+    columns = _columns(k1, depth)
     rx, ry, rz = 0, 1, 0
-    for i in range(count - 1, -1, -1):
+    for i in range(max(count, depth) - 1, -1, -1):
         rx, ry, rz = _double(p, rx, ry, rz)
         d = digits[i]
         if d > 127:
@@ -283,6 +294,12 @@ def _naf_mul(curve, k, x, y):
         elif d:
             d >>= 1
             rx, ry, rz = _add_affine(p, rx, ry, rz, xs[d], ys[d])
+        if i < depth:
+            c = columns[depth - 1 - i]
+            if c:
+                o = 64 * c - 64
+                rx, ry, rz = _add_affine(p, rx, ry, rz, int.from_bytes(table1[o:o + 32], "big"),
+                                         int.from_bytes(table1[o + 32:o + 64], "big"))
     return rx, ry, rz
 
 
@@ -290,9 +307,7 @@ def _mul_add(curve, u1, u2, key):
     """u1*G + u2*Q as Jacobian, Q a _Key."""
     if key.table is not None:
         return _comb2(curve, u1, curve.g_table(), u2, key.table)
-    x1, y1, z1 = _comb2(curve, u1, curve.g_table(), 0, None)
-    x2, y2, z2 = _naf_mul(curve, u2, key.x, key.y)
-    return _add(curve.p, x1, y1, z1, x2, y2, z2)
+    return _comb_naf(curve, u1, curve.g_table(), u2, key.x, key.y)
 
 
 def _x_matches(curve, x, z, want):
@@ -321,7 +336,7 @@ class _Key:
 
 
 class FixedKey(_Key):
-    """A public key known in advance, with its comb table (about 9 KB on MicroPython): verify with it
+    """A public key known in advance, with its comb table (one 4 KB block of heap): verify with it
     as the public_key argument.  Build it once, at configuration time, with prepare_key()."""
 
 
