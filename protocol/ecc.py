@@ -331,8 +331,22 @@ class _Key:
         self.x = x
         self.y = y
         self.table = table
-        self.z_uid = None  # SM2: the last user id and its Z value
-        self.z_value = None
+        self.z_cache = None  # SM2, prepared keys: (user id, Z) of the last id
+
+    def z(self, uid):
+        """SM2's Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA) for the bytes `uid`."""
+        cached = self.z_cache
+        if cached is not None and cached[0] == uid:
+            return cached[1]
+        curve = self.curve
+        size = curve.size
+        data = (len(uid) * 8).to_bytes(2, "big") + uid
+        for v in (curve.p - 3, curve.b, curve.gx, curve.gy, self.x, self.y):
+            data += v.to_bytes(size, "big")
+        z = sm3.digest(data)
+        if self.table is not None:
+            self.z_cache = (uid, z)
+        return z
 
 
 class FixedKey(_Key):
@@ -418,22 +432,7 @@ def sm2_z(public_key, uid=DEFAULT_UID, curve=SM2):
     key = _parse_key(curve, public_key)
     if key is None or not _bytes_like(uid) or len(uid) >= 8192:
         return None
-    return _z(key, bytes(uid))
-
-
-def _z(key, uid):
-    if key.z_uid == uid:
-        return key.z_value
-    curve = key.curve
-    size = curve.size
-    data = (len(uid) * 8).to_bytes(2, "big") + uid
-    for v in (curve.p - 3, curve.b, curve.gx, curve.gy, key.x, key.y):
-        data += v.to_bytes(size, "big")
-    z = sm3.digest(data)
-    if isinstance(key, FixedKey):
-        key.z_uid = uid
-        key.z_value = z
-    return z
+    return key.z(bytes(uid))
 
 
 def verify_sm2(public_key, message, signature, uid=DEFAULT_UID):
@@ -447,7 +446,7 @@ def verify_sm2(public_key, message, signature, uid=DEFAULT_UID):
         return False
     r, s = rs
     n = curve.n
-    e = int.from_bytes(sm3.digest(_z(key, bytes(uid)) + bytes(message)), "big")
+    e = int.from_bytes(sm3.digest(key.z(bytes(uid)) + bytes(message)), "big")
     t = (r + s) % n
     if t == 0:
         return False
