@@ -1,14 +1,16 @@
 """SM2 (GM/T 0003, GB/T 32918) and ECDSA P-256 signature verification: public keys only.
 
 One short-Weierstrass implementation serves both curves, since both have a = -3: Jacobian coordinates
-(X, Y, Z) stand for the affine point (X/Z^2, Y/Z^3), so the only field inversion in a verify is the
-ECDSA s^-1 mod n; the final x-coordinate test compares X with r' * Z^2 instead of dividing.
+(X, Y, Z) stand for the affine point (X/Z^2, Y/Z^3); the final x-coordinate test compares X with
+r' * Z^2 instead of dividing, so a verify inverts at most twice: once for the odd multiples of a key
+given as bytes, once for ECDSA's s^-1 mod n.
 
 A verify needs u1*G + u2*Q.  The generator has a comb table (Lim-Lee, TEETH points in columns of
 DEPTH bits), built once per curve on first use.  A key known in advance (a ride-code root or issuer
 key) can get the same table through prepare_key(): then both multiples run down one shared chain of
 DEPTH doublings with two mixed additions per column.  Any other key is multiplied with a width-5 NAF
-over a table of its 8 odd multiples.  A comb table is (2^TEETH - 1) affine points packed as 64 bytes
+over a table of its 8 odd multiples, 256 doublings, and the generator's comb additions ride on the
+last DEPTH of them.  A comb table is (2^TEETH - 1) affine points packed as 64 bytes
 x || y in one bytearray: one 4 KB block of heap per table at TEETH = 6 (one for each curve's
 generator, one per prepared key), read back into ints as the additions need them.
 
