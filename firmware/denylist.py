@@ -383,7 +383,7 @@ class DenyList:
     def _apply(self, version, adds, removes, n):
         base, over = self._base, self._over
         over_count = over.count if over else 0
-        changes = _union(over.entries() if over else _nothing(), _union(removes, adds))
+        changes = _union(over.entries() if over else _nothing(), _union(adds, removes))  # a removal wins
         base_version = base.version if base else 0
         fsutil.makedirs(self.path[: self.path.rfind("/")])
         if over_count + n <= self.overlay_max:
