@@ -288,7 +288,7 @@ class _Writer:
         for f in (self.f, self.ix):
             try:
                 f.close()
-            except OSError:
+            except Exception:  # noqa: BLE001  (whatever failed the write fails the close too)
                 pass
         for p in (self.path, self.path + ".ix"):
             try:
