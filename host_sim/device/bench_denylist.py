@@ -1,0 +1,174 @@
+"""`bench denylist` inside MicroPython: the deny list (firmware/denylist.py) on the virtual board's
+littlefs partition (the flash image ZF_FLASH, mounted by the board module as the terminal mounts it).
+
+argv: entries, lookups, delta size (additions; a tenth as many removals), the file holding an RSA
+modulus (decimal), a signature and its digest (hex), one per line.
+
+1. install: `entries` tokens arrive as sorted "ZDD2" bundles of protocol/bundle.BUNDLE_TOKENS each (as
+   the collector sends them), each staged in flash and applied with DenyList.apply_staged;
+2. three deltas of `delta` additions and delta/10 removals, each into the overlay (timed);
+3. lookups with base and overlay both in use: listed tokens of the base and of the overlay and
+   tokens never listed, interleaved (each timed);
+4. one more delta, which no longer fits the overlay: merged into a new base (timed);
+5. the heap a loaded list holds, measured by gc.mem_alloc() around opening it and searching it;
+6. the RSA-2048 verify of the same run (protocol/rsa.py).
+"""
+
+import gc
+import hashlib
+import os
+import struct
+import sys
+import time
+
+import board
+
+from firmware.denylist import DenyList
+from host_sim.device import results
+from protocol import bundle, rsa
+
+ROOT = "/flash/config"
+PATH = ROOT + "/deny.bin"
+STAGE = ROOT + "/stage.bin"
+
+
+class Tokens:
+    """Token i, ascending in i and spread over the whole 128-bit range, made without a table."""
+
+    def __init__(self, n):
+        self.step = (1 << 128) // n
+
+    def listed(self, i):
+        return (i * self.step + ((i * 2654435761) % (1 << 32)) * (self.step >> 33)).to_bytes(16, "big")
+
+    def added(self, i):
+        """A token between listed(i) and listed(i + 1): what a delta adds."""
+        return (i * self.step + (self.step >> 1) + ((i * 40503) % (1 << 16))).to_bytes(16, "big")
+
+
+def never(i):
+    return hashlib.sha256(b"never listed %d" % i).digest()[:16]
+
+
+def stage(adds, removes, base, version):
+    """Write a "ZDD2" bundle of the ascending iterables' tokens; (n_add, n_remove)."""
+    n_add = n_remove = 0
+    with open(STAGE, "wb") as f:
+        f.write(bytes(bundle.HEAD))
+        for t in adds:
+            f.write(t)
+            n_add += 1
+        for t in removes:
+            f.write(t)
+            n_remove += 1
+        f.seek(0)
+        f.write(bundle.MAGIC + struct.pack("<IIII", base, version, n_add, n_remove))
+    return n_add, n_remove
+
+
+def apply(d, version, adds, removes):
+    """Stage a delta and apply it as the receiver does once the digest checked; microseconds."""
+    n_add, n_remove = stage(adds, removes, d.version, version)
+    gc.collect()
+    t0 = time.ticks_us()
+    d.apply_staged(STAGE, bundle.HEAD, version, n_add, n_remove, True)
+    return time.ticks_diff(time.ticks_us(), t0)
+
+
+def main(entries, lookups, delta, rsa_file):
+    board.mount_flash()
+    try:
+        os.mkdir(ROOT)
+    except OSError:
+        pass
+    toks = Tokens(entries)
+    d = DenyList(PATH)
+    parts = (entries + bundle.BUNDLE_TOKENS - 1) // bundle.BUNDLE_TOKENS
+    t0 = time.ticks_ms()
+    for k in range(parts):
+        apply(d, k + 1, (toks.listed(i) for i in range(k, entries, parts)), ())
+    install_ms = time.ticks_diff(time.ticks_ms(), t0)
+    flash_install = d.flash_bytes()
+    count_install = d.count
+
+    removed = delta // 10
+    spacing = entries // (delta + 1)
+    version = parts
+    overlay_us = []
+    for r in range(3):
+        version += 1
+        adds = (toks.added(r + j * spacing) for j in range(delta))
+        removes = (toks.listed(r + 1 + j * spacing) for j in range(removed))
+        overlay_us.append(apply(d, version, adds, removes))
+    merges_before = d.merges
+
+    samples = []
+    wrong = 0
+    for j in range(lookups):  # each probe made just before it is timed: no table of them in the heap
+        pick = j % 3
+        if pick == 0:
+            i = (j * 7919 + 5) % entries
+            token, expected = toks.listed(i), not (1 <= i % spacing <= 3 and i // spacing < removed)
+        elif pick == 1:
+            token, expected = toks.added((j // 3) % 3 + ((j * 31) % delta) * spacing), True
+        else:
+            token, expected = never(j), False
+        t0 = time.ticks_us()
+        got = d.contains(token)
+        samples.append(time.ticks_diff(time.ticks_us(), t0))
+        if got != expected:
+            wrong += 1
+    lookup = results.stats(samples)
+
+    version += 1
+    wide = entries // (delta + d.overlay_max + 1)
+    adds = (toks.added(3 + j * wide) for j in range(delta + d.overlay_max))
+    merge_us = apply(d, version, adds, ())
+    merged = d.merges > merges_before
+
+    d.close()
+    probes = [toks.listed(i) for i in range(0, entries, entries // 50)] + [never(i) for i in range(50)]
+    gc.collect()
+    before = gc.mem_alloc()
+    d = DenyList(PATH)
+    hits = sum(1 for t in probes if d.contains(t))  # the 50 listed ones, less those a delta removed
+    gc.collect()
+    heap_bytes = gc.mem_alloc() - before
+
+    with open(rsa_file) as f:
+        n, sig, digest = [line.strip() for line in f.read().split("\n")[:3]]
+    n, sig, digest = int(n), bytes.fromhex(sig), bytes.fromhex(digest)
+    rsa_samples = []
+    for _ in range(20):
+        t0 = time.ticks_us()
+        ok = rsa.verify_digest(digest, sig, n)
+        rsa_samples.append(time.ticks_diff(time.ticks_us(), t0))
+    assert ok
+    rsa_us = results.stats(rsa_samples)["median_us"]
+    st = os.statvfs("/flash")
+
+    results.report({
+        "runtime": results.runtime_name(),
+        "entries": count_install,
+        "entries_at_lookup": d.count,
+        "install_ms": install_ms,
+        "install_bundles": parts,
+        "lookup_us": {"median": lookup["median_us"], "p99": lookup["p99_us"], "n": lookup["n"]},
+        "lookup_wrong": wrong,
+        "apply_delta_us": sorted(overlay_us)[1],
+        "apply_delta_us_each": overlay_us,
+        "delta_tokens": delta + removed,
+        "merge_us": merge_us,
+        "merged": merged,
+        "merge_tokens": delta + d.overlay_max,
+        "heap_bytes": heap_bytes,
+        "heap_check_hits": hits,
+        "flash_bytes": flash_install,
+        "flash_bytes_now": d.flash_bytes(),
+        "flash_used_bytes": (st[2] - st[3]) * st[0],
+        "flash_partition_bytes": st[2] * st[0],
+        "rsa_verify_us": rsa_us,
+    })
+
+
+main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
