@@ -5,8 +5,9 @@ CONFIG_CHUNK without data), so a download cut by a lost link or a power cut resu
 Chunks are appended to a staged file in order; one that arrives ahead of a gap is left unacknowledged
 and comes again.  When the file is whole its SHA-256 and the offer's signature are checked and the
 bundle is applied (the deny list: firmware.denylist.DenyList.apply_staged, streamed from the staged
-file, atomic).  The terminal then confirms with offset = size; a delta whose base is newer than the
-list it holds is answered with offset REBASE and its own version, and the host sends a delta from there.  Bundle formats and the
+file, atomic).  The terminal then confirms with offset = size; a delta whose base is newer than
+the list it holds is answered with offset REBASE and its own version, and the host sends a delta
+from there.  Bundle formats and the
 signature: protocol/bundle.py and protocol/SPEC.md ("Config bundles").
 
 Fleet bundles (protocol/fleet.py: fares, ticket keys) are staged the same way.  Before activation

@@ -23,7 +23,7 @@ SUBCOMMANDS = {
     "heap": ("host_sim.bench.heap", "heap the terminal's code costs in MicroPython (.mpy vs ROMFS)"),
     "bundle": ("host_sim.bench.bundle", "fleet bundle check and activation inside MicroPython"),
     "seal": ("host_sim.bench.seal", "sealing a record's card data and wrapping an epoch key, MicroPython and CPython"),
-    "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython: lookup, delta, heap"),
+    "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),
 }
 
 

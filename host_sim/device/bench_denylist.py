@@ -5,7 +5,7 @@ argv: entries, lookups, delta size (additions; a tenth as many removals), the fi
 modulus (decimal), a signature and its digest (hex), one per line.
 
 1. install: `entries` tokens arrive as sorted "ZDD2" bundles of protocol/bundle.BUNDLE_TOKENS each (as
-   the collector sends them), each staged in flash and applied with DenyList.apply_staged;
+   the collector sends them), each staged in flash and applied (host_sim/device/deny_fill.py);
 2. three deltas of `delta` additions and delta/10 removals, each into the overlay (timed);
 3. lookups with base and overlay both in use: listed tokens of the base and of the overlay and
    tokens never listed, interleaved (each timed);
@@ -17,76 +17,25 @@ modulus (decimal), a signature and its digest (hex), one per line.
 import gc
 import hashlib
 import os
-import struct
 import sys
 import time
 
-import board
-
 from firmware.denylist import DenyList
 from host_sim.device import results
-from protocol import bundle, rsa
-
-ROOT = "/flash/config"
-PATH = ROOT + "/deny.bin"
-STAGE = ROOT + "/stage.bin"
-
-
-class Tokens:
-    """Token i, ascending in i and spread over the whole 128-bit range, made without a table."""
-
-    def __init__(self, n):
-        self.step = (1 << 128) // n
-
-    def listed(self, i):
-        return (i * self.step + ((i * 2654435761) % (1 << 32)) * (self.step >> 33)).to_bytes(16, "big")
-
-    def added(self, i):
-        """A token between listed(i) and listed(i + 1): what a delta adds."""
-        return (i * self.step + (self.step >> 1) + ((i * 40503) % (1 << 16))).to_bytes(16, "big")
+from host_sim.device.deny_fill import PATH, Tokens, apply, install, mount
+from protocol import rsa
 
 
 def never(i):
     return hashlib.sha256(b"never listed %d" % i).digest()[:16]
 
 
-def stage(adds, removes, base, version):
-    """Write a "ZDD2" bundle of the ascending iterables' tokens; (n_add, n_remove)."""
-    n_add = n_remove = 0
-    with open(STAGE, "wb") as f:
-        f.write(bytes(bundle.HEAD))
-        for t in adds:
-            f.write(t)
-            n_add += 1
-        for t in removes:
-            f.write(t)
-            n_remove += 1
-        f.seek(0)
-        f.write(bundle.MAGIC + struct.pack("<IIII", base, version, n_add, n_remove))
-    return n_add, n_remove
-
-
-def apply(d, version, adds, removes):
-    """Stage a delta and apply it as the receiver does once the digest checked; microseconds."""
-    n_add, n_remove = stage(adds, removes, d.version, version)
-    gc.collect()
-    t0 = time.ticks_us()
-    d.apply_staged(STAGE, bundle.HEAD, version, n_add, n_remove, True)
-    return time.ticks_diff(time.ticks_us(), t0)
-
-
 def main(entries, lookups, delta, rsa_file):
-    board.mount_flash()
-    try:
-        os.mkdir(ROOT)
-    except OSError:
-        pass
+    mount()
     toks = Tokens(entries)
     d = DenyList(PATH)
-    parts = (entries + bundle.BUNDLE_TOKENS - 1) // bundle.BUNDLE_TOKENS
     t0 = time.ticks_ms()
-    for k in range(parts):
-        apply(d, k + 1, (toks.listed(i) for i in range(k, entries, parts)), ())
+    parts = install(d, entries)
     install_ms = time.ticks_diff(time.ticks_ms(), t0)
     flash_install = d.flash_bytes()
     count_install = d.count
@@ -119,6 +68,7 @@ def main(entries, lookups, delta, rsa_file):
         if got != expected:
             wrong += 1
     lookup = results.stats(samples)
+    count_lookup = d.count
 
     version += 1
     wide = entries // (delta + d.overlay_max + 1)
@@ -150,7 +100,7 @@ def main(entries, lookups, delta, rsa_file):
     results.report({
         "runtime": results.runtime_name(),
         "entries": count_install,
-        "entries_at_lookup": d.count,
+        "entries_at_lookup": count_lookup,
         "install_ms": install_ms,
         "install_bundles": parts,
         "lookup_us": {"median": lookup["median_us"], "p99": lookup["p99_us"], "n": lookup["n"]},

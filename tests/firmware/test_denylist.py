@@ -117,14 +117,14 @@ def test_a_list_in_the_old_format_is_converted(runtime, tmp_path):
     assert open(path, "rb").read(4) == b"ZDL2"
 
 
-def body_staged(path, stage, cases):
-    """apply_staged of each (version, bundle bytes); the error or the state after it."""
+def body_staged(path, stage, bundles):
+    """apply_staged of each bundle; the error or the state after it."""
     from firmware.denylist import DenyList, DenyListError
     from protocol import bundle
 
     d = DenyList(path)
     out = []
-    for version, data in cases:
+    for data in bundles:
         with open(stage, "wb") as f:
             f.write(data)
         base, to, n_add, n_remove = bundle.deny_head(data[: bundle.HEAD], len(data))
@@ -147,7 +147,7 @@ def test_staged_bundles_old_and_new_and_out_of_order(runtime, tmp_path):
     assert new[:4] == b"ZDD2"
     disorder = b"ZDD2" + struct.pack("<IIII", 2, 3, 2, 0) + t(7) + t(4)
     out, denied = runtime.run(body_staged, str(tmp_path / "deny.bin"), str(tmp_path / "stage.bin"),
-                              [(1, old), (2, new), (3, disorder)])
+                              [old, new, disorder])
     assert out[:2] == [[1, 3], [2, 4]]
     assert "ascending" in out[2]  # refused with its reason, the list unchanged
     assert [i for i, d in enumerate(denied) if d] == [2, 3, 5, 6]
