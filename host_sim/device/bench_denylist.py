@@ -21,6 +21,7 @@ import sys
 import time
 
 from firmware.denylist import DenyList
+from firmware.denylist_merge import OVERLAY_MAX, flash_bytes
 from host_sim.device import results
 from host_sim.device.deny_fill import PATH, Tokens, apply, install, mount
 from protocol import rsa
@@ -37,7 +38,7 @@ def main(entries, lookups, delta, rsa_file):
     t0 = time.ticks_ms()
     parts = install(d, entries)
     install_ms = time.ticks_diff(time.ticks_ms(), t0)
-    flash_install = d.flash_bytes()
+    flash_install = flash_bytes(d)
     count_install = d.count
 
     removed = delta // 10
@@ -49,7 +50,7 @@ def main(entries, lookups, delta, rsa_file):
         adds = (toks.added(r + j * spacing) for j in range(delta))
         removes = (toks.listed(r + 1 + j * spacing) for j in range(removed))
         overlay_us.append(apply(d, version, adds, removes))
-    merges_before = d.merges
+    merges_before = getattr(d, "merges", 0)
 
     samples = []
     wrong = 0
@@ -71,10 +72,10 @@ def main(entries, lookups, delta, rsa_file):
     count_lookup = d.count
 
     version += 1
-    wide = entries // (delta + d.overlay_max + 1)
-    adds = (toks.added(3 + j * wide) for j in range(delta + d.overlay_max))
+    wide = entries // (delta + OVERLAY_MAX + 1)
+    adds = (toks.added(3 + j * wide) for j in range(delta + OVERLAY_MAX))
     merge_us = apply(d, version, adds, ())
-    merged = d.merges > merges_before
+    merged = getattr(d, "merges", 0) > merges_before
 
     d.close()
     probes = [toks.listed(i) for i in range(0, entries, entries // 50)] + [never(i) for i in range(50)]
@@ -110,11 +111,11 @@ def main(entries, lookups, delta, rsa_file):
         "delta_tokens": delta + removed,
         "merge_us": merge_us,
         "merged": merged,
-        "merge_tokens": delta + d.overlay_max,
+        "merge_tokens": delta + OVERLAY_MAX,
         "heap_bytes": heap_bytes,
         "heap_check_hits": hits,
         "flash_bytes": flash_install,
-        "flash_bytes_now": d.flash_bytes(),
+        "flash_bytes_now": flash_bytes(d),
         "flash_used_bytes": (st[2] - st[3]) * st[0],
         "flash_partition_bytes": st[2] * st[0],
         "rsa_verify_us": rsa_us,

@@ -12,6 +12,7 @@ import sys
 import time
 
 from firmware.denylist import DenyList
+from firmware.denylist_merge import flash_bytes
 from protocol import bundle
 
 ROOT = "/flash/config"
@@ -89,7 +90,7 @@ def main(entries, extra):
     install(d, entries)
     if extra:
         d.apply(d.version + 1, [bytes.fromhex(t) for t in extra])
-    results.report({"version": d.version, "count": d.count, "flash_bytes": d.flash_bytes()})
+    results.report({"version": d.version, "count": d.count, "flash_bytes": flash_bytes(d)})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ def body_apply_and_search(path, steps, probes, overlay_max=4096):
 
     d = DenyList(path, overlay_max)
     applied = [d.apply(v, add, remove) for v, add, remove in steps]
-    merges = d.merges
+    merges = getattr(d, "merges", 0)  # set by firmware/denylist_merge.py when a delta rebuilt the base
     d.close()
     again = DenyList(path, overlay_max)  # what a reboot reads back
     return applied, again.version, again.count, [again.contains(t) for t in probes], merges
@@ -82,7 +82,8 @@ def body_overlay_leaves_the_base(path):
     d.apply(3, [b"\xef" * 16])
     with open(path, "rb") as f:
         same = f.read() == base
-    return [same, d.merges, d.version, d.count, d.contains(b"\xee" * 16), d.contains((3).to_bytes(2, "big") * 8)]
+    removed = (3).to_bytes(2, "big") * 8
+    return [same, getattr(d, "merges", 0), d.version, d.count, d.contains(b"\xee" * 16), d.contains(removed)]
 
 
 def test_a_small_delta_does_not_rewrite_the_base(runtime, tmp_path):
