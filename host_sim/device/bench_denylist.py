@@ -32,6 +32,7 @@ def never(i):
 
 
 def main(entries, lookups, delta, rsa_file):
+    samples = [0] * lookups  # allocated first, while the heap is in one piece
     mount()
     toks = Tokens(entries)
     d = DenyList(PATH)
@@ -52,7 +53,6 @@ def main(entries, lookups, delta, rsa_file):
         overlay_us.append(apply(d, version, adds, removes))
     merges_before = getattr(d, "merges", 0)
 
-    samples = []
     wrong = 0
     for j in range(lookups):  # each probe made just before it is timed: no table of them in the heap
         pick = j % 3
@@ -65,7 +65,7 @@ def main(entries, lookups, delta, rsa_file):
             token, expected = never(j), False
         t0 = time.ticks_us()
         got = d.contains(token)
-        samples.append(time.ticks_diff(time.ticks_us(), t0))
+        samples[j] = time.ticks_diff(time.ticks_us(), t0)
         if got != expected:
             wrong += 1
     lookup = results.stats(samples)
