@@ -107,11 +107,16 @@ def _union(a, b):
     """Two ascending (key, op) streams as one; on an equal key, b's op."""
     x = _next(a)
     y = _next(b)
-    while x is not None or y is not None:
-        if y is None or (x is not None and x[0] < y[0]):
+    while True:
+        if x is None:
+            if y is None:
+                return
+            yield y
+            y = _next(b)
+        elif y is None or x[0] < y[0]:
             yield x
             x = _next(a)
-        elif x is None or y[0] < x[0]:
+        elif y[0] < x[0]:
             yield y
             y = _next(b)
         else:

@@ -90,6 +90,7 @@ def main(entries, lookups, delta, rsa_file):
         n, sig, digest = [line.strip() for line in f.read().split("\n")[:3]]
     n, sig, digest = int(n), bytes.fromhex(sig), bytes.fromhex(digest)
     rsa_samples = []
+    ok = False
     for _ in range(20):
         t0 = time.ticks_us()
         ok = rsa.verify_digest(digest, sig, n)
