@@ -212,8 +212,8 @@ def apply(d, version, add=(), remove=()):
     for t in add + remove:
         if len(t) != TOKEN:
             raise DenyListError("a deny-list token must be 16 bytes")
-    _apply(d, version, _listed([t[:KEY] for t in add], 1), _listed([t[:KEY] for t in remove], 0),
-           len(add) + len(remove))
+    _written(d, version, _listed([t[:KEY] for t in add], 1), _listed([t[:KEY] for t in remove], 0),
+             len(add) + len(remove))
     return True
 
 
@@ -230,8 +230,21 @@ def apply_staged(d, path, offset, version, n_add, n_remove, ordered):
         else:
             adds = _listed(sorted(k for k, _ in _tokens(fa, offset, n_add, 1, False)), 1)
             removes = _listed(sorted(k for k, _ in _tokens(fr, offset + n_add * TOKEN, n_remove, 0, False)), 0)
-        _apply(d, version, adds, removes, n_add + n_remove)
+        _written(d, version, adds, removes, n_add + n_remove)
     return True
+
+
+def _written(d, version, adds, removes, n):
+    """_apply, with a flash that fails (full, worn) reported as a reason; the list is then whichever of
+    the old and the new one is in flash."""
+    try:
+        _apply(d, version, adds, removes, n)
+    except OSError as e:
+        try:
+            d.load()
+        except (OSError, DenyListError):  # the flash fails reads too: the list is read again at boot
+            d.close()
+        raise DenyListError("deny list v%d not written (flash error %s): v%d stays" % (version, e, d.version))
 
 
 def _apply(d, version, adds, removes, n):

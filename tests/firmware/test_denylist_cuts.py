@@ -35,7 +35,7 @@ def body_cut(blocks, overlay_max, cut_after, steps, delta, after, probes):
         return None
     import gc
 
-    from firmware.denylist import DenyList
+    from firmware.denylist import DenyList, DenyListError
     from host_sim.device.norflash import NorFlash
 
     class Cut:
@@ -95,7 +95,7 @@ def body_cut(blocks, overlay_max, cut_after, steps, delta, after, probes):
     failed = False
     try:
         d.apply(v + 1, delta[0], delta[1])
-    except OSError:  # littlefs noticed a write that did not happen
+    except DenyListError:  # littlefs noticed a write that did not happen (a flash error, reported)
         failed = True
     ops = dev.ops - ops
     d.close()  # its files belong to the old mount: not left for a finaliser
@@ -146,3 +146,52 @@ def test_a_power_cut_anywhere_in_an_apply_leaves_the_old_list_or_the_new(sim_run
         previous = steps + ([delta] if state == new else [])
         assert later == [len(steps) + 2] + expect(previous + [NEXT])[1:], n  # and the next delta applies
     assert seen == {False, True}  # the cuts fell both before and after the switch
+
+
+def body_full(blocks, first, big):
+    """A delta larger than the free flash: the error, then the list as a reboot reads it back."""
+    try:
+        import vfs
+    except ImportError:
+        return None
+    import gc
+    import os
+
+    from firmware.denylist import DenyList, DenyListError
+    from host_sim.device.norflash import NorFlash
+
+    gc.collect()
+    chip = NorFlash(blocks)
+    vfs.VfsLfs2.mkfs(chip)
+    vfs.mount(vfs.VfsLfs2(chip), "/full")
+    try:
+        d = DenyList("/full/deny.bin", 10)
+        d.apply(1, first)
+        with open("/full/stage.bin", "wb") as f:  # a sorted delta written piece by piece: no list in RAM
+            f.write(b"ZDD2" + (1).to_bytes(4, "little") + (2).to_bytes(4, "little") + big.to_bytes(4, "little")
+                    + bytes(4))
+            for i in range(big):
+                f.write(i.to_bytes(4, "big") * 4)
+        error = None
+        try:
+            d.apply_staged("/full/stage.bin", 20, 2, big, 0, True)
+        except DenyListError as e:
+            error = str(e)
+        d.close()
+        again = DenyList("/full/deny.bin", 10)
+        state = [again.version, again.count, [again.contains(t) for t in first]]
+        again.close()
+        return [error, state, sorted(os.listdir("/full"))]
+    finally:
+        vfs.umount("/full")
+
+
+def test_a_delta_the_flash_has_no_room_for_is_refused_with_its_reason(sim_runtime):
+    first = [tok(i) for i in range(20)]
+    got = sim_runtime.run(body_full, BLOCKS, first, 1500)  # 24 KB staged, 9 KB more for the new base
+    if got is None:
+        pytest.skip("no littlefs on this runtime")
+    error, state, files = got
+    assert error is not None and "not written" in error and "v1 stays" in error
+    assert state == [1, 20, [True] * 20]
+    assert files == ["deny.bin", "stage.bin"]  # the half-written table deleted
