@@ -1,118 +1,152 @@
 """The deny list: credential tokens the acquirer declined, refused at their next tap.
 
-Kept in flash as one sorted file of 16-byte tokens and searched by binary search with seek/read,
-so RAM use does not depend on the list's size (a county's list may hold many thousands of cards).
-Updates arrive as deltas with a version; applying one merges the sorted file with the sorted delta
-into a new file, streaming, and replaces the old file atomically, so a power cut leaves either the
-old or the new list.
+A county's list (hundreds of thousands of cards) lives in flash as two tables, each one file:
 
-    file: "ZDL1" | version (4, LE) | count (4, LE) | count x token (16), ascending
+- the base, every listed token;
+- the overlay, the changes since the base: a token with op 1 (listed) or 0 (removed).
+
+A lookup asks the overlay first and the base only if the overlay does not know the token.  Each
+table is sorted and bucketed by the token's leading bits, so a lookup reads one pair of bucket
+bounds and binary-searches one bucket (a few dozen entries) with seek/read: RAM and time do not
+depend on the list's size.
+
+A delta (any size, its tokens sorted or sortable) is merged with the overlay into a new overlay,
+which replaces the old one with one rename: the base is not rewritten.  When the overlay would grow
+past denylist_merge.OVERLAY_MAX entries, base, overlay and delta are merged into a new base instead, and that one
+rename switches the list (the old overlay names the old base's version, so it is stale from then
+on and is deleted).  Every merge streams from flash to flash, so a power cut leaves the old list or
+the new one, never a mix.
+
+A table keeps the first KEY bytes of a token.  Tokens are keyed HMACs (protocol/tokens.py), so two
+distinct tokens share a 48-bit prefix with probability 2**-48: with 200 000 entries one tap in
+1.4e9 hits a listed prefix by chance (about one false "deny listed" per 40 years at 100 000 taps a
+day), and a removal takes off at most that rare twin as well.
+
+    table: "ZDL2" | kind u8 (0 base, 1 overlay) | width u8 | bits u8 | 0 | version u32 |
+           base u32 (overlay: the base version it applies to) | count u32 | listed u32 |
+           count x (key (KEY) [| op u8 in the overlay]), ascending | (2**bits + 1) x start u32
+    integers little-endian; start[b] is the first entry whose leading `bits` bits are b.
+
+The older single-file format ("ZDL1": version, count, sorted 16-byte tokens) is converted once when
+it is found.  Writing tables is firmware/denylist_merge.py, loaded only when a delta arrives: this
+module is what a terminal keeps in RAM, and it is kept to few names (every name the VM interns
+costs heap on the unix port, where the heap budget test runs).
 """
 
-import os
 import struct
 
-from firmware import fsutil
-
-MAGIC = b"ZDL1"
-HEADER = 12
+MAGIC = b"ZDL2"
+HEADER = 24
 TOKEN = 16
+KEY = 6  # bytes of a token a table keeps (see the false-positive rate above)
 
 
 class DenyListError(ValueError):
     pass
 
 
+def open_table(path, kind):
+    """(file, width, bits, count, version, base, listed) of the table at `path` (kind 0 base, 1
+    overlay), None if there is none; DenyListError if it is damaged."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return None
+    try:
+        head = f.read(HEADER)
+        size = f.seek(0, 2)
+        if head[:4] == b"ZDL1" and not kind:
+            f.close()
+            from firmware import denylist_merge
+
+            return open_table(denylist_merge.convert_old(path), 0)
+        if len(head) != HEADER or head[:4] != MAGIC:
+            raise DenyListError("deny list file %s has a bad header" % path)
+        _, k, width, bits, _, version, base, count, listed = struct.unpack("<4sBBBBIIII", head)
+        if k != kind or width != KEY + kind or bits > 14 or listed > count:
+            raise DenyListError("deny list file %s has a bad header" % path)
+        want = HEADER + count * width + 4 * ((1 << bits) + 1)
+        if size != want:
+            raise DenyListError("deny list file %s is %d bytes, its header says %d" % (path, size, want))
+    except (DenyListError, OSError, ValueError):
+        f.close()
+        raise
+    return f, width, bits, count, version, base, listed
+
+
+def find(t, key, buf):
+    """The op of `key` in table `t` (a base's entries: 1), -1 when it does not hold it.  One read of the
+    key's bucket bounds, then a binary search of that bucket; `buf`: 8 bytes of scratch."""
+    f, width, bits, count = t[0], t[1], t[2], t[3]
+    if not count:
+        return -1
+    f.seek(HEADER + count * width + 4 * (((key[0] << 16) | (key[1] << 8) | key[2]) >> (24 - bits)))
+    f.readinto(buf)
+    lo, hi = struct.unpack("<II", buf)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        f.seek(HEADER + mid * width)
+        got = f.read(KEY)
+        if got == key:
+            return 1 if width == KEY else f.read(1)[0]
+        if got < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -1
+
+
 class DenyList:
-    def __init__(self, path):
+    def __init__(self, path, overlay_max=None):
         self.path = path
-        self.version = 0
-        self.count = 0
-        self._buf = bytearray(TOKEN)
+        self.overlay_max = overlay_max  # None: denylist_merge.OVERLAY_MAX
+        self.base = self.overlay = None  # open_table() of each, or None
+        self._buf = bytearray(8)
         self.load()
 
     def load(self):
-        """Read the header; a missing file is an empty list, a damaged one is reported and emptied."""
-        self.version = 0
-        self.count = 0
+        """Open the tables; a missing list is empty, a damaged one is reported (DenyListError)."""
+        self.close()
+        self.base = open_table(self.path, 0)
         try:
-            with open(self.path, "rb") as f:
-                head = f.read(HEADER)
-                size = f.seek(0, 2)
-        except OSError:
-            return
-        if len(head) != HEADER or head[:4] != MAGIC:
-            raise DenyListError("deny list file has a bad header")
-        version, count = struct.unpack("<II", head[4:])
-        if size != HEADER + count * TOKEN:
-            raise DenyListError("deny list file is %d bytes, its header says %d" % (size, HEADER + count * TOKEN))
-        self.version = version
-        self.count = count
+            over = open_table(self.path + ".ovl", 1)
+        except DenyListError:
+            self.close()
+            raise
+        if over is not None and over[5] != (self.base[4] if self.base else 0):
+            over[0].close()  # made for a base that a merge has replaced since
+            import os
+
+            os.remove(self.path + ".ovl")
+            over = None
+        self.overlay = over
+        base = self.base
+        self.version = over[4] if over else base[4] if base else 0
+        self.count = (base[3] if base else 0) + (2 * over[6] - over[3] if over else 0)
+
+    def close(self):
+        for t in (self.base, self.overlay):
+            if t is not None:
+                t[0].close()
+        self.base = self.overlay = None
 
     def contains(self, token):
-        if not self.count:
-            return False
-        token = bytes(token)
-        buf = self._buf
-        with open(self.path, "rb") as f:
-            lo, hi = 0, self.count
-            while lo < hi:
-                mid = (lo + hi) // 2
-                f.seek(HEADER + mid * TOKEN)
-                f.readinto(buf)
-                if buf == token:
-                    return True
-                if bytes(buf) < token:
-                    lo = mid + 1
-                else:
-                    hi = mid
-        return False
+        key = bytes(token[:KEY])
+        if self.overlay is not None:
+            op = find(self.overlay, key, self._buf)
+            if op >= 0:
+                return op == 1
+        return self.base is not None and find(self.base, key, self._buf) == 1
 
     def apply(self, version, add=(), remove=()):
-        """Move to `version` by adding and removing tokens; older or equal versions are ignored."""
-        if version <= self.version:
-            return False
-        add = sorted(set(bytes(t) for t in add))
-        drop = set(bytes(t) for t in remove)
-        for t in add:
-            if len(t) != TOKEN:
-                raise DenyListError("a deny-list token must be 16 bytes")
-        tmp = self.path + ".new"
-        fsutil.makedirs(self.path[: self.path.rfind("/")])
-        count = 0
-        with open(tmp, "wb") as out:
-            out.write(MAGIC + struct.pack("<II", version, 0))
-            i = 0
-            last = None
-            for old in self._tokens():
-                while i < len(add) and add[i] < old:
-                    count += self._put(out, add[i], drop, last)
-                    last = add[i]
-                    i += 1
-                count += self._put(out, old, drop, last)
-                last = old
-            while i < len(add):
-                count += self._put(out, add[i], drop, last)
-                last = add[i]
-                i += 1
-            out.seek(4)
-            out.write(struct.pack("<II", version, count))
-        os.rename(tmp, self.path)
-        self.version = version
-        self.count = count
-        return True
+        """Move to `version` by adding and removing tokens (lists held in RAM: tests and small deltas);
+        older or equal versions are ignored.  False when ignored."""
+        from firmware import denylist_merge
 
-    @staticmethod
-    def _put(out, token, drop, last):
-        if token in drop or token == last:
-            return 0
-        out.write(token)
-        return 1
+        return denylist_merge.apply(self, version, add, remove)
 
-    def _tokens(self):
-        if not self.count:
-            return
-        with open(self.path, "rb") as f:
-            f.seek(HEADER)
-            for _ in range(self.count):
-                yield f.read(TOKEN)
+    def apply_staged(self, *delta):
+        """Move to a version with the delta in a staged bundle file (denylist_merge.apply_staged)."""
+        from firmware import denylist_merge
+
+        return denylist_merge.apply_staged(self, *delta)

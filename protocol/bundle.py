@@ -1,8 +1,12 @@
 """Config bundles the collector sends with CONFIG_OFFER / CONFIG_CHUNK (protocol/SPEC.md, "Config bundles").
 
-Kind 1 is a deny-list delta: the tokens the acquirer declined since the terminal's version.
+Kind 1 is a deny-list delta: the tokens the acquirer declined (and re-enabled) since the terminal's version.
 
-    "ZDD1" | base u32 | version u32 | n_add u32 | n_remove u32 | n_add x token (16) | n_remove x token (16)
+    "ZDD2" | base u32 | version u32 | n_add u32 | n_remove u32 | n_add x token (16) | n_remove x token (16)
+
+The additions and the removals are each in ascending byte order, so a terminal merges a delta of any
+size into its list by streaming it from flash (firmware/denylist.py).  The older "ZDD1" has the same
+layout, any order and at most 256 tokens; terminals still take it.
 
 A terminal at deny-list version v applies it when base <= v < version (tokens already present are
 merged away).  An offer is signed end to end with a key derived from the device key, so a bundle
@@ -14,10 +18,13 @@ import struct
 from protocol import crypto
 
 KIND_DENY = 1
-MAGIC = b"ZDD1"
+MAGIC = b"ZDD2"
+OLD_MAGIC = b"ZDD1"
 HEAD = 20
 TOKEN = 16
-MAX_TOKENS = 256  # per bundle: the terminal holds one bundle's tokens in RAM while merging (4 KB)
+OLD_MAX_TOKENS = 256  # "ZDD1": the terminal sorts its tokens in RAM
+MAX_TOKENS = 65536  # per bundle: what a terminal stages in flash at once (1 MB); a longer delta is several
+BUNDLE_TOKENS = 16384  # what the collector puts in one bundle (256 KB staged)
 SIG_SIZE = 32
 REBASE = 0xFFFFFFFF  # CONFIG_CHUNK offset: "I hold the version in this chunk, send a delta from there"
 
@@ -27,8 +34,9 @@ class BundleError(ValueError):
 
 
 def deny_delta(base, version, add, remove=()):
-    add = [bytes(t) for t in add]
-    remove = [bytes(t) for t in remove]
+    """A "ZDD2" bundle: each part sorted here, a token given twice sent once."""
+    add = sorted(set(bytes(t) for t in add))
+    remove = sorted(set(bytes(t) for t in remove))
     if len(add) + len(remove) > MAX_TOKENS:
         raise BundleError("a deny-list bundle carries at most %d tokens" % MAX_TOKENS)
     for t in add + remove:
@@ -41,10 +49,10 @@ def deny_delta(base, version, add, remove=()):
 
 def deny_head(head, size):
     """(base, version, n_add, n_remove) of a bundle of `size` bytes starting with `head`; BundleError."""
-    if len(head) < HEAD or bytes(head[:4]) != MAGIC:
+    if len(head) < HEAD or bytes(head[:4]) not in (MAGIC, OLD_MAGIC):
         raise BundleError("not a deny-list bundle")
     base, version, n_add, n_remove = struct.unpack_from("<IIII", head, 4)
-    if n_add + n_remove > MAX_TOKENS:
+    if n_add + n_remove > (MAX_TOKENS if ordered(head) else OLD_MAX_TOKENS):
         raise BundleError("deny-list bundle with %d tokens" % (n_add + n_remove))
     want = HEAD + TOKEN * (n_add + n_remove)
     if size != want:
@@ -52,6 +60,11 @@ def deny_head(head, size):
     if base >= version:
         raise BundleError("deny-list bundle does not move forward")
     return base, version, n_add, n_remove
+
+
+def ordered(head):
+    """True when the bundle's additions and removals are each sorted ("ZDD2")."""
+    return bytes(head[:4]) == MAGIC
 
 
 def config_key(device_key):

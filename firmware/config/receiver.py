@@ -4,9 +4,10 @@ The host offers a bundle (CONFIG_OFFER); the terminal answers with the offset it
 CONFIG_CHUNK without data), so a download cut by a lost link or a power cut resumes where it stopped.
 Chunks are appended to a staged file in order; one that arrives ahead of a gap is left unacknowledged
 and comes again.  When the file is whole its SHA-256 and the offer's signature are checked and the
-bundle is applied (the deny list: firmware.denylist.DenyList.apply, atomic).  The terminal then
-confirms with offset = size; a delta whose base is newer than the list it holds is answered with
-offset REBASE and its own version, and the host sends a delta from there.  Bundle formats and the
+bundle is applied (the deny list: firmware.denylist.DenyList.apply_staged, streamed from the staged
+file, atomic).  The terminal then confirms with offset = size; a delta whose base is newer than
+the list it holds is answered with offset REBASE and its own version, and the host sends a delta
+from there.  Bundle formats and the
 signature: protocol/bundle.py and protocol/SPEC.md ("Config bundles").
 
 Fleet bundles (protocol/fleet.py: fares, ticket keys) are staged the same way.  Before activation
@@ -156,13 +157,8 @@ class ConfigReceiver:
                 raise Refused("bundle says version %d, offer %d" % (to, version))
             if base > self.deny.version:
                 return kind, self.deny.version, REBASE
-            add, remove = [], []
-            with open(self.stage, "rb") as f:
-                f.seek(bundle.HEAD)
-                for i in range(n_add + n_remove):
-                    (add if i < n_add else remove).append(f.read(bundle.TOKEN))
             try:
-                self.deny.apply(version, add, remove)
+                self.deny.apply_staged(self.stage, bundle.HEAD, version, n_add, n_remove, bundle.ordered(head))
             except denylist.DenyListError as e:
                 raise Refused(str(e))
             self.applied += 1

@@ -69,10 +69,11 @@ class Backoffice:
         self.link.close()
 
     def deny_delta(self, terminal):
-        """(base, version, added, removed) the terminal still needs, at most one bundle's worth; None if
-        current.  A token listed and then removed (or the reverse) travels once, as its newest change."""
+        """(base, version, added, removed) the terminal still needs, at most one bundle's worth
+        (bundle.BUNDLE_TOKENS; the next bundle continues from its version until the terminal is current);
+        None if current.  A token listed and then removed (or the reverse) travels once, as its newest change."""
         base = self.store.delivered_version(terminal, bundle.KIND_DENY)
-        rows = self.store.deny_changes_since(base, bundle.MAX_TOKENS)
+        rows = self.store.deny_changes_since(base, bundle.BUNDLE_TOKENS)
         if not rows:
             return None
         return base, rows[-1][1], [t for t, _, listed in rows if listed], [t for t, _, listed in rows if not listed]

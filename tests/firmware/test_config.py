@@ -70,3 +70,22 @@ def test_bad_signature_digest_and_newer_base_are_not_applied(runtime, tmp_path):
     assert out[7] == [1, 2, len(data)]
     assert out[8].startswith("refused: config kind 9")
     assert version == 2 and [i for i, d in enumerate(probes) if d] == [4]
+
+
+def big(i):
+    return i.to_bytes(4, "big") * 4
+
+
+def test_a_delta_past_the_old_256_token_cap_is_streamed_and_an_unsorted_one_refused(runtime, tmp_path):
+    root = str(tmp_path)
+    data = bundle.deny_delta(0, 1, [big(i) for i in range(1000)])  # 16 KB: four times the old cap
+    unsorted = b"ZDD2" + bundle.deny_delta(1, 2, [big(5000), big(4000)])[4:bundle.HEAD] + big(5000) + big(4000)
+    steps = [("offer", offer(data, 1))]
+    steps += [("chunk", chunk(data, 1, at, 4000)) for at in range(0, len(data), 4000)]
+    steps += [("offer", offer(unsorted, 2)), ("chunk", chunk(unsorted, 2, 0, 200))]
+    probes = [big(0), big(999), big(1000), big(4000), big(5000)]
+    out, version, denied, boot = runtime.run(body_steps, root, KEY, steps, probes)
+    assert out[len(data) // 4000 + 1] == [True, [1, 1, len(data)]]
+    assert out[-1].startswith("refused:") and "ascending" in out[-1]
+    assert version == 1 and denied == [True, True, False, False, False]  # the list stayed at version 1
+    assert boot["staged"] == ["deny.bin.ovl"]  # the staged bundle deleted, nothing half written left

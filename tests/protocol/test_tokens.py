@@ -78,14 +78,16 @@ def test_delta_parser_under_fuzzing(runtime):
     cases = draw_examples(st.one_of(
         st.tuples(st.binary(max_size=24), st.integers(0, 5000)),
         st.tuples(st.binary(min_size=16, max_size=16).map(lambda b: b"ZDD1" + b), st.integers(0, 5000)),
+        st.tuples(st.binary(min_size=16, max_size=16).map(lambda b: b"ZDD2" + b), st.integers(0, 5000)),
         st.tuples(st.integers(0, 1000), st.integers(1, 9), st.integers(0, 5), st.integers(0, 5)).map(good),
     ), count=80)
     for (head, size), got in zip(cases, runtime.run(body_heads, cases)):
         if got is None:
             continue
         base, version, n_add, n_remove = got
-        assert head[:4] == b"ZDD1" and base < version
-        assert size == bundle.HEAD + 16 * (n_add + n_remove) and n_add + n_remove <= bundle.MAX_TOKENS
+        assert head[:4] in (b"ZDD1", b"ZDD2") and base < version
+        cap = bundle.MAX_TOKENS if head[:4] == b"ZDD2" else bundle.OLD_MAX_TOKENS
+        assert size == bundle.HEAD + 16 * (n_add + n_remove) and n_add + n_remove <= cap
     assert any(g is not None for g in runtime.run(body_heads, cases))
 
 

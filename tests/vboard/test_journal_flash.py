@@ -9,7 +9,7 @@ from tests.vboard.helpers import mpremote
 
 CARD = "6212345678901234569"  # the test card of the taps
 CARD2 = "6228480402564890018"
-JOURNAL_OFFSET = 1024 * 1024  # hardware/boards/virtual.py: the raw journal partition
+JOURNAL_OFFSET = 4096 * 1024  # hardware/boards/virtual.py: the raw journal partition
 JOURNAL_SIZE = 512 * 1024
 WM_SECTORS = 2
 
