@@ -1,0 +1,288 @@
+"""The fuzz oracle: one function per parser family that takes raw bytes from outside.
+
+This file runs unchanged on CPython (the fuzzer) and inside MicroPython (the corpus replay in
+tests/host_sim/test_fuzz_corpus.py), so it imports only protocol/ and firmware/ and keeps to the
+device-code rules.  A target returns a short outcome ("ok" or the documented error class it caught);
+any other exception, including a failed round-trip or chunking check (AssertionError), is a finding.
+"""
+
+from protocol import at, cobs, cpm, frame, gm65, link, mpm, pn532, record, seal_open, session, ticket, tlv
+from protocol import bundle as deny
+from protocol import fleet, tokenkey
+
+DEVICE_KEY = bytes(range(0x40, 0x60))
+TRANSCRIPT = bytes(range(32))
+SEAL_KEY = bytes(range(0x10, 0x30))
+TOKEN = bytes(range(0xA0, 0xB0))
+PART = seal_open.PART_HEAD_SIZE + 128  # one EXT_SEAL_KEY value: head and half an RSA-2048 block
+
+
+def split_at(data):
+    """A chunk boundary derived from the input itself, for the chunking-invariance checks."""
+    return (data[0] * 7 + len(data)) % (len(data) + 1) if data else 0
+
+
+def t_tlv(data):
+    try:
+        objects = tlv.decode(data)
+    except tlv.TlvError:
+        return "TlvError"
+    flat = [(t, v) for t, v, _ in objects]
+    again = tlv.decode(b"".join([tlv.encode(t, v) for t, v in flat]))
+    assert [(t, v) for t, v, _ in again] == flat, "TLV re-encoding changed the objects"
+    return "ok"
+
+
+def t_cpm(data):
+    """The decision's path for a payment code: decode, payment data, checks, account number."""
+    try:
+        tags = cpm.payment_data(cpm.decode(data))
+        cpm.check(tags, 1795000000)
+        cpm.check(tags, None)
+        cpm.account_number(tags)
+        cpm.tlv_of(tags, cpm.CLEAR_TAGS)
+    except cpm.CpmError:
+        return "CpmError"
+    except UnicodeError:
+        return "UnicodeError"
+    return "ok"
+
+
+def t_mpm(data):
+    try:
+        objects, _ = mpm.decode(data)
+        mpm.fields(objects)
+    except mpm.MpmError:
+        return "MpmError"
+    return "ok"
+
+
+def t_ticket(data):
+    try:
+        fields, signed, signature = ticket.parse(data)
+        assert ticket.parse(ticket.encode(signed, signature))[0] == fields, "ticket round trip"
+        ticket.check_window(fields, 1795000000)
+    except ticket.TicketError:
+        return "TicketError"
+    except UnicodeError:
+        return "UnicodeError"
+    return "ok"
+
+
+def t_gm65(data):
+    cut = split_at(data)
+    for commands in (True, False):
+        whole = gm65.FrameReader(commands).feed(data)
+        reader = gm65.FrameReader(commands)
+        parts = reader.feed(data[:cut]) + reader.feed(data[cut:])
+        assert parts == whole, "GM65 frames depend on how the bytes were chunked"
+    return "ok"
+
+
+def t_pn532(data):
+    cut = split_at(data)
+    whole = pn532.FrameReader().feed(data)
+    reader = pn532.FrameReader()
+    assert reader.feed(data[:cut]) + reader.feed(data[cut:]) == whole, "PN532 frames depend on chunking"
+    outcome = "ok"
+    for event, payload in whole:
+        if event != pn532.EV_FRAME:
+            continue
+        for parse in (pn532.parse_firmware_version, pn532.parse_sam_configuration,
+                      pn532.parse_in_list_passive_target, pn532.parse_in_data_exchange):
+            try:
+                parse(payload)
+            except pn532.Pn532Error:
+                outcome = "Pn532Error"
+    return outcome
+
+
+def t_at(data):
+    cut = split_at(data)
+    for push in (True, False):
+        whole = at.AtReader(push=push).feed(data)
+        reader = at.AtReader(push=push)
+        parts = reader.feed(data[:cut]) + reader.feed(data[cut:])
+        assert _merge_data(parts) == _merge_data(whole), "AT events depend on chunking"
+        for event in whole:
+            if event[0] == at.LINE:
+                at.params(event[1], b"+QIURC:")
+                at.params(event[1], b"+CSQ:")
+    return "ok"
+
+
+def _merge_data(events):
+    """Payload bytes split over two reads arrive as two DATA events: join neighbours to compare."""
+    out = []
+    for event in events:
+        if out and event[0] == at.DATA and out[-1][0] == at.DATA and out[-1][1] == event[1]:
+            out[-1] = (at.DATA, event[1], out[-1][2] + event[2])
+        else:
+            out.append(event)
+    return out
+
+
+def t_cobs(data):
+    assert cobs.decode(cobs.encode(data)) == bytes(data), "COBS round trip"
+    try:
+        cobs.decode(data)
+    except cobs.CobsError:
+        return "CobsError"
+    return "ok"
+
+
+def t_frame(data):
+    cut = split_at(data)
+    whole = frame.FrameReader().feed(data)
+    reader = frame.FrameReader()
+    assert reader.feed(data[:cut]) + reader.feed(data[cut:]) == whole, "link frames depend on chunking"
+    payload = data[: frame.MAX_PAYLOAD]
+    assert frame.FrameReader().feed(frame.encode(payload)) == [bytes(payload)], "frame round trip"
+    return "ok"
+
+
+def t_link(data):
+    try:
+        link.unpack_header(data)
+        msg = link.decode(data)
+    except link.LinkError:
+        return "LinkError"
+    try:
+        again = link.decode(link.encode_message(msg))
+    except link.LinkError:
+        return "ok-unencodable"
+    assert again == msg, "link message round trip"
+    return "ok"
+
+
+def t_session(data):
+    host = session.Session(DEVICE_KEY, session.ROLE_HOST, TRANSCRIPT)
+    try:
+        clear = host.open(data)
+    except link.LinkError:
+        return "LinkError"
+    if clear is None:
+        return "rejected"
+    try:
+        link.decode(clear)
+    except link.LinkError:
+        return "ok-LinkError"
+    return "ok"
+
+
+def t_record(data):
+    try:
+        rec = record.decode(data)
+    except record.RecordError:
+        return "RecordError"
+    ext = sorted(rec["ext"].items())
+    try:
+        again = record.encode(rec["terminal"], rec["seq"], rec["time"], rec["kind"], rec["amount"],
+                              rec["currency"], rec["decision"], rec["reason"], rec["fare_id"], rec["token"], ext)
+    except record.RecordError:
+        return "ok-unencodable"
+    assert record.decode(again) == rec, "record round trip"
+    return "ok"
+
+
+def t_bundle(data):
+    try:
+        deny.deny_head(data[: deny.HEAD], len(data))
+    except deny.BundleError:
+        return "BundleError"
+    return "ok"
+
+
+def t_fleet(data):
+    """The bundle layout and its body, without the RSA signature check that guards them on a terminal."""
+    try:
+        kind, _, b, _, _ = fleet.head(data[: fleet.HEAD], len(data))
+        body = data[fleet.HEAD : fleet.HEAD + b]
+        if kind == fleet.KIND_FARES:
+            fleet.fares(body)
+        else:
+            fleet.keyring(body)
+    except fleet.FleetError:
+        return "FleetError"
+    return "ok"
+
+
+def t_tokenkey(data):
+    try:
+        tokenkey.open_bundle(DEVICE_KEY, data)
+    except tokenkey.TokenKeyError:
+        return "TokenKeyError"
+    return "ok"
+
+
+def t_seal_open(data):
+    outcome = "ok"
+    try:
+        seal_open.join_parts([data[i : i + PART] for i in range(0, len(data), PART)])
+    except seal_open.SealError:
+        outcome = "SealError"
+    try:
+        seal_open.open_data(SEAL_KEY, data, TOKEN)
+    except seal_open.SealError:
+        outcome = "SealError"
+    return outcome
+
+
+def answers_of(data):
+    """A scripted card's answers: each a 2-byte big-endian length and that many bytes."""
+    out = []
+    i = 0
+    while i + 2 <= len(data):
+        n = (data[i] << 8) | data[i + 1]
+        out.append(bytes(data[i + 2 : i + 2 + n]))
+        i += 2 + n
+    return out
+
+
+def t_emv(data):
+    """The contactless read against a card that gives these answers in order, then 6D00."""
+    import asyncio
+
+    from firmware import emv
+
+    answers = answers_of(data)
+
+    async def exchange(apdu):
+        return answers.pop(0) if answers else b"\x6d\x00"
+
+    term = emv.terminal_data(250, b"\x12\x34\x56\x78", 1795000000)
+    try:
+        asyncio.run(emv.read(exchange, term))
+    except emv.EmvError:
+        return "EmvError"
+    return "ok"
+
+
+def t_emv_fields(data):
+    """The EMV helpers that read card data directly: AFL, track 2, DOL."""
+    from firmware import emv, emv_apdu
+
+    outcome = "ok"
+    for step in (emv.afl_entries, emv.pan_from_track2, emv_apdu.dol_items):
+        try:
+            step(data)
+        except emv.EmvError:
+            outcome = "EmvError"
+    try:
+        emv.fill_dol(data, {0x9F02: b"\x00\x00\x00\x00\x02\x50"})
+    except emv.EmvError:
+        outcome = "EmvError"
+    return outcome
+
+
+TARGETS = {
+    "tlv": t_tlv, "cpm": t_cpm, "mpm": t_mpm, "ticket": t_ticket, "gm65": t_gm65, "pn532": t_pn532,
+    "at": t_at, "cobs": t_cobs, "frame": t_frame, "link": t_link, "session": t_session, "record": t_record,
+    "bundle": t_bundle, "fleet": t_fleet, "tokenkey": t_tokenkey, "seal_open": t_seal_open, "emv": t_emv,
+    "emv_fields": t_emv_fields,
+}
+
+
+def run(name, data):
+    """The outcome of one input on target `name`; raises on a finding."""
+    return TARGETS[name](data)
