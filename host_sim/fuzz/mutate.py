@@ -172,6 +172,7 @@ STRUCTURED = {
     "ticket": lambda rng, d, c, w: _b64_inner(rng, d, c, w, True),
     "mpm": lambda rng, d, c, w: _mpm_digits(rng, d),
     "emv": _emv,
+    "decide": lambda rng, d, c, w: _b64_inner(rng, d, c, w, d.startswith(b"ZT1.")),
     "emv_fields": lambda rng, d, c, w: tlv_tweak(rng, d),
 }
 
@@ -180,7 +181,7 @@ def mutate(rng, name, data, corpus, words):
     """One child of `data`: one to four stacked mutations, half of them structure-aware where known."""
     structured = STRUCTURED.get(name)
     out = data
-    for _ in range(rng.randrange(1, 5)):
+    for _ in range(rng.choice((1, 1, 1, 1, 2, 2, 3, 4))):
         child = None
         if structured is not None and rng.randrange(2):
             child = structured(rng, out, corpus, words)

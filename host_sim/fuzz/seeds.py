@@ -56,7 +56,7 @@ def _records():
 
 
 def _tlv():
-    raw = [cpm_tools.encode("6212345678901234", psn=b"\x01", aip=b"\x00\x00")]
+    raw = [cpm_tools.encode("6212345678901232", psn=b"\x01", aip=b"\x00\x00")]
     out = []
     for text in raw + [p.decode() for p in _qr("cpm")]:
         try:
@@ -155,10 +155,19 @@ def _emv_fields():
             b"\x9f\x02\x06\x9f\x37\x04\x95\x05\x5f\x2a\x02"]
 
 
+def _scanner():
+    codes = [c + b"\r\n" for c in SEEDS["cpm"]()[:2] + _tickets()[:1]]
+    return codes + [gm65.answer() + b"CODE\r", b"\x02\x00\x00\x01\x00\x00x\n", b"A" * 80 + b"\rB\n"]
+
+
+def _decide():
+    return SEEDS["cpm"]() + _tickets() + [b"hello"]
+
+
 SEEDS = {
     "tlv": _tlv,
-    "cpm": lambda: [cpm_tools.encode("6212345678901234").encode(),
-                    cpm_tools.encode("6212345678901234567", psn=b"\x01", aip=b"\x00\x00").encode()] + _qr("cpm"),
+    "cpm": lambda: [cpm_tools.encode("6212345678901232").encode(),
+                    cpm_tools.encode("6212345678901232", expiry="2912", psn=b"\x01", aip=b"\x00\x00").encode()] + _qr("cpm"),
     "mpm": _mpm,
     "ticket": _tickets,
     "gm65": _gm65,
@@ -175,6 +184,8 @@ SEEDS = {
     "seal_open": _seal_open,
     "emv": _emv,
     "emv_fields": _emv_fields,
+    "scanner": _scanner,
+    "decide": _decide,
 }
 
 
@@ -191,6 +202,8 @@ def dictionary(name):
         "at": [b"\r\n", b"OK", b"ERROR", b"+QIURC: ", b'"recv"', b"+RECEIVE,", b"+QIRD: ", b",", b"> ", b"+CME ERROR:"],
         "mpm": [b"6304", b"0002", b"01", b"26", b"99"],
         "cpm": [b"hQVDUFYwMQ", b"=", b"/", b"+"],
+        "decide": [b"hQVDUFYwMQ", b"ZT1.", b"="],
+        "scanner": [b"\r", b"\n", b"\r\n", b"\x02\x00\x00\x01\x00"],
         "ticket": [ticket.PREFIX.encode(), b"-", b"_"],
         "pn532": [b"\x00\x00\xff", b"\xd5", b"\xd4", b"\x00\xff\x00\xff\x00"],
         "gm65": [b"\x02\x00", b"\x7e\x00", b"\xab\xcd"],

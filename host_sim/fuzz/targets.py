@@ -275,11 +275,79 @@ def t_emv_fields(data):
     return outcome
 
 
+class _Exhausted(Exception):
+    pass
+
+
+class _Chunks:
+    """A stream for the scanner driver that hands out `data` in chunks of `size`, then stops the read."""
+
+    def __init__(self, data, size):
+        self.data = data
+        self.size = size
+        self.at = 0
+
+    async def readinto(self, buf):
+        if self.at >= len(self.data):
+            raise _Exhausted()
+        n = min(len(buf), self.size, len(self.data) - self.at)
+        buf[0:n] = self.data[self.at : self.at + n]
+        self.at += n
+        return n
+
+
+def _scanner_lines(data, size):
+    import asyncio
+
+    from firmware.drivers import scanner
+
+    lines = []
+    state = []
+
+    async def read_all():
+        s = scanner.Scanner(65536, max_line=64)  # the UART is never touched: the stream is replaced
+        s._stream = _Chunks(data, size)
+        state.append(s)
+        try:
+            while True:
+                lines.append(await s.read_line())
+        except _Exhausted:
+            pass
+
+    asyncio.run(read_all())
+    return lines, state[0]
+
+
+def t_scanner(data):
+    """The scanner driver's line handling: lines, overlong lines and stray module answers."""
+    from firmware.drivers import scanner
+
+    lines, s = _scanner_lines(data, 64)
+    for kind, line in lines:
+        assert kind == scanner.TOO_LONG or (0 < len(line) <= 64 and 13 not in line and 10 not in line), "bad line"
+    again, _ = _scanner_lines(data, 1 + split_at(data) % 7)
+    assert again == lines, "scanner lines depend on how the bytes were chunked"
+    return "ok" if lines else "nothing"
+
+
+def t_decide(data):
+    """The decision for one scanner line: an outcome for anything, never an exception."""
+    from firmware import decision
+    from protocol import crypto
+
+    d = decision.Decider(TOKEN, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
+    first = d.decide(data, 1795000000)
+    if first.outcome == decision.ACCEPT and first.kind == record.KIND_QR_CPM:
+        d.remember(first.token, first.atc, 1)  # what the app does once the tap is journalled
+        assert d.decide(data, 1795000000).outcome == decision.ALREADY_PAID, "a payment code accepted twice"
+    return "ok" if first.outcome == decision.ACCEPT else "declined %d" % first.reason
+
+
 TARGETS = {
     "tlv": t_tlv, "cpm": t_cpm, "mpm": t_mpm, "ticket": t_ticket, "gm65": t_gm65, "pn532": t_pn532,
     "at": t_at, "cobs": t_cobs, "frame": t_frame, "link": t_link, "session": t_session, "record": t_record,
     "bundle": t_bundle, "fleet": t_fleet, "tokenkey": t_tokenkey, "seal_open": t_seal_open, "emv": t_emv,
-    "emv_fields": t_emv_fields,
+    "emv_fields": t_emv_fields, "scanner": t_scanner, "decide": t_decide,
 }
 
 
