@@ -46,7 +46,8 @@ def tlv_tweak(rng, data):
         length = out[at] if n == 1 and out[at] < 0x80 else None
         if length is None:
             return None
-        out[at:at + 1] = rng.choice((bytes((0x81, length)), bytes((0x82, 0, length)), b"\x83\x00\x00" + bytes((length,))))
+        longer = (bytes((0x81, length)), bytes((0x82, 0, length)), b"\x83\x00\x00" + bytes((length,)))
+        out[at:at + 1] = rng.choice(longer)
     elif choice == 2:  # flip the constructed bit of the tag
         out[tag_at] ^= 0x20
     elif choice == 3:  # duplicate the object

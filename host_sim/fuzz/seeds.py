@@ -9,8 +9,22 @@ import os
 
 from host_sim import paths
 from host_sim.fuzz import targets
-from protocol import bundle, cobs, cpm_tools, frame, gm65, link, mpm, pn532, record, seal, session, ticket, tlv
-from protocol import tokenkey
+from protocol import (
+    bundle,
+    cobs,
+    cpm_tools,
+    frame,
+    gm65,
+    link,
+    mpm,
+    pn532,
+    record,
+    seal,
+    session,
+    ticket,
+    tlv,
+    tokenkey,
+)
 
 EPOCH = 1795000000
 
@@ -167,7 +181,8 @@ def _decide():
 SEEDS = {
     "tlv": _tlv,
     "cpm": lambda: [cpm_tools.encode("6212345678901232").encode(),
-                    cpm_tools.encode("6212345678901232", expiry="2912", psn=b"\x01", aip=b"\x00\x00").encode()] + _qr("cpm"),
+                    cpm_tools.encode("6212345678901232", expiry="2912", psn=b"\x01", aip=b"\x00\x00").encode()]
+    + _qr("cpm"),
     "mpm": _mpm,
     "ticket": _tickets,
     "gm65": _gm65,
@@ -178,7 +193,8 @@ SEEDS = {
     "link": _link_payloads,
     "session": _session,
     "record": _records,
-    "bundle": lambda: [bundle.deny_delta(1, 2, [bytes(16)]), bundle.deny_delta(0, 7, [bytes(range(16))] * 2, [b"z" * 16])],
+    "bundle": lambda: [bundle.deny_delta(1, 2, [bytes(16)]),
+                       bundle.deny_delta(0, 7, [bytes(range(16))] * 2, [b"z" * 16])],
     "fleet": _fleet,
     "tokenkey": lambda: [tokenkey.make(targets.DEVICE_KEY, 3, bytes(range(32)), bytes(12))],
     "seal_open": _seal_open,

@@ -6,15 +6,11 @@ device-code rules.  A target returns a short outcome ("ok" or the documented err
 any other exception, including a failed round-trip or chunking check (AssertionError), is a finding.
 """
 
-from protocol import at, cobs, cpm, frame, gm65, link, mpm, pn532, record, seal_open, session, ticket, tlv
-from protocol import bundle as deny
-from protocol import fleet, tokenkey
-
 DEVICE_KEY = bytes(range(0x40, 0x60))
 TRANSCRIPT = bytes(range(32))
 SEAL_KEY = bytes(range(0x10, 0x30))
 TOKEN = bytes(range(0xA0, 0xB0))
-PART = seal_open.PART_HEAD_SIZE + 128  # one EXT_SEAL_KEY value: head and half an RSA-2048 block
+PART = 14 + 128  # one EXT_SEAL_KEY value: its head (seal_open.PART_HEAD_SIZE) and half an RSA-2048 block
 
 
 def split_at(data):
@@ -23,6 +19,8 @@ def split_at(data):
 
 
 def t_tlv(data):
+    from protocol import tlv
+
     try:
         objects = tlv.decode(data)
     except tlv.TlvError:
@@ -35,6 +33,8 @@ def t_tlv(data):
 
 def t_cpm(data):
     """The decision's path for a payment code: decode, payment data, checks, account number."""
+    from protocol import cpm
+
     try:
         tags = cpm.payment_data(cpm.decode(data))
         cpm.check(tags, 1795000000)
@@ -49,6 +49,8 @@ def t_cpm(data):
 
 
 def t_mpm(data):
+    from protocol import mpm
+
     try:
         objects, _ = mpm.decode(data)
         mpm.fields(objects)
@@ -58,6 +60,8 @@ def t_mpm(data):
 
 
 def t_ticket(data):
+    from protocol import ticket
+
     try:
         fields, signed, signature = ticket.parse(data)
         assert ticket.parse(ticket.encode(signed, signature))[0] == fields, "ticket round trip"
@@ -70,6 +74,8 @@ def t_ticket(data):
 
 
 def t_gm65(data):
+    from protocol import gm65
+
     cut = split_at(data)
     for commands in (True, False):
         whole = gm65.FrameReader(commands).feed(data)
@@ -80,6 +86,8 @@ def t_gm65(data):
 
 
 def t_pn532(data):
+    from protocol import pn532
+
     cut = split_at(data)
     whole = pn532.FrameReader().feed(data)
     reader = pn532.FrameReader()
@@ -98,6 +106,8 @@ def t_pn532(data):
 
 
 def t_at(data):
+    from protocol import at
+
     cut = split_at(data)
     for push in (True, False):
         whole = at.AtReader(push=push).feed(data)
@@ -113,6 +123,8 @@ def t_at(data):
 
 def _merge_data(events):
     """Payload bytes split over two reads arrive as two DATA events: join neighbours to compare."""
+    from protocol import at
+
     out = []
     for event in events:
         if out and event[0] == at.DATA and out[-1][0] == at.DATA and out[-1][1] == event[1]:
@@ -123,6 +135,8 @@ def _merge_data(events):
 
 
 def t_cobs(data):
+    from protocol import cobs
+
     assert cobs.decode(cobs.encode(data)) == bytes(data), "COBS round trip"
     try:
         cobs.decode(data)
@@ -132,6 +146,8 @@ def t_cobs(data):
 
 
 def t_frame(data):
+    from protocol import frame
+
     cut = split_at(data)
     whole = frame.FrameReader().feed(data)
     reader = frame.FrameReader()
@@ -142,6 +158,8 @@ def t_frame(data):
 
 
 def t_link(data):
+    from protocol import link
+
     try:
         link.unpack_header(data)
         msg = link.decode(data)
@@ -156,6 +174,8 @@ def t_link(data):
 
 
 def t_session(data):
+    from protocol import link, session
+
     host = session.Session(DEVICE_KEY, session.ROLE_HOST, TRANSCRIPT)
     try:
         clear = host.open(data)
@@ -171,6 +191,8 @@ def t_session(data):
 
 
 def t_record(data):
+    from protocol import record
+
     try:
         rec = record.decode(data)
     except record.RecordError:
@@ -186,6 +208,8 @@ def t_record(data):
 
 
 def t_bundle(data):
+    from protocol import bundle as deny
+
     try:
         deny.deny_head(data[: deny.HEAD], len(data))
     except deny.BundleError:
@@ -195,6 +219,8 @@ def t_bundle(data):
 
 def t_fleet(data):
     """The bundle layout and its body, without the RSA signature check that guards them on a terminal."""
+    from protocol import fleet
+
     try:
         kind, _, b, _, _ = fleet.head(data[: fleet.HEAD], len(data))
         body = data[fleet.HEAD : fleet.HEAD + b]
@@ -208,6 +234,8 @@ def t_fleet(data):
 
 
 def t_tokenkey(data):
+    from protocol import tokenkey
+
     try:
         tokenkey.open_bundle(DEVICE_KEY, data)
     except tokenkey.TokenKeyError:
@@ -216,6 +244,8 @@ def t_tokenkey(data):
 
 
 def t_seal_open(data):
+    from protocol import seal_open
+
     outcome = "ok"
     try:
         seal_open.join_parts([data[i : i + PART] for i in range(0, len(data), PART)])
@@ -333,7 +363,7 @@ def t_scanner(data):
 def t_decide(data):
     """The decision for one scanner line: an outcome for anything, never an exception."""
     from firmware import decision
-    from protocol import crypto
+    from protocol import crypto, record
 
     d = decision.Decider(TOKEN, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     first = d.decide(data, 1795000000)
