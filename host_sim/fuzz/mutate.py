@@ -174,6 +174,8 @@ STRUCTURED = {
     "mpm": lambda rng, d, c, w: _mpm_digits(rng, d),
     "emv": _emv,
     "decide": lambda rng, d, c, w: _b64_inner(rng, d, c, w, d.startswith(b"ZT1.")),
+    "qr_tool": lambda rng, d, c, w: _mpm_digits(rng, d) if d.startswith(b"0002") else _b64_inner(
+        rng, d, c, w, d.startswith(b"ZT1.")),
     "emv_fields": lambda rng, d, c, w: tlv_tweak(rng, d),
 }
 

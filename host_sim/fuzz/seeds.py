@@ -202,6 +202,7 @@ SEEDS = {
     "emv_fields": _emv_fields,
     "scanner": _scanner,
     "decide": _decide,
+    "qr_tool": lambda: _decide() + _mpm(),
 }
 
 
@@ -219,6 +220,7 @@ def dictionary(name):
         "mpm": [b"6304", b"0002", b"01", b"26", b"99"],
         "cpm": [b"hQVDUFYwMQ", b"=", b"/", b"+"],
         "decide": [b"hQVDUFYwMQ", b"ZT1.", b"="],
+        "qr_tool": [b"hQVDUFYwMQ", b"ZT1.", b"0002", b"6304", b"\xff", b"\xed\xa0\x80"],
         "scanner": [b"\r", b"\n", b"\r\n", b"\x02\x00\x00\x01\x00"],
         "ticket": [ticket.PREFIX.encode(), b"-", b"_"],
         "pn532": [b"\x00\x00\xff", b"\xd5", b"\xd4", b"\x00\xff\x00\xff\x00"],

@@ -7,6 +7,7 @@ any other exception, including a failed round-trip or chunking check (AssertionE
 """
 
 DEVICE_KEY = bytes(range(0x40, 0x60))
+TERMINAL = b"ZF\x00\x00\x00\x00\x01\x07"
 TRANSCRIPT = bytes(range(32))
 SEAL_KEY = bytes(range(0x10, 0x30))
 TOKEN = bytes(range(0xA0, 0xB0))
@@ -93,9 +94,8 @@ def t_pn532(data):
     reader = pn532.FrameReader()
     assert reader.feed(data[:cut]) + reader.feed(data[cut:]) == whole, "PN532 frames depend on chunking"
     outcome = "ok"
-    for event, payload in whole:
-        if event != pn532.EV_FRAME:
-            continue
+    payloads = [payload for event, payload in whole if event == pn532.EV_FRAME] + [data]
+    for payload in payloads:
         for parse in (pn532.parse_firmware_version, pn532.parse_sam_configuration,
                       pn532.parse_in_list_passive_target, pn532.parse_in_data_exchange):
             try:
@@ -118,6 +118,11 @@ def t_at(data):
             if event[0] == at.LINE:
                 at.params(event[1], b"+QIURC:")
                 at.params(event[1], b"+CSQ:")
+    for line in bytes(data).split(b"\r"):
+        at.classify(line)
+        at.payload_header(line)
+        at.payload_header(line, False)
+        at.params(line, line[:7])
     return "ok"
 
 
@@ -160,6 +165,10 @@ def t_frame(data):
 def t_link(data):
     from protocol import link
 
+    try:
+        link.decode(data, TERMINAL)
+    except link.LinkError:
+        pass
     try:
         link.unpack_header(data)
         msg = link.decode(data)
@@ -221,15 +230,29 @@ def t_fleet(data):
     """The bundle layout and its body, without the RSA signature check that guards them on a terminal."""
     from protocol import fleet
 
+    import io
+
+    from firmware.config import fleet as stored
+
     try:
         kind, _, b, _, _ = fleet.head(data[: fleet.HEAD], len(data))
         body = data[fleet.HEAD : fleet.HEAD + b]
-        if kind == fleet.KIND_FARES:
-            fleet.fares(body)
-        else:
-            fleet.keyring(body)
+        whole = fleet.fares(body) if kind == fleet.KIND_FARES else fleet.keyring(body)
     except fleet.FleetError:
+        whole = None
+    try:
+        f = io.BytesIO(bytes(data))
+        kind, _, b, _, _ = stored.read_head(f, len(data))
+        streamed = stored.read_body(f, kind, b, bytearray(fleet.KEY_ENTRY))
+    except fleet.FleetError:
+        streamed = None
+    assert (whole is None) == (streamed is None), "streamed and whole fleet parses disagree"
+    if whole is None:
         return "FleetError"
+    if kind != fleet.KIND_FARES:
+        whole = (whole.keys, whole.revoked, whole.revoked_tickets)
+        streamed = (streamed.keys, streamed.revoked, streamed.revoked_tickets)
+    assert whole == streamed, "streamed and whole fleet parses disagree"
     return "ok"
 
 
@@ -373,11 +396,33 @@ def t_decide(data):
     return "ok" if first.outcome == decision.ACCEPT else "declined %d" % first.reason
 
 
+def t_qr_tool(data):
+    """The host's `qr decode` (CPython only): a JSON object for any text, never an exception."""
+    import json
+    import os
+    import tempfile
+
+    from host_sim.tools import qr
+
+    text = bytes(data).decode("utf-8", "surrogateescape")  # what argv gives for bytes that are not UTF-8
+    with tempfile.TemporaryDirectory() as folder:
+        keys = os.path.join(folder, "keys")
+        open(keys, "w").close()
+        result = qr.decode(text, keys_path=keys, now=1795000000)
+        qr.decode(text, reveal=True, keys_path=keys, now=1795000000)
+    json.dumps(result, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    assert result["valid"] or result["error"], "refused without a reason"
+    return "valid" if result["valid"] else "refused"
+
+
+HOST_ONLY = ("qr_tool",)  # not replayed inside MicroPython
+
 TARGETS = {
     "tlv": t_tlv, "cpm": t_cpm, "mpm": t_mpm, "ticket": t_ticket, "gm65": t_gm65, "pn532": t_pn532,
     "at": t_at, "cobs": t_cobs, "frame": t_frame, "link": t_link, "session": t_session, "record": t_record,
     "bundle": t_bundle, "fleet": t_fleet, "tokenkey": t_tokenkey, "seal_open": t_seal_open, "emv": t_emv,
     "emv_fields": t_emv_fields, "scanner": t_scanner, "decide": t_decide,
+    "qr_tool": t_qr_tool,
 }
 
 
