@@ -13,9 +13,12 @@ import os
 import sys
 import time
 
-from host_sim.fuzz import engine, targets
+from host_sim.fuzz import atheris_engine, engine, targets
 
-ENGINE = "builtin: structure-aware mutation, sampled line-edge coverage (sys.settrace)"
+ENGINES = {
+    "builtin": "builtin: structure-aware mutation, sampled line-edge coverage (sys.settrace)",
+    "atheris": "atheris: libFuzzer coverage-guided, one process per target",
+}
 
 
 def _target(name):
@@ -37,6 +40,8 @@ def add_arguments(parser):
     parser.add_argument("--target", type=_target, action="append", metavar="NAME",
                         help="fuzz only this target (repeatable): " + ", ".join(targets.TARGETS))
     parser.add_argument("--corpus", metavar="DIR", help="read seeds from DIR/<target>/ and write the kept corpus there")
+    parser.add_argument("--engine", choices=("auto", "builtin", "atheris"), default="auto",
+                        help="auto (default): atheris when it is installed, else the built-in mutator")
     parser.add_argument("--keep", type=_positive, default=200, help="corpus files per target at most (default 200)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
 
@@ -69,6 +74,13 @@ def write_corpus(folder, inputs, crashes):
 
 
 def main(args):
+    chosen = args.engine
+    if chosen == "auto":
+        chosen = "atheris" if atheris_engine.available() else "builtin"
+    elif chosen == "atheris" and not atheris_engine.available():
+        print("fuzz: --engine atheris needs the atheris package (pip install -r requirements.txt)", file=sys.stderr)
+        return 2
+    run = atheris_engine.fuzz if chosen == "atheris" else engine.fuzz
     names = args.target or list(targets.TARGETS)
     share = max(1, args.inputs // len(names))
     started = time.monotonic()
@@ -78,7 +90,7 @@ def main(args):
     for name in names:
         folder = os.path.join(args.corpus, name) if args.corpus else None
         extra = read_corpus(folder) if folder else []
-        result = engine.fuzz(name, share, args.seed, extra)
+        result = run(name, share, args.seed, extra)
         if folder:
             kept = engine.minimise(name, extra + result.kept, args.keep)
             write_corpus(folder, kept, result.crashes)
@@ -96,6 +108,6 @@ def main(args):
     seconds = time.monotonic() - started
     out = {"targets": report, "totals": {"inputs": total, "findings": findings, "seconds": round(seconds, 1),
                                          "inputs_per_s": round(total / seconds) if seconds else 0,
-                                         "engine": ENGINE, "seed": args.seed}}
+                                         "engine": ENGINES[chosen], "seed": args.seed}}
     print(json.dumps(out, indent=None if args.json else 2))
     return 1 if findings else 0

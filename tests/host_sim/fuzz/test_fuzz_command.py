@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from host_sim.fuzz import cli, engine, targets
+import pytest
+
+from host_sim.fuzz import atheris_engine, cli, engine, targets
 from host_sim.tools import build
 
 
@@ -37,7 +39,7 @@ def test_command_json_and_corpus_folder(tmp_path):
     (folder / "tlv").mkdir(parents=True)
     (folder / "tlv" / "crash-0011").write_bytes(b"\x9f")
     proc = subprocess.run([sys.executable, "-m", "host_sim", "fuzz", "--inputs", "600", "--target", "tlv",
-                           "--target", "gm65", "--corpus", str(folder), "--keep", "5", "--json"],
+                           "--target", "gm65", "--corpus", str(folder), "--keep", "5", "--engine", "builtin", "--json"],
                           cwd=build.ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -50,6 +52,20 @@ def test_command_json_and_corpus_folder(tmp_path):
     assert "crash-0011" in os.listdir(folder / "tlv")  # past crashes stay
     assert out["totals"]["inputs"] == sum(t["inputs"] for t in out["targets"].values())
     assert out["totals"]["findings"] == 0 and out["totals"]["engine"].startswith("builtin")
+
+
+@pytest.mark.skipif(not atheris_engine.available(), reason="atheris is not installed")
+def test_atheris_engine_counts_and_keeps_a_corpus(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "fuzz", "--inputs", "3000", "--target", "record",
+                           "--corpus", str(tmp_path), "--engine", "atheris", "--json"],
+                          cwd=build.ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    got = out["targets"]["record"]
+    assert got["inputs"] == 3000 and got["findings"] == 0
+    assert sum(got["errors_by_class"].values()) == 3000 and got["errors_by_class"]["RecordError"] > 0
+    assert out["totals"]["engine"].startswith("atheris")
+    assert os.listdir(tmp_path / "record")
 
 
 def test_unknown_target_is_one_line_and_exit_2():
