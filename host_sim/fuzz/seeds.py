@@ -164,6 +164,13 @@ def _emv():
     return out
 
 
+def _peer():
+    """Link payloads a terminal sends once up, framed like the scripted card answers (2-byte lengths)."""
+    sent = [p for p in _link_payloads() if _unpacks(p) and p[1] not in (link.HELLO, link.AUTH)]
+    sent += [link.encode(link.ACK, b"", 0, 1), link.encode(link.ACK, b"", 0, 0, (1 << 128) - 1)]
+    return [b"".join(len(p).to_bytes(2, "big") + p for p in sent[i:i + 4]) for i in range(0, len(sent), 4)]
+
+
 def _emv_fields():
     return [b"\x08\x01\x01\x00\x10\x01\x03\x01", bytes.fromhex("6212345678901234D30122200000000000"),
             b"\x9f\x02\x06\x9f\x37\x04\x95\x05\x5f\x2a\x02"]
@@ -202,6 +209,7 @@ SEEDS = {
     "emv_fields": _emv_fields,
     "scanner": _scanner,
     "decide": _decide,
+    "peer": _peer,
     "qr_tool": lambda: _decide() + _mpm(),
 }
 
