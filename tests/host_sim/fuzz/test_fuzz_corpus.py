@@ -1,6 +1,7 @@
 """The fuzz corpus (tests/fuzz_corpus/<target>/, written by `python -m host_sim fuzz --corpus`) replayed
 through the fuzz oracle (host_sim/fuzz/targets.py) on every runtime: each kept input and every past
-crash must end in its parser's documented error or a result, on CPython and inside MicroPython."""
+crash must end in its parser's documented error or a result, on CPython and inside MicroPython, and
+in the same outcome on both."""
 
 import os
 
@@ -52,6 +53,8 @@ def test_corpus_replays_through_the_oracle(runtime):
         batches = [(name, inputs[i:i + BATCH]) for i in range(0, len(inputs), BATCH)]
         got = [o for r in runtime.run_many(body_replay, batches) for o in r]
         assert len(got) == len(inputs), name
+        if name not in targets.HOST_ONLY:  # the same outcome on every runtime as on this CPython
+            assert got == [targets.run(name, data) for data in inputs], name
         outcomes += got
     assert all(isinstance(o, str) for o in outcomes)
     assert "ok" in outcomes and "TlvError" in outcomes  # the corpus reaches both sides of the parsers
