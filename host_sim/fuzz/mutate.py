@@ -173,7 +173,8 @@ STRUCTURED = {
     "ticket": lambda rng, d, c, w: _b64_inner(rng, d, c, w, True),
     "mpm": lambda rng, d, c, w: _mpm_digits(rng, d),
     "emv": _emv,
-    "peer": _emv,  # the same framing: one payload after another, each with a 2-byte length
+    "peer": _emv,
+    "sealing": _emv,  # the same framing: one payload after another, each with a 2-byte length
     "decide": lambda rng, d, c, w: _b64_inner(rng, d, c, w, d.startswith(b"ZT1.")),
     "qr_tool": lambda rng, d, c, w: _mpm_digits(rng, d) if d.startswith(b"0002") else _b64_inner(
         rng, d, c, w, d.startswith(b"ZT1.")),

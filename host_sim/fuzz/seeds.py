@@ -141,6 +141,28 @@ def _seal_open():
     return out
 
 
+def seal_private_key():
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(_vectors("seal.json")["private_key_pem"].encode(), None)
+
+
+def _sealing():
+    """A sealed tap and its epoch key's two records (protocol/vectors/seal.json), framed like the card answers."""
+    v = _vectors("seal.json")
+    if not v:
+        return []
+    out = []
+    keys = [bytes.fromhex(r) for r in v["key_records"]]
+    for item in v["sealed"][:3]:
+        token = bytes.fromhex(item["token"])
+        tap = record.encode(bytes.fromhex(v["terminal"]), 200, int(v["time"]), record.KIND_QR_CPM, 250, 156, 1, 0, 1,
+                            token, [(record.EXT_EMV_SEALED, bytes.fromhex(item["sealed"]))])
+        parts = [tap] + sorted(keys, key=lambda r: record.decode(r)["seq"] % 2)
+        out.append(b"".join(len(p).to_bytes(2, "big") + p for p in parts))
+    return out
+
+
 def _emv():
     """Each emulated card profile's answers, in the order the terminal's read asked for them."""
     from firmware import emv
@@ -211,6 +233,7 @@ SEEDS = {
     "decide": _decide,
     "peer": _peer,
     "qr_tool": lambda: _decide() + _mpm(),
+    "sealing": _sealing,
 }
 
 

@@ -434,6 +434,38 @@ def t_peer(data):
     return "ok %d" % min(delivered, 3)
 
 
+_OPENER = []
+
+
+def t_sealing(data):
+    """The collector opening a tap's sealed card data (CPython only): the tap record, then the two key
+    records the store answers with (by sequence number parity), RSA-OAEP unwrap with the vector's key."""
+    from host_sim.backend import sealing
+    from host_sim.fuzz import seeds
+    from protocol import record
+
+    if not _OPENER:
+        _OPENER.append(sealing.Opener([seeds.seal_private_key()]))
+    parts = answers_of(data)
+    if len(parts) < 3:
+        return "short"
+
+    class Store:
+        def record(self, terminal, seq):
+            return parts[1 + seq % 2]
+
+    try:
+        rec = record.decode(parts[0])
+        _OPENER[0](Store(), "5642000001000000", rec)
+    except record.RecordError:
+        return "RecordError"
+    except sealing.SealPending:
+        return "SealPending"
+    except sealing.SealBroken:
+        return "SealBroken"
+    return "ok"
+
+
 def t_qr_tool(data):
     """The host's `qr decode` (CPython only): a JSON object for any text, never an exception."""
     import json
@@ -449,14 +481,14 @@ def t_qr_tool(data):
     return "valid" if result["valid"] else "refused"
 
 
-HOST_ONLY = ("qr_tool",)  # not replayed inside MicroPython
+HOST_ONLY = ("qr_tool", "sealing")  # not replayed inside MicroPython
 
 TARGETS = {
     "tlv": t_tlv, "cpm": t_cpm, "mpm": t_mpm, "ticket": t_ticket, "gm65": t_gm65, "pn532": t_pn532,
     "at": t_at, "cobs": t_cobs, "frame": t_frame, "link": t_link, "session": t_session, "record": t_record,
     "bundle": t_bundle, "fleet": t_fleet, "tokenkey": t_tokenkey, "seal_open": t_seal_open, "emv": t_emv,
     "emv_fields": t_emv_fields, "scanner": t_scanner, "decide": t_decide,
-    "peer": t_peer, "qr_tool": t_qr_tool,
+    "peer": t_peer, "qr_tool": t_qr_tool, "sealing": t_sealing,
 }
 
 
