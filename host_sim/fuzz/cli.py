@@ -33,13 +33,20 @@ def _positive(text):
     return int(text)
 
 
+def _folder(path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise argparse.ArgumentTypeError("%s is a file, not a corpus folder" % path)
+    return path
+
+
 def add_arguments(parser):
     parser.add_argument("--inputs", type=_positive, default=20000,
                         help="mutated inputs in total, shared evenly by the targets (default 20000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (a run is repeatable)")
     parser.add_argument("--target", type=_target, action="append", metavar="NAME",
                         help="fuzz only this target (repeatable): " + ", ".join(targets.TARGETS))
-    parser.add_argument("--corpus", metavar="DIR", help="read seeds from DIR/<target>/ and write the kept corpus there")
+    parser.add_argument("--corpus", metavar="DIR", type=_folder,
+                        help="read seeds from DIR/<target>/ and write the kept corpus there")
     parser.add_argument("--engine", choices=("auto", "builtin", "atheris"), default="auto",
                         help="auto (default): atheris when it is installed, else the built-in mutator")
     parser.add_argument("--keep", type=_positive, default=200, help="corpus files per target at most (default 200)")

@@ -1,6 +1,7 @@
 """`python -m host_sim fuzz`: the oracle catches what a parser must not raise, the command's JSON and
 corpus folder, and the scale run (short by default, >= 1 000 000 inputs with --fuzz-long)."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -66,6 +67,17 @@ def test_atheris_engine_counts_and_keeps_a_corpus(tmp_path):
     assert sum(got["errors_by_class"].values()) == 3000 and got["errors_by_class"]["RecordError"] > 0
     assert out["totals"]["engine"].startswith("atheris")
     assert os.listdir(tmp_path / "record")
+
+
+def test_auto_engine_falls_back_to_the_builtin_mutator_without_atheris(monkeypatch, capsys):
+    monkeypatch.setattr(atheris_engine, "available", lambda: False)
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert cli.main(parser.parse_args(["--inputs", "200", "--target", "cobs", "--json"])) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["totals"]["engine"].startswith("builtin") and out["targets"]["cobs"]["inputs"] >= 200
+    assert cli.main(parser.parse_args(["--engine", "atheris", "--target", "cobs"])) == 2
+    assert "needs the atheris package" in capsys.readouterr().err
 
 
 def test_unknown_target_is_one_line_and_exit_2():
