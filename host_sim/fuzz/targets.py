@@ -1,9 +1,11 @@
 """The fuzz oracle: one function per parser family that takes raw bytes from outside.
 
 This file runs unchanged on CPython (the fuzzer) and inside MicroPython (the corpus replay in
-tests/host_sim/test_fuzz_corpus.py), so it imports only protocol/ and firmware/ and keeps to the
-device-code rules.  A target returns a short outcome ("ok" or the documented error class it caught);
-any other exception, including a failed round-trip or chunking check (AssertionError), is a finding.
+tests/host_sim/fuzz/test_fuzz_corpus.py), so it imports only protocol/ and firmware/, each target
+importing its parsers when first run (a 128k heap holds one family at a time), and keeps to the
+device-code rules; the HOST_ONLY targets (host tools) run on CPython alone.  A target returns a
+short outcome ("ok" or the documented error class it caught); any other exception, including a
+failed round-trip or chunking check (AssertionError), is a finding.
 """
 
 DEVICE_KEY = bytes(range(0x40, 0x60))
