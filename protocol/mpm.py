@@ -94,7 +94,10 @@ def decode(text):
     last = objects[len(objects) - 1]
     if last[0] != ID_CRC or len(last[1]) != 4:
         raise MpmError("CRC field 63 of length 04 is not last")
-    raw = text.encode()
+    try:
+        raw = text.encode()
+    except UnicodeError:  # CPython: text from bytes that were not UTF-8 (argv's surrogate escapes)
+        raise MpmError("payload is not UTF-8 text")
     crc_ok = crc_text(raw[: len(raw) - 4]) == last[1].upper()
     return objects, crc_ok
 

@@ -97,6 +97,13 @@ def test_decode_never_raises(text):
     json.dumps(got)
 
 
+def test_payload_bytes_that_are_not_utf8_are_refused_with_a_reason():
+    """argv bytes that are not UTF-8 reach decode as surrogate escapes (found by `host_sim fuzz`)."""
+    text = "0002015902P\udcd36304ABCD"
+    assert qr.decode(text)["error"] == "payload is not UTF-8 text"
+    run("decode", text, code=1)
+
+
 def test_cpm_make_profiles_forge_and_a_refused_decode():
     """`qr make cpm` codes of every profile decode and pass the terminal's checks; --forge only changes
     the cryptogram; a bad code exits 1 with one line."""
