@@ -2,6 +2,7 @@
 budget a ready terminal keeps, and a provisioned board whose uplink a collector serves."""
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,6 +25,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # and the unix port's seventh qstr pool (14.5 KB at once when the interned names of the loaded modules pass
 # about 1 260; a device build freezes those names into flash with the bytecode, so it is not device RAM).
 READY_USED_BUDGET = 204 * 1024
+
+
+def _virtual_board_journal_offset():
+    """Where hardware/boards/virtual.py puts the raw journal partition in the flash image (tests that damage
+    the journal write there)."""
+    with open(os.path.join(ROOT, "hardware", "boards", "virtual.py")) as f:
+        kb = re.search(r"^JOURNAL_OFFSET = const\((\d+) \* 1024\)", f.read(), re.M)
+    return int(kb.group(1)) * 1024
+
+
+JOURNAL_OFFSET = _virtual_board_journal_offset()
 
 Events = EventLog  # the tests read output events the way the demo does
 

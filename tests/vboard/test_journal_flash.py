@@ -5,11 +5,10 @@ import os
 
 from host_sim.emulators.scanner import ScannerEmulator
 from protocol import cpm
-from tests.vboard.helpers import mpremote
+from tests.vboard.helpers import JOURNAL_OFFSET, mpremote
 
 CARD = "6212345678901234569"  # the test card of the taps
 CARD2 = "6228480402564890018"
-JOURNAL_OFFSET = 4096 * 1024  # hardware/boards/virtual.py: the raw journal partition
 JOURNAL_SIZE = 512 * 1024
 WM_SECTORS = 2
 

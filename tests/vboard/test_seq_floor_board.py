@@ -7,11 +7,10 @@ later tap is stored.  No tap is acknowledged and lost."""
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
 from protocol import record, refusal
-from tests.vboard.helpers import Served, payment_code, provisioned, tap
+from tests.vboard.helpers import JOURNAL_OFFSET, Served, payment_code, provisioned, tap
 from tests.waiting import wait_until
 
 PAN = "6228480000000000018"
-JOURNAL_OFFSET = 1024 * 1024  # hardware/boards/virtual.py: the raw journal partition
 SECTOR = 4096
 
 
