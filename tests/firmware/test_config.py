@@ -70,3 +70,21 @@ def test_bad_signature_digest_and_newer_base_are_not_applied(runtime, tmp_path):
     assert out[7] == [1, 2, len(data)]
     assert out[8].startswith("refused: config kind 9")
     assert version == 2 and [i for i, d in enumerate(probes) if d] == [4]
+
+
+def test_a_full_heap_at_activation_keeps_the_staged_bundle_for_the_retransmitted_last_chunk(runtime, tmp_path):
+    root = str(tmp_path)
+    data = bundle.deny_delta(0, 4, [tok(6), tok(7)])
+    steps = [
+        ("offer", offer(data, 4)),
+        ("chunk", chunk(data, 4, 0, 20)),
+        ("full heap",),
+        ("chunk", chunk(data, 4, 20, 200)),  # whole; the activation runs out of memory: frame not acknowledged
+        ("chunk", chunk(data, 4, 20, 200)),  # the host sends it again: activated from the staged file
+        ("chunk", chunk(data, 4, 20, 200)),  # and once more (the confirmation was lost): nothing staged, stale
+    ]
+    out, version, probes, _ = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
+    assert out[3] == "memory"
+    assert out[4] == [True, [1, 4, len(data)]]
+    assert out[5] == [True, None]
+    assert version == 4 and [i for i, d in enumerate(probes) if d] == [6, 7]
