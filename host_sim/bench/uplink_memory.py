@@ -5,8 +5,8 @@ Peer in memory, `--frames` RECORDS frames sent and their ACKs received per trans
 SIMCom and Quectel modem receive paths over a scripted AT stream).  Per transport:
 - alloc_per_frame_sent / alloc_per_frame_received: bytes allocated (micropython.mem_total deltas)
   by the terminal's side of one frame, on average: transient allocations the GC must reclaim;
-- heap_before / heap_after: gc.mem_alloc() after a collection, before and after the frames (flat:
-  nothing accumulates per frame).
+- heap_before / heap_warm / heap_after: gc.mem_alloc() after a collection, before the frames, after
+  the first tenth and after all of them (flat: heap_after == heap_warm, nothing accumulates per frame).
 """
 
 from host_sim import micropython
