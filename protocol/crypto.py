@@ -30,9 +30,10 @@ except ImportError:  # CPython: host tools and tests
 
         def encrypt(data, out=None):
             with lock:
-                if out is None:
-                    return enc.update(data)
-                out[: len(data)] = enc.update(data)
+                result = enc.update(data)
+                if out is not None:
+                    out[: len(data)] = result
+                return result
 
         return encrypt
 

@@ -58,6 +58,7 @@ def run(transport, n):
     ring = RingBuffer(2048)
     buf = bytearray(128)
     sent = received = frames_in = 0
+    cmd = b""
     now = 1
     gc.collect()
     before = gc.mem_alloc()
@@ -71,7 +72,7 @@ def run(transport, n):
         t.send(link.RECORDS, body, i + 1)
         wire = link.wire(t.poll(now))
         if modem is not None:
-            modem[1] % len(wire)  # the send command the driver writes before the bytes
+            cmd = modem[1] % len(wire)  # the send command the driver writes before the bytes
         sent += micropython.mem_total() - m0
         for p in host_reader.feed(wire):  # the host's side: not counted
             h.feed(p, now)
@@ -85,7 +86,7 @@ def run(transport, n):
             reply = modem[0] % len(reply) + reply + b"\r\nOK\r\n"
         m0 = micropython.mem_total()
         if modem is not None:
-            modem[2] % ring.room()  # the read command
+            cmd = modem[2] % ring.room()  # the read command
             for ev in at_reader.feed(reply):
                 if ev[0] == at.DATA:
                     ring.put(ev[2])
@@ -105,14 +106,15 @@ def run(transport, n):
         received += micropython.mem_total() - m0
     gc.collect()
     after = gc.mem_alloc()
-    assert t.sender.delivered_tag == n, "frames lost in the bench"
+    assert t.sender.delivered_tag == n and cmd is not None, "frames lost in the bench"
     return {"frames": n, "frames_received": frames_in, "alloc_per_frame_sent": sent // n,
             "alloc_per_frame_received": received // max(1, frames_in), "heap_before": before, "heap_warm": warm,
             "heap_after": after}
 
 
 def main(n, transports):
-    out = {"runtime": results.runtime_name()}
+    out = {}
+    out["runtime"] = results.runtime_name()
     for name in transports:
         out[name] = run(name, n)
     results.report(out)
