@@ -41,6 +41,8 @@ MAGIC_WM = 0x57  # "W"
 SEALED = 12  # header byte: 0xFF open, 0x00 the tail after the last good entry is torn (already counted)
 
 _ERASED = 0xFF
+_TID = 4  # the terminal id in a record (protocol/record.py HEADER), elided from RECORDS bodies: protocol/link.py
+_TID_SIZE = 8
 _BLANK_SLOT = b"\xff" * 16
 _OPEN = 0
 _VALID = 1
@@ -93,6 +95,10 @@ class Journal:
         self._hdr = bytearray(HEADER_SIZE)
         # records lost to damage found in each ring sector so far: a sector read again adds only what is new
         self._sector_lost = bytearray(self.ring)
+        # read_after()'s cursor: the last record it handed out and where the entry after it starts
+        self._cur_seq = -1
+        self._cur_i = 0
+        self._cur_p = 0
 
     # -- counters --------------------------------------------------------------------------------
 
@@ -145,7 +151,7 @@ class Journal:
             return 0
         return n
 
-    def _entries(self, buf, last=0, first=0):
+    def _entries(self, buf, last=0, first=0, start=HEADER_SIZE):
         """(offset, length, seq) of each good entry in a sector buffer, in order.
 
         After a damaged entry the scan resynchronises on the next good one (a length, a plausible
@@ -159,7 +165,7 @@ class Journal:
         self._scan_mid = -1
         self._scan_tail = -1
         self._scan_lost = 0
-        p = HEADER_SIZE
+        p = start
         while p < SECTOR:
             if buf[p] == _ERASED and self._blank_from(buf, p):
                 return
@@ -513,17 +519,19 @@ class Journal:
 
     # -- upload ----------------------------------------------------------------------------------
 
-    def _walk(self):
-        """(block, buf, offset, length, seq) of every good record from the tail to the head."""
-        i = self._tail
-        last = 0
-        for k in range(self._used):
+    def _walk(self, i=-1, start=HEADER_SIZE, last=0):
+        """(block, buf, offset, length, seq, ring index) of every good record from the tail (or from
+        offset `start` of ring sector `i`, after sequence number `last`) to the head."""
+        if i < 0:
+            i = self._tail
+        for k in range((i - self._tail) % self.ring, self._used):
             block = self._block(i)
             sealed = self._header(block)[3]
             buf = self._read_sector(block)
-            for p, n, seq in self._entries(buf, last, self._keys[i]):
+            for p, n, seq in self._entries(buf, last, self._keys[i], start):
                 last = seq
-                yield block, buf, p, n, seq
+                yield block, buf, p, n, seq, i
+            start = HEADER_SIZE
             lost = self._scan_lost
             if self._scan_tail >= 0 and not sealed and k < self._used - 1:
                 # damage up to the sector's end: the records up to the next sector's first are gone
@@ -539,7 +547,7 @@ class Journal:
         size = 0
         if limit <= 0:
             return out
-        for _, buf, p, n, seq in self._walk():
+        for _, buf, p, n, seq, _ in self._walk():
             if seq <= self.acked:
                 continue
             if size + n > max_bytes:
@@ -549,6 +557,39 @@ class Journal:
             if len(out) >= limit:
                 break
         return out
+
+    def read_after(self, seq, out, room, terminal=None):
+        """The good records after `seq`, oldest first, copied back to back into the bytearray `out`: as
+        many as one RECORDS body of at most `room` bytes holds (protocol.link.records_size, terminal
+        id elided when every record carries `terminal`).  A list of memoryviews into `out`.
+
+        A cursor keeps where the last record handed out ended (ring sector and offset), so the next
+        call for the records after it reads on from there: records already handed out are not read
+        or MAC-checked again.  Any other `seq` (a new session, records left over) walks from the tail."""
+        views = []
+        seq = max(seq, self.acked)
+        if seq == self._cur_seq and (self._cur_i - self._tail) % self.ring < self._used:
+            walk = self._walk(self._cur_i, self._cur_p, seq)
+        else:
+            walk = self._walk()
+        body = 2  # mode and count
+        elide = terminal is not None
+        used = 0
+        for _, buf, p, n, s, i in walk:
+            if s <= seq:
+                continue
+            rec = memoryview(buf)[p + 1:p + 1 + n]
+            e = elide and bytes(rec[_TID:_TID + _TID_SIZE]) == terminal
+            size = body + 1 + n - (_TID_SIZE * (len(views) + 1) if e else 0)
+            if size > room or used + n > len(out) or len(views) >= 255:
+                break
+            out[used:used + n] = rec
+            views.append(memoryview(out)[used:used + n])
+            used += n
+            body += 1 + n
+            elide = e
+            self._cur_seq, self._cur_i, self._cur_p = s, i, p + n + ENTRY_OVERHEAD
+        return views
 
     def ack(self, seq):
         """The host stored everything up to `seq`: persist the watermark (one slot program).

@@ -72,7 +72,8 @@ class Uplink:
         self.transport = None  # opened by run(): after boot, so the NFC stack loads into an unfragmented heap
         self._frames = frame.FrameReader()
         self.wake = asyncio.Event()  # a record was appended, or bytes arrived
-        self.peer = None
+        self.peer = None  # the Peer while a transport is connected, else None
+        self._peer = None  # the one Peer and Sender of this uplink, reset per session
         self.house = None  # firmware.housekeeping.Housekeeping: TIME, STATUS, config bundles
         self.devices = devices  # firmware.health.Health: the scanner and NFC bits of STATUS
         self._batch = bytearray(link.max_payload(MAX_FRAME))
@@ -98,15 +99,18 @@ class Uplink:
         return self._ms
 
     def _connect(self, key, now):
-        p = peer.Peer(peer.ROLE_TERMINAL, self.terminal, key, self.runtime, window=WINDOW, max_frame=MAX_FRAME,
-                      rx_window=4)
+        """A new session on the one Peer of this uplink (allocated at the first; reset after)."""
+        p = self._peer
+        if p is None:
+            p = self._peer = peer.Peer(peer.ROLE_TERMINAL, self.terminal, key, self.runtime, window=WINDOW,
+                                       max_frame=MAX_FRAME, rx_window=4)
         self.peer = p
         self.queued = self.journal.acked
         self._heard = self._since = now
         if self.house is not None:
             self.house.new_session()
         self.sessions += 1
-        p.start(now)
+        p.reset(now)
         return p
 
     async def _receive(self):

@@ -13,7 +13,7 @@ try:
     import cryptolib
 
     def _ecb(key):  # pyright: ignore[reportRedeclaration]
-        return cryptolib.aes(key, 1).encrypt
+        return cryptolib.aes(key, 1).encrypt  # encrypt(data) -> bytes, or encrypt(data, out) in place
 
 except ImportError:  # CPython: host tools and tests
     import threading  # pyright: ignore[reportMissingImports]
@@ -28,9 +28,12 @@ except ImportError:  # CPython: host tools and tests
         enc = Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor()
         lock = threading.Lock()  # the collector's serial threads and event loop share cached ciphers
 
-        def encrypt(data):
+        def encrypt(data, out=None):
             with lock:
-                return enc.update(data)
+                result = enc.update(data)
+                if out is not None:
+                    out[: len(data)] = result
+                return result
 
         return encrypt
 
@@ -118,6 +121,27 @@ def aes_ctr(key, nonce, data):
     stream = _cached(_CIPHERS, key, _ecb)(counters)
     mixed = int.from_bytes(bytes(data), "big") ^ int.from_bytes(stream[:n], "big")
     return mixed.to_bytes(n, "big")
+
+
+def aes_ctr_into(key, nonce, data, out, scratch):
+    """aes_ctr(key, nonce, data) written into out[:len(data)], with the keystream made in `scratch` (a
+    bytearray of at least len(data) rounded up to 16 bytes): nothing allocated per call, so a session
+    seals and opens every frame without garbage.  `out` may be `data` itself."""
+    if len(nonce) != NONCE_SIZE:
+        raise CryptoError("CTR nonce must be 12 bytes")
+    n = len(data)
+    blocks = (n + BLOCK - 1) // BLOCK
+    ks = memoryview(scratch)[: blocks * BLOCK]
+    for block in range(blocks):
+        at = block * BLOCK
+        ks[at:at + NONCE_SIZE] = nonce
+        ks[at + 12] = (block >> 24) & 0xFF
+        ks[at + 13] = (block >> 16) & 0xFF
+        ks[at + 14] = (block >> 8) & 0xFF
+        ks[at + 15] = block & 0xFF
+    _cached(_CIPHERS, key, _ecb)(ks, ks)
+    for i in range(n):
+        out[i] = data[i] ^ ks[i]
 
 
 def seal(key, nonce, plaintext, associated=b""):

@@ -89,6 +89,29 @@ class Peer:
         self.session = None
         self._handshake_at = now
 
+    def reset(self, now):
+        """Terminal: a new session on this Peer, as a new Peer would start it (fresh nonce, no session,
+        empty windows and counters), keeping the Sender's slot buffers: a reconnect allocates only
+        the handshake's messages."""
+        self.sender.reset()
+        self.receiver.reset()
+        self.max_payload = link.max_payload(self.max_frame)
+        self.session = None
+        self.terminal = None
+        self.peer_hello = None
+        self._pending = None
+        del self._control[:]
+        self._ack_due = False
+        self.host_seq_high = None
+        self.renew = False
+        del self.malformed[:]
+        self._error_at.clear()
+        self.finished = False
+        for k in self.errors:
+            self.errors[k] = 0
+        del self.events[:]
+        self.start(now)
+
     def _on_hello(self, msg, body):
         if self.role == ROLE_HOST:
             key = self._key(msg["terminal"])

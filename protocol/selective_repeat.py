@@ -26,7 +26,7 @@ def expand(wire, near):
 class Sender:
     def __init__(self, window, slot_size, slots=None):
         n = slots or window
-        self.window = min(window, n, link.MAX_WINDOW)
+        self._window0 = self.window = min(window, n, link.MAX_WINDOW)
         self._body = [bytearray(slot_size) for _ in range(n)]
         self._len = [0] * n
         self._type = [0] * n
@@ -46,6 +46,19 @@ class Sender:
         self.rto = RTO_INITIAL_MS
         self.retransmits = 0
         self.sent = 0
+
+    def reset(self):
+        """Forget every frame, as a new Sender would, keeping the slot buffers (a new session)."""
+        for i in range(len(self._body)):
+            self._len[i] = self._type[i] = self._seq[i] = self._tag[i] = 0
+            self._tx[i] = self._sent_at[i] = self._sends[i] = 0
+            self._acked[i] = False
+        self.window = self._window0
+        self.next_seq = self.base = 1
+        self.delivered_tag = self._txi = self._max_acked_tx = 0
+        self.srtt = self.rttvar = 0
+        self.rto = RTO_INITIAL_MS
+        self.retransmits = self.sent = 0
 
     def set_window(self, window):
         self.window = max(1, min(window, len(self._body), link.MAX_WINDOW))
@@ -187,6 +200,10 @@ class Receiver:
         self._bits = 0  # bit i: cum + 2 + i received
         self.duplicates = 0
         self.out_of_window = 0
+
+    def reset(self):
+        """As a new Receiver (a new session)."""
+        self.cum = self._bits = self.duplicates = self.out_of_window = 0
 
     def is_new(self, wire_seq):
         """Whether accept() would deliver this frame; changes nothing (no counters either)."""

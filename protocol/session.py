@@ -51,25 +51,40 @@ class Session:
         self.rx_top = 0  # highest counter accepted
         self._rx_seen = 0  # bit i: counter rx_top - i accepted
         self._nonce = bytearray(12)
+        self._ks = bytearray(0)  # AES-CTR keystream scratch, grown to the largest payload seen
         self.mac_errors = 0
         self.replays = 0
 
     def _nonce_for(self, counter):
         struct.pack_into("<I", self._nonce, 0, counter)
-        return bytes(self._nonce)
+        return self._nonce
+
+    def _ctr(self, key, counter, data, out):
+        """AES-CTR of `data` into `out` with this session's scratch keystream (no garbage per frame)."""
+        need = (len(data) + 15) & ~15
+        if len(self._ks) < need:
+            self._ks = bytearray(need)
+        crypto.aes_ctr_into(key, self._nonce_for(counter), data, out, self._ks)
 
     def seal(self, payload):
         """A clear payload (header + body) as the secured payload sent on the wire."""
+        out = bytearray(len(payload) + OVERHEAD)
+        self.seal_into(payload, out)
+        return bytes(out)
+
+    def seal_into(self, payload, out):
+        """seal(payload) written into the bytearray `out` (at least len(payload) + OVERHEAD bytes); the
+        length written.  `payload` must not overlap `out`."""
         mtype, flags, seq, ack, sack, hs = link.unpack_header(payload)
         self.tx_counter += 1
-        out = bytearray(len(payload) + OVERHEAD)
+        n = len(payload) + OVERHEAD
         link.pack_header(out, mtype, flags | link.FLAG_SECURE, seq, ack, sack)
         struct.pack_into("<I", out, hs, self.tx_counter)
         end = len(payload) + CTR_SIZE
-        out[hs + CTR_SIZE:end] = crypto.aes_ctr(self._tx_enc, self._nonce_for(self.tx_counter),
-                                                memoryview(payload)[hs:])
-        out[end:] = crypto.hmac_sha256(self._tx_mac, memoryview(out)[:end])[:MAC_SIZE]
-        return bytes(out)
+        mv = memoryview(out)
+        self._ctr(self._tx_enc, self.tx_counter, memoryview(payload)[hs:], mv[hs + CTR_SIZE:end])
+        mv[end:n] = crypto.hmac_sha256(self._tx_mac, mv[:end])[:MAC_SIZE]
+        return n
 
     def open(self, payload):
         """The clear payload of a secured one, or None (counted) if it is altered, forged or replayed.
@@ -91,7 +106,7 @@ class Session:
             return None
         out = bytearray(end - CTR_SIZE)
         link.pack_header(out, mtype, flags & ~link.FLAG_SECURE, seq, ack, sack)
-        out[hs:] = crypto.aes_ctr(self._rx_enc, self._nonce_for(counter), mv[hs + CTR_SIZE:end])
+        self._ctr(self._rx_enc, counter, mv[hs + CTR_SIZE:end], memoryview(out)[hs:])
         return bytes(out)
 
     def _fresh(self, counter):

@@ -21,6 +21,7 @@ device key, carry the offered version and move forward; it is then kept in /flas
 handed to `on_activate(4, (version, key))`.
 """
 
+import gc
 import hashlib
 import os
 import struct
@@ -107,8 +108,12 @@ class ConfigReceiver:
     def on_chunk(self, msg):
         """(processed, reply or None).  processed False: leave the frame unacknowledged (ahead of a gap)."""
         o = self.offer
-        if o is None or msg["kind"] != o[0] or msg["version"] != o[1] or msg["offset"] < self.have:
-            return True, None  # stale or already held
+        if o is None or msg["kind"] != o[0] or msg["version"] != o[1]:
+            return True, None  # stale
+        if msg["offset"] < self.have:
+            if self.have == o[2]:  # whole, but its activation ran out of memory: try again
+                return True, self._activate()
+            return True, None  # already held
         if msg["offset"] > self.have:
             return False, None
         data = msg["data"]
@@ -123,49 +128,60 @@ class ConfigReceiver:
         return True, self._activate()
 
     def _activate(self):
+        """Check and apply the whole staged bundle; it is discarded afterwards, applied or refused.
+
+        A full heap is the exception: the staged file stays whole and the frame that completed it
+        stays unacknowledged, so the host's retransmission of it (offset < have == size) tries the
+        activation again instead of finding no offer and the bundle never being confirmed."""
+        gc.collect()  # RSA, SHA-256 and the deny-list merge want the largest free blocks there are
+        try:
+            result = self._check_and_apply()
+        except MemoryError:
+            raise
+        except BaseException:
+            self._discard()
+            raise
+        self._discard()
+        return result
+
+    def _check_and_apply(self):
         o = self.offer
         if o is None:
             raise Refused("no bundle offered")
         kind, version, size, digest = o
         if kind == fleetfmt.KIND_TOKEN_KEY:
-            try:
-                return self._activate_token_key(version, size, digest)
-            finally:
-                self._discard()
+            return self._activate_token_key(version, size, digest)
         if kind != bundle.KIND_DENY:
-            try:
-                return self._activate_fleet(kind, version, size, digest)
-            finally:
-                self._discard()
+            return self._activate_fleet(kind, version, size, digest)
+        return self._activate_deny(kind, version, size, digest)
+
+    def _activate_deny(self, kind, version, size, digest):
+        h = hashlib.sha256()
+        with open(self.stage, "rb") as f:
+            head = f.read(bundle.HEAD)
+            h.update(head)
+            while True:
+                n = f.readinto(self._buf)
+                if not n:
+                    break
+                h.update(memoryview(self._buf)[:n])
+        if h.digest() != digest:
+            raise Refused("bundle %d v%d does not match its digest" % (kind, version))
         try:
-            h = hashlib.sha256()
-            with open(self.stage, "rb") as f:
-                head = f.read(bundle.HEAD)
-                h.update(head)
-                while True:
-                    n = f.readinto(self._buf)
-                    if not n:
-                        break
-                    h.update(memoryview(self._buf)[:n])
-            if h.digest() != digest:
-                raise Refused("bundle %d v%d does not match its digest" % (kind, version))
-            try:
-                base, to, n_add, n_remove = bundle.deny_head(head, size)
-            except bundle.BundleError as e:
-                raise Refused(str(e))
-            if to != version:
-                raise Refused("bundle says version %d, offer %d" % (to, version))
-            if base > self.deny.version:
-                return kind, self.deny.version, REBASE
-            try:
-                self.deny.apply_staged(self.stage, bundle.HEAD, version, n_add, n_remove, bundle.ordered(head))
-            except denylist.DenyListError as e:
-                raise Refused(str(e))
-            self.applied += 1
-            print("deny list: version %d, %d cards" % (self.deny.version, self.deny.count))
-            return kind, version, size
-        finally:
-            self._discard()
+            base, to, n_add, n_remove = bundle.deny_head(head, size)
+        except bundle.BundleError as e:
+            raise Refused(str(e))
+        if to != version:
+            raise Refused("bundle says version %d, offer %d" % (to, version))
+        if base > self.deny.version:
+            return kind, self.deny.version, REBASE
+        try:
+            self.deny.apply_staged(self.stage, bundle.HEAD, version, n_add, n_remove, bundle.ordered(head))
+        except denylist.DenyListError as e:
+            raise Refused(str(e))
+        self.applied += 1
+        print("deny list: version %d, %d cards" % (self.deny.version, self.deny.count))
+        return kind, version, size
 
     def _activate_fleet(self, kind, version, size, digest):
         """Check the staged fleet bundle end to end, then make it the active one of its kind."""

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "collector": ("host_sim.bench.collector", "collector ingest: records/s into the store, group commit"),
     "collector-load": ("host_sim.bench.collector_load", "collector under misuse: idle, slowloris, non-reading, flood"),
     "frames": ("host_sim.bench.frames", "what one uplink frame costs the terminal on MicroPython"),
+    "uplink-memory": ("host_sim.bench.uplink_memory", "bytes allocated per uplink frame, MicroPython"),
     "drain": ("host_sim.bench.drain", "a virtual board's journal drained over the paced uplink"),
     "heap": ("host_sim.bench.heap", "heap the terminal's code costs in MicroPython (.mpy vs ROMFS)"),
     "bundle": ("host_sim.bench.bundle", "fleet bundle check and activation inside MicroPython"),

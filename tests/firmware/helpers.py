@@ -3,7 +3,8 @@ each body's source to MicroPython, so a body imports what it needs inside itself
 
 
 def body_steps(root, key, steps, probes, config_lines=None):
-    """Run ("offer", msg) / ("chunk", msg) / ("reboot",) steps; record each answer and the list state.
+    """Run ("offer", msg) / ("chunk", msg) / ("reboot",) / ("full heap",) steps; record each answer and
+    the list state.  "full heap": the next deny-list apply raises MemoryError (recorded as "memory").
     With `config_lines` (the config authority's keys, written to keys/config) also what on_activate got
     for fleet bundles and what a booting terminal reads back (tests/firmware/test_config_fleet.py)."""
     import os
@@ -31,7 +32,16 @@ def body_steps(root, key, steps, probes, config_lines=None):
     out = []
     for step in steps:
         try:
-            if step[0] == "reboot":
+            if step[0] == "full heap":
+                apply = r.deny.apply
+
+                def full(*args, apply=apply, deny=r.deny):
+                    deny.apply = apply
+                    raise MemoryError("memory allocation failed")
+
+                r.deny.apply = full
+                out.append(None)
+            elif step[0] == "reboot":
                 r = fresh()
                 out.append(None)
             elif step[0] == "offer":
@@ -41,6 +51,8 @@ def body_steps(root, key, steps, probes, config_lines=None):
                 out.append([ok, list(reply) if reply else None])
         except receiver.Refused as e:
             out.append("refused: " + str(e))
+        except MemoryError:
+            out.append("memory")
     ring, _ = trust.load(root)
     boot = {"fares": sorted(fleet.load_fares(root).items()), "keys": sorted(ring.keys),
             "tickets": sorted(ring.revoked_tickets), "fares_version": fleet.version(root, 3),

@@ -89,3 +89,21 @@ def test_a_delta_past_the_old_256_token_cap_is_streamed_and_an_unsorted_one_refu
     assert out[-1].startswith("refused:") and "ascending" in out[-1]
     assert version == 1 and denied == [True, True, False, False, False]  # the list stayed at version 1
     assert boot["staged"] == ["deny.bin.ovl"]  # the staged bundle deleted, nothing half written left
+
+
+def test_a_full_heap_at_activation_keeps_the_staged_bundle_for_the_retransmitted_last_chunk(runtime, tmp_path):
+    root = str(tmp_path)
+    data = bundle.deny_delta(0, 4, [tok(6), tok(7)])
+    steps = [
+        ("offer", offer(data, 4)),
+        ("chunk", chunk(data, 4, 0, 20)),
+        ("full heap",),
+        ("chunk", chunk(data, 4, 20, 200)),  # whole; the activation runs out of memory: frame not acknowledged
+        ("chunk", chunk(data, 4, 20, 200)),  # the host sends it again: activated from the staged file
+        ("chunk", chunk(data, 4, 20, 200)),  # and once more (the confirmation was lost): nothing staged, stale
+    ]
+    out, version, probes, _ = runtime.run(body_steps, root, KEY, steps, [tok(i) for i in range(8)])
+    assert out[3] == "memory"
+    assert out[4] == [True, [1, 4, len(data)]]
+    assert out[5] == [True, None]
+    assert version == 4 and [i for i, d in enumerate(probes) if d] == [6, 7]

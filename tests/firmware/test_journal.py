@@ -34,6 +34,9 @@ def body_journal(blocks, ops, fixed=False):
     ("erase", block)            -> None
     ("costs", n)                -> (page programs, erases) of n appends
     ("recent", n)               -> sequence numbers of recent(n)
+    ("after", seq, room)        -> (sequence numbers of read_after(seq, ..., room, terminal), each record
+                                   checked, the RECORDS body size they make, the MACs checked meanwhile);
+                                   seq -1: after the last record an earlier "after" handed out
     ("churn", rounds, n, prep)  -> None: `rounds` times: n appends, an ACK of all, prepare() if prep
     """
     import gc
@@ -77,6 +80,7 @@ def body_journal(blocks, ops, fixed=False):
     dev = NorFlash(blocks)
     j = Journal(dev, KEY).open()
     out = []
+    handed = 0
     for op in ops:
         name = op[0]
         if name == "append":
@@ -95,7 +99,7 @@ def body_journal(blocks, ops, fixed=False):
         elif name == "all":
             # what pending() would hand out batch by batch, without holding every record at once
             seqs = []
-            for _, buf, p, n, seq in j._walk():
+            for _, buf, p, n, seq, _ in j._walk():
                 if seq > j.acked:
                     assert bytes(buf[p + 1 : p + 1 + n]) == build(seq), seq
                     seqs.append(seq)
@@ -118,7 +122,7 @@ def body_journal(blocks, ops, fixed=False):
             out.append(state(j))
         elif name == "locate":
             found = None
-            for block, _, p, _, seq in j._walk():
+            for block, _, p, _, seq, _ in j._walk():
                 if seq == op[1]:
                     found = block * 4096 + p
             out.append(found)
@@ -145,6 +149,24 @@ def body_journal(blocks, ops, fixed=False):
             out.append(None)
         elif name == "recent":
             out.append([record.seq_of(r) for r in j.recent(op[1])])
+        elif name == "after":
+            macs = [0]
+            mac = j._mac
+
+            def counted(data, mac=mac, macs=macs):
+                macs[0] += 1
+                return mac(data)
+
+            j._mac = counted
+            batch = j.read_after(handed if op[1] < 0 else op[1], bytearray(2 * op[2]), op[2], b"TERM0001")
+            j._mac = mac
+            recs = [bytes(r) for r in batch]
+            if recs:
+                handed = record.seq_of(recs[-1])
+            # the RECORDS body they make: every record carries TERM0001, so its id is elided (protocol/link.py)
+            out.append((seqs_of(recs), 2 + sum(1 + len(r) - 8 for r in recs) if recs else 0, macs[0]))
+            recs = batch = None
+            gc.collect()
         else:
             raise ValueError(name)
     return out
@@ -597,3 +619,26 @@ def test_random_damage_never_breaks_recovery_and_spares_intact_records(sim_runti
         assert new[0] > 90 and new == [new[0], new[0] + 1], (new, pokes)
         acked = got[n + 3][1]  # after a second reboot: the same records, the new ones behind them
         assert again == [s for s in seqs if s > acked] + new, (again, seqs, new, pokes)
+
+
+def test_read_after_hands_out_every_record_once_and_checks_each_mac_once(sim_runtime):
+    room = 250
+    ops = [("append", 90)] + [("after", -1, room)] * 30 + [("append", 5), ("after", -1, room), ("after", 0, room),
+                                                           ("ack", 40), ("after", 0, room), ("after", 1000, room)]
+    got = sim_runtime.run(body_journal, 8, ops)
+    batches = got[1:31]
+    handed = [s for seqs, _, _ in batches for s in seqs]
+    assert handed == list(range(1, 91))
+    assert all(size <= room for _, size, _ in batches) and all(seqs for seqs, _, _ in batches[:10])
+    # the cursor: nothing handed out is read again; only the one record that did not fit a batch is
+    # read once more by the next (a walk from the tail each time would check thousands)
+    full = [b for b in batches if b[0]]
+    assert sum(macs for _, _, macs in batches) <= 90 + len(full)
+    more = got[32]
+    n = len(more[0])  # appended after the cursor: read on from there
+    assert n >= 2 and more[0] == list(range(91, 91 + n)) and more[2] <= n + 1
+    again = got[33]
+    assert again[0][0] == 1 and again[2] > len(again[0])  # another seq: walked from the tail
+    assert got[35][0][0] == 41  # after an ACK, the records after the watermark
+    assert got[36][0] == []
+

@@ -254,3 +254,67 @@ def body_altered_floor():
 def test_an_altered_seq_high_fails_the_hosts_proof(runtime):
     up, floor, refused = runtime.run(body_altered_floor)
     assert not up and floor is None and refused >= 1
+
+
+def body_reset(key):
+    """A terminal Peer uploads to one host Peer, loses the link with frames in flight, is reset and uploads
+    again to a fresh host Peer (a reconnect).  Returns what the second session saw and what was reused."""
+    import os
+
+    from protocol import frame, link, peer, record
+
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+    t = peer.Peer(peer.ROLE_TERMINAL, T, key, "fw", window=4, max_frame=256, rx_window=4)
+    slots = [id(b) for b in t.sender._body]
+
+    def host():
+        return peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key if tid == T else None, "host", window=4,
+                         max_frame=512, rx_window=16, nonce=os.urandom(16))
+
+    def run(h, first, count, deliver_until, now):
+        rh = frame.FrameReader()
+        stored = []
+        hellos = []
+        nxt = first
+        while now < 100000:
+            while nxt < first + count and t.can_send():
+                t.send(link.RECORDS, link.records([record.encode(T, nxt, 1800000000, 1, 200, 156, 1, 0, 1,
+                                                                 bytes(16))], T), tag=nxt)
+                nxt += 1
+            p = t.poll(now)
+            if p is not None:
+                if p[1] == link.HELLO:
+                    hellos.append(bytes(p))
+                _, flags, seq, _, _, _ = link.unpack_header(p)
+                if not flags & link.FLAG_SEQ or seq <= deliver_until:
+                    for q in rh.feed(link.wire(p)):
+                        for m in h.feed(q, now):
+                            if m["type"] == "RECORDS":
+                                stored.extend(record.seq_of(r) for r in m["records"])
+            q = h.poll(now)
+            if q is not None:
+                t.feed(q, now)
+            if t.up() and nxt >= first + count and t.sender.delivered_tag >= min(deliver_until, first + count - 1):
+                break
+            now += 10
+        return stored, hellos, now
+
+    t.start(0)
+    stored1, hellos1, now = run(host(), 1, 6, 3, 0)  # frames after the third never reach the host
+    in_flight = t.sender.in_flight()
+    t.feed(b"\x01\x02garbage", now)  # counted as malformed in the first session
+    t.reset(now)
+    fresh = [t.state, t.session is None, t.sender.in_flight(), t.sender.next_seq, t.receiver.cum,
+             sum(t.errors.values())]
+    stored2, hellos2, _ = run(host(), 1, 6, 99, now)
+    same_slots = [id(b) for b in t.sender._body] == slots
+    return [sorted(set(stored1)), in_flight, fresh, sorted(set(stored2)), t.sender.delivered_tag, same_slots,
+            hellos1[0] != hellos2[0]]
+
+
+def test_a_reset_peer_starts_a_clean_session_on_the_same_slot_buffers(runtime):
+    first, in_flight, fresh, stored, tag, same_slots, new_hello = runtime.run(body_reset, KEY)
+    assert first == [1, 2, 3] and in_flight > 0  # the first session ended with frames unacknowledged
+    assert fresh == [1, True, 0, 1, 0, 0]  # HELLO_SENT, no session, empty windows, counters zeroed
+    assert stored == [1, 2, 3, 4, 5, 6] and tag == 6
+    assert same_slots and new_hello  # no new slot buffers; a fresh nonce in the new HELLO
