@@ -460,7 +460,7 @@ class Journal:
 
     def find(self, seq):
         """The record numbered `seq` if the journal still holds it (acknowledged or not), else None."""
-        for _, buf, p, n, s in self._walk():
+        for _, buf, p, n, s, _ in self._walk():
             if s == seq:
                 return bytes(buf[p + 1:p + 1 + n])
             if s > seq:

@@ -33,13 +33,13 @@ def body_steps(root, key, steps, probes, config_lines=None):
     for step in steps:
         try:
             if step[0] == "full heap":
-                apply = r.deny.apply
+                apply = r.deny.apply_staged
 
                 def full(*args, apply=apply, deny=r.deny):
-                    deny.apply = apply
+                    deny.apply_staged = apply
                     raise MemoryError("memory allocation failed")
 
-                r.deny.apply = full
+                r.deny.apply_staged = full
                 out.append(None)
             elif step[0] == "reboot":
                 r = fresh()

@@ -75,7 +75,7 @@ def body_declines(blocks, ops):
             out.append(n)
         elif name == "records":
             got = []
-            for _, buf, p, n, seq in j._walk():
+            for _, buf, p, n, seq, _ in j._walk():
                 if seq > j.acked:
                     r = record.decode(bytes(buf[p + 1:p + 1 + n]))
                     got.append((r["kind"], r["decision"], r["reason"], r["token"], r["amount"], r["fare_id"],
