@@ -78,6 +78,7 @@ class Uplink:
         self.devices = devices  # firmware.health.Health: the scanner and NFC bits of STATUS
         self._batch = bytearray(link.max_payload(MAX_FRAME))
         self._room = link.max_payload(MAX_FRAME) - link.HEADER_SIZE - session.OVERHEAD
+        self._recs = bytearray(self._room)  # the records of the next RECORDS frame, read by the journal cursor
         self.queued = 0  # newest record sequence handed to the sender (housekeeping tags its messages with it)
         self._t0 = time.ticks_ms()
         self._ms = 0
@@ -142,16 +143,7 @@ class Uplink:
         if not p.peer_takes(link.RECORDS):  # a host that takes no records gets none (SPEC "Capabilities")
             return
         while p.can_send() and self.journal.next_seq - 1 > self.queued:
-            in_flight = self.queued - self.journal.acked
-            recs = self.journal.pending(in_flight + 8, 1 << 30)
-            batch = []
-            for rec in recs:
-                if record.seq_of(rec) <= self.queued:
-                    continue
-                batch.append(rec)
-                if link.records_size(batch, self.terminal) > self._room:
-                    batch.pop()
-                    break
+            batch = self.journal.read_after(self.queued, self._recs, self._room, self.terminal)
             if not batch:
                 return
             n = link.records_into(self._batch, 0, batch, self.terminal)
