@@ -19,7 +19,7 @@ import os
 import struct
 import time
 
-from protocol import frame, link, peer, record, session
+from protocol import cobs, frame, link, peer, record, session
 
 WINDOW = 8  # frames in flight: a serial cable needs few; a 300 ms cellular path wants up to 128
 MAX_FRAME = 288  # wire bytes: room for one record of the maximum 255 bytes (EMV contactless records are
@@ -78,6 +78,8 @@ class Uplink:
         self.devices = devices  # firmware.health.Health: the scanner and NFC bits of STATUS
         self._batch = bytearray(link.max_payload(MAX_FRAME))
         self._room = link.max_payload(MAX_FRAME) - link.HEADER_SIZE - session.OVERHEAD
+        self._wire = bytearray(2 + cobs.max_encoded_len(frame.MAX_PAYLOAD + 4))  # the frame being written
+        self._scratch = bytearray(frame.MAX_PAYLOAD + 4)
         self._recs = bytearray(self._room)  # the records of the next RECORDS frame, read by the journal cursor
         self.queued = 0  # newest record sequence handed to the sender (housekeeping tags its messages with it)
         self._t0 = time.ticks_ms()
@@ -207,7 +209,8 @@ class Uplink:
                     self._fill(p)
                 payload = p.poll(now)
                 if payload is not None:
-                    await t.write(link.wire(payload))  # False: the link failed, `connected` says so above
+                    n = frame.wire_into(payload, self._wire, self._scratch)
+                    await t.write(memoryview(self._wire)[:n])  # False: the link failed, `connected` says so
                     continue
                 d = p.deadline(now)
                 wait = IDLE_MS if d is None else max(5, min(d, IDLE_MS))

@@ -13,12 +13,15 @@ def max_encoded_len(n):
     return n + n // 254 + 1
 
 
-def encode_into(src, dst):
-    """Encode `src` into the bytearray `dst` (at least max_encoded_len(len(src)) bytes); returns the
-    length.  Works a block at a time (find + slice copy), not byte by byte: this runs per frame."""
+def encode_into(src, dst, n=None):
+    """Encode the first `n` bytes of `src` (all of it by default) into the bytearray or memoryview `dst`
+    (at least max_encoded_len(n) bytes); returns the length.  Works a block at a time (find + one copy
+    through a memoryview), not byte by byte, and allocates no copy of the data: this runs per frame."""
     if not hasattr(src, "find"):  # a memoryview: one copy, so find() is available
         src = bytes(src)
-    n = len(src)
+    if n is None:
+        n = len(src)
+    mv = memoryview(src)
     i = 0
     out = 0
     while True:
@@ -29,7 +32,7 @@ def encode_into(src, dst):
             j = limit
         k = j - i
         dst[out] = k + 1
-        dst[out + 1:out + 1 + k] = src[i:j]
+        dst[out + 1:out + 1 + k] = mv[i:j]
         out += k + 1
         if zero:
             i = j + 1

@@ -22,6 +22,21 @@ def encode(payload):
     return cobs.encode(body) + b"\x00"
 
 
+def wire_into(payload, out, scratch):
+    """0x00, then encode(payload), written into the bytearray `out` (at least 2 + max_encoded_len(len(payload)
+    + 4) bytes); returns the length.  `scratch` (at least len(payload) + 4 bytes) holds the payload and its
+    CRC on the way: the device's send path reuses both buffers for every frame."""
+    n = len(payload)
+    if n > MAX_PAYLOAD:
+        raise ValueError("payload of %d bytes exceeds the %d-byte frame limit" % (n, MAX_PAYLOAD))
+    scratch[0:n] = payload
+    struct.pack_into("<I", scratch, n, crc32(payload))
+    out[0] = 0
+    m = cobs.encode_into(scratch, memoryview(out)[1:], n + 4)
+    out[1 + m] = 0
+    return m + 2
+
+
 class FrameReader:
     """Turns received bytes into checked payloads.  `errors` counts frames dropped as corrupt."""
 

@@ -285,3 +285,21 @@ def test_reader_matches_the_byte_by_byte_model_on_mixed_streams(runtime):
     results = runtime.run_many(body_feed, batch)
     for (stream, _, limit), (got, errors) in zip(batch, results):
         assert (got, errors) == model_feed(stream, limit), stream.hex()
+
+
+def body_wire_into(payloads):
+    """wire_into with one pair of buffers reused for every payload, against b"\\x00" + encode()."""
+    from protocol import cobs, frame
+
+    out = bytearray(2 + cobs.max_encoded_len(frame.MAX_PAYLOAD + 4))
+    scratch = bytearray(frame.MAX_PAYLOAD + 4)
+    return [bytes(out[:frame.wire_into(p, out, scratch)]) == b"\x00" + frame.encode(p) for p in payloads]
+
+
+def test_wire_into_reused_buffers_give_the_wire_bytes(runtime):
+    import random
+
+    rng = random.Random(5)
+    payloads = [bytes(rng.getrandbits(8) for _ in range(n)) for n in (480, 7, 0, 300, 1)]
+    payloads += [bytes([1]) * 254, bytes([1]) * 250, bytes([9]) * 480, b"\x00" * 40, bytes(range(1, 256)) * 1]
+    assert runtime.run(body_wire_into, payloads) == [True] * len(payloads)
