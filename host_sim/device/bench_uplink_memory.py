@@ -3,7 +3,7 @@
 argv: frames, then the transports ("serial", "simcom", "quectel").  A terminal Peer and a host Peer
 shake hands in memory; then `frames` RECORDS frames go terminal -> host and every host reply (ACK)
 comes back.  Counted with micropython.mem_total() (bytes allocated, cumulative) around the terminal's
-side only: sending is Peer.send + Peer.poll + link.wire (+ the modem's send command), receiving is the
+side only: sending is Peer.send + Peer.poll + frame.wire_into (+ the modem's send command), receiving is the
 transport's receive path + FrameReader.feed + Peer.feed.  The modem receive path is the driver's: the
 AT stream of a pull read (+CIPRXGET: 2 / +QIRD header, the bytes, OK) through protocol.at.AtReader
 into the driver's RingBuffer and out with readinto, as firmware/drivers/modem.py does.  The heap
@@ -16,7 +16,7 @@ import micropython
 
 from firmware.ringbuf import RingBuffer
 from host_sim.device import results
-from protocol import at, frame, link, peer, record
+from protocol import at, cobs, frame, link, peer, record
 
 KEY = bytes(range(32))
 TERMINAL = b"T0000001"
@@ -57,6 +57,8 @@ def run(transport, n):
     at_reader = at.AtReader(push=False)
     ring = RingBuffer(2048)
     buf = bytearray(128)
+    out = bytearray(2 + cobs.max_encoded_len(frame.MAX_PAYLOAD + 4))
+    scratch = bytearray(frame.MAX_PAYLOAD + 4)
     sent = received = frames_in = 0
     cmd = b""
     now = 1
@@ -70,7 +72,7 @@ def run(transport, n):
         now += 10
         m0 = micropython.mem_total()
         t.send(link.RECORDS, body, i + 1)
-        wire = link.wire(t.poll(now))
+        wire = memoryview(out)[:frame.wire_into(t.poll(now), out, scratch)]  # as firmware/uplink.py writes it
         if modem is not None:
             cmd = modem[1] % len(wire)  # the send command the driver writes before the bytes
         sent += micropython.mem_total() - m0
