@@ -29,6 +29,7 @@ CLOSED = 4
 
 HANDSHAKE_RETRY_MS = 2000
 CAPS = link.CAP_RECORDS | link.CAP_CONFIG | link.CAP_TIME | link.CAP_STATUS
+CAPS |= link.CAP_ONLINE
 
 
 class Peer:
@@ -182,6 +183,10 @@ class Peer:
 
     def up(self):
         return self.state == UP
+
+    def peer_has(self, cap):
+        """True once UP with a peer whose HELLO announced capability `cap` (link.CAP_*)."""
+        return self.state == UP and self.peer_hello is not None and bool(self.peer_hello["caps"] & cap)
 
     def can_send(self):
         return self.state == UP and self.sender.can_queue()
