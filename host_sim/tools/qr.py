@@ -2,7 +2,7 @@
 payloads and pictures.
 
 decode prints one JSON object (and exits 1, with one line on stderr saying why, when it is refused):
-{"format": "emv-cpm" | "emv-mpm" | "ticket" | "unknown", "valid", "error", "tlv", "fields"} plus
+{"format": "emv-cpm" | "emv-mpm" | "ticket" | "payment-code" | "unknown", "valid", "error", "tlv", "fields"} plus
 "crc_ok" for MPM. CPM "tlv" is the BER-TLV tree with tags as upper-case hex and values as hex; MPM "tlv"
 is the ID-length-value tree with the values as text. PAN-bearing values (5A, 57, 9F6B) are masked (first
 6 and last 4 digits kept, the expiry kept, the rest "*") unless --reveal. A CPM code's "fields" say in
@@ -17,7 +17,7 @@ import sys
 import time
 
 from host_sim.tools import tickets
-from protocol import cpm, mpm, record, ticket, tlv
+from protocol import cpm, mpm, paycode, record, ticket, tlv
 
 PAN_TAGS = (0x5A, 0x57, 0x9F6B)
 CPM_PROFILES = ("unionpay-hce", "unionpay-card", "visa", "mastercard")  # host_sim/emulators/wallet.ACCOUNTS
@@ -147,6 +147,23 @@ def _decode_ticket(text, keys_path, now):
     return result
 
 
+def _decode_paycode(text, reveal):
+    """A numeric payment code (protocol/paycode.py): its family and the code masked (first and last 4
+    digits) unless --reveal; nothing in it can be checked offline, so it is valid when well formed."""
+    family = paycode.family_of(text)
+    name = paycode.NAMES[family]
+    digits = text.strip()
+    shown = digits if reveal else paycode.masked(digits)
+    fields = {"family": name, "digits": shown, "length": len(digits),
+              "authorisation": "needs online authorisation"}
+    if paycode.classify(text) is None:
+        shortest, longest = paycode.lengths(family)
+        want = "%d" % shortest if shortest == longest else "%d to %d" % (shortest, longest)
+        return {"format": "payment-code", "valid": False, "tlv": [], "fields": fields,
+                "error": "a %s payment code has %s digits, this one %d" % (name, want, len(digits))}
+    return {"format": "payment-code", "valid": True, "error": None, "tlv": [], "fields": fields}
+
+
 def decode(text, reveal=False, keys_path=None, now=None):
     """The decode JSON object for one payload (str)."""
     now = int(time.time()) if now is None else now
@@ -156,6 +173,8 @@ def decode(text, reveal=False, keys_path=None, now=None):
         return _decode_ticket(text, keys_path, now)
     if text.startswith("0002"):
         return _decode_mpm(text)
+    if paycode.family_of(text) is not None:
+        return _decode_paycode(text, reveal)
     return {"format": "unknown", "valid": False, "error": "not an EMV CPM, EMV MPM or ticket payload",
             "tlv": [], "fields": {}}
 
