@@ -185,6 +185,10 @@ def make(args):
 
         cryptogram = bytes.fromhex(args.cryptogram) if args.cryptogram else None
         text = wallet.code(args.profile, args.pan, args.expiry, args.atc, forge=args.forge, cryptogram=cryptogram)
+    elif args.kind == "paycode":
+        from host_sim import paycodes
+
+        text = paycodes.make(paycode.FAMILY_OF_NAME[args.family], invalid=args.invalid)
     elif args.kind == "mpm":
         pairs = [("01", "12" if args.amount else "11"), ("15", args.account), ("52", args.mcc), ("53", "156")]
         if args.amount:
@@ -238,7 +242,7 @@ def add_arguments(parser):
     d.add_argument("--reveal", action="store_true", help="show PAN-bearing values in clear")
     d.add_argument("--keys", help="keyring file for ticket signatures (default: the issuer keys kept here)")
     m = sub.add_parser("make", help="issue a test payload (and --png picture)")
-    m.add_argument("kind", choices=("cpm", "mpm", "ticket"))
+    m.add_argument("kind", choices=("cpm", "mpm", "ticket", "paycode"))
     m.add_argument("--png", help="also render the QR code to this PNG file")
     m.add_argument("--profile", default="unionpay-hce", choices=CPM_PROFILES,
                    help="cpm: the test issuer profile whose keys make the cryptogram (host_sim/issuers.py)")
@@ -248,6 +252,9 @@ def add_arguments(parser):
     m.add_argument("--cryptogram", help="cpm: 9F26 as hex instead of the one the profile's keys compute")
     m.add_argument("--forge", action="store_true", help="cpm: a wrong cryptogram, every other rule kept: "
                    "the terminal accepts it offline, the issuer declines it")
+    m.add_argument("--family", default="unionpay", choices=("unionpay", "wechat", "alipay"),
+                   help="paycode: which wallet's numeric code (host_sim/paycodes.py)")
+    m.add_argument("--invalid", action="store_true", help="paycode: a wrong check: the test issuer declines it")
     m.add_argument("--name", default="YIYUAN BUS 12", help="mpm: merchant name")
     m.add_argument("--city", default="YIYUAN", help="mpm: merchant city")
     m.add_argument("--account", default="12345678123456781234567890123", help="mpm: UnionPay merchant (15)")
