@@ -60,7 +60,7 @@ _CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None):
         self.outcome = outcome
         self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
@@ -71,7 +71,7 @@ class Decision:
         self.extensions = extensions
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
-        self.code = None  # ONLINE: (family, digits) of the payment code, in RAM only
+        self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
@@ -174,9 +174,7 @@ class Decider:
         repeat = self._repeat(token, None, kind)  # a one-time code shown again after it paid
         if repeat:
             return repeat
-        d = Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind))
-        d.code = got
-        return d
+        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got)
 
     def decide_online(self, d, request_id, result):
         """The host's ONLINE_RESULT (a link.decode dict, None when none came by the deadline) for the

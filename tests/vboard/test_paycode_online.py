@@ -3,7 +3,6 @@ uplink and over the modem emulator (the display says PROCESSING, then PAID), dec
 refusal for a code the test issuer does not know, and declined "network needed" when the link is down."""
 
 import json
-import time
 
 import pytest
 
