@@ -35,6 +35,8 @@ COLUMNS = ("merchant", "terminal", "day", "transactions", "gross_fen", "approved
            "net_settlement_fen", "eligible_fen", "declined_taps")
 DECLINE_COLUMNS = ("merchant", "terminal", "day", "reason", "reason_text", "taps", "records")
 CONFLICT_COLUMNS = ("terminal", "seq", "record_hex")
+ONLINE_COLUMNS = ("terminal", "request_id", "family", "code_masked", "amount", "result", "reason", "approval",
+                  "reference", "answered_ms")
 RULE = ("Fee, fee refund and subsidy are computed once per row (merchant, terminal, day) on its exact sums and "
         "rounded half up to the fen once: fee = approved amount x fee rate; eligible = the approved UnionPay QR "
         "payments below 500 yuan each; fee refund = eligible x fee rate; subsidy = eligible x 0.2 %; net = "
@@ -221,6 +223,14 @@ def write_html(rows, path, fee_ppm, decline_rows=()):
         f.write("\n".join(body))
 
 
+def online_rows(store):
+    """Every online payment-code authorisation (host_sim/backend/online.py), reversals included."""
+    if not store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'online_auth'"):
+        return []
+    return [dict(zip(ONLINE_COLUMNS, r)) for r in store.query(
+        "SELECT %s FROM online_auth ORDER BY terminal, request_id" % ", ".join(ONLINE_COLUMNS))]
+
+
 def main(args):
     store = Store(args.db)
     try:
@@ -230,12 +240,14 @@ def main(args):
         rows = reconcile(store, args.fee_rate_ppm)
         decline_rows = declines(store)
         conflict_rows = [{"terminal": t, "seq": seq, "record_hex": raw.hex()} for t, seq, raw in store.conflicts()]
+        online = online_rows(store)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
     write_csv(rows, os.path.join(args.out, "reconciliation.csv"))
     write_csv(decline_rows, os.path.join(args.out, "declines.csv"), DECLINE_COLUMNS)
     write_csv(conflict_rows, os.path.join(args.out, "conflicts.csv"), CONFLICT_COLUMNS)
+    write_csv(online, os.path.join(args.out, "online.csv"), ONLINE_COLUMNS)
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
@@ -243,6 +255,8 @@ def main(args):
                       "fee_refund_fen": sum(t["fee_refund_fen"] for t in totals.values()),
                       "declined_taps": sum(r["taps"] for r in decline_rows),
                       "conflicts": len(conflict_rows), "conflicts_csv": os.path.join(args.out, "conflicts.csv"),
+                      "online": len(online), "online_reversed": sum(1 for r in online if r["result"] == "reversed"),
+                      "online_csv": os.path.join(args.out, "online.csv"),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))

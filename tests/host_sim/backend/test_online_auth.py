@@ -107,3 +107,47 @@ def test_without_an_acquirer_the_answer_is_unavailable(tmp_path):
     t = ListeningTerminal(host_session.Session(store, backoffice=backoffice.Backoffice(store))).pump()
     [res] = result(ask(t, 50, paycodes.make(paycode.UNIONPAY)))
     assert (res["result"], res["reason"]) == (link.ONLINE_UNAVAILABLE, "no acquirer")
+
+
+def test_the_report_lists_online_authorisations_and_reversals(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    store = registered(tmp_path)
+    t, office = online_terminal(store, delay_ms=900)
+    result(ask(t, 60, paycodes.make(paycode.UNIONPAY), deadline_ms=1000))
+    wait_row(office, 60, "reversed")
+    store.close()
+    out = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"), "--out",
+                          str(tmp_path / "r")], capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (summary["online"], summary["online_reversed"]) == (1, 1)
+    text = (tmp_path / "r" / "online.csv").read_text()
+    assert "reversed" in text and "approved after the deadline" in text
+
+
+def test_over_tcp_a_slow_acquirer_host_gets_its_late_approval_reversed(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from host_sim.backend import acquirer_link
+
+    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "acquirer-host", "--listen", "127.0.0.1:0",
+                             "--delay-ms", "700"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        address = json.loads(proc.stdout.readline())["listen"]
+        store = registered(tmp_path)
+        office = backoffice.Backoffice(store, acquirer_link.TcpLink(address))
+        t = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
+        [res] = result(ask(t, 70, paycodes.make(paycode.UNIONPAY), deadline_ms=3000))  # 700 ms < 2500 ms budget
+        assert res["result"] == link.ONLINE_APPROVED
+        [res] = result(ask(t, 71, paycodes.make(paycode.UNIONPAY), deadline_ms=1000))  # 700 ms > 500 ms budget
+        assert res["result"] == link.ONLINE_UNAVAILABLE
+        assert wait_row(office, 71, "reversed")["reason"] == "approved after the deadline"
+        assert wait_row(office, 70, "approved")
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "0400 RRN" in err and "reversed" in err
