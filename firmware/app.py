@@ -156,7 +156,7 @@ class Terminal:
         self.feedback.declined(d.reason_text())
 
         def build(seq):
-            return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, d.amount,
+            return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, 0,
                                  decision.CURRENCY_CNY, record.DECLINED, d.reason, 0, d.token, d.extensions)
         try:
             if self.journal.full:
