@@ -112,11 +112,14 @@ def modem(taps, workdir, dialect="quectel"):
     try:
         board.wait_console(b"ready:", timeout=20)
         cfg = {"link": "modem", "dialect": dialect, "host": "127.0.0.1", "port": port, "apn": "cmnet"}
-        program = ("import os\ntry:\n os.mkdir('/flash/config')\nexcept OSError:\n pass\n"
-                   "with open('/flash/config/uplink.json', 'w') as f:\n f.write(%r)" % json.dumps(cfg))
+        local = os.path.join(workdir, "uplink.json")
+        with open(local, "w") as f:
+            json.dump(cfg, f)
         exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
-        subprocess.run([exe, "connect", board.ports["console"], "exec", program], check=True, capture_output=True,
-                       timeout=30)
+        subprocess.run([exe, "connect", board.ports["console"], "fs", "mkdir", ":/flash/config"], capture_output=True,
+                       timeout=30)  # there already on a provisioned image: that failure is fine
+        subprocess.run([exe, "connect", board.ports["console"], "fs", "cp", local, ":/flash/config/uplink.json"],
+                       check=True, capture_output=True, timeout=30)
         mark = board.console_mark()
         terminal = provision.provision(board.ports["console"], db)
         board.wait_console(b"ready:", timeout=20, since=mark)
