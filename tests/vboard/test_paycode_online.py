@@ -13,7 +13,7 @@ from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import provision, vboard
 from protocol import paycode, record
 from tests.vboard.helpers import Events, Served, mpremote, provisioned
-from tests.vboard.test_uplink_modem import HEAP, free_port, start_collector
+from tests.host_sim.helpers import free_port, start_collector
 from tests.waiting import wait_until
 
 ONLINE = "SELECT request_id, result, code_masked FROM online_auth ORDER BY request_id"
@@ -85,7 +85,8 @@ def test_a_unionpay_code_is_authorised_online_over_the_modem(tmp_path, dialect):
     db = str(tmp_path / "c.db")
     port = free_port()
     emu = ModemEmulator(dialect, connect=("127.0.0.1", port), seed=3).start()
-    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), heap=HEAP, attach={"uplink": emu.port}).start()
+    board = vboard.VirtualBoard(str(tmp_path / "flash.img"), heap=vboard.DEFAULT_HEAP,
+                                attach={"uplink": emu.port}).start()
     server = events = scanner = None
     try:
         board.wait_console(b"ready:", timeout=20)
@@ -97,7 +98,8 @@ def test_a_unionpay_code_is_authorised_online_over_the_modem(tmp_path, dialect):
         mark = board.console_mark()
         terminal = provision.provision(board.ports["console"], db)
         board.wait_console(b"ready:", timeout=20, since=mark)
-        server = start_collector(db, port, str(tmp_path / "collector.log"))
+        server, probe = start_collector(db, port)
+        probe.close()
         events = Events(board.ports["events"])
         scanner = ScannerEmulator(board.ports["scanner"])
         store = Store(db)
