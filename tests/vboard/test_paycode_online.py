@@ -80,7 +80,7 @@ def test_a_unionpay_code_is_authorised_online_over_the_serial_uplink(board, even
     assert good not in board.console_text()
 
 
-@pytest.mark.parametrize("dialect", ["quectel"])
+@pytest.mark.parametrize("dialect", ["quectel", "simcom"])
 def test_a_unionpay_code_is_authorised_online_over_the_modem(tmp_path, dialect):
     db = str(tmp_path / "c.db")
     port = free_port()

@@ -151,3 +151,36 @@ def test_over_tcp_a_slow_acquirer_host_gets_its_late_approval_reversed(tmp_path)
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert "0400 RRN" in err and "reversed" in err
+
+
+def deferred_record(seq, code):
+    """The record a terminal with policy "defer" writes for `code` with its link down."""
+    from firmware import decision
+    from tests.host_sim.helpers import TAP_TIME, seal_for_test
+
+    decider = decision.Decider(b"salt" * 4, sealer=seal_for_test)
+    d = decider.decide_offline(decider.decide(code), decision.POLICY_DEFER, 500)
+    assert d.outcome == decision.ACCEPT, d.reason_text()
+    raw = record.encode(TERMINAL, seq, TAP_TIME, d.kind, d.amount, 156, record.ACCEPTED, 0, 1, d.token, d.extensions)
+    assert code.encode() not in raw
+    return raw
+
+
+def test_a_deferred_code_is_authorised_later_from_its_sealed_digits(tmp_path):
+    from tests.host_sim.helpers import open_for_test
+
+    store = registered(tmp_path)
+    office = backoffice.Backoffice(store, acquirer.Acquirer(), opener=open_for_test)
+    t = ListeningTerminal(host_session.Session(store, backoffice=office)).pump()
+    t.upload([deferred_record(80, paycodes.make(paycode.ALIPAY)),
+              deferred_record(81, paycodes.make(paycode.ALIPAY, invalid=True))])
+    sent = []
+    exchange = office.link.exchange
+    office.link.exchange = lambda m: sent.append(m) or exchange(m)
+    office.authorise_pending()
+    assert store.query("SELECT seq, approved, reason FROM authorisations ORDER BY seq") == [
+        (80, 1, None), (81, 0, "invalid code")]
+    from host_sim.backend import iso8583
+    fields = [iso8583.decode(m) for m in sent]
+    assert [f["t"] for f in fields] == ["0200", "0200"]
+    assert all(iso8583.private_elements(f["48"])["DA"] == "1" for f in fields)
