@@ -12,8 +12,8 @@ from host_sim.emulators.modem import ModemEmulator
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import provision, vboard
 from protocol import paycode, record
-from tests.vboard.helpers import Events, Served, mpremote, provisioned
 from tests.host_sim.helpers import free_port, start_collector
+from tests.vboard.helpers import Events, Served, mpremote, provisioned
 from tests.waiting import wait_until
 
 ONLINE = "SELECT request_id, result, code_masked FROM online_auth ORDER BY request_id"
