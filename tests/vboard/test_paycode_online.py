@@ -118,3 +118,27 @@ def test_a_unionpay_code_is_authorised_online_over_the_modem(tmp_path, dialect):
                 x.close()
         board.stop()
         emu.close()
+
+
+def test_a_slow_issuer_declines_no_answer_and_its_late_approval_is_reversed(board, events, tmp_path):
+    db = str(tmp_path / "c.db")
+    terminal = provisioned(board, db)
+    store = Store(db)
+    served = Served(board, store, None)
+    served.office.link.host.delay_ms = 1800  # beyond the collector's 1500 ms budget of a 2000 ms deadline
+    scanner = ScannerEmulator(board.ports["scanner"])
+    try:
+        session_up(store, terminal, board)
+        _, ev, processing = outcome(scanner, events, paycodes.make(paycode.UNIONPAY), len(events.items))
+        assert processing and (ev["text"], ev["detail"]) == ("DECLINED", "no answer")
+        wait_until(lambda: store.query("SELECT result FROM online_auth") == [("reversed",)], timeout=20,
+                   interval=0.2, what="the late approval reversed", context=board.console_text)
+        declined = wait_until(lambda: store.query("SELECT reason, raw FROM records WHERE kind = ?",
+                                                  (record.KIND_PAYMENT_CODE,)), timeout=20, interval=0.2,
+                              what="the declined record stored", context=board.console_text)
+    finally:
+        served.close()
+        scanner.close()
+    assert declined[0][0] == record.REASON_PAYCODE_NO_ANSWER
+    assert record.EXT_PAYCODE in record.decode(declined[0][1])["ext"]
+    assert len(served.office.link.host.reversed) == 1
