@@ -11,6 +11,7 @@ decode is answered with response code 30 (format error); any other message is lo
 connection closed.  No PAN or cryptogram is ever logged.
 """
 
+import argparse
 import asyncio
 import hashlib
 import json
@@ -220,10 +221,16 @@ def main(args):
     return 0
 
 
+def _delay(text):
+    if not text.isdigit() or int(text) > 60000:
+        raise argparse.ArgumentTypeError("%r is not a delay in 0..60000 ms" % text)
+    return int(text)
+
+
 def add_arguments(parser):
     parser.add_argument("--listen", required=True, metavar="HOST:PORT", type=arguments.host_port,
                         help="where collectors connect (port 0: any)")
     parser.add_argument("--rules", metavar="FILE", type=arguments.json_file,
                         help="JSON acquirer rules (host_sim/backend/acquirer.py)")
-    parser.add_argument("--delay-ms", type=int, default=0, metavar="MS",
+    parser.add_argument("--delay-ms", type=_delay, default=0, metavar="MS",
                         help="answer online payment-code authorisations (0200) this much later: a slow issuer")
