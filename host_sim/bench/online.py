@@ -4,7 +4,9 @@ online, on a virtual board through the collector, over the serial uplink and ove
 Each tap: the scanner emulator presents a fresh test UnionPay code (host_sim/paycodes.py) and the clock
 stops at the display that follows PROCESSING (PAID).  The time includes the scanner line at 9600 baud,
 the ONLINE_REQUEST over the link, the collector's 0200 to its in-process acquirer host and the way back.
-`terminal_ms` is what the terminal itself measured from sending the request to its answer.
+`terminal_median_ms` is what the terminal itself measured from sending the request to its answer, and
+`modem.link_down_decline` the same taps before the collector runs ("network needed" without asking
+anyone): the part of the time that is the scanner line, the decision and the display, not the network.
 """
 
 import json
@@ -41,6 +43,27 @@ def _wait(cond, timeout, what):
             return got
         time.sleep(0.1)
     raise TimeoutError("bench online: no %s within %d s" % (what, timeout))
+
+
+def _declines(board, taps):
+    """The same taps with the link down: "network needed" at once, the reference without the network."""
+    events = EventLog(board.ports["events"])
+    scanner = ScannerEmulator(board.ports["scanner"])
+    times = []
+    try:
+        for _ in range(taps):
+            seen = len(events.items)
+            t0 = time.monotonic()
+            scanner.present(paycodes.make(paycode.UNIONPAY))
+            _, ev = events.wait_display(seen, timeout=10)
+            if ev.get("detail") != "network needed":
+                raise RuntimeError("bench online: link down, yet %s %s" % (ev["text"], ev.get("detail")))
+            times.append((time.monotonic() - t0) * 1000)
+            time.sleep(0.2)
+    finally:
+        events.close()
+        scanner.close()
+    return {"taps": len(times), "median_ms": round(statistics.median(times), 1), "p99_ms": round(_pct(times, 99), 1)}
 
 
 def _taps(board, db, terminal, taps):
@@ -123,11 +146,13 @@ def modem(taps, workdir, dialect="quectel"):
         mark = board.console_mark()
         terminal = provision.provision(board.ports["console"], db)
         board.wait_console(b"ready:", timeout=20, since=mark)
+        reference = _declines(board, taps)
         proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
                                  "127.0.0.1:%d" % port], cwd=build.ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         result = _taps(board, db, terminal, taps)
         result["dialect"] = dialect
+        result["link_down_decline"] = reference
         return result
     finally:
         if proc is not None:

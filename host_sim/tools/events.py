@@ -25,7 +25,10 @@ class EventLog:
         buf = b""
         while not self._stop:
             try:
-                buf += self.ser.read(512)
+                data = self.ser.read(1)  # returns at the first byte: read(512) would wait out the timeout
+                if data:
+                    data += self.ser.read(self.ser.in_waiting)
+                buf += data
             except (serial.SerialException, OSError, ValueError):  # the board's pty gone for a power cut
                 time.sleep(0.05)
                 continue
