@@ -45,9 +45,16 @@ def _wait(cond, timeout, what):
     raise TimeoutError("bench online: no %s within %d s" % (what, timeout))
 
 
+def _events(board):
+    """The board's events, read every 5 ms: EventLog's 100 ms read timeout would quantise every time."""
+    events = EventLog(board.ports["events"])
+    events.ser.timeout = 0.005
+    return events
+
+
 def _declines(board, taps):
     """The same taps with the link down: "network needed" at once, the reference without the network."""
-    events = EventLog(board.ports["events"])
+    events = _events(board)
     scanner = ScannerEmulator(board.ports["scanner"])
     times = []
     try:
@@ -68,7 +75,7 @@ def _declines(board, taps):
 
 def _taps(board, db, terminal, taps):
     store = Store(db)
-    events = EventLog(board.ports["events"])
+    events = _events(board)
     scanner = ScannerEmulator(board.ports["scanner"])
     try:
         _wait(lambda: store.latest_status(terminal), 40, "STATUS from the terminal (session up)")

@@ -25,10 +25,7 @@ class EventLog:
         buf = b""
         while not self._stop:
             try:
-                data = self.ser.read(1)  # returns at the first byte: read(512) would wait out the timeout
-                if data:
-                    data += self.ser.read(self.ser.in_waiting)
-                buf += data
+                buf += self.ser.read(512)
             except (serial.SerialException, OSError, ValueError):  # the board's pty gone for a power cut
                 time.sleep(0.05)
                 continue
