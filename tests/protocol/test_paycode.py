@@ -111,11 +111,12 @@ def test_online_bodies_only_ever_raise_link_error(runtime):
                   + rest, st.integers(0, 0xFFFFFFFF), st.integers(0, 4), st.binary(max_size=40)),
         st.builds(lambda n, rest: bytes([1, 12, 4, 0, 0, 0, 0]) + bytes(13) + bytes([n]) + rest,
                   st.integers(0, 255), st.binary(max_size=30))), 300)
+    payloads += [bytes.fromhex(x["payload"]) for x in load()["clear"]]  # well-formed ones decode
     chunks = [(payloads[i:i + 60],) for i in range(0, len(payloads), 60)]
     got = [r for rs in runtime.run_many(body_errors, chunks) for r in rs]
     assert len(got) == len(payloads)
     assert all(kind in ("ok", "error") for kind, _ in got)
-    assert any(kind == "ok" for kind, _ in got) and any(kind == "error" for kind, _ in got)
+    assert all(kind == "ok" for kind, _ in got[-len(load()["clear"]):])
 
 
 def test_request_body_refuses_what_it_cannot_carry():
