@@ -79,6 +79,8 @@ class Backoffice:
                 self._wake.wait(interval)
         self.authorise_pending()
         self.link.close()
+        if self.online is not None:
+            self.online.close()  # reversals under way finish first
 
     def deny_delta(self, terminal):
         """(base, version, added, removed) the terminal still needs, at most one bundle's worth; None if
