@@ -21,6 +21,7 @@ from protocol import crypto, link, record
 SCANNER_BAUD = 9600
 WATCHDOG_MS = 8000
 IDLE_MS = 300  # the journal erases ahead (a CPU stall) only after this long without a tap
+ONLINE_DEADLINE_MS = 2000  # default wait for a payment code's ONLINE_RESULT (uplink.json "online_deadline_ms")
 
 
 class Terminal:
@@ -48,6 +49,8 @@ class Terminal:
         self.health = health.Health()  # scanner and NFC bits of STATUS
         self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health,
                              on_config=self._use_config)
+        self.online = online_config(root)  # (deadline ms, offline policy, per-code cap in fen)
+        self._authorising = False  # a payment code waits for the host: no erase-ahead stall now
 
     def _host_sealer(self, root):
         """The sealer to the collector's public key, its first epoch key wrapped now (boot, not a tap);
@@ -76,6 +79,33 @@ class Terminal:
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
+
+    async def handle_scan(self, line):
+        """A scanner line; a payment code is authorised online (or by the offline policy) first."""
+        d = self.decider.decide(line, int(self.board.time_s()))
+        if d.outcome == decision.ONLINE:
+            d = await self._authorise(d)
+        self.apply(d)
+
+    async def _authorise(self, d):
+        """Ask the host about a payment code (uplink ONLINE_REQUEST), showing "processing" meanwhile;
+        with the link down the offline policy decides.  The request id is the journal sequence the
+        tap's record will take: unique per terminal across reboots once that record is journalled."""
+        deadline, policy, cap = self.online
+        if not self.uplink.online_ready():
+            return self.decider.decide_offline(d, policy, cap)
+        self._authorising = True
+        self.feedback.processing()
+        try:
+            rid = self.journal.next_seq
+            t0 = time.ticks_ms()
+            result = await self.uplink.authorise(rid, d.code[0], d.amount, decision.CURRENCY_CNY, deadline,
+                                                 d.code[1])
+            print("payment code: request %d answered in %d ms" % (rid, time.ticks_diff(time.ticks_ms(), t0)))
+            return self.decider.decide_online(d, rid, result)
+        finally:
+            self._authorising = False
+            self._last_tap = time.ticks_ms()
 
     def _decline(self, d, detail):
         """Tell the passenger at once, then journal the decline (firmware/declines.py: which ones get a record)."""
@@ -115,8 +145,28 @@ class Terminal:
         elif d.outcome == decision.ALREADY_PAID:
             self.feedback.already_paid(d.seq)
             print("tap repeats #%d: already paid" % d.seq)
+        elif d.kind == record.KIND_PAYMENT_CODE and d.extensions:
+            self._decline_online(d)
         else:
             self._decline(d, detail or d.reason_text())
+
+    def _decline_online(self, d):
+        """A payment code declined after its ONLINE_REQUEST: always its own record (never coalesced),
+        naming the request, so the host reverses an approval that came too late."""
+        self.feedback.declined(d.reason_text())
+
+        def build(seq):
+            return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, 0,
+                                 decision.CURRENCY_CNY, record.DECLINED, d.reason, 0, d.token, d.extensions)
+        try:
+            if self.journal.full:
+                raise JournalFull()
+            seq = self.journal.append(build)
+        except JournalFull:
+            print("tap declined: %s (journal full, unrecorded)" % d.reason_text())
+            return
+        self.uplink.wake.set()
+        print("tap declined: %s (record #%d)" % (d.reason_text(), seq))
 
     async def _feed_watchdog(self):
         # Fed from its own task: if any coroutine blocks the loop, this stops and the board resets.
@@ -140,7 +190,7 @@ class Terminal:
         # Erasing ahead stalls the CPU (45-400 ms on NOR flash): only while no passenger is waiting.
         while True:
             await asyncio.sleep_ms(IDLE_MS)
-            if time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
+            if not self._authorising and time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
                 self.journal.prepare()
                 if self.decider.sealer is not None:
                     try:
@@ -178,7 +228,7 @@ class Terminal:
                 if status == scanner.TOO_LONG:
                     self.apply(self.decider.decide_too_long(), "line too long")
                 else:
-                    self.handle_line(line)
+                    await self.handle_scan(line)
             except Exception as e:  # never let one bad tap stop the terminal
                 sys.print_exception(e)
                 self._failed()
@@ -189,6 +239,27 @@ class Terminal:
         except Exception as e:  # the journal itself failed: the passenger still hears the decline
             sys.print_exception(e)
             self.feedback.declined("error")
+
+
+def online_config(root):
+    """(deadline ms, offline policy, per-code cap fen) for payment codes from /flash/config/uplink.json:
+    "online_deadline_ms" (default 2000, 200..10000), "offline_policy" ("decline" default, or "defer"),
+    "defer_cap_fen" (default 0: nothing deferred)."""
+    from firmware import uplink
+
+    cfg = uplink.load_config(root)
+    deadline = cfg.get("online_deadline_ms", ONLINE_DEADLINE_MS)
+    if not isinstance(deadline, int) or not 200 <= deadline <= 10000:
+        print("uplink.json: online_deadline_ms %r outside 200..10000; using %d" % (deadline, ONLINE_DEADLINE_MS))
+        deadline = ONLINE_DEADLINE_MS
+    policy = cfg.get("offline_policy", decision.POLICY_DECLINE)
+    if policy not in (decision.POLICY_DECLINE, decision.POLICY_DEFER):
+        print("uplink.json: offline_policy %r unknown; declining payment codes offline" % (policy,))
+        policy = decision.POLICY_DECLINE
+    cap = cfg.get("defer_cap_fen", 0)
+    if not isinstance(cap, int) or cap < 0:
+        cap = 0
+    return deadline, policy, cap
 
 
 class CardTaps:

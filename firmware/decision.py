@@ -21,7 +21,7 @@ used longer ago than that may be admitted again up to its allowance.
 import struct
 
 from firmware.config.active import Active
-from protocol import cpm, record, ticket, tokens
+from protocol import cpm, paycode, record, ticket, tokens
 
 FLAT_FARE = 200  # fen: 2.00 yuan
 CURRENCY_CNY = 156
@@ -45,6 +45,11 @@ _TICKET_REASONS = {
 ACCEPT = 1
 DECLINE = 2
 ALREADY_PAID = 3
+ONLINE = 4  # a payment code: ask the host (decide_online), or the offline policy (decide_offline)
+
+POLICY_DECLINE = "decline"  # link down: decline numeric payment codes with "network needed" (default)
+POLICY_DEFER = "defer"  # link down: accept up to a per-code cap, code sealed, authorised later
+PAYCODE_TAG = 0xDF50  # the sealed TLV tag holding a deferred payment code's digits (SPEC "Payment codes")
 
 # A contactless read that failed, by its code (firmware/emv_apdu.py: READ, UNSUPPORTED, EXPIRED, NOT_EFFECTIVE,
 # CVM, REFUSED from the EMV reader; CARD_REMOVED, READER_FAILED from the NFC task) -> reason.
@@ -55,7 +60,7 @@ _CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None):
         self.outcome = outcome
         self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
@@ -66,6 +71,7 @@ class Decision:
         self.extensions = extensions
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
+        self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
@@ -144,8 +150,65 @@ class Decider:
         if ticket.is_ticket(line):
             return self._decide_ticket(line, now)
         if not cpm.is_cpm(line):
+            if paycode.is_numeric(line):
+                return self._decide_paycode(line)
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
         return self._decide_cpm(line, now)
+
+    # -- numeric payment codes (protocol/paycode.py): decided online, or by the offline policy -------
+
+    def _decide_paycode(self, line):
+        """A numeric payment code: ONLINE (the caller asks the host, then decide_online) unless its own
+        form, the token key, the deny list or a repeat decides it here."""
+        kind = record.KIND_PAYMENT_CODE
+        got = paycode.classify(line)
+        if got is None:
+            if paycode.family_of(line) is None:
+                return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
+            return Decision(DECLINE, record.REASON_PAYCODE_MALFORMED, kind)
+        token = self.token_of(got[1])
+        if token is None:
+            return Decision(DECLINE, record.REASON_NO_TOKEN_KEY, kind)
+        if self._denied(token):
+            return Decision(DECLINE, record.REASON_DENY_LISTED, kind, token=token)
+        repeat = self._repeat(token, None, kind)  # a one-time code shown again after it paid
+        if repeat:
+            return repeat
+        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got)
+
+    def decide_online(self, d, request_id, result):
+        """The host's ONLINE_RESULT (a link.decode dict, None when none came by the deadline) for the
+        ONLINE decision `d` sent as `request_id`: approved is ACCEPT with the approval in EXT_PAYCODE,
+        anything else a decline that names the request (the host reverses a late approval)."""
+        from protocol import link
+
+        kind = record.KIND_PAYMENT_CODE
+        head = struct.pack("<BBI", record.PATH_ONLINE, d.code[0], request_id)
+        if result is not None and result["result"] == link.ONLINE_APPROVED:
+            ext = [self._token_key_ext(), (record.EXT_PAYCODE, head + result["approval"] + result["reference"])]
+            return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount)
+        if result is not None and result["result"] == link.ONLINE_DECLINED:
+            reason = record.REASON_PAYCODE_DECLINED
+        else:
+            reason = record.REASON_PAYCODE_NO_ANSWER
+        return Decision(DECLINE, reason, kind, token=d.token, extensions=[(record.EXT_PAYCODE, head)])
+
+    def decide_offline(self, d, policy, cap):
+        """The ONLINE decision `d` with the uplink down: POLICY_DECLINE declines "network needed";
+        POLICY_DEFER accepts a fare up to `cap` fen with the code sealed to the host, like card data."""
+        kind = record.KIND_PAYMENT_CODE
+        if policy != POLICY_DEFER:
+            return Decision(DECLINE, record.REASON_PAYCODE_OFFLINE, kind, token=d.token)
+        if d.amount > cap:
+            return Decision(DECLINE, record.REASON_PAYCODE_OVER_CAP, kind, token=d.token)
+        from protocol import tlv
+
+        sealed, refused = self._sealed(tlv.encode(PAYCODE_TAG, d.code[1]), d.token, kind)
+        if refused:
+            return refused
+        ext = [self._token_key_ext(), (record.EXT_PAYCODE, struct.pack("<BBI", record.PATH_DEFERRED, d.code[0], 0)),
+               (record.EXT_EMV_SEALED, sealed)]
+        return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount)
 
     def _decide_cpm(self, line, now):
         """An EMV QRCPS payment code: the checks it carries (protocol/cpm.py check), then the deny list

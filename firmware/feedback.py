@@ -51,3 +51,8 @@ class Feedback:
         self._light("red")
         self.out.beep(400, 900)
         self.out.display("DECLINED", reason_text)
+
+    def processing(self):
+        """A payment code is being authorised online: amber, no beep, until the outcome replaces it."""
+        self._light("amber")
+        self.out.display("PROCESSING", "please wait")

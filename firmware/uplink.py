@@ -88,6 +88,10 @@ class Uplink:
         self._since = 0
         self.sessions = 0
         self.reconnects = 0  # link failures and stalled sessions
+        self._online_out = None  # ONLINE_REQUEST body waiting for a window slot (sent ahead of RECORDS)
+        self._online_id = None  # request id whose ONLINE_RESULT is awaited
+        self._online_result = None
+        self._online_done = asyncio.Event()
 
     @property
     def frame_errors(self):
@@ -132,7 +136,9 @@ class Uplink:
                 for payload in self._frames.feed(memoryview(buf)[:n]):
                     now = self.now()
                     for msg in p.feed(payload, now, h.handle):
-                        if msg["type"] == "ERROR":
+                        if msg["type"] == "ONLINE_RESULT":
+                            self._on_online_result(msg)
+                        elif msg["type"] == "ERROR":
                             print("uplink: host says error %d: %s" % (msg["code"], msg["text"]))
                     self._heard = now
                     self.wake.set()
@@ -140,11 +146,51 @@ class Uplink:
                 gc.collect()
                 print("uplink: out of memory while receiving")
 
+    # -- online authorisation of payment codes (SPEC "Payment codes") -----------------------------
+
+    def online_ready(self):
+        """True when an ONLINE_REQUEST can go out now: the session is up with a host that announced
+        CAP_ONLINE."""
+        p = self.peer
+        t = self.transport
+        return p is not None and t is not None and t.connected and p.peer_has(link.CAP_ONLINE)
+
+    async def authorise(self, request_id, family, amount, currency, deadline_ms, code):
+        """Send ONLINE_REQUEST ahead of any queued upload and wait up to deadline_ms for its
+        ONLINE_RESULT (a link.decode dict); None when none came in time."""
+        self._online_id = request_id
+        self._online_result = None
+        self._online_done.clear()
+        self._online_out = link.online_request(request_id, family, amount, currency, deadline_ms, code)
+        self.wake.set()
+        try:
+            await asyncio.wait_for_ms(self._online_done.wait(), deadline_ms)
+        except asyncio.TimeoutError:
+            pass
+        self._online_out = self._online_id = None  # a request not sent by now is never sent
+        return self._online_result
+
+    def _on_online_result(self, msg):
+        if msg["request_id"] != self._online_id:
+            print("uplink: late ONLINE_RESULT for request %d ignored" % msg["request_id"])
+            return
+        self._online_result = msg
+        self._online_done.set()
+
+    def _send_online(self, p):
+        body = self._online_out
+        if body is not None and p.can_send() and p.peer_has(link.CAP_ONLINE):
+            p.send(link.ONLINE_REQUEST, body, self.queued)
+            self._online_out = None
+
     def _fill(self, p):
-        """Queue RECORDS frames of journal records not yet handed to the sender, while the window allows."""
+        """Queue RECORDS frames of journal records not yet handed to the sender, while the window allows;
+        one slot stays free for an ONLINE_REQUEST."""
         if not p.peer_takes(link.RECORDS):  # a host that takes no records gets none (SPEC "Capabilities")
             return
-        while p.can_send() and self.journal.next_seq - 1 > self.queued:
+        spare = 1 if p.sender.window > 1 else 0
+        while p.can_send() and p.sender.in_flight() + spare < p.sender.window and \
+                self.journal.next_seq - 1 > self.queued:
             batch = self.journal.read_after(self.queued, self._recs, self._room, self.terminal)
             if not batch:
                 return
@@ -205,6 +251,7 @@ class Uplink:
                     tag = p.sender.delivered_tag
                     if tag > self.journal.acked:
                         self.journal.ack(tag)  # the host committed every record up to tag
+                    self._send_online(p)
                     h.flush(p, now)
                     self._fill(p)
                 payload = p.poll(now)

@@ -24,12 +24,16 @@ STATUS = 8
 ERROR = 9
 BYE = 10
 REFUSED = 11
+ONLINE_REQUEST = 12  # terminal -> host: authorise a payment code now (SPEC section 4)
+ONLINE_RESULT = 13  # host -> terminal: the answer to one ONLINE_REQUEST
 
 NAMES = {
     HELLO: "HELLO", AUTH: "AUTH", RECORDS: "RECORDS", ACK: "ACK", CONFIG_OFFER: "CONFIG_OFFER",
     CONFIG_CHUNK: "CONFIG_CHUNK", TIME: "TIME", STATUS: "STATUS", ERROR: "ERROR", BYE: "BYE",
     REFUSED: "REFUSED",
 }
+NAMES[ONLINE_REQUEST] = "ONLINE_REQUEST"
+NAMES[ONLINE_RESULT] = "ONLINE_RESULT"
 
 FLAG_SECURE = 0x01  # counter + MAC present, body encrypted (protocol/session.py)
 FLAG_SACK = 0x02  # a 128-bit selective-ack bitmap follows the cumulative ack
@@ -46,6 +50,14 @@ CAP_CONFIG = 0x0002
 CAP_TIME = 0x0004
 CAP_STATUS = 0x0008
 CAP_REFUSED = 0x0010  # the terminal quarantines the records a REFUSED names (reasons: protocol/refusal.py)
+CAP_ONLINE = 0x0020  # ONLINE_REQUEST / ONLINE_RESULT
+
+# ONLINE_RESULT results
+ONLINE_APPROVED = 1
+ONLINE_DECLINED = 2
+ONLINE_UNAVAILABLE = 3
+ONLINE_CODE_MAX = 24  # digits in a payment code (protocol/paycode.py)
+ONLINE_REASON_MAX = 32
 
 # STATUS health bits (SPEC section 7, "STATUS fields")
 HEALTH_JOURNAL = 0x01
@@ -264,6 +276,69 @@ def bye(reason=0):
     return bytes([reason])
 
 
+def online_request(request_id, family, amount, currency, deadline_ms, code):
+    """ONLINE_REQUEST body: request id u32, family u8, amount u32, currency u16, deadline_ms u16, code
+    (u8 length + ASCII digits), little-endian."""
+    code = bytes(code)
+    if not 1 <= len(code) <= ONLINE_CODE_MAX or not _all_digits(code):
+        raise LinkError(E_MALFORMED, "ONLINE_REQUEST code must be 1..%d ASCII digits" % ONLINE_CODE_MAX)
+    return struct.pack("<IBIHH", request_id, family, amount, currency, deadline_ms) + bytes([len(code)]) + code
+
+
+def online_result(request_id, result, reason="", approval=b"", reference=b""):
+    """ONLINE_RESULT body: request id u32, result u8, reason (u8 length + UTF-8, <= 32 bytes), then when
+    approved the approval code (6 ASCII) and retrieval reference (12 ASCII)."""
+    if result not in (ONLINE_APPROVED, ONLINE_DECLINED, ONLINE_UNAVAILABLE):
+        raise LinkError(E_MALFORMED, "ONLINE_RESULT result %r" % result)
+    body = struct.pack("<IB", request_id, result) + _text(reason, ONLINE_REASON_MAX)
+    if result == ONLINE_APPROVED:
+        approval, reference = _ascii(approval), _ascii(reference)
+        if len(approval) != 6 or len(reference) != 12:
+            raise LinkError(E_MALFORMED, "an approval needs a 6-character code and a 12-character reference")
+        body += approval + reference
+    return body
+
+
+def _ascii(value):
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _all_digits(b):
+    for c in b:
+        if not 48 <= c <= 57:
+            return False
+    return True
+
+
+def _decode_online(mtype, body, msg):
+    if mtype == ONLINE_REQUEST:
+        if len(body) < 14:
+            raise LinkError(E_MALFORMED, "ONLINE_REQUEST truncated")
+        msg["request_id"], msg["family"], msg["amount"], msg["currency"], msg["deadline_ms"] = \
+            struct.unpack_from("<IBIHH", body, 0)
+        n = body[13]
+        _need(body[14:], n, "ONLINE_REQUEST code")
+        code = bytes(body[14:])
+        if not 1 <= n <= ONLINE_CODE_MAX or not _all_digits(code):
+            raise LinkError(E_MALFORMED, "ONLINE_REQUEST code must be 1..%d ASCII digits" % ONLINE_CODE_MAX)
+        msg["code"] = code
+        return msg
+    if len(body) < 6:
+        raise LinkError(E_MALFORMED, "ONLINE_RESULT truncated")
+    msg["request_id"], msg["result"] = struct.unpack_from("<IB", body, 0)
+    if msg["result"] not in (ONLINE_APPROVED, ONLINE_DECLINED, ONLINE_UNAVAILABLE):
+        raise LinkError(E_MALFORMED, "ONLINE_RESULT result %d" % msg["result"])
+    msg["reason"], j = _read_text(body, 5, "ONLINE_RESULT")
+    if msg["result"] == ONLINE_APPROVED:
+        _need(body[j:], 18, "ONLINE_RESULT approval")
+        msg["approval"] = bytes(body[j:j + 6])
+        msg["reference"] = bytes(body[j + 6:j + 18])
+    else:
+        _need(body[j:], 0, "ONLINE_RESULT tail")
+        msg["approval"] = msg["reference"] = b""
+    return msg
+
+
 def encode_message(msg, terminal=None):
     """The clear payload of a message dict as decode() returns it (golden vectors, tools)."""
     name = msg["type"]
@@ -296,6 +371,11 @@ def encode_message(msg, terminal=None):
         body = bye(msg["reason"])
     elif mtype == REFUSED:
         body = refused([(e["seq"], e["reason"]) for e in msg["refused"]])
+    elif mtype == ONLINE_REQUEST:
+        body = online_request(msg["request_id"], msg["family"], msg["amount"], msg["currency"], msg["deadline_ms"],
+                              msg["code"])
+    elif mtype == ONLINE_RESULT:
+        body = online_result(msg["request_id"], msg["result"], msg["reason"], msg["approval"], msg["reference"])
     else:
         raise LinkError(E_TYPE, "unknown message type %r" % name)
     flags = msg["flags"]
@@ -434,6 +514,8 @@ def decode(payload, terminal=None):
         for k in range(body[0]):
             entries.append({"seq": struct.unpack_from("<I", body, 1 + 5 * k)[0], "reason": body[5 + 5 * k]})
         msg["refused"] = entries
+    elif mtype == ONLINE_REQUEST or mtype == ONLINE_RESULT:
+        return _decode_online(mtype, body, msg)
     else:  # BYE
         _need(body, 1, "BYE")
         msg["reason"] = body[0]

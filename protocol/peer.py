@@ -34,7 +34,7 @@ UP = 3
 CLOSED = 4
 
 HANDSHAKE_RETRY_MS = 2000
-CAPS = link.CAP_RECORDS | link.CAP_CONFIG | link.CAP_TIME | link.CAP_STATUS
+CAPS = link.CAP_RECORDS | link.CAP_CONFIG | link.CAP_TIME | link.CAP_STATUS | link.CAP_ONLINE
 
 
 class Peer:
@@ -273,6 +273,8 @@ class Peer:
             need = link.CAP_STATUS
         elif mtype == link.REFUSED:
             need = link.CAP_REFUSED
+        elif mtype == link.ONLINE_REQUEST or mtype == link.ONLINE_RESULT:
+            need = link.CAP_ONLINE
         else:
             return True
         hello = self.peer_hello
@@ -280,6 +282,10 @@ class Peer:
 
     def up(self):
         return self.state == UP
+
+    def peer_has(self, cap):
+        """True once UP with a peer whose HELLO announced capability `cap` (link.CAP_*)."""
+        return self.state == UP and self.peer_hello is not None and bool(self.peer_hello["caps"] & cap)
 
     def can_send(self):
         return self.state == UP and self.sender.can_queue()

@@ -31,6 +31,7 @@ KIND_TICKET = 2
 KIND_EMV_CONTACTLESS = 3
 KIND_SEAL_KEY = 4  # no tap: one part of an epoch key wrapped to the collector (protocol/seal.py)
 KIND_SEQ_JUMP = 5  # no tap: the sequence continues above the host's seq_high (EXT_SEQ_JUMP: the numbers skipped)
+KIND_PAYMENT_CODE = 7  # a numeric payment code (protocol/paycode.py), authorised online or deferred
 
 ACCEPTED = 1
 DECLINED = 2
@@ -73,6 +74,12 @@ REASON_CPM_NO_ACCOUNT = 37  # neither PAN 5A nor track 2 57: not a payment code
 REASON_CPM_NO_EXPIRY = 38  # no expiry, or one that is not a date
 REASON_NO_TOKEN_KEY = 42  # a payment tap on a terminal that holds no fleet token key (protocol/tokens.py)
 REASON_NO_SEAL_KEY = 41  # no collector public key: card data cannot be sealed, so it is not taken
+# Numeric payment codes (protocol/paycode.py, SPEC.md "Payment codes").
+REASON_PAYCODE_MALFORMED = 43  # all digits with a family's prefix but not its length
+REASON_PAYCODE_DECLINED = 44  # the issuer declined the online authorisation
+REASON_PAYCODE_NO_ANSWER = 45  # no ONLINE_RESULT by the deadline, or the host answered "unavailable"
+REASON_PAYCODE_OFFLINE = 46  # the uplink is down and the policy is "decline" (the default)
+REASON_PAYCODE_OVER_CAP = 47  # the uplink is down, policy "defer", but the fare is over the per-code cap
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -112,6 +119,11 @@ REASON_TEXT = {
     REASON_CPM_NO_ACCOUNT: "no card number",
     REASON_CPM_NO_EXPIRY: "no expiry date",
     REASON_NO_SEAL_KEY: "no host key",
+    REASON_PAYCODE_MALFORMED: "bad pay code",
+    REASON_PAYCODE_DECLINED: "code declined",
+    REASON_PAYCODE_NO_ANSWER: "no answer",
+    REASON_PAYCODE_OFFLINE: "network needed",
+    REASON_PAYCODE_OVER_CAP: "over code limit",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
@@ -123,13 +135,18 @@ EXT_EMV_SEALED = 16  # protocol/seal.py: key id u32 LE, crypto.seal(epoch key, T
 EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN] (CPM: those it has)
 EXT_SEAL_KEY = 18  # KIND_SEAL_KEY: key id u32 LE, part, parts, host key fingerprint (8), wrapped key chunk
 EXT_SEQ_JUMP = 19  # KIND_SEQ_JUMP: first u32 LE, last u32 LE: the range of numbers retired, never issued
+EXT_PAYCODE = 20  # KIND_PAYMENT_CODE: path u8 (PATH_*), family u8, request id u32 LE, then when approved
+#   online: approval code (6 ASCII) and retrieval reference (12 ASCII)
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
+
+PATH_ONLINE = 1  # EXT_PAYCODE path: authorised online before the decision
+PATH_DEFERRED = 2  # accepted offline under the per-code cap; the code is sealed and authorised later
 
 NO_TOKEN = bytes(16)  # the token of a declined tap whose credential was never identified
 
 
-TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS)
+TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS, KIND_PAYMENT_CODE)
 
 
 def is_tap(kind):

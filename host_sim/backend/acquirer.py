@@ -26,7 +26,7 @@ import logging
 import sys
 
 from host_sim import arguments
-from host_sim.backend import acquirer_link, card_data, sealing
+from host_sim.backend import acquirer_link, card_data, iso8583, sealing
 from host_sim.backend.store import Store
 from protocol import record, tlv
 from protocol import tokens as tokenfmt
@@ -92,6 +92,12 @@ def run_pass(store, link, opener=None, batch=BATCH):
             rec = record.decode(raw)
             if rec["kind"] == record.KIND_TICKET:
                 done.append((terminal, seq, rec, True, "prepaid ticket"))
+            elif rec["kind"] == record.KIND_PAYMENT_CODE:
+                decided = _payment_code(store, link, rec, opener)
+                if decided is None:
+                    result.seal_pending += 1
+                    continue
+                done.append((terminal, seq, rec) + decided)
             else:
                 try:
                     tags = card_data.card_data(store, rec, opener)
@@ -116,6 +122,31 @@ def run_pass(store, link, opener=None, batch=BATCH):
     finally:
         _commit(store, done, result)
     return result
+
+
+def _payment_code(store, link, rec, opener):
+    """(approved, reason) of a payment-code record: authorised online already (EXT_PAYCODE path 1), or
+    deferred (path 2): its sealed code sent now as an 0200 with DE 48 DA=1.  None: its seal key records
+    are not stored yet.  Raises AcquirerUnavailable like authorise()."""
+    ext = rec["ext"].get(record.EXT_PAYCODE, b"")
+    if len(ext) >= 6 and ext[0] == record.PATH_ONLINE:
+        return True, "authorised online"
+    try:
+        tags = card_data.card_data(store, rec, opener) or {}
+    except sealing.SealPending:
+        return None
+    except (sealing.SealBroken, card_data.CardDataUnavailable, tlv.TlvError) as e:
+        return False, "no payment code: %s" % str(e)[:40]
+    code = tags.get(0xDF50)  # firmware/decision.PAYCODE_TAG
+    if not code or len(ext) < 6:
+        return False, "no payment code"
+    msg = {"request_id": rec["seq"], "family": ext[1], "amount": rec["amount"], "currency": rec["currency"],
+           "code": code}
+    sent = acquirer_link.online_request(rec["terminal"].hex(), msg, link.stan.next())
+    sent["48"] += iso8583.private_data({"DA": "1"})
+    ok, reason, _, _ = acquirer_link.online_outcome(sent, link.exchange(iso8583.encode(sent)),
+                                                     iso8583.FINANCIAL_RESPONSE)
+    return ok, reason
 
 
 def _commit(store, done, result):

@@ -11,6 +11,7 @@ decode is answered with response code 30 (format error); any other message is lo
 connection closed.  No PAN or cryptogram is ever logged.
 """
 
+import argparse
 import asyncio
 import hashlib
 import json
@@ -35,9 +36,52 @@ CODE_OF_REASON = {text: code for code, text in iso8583.RESPONSE_TEXT.items()}
 class AcquirerHost:
     """Message in, message out, without I/O: the TCP server and the collector's in-process link share it."""
 
-    def __init__(self, acquirer=None):
+    def __init__(self, acquirer=None, delay_ms=0):
         self.acquirer = acquirer if acquirer is not None else Acquirer()
         self.issuer = Issuer()
+        self.delay_ms = delay_ms  # a slow issuer for online authorisations (0200): tests of the timeout path
+        self.online = {}  # RRN -> (response code, reason, approval) of each 0200 answered
+        self.reversed = set()  # RRNs of reversed online authorisations
+
+    def delay_s(self, message):
+        """Seconds to wait before answering `message`: delay_ms for an 0200, else none."""
+        return self.delay_ms / 1000 if self.delay_ms and bytes(message[:4]) == b"0200" else 0
+
+    def _online(self, fields):
+        """An 0200 (payment code) or 0400 (its reversal): the response fields."""
+        from host_sim import paycodes
+
+        rrn = fields.get("37", "")
+        try:
+            private = iso8583.private_elements(fields.get("48", ""))
+        except iso8583.MessageError:
+            private = {}
+        out = {f: fields[f] for f in ECHO if fields.get(f)}
+        if fields["t"] == iso8583.REVERSAL_REQUEST:
+            self.reversed.add(rrn)
+            log.info("0400 RRN %s terminal %s: reversed", rrn, fields.get("41"))
+            out.update({"t": iso8583.REVERSAL_RESPONSE, "39": iso8583.APPROVED})
+            return out
+        out["t"] = iso8583.FINANCIAL_RESPONSE
+        if rrn in self.online:  # a retry of the same request: the same answer
+            code, reason, approval = self.online[rrn]
+        elif not fields.get("4", "").isdigit() or "PC" not in private:
+            code, reason, approval = iso8583.FORMAT_ERROR, "format error", ""
+        else:
+            ok, reason = paycodes.verdict(private["PC"], int(fields["4"]))
+            code = iso8583.APPROVED if ok else (iso8583.INSUFFICIENT_FUNDS if reason == "insufficient funds"
+                                                 else iso8583.INVALID_CARD_NUMBER)
+            digest = hashlib.sha256(("%s|%s" % (rrn, fields.get("41"))).encode()).digest()
+            approval = "%06d" % (int.from_bytes(digest[:4], "big") % 1000000) if ok else ""
+            self.online[rrn] = (code, reason, approval)
+        log.info("0200 RRN %s terminal %s amount %s %s -> %s %s", rrn, fields.get("41"), fields.get("4"),
+                 private.get("FM", "?"), code, reason or "")
+        out["39"] = code
+        if approval:
+            out["38"] = approval
+        elif reason:
+            out["44"] = reason[:25]
+        return out
 
     def respond(self, message):
         """The response bytes to one message; None when the connection should be closed instead."""
@@ -51,8 +95,10 @@ class AcquirerHost:
                                        "44": "format error"})
             log.warning("refused a message that does not decode: %s", e)
             return None
+        if fields["t"] in (iso8583.FINANCIAL_REQUEST, iso8583.REVERSAL_REQUEST):
+            return iso8583.encode(self._online(fields))
         if fields["t"] != iso8583.AUTHORISATION_REQUEST:
-            log.warning("refused message type %s: only 0100 is served", fields["t"])
+            log.warning("refused message type %s: only 0100, 0200 and 0400 are served", fields["t"])
             return None
         try:
             code, reason = self.decide(fields)
@@ -120,6 +166,9 @@ async def handle(host, reader, writer):
                 break
             size = iso8583.frame_length(header)
             message = await asyncio.wait_for(reader.readexactly(size), READ_TIMEOUT_S)
+            delay = host.delay_s(message)
+            if delay:
+                await asyncio.sleep(delay)
             reply = host.respond(message)
             if reply is None:
                 log.warning("%s: closing the connection after a message it cannot answer", peer)
@@ -164,11 +213,18 @@ def main(args):
         print(json.dumps({"listen": address}), flush=True)
 
     try:
-        asyncio.run(serve(*arguments.split_host_port(args.listen), AcquirerHost(Acquirer(rules)), ready))
+        asyncio.run(serve(*arguments.split_host_port(args.listen), AcquirerHost(Acquirer(rules), args.delay_ms),
+                          ready))
     except OSError as e:
         print(json.dumps({"error": "cannot listen on %s: %s" % (args.listen, e)}), flush=True)
         return 1
     return 0
+
+
+def _delay(text):
+    if not text.isdigit() or int(text) > 60000:
+        raise argparse.ArgumentTypeError("%r is not a delay in 0..60000 ms" % text)
+    return int(text)
 
 
 def add_arguments(parser):
@@ -176,3 +232,5 @@ def add_arguments(parser):
                         help="where collectors connect (port 0: any)")
     parser.add_argument("--rules", metavar="FILE", type=arguments.json_file,
                         help="JSON acquirer rules (host_sim/backend/acquirer.py)")
+    parser.add_argument("--delay-ms", type=_delay, default=0, metavar="MS",
+                        help="answer online payment-code authorisations (0200) this much later: a slow issuer")

@@ -115,6 +115,61 @@ def outcome(sent, reply):
     return False, fields.get("44") or iso8583.RESPONSE_TEXT.get(code, "declined (%s)" % code)
 
 
+def online_reference(terminal_hex, request_id):
+    """DE 37 of a payment code's online authorisation: the same on a retry and on its reversal."""
+    digest = hashlib.sha256(("online|%s|%d" % (terminal_hex, request_id)).encode()).digest()
+    return "%012d" % (int.from_bytes(digest[:8], "big") % 10**12)
+
+
+def online_request(terminal_hex, msg, stan, now=None):
+    """The 0200 fields of one ONLINE_REQUEST (link.decode dict): purchase (DE 3 000000), entry mode QR
+    (032), the code in DE 48 element PC with its family FM (host_sim/backend/ISO8583.md)."""
+    from protocol import paycode
+
+    now = time.time() if now is None else now
+    local = time.gmtime(now + CST)
+    terminal = terminal_hex.upper()
+    return {
+        "t": iso8583.FINANCIAL_REQUEST, "3": "000000", "4": "%012d" % msg["amount"],
+        "7": time.strftime("%m%d%H%M%S", time.gmtime(now)), "11": "%06d" % stan,
+        "12": time.strftime("%H%M%S", local), "13": time.strftime("%m%d", local), "18": MCC_TRANSIT, "22": "032",
+        "25": POS_CONDITION, "37": online_reference(terminal, msg["request_id"]), "41": terminal[-8:],
+        "42": MERCHANT_ID, "49": "%03d" % msg["currency"],
+        "48": iso8583.private_data({"TI": terminal, "RQ": str(msg["request_id"]),
+                                    "FM": paycode.NAMES.get(msg["family"], "unknown"), "PC": msg["code"].decode()}),
+    }
+
+
+def reversal(sent, stan, now=None):
+    """The 0400 fields undoing the 0200 `sent`: same amount and RRN, DE 48 OS = the original STAN."""
+    private = iso8583.private_elements(sent["48"])
+    return {"t": iso8583.REVERSAL_REQUEST, "3": sent["3"], "4": sent["4"],
+            "7": time.strftime("%m%d%H%M%S", time.gmtime(time.time() if now is None else now)),
+            "11": "%06d" % stan, "37": sent["37"], "41": sent["41"], "42": sent["42"], "49": sent["49"],
+            "48": iso8583.private_data({"TI": private["TI"], "RQ": private["RQ"], "OS": sent["11"]})}
+
+
+def online_outcome(sent, reply, want):
+    """(approved, reason, approval code, RRN) of the reply to `sent`, whose answer has MTI `want`;
+    AcquirerUnavailable if it is not a usable answer to it."""
+    try:
+        fields = iso8583.decode(reply)
+    except iso8583.MessageError as e:
+        raise AcquirerUnavailable("garbage reply: %s" % e) from None
+    if fields["t"] != want or fields.get("11") != sent["11"] or fields.get("37") != sent["37"]:
+        raise AcquirerUnavailable("garbage reply: %s STAN %s RRN %s to %s STAN %s" % (
+            fields["t"], fields.get("11"), fields.get("37"), sent["t"], sent["11"]))
+    code = fields.get("39", "")
+    if code in iso8583.TRY_AGAIN:
+        raise AcquirerUnavailable("acquirer answered %s" % code)
+    if code == iso8583.APPROVED:
+        approval = fields.get("38", "")
+        if len(approval) != 6:
+            raise AcquirerUnavailable("garbage reply: approval code %r" % approval)
+        return True, None, approval, fields["37"]
+    return False, fields.get("44") or iso8583.RESPONSE_TEXT.get(code, "declined (%s)" % code), "", fields["37"]
+
+
 class _Stan:
     """System trace audit numbers, 1..999999, starting from the time of day so a restart does not reuse them."""
 
@@ -134,6 +189,9 @@ class LocalLink:
         self.stan = _Stan()
 
     def exchange(self, message):
+        delay = self.host.delay_s(message)
+        if delay:
+            time.sleep(delay)  # a slow issuer (AcquirerHost.delay_ms): callers run this in a worker thread
         reply = self.host.respond(message)
         if reply is None:
             raise AcquirerUnavailable("the acquirer host refused the message")

@@ -33,6 +33,18 @@ class Backoffice:
         self._newest = None  # (directory mtime, {kind: (version, bytes)}) of that directory
         self.deny_changes = 0  # bumped when a pass declined something: sessions offer the new deny list
         self._wake = threading.Event()
+        self.online = None if acquirer_ is None else self._online(acquirer_)  # payment codes (online.py)
+
+    def _online(self, acquirer_):
+        """The OnlineAuthoriser over the same acquirer: one TCP connection per worker thread, or the
+        in-process acquirer host."""
+        from host_sim.backend import acquirer_link, online
+
+        if isinstance(acquirer_, acquirer_link.TcpLink):
+            address = "%s:%d" % acquirer_.address
+            return online.OnlineAuthoriser(self.store, lambda: acquirer_link.TcpLink(address, online.LATE_S))
+        lk = self.link
+        return online.OnlineAuthoriser(self.store, lambda: lk)
 
     def authorise(self, recs):
         """A frame's records were stored: wake the authorisation worker.  Nothing is decided here: this
@@ -67,6 +79,8 @@ class Backoffice:
                 self._wake.wait(interval)
         self.authorise_pending()
         self.link.close()
+        if self.online is not None:
+            self.online.close()  # reversals under way finish first
 
     def deny_delta(self, terminal):
         """(base, version, added, removed) the terminal still needs, at most one bundle's worth

@@ -28,6 +28,7 @@ log = logging.getLogger("collector")
 
 HOST_ID = b"ZFHOST01"
 HOST_WINDOW = 128  # frames a terminal may have in flight to us: we buffer nothing, so the bitmap is the limit
+ONLINE_POLL_MS = 10  # how soon a session looks again for an online answer from a worker thread
 HOST_TIME_BOUND_MS = 20  # our own clock's uncertainty (NTP-disciplined host), sent in TIME
 
 
@@ -70,6 +71,8 @@ class Session:
         self.config_delivered = 0
         self._deny_changes = backoffice.deny_changes if backoffice is not None else 0
         self.gate = None  # called per frame before authentication; False: refuse it and the link
+        self._online_out = []  # ONLINE_RESULT bodies from worker threads, sent at the next receive()
+        self.online_waiting = 0  # ONLINE_REQUESTs not answered yet: deadline() polls for their answers
         self.gated = False  # the gate refused a frame: the caller closes the link
         self.records_refused = 0  # records kept aside (conflict, malformed, wrong terminal, unsupported)
         self._verdicts_due = False  # refused records may wait to be named in a REFUSED
@@ -98,6 +101,7 @@ class Session:
         if self.backoffice is not None and self.backoffice.deny_changes != self._deny_changes:
             self._deny_changes = self.backoffice.deny_changes
             self._offer_deny_list()
+        self._send_online()
         self._send_chunks()
         while True:
             reply = self.peer.poll(now)
@@ -115,6 +119,8 @@ class Session:
     def deadline(self):
         """Seconds until receive(b"") may have something to send; None: only the terminal's bytes can."""
         ms = self.peer.deadline(self.clock())
+        if self.online_waiting or self._online_out:  # an answer comes from a worker thread: look soon
+            ms = ONLINE_POLL_MS if ms is None else min(ms, ONLINE_POLL_MS)
         return None if ms is None else ms / 1000
 
     def _log_events(self):
@@ -152,6 +158,9 @@ class Session:
             return True
         if kind == "CONFIG_CHUNK":
             self._config_reply(msg)
+            return True
+        if kind == "ONLINE_REQUEST":
+            self._online_request(msg)
             return True
         log.info("%s from %s: %r", kind, self.terminal, msg)
         return True
@@ -202,6 +211,9 @@ class Session:
             log.warning("could not store a RECORDS frame from %s: %s", self.terminal, e)
             self.peer.unsolicited(link.E_STORAGE, "storage failed: frame %d not stored" % msg["seq"], self.clock())
             return False
+        online = getattr(self.backoffice, "online", None)
+        if new and online is not None:
+            online.records(self.terminal, recs)
         self.stored += new
         self.duplicate_receipts += len(recs) - new - len(conflicts)
         for seq in conflicts:
@@ -264,6 +276,25 @@ class Session:
             except sqlite3.Error as e:
                 log.warning("could not keep malformed frame %d of %s: %s", seq, self.terminal, e)
         del self.peer.malformed[:]
+
+    # -- online authorisation of payment codes (host_sim/backend/online.py) -------------------------
+
+    def _online_request(self, msg):
+        online = getattr(self.backoffice, "online", None)
+        if online is None:
+            self._online_out.append(link.online_result(msg["request_id"], link.ONLINE_UNAVAILABLE, "no acquirer"))
+            return
+        self.online_waiting += 1
+        online.request(self.terminal, msg, self._online_answer)
+
+    def _online_answer(self, body):
+        """From any thread: queue one ONLINE_RESULT (list.append is atomic); receive() sends it."""
+        self._online_out.append(body)
+
+    def _send_online(self):
+        while self._online_out and self.peer.can_send() and self.peer.peer_has(link.CAP_ONLINE):
+            self.peer.send(link.ONLINE_RESULT, self._online_out.pop(0))
+            self.online_waiting = max(0, self.online_waiting - 1)
 
     # -- config bundles (protocol/SPEC.md "Config bundles") --------------------------------------
 

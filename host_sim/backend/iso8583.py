@@ -68,6 +68,10 @@ SPEC = {
 
 AUTHORISATION_REQUEST = "0100"
 AUTHORISATION_RESPONSE = "0110"
+FINANCIAL_REQUEST = "0200"  # an online payment-code authorisation (host_sim/backend/online.py)
+FINANCIAL_RESPONSE = "0210"
+REVERSAL_REQUEST = "0400"  # undoes an approved 0200 the terminal never took (late, or declined there)
+REVERSAL_RESPONSE = "0410"
 
 # DE 39 as ISO 8583:1987 defines it; what this host answers and why (ISO8583.md "Response codes").
 APPROVED = "00"

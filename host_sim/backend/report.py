@@ -37,6 +37,8 @@ DECLINE_COLUMNS = ("merchant", "terminal", "day", "reason", "reason_text", "taps
 CONFLICT_COLUMNS = ("terminal", "seq", "record_hex")
 REFUSED_COLUMNS = ("terminal", "seq", "reason", "detail", "notified", "record_hex")
 JUMP_COLUMNS = ("terminal", "seq", "time", "first", "last")
+ONLINE_COLUMNS = ("terminal", "request_id", "family", "code_masked", "amount", "result", "reason", "approval",
+                  "reference", "answered_ms")
 RULE = ("Fee, fee refund and subsidy are computed once per row (merchant, terminal, day) on its exact sums and "
         "rounded half up to the fen once: fee = approved amount x fee rate; eligible = the approved UnionPay QR "
         "payments below 500 yuan each; fee refund = eligible x fee rate; subsidy = eligible x 0.2 %; net = "
@@ -234,6 +236,14 @@ def seq_jumps(store):
     return out
 
 
+def online_rows(store):
+    """Every online payment-code authorisation (host_sim/backend/online.py), reversals included."""
+    if not store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'online_auth'"):
+        return []
+    return [dict(zip(ONLINE_COLUMNS, r)) for r in store.query(
+        "SELECT %s FROM online_auth ORDER BY terminal, request_id" % ", ".join(ONLINE_COLUMNS))]
+
+
 def main(args):
     store = Store(args.db)
     try:
@@ -247,6 +257,7 @@ def main(args):
                          "notified": int(notified), "record_hex": raw.hex()}
                         for t, seq, reason, raw, detail, notified in store.refused()]
         jump_rows = seq_jumps(store)
+        online = online_rows(store)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
@@ -255,6 +266,7 @@ def main(args):
     write_csv(conflict_rows, os.path.join(args.out, "conflicts.csv"), CONFLICT_COLUMNS)
     write_csv(refused_rows, os.path.join(args.out, "refused.csv"), REFUSED_COLUMNS)
     write_csv(jump_rows, os.path.join(args.out, "seq_jumps.csv"), JUMP_COLUMNS)
+    write_csv(online, os.path.join(args.out, "online.csv"), ONLINE_COLUMNS)
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
@@ -264,6 +276,8 @@ def main(args):
                       "conflicts": len(conflict_rows), "conflicts_csv": os.path.join(args.out, "conflicts.csv"),
                       "refused": len(refused_rows), "refused_csv": os.path.join(args.out, "refused.csv"),
                       "seq_jumps": len(jump_rows), "seq_jumps_csv": os.path.join(args.out, "seq_jumps.csv"),
+                      "online": len(online), "online_reversed": sum(1 for r in online if r["result"] == "reversed"),
+                      "online_csv": os.path.join(args.out, "online.csv"),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))

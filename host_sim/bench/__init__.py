@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "drain": ("host_sim.bench.drain", "a virtual board's journal drained over the paced uplink"),
     "heap": ("host_sim.bench.heap", "heap the terminal's code costs in MicroPython (.mpy vs ROMFS)"),
     "bundle": ("host_sim.bench.bundle", "fleet bundle check and activation inside MicroPython"),
+    "online": ("host_sim.bench.online", "tap-to-decision of an online payment code, serial and modem uplink"),
     "seal": ("host_sim.bench.seal", "sealing a record's card data and wrapping an epoch key, MicroPython and CPython"),
     "ecc": ("host_sim.bench.ecc", "SM2 / ECDSA P-256 verify, SM3 and RSA-2048 verify inside MicroPython"),
     "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),

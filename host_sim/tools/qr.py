@@ -2,7 +2,7 @@
 payloads and pictures.
 
 decode prints one JSON object (and exits 1, with one line on stderr saying why, when it is refused):
-{"format": "emv-cpm" | "emv-mpm" | "ticket" | "unknown", "valid", "error", "tlv", "fields"} plus
+{"format": "emv-cpm" | "emv-mpm" | "ticket" | "payment-code" | "unknown", "valid", "error", "tlv", "fields"} plus
 "crc_ok" for MPM. CPM "tlv" is the BER-TLV tree with tags as upper-case hex and values as hex; MPM "tlv"
 is the ID-length-value tree with the values as text. PAN-bearing values (5A, 57, 9F6B) are masked (first
 6 and last 4 digits kept, the expiry kept, the rest "*") unless --reveal. A CPM code's "fields" say in
@@ -18,7 +18,7 @@ import time
 
 from host_sim import arguments
 from host_sim.tools import tickets
-from protocol import cpm, mpm, record, ticket, tlv
+from protocol import cpm, mpm, paycode, record, ticket, tlv
 
 PAN_TAGS = (0x5A, 0x57, 0x9F6B)
 CPM_PROFILES = ("unionpay-hce", "unionpay-card", "visa", "mastercard")  # host_sim/emulators/wallet.ACCOUNTS
@@ -148,6 +148,23 @@ def _decode_ticket(text, keys_path, now):
     return result
 
 
+def _decode_paycode(text, reveal):
+    """A numeric payment code (protocol/paycode.py): its family and the code masked (first and last 4
+    digits) unless --reveal; nothing in it can be checked offline, so it is valid when well formed."""
+    family = paycode.family_of(text)
+    name = paycode.NAMES[family]
+    digits = text.strip()
+    shown = digits if reveal else paycode.masked(digits)
+    fields = {"family": name, "digits": shown, "length": len(digits),
+              "authorisation": "needs online authorisation"}
+    if paycode.classify(text) is None:
+        shortest, longest = paycode.lengths(family)
+        want = "%d" % shortest if shortest == longest else "%d to %d" % (shortest, longest)
+        return {"format": "payment-code", "valid": False, "tlv": [], "fields": fields,
+                "error": "a %s payment code has %s digits, this one %d" % (name, want, len(digits))}
+    return {"format": "payment-code", "valid": True, "error": None, "tlv": [], "fields": fields}
+
+
 def decode(text, reveal=False, keys_path=None, now=None):
     """The decode JSON object for one payload (str)."""
     now = int(time.time()) if now is None else now
@@ -157,6 +174,8 @@ def decode(text, reveal=False, keys_path=None, now=None):
         return _decode_ticket(text, keys_path, now)
     if text.startswith("0002"):
         return _decode_mpm(text)
+    if paycode.family_of(text) is not None:
+        return _decode_paycode(text, reveal)
     return {"format": "unknown", "valid": False, "error": "not an EMV CPM, EMV MPM or ticket payload",
             "tlv": [], "fields": {}}
 
@@ -167,6 +186,10 @@ def make(args):
 
         cryptogram = bytes.fromhex(args.cryptogram) if args.cryptogram else None
         text = wallet.code(args.profile, args.pan, args.expiry, args.atc, forge=args.forge, cryptogram=cryptogram)
+    elif args.kind == "paycode":
+        from host_sim import paycodes
+
+        text = paycodes.make(paycode.FAMILY_OF_NAME[args.family], invalid=args.invalid)
     elif args.kind == "mpm":
         pairs = [("01", "12" if args.amount else "11"), ("15", args.account), ("52", args.mcc), ("53", "156")]
         if args.amount:
@@ -221,7 +244,7 @@ def add_arguments(parser):
     d.add_argument("--keys", type=arguments.existing_file,
                    help="keyring file for ticket signatures (default: the issuer keys kept here)")
     m = sub.add_parser("make", help="issue a test payload (and --png picture)")
-    m.add_argument("kind", choices=("cpm", "mpm", "ticket"))
+    m.add_argument("kind", choices=("cpm", "mpm", "ticket", "paycode"))
     m.add_argument("--png", help="also render the QR code to this PNG file")
     m.add_argument("--profile", default="unionpay-hce", choices=CPM_PROFILES,
                    help="cpm: the test issuer profile whose keys make the cryptogram (host_sim/issuers.py)")
@@ -231,6 +254,9 @@ def add_arguments(parser):
     m.add_argument("--cryptogram", help="cpm: 9F26 as hex instead of the one the profile's keys compute")
     m.add_argument("--forge", action="store_true", help="cpm: a wrong cryptogram, every other rule kept: "
                    "the terminal accepts it offline, the issuer declines it")
+    m.add_argument("--family", default="unionpay", choices=("unionpay", "wechat", "alipay"),
+                   help="paycode: which wallet's numeric code (host_sim/paycodes.py)")
+    m.add_argument("--invalid", action="store_true", help="paycode: a wrong check: the test issuer declines it")
     m.add_argument("--name", default="YIYUAN BUS 12", help="mpm: merchant name")
     m.add_argument("--city", default="YIYUAN", help="mpm: merchant city")
     m.add_argument("--account", default="12345678123456781234567890123", help="mpm: UnionPay merchant (15)")

@@ -133,6 +133,32 @@ def invalid_vectors():
     return [{"name": name, "payload": p.hex(), "code": code} for name, p, code in cases]
 
 
+def online_vectors():
+    """ONLINE_REQUEST / ONLINE_RESULT (SPEC section 4): clear payloads, kept apart from the lists above."""
+    msgs = [
+        ("online request, unionpay", link.encode(link.ONLINE_REQUEST, link.online_request(
+            4711, 1, 200, 156, 2000, b"6222021234567890123"), 6, 1, None, link.FLAG_SEQ)),
+        ("online result, approved", link.encode(link.ONLINE_RESULT, link.online_result(
+            4711, link.ONLINE_APPROVED, "", b"123456", b"000000004711"), 2, 6, None, link.FLAG_SEQ)),
+        ("online result, declined", link.encode(link.ONLINE_RESULT, link.online_result(
+            4712, link.ONLINE_DECLINED, "insufficient funds"), 3, 7, None, link.FLAG_SEQ)),
+        ("online result, unavailable", link.encode(link.ONLINE_RESULT, link.online_result(
+            4713, link.ONLINE_UNAVAILABLE, "acquirer timeout"), 4, 8, None, link.FLAG_SEQ)),
+    ]
+    good = msgs[0][1]
+    invalid = [
+        ("online request truncated", good[:7 + 13], link.E_MALFORMED),
+        ("online request code not digits", link.encode(link.ONLINE_REQUEST, good[7:21] + b"62x2"), link.E_MALFORMED),
+        ("online request code length beyond the body", good[:20] + b"\x30" + good[21:], link.E_MALFORMED),
+        ("online result 4", link.encode(link.ONLINE_RESULT, b"\x01\x00\x00\x00\x04\x00"), link.E_MALFORMED),
+        ("online approval without its reference", link.encode(link.ONLINE_RESULT, b"\x01\x00\x00\x00\x01\x00123456"),
+         link.E_MALFORMED),
+    ]
+    return {"clear": [{"name": name, "payload": p.hex(), "frame": frame.encode(p).hex(),
+                       "message": jsonable(link.decode(p, TERMINAL))} for name, p in msgs],
+            "invalid": [{"name": name, "payload": p.hex(), "code": code} for name, p, code in invalid]}
+
+
 def vectors():
     ht, hh = hello_bodies()
     return {
@@ -141,6 +167,7 @@ def vectors():
         "hello_terminal": ht.hex(), "hello_host": hh.hex(),
         "transcript": session.transcript(ht, hh).hex(),
         "clear": clear_vectors(), "secure": secure_vectors(), "invalid": invalid_vectors(),
+        "online": online_vectors(),
     }
 
 

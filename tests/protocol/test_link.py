@@ -124,7 +124,7 @@ def test_golden_vectors_decode_encode_and_frame(runtime):
 
 def test_golden_vectors_cover_every_message_type():
     v = load()
-    kinds = {x["message"]["type"] for x in v["clear"] + v["secure"]}
+    kinds = {x["message"]["type"] for x in v["clear"] + v["secure"] + v["online"]["clear"]}
     assert kinds == set(link.NAMES.values())
 
 
