@@ -22,7 +22,10 @@ _RULES = ((UNIONPAY, 62, 62, 19, 19), (WECHAT, 10, 15, 18, 18), (ALIPAY, 25, 30,
 
 def _digits(payload):
     """The payload as ASCII digit bytes without a trailing CR/LF, or None if anything else is in it."""
-    b = payload.encode() if isinstance(payload, str) else bytes(payload)
+    try:
+        b = payload.encode() if isinstance(payload, str) else bytes(payload)
+    except UnicodeError:  # a command-line argument that was not UTF-8 (surrogate escapes): not digits
+        return None
     n = len(b)
     while n and (b[n - 1] == 13 or b[n - 1] == 10):
         n -= 1

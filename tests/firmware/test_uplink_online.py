@@ -35,8 +35,14 @@ class Backlog:
         self.next_seq = n + 1
         self.acked = 0
 
-    def pending(self, count, limit):
-        return self.recs[self.acked:self.acked + count]
+    def read_after(self, seq, out, room, terminal=None):
+        """The journal cursor's contract: the records after `seq` that one RECORDS body of `room` holds."""
+        batch = []
+        for rec in self.recs[seq:]:
+            if link.records_size(batch + [rec], terminal) > room:
+                break
+            batch.append(rec)
+        return batch
 
 
 def test_an_online_request_gets_the_slot_records_leave_free(tmp_path):

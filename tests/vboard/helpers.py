@@ -3,15 +3,17 @@ budget a ready terminal keeps, and a provisioned board whose uplink a collector 
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 from host_sim.backend import acquirer, backoffice, host_session
-from host_sim.tools import provision
+from host_sim.tools import build, provision
 from host_sim.tools.events import EventLog
 from protocol import cpm
+from tests.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -107,3 +109,29 @@ class Served:
         self.stop.set()
         self.thread.join(timeout=2)
         self.authorisations.join(timeout=5)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_collector(db, port, log_path, *options):
+    """The collector as an operator runs it, once it listens; its log (stderr) goes to `log_path`, which the
+    test reads (tests/host_sim/helpers.py's start_collector pipes it and keeps a connection open)."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
+                                 "127.0.0.1:%d" % port, *options], cwd=build.ROOT, stdout=subprocess.DEVNULL,
+                                stderr=log)
+
+    def listening():
+        assert proc.poll() is None, "collector exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(listening, timeout=20, what="the collector to listen")
+    return proc

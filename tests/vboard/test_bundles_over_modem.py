@@ -11,8 +11,7 @@ from host_sim.backend.store import Store
 from host_sim.emulators.modem import ModemEmulator
 from host_sim.tools import bundle, tickets, vboard
 from protocol import fleet
-from tests.vboard.helpers import mpremote, provisioned
-from tests.vboard.test_uplink_modem import free_port, start_collector
+from tests.vboard.helpers import free_port, mpremote, provisioned, start_collector
 from tests.waiting import wait_until
 
 KINDS = (fleet.KIND_TOKEN_KEY, 1, fleet.KIND_TICKET_KEYS, fleet.KIND_FARES)  # 1: the deny list (protocol/bundle.py)

@@ -12,9 +12,6 @@ once."""
 import json
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -22,39 +19,13 @@ import pytest
 from host_sim.backend.store import Store
 from host_sim.emulators.modem import ModemEmulator
 from host_sim.emulators.scanner import ScannerEmulator
-from host_sim.tools import build, provision, vboard
+from host_sim.tools import provision, vboard
 from protocol import record
-from tests.vboard.helpers import Events, mpremote, payment_code
+from tests.vboard.helpers import Events, free_port, mpremote, payment_code, start_collector
 from tests.waiting import wait_until
 
 PAN = "6228480000000000018"  # an account of the unionpay-card test issuer: the collector approves its codes
 HEAP = vboard.DEFAULT_HEAP  # the modem driver (~25 KB) rides on top of the whole terminal
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_collector(db, port, log_path, *options):
-    """The collector as an operator runs it, once it listens; its log (stderr) goes to `log_path`, which the
-    test reads (tests/host_sim/helpers.py's start_collector pipes it and keeps a connection open)."""
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
-                                 "127.0.0.1:%d" % port, *options], cwd=build.ROOT, stdout=subprocess.DEVNULL,
-                                stderr=log)
-
-    def listening():
-        assert proc.poll() is None, "collector exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    wait_until(listening, timeout=20, what="the collector to listen")
-    return proc
 
 
 def wait_ready(events, start, timeout=30):
