@@ -83,6 +83,8 @@ class Decider:
         self._recent = []  # (token, atc, seq), newest last, bounded
         self._entries = {}  # ticket token -> entries used
         self._ticket_order = []  # ticket tokens, oldest first, bounded by MAX_TICKETS
+        self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
+        self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -101,6 +103,9 @@ class Decider:
         return None if key is None else tokens.token(key[1], account)
 
     def remember(self, token, atc, seq, kind=record.KIND_QR_CPM):
+        if kind == record.KIND_RIDE_CODE:
+            self.rides.remember(token, atc)
+            return
         if kind == record.KIND_TICKET:
             self._count_entry(token)
             return
@@ -143,6 +148,12 @@ class Decider:
         """The decision for one scanner line; `now`: the board clock (seconds since 1970), None if unknown."""
         if ticket.is_ticket(line):
             return self._decide_ticket(line, now)
+        if line[:4] == b"ZR1." or line[:4] == "ZR1.":  # a ride code: firmware/ridecodes.py, loaded on the first
+            if self.rides is None:
+                from firmware.ridecodes import Rides
+
+                self.rides = Rides(self.flash_root or "")
+            return self.rides.decide(self, line, now)
         if not cpm.is_cpm(line):
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
         return self._decide_cpm(line, now)
