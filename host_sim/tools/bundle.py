@@ -223,9 +223,11 @@ def add_arguments(parser):
     m.add_argument("--key", required=True, help="the authority's private key (KEY.pub beside it)")
     m.add_argument("--version", type=int, required=True, help="bundle version: terminals only move up")
     m.add_argument("--out", required=True, help="bundle file to write (collector --bundles DIR serves DIR/*.zfb)")
-    m.add_argument("--fare", action="append", default=[], metavar="qr|emv|ticket=FEN", help="fares: one per kind")
+    m.add_argument("--fare", action="append", default=[], metavar="qr|emv|ticket|ride=FEN",
+                   help="fares: one per kind")
     m.add_argument("--ticket-key", action="append", default=[], metavar="ISSUER:KID", help="ticket-keys: trusted")
-    m.add_argument("--revoke", action="append", default=[], metavar="ISSUER:KID", help="ticket-keys: revoked key; ride-revoked: a revoked ride-code issuer key")
+    m.add_argument("--revoke", action="append", default=[], metavar="ISSUER:KID",
+                   help="ticket-keys: revoked key; ride-revoked: a revoked ride-code issuer key")
     m.add_argument("--revoke-ticket", action="append", default=[], metavar="ISSUER:TICKETHEX",
                    help="ticket-keys: one revoked ticket (8-byte id as hex)")
     m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket-keys: where issuer keys are kept")
