@@ -148,11 +148,11 @@ class Decider:
         """The decision for one scanner line; `now`: the board clock (seconds since 1970), None if unknown."""
         if ticket.is_ticket(line):
             return self._decide_ticket(line, now)
-        if line[:4] == b"ZR1." or line[:4] == "ZR1.":  # a ride code: firmware/ridecodes.py, loaded on the first
+        if line[:4] == (b"ZR1." if isinstance(line, bytes) else "ZR1."):  # a ride code: firmware/ridecodes.py
             if self.rides is None:
-                from firmware.ridecodes import Rides
+                from firmware.ridecodes import Rides  # loaded on the first ride code
 
-                self.rides = Rides(self.flash_root or "")
+                self.rides = Rides(self.flash_root)
             return self.rides.decide(self, line, now)
         if not cpm.is_cpm(line):
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)

@@ -10,6 +10,7 @@ fresh (ridecode.WINDOW after its generation time); at most MAX_USED, oldest firs
 them, so a code used in the last minute before a power cut could be used once more within its window.
 """
 
+import gc
 import struct
 
 from firmware import decision
@@ -58,7 +59,7 @@ def load_revoked(root):
     """The revoked (issuer, key id) pairs of the active ride-revocation fleet bundle, or an empty set."""
     from firmware.config import trust
 
-    if not trust.has_fleet_bundles(root):
+    if root is None or not trust.has_fleet_bundles(root):
         return set()
     from firmware.config import fleet
 
@@ -89,17 +90,22 @@ class Used:
 
 class Rides:
     def __init__(self, root):
-        roots, bad = load_roots(root + ROOTS_FILE)
+        """`root`: the flash mount point (None: no flash, so no roots)."""
+        self.root = root
+        roots, bad = load_roots(root + ROOTS_FILE) if root is not None else ({}, 0)
         print("ride roots: %d trusted, %d bad lines" % (len(roots), bad))
         self.verifier = ridecode.Verifier(roots)
         self.used = Used()
+        for alg in set(entry[0] for entry in roots.values()):  # the 4 KB generator tables now, in one piece
+            gc.collect()
+            ridecode.CURVES[alg].g_table()
 
     def decide(self, decider, line, now):
         """The Decision for a ride code (decision.py calls this for every "ZR1." line)."""
         kind = record.KIND_RIDE_CODE
         active = decider.active
         if active.ride_revoked is None:  # first code since boot: the revocations in flash
-            decider.active = active = active.with_bundle(KIND_RIDE_REVOKED, load_revoked(decider.flash_root))
+            decider.active = active = active.with_bundle(KIND_RIDE_REVOKED, load_revoked(self.root))
         self.verifier.revoked = active.ride_revoked
         if now is not None and now < decision.CLOCK_VALID_FROM:
             now = None

@@ -26,6 +26,7 @@ its issuer key prepared with a comb table, protocol/ecc.py), so a code costs one
 """
 
 import binascii
+import gc
 import hashlib
 import struct
 
@@ -207,8 +208,10 @@ class Verifier:
         root = self.roots.get(fields["root"])
         if root is None:
             return UNKNOWN_ROOT
+        gc.collect()  # a new issuer: 4 KB blocks ahead (its comb table, maybe the curve's generator table)
         if root[0] != fields["alg"] or not verify_signature(root[0], root[1], cert[:-SIG], cert[-SIG:]):
             return ISSUER_SIGNATURE
+        gc.collect()
         key = ecc.prepare_key(CURVES[fields["issuer_alg"]], fields["issuer_key"])
         if key is None:
             return ISSUER_SIGNATURE
