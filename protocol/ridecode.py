@@ -200,7 +200,8 @@ class Verifier:
         self._issuers = []  # (issuer certificate bytes, prepared issuer key), newest last
 
     def _issuer_key(self, fields):
-        """The prepared key of a verified issuer certificate, or the verdict that refuses it."""
+        """The prepared key of a verified issuer certificate, or the verdict that refuses it.  Another
+        certificate of a key already prepared shares its table: RAM is per issuer key, not per certificate."""
         cert = fields["issuer_cert"]
         for known, key in self._issuers:
             if known == cert:
@@ -211,13 +212,20 @@ class Verifier:
         gc.collect()  # a new issuer: 4 KB blocks ahead (its comb table, maybe the curve's generator table)
         if root[0] != fields["alg"] or not verify_signature(root[0], root[1], cert[:-SIG], cert[-SIG:]):
             return ISSUER_SIGNATURE
-        gc.collect()
-        key = ecc.prepare_key(CURVES[fields["issuer_alg"]], fields["issuer_key"])
+        curve = CURVES[fields["issuer_alg"]]
+        raw = bytes(fields["issuer_key"])
+        key = None
+        for _, known in self._issuers:
+            if known.curve is curve and known.x.to_bytes(32, "big") + known.y.to_bytes(32, "big") == raw:
+                key = known
+        if len(self._issuers) >= MAX_ISSUERS:
+            self._issuers.pop(0)  # before the new table is built: its 4 KB may be the room needed
         if key is None:
-            return ISSUER_SIGNATURE
+            gc.collect()
+            key = ecc.prepare_key(curve, raw)
+            if key is None:
+                return ISSUER_SIGNATURE
         self._issuers.append((bytes(cert), key))
-        if len(self._issuers) > MAX_ISSUERS:
-            self._issuers.pop(0)
         return key
 
     def check_fields(self, fields, now, used=()):

@@ -17,6 +17,9 @@ from protocol import ecc, ridecode
 
 ROOT_IDS = {ridecode.ALG_SM2: 1, ridecode.ALG_P256: 2}  # the test roots' ids, one per algorithm
 ISSUERS = {ridecode.ALG_SM2: 11, ridecode.ALG_P256: 12}  # the test issuers (platforms), one per algorithm
+ISSUER_VALID = (1704067200, 2082758400)  # the test issuer certificates: 2024-01-01 .. 2036-01-01
+REVOKED_KEY_ID = 2  # the test issuers' key id that `qr make ride --revoked` uses and `qr decode` treats as revoked
+TEST_REVOKED = {(ISSUERS[ridecode.ALG_SM2], REVOKED_KEY_ID), (ISSUERS[ridecode.ALG_P256], REVOKED_KEY_ID)}
 SM2_G = "%064x%064x" % (ecc.SM2.gx, ecc.SM2.gy)
 DEFAULT_UID = b"1234567812345678"
 
@@ -94,15 +97,16 @@ def issue(alg, now, user_id=b"RIDER001", counter=1, product=1, generated=None, r
           issuer_from=None, issuer_to=None, user_from=None, user_to=None, root=None):
     """The QR text of a code made at `generated` (default `now`) under the fixed test chain of `alg`
     (root ROOT_IDS[alg], issuer ISSUERS[alg] unless given; the root may be another key: `root`).
-    Certificates run a year around `now` unless given."""
+    The issuer certificate runs ISSUER_VALID unless given (the same certificate in every code, as a
+    platform's is), the user certificate a year around `now`."""
     year = 365 * 86400
     root_id = ROOT_IDS[alg] if root_id is None else root_id
     issuer = ISSUERS[alg] if issuer is None else issuer
     root = root or root_key(alg, root_id)
     ikey = issuer_key(alg, issuer, key_id)
     ukey = user_key(alg, user_id)
-    icert = issuer_cert(root, root_id, issuer, key_id, ikey, now - year if issuer_from is None else issuer_from,
-                        now + year if issuer_to is None else issuer_to)
+    icert = issuer_cert(root, root_id, issuer, key_id, ikey, ISSUER_VALID[0] if issuer_from is None else issuer_from,
+                        ISSUER_VALID[1] if issuer_to is None else issuer_to)
     ucert = user_cert(ikey, issuer, key_id, user_id, ukey, now - year if user_from is None else user_from,
                       now + year if user_to is None else user_to)
     signed = ridecode.code_body(icert, ucert, now if generated is None else generated, counter, product)
