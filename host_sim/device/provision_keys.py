@@ -20,8 +20,9 @@ def _replace(path, data, mode):
 def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path=None, token_hex=None,
                seal_path=None, seal_text=None, ride_path=None, ride_text=None):
     """Write the device key (hex) to `key_path` and, if given, the keyring text to `config_path`, the token
-    key file (firmware/identity.py TOKEN_KEY_FILE, hex) to `token_path` and the collector's modulus (hex) to
-    `seal_path`, and the ride-code roots' text to `ride_path`; print the terminal id the firmware will announce, as "terminal=<hex>"."""
+    key file (firmware/identity.py TOKEN_KEY_FILE, hex) to `token_path`, the collector's modulus (hex) to
+    `seal_path` and the ride-code roots' text to `ride_path`; print the terminal id the firmware will
+    announce, as "terminal=<hex>"."""
     try:
         os.mkdir("/flash/keys")
     except OSError:
