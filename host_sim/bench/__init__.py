@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "bundle": ("host_sim.bench.bundle", "fleet bundle check and activation inside MicroPython"),
     "seal": ("host_sim.bench.seal", "sealing a record's card data and wrapping an epoch key, MicroPython and CPython"),
     "ecc": ("host_sim.bench.ecc", "SM2 / ECDSA P-256 verify, SM3 and RSA-2048 verify inside MicroPython"),
+    "ridecode": ("host_sim.bench.ridecode", "one ride code's whole check (decode, chain, freshness) in MicroPython"),
     "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),
 }
 
