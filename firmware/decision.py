@@ -104,7 +104,9 @@ class Decider:
 
     def remember(self, token, atc, seq, kind=record.KIND_QR_CPM):
         if kind == record.KIND_RIDE_CODE:
-            self.rides.remember(token, atc)
+            rides = self.rides
+            if rides is not None:  # always, once a ride code was decided
+                rides.remember(token, atc)
             return
         if kind == record.KIND_TICKET:
             self._count_entry(token)

@@ -127,7 +127,7 @@ def _raw(text):
     b64 = text[4:].replace("-", "+").replace("_", "/")
     try:
         raw = binascii.a2b_base64(b64 + "=" * (-len(b64) % 4))
-    except (ValueError, binascii.Error):
+    except (ValueError, TypeError):  # binascii.Error is a ValueError
         raise RideCodeError(MALFORMED, "not base64url")
     if len(raw) != SIZE:
         raise RideCodeError(MALFORMED, "%d bytes, a ride code has %d" % (len(raw), SIZE))

@@ -16,9 +16,13 @@ def main(path, n):
     with open(path) as f:
         lines = [line.split() for line in f if line.strip()]
     now = int(lines[0][0])
-    out = {"runtime": results.runtime_name()}
+    out = {}
+    out["runtime"] = results.runtime_name()
     for name, root_id, alg, key, code, code2 in lines[1:]:
-        _, alg_id, raw = ridecode.parse_root_line("root %s %s %s" % (root_id, alg, key))
+        entry = ridecode.parse_root_line("root %s %s %s" % (root_id, alg, key))
+        if entry is None:
+            raise ValueError("bench root line empty")
+        _, alg_id, raw = entry
         gc.collect()
         verifier = ridecode.Verifier({int(root_id): (alg_id, raw)})
         t0 = time.ticks_us()
