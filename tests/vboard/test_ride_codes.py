@@ -2,7 +2,7 @@
 (SM2 and P-256), a fresh code of each is paid at the ride fare and journalled as kind 6 with its billing
 extension, the same code again is "already used", a code past its freshness window is "code too old",
 and once the collector delivers a signed fleet bundle revoking the SM2 issuer (kind 5, no reboot) a fresh
-SM2 code is refused "ride issuer revoked" while P-256 codes still pass."""
+SM2 code is refused "ride issuer revoked" while P-256 codes still pass, also after a power cut."""
 
 import re
 import struct
@@ -67,6 +67,21 @@ def test_ride_codes_on_a_virtual_board(board, events, tmp_path):
             (terminal, record.KIND_RIDE_CODE, record.ACCEPTED))] if len(r) == 3],
             timeout=20, interval=0.2, what="three ride codes stored", context=board.console_text)[0]
         assert len(rows) == 3
+        served.close()
+        served = None
+
+        board.power_cut()  # the revocation is in flash: after a reboot the first ride code reads it
+        mark = board.console_mark()
+        board.power_on()
+        board.wait_console(b"ready:", timeout=20, since=mark)
+        wait_until(lambda: [e for e in events.items[seen:] if e.get("out") == "display" and e.get("text") == "READY"],
+                   timeout=10, what="the READY display after the power cut", context=board.console_text)
+        seen = len(events.items)
+        now = int(time.time())
+        seen, ev = tap(scanner, events, ridecodes.issue(SM2, now, user_id=b"RIDER001", counter=4), seen)
+        assert (ev["text"], ev["detail"]) == ("DECLINED", "ride issuer revoked")
+        seen, ev = tap(scanner, events, ridecodes.issue(P256, now, user_id=b"RIDER002", counter=3), seen)
+        assert ev["text"] == "PAID 2.00"
     finally:
         scanner.close()
         if served is not None:
