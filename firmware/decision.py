@@ -85,6 +85,7 @@ class Decider:
         self._ticket_order = []  # ticket tokens, oldest first, bounded by MAX_TICKETS
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
+        self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -118,6 +119,9 @@ class Decider:
     def remember_record(self, data):
         rec = record.decode(data)
         if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
+            return
+        if rec["kind"] == record.KIND_RIDE_CODE:  # kept for firmware/ridecodes.py, loaded on the next ride code
+            self.rides_journalled.append((rec["token"], rec["ext"].get(record.EXT_RIDE)))
             return
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
@@ -154,7 +158,8 @@ class Decider:
             if self.rides is None:
                 from firmware.ridecodes import Rides  # loaded on the first ride code
 
-                self.rides = Rides(self.flash_root)
+                self.rides = Rides(self.flash_root, self.rides_journalled)
+                self.rides_journalled = []
             return self.rides.decide(self, line, now)
         if not cpm.is_cpm(line):
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)

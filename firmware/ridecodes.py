@@ -6,8 +6,9 @@ written by `provision --ride-roots`); revoked issuer keys from the active fleet 
 protocol.fleet.KIND_RIDE_REVOKED (the Decider's active configuration, replaced when one is activated).
 
 Replay: the (rider token, counter) of every accepted code stays in RAM while the code could still be
-fresh (ridecode.WINDOW after its generation time); at most MAX_USED, oldest first out.  A reboot forgets
-them, so a code used in the last minute before a power cut could be used once more within its window.
+fresh (ridecode.WINDOW after its generation time); at most MAX_USED, oldest first out.  After a reboot
+the codes among the journal's recent records (decision.RECENT) are used again from the start, so a code
+accepted just before a power cut stays used.
 """
 
 import gc
@@ -89,13 +90,17 @@ class Used:
 
 
 class Rides:
-    def __init__(self, root):
-        """`root`: the flash mount point (None: no flash, so no roots)."""
+    def __init__(self, root, journalled=()):
+        """`root`: the flash mount point (None: no flash, so no roots); `journalled`: (token, EXT_RIDE value)
+        of accepted codes in the journal's recent records."""
         self.root = root
         roots, bad = load_roots(root + ROOTS_FILE) if root is not None else ({}, 0)
         print("ride roots: %d trusted, %d bad lines" % (len(roots), bad))
         self.verifier = ridecode.Verifier(roots)
         self.used = Used()
+        for token, ext in journalled:
+            if ext is not None and len(ext) == 21:
+                self.used.add(token, *struct.unpack_from(">II", ext, 11))
         for alg in set(entry[0] for entry in roots.values()):  # the 4 KB generator tables now, in one piece
             gc.collect()
             ridecode.CURVES[alg].g_table()

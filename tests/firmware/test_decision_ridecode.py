@@ -21,9 +21,10 @@ def roomy(runtime):
     return MicroPythonRuntime(heap="192k")
 
 
-def body_rides(root, roots_text, lines, now, revoked, fares):
+def body_rides(root, roots_text, lines, now, revoked, fares, replay=()):
     """Decide `lines` in turn on a Decider whose flash root holds `roots_text` (None: no file);
-    accepted codes are remembered as the terminal does after its journal append."""
+    accepted codes are remembered as the terminal does after its journal append; `replay`: journal
+    records a rebooted terminal feeds to remember_record first."""
     import os
 
     from firmware import decision
@@ -38,6 +39,8 @@ def body_rides(root, roots_text, lines, now, revoked, fares):
             f.write(roots_text)
     d = decision.Decider(None)
     d.flash_root = root
+    for rec in replay:
+        d.remember_record(rec)
     if fares:
         d.use(fleet.KIND_FARES, fares)
     if revoked is not None:
@@ -90,3 +93,15 @@ def test_each_refusal_has_its_reason(runtime, tmp_path):
     got = runtime.run(body_rides, str(tmp_path), ridecodes.root_lines(), [good], 1000, None, None)
     assert got[0][:2] == [2, record.REASON_RIDE_NO_CLOCK]
     assert got[0][3] == 0  # a decline charges nothing
+
+
+def test_a_code_used_before_a_reboot_stays_used(runtime, tmp_path):
+    code = ridecodes.issue(ridecode.ALG_SM2, NOW, user_id=b"RIDER001", counter=5, generated=NOW - 3)
+    runtime = roomy(runtime)
+    first = runtime.run(body_rides, str(tmp_path), ridecodes.root_lines(), [code], NOW, None, None)[0]
+    assert first[:2] == [1, 0]
+    rec = record.encode(bytes(8), 1, NOW, first[2], first[3], 156, record.ACCEPTED, 0, 1, first[4], first[5])
+    declined = record.encode(bytes(8), 2, NOW, 6, 0, 156, record.DECLINED, 71, 0, first[4])
+    again = runtime.run(body_rides, str(tmp_path), ridecodes.root_lines(), [code], NOW + 5, None, None,
+                        [declined, rec])
+    assert again[0][:2] == [2, record.REASON_RIDE_ALREADY_USED]

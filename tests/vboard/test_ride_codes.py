@@ -2,7 +2,8 @@
 (SM2 and P-256), a fresh code of each is paid at the ride fare and journalled as kind 6 with its billing
 extension, the same code again is "already used", a code past its freshness window is "code too old",
 and once the collector delivers a signed fleet bundle revoking the SM2 issuer (kind 5, no reboot) a fresh
-SM2 code is refused "ride issuer revoked" while P-256 codes still pass, also after a power cut."""
+SM2 code is refused "ride issuer revoked" while P-256 codes still pass, also after a power cut, after
+which a code accepted before it is still "already used" (rebuilt from the journal)."""
 
 import re
 import struct
@@ -77,6 +78,8 @@ def test_ride_codes_on_a_virtual_board(board, events, tmp_path):
         wait_until(lambda: [e for e in events.items[seen:] if e.get("out") == "display" and e.get("text") == "READY"],
                    timeout=10, what="the READY display after the power cut", context=board.console_text)
         seen = len(events.items)
+        seen, ev = tap(scanner, events, p256, seen)  # accepted before the power cut, still fresh: from the journal
+        assert (ev["text"], ev["detail"]) == ("DECLINED", "already used")
         now = int(time.time())
         seen, ev = tap(scanner, events, ridecodes.issue(SM2, now, user_id=b"RIDER001", counter=4), seen)
         assert (ev["text"], ev["detail"]) == ("DECLINED", "ride issuer revoked")
