@@ -125,7 +125,8 @@ class Rides:
         if verdict != ridecode.OK:
             return decision.Decision(decision.DECLINE, _REASONS.get(verdict, record.REASON_RIDE_MALFORMED), kind,
                                      token=token)
-        if decider._denied(token):
+        deny = active.deny
+        if deny is not None and deny.contains(token):
             return decision.Decision(decision.DECLINE, record.REASON_DENY_LISTED, kind, token=token)
         ext = struct.pack(">HB8sIIH", fields["issuer"], fields["issuer_key_id"], fields["user_id"],
                           fields["counter"], fields["generated"], fields["product"])
