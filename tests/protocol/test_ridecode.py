@@ -112,3 +112,19 @@ def test_root_lines_refuse_what_is_not_a_root():
         else:
             raise AssertionError(line)
     assert ridecode.parse_root_line("# a comment") is None
+
+
+def test_issuer_cache_is_bounded_and_shares_a_keys_table():
+    from host_sim.tools import ridecodes
+
+    now = 1_800_000_000
+    alg = ridecode.ALG_P256
+    roots = {ridecodes.ROOT_IDS[alg]: (alg, ridecodes.root_key(alg, ridecodes.ROOT_IDS[alg]).public)}
+    verifier = ridecode.Verifier(roots)
+    codes = [ridecodes.issue(ridecode.ALG_P256, now, issuer_to=now + 1000 + i) for i in range(3)]  # one key, 3 certs
+    assert [verifier.check(c, now)[0] for c in codes] == [ridecode.OK] * 3
+    assert len(set(id(key) for _, key in verifier._issuers)) == 1
+    others = [ridecodes.issue(ridecode.ALG_P256, now, key_id=k) for k in range(3, 3 + ridecode.MAX_ISSUERS)]
+    assert [verifier.check(c, now)[0] for c in others] == [ridecode.OK] * ridecode.MAX_ISSUERS
+    assert len(verifier._issuers) == ridecode.MAX_ISSUERS
+    assert verifier.check(codes[0], now)[0] == ridecode.OK  # dropped, verified again from the root
