@@ -33,6 +33,7 @@ class Terminal:
         salt = identity.salt(root)
         self.deny = self._load_deny_list(root)
         self.decider = decision.Decider(identity.token_key(root), keyring=keyring, deny=self.deny)
+        self.decider.flash_root = root  # ride-code roots are read from here on the first ride code
         if trust.has_fleet_bundles(root):
             from firmware.config import fleet
             from protocol.fleet import KIND_FARES

@@ -89,6 +89,9 @@ class Decider:
         self._recent = []  # (token, atc, seq), newest last, bounded
         self._entries = {}  # ticket token -> entries used
         self._ticket_order = []  # ticket tokens, oldest first, bounded by MAX_TICKETS
+        self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
+        self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
+        self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -107,6 +110,11 @@ class Decider:
         return None if key is None else tokens.token(key[1], account)
 
     def remember(self, token, atc, seq, kind=record.KIND_QR_CPM):
+        if kind == record.KIND_RIDE_CODE:
+            rides = self.rides
+            if rides is not None:  # always, once a ride code was decided
+                rides.remember(token, atc)
+            return
         if kind == record.KIND_TICKET:
             self._count_entry(token)
             return
@@ -117,6 +125,9 @@ class Decider:
     def remember_record(self, data):
         rec = record.decode(data)
         if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
+            return
+        if rec["kind"] == record.KIND_RIDE_CODE:  # kept for firmware/ridecodes.py, loaded on the next ride code
+            self.rides_journalled.append((rec["token"], rec["ext"].get(record.EXT_RIDE)))
             return
         self.remember(rec["token"], rec["ext"].get(record.EXT_ATC), rec["seq"], rec["kind"])
 
@@ -149,6 +160,13 @@ class Decider:
         """The decision for one scanner line; `now`: the board clock (seconds since 1970), None if unknown."""
         if ticket.is_ticket(line):
             return self._decide_ticket(line, now)
+        if line[:4] == (b"ZR1." if isinstance(line, bytes) else "ZR1."):  # a ride code: firmware/ridecodes.py
+            if self.rides is None:
+                from firmware.ridecodes import Rides  # loaded on the first ride code
+
+                self.rides = Rides(self.flash_root, self.rides_journalled)
+                self.rides_journalled = []
+            return self.rides.decide(self, line, now)
         if not cpm.is_cpm(line):
             if paycode.is_numeric(line):
                 return self._decide_paycode(line)

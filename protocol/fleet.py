@@ -23,6 +23,8 @@ Kind 2, ticket keys (replace the terminal's whole ticket keyring):
     n_tickets x (issuer u16, ticket id 8)         revoked single tickets
 Kind 3, fares (flat fare per credential kind, protocol/record.py KIND_*):
     n u8 | n x (credential kind u8, fare u32 in fen)
+Kind 5, revoked ride-code issuers (protocol/ridecode.py; replaces the terminal's whole list):
+    n u8 | n x (issuer u16, issuer key id u8)
 
 Every reader raises FleetError with a reason; sizes are capped so a terminal's RAM stays bounded.
 Bundles are built and signed on the host only (host_sim/tools/bundle.py), so the terminal never loads that code.
@@ -39,12 +41,15 @@ SIG = rsa.SIZE
 KIND_TICKET_KEYS = 2
 KIND_FARES = 3
 KIND_TOKEN_KEY = 4  # per terminal and sealed to it, not an RSA-signed fleet bundle: protocol/tokens.py
-NAMES = {KIND_TICKET_KEYS: "ticket-keys", KIND_FARES: "fares", KIND_TOKEN_KEY: "token-key"}
+KIND_RIDE_REVOKED = 5
+NAMES = {KIND_TICKET_KEYS: "ticket-keys", KIND_FARES: "fares", KIND_TOKEN_KEY: "token-key",
+         KIND_RIDE_REVOKED: "ride-revoked"}
 
 MAX_KEYS = 16
 MAX_REVOKED = 64
 MAX_TICKETS = 64
 MAX_FARES = 16
+MAX_RIDE_REVOKED = 64
 KEY_ENTRY = 259
 REVOKED_ENTRY = 3
 TICKET_ENTRY = 10
@@ -52,6 +57,7 @@ FARE_ENTRY = 5
 MAX_BODY = {
     KIND_TICKET_KEYS: 3 + MAX_KEYS * KEY_ENTRY + MAX_REVOKED * REVOKED_ENTRY + MAX_TICKETS * TICKET_ENTRY,
     KIND_FARES: 1 + MAX_FARES * FARE_ENTRY,
+    KIND_RIDE_REVOKED: 1 + MAX_RIDE_REVOKED * REVOKED_ENTRY,
 }
 MAX_SIZE = HEAD + MAX_BODY[KIND_TICKET_KEYS] + SIG
 AUTHORITY = 0  # the "issuer" of config keys in the keyring text form of /flash/keys/config
@@ -91,6 +97,13 @@ def fares(body):
             raise FleetError("fare for credential kind %d twice" % kind)
         out[kind] = fare
     return out
+
+
+def ride_revoked(body):
+    """{(issuer, key id)} of a ride-revocation body."""
+    if not len(body) or len(body) != 1 + body[0] * REVOKED_ENTRY or body[0] > MAX_RIDE_REVOKED:
+        raise FleetError("ride revocation list of %d bytes is malformed" % len(body))
+    return set(struct.unpack_from(">HB", body, 1 + i * REVOKED_ENTRY) for i in range(body[0]))
 
 
 def ticket_counts(raw, body_len):
@@ -165,6 +178,8 @@ def parse(data, config_keys):
     out = {"kind": kind, "key_id": kid, "version": version, "issued": issued}
     if kind == KIND_FARES:
         out["fares"] = fares(body)
+    elif kind == KIND_RIDE_REVOKED:
+        out["ride_revoked"] = sorted(ride_revoked(body))
     else:
         ring = keyring(body)
         out["keys"] = sorted(ring.keys.items())

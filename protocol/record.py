@@ -31,6 +31,7 @@ KIND_TICKET = 2
 KIND_EMV_CONTACTLESS = 3
 KIND_SEAL_KEY = 4  # no tap: one part of an epoch key wrapped to the collector (protocol/seal.py)
 KIND_SEQ_JUMP = 5  # no tap: the sequence continues above the host's seq_high (EXT_SEQ_JUMP: the numbers skipped)
+KIND_RIDE_CODE = 6  # an offline ride code (protocol/ridecode.py), billed by the ride-code platform (EXT_RIDE)
 KIND_PAYMENT_CODE = 7  # a numeric payment code (protocol/paycode.py), authorised online or deferred
 
 ACCEPTED = 1
@@ -80,6 +81,19 @@ REASON_PAYCODE_DECLINED = 44  # the issuer declined the online authorisation
 REASON_PAYCODE_NO_ANSWER = 45  # no ONLINE_RESULT by the deadline, or the host answered "unavailable"
 REASON_PAYCODE_OFFLINE = 46  # the uplink is down and the policy is "decline" (the default)
 REASON_PAYCODE_OVER_CAP = 47  # the uplink is down, policy "defer", but the fare is over the per-code cap
+# Ride codes refused by protocol/ridecode.py (SPEC.md "Ride codes"), one reason per verdict.
+REASON_RIDE_MALFORMED = 60
+REASON_RIDE_NO_CLOCK = 61
+REASON_RIDE_UNKNOWN_ROOT = 62
+REASON_RIDE_ISSUER_REVOKED = 63
+REASON_RIDE_ISSUER_SIGNATURE = 64
+REASON_RIDE_ISSUER_EXPIRED = 65
+REASON_RIDE_USER_SIGNATURE = 66
+REASON_RIDE_USER_EXPIRED = 67
+REASON_RIDE_CODE_SIGNATURE = 68
+REASON_RIDE_TOO_OLD = 69
+REASON_RIDE_FUTURE = 70
+REASON_RIDE_ALREADY_USED = 71
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -124,12 +138,25 @@ REASON_TEXT = {
     REASON_PAYCODE_NO_ANSWER: "no answer",
     REASON_PAYCODE_OFFLINE: "network needed",
     REASON_PAYCODE_OVER_CAP: "over code limit",
+    REASON_RIDE_MALFORMED: "bad ride code",
+    REASON_RIDE_NO_CLOCK: "clock not set",
+    REASON_RIDE_UNKNOWN_ROOT: "unknown ride scheme",
+    REASON_RIDE_ISSUER_REVOKED: "ride issuer revoked",
+    REASON_RIDE_ISSUER_SIGNATURE: "forged ride issuer",
+    REASON_RIDE_ISSUER_EXPIRED: "ride issuer expired",
+    REASON_RIDE_USER_SIGNATURE: "forged ride account",
+    REASON_RIDE_USER_EXPIRED: "ride account expired",
+    REASON_RIDE_CODE_SIGNATURE: "forged ride code",
+    REASON_RIDE_TOO_OLD: "code too old",
+    REASON_RIDE_FUTURE: "code from future",
+    REASON_RIDE_ALREADY_USED: "already used",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
 EXT_AID = 2  # application identifier the credential used
 EXT_TICKET = 3  # ticket: issuer u16, key id u8, ticket id 8 bytes, product u16 (big-endian), entry number u8
 # EMV contactless (SPEC.md "EMV contactless record extensions"): the host authorises from these.
+EXT_RIDE = 40  # ride code: issuer u16, issuer key id u8, user id (8), counter u32, generated u32, product u16 (BE)
 EXT_EMV_SEALED = 16  # protocol/seal.py: key id u32 LE, crypto.seal(epoch key, TLV 5A 5F24 [57] 9F26, token)
 #   (a CPM code: whichever of 5A 57 5F24 9F26 it has)
 EXT_EMV_DATA = 17  # clear TLV: 9F27 CID, 9F36 ATC, 9F37 UN, 82 AIP, 9F10 IAD, [5F34 PSN] (CPM: those it has)

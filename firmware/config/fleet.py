@@ -1,4 +1,5 @@
-"""The active fleet bundles in flash (protocol/fleet.py): fares and ticket keys, read without the whole file.
+"""The active fleet bundles in flash (protocol/fleet.py): fares, ticket keys, ride revocations, read
+without the whole file.
 
 A bundle is activated by renaming its verified staged file to /flash/config/fleet-<kind>.bin
 (receiver.py), so a power cut leaves the old bundle or the new one.  This module reads one: at boot
@@ -21,9 +22,12 @@ def read_head(f, size):
 
 
 def read_body(f, kind, body_len, buf):
-    """The fares dict or ticket Keyring of the body `f` is positioned at; FleetError when malformed."""
+    """The fares dict, revoked ride issuers set or ticket Keyring of the body `f` is positioned at;
+    FleetError when malformed."""
     if kind == fleet.KIND_FARES:
         return fleet.fares(f.read(body_len))
+    if kind == fleet.KIND_RIDE_REVOKED:
+        return fleet.ride_revoked(f.read(body_len))
     counts = f.read(3)
     nk, nr, nt = fleet.ticket_counts(counts, body_len)
     ring = ticket.Keyring()

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "online": ("host_sim.bench.online", "tap-to-decision of an online payment code, serial and modem uplink"),
     "seal": ("host_sim.bench.seal", "sealing a record's card data and wrapping an epoch key, MicroPython and CPython"),
     "ecc": ("host_sim.bench.ecc", "SM2 / ECDSA P-256 verify, SM3 and RSA-2048 verify inside MicroPython"),
+    "ridecode": ("host_sim.bench.ridecode", "one ride code's whole check (decode, chain, freshness) in MicroPython"),
     "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),
 }
 

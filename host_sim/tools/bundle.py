@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from host_sim.tools import tickets
 from protocol import fleet, record, ticket
 
-CREDENTIALS = {"qr": record.KIND_QR_CPM, "ticket": record.KIND_TICKET, "emv": record.KIND_EMV_CONTACTLESS}
+CREDENTIALS = {"qr": record.KIND_QR_CPM, "ticket": record.KIND_TICKET, "emv": record.KIND_EMV_CONTACTLESS,
+               "ride": record.KIND_RIDE_CODE}
 SUFFIX = ".zfb"
 
 
@@ -95,6 +96,13 @@ def ticket_keys_body(keys, revoked=(), tickets=()):
     return bytes(out)
 
 
+def ride_revoked_body(revoked):
+    """`revoked`: [(issuer, issuer key id)] of ride-code issuers (protocol/ridecode.py)."""
+    if len(revoked) > fleet.MAX_RIDE_REVOKED:
+        raise fleet.FleetError("at most %d revoked ride issuers" % fleet.MAX_RIDE_REVOKED)
+    return bytes([len(revoked)]) + b"".join(struct.pack(">HB", i, k) for i, k in sorted(set(revoked)))
+
+
 def sign(key, key_id, kind, version, body, issued=None):
     """A whole bundle: header, body and the RSA PKCS#1 v1.5 SHA-256 signature by `key` (cryptography)."""
     data = unsigned(kind, key_id, version, int(time.time()) if issued is None else issued, body)
@@ -137,6 +145,8 @@ def show(data, config_keys=None):
     if kind == fleet.KIND_FARES:
         names = {v: k for k, v in CREDENTIALS.items()}
         out["fares"] = {names.get(k, str(k)): fen for k, fen in sorted(fleet.fares(body).items())}
+    elif kind == fleet.KIND_RIDE_REVOKED:
+        out["ride_revoked"] = ["%d:%d" % ref for ref in sorted(fleet.ride_revoked(body))]
     else:
         ring = fleet.keyring(body)
         out["keys"] = ["%d:%d" % ref for ref in sorted(ring.keys)]
@@ -189,6 +199,9 @@ def main(args):
         key, key_id = load_signer(args.key)
         if args.kind == "fares":
             data = sign(key, key_id, fleet.KIND_FARES, args.version, fares_body(fare_specs(args.fare)))
+        elif args.kind == "ride-revoked":
+            revoked = [(i, int(k)) for i, k in map(_pair, args.revoke)]
+            data = sign(key, key_id, fleet.KIND_RIDE_REVOKED, args.version, ride_revoked_body(revoked))
         else:
             data = sign(key, key_id, fleet.KIND_TICKET_KEYS, args.version, ticket_key_specs(args))
         with open(args.out, "wb") as f:
@@ -206,13 +219,15 @@ def add_arguments(parser):
     k.add_argument("--key", required=True, help="private key file to create (PEM, mode 600)")
     k.add_argument("--key-id", type=int, default=1, help="key id the terminals know it by (rotation)")
     m = sub.add_parser("make", help="sign a fleet bundle")
-    m.add_argument("kind", choices=("fares", "ticket-keys"))
+    m.add_argument("kind", choices=("fares", "ticket-keys", "ride-revoked"))
     m.add_argument("--key", required=True, help="the authority's private key (KEY.pub beside it)")
     m.add_argument("--version", type=int, required=True, help="bundle version: terminals only move up")
     m.add_argument("--out", required=True, help="bundle file to write (collector --bundles DIR serves DIR/*.zfb)")
-    m.add_argument("--fare", action="append", default=[], metavar="qr|emv|ticket=FEN", help="fares: one per kind")
+    m.add_argument("--fare", action="append", default=[], metavar="qr|emv|ticket|ride=FEN",
+                   help="fares: one per kind")
     m.add_argument("--ticket-key", action="append", default=[], metavar="ISSUER:KID", help="ticket-keys: trusted")
-    m.add_argument("--revoke", action="append", default=[], metavar="ISSUER:KID", help="ticket-keys: revoked key")
+    m.add_argument("--revoke", action="append", default=[], metavar="ISSUER:KID",
+                   help="ticket-keys: revoked key; ride-revoked: a revoked ride-code issuer key")
     m.add_argument("--revoke-ticket", action="append", default=[], metavar="ISSUER:TICKETHEX",
                    help="ticket-keys: one revoked ticket (8-byte id as hex)")
     m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket-keys: where issuer keys are kept")

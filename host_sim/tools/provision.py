@@ -8,7 +8,8 @@ terminal accepts fleet bundles (fares, ticket keys) under.  It always writes the
 (`--seal-key PUBLIC.pem`, default the development key, host_sim/backend/sealing.py) to /flash/keys/seal.pub:
 the terminal seals card data to it, and declines card payments without it.  The fleet token key
 (protocol/tokens.py; the collector's current one, created at the first provisioning) goes to
-/flash/keys/token, and the collector notes that the terminal holds that version.  Then it soft-resets the
+/flash/keys/token, and the collector notes that the terminal holds that version.  With `--ride-roots FILE`
+it writes the ride-code root keys (`qr ride-roots`) to /flash/keys/ride-roots.  Then it soft-resets the
 board (Ctrl-D at the REPL), so the firmware starts again and authenticates with the new key.  Keys are never
 printed.
 """
@@ -32,6 +33,7 @@ KEY_PATH = "/flash/keys/device.key"
 CONFIG_KEYS_PATH = "/flash/keys/config"
 TOKEN_KEY_PATH = "/flash/keys/token"
 SEAL_KEY_PATH = "/flash/keys/seal.pub"
+RIDE_ROOTS_PATH = "/flash/keys/ride-roots"
 
 
 class ProvisionError(Exception):
@@ -52,6 +54,24 @@ def read_config_keys(path):
             raise ProvisionError("%s: %s" % (path, e)) from e
     if not any(issuer == fleet.AUTHORITY for issuer, _ in ring.keys):
         raise ProvisionError("%s holds no config key (key %d <key id> <modulus>)" % (path, fleet.AUTHORITY))
+    return text
+
+
+def read_ride_roots(path):
+    """The ride-code roots text of FILE (`root <id> sm2|p256 <X||Y hex>` lines, `qr ride-roots`), checked as
+    the terminal reads it (protocol/ridecode.py)."""
+    from protocol import ridecode
+
+    with open(path) as f:
+        text = f.read()
+    roots = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            roots += ridecode.parse_root_line(line) is not None
+        except ridecode.RideCodeError as e:
+            raise ProvisionError("%s line %d: %s" % (path, n, e)) from e
+    if not roots:
+        raise ProvisionError("%s holds no ride-code root (root <id> sm2|p256 <128 hex digits>)" % path)
     return text
 
 
@@ -79,14 +99,15 @@ def identify(port, timeout=60):
     return found["terminal"], found.get("key_sha256", "none")
 
 
-def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text=None):
-    """Write `key`, and if given the config keys' text, the token key (version, key) and the seal key's text
-    (seal_key_text), to the board on `port`; returns its terminal id."""
+def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text=None, ride_roots=None):
+    """Write `key`, and if given the config keys' text, the token key (version, key), the seal key's text
+    (seal_key_text) and the ride-code roots' text, to the board on `port`; returns its terminal id."""
     config = (None, None) if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
     token = (None, None) if token_key is None else (TOKEN_KEY_PATH,
                                                     (struct.pack("<I", token_key[0]) + token_key[1]).hex())
     seal = (None, None) if seal_text is None else (SEAL_KEY_PATH, seal_text)
-    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *(config + token + seal))
+    ride = (None, None) if ride_roots is None else (RIDE_ROOTS_PATH, ride_roots)
+    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *(config + token + seal + ride))
     return _board_lines(port, chain, timeout)["terminal"]
 
 
@@ -98,14 +119,16 @@ def soft_reset(port):
         time.sleep(0.1)
 
 
-def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None):
+def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None, ride_roots=None):
     """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None.
+    `ride_roots`: the path of a ride-code roots file for /flash/keys/ride-roots, or None.
     `seal_key`: the collector's public (or private) PEM key for /flash/keys/seal.pub; None: the development key.
     A terminal id registered to a key this board does not hold belongs to another board: refused
     unless `replace` (then the other board's key stops working)."""
     key = os.urandom(32)
     trusted = None if config_keys is None else read_config_keys(config_keys)
     sealing_text = seal_key_text(seal_key)
+    roots = None if ride_roots is None else read_ride_roots(ride_roots)
     store = Store(db)  # opened first: a database that cannot be written must not leave a keyed board behind
     try:
         terminal, held = identify(port)
@@ -114,7 +137,8 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
             raise ProvisionError("terminal %s is already registered to another board's key; give --replace to "
                                  "re-key it (the other board can no longer upload)" % terminal)
         token_key = store.token_key()
-        terminal = write_key(port, key, config_keys=trusted, token_key=token_key, seal_text=sealing_text)
+        terminal = write_key(port, key, config_keys=trusted, token_key=token_key, seal_text=sealing_text,
+                             ride_roots=roots)
         store.register(terminal, key)
         store.set_delivered(terminal, fleet.KIND_TOKEN_KEY, token_key[0])
     finally:
@@ -127,13 +151,15 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
 def main(args):
     try:
         terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys,
-                             replace=args.replace, seal_key=args.seal_key)
+                             replace=args.replace, seal_key=args.seal_key, ride_roots=args.ride_roots)
     except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError, ValueError) as e:
         print("provision failed: %s" % e, file=sys.stderr)
         return 1
     out = {"terminal": terminal, "db": args.db, "key_file": KEY_PATH, "seal_key_file": SEAL_KEY_PATH}
     if args.config_keys:
         out["config_keys_file"] = CONFIG_KEYS_PATH
+    if args.ride_roots:
+        out["ride_roots_file"] = RIDE_ROOTS_PATH
     print(json.dumps(out))
     return 0
 
@@ -146,6 +172,8 @@ def add_arguments(parser):
     parser.add_argument("--seal-key", metavar="PUBLIC.pem",
                         help="the collector's seal key (`seal keygen`) for /flash/keys/seal.pub (default: the "
                              "development key)")
+    parser.add_argument("--ride-roots", metavar="FILE",
+                        help="ride-code root keys (`qr ride-roots`) for /flash/keys/ride-roots")
     parser.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")
     parser.add_argument("--replace", action="store_true",
                         help="re-key a terminal id registered to another board's key (that board stops uploading)")

@@ -8,7 +8,10 @@ is the ID-length-value tree with the values as text. PAN-bearing values (5A, 57,
 6 and last 4 digits kept, the expiry kept, the rest "*") unless --reveal. A CPM code's "fields" say in
 "check" what a terminal's offline checks make of it now ("ok", or the reason it would decline: "card
 expired", "code declined", ...). A ticket's signature is checked against the issuer keys this tool keeps
-(or a keyring file given with --keys).
+(or a keyring file given with --keys).  A ride code ("format": "ride-code") shows its chain (root, issuer
+and user certificates with their validity), its dynamic data and "verdict", the terminal's verdict now
+against the test roots and revocations (host_sim/tools/ridecodes.py) or a roots file given with
+--ride-roots and --revoke-ride ISSUER:KID.
 """
 
 import binascii
@@ -18,7 +21,7 @@ import time
 
 from host_sim import arguments
 from host_sim.tools import tickets
-from protocol import cpm, mpm, paycode, record, ticket, tlv
+from protocol import cpm, mpm, paycode, record, ridecode, ticket, tlv
 
 PAN_TAGS = (0x5A, 0x57, 0x9F6B)
 CPM_PROFILES = ("unionpay-hce", "unionpay-card", "visa", "mastercard")  # host_sim/emulators/wallet.ACCOUNTS
@@ -165,9 +168,61 @@ def _decode_paycode(text, reveal):
     return {"format": "payment-code", "valid": True, "error": None, "tlv": [], "fields": fields}
 
 
-def decode(text, reveal=False, keys_path=None, now=None):
+def _utc(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def ride_roots(path=None):
+    """{root id: (alg, key)}: the roots file at `path`, else the test roots."""
+    from host_sim.tools import ridecodes
+
+    text = ridecodes.root_lines() if path is None else open(path, encoding="ascii").read()
+    roots = {}
+    for line in text.splitlines():
+        entry = ridecode.parse_root_line(line)
+        if entry is not None:
+            roots[entry[0]] = (entry[1], entry[2])
+    return roots
+
+
+def _decode_ride(text, now, roots_path=None, revoked=None):
+    from host_sim.tools import ridecodes
+
+    result = {"format": "ride-code", "valid": False, "error": None, "tlv": [], "fields": {}}
+    try:
+        f = ridecode.decode(text)
+        roots = ride_roots(roots_path)
+    except ridecode.RideCodeError as e:
+        result["error"] = str(e)
+        result["fields"]["verdict"] = e.code
+        return result
+    if revoked is None:
+        revoked = set() if roots_path else ridecodes.TEST_REVOKED
+    root = roots.get(f["root"])
+    result["fields"] = {
+        "root": {"id": f["root"], "alg": ridecode.ALG_NAMES[f["alg"]], "trusted": root is not None},
+        "issuer": {"id": f["issuer"], "key_id": f["issuer_key_id"], "alg": ridecode.ALG_NAMES[f["issuer_alg"]],
+                   "valid_from_utc": _utc(f["issuer_from"]), "valid_to_utc": _utc(f["issuer_to"]),
+                   "revoked": (f["issuer"], f["issuer_key_id"]) in revoked},
+        "user": {"id": f["user_id"].hex(), "alg": ridecode.ALG_NAMES[f["user_alg"]],
+                 "valid_from_utc": _utc(f["user_from"]), "valid_to_utc": _utc(f["user_to"])},
+        "code": {"generated_utc": _utc(f["generated"]), "age_s": now - f["generated"], "counter": f["counter"],
+                 "product": f["product"]},
+        "token": ridecode.token(f).hex(),
+    }
+    verdict = ridecode.Verifier(roots, revoked).check_fields(f, now)
+    result["fields"]["verdict"] = verdict
+    result["valid"] = verdict == ridecode.OK
+    if not result["valid"]:
+        result["error"] = verdict
+    return result
+
+
+def decode(text, reveal=False, keys_path=None, now=None, ride_roots_path=None, ride_revoked=None):
     """The decode JSON object for one payload (str)."""
     now = int(time.time()) if now is None else now
+    if ridecode.is_ride_code(text):
+        return _decode_ride(text, now, ride_roots_path, ride_revoked)
     if cpm.is_cpm(text):
         return _decode_cpm(text, reveal, now)
     if ticket.is_ticket(text):
@@ -176,7 +231,8 @@ def decode(text, reveal=False, keys_path=None, now=None):
         return _decode_mpm(text)
     if paycode.family_of(text) is not None:
         return _decode_paycode(text, reveal)
-    return {"format": "unknown", "valid": False, "error": "not an EMV CPM, EMV MPM or ticket payload",
+    return {"format": "unknown", "valid": False,
+            "error": "not an EMV CPM, EMV MPM, ticket, ride-code or payment-code payload",
             "tlv": [], "fields": {}}
 
 
@@ -198,6 +254,8 @@ def make(args):
         if args.reference:
             pairs.append(("62", [("05", args.reference)]))
         text = mpm.encode(pairs)
+    elif args.kind == "ride":
+        text = _make_ride(args)
     else:
         key = tickets.load_or_create(args.issuer, args.key_id, args.keys_dir)
         valid_from = int(time.time()) - 60 if args.valid_from is None else args.valid_from
@@ -208,9 +266,43 @@ def make(args):
     return text
 
 
+def _make_ride(args):
+    from host_sim.tools import ridecodes
+
+    alg = {"sm2": ridecode.ALG_SM2, "p256": ridecode.ALG_P256}[args.alg]
+    now = int(time.time())
+    user = args.user.encode()
+    if len(user) > 8:
+        raise SystemExit("qr make ride: --user is at most 8 characters")
+    return ridecodes.issue(alg, now, user_id=user.ljust(8, b"\0"), counter=args.counter, product=args.product,
+                           generated=now - args.age, key_id=ridecodes.REVOKED_KEY_ID if args.revoked else 1,
+                           user_to=now - 86400 if args.expired else None,
+                           user_from=now - 2 * 86400 if args.expired else None)
+
+
+def _revoked(specs):
+    out = set()
+    for spec in specs:
+        issuer, _, kid = spec.partition(":")
+        if not (issuer.isdigit() and kid.isdigit()):
+            raise SystemExit("qr decode: --revoke-ride wants ISSUER:KID, got %r" % spec)
+        out.add((int(issuer), int(kid)))
+    return out
+
+
 def main(args):
+    if args.action == "ride-roots":
+        from host_sim.tools import ridecodes
+
+        print(ridecodes.root_lines(), end="")
+        return 0
     if args.action == "decode":
-        result = decode(args.payload, reveal=args.reveal, keys_path=args.keys)
+        try:
+            result = decode(args.payload, reveal=args.reveal, keys_path=args.keys, ride_roots_path=args.ride_roots,
+                            ride_revoked=_revoked(args.revoke_ride) if args.revoke_ride else None)
+        except (OSError, UnicodeError) as e:
+            print("qr decode: %s" % e, file=sys.stderr)
+            return 1
         print(json.dumps(result, indent=None if args.json else 2, ensure_ascii=False))
         if result["valid"]:
             return 0
@@ -243,8 +335,12 @@ def add_arguments(parser):
     d.add_argument("--reveal", action="store_true", help="show PAN-bearing values in clear")
     d.add_argument("--keys", type=arguments.existing_file,
                    help="keyring file for ticket signatures (default: the issuer keys kept here)")
+    d.add_argument("--ride-roots", type=arguments.existing_file,
+                   help="ride-code roots file (default: the test roots, `qr ride-roots`)")
+    d.add_argument("--revoke-ride", action="append", default=[], metavar="ISSUER:KID",
+                   help="a revoked ride-code issuer key (default with the test roots: the test issuers' key 2)")
     m = sub.add_parser("make", help="issue a test payload (and --png picture)")
-    m.add_argument("kind", choices=("cpm", "mpm", "ticket", "paycode"))
+    m.add_argument("kind", choices=("cpm", "mpm", "ticket", "paycode", "ride"))
     m.add_argument("--png", help="also render the QR code to this PNG file")
     m.add_argument("--profile", default="unionpay-hce", choices=CPM_PROFILES,
                    help="cpm: the test issuer profile whose keys make the cryptogram (host_sim/issuers.py)")
@@ -273,6 +369,14 @@ def add_arguments(parser):
     m.add_argument("--valid-to", type=int, help="ticket: seconds since 1970 (default valid-from + --days)")
     m.add_argument("--days", type=float, default=1.0)
     m.add_argument("--holder", default="", help="ticket: holder reference (opaque, <= 32 bytes)")
+    m.add_argument("--alg", choices=("sm2", "p256"), default="sm2", help="ride: the chain's algorithm")
+    m.add_argument("--user", default="RIDER001", help="ride: user id (at most 8 characters)")
+    m.add_argument("--counter", type=int, default=1, help="ride: the code's counter")
+    m.add_argument("--age", type=int, default=0, help="ride: generated this many seconds ago")
+    m.add_argument("--expired", action="store_true", help="ride: the user certificate expired yesterday")
+    m.add_argument("--revoked", action="store_true",
+                   help="ride: signed under the test issuer's key %d, which the test revocations list" % 2)
+    sub.add_parser("ride-roots", help="print the test ride-code roots (provision --ride-roots FILE)")
     k = sub.add_parser("keyring", help="print terminal keyring lines (/flash/keys/tickets)")
     k.add_argument("--key", action="append", default=[], metavar="ISSUER:KID", help="a trusted key")
     k.add_argument("--revoke", action="append", default=[], metavar="ISSUER:KID", help="a revoked key id")
