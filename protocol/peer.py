@@ -159,12 +159,12 @@ class Peer:
         self.session = session.Session(key, self.role, th)
         self.terminal = terminal
         self.peer_hello = hello
+        self.sender.reset()  # numbers start at 1 in each session: frames of the last one are never resent
         self.sender.set_window(min(self.window, hello["window"]))
         peer_payload = link.max_payload(hello["max_frame"])
         if peer_payload < self.max_payload:
             self.max_payload = peer_payload
         self.receiver = Receiver(self.rx_window)
-        self.sender.reset_timers()
         self.state = UP
         self.events.append(("up", terminal.hex()))
 

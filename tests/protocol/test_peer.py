@@ -318,3 +318,40 @@ def test_a_reset_peer_starts_a_clean_session_on_the_same_slot_buffers(runtime):
     assert fresh == [1, True, 0, 1, 0, 0]  # HELLO_SENT, no session, empty windows, counters zeroed
     assert stored == [1, 2, 3, 4, 5, 6] and tag == 6
     assert same_slots and new_hello  # no new slot buffers; a fresh nonce in the new HELLO
+
+
+def body_host_frames_across_a_terminal_restart(key):
+    """One host Peer (a serial collector keeps it) and a terminal that restarts while the host's sequenced
+    frames (TIME answers) are unacknowledged: the next session starts its numbers at 1 again, so the
+    terminal's new receiver takes the host's frames and the host's window drains (SPEC section 2)."""
+    from protocol import link, peer
+
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+    h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key if tid == T else None, "host", window=8,
+                  max_frame=488, rx_window=16)
+
+    def session(deliver_to_terminal, sends, now):
+        t = peer.Peer(peer.ROLE_TERMINAL, T, key, "fw", window=4, max_frame=288, rx_window=4)
+        t.start(now)
+        got = []
+        for _ in range(2000):
+            now += 10
+            p = t.poll(now)
+            if p is not None:
+                h.feed(p, now)
+            while sends and t.up() and h.can_send():  # answers within this session
+                h.send(link.TIME, link.time_sync(sends.pop(0), 1800000000000, 20))
+            q = h.poll(now)
+            if q is not None and (deliver_to_terminal or q[1] in (link.HELLO, link.AUTH)):
+                got.extend(m["type"] for m in t.feed(q, now))
+        return got, now
+
+    _, now = session(True, [1, 2, 3, 4], 0)  # answered and acknowledged: the host's numbers reach 4
+    _, now = session(False, [5, 6, 7, 8], now)  # the terminal loses power before these answers arrive
+    got, now = session(True, [9, 10], now)
+    return got, h.sender.in_flight(), h.can_send()
+
+
+def test_a_new_session_numbers_the_hosts_frames_from_one_so_a_restarted_terminal_takes_them(runtime):
+    got, in_flight, can_send = runtime.run(body_host_frames_across_a_terminal_restart, bytes(range(32)))
+    assert got == ["TIME", "TIME"] and in_flight == 0 and can_send
