@@ -21,7 +21,7 @@ used longer ago than that may be admitted again up to its allowance.
 import struct
 
 from firmware.config.active import Active
-from protocol import cpm, paycode, record, ticket, tokens
+from protocol import cpm, record, ticket, tokens
 
 FLAT_FARE = 200  # fen: 2.00 yuan
 CURRENCY_CNY = 156
@@ -168,6 +168,8 @@ class Decider:
                 self.rides_journalled = []
             return self.rides.decide(self, line, now)
         if not cpm.is_cpm(line):
+            from protocol import paycode  # loaded by the first line that is none of the above, not at boot
+
             if paycode.is_numeric(line):
                 return self._decide_paycode(line)
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
@@ -178,6 +180,8 @@ class Decider:
     def _decide_paycode(self, line):
         """A numeric payment code: ONLINE (the caller asks the host, then decide_online) unless its own
         form, the token key, the deny list or a repeat decides it here."""
+        from protocol import paycode
+
         kind = record.KIND_PAYMENT_CODE
         got = paycode.classify(line)
         if got is None:

@@ -10,9 +10,10 @@ DEPTH bits), built once per curve on first use.  A key known in advance (a ride-
 key) can get the same table through prepare_key(): then both multiples run down one shared chain of
 DEPTH doublings with two mixed additions per column.  Any other key is multiplied with a width-5 NAF
 over a table of its 8 odd multiples, 256 doublings, and the generator's comb additions ride on the
-last DEPTH of them.  A comb table is (2^TEETH - 1) affine points packed as 64 bytes
-x || y in one bytearray: one 4 KB block of heap per table at TEETH = 6 (one for each curve's
-generator, one per prepared key), read back into ints as the additions need them.
+last DEPTH of them.  A comb table is (2^TEETH - 1) affine points, each 64 bytes x || y in a bytearray
+of its own (about 5 KB of heap per table at TEETH = 6: one for each curve's generator, one per prepared
+key), read back into ints as the additions need them.  Small blocks, allocated before the build: a
+long-running terminal's heap has free space in pieces, rarely a free 4 KB run.
 
 Field arithmetic is plain Python ints (MicroPython's long ints), so this module runs unchanged on
 CPython.  Modular inverses use Fermat (pow(x, m - 2, m)): MicroPython's pow() does not take -1.
@@ -155,8 +156,9 @@ def _normalize(p, xs, ys, zs, packed=None):
         if packed is None:
             xs[i], ys[i] = _compact(x), _compact(y)
         else:
-            packed[64 * i:64 * i + 32] = x.to_bytes(32, "big")
-            packed[64 * i + 32:64 * i + 64] = y.to_bytes(32, "big")
+            e = packed[i]
+            e[0:32] = x.to_bytes(32, "big")
+            e[32:64] = y.to_bytes(32, "big")
             xs[i] = ys[i] = zs[i] = 0
         prefix[i] = 0
 
@@ -176,12 +178,12 @@ def _depth(curve):
 
 def _comb_table(curve, x, y):
     """64 bytes (affine x || y) per entry: entry j - 1 = sum of 2^(i*DEPTH) * (x, y) over the bits i
-    of j, for j in 1..2^TEETH-1.  One block of heap allocated first, so the ints of the build leave
-    no holes around it; built from TEETH affine bases, one mixed addition per entry, one inversion."""
+    of j, for j in 1..2^TEETH-1.  The entries are allocated first, so the ints of the build leave no
+    holes among them; built from TEETH affine bases, one mixed addition per entry, one inversion."""
     p = curve.p
     depth = _depth(curve)
     size = (1 << TEETH) - 1
-    packed = bytearray(64 * size)
+    packed = [bytearray(64) for _ in range(size)]
     bx, by, bz = [x], [y], [1]
     for _ in range(TEETH - 1):
         px, py, pz = bx[-1], by[-1], bz[-1]
@@ -231,14 +233,12 @@ def _comb2(curve, k1, table1, k2, table2):
         x, y, z = _double(p, x, y, z)
         i = c1[col]
         if i:
-            o = 64 * i - 64
-            x, y, z = _add_affine(p, x, y, z, int.from_bytes(table1[o:o + 32], "big"),
-                                  int.from_bytes(table1[o + 32:o + 64], "big"))
+            e = table1[i - 1]
+            x, y, z = _add_affine(p, x, y, z, int.from_bytes(e[0:32], "big"), int.from_bytes(e[32:64], "big"))
         i = c2[col]
         if i:
-            o = 64 * i - 64
-            x, y, z = _add_affine(p, x, y, z, int.from_bytes(table2[o:o + 32], "big"),
-                                  int.from_bytes(table2[o + 32:o + 64], "big"))
+            e = table2[i - 1]
+            x, y, z = _add_affine(p, x, y, z, int.from_bytes(e[0:32], "big"), int.from_bytes(e[32:64], "big"))
     return x, y, z
 
 
@@ -299,9 +299,9 @@ def _comb_naf(curve, k1, table1, k2, x, y):
         if i < depth:
             c = columns[depth - 1 - i]
             if c:
-                o = 64 * c - 64
-                rx, ry, rz = _add_affine(p, rx, ry, rz, int.from_bytes(table1[o:o + 32], "big"),
-                                         int.from_bytes(table1[o + 32:o + 64], "big"))
+                e = table1[c - 1]
+                rx, ry, rz = _add_affine(p, rx, ry, rz, int.from_bytes(e[0:32], "big"),
+                                         int.from_bytes(e[32:64], "big"))
     return rx, ry, rz
 
 

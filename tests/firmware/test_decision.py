@@ -251,11 +251,12 @@ def test_accepts_generated_codes(runtime):
 
 
 def _known_prefix(t):
-    """Text a scanner line format claims: a CPM code ("hQVDUFYwM") or a signed ticket ("ZT1.").  Hypothesis
-    draws string constants of loaded modules, so such lines do come up (and are refused for their own
-    reasons, tested elsewhere)."""
-    t = t.encode() if isinstance(t, str) else t
-    return t[:9] == b"hQVDUFYwM" or t[:4] == b"ZT1."
+    """Text a scanner line format claims: a CPM code ("hQVDUFYwM"), a signed ticket ("ZT1."), a ride code
+    ("ZR1.") or a numeric payment code (digits only).  Hypothesis draws string constants of loaded modules,
+    so such lines do come up (and are refused for their own reasons, tested elsewhere)."""
+    t = t.encode("utf-8", "surrogatepass") if isinstance(t, str) else t
+    digits = t.rstrip(b"\r\n")
+    return t[:9] == b"hQVDUFYwM" or t[:4] in (b"ZT1.", b"ZR1.") or (digits.isdigit() and digits.isascii())
 
 
 def test_garbage_is_unknown_format(runtime):

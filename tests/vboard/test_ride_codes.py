@@ -45,7 +45,7 @@ def test_ride_codes_on_a_virtual_board(board, events, tmp_path):
         for code, want in [(sm2, "PAID 2.00"), (sm2, "DECLINED"), (p256, "PAID 2.00"), (p256, "DECLINED"),
                            (old, "DECLINED")]:
             seen, ev = tap(scanner, events, code, seen)
-            assert ev["text"] == want, ev
+            assert ev["text"] == want, (ev, board.console_text()[-3000:])
             if want == "DECLINED":
                 assert ev["detail"] == ("code too old" if code is old else "already used"), ev
         assert "ride roots: 2 trusted, 0 bad lines" in board.console_text()
