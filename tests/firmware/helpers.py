@@ -59,3 +59,12 @@ def body_steps(root, key, steps, probes, config_lines=None):
             "keys_version": fleet.version(root, 2), "staged": sorted(os.listdir(root + "/config")),
             "activated": activated}
     return out, r.deny.version, [r.deny.contains(t) for t in probes], boot
+
+
+def roomy(runtime):
+    """The micropython runtime with a 192 KB heap (the others as they are)."""
+    if runtime.name != "micropython":
+        return runtime
+    from runtimes import MicroPythonRuntime
+
+    return MicroPythonRuntime(heap="192k")

@@ -8,17 +8,9 @@ import pytest
 
 from host_sim.tools import ridecodes
 from protocol import record, ridecode
+from tests.firmware.helpers import roomy
 
 NOW = 1_800_000_000
-
-
-def roomy(runtime):
-    """The micropython runtime with a 192 KB heap (the others as they are)."""
-    if runtime.name != "micropython":
-        return runtime
-    from runtimes import MicroPythonRuntime
-
-    return MicroPythonRuntime(heap="192k")
 
 
 def body_rides(root, roots_text, lines, now, revoked, fares, replay=()):

@@ -10,6 +10,7 @@ import pytest
 
 from host_sim.tools import tickets
 from protocol import record
+from tests.firmware.helpers import roomy
 
 SALT = bytes(range(100, 116))
 NOW = 1_800_000_000
@@ -97,8 +98,9 @@ def test_entry_memory_is_bounded(runtime, keys):
 
     n = decision.MAX_TICKETS
     texts = [issue(keys[1], tid=b"B%07d" % i, entries=1) for i in range(n + 1)]
-    got = runtime.run(body_tickets, SALT, [tickets.keyring_line(keys[1], 5, 1)], texts + [texts[1], texts[0]], NOW,
-                      [])
+    # 26 KB of ticket texts as arguments: more room than the decision itself needs
+    got = roomy(runtime).run(body_tickets, SALT, [tickets.keyring_line(keys[1], 5, 1)], texts + [texts[1], texts[0]],
+                             NOW, [])
     assert [g[0] for g in got[: n + 1]] == [1] * (n + 1)
     assert got[n + 1][1] == record.REASON_TICKET_USED_UP  # still remembered
     assert got[n + 2][0] == 1  # the oldest was forgotten: admitted again
