@@ -173,7 +173,7 @@ PATH_DEFERRED = 2  # accepted offline under the per-code cap; the code is sealed
 NO_TOKEN = bytes(16)  # the token of a declined tap whose credential was never identified
 
 
-TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS, KIND_PAYMENT_CODE)
+TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS, KIND_RIDE_CODE, KIND_PAYMENT_CODE)
 
 
 def is_tap(kind):

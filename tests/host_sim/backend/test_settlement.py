@@ -199,3 +199,26 @@ def test_records_that_are_no_taps_are_neither_authorised_nor_settled(tmp_path):
     acquirer.authorise_pending(store, acquirer.Acquirer())
     (row,) = report.reconcile(store)
     assert (row["transactions"], row["approved_fen"]) == (1, 200)
+
+
+def test_ride_codes_are_taps_approved_without_the_acquirer_and_settle(tmp_path):
+    """A ride code is verified offline and billed by the ride-code platform: the acquirer pass approves it
+    without a message to the acquirer, and the report counts it like any paid tap; a refused one is a
+    declined tap in declines.csv."""
+
+    class NoLink:
+        def exchange(self, message):
+            raise AssertionError("a ride code went to the acquirer")
+
+    store = make_store(tmp_path, [rec(T1, 1, 200, b"R" * 16, kind=record.KIND_RIDE_CODE),
+                                  declined(T1, 2, record.REASON_RIDE_ALREADY_USED, b"R" * 16,
+                                           kind=record.KIND_RIDE_CODE)])
+    result = acquirer.run_pass(store, NoLink())
+    assert (result.approved, result.declined, result.error) == (1, 0, None)
+    assert store.pending_records() == []
+    store.close()
+    out = run_report(tmp_path)
+    rows = list(csv.DictReader(open(out / "declines.csv")))
+    assert [(r["reason_text"], r["taps"]) for r in rows] == [("already used", "1")]
+    recon = list(csv.DictReader(open(out / "reconciliation.csv")))
+    assert sum(int(r["approved_fen"]) for r in recon) == 200
