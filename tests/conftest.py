@@ -47,7 +47,13 @@ __all__ = [
 
 @pytest.fixture
 def sim_runtime(runtime):
-    """`runtime` for bodies over host-side models (host_sim/device/norflash.py): a real board has no such module."""
+    """`runtime` for bodies over host-side models (host_sim/device/norflash.py): a real board has no such module.
+    On MicroPython the model's flash array lives in the heap (on a board it is the chip), so the heap gets the
+    room it takes."""
     if runtime.name == "board":
         pytest.skip("a host-side model, not deployed to a board")
+    if runtime.name == "micropython":
+        from runtimes import MicroPythonRuntime
+
+        return MicroPythonRuntime(heap="192k")
     return runtime
