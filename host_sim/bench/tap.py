@@ -9,7 +9,7 @@ feedback.  A tap that does not end with its expected display (PAID / WELCOME) is
 "failures", and the exceptions the firmware printed meanwhile in "console_errors".
 
 Clock ("clock": "host"): the events carry the board's ticks_ms, but nothing marks when the firmware got the
-line, so the time is host-side, from the last byte written to the scanner pty (QR) or from the emulated
+line, so the time is host-side, from the line's one write to the scanner pty (QR) or from the emulated
 PN532 reporting the phone in its InListPassiveTarget answer (contactless) to the host reading the first
 feedback line, each read stamped when it arrives (no read timeout quantises it).  With pacing ("paced":
 true) the scanner wire runs at the baud the firmware negotiated with the module ("scanner_baud"), so the
@@ -90,6 +90,14 @@ class _Events:
                 with self._cond:
                     self.items.append((now, ev))
                     self._cond.notify_all()
+
+    def settle(self, quiet=0.5, timeout=10):
+        """Wait until no event has come for `quiet` seconds."""
+        end = time.monotonic() + timeout
+        count = -1
+        while count != len(self.items) and time.monotonic() < end:
+            count = len(self.items)
+            time.sleep(quiet)
 
     def wait_display(self, start, timeout=20):
         """(index, host time, event) of the first display change at or after `start` other than READY."""
@@ -203,6 +211,7 @@ def _wait_removed(emu, timeout=10):
 
 def _taps(board, scanner, nfc, key, taps, gap):
     events = _Events(board.ports["events"])
+    events.settle()  # the boot's events, waiting in the pty, read before the first tap
     times = {k: [] for k in KINDS}
     spans = {k: [] for k in KINDS}
     line_bytes = {}
@@ -226,8 +235,8 @@ def _taps(board, scanner, nfc, key, taps, gap):
                     text = None
                 seen = len(events.items)
                 if text is not None:
+                    t0 = time.monotonic()  # one write: its last byte leaves with its first
                     scanner.present(text)
-                    t0 = time.monotonic()
                     line_bytes[kind] = len(text) + 2
                 else:
                     nfc.found_at = None
@@ -298,7 +307,7 @@ def measure(taps, pace=True, deny_entries=0, gap=0.5, workdir=None, rsa_iteratio
     result["paced"] = pace
     result["scanner_baud"] = baud
     result["clock"] = "host"
-    result["from"] = {"qr": "last byte written to the scanner pty", "contactless": "PN532 reports the card",
+    result["from"] = {"qr": "line written to the scanner pty", "contactless": "PN532 reports the card",
                       "to": "first feedback event read on the events pty"}
     result["deny_entries"] = deny_entries
     result["deny_fill"] = fill
@@ -309,6 +318,17 @@ def measure(taps, pace=True, deny_entries=0, gap=0.5, workdir=None, rsa_iteratio
 
 
 def run(args):
+    # Board wires, emulators and the event reader are threads of this process: a short GIL switch
+    # interval keeps a thread's time stamp from waiting behind another's 5 ms slice.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        return _run(args)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _run(args):
     if args.taps < 1 or args.deny_entries < 0 or args.gap < 0:
         raise SystemExit("bench tap: --taps must be at least 1, --deny-entries and --gap not negative")
     return measure(args.taps, pace=not args.no_pace, deny_entries=args.deny_entries, gap=args.gap)
