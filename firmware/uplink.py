@@ -80,6 +80,7 @@ class Uplink:
         self._room = link.max_payload(MAX_FRAME) - link.HEADER_SIZE - session.OVERHEAD
         self._wire = bytearray(2 + cobs.max_encoded_len(frame.MAX_PAYLOAD + 4))  # the frame being written
         self._scratch = bytearray(frame.MAX_PAYLOAD + 4)
+        self._payload = bytearray(frame.MAX_PAYLOAD)  # the sealed payload of the frame being written
         self._recs = bytearray(self._room)  # the records of the next RECORDS frame, read by the journal cursor
         self.queued = 0  # newest record sequence handed to the sender (housekeeping tags its messages with it)
         self._t0 = time.ticks_ms()
@@ -254,9 +255,9 @@ class Uplink:
                     self._send_online(p)
                     h.flush(p, now)
                     self._fill(p)
-                payload = p.poll(now)
-                if payload is not None:
-                    n = frame.wire_into(payload, self._wire, self._scratch)
+                n = p.poll_into(now, self._payload)  # built and sealed in place
+                if n:
+                    n = frame.wire_into(memoryview(self._payload)[:n], self._wire, self._scratch)
                     await t.write(memoryview(self._wire)[:n])  # False: the link failed, `connected` says so
                     continue
                 d = p.deadline(now)

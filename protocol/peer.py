@@ -21,7 +21,7 @@ a second) for a secured frame without a session, 4/5 for a refused handshake, 1 
 
 import os
 
-from protocol import crypto, link, session
+from protocol import crypto, frame, link, session
 from protocol.selective_repeat import Receiver, Sender
 
 ROLE_TERMINAL = session.ROLE_TERMINAL
@@ -60,6 +60,7 @@ class Peer:
         self.rx_window = rx_window
         self._fixed_nonce = nonce
         self.sender = Sender(window, self.max_payload, slots)
+        self._clear = bytearray(frame.MAX_PAYLOAD)  # the clear form of the frame being sealed
         self.receiver = Receiver(rx_window)
         self.state = IDLE
         self.session = None
@@ -311,6 +312,33 @@ class Peer:
 
     def poll(self, now):
         """The next payload to put on the wire now (secured once UP), or None."""
+        return self._poll(now, None)
+
+    def poll_into(self, now, out):
+        """poll() written into the bytearray `out` (at least frame.MAX_PAYLOAD bytes); its length, 0 when
+        nothing is due.  Sequenced frames and ACKs are built in the Peer's one clear buffer and sealed
+        straight into `out`: the device's send path allocates no payload per frame."""
+        p = self._poll(now, out)
+        if p is None:
+            return 0
+        if isinstance(p, int):
+            return p
+        out[0:len(p)] = p
+        return len(p)
+
+    def _clear_frame(self, mtype, body, seq, ack, sack, flags):
+        """header + body in the preallocated clear buffer (a memoryview of it)."""
+        buf = self._clear
+        if sack is not None:
+            flags |= link.FLAG_SACK
+        n = link.pack_header(buf, mtype, flags, seq, ack, sack or 0)
+        buf[n:n + len(body)] = body
+        return memoryview(buf)[:n + len(body)]
+
+    def _sealed(self, clear, out):
+        return self.session.seal(clear) if out is None else self.session.seal_into(clear, out)
+
+    def _poll(self, now, out):
         if self._control:
             payload = self._control.pop(0)
             return self.session.seal(payload) if self.session is not None and payload[1] not in (
@@ -318,7 +346,7 @@ class Peer:
         if self.role == ROLE_TERMINAL and self.state in (HELLO_SENT, AUTH_SENT):
             if now - self._handshake_at >= HANDSHAKE_RETRY_MS:
                 self.start(now)
-                return self.poll(now)
+                return self._poll(now, out)
             return None
         sec = self.session
         if self.state != UP or sec is None:
@@ -333,10 +361,10 @@ class Peer:
                 self._ack_due = True
             else:
                 self._ack_due = False
-            return sec.seal(link.encode(mtype, bytes(body), seq, ack, sack, link.FLAG_SEQ))
+            return self._sealed(self._clear_frame(mtype, body, seq, ack, sack, link.FLAG_SEQ), out)
         if self._ack_due:
             self._ack_due = False
-            return sec.seal(link.encode(link.ACK, b"", 0, ack, sack))
+            return self._sealed(self._clear_frame(link.ACK, b"", 0, ack, sack, 0), out)
         return None
 
     def deadline(self, now):

@@ -59,6 +59,7 @@ def run(transport, n):
     buf = bytearray(128)
     out = bytearray(2 + cobs.max_encoded_len(frame.MAX_PAYLOAD + 4))
     scratch = bytearray(frame.MAX_PAYLOAD + 4)
+    sealed = bytearray(frame.MAX_PAYLOAD)
     sent = received = frames_in = 0
     cmd = b""
     now = 1
@@ -72,7 +73,8 @@ def run(transport, n):
         now += 10
         m0 = micropython.mem_total()
         t.send(link.RECORDS, body, i + 1)
-        wire = memoryview(out)[:frame.wire_into(t.poll(now), out, scratch)]  # as firmware/uplink.py writes it
+        size = t.poll_into(now, sealed)  # as firmware/uplink.py sends: sealed in place, framed into a buffer
+        wire = memoryview(out)[:frame.wire_into(memoryview(sealed)[:size], out, scratch)]
         if modem is not None:
             cmd = modem[1] % len(wire)  # the send command the driver writes before the bytes
         sent += micropython.mem_total() - m0

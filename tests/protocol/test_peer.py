@@ -355,3 +355,45 @@ def body_host_frames_across_a_terminal_restart(key):
 def test_a_new_session_numbers_the_hosts_frames_from_one_so_a_restarted_terminal_takes_them(runtime):
     got, in_flight, can_send = runtime.run(body_host_frames_across_a_terminal_restart, bytes(range(32)))
     assert got == ["TIME", "TIME"] and in_flight == 0 and can_send
+
+
+def body_poll_into_matches_poll(key):
+    """Two identical terminal/host pairs (fixed nonces) upload the same records; one terminal sends with
+    poll(), the other with poll_into() into one reused buffer: the same payloads, byte for byte."""
+    from protocol import frame, link, peer, record
+
+    T = b"ZF\x00\x00\x00\x00\x00\x09"
+
+    def pair():
+        t = peer.Peer(peer.ROLE_TERMINAL, T, key, "fw", window=4, max_frame=288, rx_window=4, nonce=b"\x01" * 16)
+        h = peer.Peer(peer.ROLE_HOST, b"HOST0001", lambda tid: key if tid == T else None, "host", window=4,
+                      max_frame=488, rx_window=16, nonce=b"\x02" * 16)
+        return t, h
+
+    out = bytearray(frame.MAX_PAYLOAD)
+    sent = ([], [])
+    for k, (t, h) in enumerate((pair(), pair())):
+        t.start(0)
+        nxt = 1
+        for now in range(0, 3000, 10):
+            while nxt <= 12 and t.can_send():
+                rec = record.encode(T, nxt, 1800000000, 1, 200, 156, 1, 0, 1, bytes(16))
+                t.send(link.RECORDS, link.records([rec], T), tag=nxt)
+                nxt += 1
+            if k == 0:
+                p = t.poll(now)
+            else:
+                n = t.poll_into(now, out)
+                p = bytes(out[:n]) if n else None
+            if p is not None:
+                sent[k].append(p)
+                h.feed(p, now)
+            q = h.poll(now)
+            if q is not None:
+                t.feed(q, now)
+    return sent[0] == sent[1], len(sent[0])
+
+
+def test_poll_into_sends_what_poll_sends(runtime):
+    same, count = runtime.run(body_poll_into_matches_poll, bytes(range(32)))
+    assert same and count > 12
