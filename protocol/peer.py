@@ -335,8 +335,9 @@ class Peer:
         buf[n:n + len(body)] = body
         return memoryview(buf)[:n + len(body)]
 
-    def _sealed(self, clear, out):
-        return self.session.seal(clear) if out is None else self.session.seal_into(clear, out)
+    @staticmethod
+    def _sealed(sec, clear, out):
+        return sec.seal(clear) if out is None else sec.seal_into(clear, out)
 
     def _poll(self, now, out):
         if self._control:
@@ -361,10 +362,10 @@ class Peer:
                 self._ack_due = True
             else:
                 self._ack_due = False
-            return self._sealed(self._clear_frame(mtype, body, seq, ack, sack, link.FLAG_SEQ), out)
+            return self._sealed(sec, self._clear_frame(mtype, body, seq, ack, sack, link.FLAG_SEQ), out)
         if self._ack_due:
             self._ack_due = False
-            return self._sealed(self._clear_frame(link.ACK, b"", 0, ack, sack, 0), out)
+            return self._sealed(sec, self._clear_frame(link.ACK, b"", 0, ack, sack, 0), out)
         return None
 
     def deadline(self, now):
