@@ -99,6 +99,17 @@ def derive(key, label, length=32):
     return out[:length]
 
 
+def _counter_blocks(buf, nonce):
+    """Fill `buf` (whole blocks) with the CTR counter blocks: nonce || block number u32 big-endian from 0."""
+    for block in range(len(buf) // BLOCK):
+        at = block * BLOCK
+        buf[at:at + NONCE_SIZE] = nonce
+        buf[at + 12] = (block >> 24) & 0xFF
+        buf[at + 13] = (block >> 16) & 0xFF
+        buf[at + 14] = (block >> 8) & 0xFF
+        buf[at + 15] = block & 0xFF
+
+
 def aes_ctr(key, nonce, data):
     """XOR `data` with the AES-CTR keystream for a 12-byte nonce (32-bit block counter from 0).
 
@@ -109,15 +120,8 @@ def aes_ctr(key, nonce, data):
     n = len(data)
     if not n:
         return b""
-    blocks = (n + BLOCK - 1) // BLOCK
-    counters = bytearray(blocks * BLOCK)
-    for block in range(blocks):
-        at = block * BLOCK
-        counters[at:at + NONCE_SIZE] = nonce
-        counters[at + 12] = (block >> 24) & 0xFF
-        counters[at + 13] = (block >> 16) & 0xFF
-        counters[at + 14] = (block >> 8) & 0xFF
-        counters[at + 15] = block & 0xFF
+    counters = bytearray((n + BLOCK - 1) // BLOCK * BLOCK)
+    _counter_blocks(counters, nonce)
     stream = _cached(_CIPHERS, key, _ecb)(counters)
     mixed = int.from_bytes(bytes(data), "big") ^ int.from_bytes(stream[:n], "big")
     return mixed.to_bytes(n, "big")
@@ -130,15 +134,8 @@ def aes_ctr_into(key, nonce, data, out, scratch):
     if len(nonce) != NONCE_SIZE:
         raise CryptoError("CTR nonce must be 12 bytes")
     n = len(data)
-    blocks = (n + BLOCK - 1) // BLOCK
-    ks = memoryview(scratch)[: blocks * BLOCK]
-    for block in range(blocks):
-        at = block * BLOCK
-        ks[at:at + NONCE_SIZE] = nonce
-        ks[at + 12] = (block >> 24) & 0xFF
-        ks[at + 13] = (block >> 16) & 0xFF
-        ks[at + 14] = (block >> 8) & 0xFF
-        ks[at + 15] = block & 0xFF
+    ks = memoryview(scratch)[: (n + BLOCK - 1) // BLOCK * BLOCK]
+    _counter_blocks(ks, nonce)
     _cached(_CIPHERS, key, _ecb)(ks, ks)
     for i in range(n):
         out[i] = data[i] ^ ks[i]

@@ -96,18 +96,7 @@ def _add_affine(p, x1, y1, z1, x2, y2):
     if z1 == 0:
         return x2, y2, 1
     zz = z1 * z1 % p
-    h = (x2 * zz - x1) % p
-    r = (y2 * zz % p * z1 - y1) % p
-    if h == 0:
-        if r == 0:
-            return _double(p, x1, y1, z1)
-        return 0, 1, 0
-    hh = h * h % p
-    hhh = h * hh % p
-    v = x1 * hh % p
-    x3 = (r * r - hhh - 2 * v) % p
-    y3 = (r * (v - x3) - y1 * hhh) % p
-    return x3, y3, z1 * h % p
+    return _sum(p, x1, y1, z1, x1, y1, (x2 * zz - x1) % p, (y2 * zz % p * z1 - y1) % p, z1)
 
 
 def _add(p, x1, y1, z1, x2, y2, z2):
@@ -122,8 +111,12 @@ def _add(p, x1, y1, z1, x2, y2, z2):
     u2 = x2 * z1z1 % p
     s1 = y1 * z2 % p * z2z2 % p
     s2 = y2 * z1 % p * z1z1 % p
-    h = (u2 - u1) % p
-    r = (s2 - s1) % p
+    return _sum(p, x1, y1, z1, u1, s1, (u2 - u1) % p, (s2 - s1) % p, z1 * z2 % p)
+
+
+def _sum(p, x1, y1, z1, u1, s1, h, r, z):
+    """The end of both additions, from h = U2 - U1 and r = S2 - S1: Z3 = z * h; equal points double,
+    opposite ones give infinity."""
     if h == 0:
         if r == 0:
             return _double(p, x1, y1, z1)
@@ -133,7 +126,7 @@ def _add(p, x1, y1, z1, x2, y2, z2):
     v = u1 * hh % p
     x3 = (r * r - hhh - 2 * v) % p
     y3 = (r * (v - x3) - s1 * hhh) % p
-    return x3, y3, z1 * z2 % p * h % p
+    return x3, y3, z * h % p
 
 
 def _normalize(p, xs, ys, zs, packed=None):
