@@ -42,6 +42,8 @@ KIND_TICKET_KEYS = 2
 KIND_FARES = 3
 KIND_TOKEN_KEY = 4  # per terminal and sealed to it, not an RSA-signed fleet bundle: protocol/tokens.py
 KIND_RIDE_REVOKED = 5
+KIND_PROFILE = 6  # protocol/profile.py: the product a terminal group runs, and its limits
+KIND_ROSTER = 7  # a school's roster of student passes
 NAMES = {KIND_TICKET_KEYS: "ticket-keys", KIND_FARES: "fares", KIND_TOKEN_KEY: "token-key",
          KIND_RIDE_REVOKED: "ride-revoked"}
 
