@@ -88,6 +88,7 @@ class PgConnection:
         self._open = False  # a BEGIN was sent and no COMMIT/ROLLBACK since
         self._lost = False  # the connection broke inside that transaction
         self._next_try = 0.0
+        self._deferred = []  # savepoint statements not sent yet (_defer)
         self._guard = threading.RLock()
         self._connect()
 
@@ -110,18 +111,23 @@ class PgConnection:
         return self.conn is not None and not self.conn.closed and not self.conn.broken
 
     def _run(self, sql, args, many=False):
-        word = sql.lstrip()[:8].upper()
+        upper = sql.strip().upper()
+        word = upper[:8]
+        to = upper.startswith("ROLLBACK TO ")
         with self._guard:
             if word.startswith("BEGIN"):
                 if self._open:
                     raise PgError("a transaction is already open")
             if self._lost:  # the server dropped the connection inside this transaction
-                if word.startswith(("ROLLBACK", "COMMIT")) and "TO" not in sql.upper().split()[1:2]:
+                if word.startswith(("ROLLBACK", "COMMIT")) and not to:
                     self._open = self._lost = False
+                    self._deferred = []
                     if word.startswith("COMMIT"):
                         raise PgError("connection lost: the transaction was not committed")
                     return _Empty()
                 raise PgError("connection lost inside the transaction")
+            if self._open and self._defer(upper, to):
+                return _Empty()
             if not self._usable():
                 if self._open:
                     self._lost = True
@@ -132,13 +138,20 @@ class PgConnection:
             if word.startswith("COMMIT") and conn.info.transaction_status == self.psycopg.pq.TransactionStatus.INERROR:
                 conn.execute("ROLLBACK")
                 self._open = False
+                self._deferred = []
                 raise PgError("the transaction failed earlier: rolled back, not committed")
+            if word.startswith("ROLLBACK") and not to:
+                self._deferred = []  # savepoints of a transaction that ends
             try:
                 cur = conn.cursor()
-                if many:
-                    cur.executemany(pg_sql(sql), args)
+                if self._deferred:  # sent with this statement: one round trip
+                    deferred, self._deferred = self._deferred, []
+                    with conn.pipeline():
+                        for statement in deferred:
+                            cur.execute(statement)
+                        self._execute(cur, sql, args, many)
                 else:
-                    cur.execute(pg_sql(sql), args or None)
+                    self._execute(cur, sql, args, many)
             except self.psycopg.Error as e:
                 if not self._usable():
                     if self._open:
@@ -148,11 +161,36 @@ class PgConnection:
                 raise PgError(_first_line(e)) from None
             if word.startswith("BEGIN"):
                 self._open = True
-            elif word.startswith(("COMMIT", "END")) or (word.startswith("ROLLBACK") and " TO " not in sql.upper()):
+            elif word.startswith(("COMMIT", "END")) or (word.startswith("ROLLBACK") and not to):
                 self._open = False
             if cur.rowcount > 0 and not word.startswith("SELECT"):
                 self.total_changes += cur.rowcount
             return cur
+
+    def _execute(self, cur, sql, args, many):
+        if many:
+            cur.executemany(pg_sql(sql), args)
+        else:
+            cur.execute(pg_sql(sql), args or None)
+
+    def _defer(self, upper, to):
+        """Hold back a savepoint statement until the next statement that needs the server (each is a
+        round trip of its own otherwise, and a group makes several per frame).  A savepoint released
+        or rolled back to before anything ran in it never reaches the server.  True: held back."""
+        pending = self._deferred
+        if upper.startswith("SAVEPOINT "):
+            pending.append(upper)
+            return True
+        if upper.startswith("RELEASE "):
+            name = upper.split()[-1]
+            if pending and pending[-1] == "SAVEPOINT " + name:
+                pending.pop()
+            else:
+                pending.append(upper)
+            return True
+        if to and pending and pending[-1] == "SAVEPOINT " + upper.split()[-1]:
+            return True  # nothing ran since the savepoint
+        return False
 
     def execute(self, sql, args=()):
         return self._run(sql, args)

@@ -159,7 +159,7 @@ def run_ingest(db, records=100000, terminals=4, window=128, max_frame=512, chunk
                 unacked_commits += _unacked_commits(check, term)
         commits = store.commits - commits0
         (stored,) = check.execute("SELECT count(*) FROM records").fetchone()
-        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records)").fetchone()
+        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records) AS d").fetchone()
     finally:
         check.close()
         store.close()
@@ -271,7 +271,7 @@ def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeo
         for p in procs:
             p.send_signal(2)  # SIGINT: the collector logs its group-commit counters and exits
         for p in procs:
-            p.wait(timeout=60)
+            p.wait(timeout=600)  # after its last authorisation pass
     finally:
         sel.close()
         for p in procs:
