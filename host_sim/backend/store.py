@@ -449,8 +449,10 @@ class Store:
     def token_key(self):
         """(version, key) of the current fleet token key; the first one (version 1) is made on first use."""
         with self.transaction():
-            self._serialise("token_keys")
             row = self.db.execute("SELECT version, key FROM token_keys ORDER BY version DESC LIMIT 1").fetchone()
+            if row is None:  # the first: made once, however many collectors ask at once
+                self._serialise("token_keys")
+                row = self.db.execute("SELECT version, key FROM token_keys ORDER BY version DESC LIMIT 1").fetchone()
             if row is None:
                 row = (1, os.urandom(32))
                 self.db.execute("INSERT INTO token_keys (version, key) VALUES (?, ?)", row)
@@ -459,6 +461,7 @@ class Store:
     def rotate_token_key(self):
         """A new current token key, one version up; returns (version, key)."""
         with self.transaction():
+            self._serialise("token_keys")
             version = self.token_key()[0] + 1
             key = os.urandom(32)
             self.db.execute("INSERT INTO token_keys (version, key) VALUES (?, ?)", (version, key))
