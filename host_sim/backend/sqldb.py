@@ -51,6 +51,8 @@ def pg_sql(sql):
     out = _cache.get(sql)
     if out is not None:
         return out
+    if re.match(r"^\s*INSERT OR REPLACE", sql, re.I):
+        raise PgError("INSERT OR REPLACE has no PostgreSQL form: write INSERT ... ON CONFLICT(key) DO UPDATE")
     out = sql.replace("%", "%%")
     if out.lstrip().upper().startswith(("CREATE TABLE", "ALTER TABLE")):
         for pattern, new in _DDL_TYPES:

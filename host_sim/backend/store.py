@@ -14,6 +14,11 @@ one edit there for both databases) and MIGRATIONS (numbered changes to existing 
 is migrated when it is opened; a PostgreSQL database by `python -m host_sim db migrate --db URL`, and
 a store refuses to open one that is behind.
 
+SQL both databases take (sqldb translates `?`, INSERT OR IGNORE, `IS ?`, column types, julianday('now')):
+an upsert is INSERT ... ON CONFLICT(key) DO UPDATE (never INSERT OR REPLACE), with the table's own
+columns qualified in its expressions (deny_list.origin); a subquery in FROM has an alias; no LIMIT -1
+(_limit()); a number read and then written as the next one takes _serialise() first.
+
 store() alone is one transaction.  Inside transaction() or group() it joins the open one, so in a
 group many frames of many links share one commit and one fsync (group commit,
 host_sim/backend/ingest.py).  Whoever runs a group must hold back the replies its frames produced
