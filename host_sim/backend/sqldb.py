@@ -81,7 +81,10 @@ class PgConnection:
     """A psycopg connection in autocommit mode taking sqlite3's calls (the subset the store uses)."""
 
     def __init__(self, url):
-        import psycopg
+        try:
+            import psycopg
+        except ImportError:
+            raise PgError("PostgreSQL needs psycopg: pip install 'psycopg[binary]'") from None
 
         self.psycopg = psycopg
         self.url = url
