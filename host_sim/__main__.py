@@ -9,7 +9,8 @@ from host_sim import commands
 COMMANDS = {
     "demo": ("host_sim.demo", "virtual terminal, ~20 taps, a power cut, upload; last line JSON"),
     "vboard": ("host_sim.tools.vboard", "start a virtual board; first line JSON with its ports"),
-    "collector": ("host_sim.backend.collector", "the backend: store uploaded records in SQLite"),
+    "collector": ("host_sim.backend.collector", "the backend: store uploaded records in SQLite or PostgreSQL"),
+    "db": ("host_sim.backend.db", "the collector's database: migrate; a private PostgreSQL server: start, stop"),
     "build": ("host_sim.tools.build_cli", "compile device code with mpy-cross into build/<board>/"),
     "emulate": ("host_sim.emulators.cli", "run one peripheral emulator on a pty"),
     "flash": ("host_sim.tools.flash", "build a board's .mpy files and deploy them with mpremote"),

@@ -41,8 +41,15 @@ def _sqlite_problem(path):
     return None
 
 
+def _is_url(path):
+    return path.startswith(("postgresql://", "postgres://"))
+
+
 def database(path):
-    """A database the command may create: its folder exists, and if the file exists it is SQLite."""
+    """A database the command may create: its folder exists, and if the file exists it is SQLite; or a
+    PostgreSQL URL (postgresql://USER@HOST:PORT/NAME), checked when the command connects."""
+    if _is_url(path):
+        return path
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise argparse.ArgumentTypeError("folder %s does not exist" % folder)
@@ -54,7 +61,9 @@ def database(path):
 
 
 def existing_database(path):
-    """A database that must already exist (a typo must not create an empty one)."""
+    """A database that must already exist (a typo must not create an empty one), or a PostgreSQL URL."""
+    if _is_url(path):
+        return path
     if not os.path.exists(path):
         raise argparse.ArgumentTypeError("no database at %s (the collector creates it)" % path)
     problem = _sqlite_problem(path)

@@ -34,7 +34,12 @@ from runtimes import (  # noqa: E402  (after the sys.path set-up above)
     runtime,
 )
 
+from tests.host_sim.databases import db, pg_db, pg_server  # noqa: E402  (the collector's databases)
+
 __all__ = [
+    "db",
+    "pg_db",
+    "pg_server",
     "fuzz_long",
     "pytest_addoption",
     "pytest_collection_modifyitems",

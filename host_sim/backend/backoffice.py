@@ -4,6 +4,7 @@ of it kept in the Store (host_sim/backend/store.py)."""
 
 import logging
 import os
+import sqlite3
 import threading
 
 from host_sim.backend import acquirer
@@ -53,8 +54,17 @@ class Backoffice:
             self._wake.set()
 
     def authorise_pending(self):
-        """One authorisation pass over every pending record (acquirer.run_pass); returns its Pass."""
-        result = acquirer.run_pass(self.store, self.link, self.opener)
+        """One authorisation pass over every pending record (acquirer.run_pass); returns its Pass.  Of
+        several collectors on one database only the one that leads authorisations makes passes (every
+        record is asked about once); the others take over when it goes."""
+        try:
+            if not self.store.lead("authorisations"):
+                return acquirer.Pass()
+            result = acquirer.run_pass(self.store, self.link, self.opener)
+        except sqlite3.Error as e:  # the database out of reach: the records stay pending
+            result = acquirer.Pass()
+            result.error = "database: %s" % e
+            return result
         if result.declined:
             self.deny_changes += 1
         if result.approved or result.declined:

@@ -15,7 +15,7 @@ from host_sim import arguments
 from host_sim.backend import acquirer, acquirer_link, log_limit, sealing, tcp_server
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.serial_server import serve_serial
-from host_sim.backend.store import Store
+from host_sim.backend.store import Store, StoreError
 
 log = logging.getLogger("collector")
 
@@ -37,7 +37,11 @@ def main(args):
         print("collector: %s" % e, file=sys.stderr)
         return 2
     _file_limit(args.max_connections + 256)
-    store = Store(args.db, args.crash_after_commits)
+    try:
+        store = Store(args.db, args.crash_after_commits)
+    except StoreError as e:
+        print("collector: %s" % e, file=sys.stderr)
+        return 2
     office = Backoffice(store, link, args.bundles, opener)
     stop = threading.Event()
     authorisations = threading.Thread(target=office.run_authorisations, args=(stop,), daemon=True)
@@ -57,7 +61,8 @@ def main(args):
             await done.wait()
             return
         limits = tcp_server.Limits(args.max_connections, args.handshake_timeout, args.idle_timeout)
-        server = await tcp_server.serve_tcp(*arguments.split_host_port(args.listen), store, office, limits)
+        server = await tcp_server.serve_tcp(*arguments.split_host_port(args.listen), store, office, limits,
+                                            reuse_port=args.reuse_port)
         log.info("listening on %s", args.listen)
         async with server:
             await done.wait()
@@ -80,8 +85,12 @@ def main(args):
 
 
 def add_arguments(parser):
-    parser.add_argument("--db", required=True, type=arguments.database, help="SQLite database file")
+    parser.add_argument("--db", required=True, type=arguments.database,
+                        help="SQLite database file, or postgresql://USER@HOST:PORT/NAME (several collectors may "
+                             "share one; migrate it first: `db migrate`)")
     parser.add_argument("--listen", metavar="HOST:PORT", type=arguments.host_port, help="accept terminals over TCP")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="share --listen with other collectors (SO_REUSEPORT: the kernel spreads connections)")
     parser.add_argument("--serial", metavar="PORT", action="append", type=arguments.serial_port,
                         help="serve a serial port or pty (repeatable)")
     parser.add_argument("--acquirer", metavar="HOST:PORT", type=arguments.host_port,

@@ -25,13 +25,7 @@ MIN_BUDGET_MS = 100
 LATE_S = 15.0  # an acquirer answer later than this is no answer: the request is reversed blindly
 WORKERS = 8
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS online_auth (
-    terminal TEXT NOT NULL, request_id INTEGER NOT NULL, family TEXT, code_masked TEXT, code_token BLOB,
-    amount INTEGER, currency INTEGER, result TEXT NOT NULL, reason TEXT, approval TEXT, reference TEXT,
-    answered_ms INTEGER, requested REAL DEFAULT (julianday('now')), decided REAL,
-    PRIMARY KEY (terminal, request_id));
-"""
+# The table: online_auth in host_sim/backend/store.py SCHEMA.
 # result: pending -> approved | declined | unavailable; approved -> reversed (never the other way)
 
 
@@ -45,8 +39,6 @@ class OnlineAuthoriser:
         self.late_s = late_s
         self.pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="online")
         self._local = threading.local()
-        with store.lock:
-            store.db.executescript(SCHEMA)
         self.reversals = 0
 
     def _link(self):

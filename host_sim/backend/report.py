@@ -238,8 +238,6 @@ def seq_jumps(store):
 
 def online_rows(store):
     """Every online payment-code authorisation (host_sim/backend/online.py), reversals included."""
-    if not store.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'online_auth'"):
-        return []
     return [dict(zip(ONLINE_COLUMNS, r)) for r in store.query(
         "SELECT %s FROM online_auth ORDER BY terminal, request_id" % ", ".join(ONLINE_COLUMNS))]
 

@@ -2,9 +2,11 @@
 
 A device that goes away (a USB adapter pulled, a virtual board stopped) is waited for: its path is
 tried again every REOPEN_S seconds, logged once when lost and once when back, and served with a fresh
-session (the terminal starts a new handshake and sends again what was not acknowledged)."""
+session (the terminal starts a new handshake and sends again what was not acknowledged).  A database
+out of reach (PostgreSQL restarting) keeps the link: frames are not acknowledged until it answers."""
 
 import logging
+import sqlite3
 
 log = logging.getLogger("collector")
 
@@ -49,6 +51,9 @@ def serve_serial(port, store, stop, capture=None, backoffice=None, reopen=REOPEN
                 log.warning("serial device %s lost (%s): waiting for it to come back", port, e)
                 ser.close()
                 ser = None
+            except sqlite3.Error as e:  # the database out of reach: nothing acknowledged, the link kept
+                log.warning("serial link %s waits for the database: %s", port, e)
+                stop.wait(reopen)
     finally:
         if ser is not None:
             ser.close()

@@ -1,11 +1,23 @@
 """The collector's storage: every table the backend keeps, behind one small interface.
 
-Callers (collector sessions, the acquirer, the report) use only the methods of `Store`, never SQL, so a
-larger deployment can put PostgreSQL behind the same methods.  This one is SQLite in WAL mode: records
+Callers (collector sessions, the acquirer, the report) use only the methods of `Store`, never SQL.  The
+database is an SQLite file in WAL mode (the default) or, for several collectors sharing one database,
+PostgreSQL (`--db postgresql://...`, host_sim/backend/sqldb.py translates the few statements that
+differ; every query and table is written once, in SQLite's spelling).  It keeps records
 stored once per (terminal, seq), device keys, the acquirer's decisions and the deny list, what config
 each terminal holds or refused, its newest STATUS, and merchants for the report.  Every commit is
-durable (synchronous=FULL: the WAL is fsynced before COMMIT returns), and nothing is acknowledged to a
-terminal before its commit.
+durable (SQLite: synchronous=FULL, the WAL is fsynced before COMMIT returns; PostgreSQL: its WAL is
+flushed at COMMIT), and nothing is acknowledged to a terminal before its commit.
+
+The schema: SCHEMA (every table, CREATE ... IF NOT EXISTS, applied at each migration, so a new table is
+one edit there for both databases) and MIGRATIONS (numbered changes to existing tables).  An SQLite file
+is migrated when it is opened; a PostgreSQL database by `python -m host_sim db migrate --db URL`, and
+a store refuses to open one that is behind.
+
+SQL both databases take (sqldb translates `?`, INSERT OR IGNORE, `IS ?`, column types, julianday('now')):
+an upsert is INSERT ... ON CONFLICT(key) DO UPDATE (never INSERT OR REPLACE), with the table's own
+columns qualified in its expressions (deny_list.origin); a subquery in FROM has an alias; no LIMIT -1
+(_limit()); a number read and then written as the next one takes _serialise() first.
 
 store() alone is one transaction.  Inside transaction() or group() it joins the open one, so in a
 group many frames of many links share one commit and one fsync (group commit,
@@ -20,6 +32,7 @@ import signal
 import sqlite3
 import threading
 
+from host_sim.backend import sqldb
 from protocol import link, record, refusal
 
 log = logging.getLogger("collector")
@@ -62,6 +75,12 @@ CREATE TABLE IF NOT EXISTS refused (
     id INTEGER PRIMARY KEY, terminal TEXT NOT NULL, seq INTEGER, reason INTEGER NOT NULL, raw BLOB NOT NULL,
     detail TEXT, notified INTEGER NOT NULL DEFAULT 0, received REAL DEFAULT (julianday('now')));
 CREATE INDEX IF NOT EXISTS refused_terminal ON refused (terminal, notified);
+CREATE TABLE IF NOT EXISTS online_auth (
+    terminal TEXT NOT NULL, request_id INTEGER NOT NULL, family TEXT, code_masked TEXT, code_token BLOB,
+    amount INTEGER, currency INTEGER, result TEXT NOT NULL, reason TEXT, approval TEXT, reference TEXT,
+    answered_ms INTEGER, requested REAL DEFAULT (julianday('now')), decided REAL,
+    PRIMARY KEY (terminal, request_id));
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 """
 REFUSED_FRAME = 0  # `refused.reason` of a whole frame body kept aside (it did not decode: ERROR 3)
 REFUSED_NAMES = dict(refusal.NAMES)
@@ -76,32 +95,109 @@ class StoreError(Exception):
     """A group commit failed: nothing staged in it may be acknowledged."""
 
 
+class StoreUnavailable(StoreError):
+    """A group could not even begin (the database is out of reach or locked): nothing was staged, so
+    its frames can wait and be offered to the next group."""
+
+
+def _columns_before_versions(store):
+    """Columns added to tables of SQLite files made before these migrations: deny_list's listed flag,
+    key version and origin; STATUS fields quarantined and damaged."""
+    have = store.columns("deny_list")
+    for column, kind in (("listed", "INTEGER NOT NULL DEFAULT 1"), ("key_version", "INTEGER"), ("origin", "BLOB")):
+        if column not in have:
+            store.db.execute("ALTER TABLE deny_list ADD COLUMN %s %s" % (column, kind))
+    have = store.columns("terminal_status")
+    for column in STATUS_EXT2_FIELDS:
+        if column not in have:
+            store.db.execute("ALTER TABLE terminal_status ADD COLUMN %s INTEGER" % column)
+
+
+# (version, function(store) run inside the migration's transaction), in order; append, never edit.
+MIGRATIONS = (
+    (1, _columns_before_versions),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+MIGRATE_LOCK = 0x7A46_0001  # PostgreSQL advisory lock: one migration at a time
+LEAD_LOCKS = {"authorisations": 0x7A46_0002}  # work only one collector of several does at a time
+
+
 class Store:
-    def __init__(self, path, crash_after_commits=None):
+    def __init__(self, path, crash_after_commits=None, check_schema=True):
+        """`path`: an SQLite file (created and migrated here) or a PostgreSQL URL (migrated by `db migrate`;
+        check_schema False opens one that is behind, for that command)."""
         self.crash_after_commits = crash_after_commits  # fault injection, see _committed()
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
-        self._migrate()
+        self.postgres = sqldb.is_url(path)
         self.lock = threading.RLock()
         self._depth = 0  # nesting of transaction()/group() blocks; the outermost one commits
         self._records_staged = False  # store() ran in the open transaction
         self.commits = 0  # commits that stored records
+        try:
+            self.db = sqldb.connect(path)
+        except sqlite3.Error as e:
+            raise StoreError("cannot open the database: %s" % e) from None
+        if not self.postgres:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.schema_from = self.migrate()[0]  # the version the file had
+        elif check_schema and self.schema_version() < SCHEMA_VERSION:
+            have = self.schema_version()
+            self.db.close()
+            raise StoreError("the database is at schema version %d, this collector needs %d: run "
+                             "`python -m host_sim db migrate --db URL`" % (have, SCHEMA_VERSION))
 
-    def _migrate(self):
-        """Columns added to tables of an older database: deny_list's listed flag and key version."""
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(deny_list)")}
-        if "listed" not in have:
-            self.db.execute("ALTER TABLE deny_list ADD COLUMN listed INTEGER NOT NULL DEFAULT 1")
-        if "key_version" not in have:
-            self.db.execute("ALTER TABLE deny_list ADD COLUMN key_version INTEGER")
-        if "origin" not in have:  # the token of the records that hold the card's sealed data
-            self.db.execute("ALTER TABLE deny_list ADD COLUMN origin BLOB")
-        have = {row[1] for row in self.db.execute("PRAGMA table_info(terminal_status)")}
-        for column in STATUS_EXT2_FIELDS:
-            if column not in have:
-                self.db.execute("ALTER TABLE terminal_status ADD COLUMN %s INTEGER" % column)
+    def migrate(self):
+        """Bring the schema up to date: SCHEMA's tables, then every migration above the stored version,
+        in one transaction.  Returns (version before, version after)."""
+        with self.transaction():
+            if self.postgres:
+                self.db.execute("SELECT pg_advisory_xact_lock(%d)" % MIGRATE_LOCK)
+                self.db.execute(sqldb.JULIANDAY)
+            for statement in sqldb.split_script(SCHEMA):
+                self.db.execute(statement)
+            before = self.schema_version()
+            for version, step in MIGRATIONS:
+                if version > before:
+                    step(self)
+            self.db.execute("DELETE FROM schema_version")
+            self.db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        return before, SCHEMA_VERSION
+
+    def schema_version(self):
+        """The version of the last migration applied (0: none, or no schema yet)."""
+        if not self.has_table("schema_version"):
+            return 0
+        return self.query("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0]
+
+    def has_table(self, name):
+        if self.postgres:
+            sql = "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
+        else:
+            sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return bool(self.query(sql, (name,)))
+
+    def columns(self, table):
+        """The column names of `table`."""
+        if self.postgres:
+            return {r[0] for r in self.query("SELECT column_name FROM information_schema.columns WHERE "
+                                             "table_schema = current_schema() AND table_name = ?", (table,))}
+        return {row[1] for row in self.query("PRAGMA table_info(%s)" % table)}
+
+    def _serialise(self, table):
+        """Inside a transaction: hold off other writers of `table` until it ends (numbers such as the deny
+        list's version are read, then the next one written).  SQLite's BEGIN IMMEDIATE already does."""
+        if self.postgres:
+            self.db.execute("LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE" % table)
+
+    def lead(self, work):
+        """True if this process is the one of several collectors on the database that does `work`
+        (LEAD_LOCKS); it stays so until it closes or loses its connection.  SQLite: always."""
+        if not self.postgres:
+            return True
+        try:
+            return bool(self.query("SELECT pg_try_advisory_lock(%d)" % LEAD_LOCKS[work])[0][0])
+        except sqlite3.Error:
+            return False
 
     def hello(self, terminal, runtime):
         with self.lock:
@@ -201,7 +297,7 @@ class Store:
         none).  Sent in the host's AUTH, so the terminal never issues a number at or below it."""
         row = self.query("SELECT max(m) FROM (SELECT max(seq) AS m FROM records WHERE terminal = ?"
                          " UNION ALL SELECT max(seq) FROM conflicts WHERE terminal = ?"
-                         " UNION ALL SELECT max(seq) FROM refused WHERE terminal = ? AND reason != ?)",
+                         " UNION ALL SELECT max(seq) FROM refused WHERE terminal = ? AND reason != ?) AS held",
                          (terminal, terminal, terminal, refusal.WRONG_TERMINAL))
         return min(row[0][0] or 0, 0xFFFFFFFF) if row else 0
 
@@ -254,14 +350,18 @@ class Store:
     def group(self):
         """One transaction and one commit for every store() until the block ends.  Raises StoreError
         (after rolling back) if the commit, or anything staged in the group, failed: then none of the
-        group's frames may be acknowledged."""
+        group's frames may be acknowledged; StoreUnavailable if it could not begin (nothing ran)."""
         with self.lock:
             if self._depth:
                 raise RuntimeError("a group is the outermost transaction")
+            began = False
             try:
                 with self.transaction():
+                    began = True
                     yield self
             except (sqlite3.Error, StoreError) as e:
+                if not began:
+                    raise StoreUnavailable("no group could begin: %s" % e) from e
                 raise StoreError("group commit failed: %s" % e) from e
 
     def _committed(self):
@@ -308,6 +408,7 @@ class Store:
 
     def _deny_change(self, token, listed, reason, key_version, origin):
         with self.transaction():
+            self._serialise("deny_list")
             row = self.db.execute("SELECT listed, key_version FROM deny_list WHERE token = ?", (token,)).fetchone()
             if (row is not None and bool(row[0]) == listed) or (row is None and not listed):
                 return None
@@ -317,7 +418,7 @@ class Store:
             self.db.execute("INSERT INTO deny_list (token, reason, version, listed, key_version, origin) "
                             "VALUES (?,?,?,?,?,?) ON CONFLICT(token) DO UPDATE SET reason=excluded.reason, "
                             "version=excluded.version, listed=excluded.listed, key_version=excluded.key_version, "
-                            "origin=COALESCE(excluded.origin, origin)",
+                            "origin=COALESCE(excluded.origin, deny_list.origin)",
                             (token, reason, version, int(listed), key_version, origin))
             self.db.execute("INSERT INTO deny_events (version, token, key_version, action, reason) VALUES (?,?,?,?,?)",
                             (version, token, key_version, "add" if listed else "remove", reason))
@@ -334,8 +435,8 @@ class Store:
         """(token, version, listed) of every token whose newest change is after `version`, oldest first:
         the delta a terminal at that version needs (listed: add it; not listed: remove it)."""
         return [(bytes(t), v, bool(listed)) for t, v, listed in self.query(
-            "SELECT token, version, listed FROM deny_list WHERE version > ? ORDER BY version LIMIT ?",
-            (version, limit))]
+            "SELECT token, version, listed FROM deny_list WHERE version > ? ORDER BY version" + _limit(limit),
+            (version,))]
 
     def denied(self):
         """(token, key version, reason, origin token) of every listed token."""
@@ -345,8 +446,8 @@ class Store:
     def deny_events(self, limit=-1):
         """(version, token, key version, "add" or "remove", reason, julian day) of deny-list changes, newest first."""
         return [(v, bytes(t), kv, a, r, at) for v, t, kv, a, r, at in self.query(
-            "SELECT version, token, key_version, action, reason, at FROM deny_events ORDER BY version DESC LIMIT ?",
-            (limit,))]
+            "SELECT version, token, key_version, action, reason, at FROM deny_events ORDER BY version DESC" +
+            _limit(limit))]
 
     # -- the fleet token key (protocol/tokens.py) -------------------------------------------------
 
@@ -354,6 +455,9 @@ class Store:
         """(version, key) of the current fleet token key; the first one (version 1) is made on first use."""
         with self.transaction():
             row = self.db.execute("SELECT version, key FROM token_keys ORDER BY version DESC LIMIT 1").fetchone()
+            if row is None:  # the first: made once, however many collectors ask at once
+                self._serialise("token_keys")
+                row = self.db.execute("SELECT version, key FROM token_keys ORDER BY version DESC LIMIT 1").fetchone()
             if row is None:
                 row = (1, os.urandom(32))
                 self.db.execute("INSERT INTO token_keys (version, key) VALUES (?, ?)", row)
@@ -362,6 +466,7 @@ class Store:
     def rotate_token_key(self):
         """A new current token key, one version up; returns (version, key)."""
         with self.transaction():
+            self._serialise("token_keys")
             version = self.token_key()[0] + 1
             key = os.urandom(32)
             self.db.execute("INSERT INTO token_keys (version, key) VALUES (?, ?)", (version, key))
@@ -395,8 +500,9 @@ class Store:
 
     def refuse_config(self, terminal, kind, version, reason):
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO config_refused (terminal, kind, version, reason) "
-                            "VALUES (?, ?, ?, ?)", (terminal, kind, version, reason))
+            self.db.execute("INSERT INTO config_refused (terminal, kind, version, reason) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT(terminal, kind, version) DO UPDATE SET reason=excluded.reason, "
+                            "refused=julianday('now')", (terminal, kind, version, reason))
 
     def config_refused(self, terminal, kind, version):
         return bool(self.query("SELECT 1 FROM config_refused WHERE terminal = ? AND kind = ? AND version = ?",
@@ -408,9 +514,10 @@ class Store:
         """The newest STATUS of a terminal (a dict with STATUS_COLUMNS; missing fields are None)."""
         row = [values.get(k) for k in STATUS_COLUMNS]
         with self.lock:
-            self.db.execute("INSERT OR REPLACE INTO terminal_status (terminal, received, %s) VALUES "
-                            "(?, julianday('now'), %s)" % (", ".join(STATUS_COLUMNS), ",".join("?" * len(row))),
-                            [terminal] + row)
+            self.db.execute("INSERT INTO terminal_status (terminal, received, %s) VALUES (?, julianday('now'), %s) "
+                            "ON CONFLICT(terminal) DO UPDATE SET received=excluded.received, %s"
+                            % (", ".join(STATUS_COLUMNS), ",".join("?" * len(row)),
+                               ", ".join("%s=excluded.%s" % (c, c) for c in STATUS_COLUMNS)), [terminal] + row)
 
     def latest_status(self, terminal):
         """The newest STATUS a terminal sent, as a dict (None if it never sent one)."""
@@ -446,3 +553,8 @@ class Store:
 
     def close(self):
         self.db.close()
+
+
+def _limit(limit):
+    """The LIMIT clause of `limit` rows; none for a negative one (both databases)."""
+    return " LIMIT %d" % limit if limit >= 0 else ""

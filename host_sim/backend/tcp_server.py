@@ -18,6 +18,7 @@
 
 import asyncio
 import socket
+import sqlite3
 
 from host_sim.backend import ingest
 from host_sim.backend.host_session import Session
@@ -175,8 +176,14 @@ class TcpCollector:
                         reply = await self.committer.receive(session, data)
                     else:
                         reply = session.receive(data)  # a handshake: at once, not behind other links' uploads
+                elif session is not None:
+                    try:
+                        reply = session.receive(b"")  # timers only
+                    except sqlite3.Error as e:  # the database out of reach: the link waits for it
+                        log.warning("link of %s waits for the database: %s", _name(session, peer), e)
+                        reply = b""
                 else:
-                    reply = session.receive(b"") if session is not None else b""  # timers only
+                    reply = b""
                 if session is not None and session.gated:
                     why = "rate_limited"
                     log.warning("closing the connection from %s: over %g handshake frames a second from %s",
@@ -196,6 +203,8 @@ class TcpCollector:
                     break
         except StoreError as e:
             log.error("closing the link of %s: %s; it will send its records again", _name(session, peer), e)
+        except sqlite3.Error as e:  # a handshake while the database is out of reach: the terminal tries again
+            log.warning("closing the link of %s: the database failed: %s", _name(session, peer), e)
         except ConnectionError as e:
             log.info("connection from %s lost: %s", peer, e)
         finally:
@@ -212,10 +221,12 @@ def _name(session, peer):
     return session.terminal if session is not None and session.terminal else peer
 
 
-async def serve_tcp(host, port, store, backoffice=None, limits=None):
-    """Serve terminals over TCP; every link's reads share group commits (host_sim/backend/ingest.py)."""
+async def serve_tcp(host, port, store, backoffice=None, limits=None, reuse_port=False):
+    """Serve terminals over TCP; every link's reads share group commits (host_sim/backend/ingest.py).
+    `reuse_port`: other processes may listen on the same port (SO_REUSEPORT), each taking a share of
+    the connections; several collectors on one PostgreSQL database serve one address that way."""
     collector = TcpCollector(store, backoffice, limits)
-    server = await asyncio.start_server(collector.client, host, port, backlog=1024)
+    server = await asyncio.start_server(collector.client, host, port, backlog=1024, reuse_port=reuse_port or None)
     server.committer = collector.committer  # type: ignore[attr-defined]  # counters for tests and benchmarks
     server.collector = collector  # type: ignore[attr-defined]
     server.housekeeping = asyncio.get_running_loop().create_task(collector.housekeeping())  # type: ignore[attr-defined]

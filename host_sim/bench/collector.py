@@ -14,6 +14,10 @@ process, pinned to one core, and the terminals upload over TCP on loopback from 
 another core when there is one).  records_per_s is then records / wall-clock seconds from the first
 RECORDS frame to the last acknowledgement; collector_cpu_seconds is the server's CPU time in that span.
 The server group-commits whatever frames its event loop has read in one pass (host_sim/backend/ingest.py).
+--processes N runs N collector processes on one database (each on its own port, the terminals dealt
+out in turn; none pinned), so with PostgreSQL it shows how ingest scales with N: records_per_cpu_s is
+then records / the CPU seconds of all N collectors (the database server's own CPU not counted).
+--db postgresql://... names a server: the bench makes a database of its own there and drops it after.
 
 In the default (in-process) mode only the collector's work is timed (Session.receive and the
 commits); the simulated terminals run in the same process between rounds and are not counted.
@@ -31,13 +35,12 @@ import os
 import re
 import selectors
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-from host_sim.backend import host_session, ingest
+from host_sim.backend import host_session, ingest, sqldb
 from host_sim.backend.store import Store
 from host_sim.bench.link import emv_qr_record
 from host_sim.tools import build
@@ -119,7 +122,7 @@ def _unacked_commits(check, term):
 def run_ingest(db, records=100000, terminals=4, window=128, max_frame=512, chunk=16384, group=True, max_rounds=None):
     """Upload `records` records split over `terminals` links into the database file `db`."""
     store = Store(db)
-    check = sqlite3.connect(db)
+    check = sqldb.connect(db)
     share = records // terminals
     terms = [Terminal(i, share + (1 if i < records % terminals else 0), window, max_frame) for i in range(terminals)]
     for term in terms:
@@ -156,7 +159,7 @@ def run_ingest(db, records=100000, terminals=4, window=128, max_frame=512, chunk
                 unacked_commits += _unacked_commits(check, term)
         commits = store.commits - commits0
         (stored,) = check.execute("SELECT count(*) FROM records").fetchone()
-        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records)").fetchone()
+        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records) AS d").fetchone()
     finally:
         check.close()
         store.close()
@@ -179,9 +182,15 @@ def run_ingest(db, records=100000, terminals=4, window=128, max_frame=512, chunk
         "window": window,
         "max_frame": max_frame,
         "group_commit": group,
-        "synchronous": "FULL",
-        "journal_mode": "wal",
+        **_durability(db),
     }
+
+
+def _durability(db):
+    """How the database makes a commit durable (reported beside the figures)."""
+    if sqldb.is_url(db):
+        return {"database": "postgresql", "synchronous_commit": "on"}
+    return {"synchronous": "FULL", "journal_mode": "wal"}
 
 
 def _cpu_seconds(pid):
@@ -196,33 +205,38 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeout=600):
-    """Upload over TCP into a `collector --listen` process; see the module docstring."""
+def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeout=600, processes=1):
+    """Upload over TCP into `processes` `collector --listen` processes; see the module docstring."""
     share = records // terminals
     terms = [Terminal(i, share + (1 if i < records % terminals else 0), window, max_frame) for i in range(terminals)]
     store = Store(db)
     for term in terms:
         store.register(term.ident.hex(), term.key)
     store.close()
-    port = _free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
-                             "127.0.0.1:%d" % port], cwd=build.ROOT, stdout=log, stderr=log)
+    ports = [_free_port() for _ in range(processes)]
+    logs = [tempfile.TemporaryFile() for _ in ports]
+    procs = [subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
+                               "127.0.0.1:%d" % port], cwd=build.ROOT, stdout=log, stderr=log)
+             for port, log in zip(ports, logs)]
     cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) > 1:  # one core for the collector, the others for the terminals
-        os.sched_setaffinity(proc.pid, cpus[:1])
+    if len(cpus) > 1 and processes == 1:  # one core for the collector, the others for the terminals
+        os.sched_setaffinity(procs[0].pid, cpus[:1])
         os.sched_setaffinity(0, cpus[1:])
     sel = selectors.DefaultSelector()
+
+    def exited():
+        return [p.poll() for p in procs if p.poll() is not None]
+
     try:
         deadline = time.monotonic() + 20
         socks = []
-        for term in terms:
+        for i, term in enumerate(terms):
             while True:
                 try:
-                    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    sock = socket.create_connection(("127.0.0.1", ports[i % processes]), timeout=5)
                     break
                 except OSError as e:
-                    if proc.poll() is not None or time.monotonic() > deadline:
+                    if exited() or time.monotonic() > deadline:
                         raise RuntimeError("the collector did not listen") from e
                     time.sleep(0.05)
             sock.setblocking(False)
@@ -232,8 +246,8 @@ def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeo
         def pump(until):
             limit = time.monotonic() + timeout
             while not until():
-                if time.monotonic() > limit or proc.poll() is not None:
-                    raise RuntimeError("no progress (collector exit code %s)" % proc.poll())
+                if time.monotonic() > limit or exited():
+                    raise RuntimeError("no progress (collector exit codes %s)" % exited())
                 for sock, term in zip(socks, terms):
                     term.fill()
                     while term.outbox:
@@ -249,31 +263,38 @@ def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeo
                     key.data.feed(data)
 
         pump(lambda: all(t.peer.up() for t in terms))  # handshakes, not timed
-        t0, cpu0 = time.perf_counter(), _cpu_seconds(proc.pid)
+        t0, cpu0 = time.perf_counter(), sum(_cpu_seconds(p.pid) for p in procs)
         pump(lambda: all(t.done() for t in terms))
-        seconds, cpu = time.perf_counter() - t0, _cpu_seconds(proc.pid) - cpu0
+        seconds, cpu = time.perf_counter() - t0, sum(_cpu_seconds(p.pid) for p in procs) - cpu0
         for sock in socks:
             sock.close()
-        proc.send_signal(2)  # SIGINT: the collector logs its group-commit counters and exits
-        proc.wait(timeout=20)
+        for p in procs:
+            p.send_signal(2)  # SIGINT: the collector logs its group-commit counters and exits
+        for p in procs:
+            p.wait(timeout=600)  # after its last authorisation pass
     finally:
         sel.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         os.sched_setaffinity(0, cpus)
-    log.seek(0)
-    counters = re.search(rb"ingest: (\d+) frames in (\d+) group commits", log.read())
-    log.close()
-    check = sqlite3.connect(db)
+    reads = groups = 0
+    for log in logs:
+        log.seek(0)
+        counters = re.search(rb"ingest: (\d+) frames in (\d+) group commits", log.read())
+        log.close()
+        if counters:
+            reads += int(counters.group(1))
+            groups += int(counters.group(2))
+    check = sqldb.connect(db)
     try:
         (stored,) = check.execute("SELECT count(*) FROM records").fetchone()
-        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records)").fetchone()
+        (distinct,) = check.execute("SELECT count(*) FROM (SELECT DISTINCT terminal, seq FROM records) AS d").fetchone()
         (authorised,) = check.execute("SELECT count(*) FROM authorisations").fetchone()
     finally:
         check.close()
     frames = sum(t.frames for t in terms)
-    reads, groups = (int(counters.group(1)), int(counters.group(2))) if counters else (0, 0)
     return {
         **_rates(records, stored, frames, seconds),
         "reads_per_commit": round(reads / groups, 1) if groups else 0,
@@ -291,20 +312,40 @@ def run_served(db, records=100000, terminals=4, window=128, max_frame=512, timeo
         "window": window,
         "max_frame": max_frame,
         "served": "tcp",
-        "collector_cpus": 1,
+        "processes": processes,
+        "collector_cpus": 1 if processes == 1 and len(cpus) > 1 else len(cpus),
         "group_commit": True,
-        "synchronous": "FULL",
-        "journal_mode": "wal",
+        **_durability(db),
     }
 
 
 def run(args):
+    if args.db and sqldb.is_url(args.db):
+        return _on_own_database(args.db, lambda db: _run(args, db))
     with tempfile.TemporaryDirectory(prefix="zhifu-bench-collector-") as tmp:
-        db = args.db or os.path.join(tmp, "collector.db")
-        if args.served:
-            return run_served(db, args.records, args.terminals, args.window, args.max_frame)
-        return run_ingest(db, args.records, args.terminals, args.window, args.max_frame, args.chunk,
+        return _run(args, args.db or os.path.join(tmp, "collector.db"))
+
+
+def _run(args, db):
+    if args.served:
+        return run_served(db, args.records, args.terminals, args.window, args.max_frame, processes=args.processes)
+    return run_ingest(db, args.records, args.terminals, args.window, args.max_frame, args.chunk,
                       group=not args.per_frame)
+
+
+def _on_own_database(server_url, body):
+    """body(url) on a new database of the server of `server_url`, dropped afterwards."""
+    import psycopg
+
+    from host_sim.backend import db as db_command
+
+    name = "zf_bench_%d" % os.getpid()
+    url = db_command.create(server_url, name)
+    try:
+        return body(url)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
 
 
 def add_arguments(parser):
@@ -315,5 +356,8 @@ def add_arguments(parser):
     parser.add_argument("--chunk", type=int, default=16384, help="bytes the collector reads per link per round")
     parser.add_argument("--served", action="store_true",
                         help="measure the real `collector --listen` process over TCP on loopback")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="--served: collector processes sharing the database (PostgreSQL), each on its own port")
     parser.add_argument("--per-frame", action="store_true", help="commit every frame on its own (no group commit)")
-    parser.add_argument("--db", help="database file (default: a temporary one; must not exist yet)")
+    parser.add_argument("--db", help="database file (default: a temporary one; must not exist yet), or a PostgreSQL "
+                                     "server's URL (the bench makes and drops a database of its own there)")

@@ -11,7 +11,7 @@ import sys
 
 from firmware import decision, emv
 from host_sim import issuers
-from host_sim.backend import host_session
+from host_sim.backend import host_session, sqldb
 from host_sim.backend.store import Store
 from host_sim.tools import build
 from protocol import bundle, fleet, frame, link, peer, record, seal, seal_open
@@ -24,10 +24,11 @@ KEY = bytes(range(32))
 BAD, GOOD = bytes([0xBB]) * 16, bytes([0x60]) * 16
 
 
-def registered(tmp_path=None, token_key=True):
-    """A store (in tmp_path, else in memory) that knows TERMINAL and its KEY and, as provisioning leaves
-    it, that the terminal holds the current fleet token key (token_key=False: it holds none)."""
-    store = Store(str(tmp_path / "c.db") if tmp_path else ":memory:")
+def registered(tmp_path=None, token_key=True, db=None):
+    """A store (on `db`, the fixture's database, or in tmp_path, else in memory) that knows TERMINAL and
+    its KEY and, as provisioning leaves it, that the terminal holds the current fleet token key
+    (token_key=False: it holds none)."""
+    store = Store(db or (str(tmp_path / "c.db") if tmp_path else ":memory:"))
     store.register(TERMINAL.hex(), KEY)
     if token_key:
         store.set_delivered(TERMINAL.hex(), fleet.KIND_TOKEN_KEY, store.token_key()[0])
@@ -151,7 +152,7 @@ def connect_session(store, term, backoffice=None):
 
 def committed_counts(db):
     """(records, distinct sequence numbers) that another connection to `db` sees committed."""
-    con = sqlite3.connect(db)
+    con = sqldb.connect(db)
     try:
         return con.execute("SELECT count(*), count(DISTINCT seq) FROM records").fetchone()
     finally:

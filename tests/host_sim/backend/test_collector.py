@@ -1,12 +1,10 @@
 """The collector's protocol session: authenticates terminals, stores exactly once, acknowledges after
 commit, refuses unknown terminals, bad keys, altered, replayed and malformed frames."""
 
-import sqlite3
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-from host_sim.backend import host_session
+from host_sim.backend import host_session, sqldb
 from host_sim.backend.store import Store
 from protocol import frame, link, peer, record
 from tests.host_sim.helpers import KEY, TERMINAL, Terminal, free_port, registered, start_collector
@@ -19,15 +17,15 @@ def rec(seq, atc=b"\x00\x01", terminal=TERMINAL):
                          TOKEN, [(record.EXT_ATC, atc)])
 
 
-def test_batch_is_stored_once_and_acknowledged_after_commit(tmp_path):
-    store = registered(tmp_path)
+def test_batch_is_stored_once_and_acknowledged_after_commit(db):
+    store = registered(db=db)
     s = host_session.Session(store)
     t = Terminal(s).pump()
     assert t.peer.up() and s.terminal == TERMINAL.hex()
     t.upload([rec(1), rec(2), rec(3)])
     assert t.peer.sender.delivered_tag == 3
     # A second database connection sees the records: the ACK came after the commit.
-    other = sqlite3.connect(str(tmp_path / "c.db"))
+    other = sqldb.connect(db)
     assert [r[0] for r in other.execute("SELECT seq FROM records ORDER BY seq")] == [1, 2, 3]
     assert other.execute("SELECT runtime FROM terminals").fetchall() == [("micropython 1.29.0 linux",)]
     # After a reboot the terminal sends records again that the collector has: stored once.
@@ -38,13 +36,13 @@ def test_batch_is_stored_once_and_acknowledged_after_commit(tmp_path):
     assert (t2.session.stored, t2.session.duplicate_receipts) == (1, 2)
 
 
-def test_a_maximum_size_record_fits_the_frame_the_firmware_announces(tmp_path):
+def test_a_maximum_size_record_fits_the_frame_the_firmware_announces(db):
     from firmware import uplink  # only its constants: the module imports on CPython
 
     big = record.encode(TERMINAL, 9, 1_800_000_000, record.KIND_EMV_CONTACTLESS, 200, 156, record.ACCEPTED, 0, 1,
                         TOKEN, [(16, bytes(range(209)))])
     assert len(big) == record.MAX_SIZE
-    store = registered(tmp_path)
+    store = registered(db=db)
     t = Terminal(host_session.Session(store), max_frame=uplink.MAX_FRAME).pump()
     full = record.encode(TERMINAL, 10, 1, 1, 1, 156, 1, 0, 1, TOKEN, [(16, bytes(209))])
     t.peer.send(link.RECORDS, link.records([full]), 10)  # mode 0: the largest body there is
@@ -69,8 +67,8 @@ def test_wrong_key_is_refused_and_nothing_stored():
     assert s.terminal is None and s.refused == 1
 
 
-def test_the_uplink_capture_shows_no_record_field_in_clear(tmp_path):
-    store = registered(tmp_path)
+def test_the_uplink_capture_shows_no_record_field_in_clear(db):
+    store = registered(db=db)
     t = Terminal(host_session.Session(store)).pump()
     t.upload([rec(i, atc=bytes([0x7E, i])) for i in range(1, 5)])
     t.upload([rec(i, atc=bytes([0x7E, i])) for i in range(5, 9)])
@@ -83,8 +81,8 @@ def test_the_uplink_capture_shows_no_record_field_in_clear(tmp_path):
     assert store.query("SELECT COUNT(*) FROM records") == [(8,)]
 
 
-def test_altered_or_replayed_frames_are_dropped_counted_and_never_stored(tmp_path):
-    store = registered(tmp_path)
+def test_altered_or_replayed_frames_are_dropped_counted_and_never_stored(db):
+    store = registered(db=db)
     s = host_session.Session(store)
     t = Terminal(s).pump()
     data = link.wire(link.encode(link.RECORDS, link.records([rec(1)], TERMINAL), 1, 0, None, link.FLAG_SEQ))
@@ -147,31 +145,29 @@ def tcp_upload(conn, seqs):
     return True
 
 
-def test_collector_command_serves_tcp(tmp_path):
-    db = str(tmp_path / "c.db")
-    registered(tmp_path).close()
+def test_collector_command_serves_tcp(db):
+    registered(db=db).close()
     proc, conn = start_collector(db, free_port())
     try:
         assert tcp_upload(conn, [7])
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert sqlite3.connect(db).execute("SELECT seq FROM records").fetchall() == [(7,)]
+    assert sqldb.connect(db).execute("SELECT seq FROM records").fetchall() == [(7,)]
 
 
-def test_a_collector_killed_between_commit_and_ack_loses_nothing_and_stores_nothing_twice(tmp_path):
-    db = str(tmp_path / "c.db")
-    registered(tmp_path).close()
+def test_a_collector_killed_between_commit_and_ack_loses_nothing_and_stores_nothing_twice(db):
+    registered(db=db).close()
     port = free_port()
     proc, conn = start_collector(db, port, "--crash-after-commits", "1")
     try:
         assert not tcp_upload(conn, [1, 2, 3]), "acknowledged although the collector died before the ACK"
         assert proc.wait(timeout=10) == -9
         # committed before it died: the records are there, yet the terminal still holds them unacknowledged
-        assert sqlite3.connect(db).execute("SELECT seq FROM records ORDER BY seq").fetchall() == [(1,), (2,), (3,)]
+        assert sqldb.connect(db).execute("SELECT seq FROM records ORDER BY seq").fetchall() == [(1,), (2,), (3,)]
         proc, conn = start_collector(db, port)
         assert tcp_upload(conn, [1, 2, 3])  # the terminal sends the same batch again
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert sqlite3.connect(db).execute("SELECT seq FROM records ORDER BY seq").fetchall() == [(1,), (2,), (3,)]
+    assert sqldb.connect(db).execute("SELECT seq FROM records ORDER BY seq").fetchall() == [(1,), (2,), (3,)]

@@ -21,8 +21,8 @@ def authorise(t):
     return t.pump()
 
 
-def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offset(tmp_path):
-    store = registered(tmp_path)
+def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offset(db):
+    store = registered(db=db)
     t = ListeningTerminal(session(store, {"decline_atcs": [41]})).pump()
     assert t.take("CONFIG_OFFER") == []  # nothing declined yet
     t.upload([tap_record(1, BAD, 41), tap_record(2, GOOD, 7)])
@@ -51,8 +51,8 @@ def test_a_decline_is_offered_as_a_signed_delta_and_sent_from_the_terminals_offs
     assert bundle.deny_head(data, len(data)) == (1, 2, 1, 0)
 
 
-def test_a_terminal_behind_the_collectors_belief_is_rebased(tmp_path):
-    store = registered(tmp_path)
+def test_a_terminal_behind_the_collectors_belief_is_rebased(db):
+    store = registered(db=db)
     office = backoffice.Backoffice(store, acquirer.Acquirer({"decline_atcs": [1, 2]}))
     s = host_session.Session(store, backoffice=office)
     office.delivered(TERMINAL.hex(), bundle.KIND_DENY, 1)  # we think it has version 1
@@ -69,8 +69,8 @@ def test_a_terminal_behind_the_collectors_belief_is_rebased(tmp_path):
     assert bundle.deny_head(data, len(data)) == (0, 2, 2, 0)
 
 
-def test_time_is_answered_and_status_kept_per_terminal(tmp_path):
-    store = registered(tmp_path)
+def test_time_is_answered_and_status_kept_per_terminal(db):
+    store = registered(db=db)
     t = ListeningTerminal(session(store, None, wallclock=lambda: 1_800_000_000.5)).pump()
     t.peer.send(link.TIME, link.time_sync(1234, 0, 0xFFFFFFFF))
     values = dict(depth=7, health=3, signal=-71, crc_errors=2, mac_errors=0, replays=1, retransmits=5,
@@ -91,8 +91,8 @@ def test_time_is_answered_and_status_kept_per_terminal(tmp_path):
     assert store.query("SELECT COUNT(*) FROM terminal_status") == [(1,)]
 
 
-def test_status_health_bits_are_logged_by_name(tmp_path, caplog):
-    store = registered(tmp_path)
+def test_status_health_bits_are_logged_by_name(db, caplog):
+    store = registered(db=db)
     t = ListeningTerminal(session(store, None)).pump()
     caplog.set_level(logging.INFO, logger="collector")
     t.peer.send(link.STATUS, link.status(4, link.HEALTH_JOURNAL | link.HEALTH_SCANNER | link.HEALTH_NFC, -128,

@@ -29,8 +29,7 @@ class CountingStore(Store):
         super()._committed()
 
 
-def test_reads_of_one_loop_pass_share_one_commit_and_replies_wait_for_it(tmp_path):
-    db = str(tmp_path / "c.db")
+def test_reads_of_one_loop_pass_share_one_commit_and_replies_wait_for_it(db):
     store = CountingStore(db)
     terms = [bench_collector.Terminal(i, 30, window=16, max_frame=512) for i in range(3)]
     for t in terms:
@@ -59,8 +58,8 @@ def test_reads_of_one_loop_pass_share_one_commit_and_replies_wait_for_it(tmp_pat
     store.close()
 
 
-def test_a_failed_group_commit_raises_for_every_link_of_the_group(tmp_path):
-    store = FailingStore(str(tmp_path / "c.db"))
+def test_a_failed_group_commit_raises_for_every_link_of_the_group(db):
+    store = FailingStore(db)
     terms = [bench_collector.Terminal(i, 10, window=16, max_frame=512) for i in range(2)]
     for t in terms:
         store.register(t.ident.hex(), t.key)
@@ -80,8 +79,7 @@ def test_a_failed_group_commit_raises_for_every_link_of_the_group(tmp_path):
     store.close()
 
 
-def test_records_commit_in_the_group_and_are_authorised_after_it(tmp_path):
-    db = str(tmp_path / "c.db")
+def test_records_commit_in_the_group_and_are_authorised_after_it(db):
     store = FailingStore(db)
     term = bench_collector.Terminal(0, 12, window=16, max_frame=512)
     store.register(term.ident.hex(), term.key)
@@ -124,8 +122,7 @@ def test_bench_collector_served_stores_exactly_once_through_the_real_server(tmp_
     con.close()
 
 
-def test_a_frame_that_fails_inside_a_group_leaves_nothing_staged_and_the_rest_commits(tmp_path):
-    db = str(tmp_path / "c.db")
+def test_a_frame_that_fails_inside_a_group_leaves_nothing_staged_and_the_rest_commits(db):
     store = Store(db)
     recs = []
     for raw in bench_collector.Terminal(0, 4, window=4, max_frame=512).records:

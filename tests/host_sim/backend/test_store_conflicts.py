@@ -17,8 +17,8 @@ def tap(seq, amount, token=b"\x01" * 16):
     return rec
 
 
-def test_a_resend_is_no_conflict_and_another_record_under_the_same_number_is_kept_aside(tmp_path):
-    store = Store(str(tmp_path / "c.db"))
+def test_a_resend_is_no_conflict_and_another_record_under_the_same_number_is_kept_aside(db):
+    store = Store(db)
     first = tap(5, 200)
     assert store.store([first]) == 1
     assert store.store([first]) == 0 and store.conflicts() == []  # a resend after a lost ACK
@@ -49,7 +49,7 @@ def test_every_record_is_either_stored_or_kept_aside(tmp_path_factory, taps):
     store.close()
 
 
-def test_the_report_lists_the_conflicts(tmp_path):
+def test_the_report_lists_the_conflicts(db, tmp_path):
     import csv
     import json
     import subprocess
@@ -57,11 +57,11 @@ def test_the_report_lists_the_conflicts(tmp_path):
 
     from host_sim.tools import build
 
-    store = Store(str(tmp_path / "c.db"))
+    store = Store(db)
     store.store([tap(9, 200)])
     store.store([tap(9, 500)])
     store.close()
-    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", str(tmp_path / "c.db"), "--out",
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "report", "--db", db, "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, cwd=build.ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.splitlines()[-1])

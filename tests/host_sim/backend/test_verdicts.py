@@ -32,8 +32,8 @@ def with_caps(t, caps):
     return t.pump()
 
 
-def test_a_poison_record_is_refused_and_the_rest_arrive(tmp_path):
-    store = registered(tmp_path)
+def test_a_poison_record_is_refused_and_the_rest_arrive(db):
+    store = registered(db=db)
     s = host_session.Session(store)
     t = Terminal(s).pump()
     t.peer.send(link.RECORDS, link.records([rec(1), rec(2, terminal=OTHER), rec(3)]), 3)
@@ -52,8 +52,8 @@ def test_a_poison_record_is_refused_and_the_rest_arrive(tmp_path):
     assert t.peer.sender.delivered_tag == 8 and s.stored == 5 and s.records_refused == 3
 
 
-def test_a_conflicting_record_is_never_acknowledged_as_stored(tmp_path):
-    store = registered(tmp_path)
+def test_a_conflicting_record_is_never_acknowledged_as_stored(db):
+    store = registered(db=db)
     s = host_session.Session(store)
     t = Terminal(s).pump()
     t.upload([rec(1), rec(2)])
@@ -67,8 +67,8 @@ def test_a_conflicting_record_is_never_acknowledged_as_stored(tmp_path):
     assert t.peer.sender.delivered_tag == 4
 
 
-def test_the_hosts_auth_carries_the_highest_sequence_number_it_holds(tmp_path):
-    store = registered(tmp_path)
+def test_the_hosts_auth_carries_the_highest_sequence_number_it_holds(db):
+    store = registered(db=db)
     t = Terminal(host_session.Session(store)).pump()
     assert t.peer.host_seq_high == 0
     t.upload([rec(1), rec(100)])
@@ -77,8 +77,8 @@ def test_the_hosts_auth_carries_the_highest_sequence_number_it_holds(tmp_path):
     assert t2.peer.host_seq_high == 100
 
 
-def test_a_record_too_short_for_its_number_gets_error_3_and_the_frame_is_acknowledged(tmp_path):
-    store = registered(tmp_path)
+def test_a_record_too_short_for_its_number_gets_error_3_and_the_frame_is_acknowledged(db):
+    store = registered(db=db)
     t = Terminal(host_session.Session(store)).pump()
     stub = rec(9)[:14]
     fseq = t.peer.send(link.RECORDS, link.records([rec(1), stub]), 9)
@@ -90,8 +90,8 @@ def test_a_record_too_short_for_its_number_gets_error_3_and_the_frame_is_acknowl
     assert [r[0] for r in store.query("SELECT seq FROM records")] == [1]
 
 
-def test_verdicts_wait_for_a_terminal_that_quarantines(tmp_path):
-    store = registered(tmp_path)
+def test_verdicts_wait_for_a_terminal_that_quarantines(db):
+    store = registered(db=db)
     t = with_caps(Terminal(host_session.Session(store)), peer.CAPS)  # no CAP_REFUSED
     t.upload([rec(1), rec(2, terminal=OTHER)])
     assert refused_of(t) == [] and t.peer.sender.delivered_tag == 2  # kept and logged, nothing lost
@@ -102,8 +102,8 @@ def test_verdicts_wait_for_a_terminal_that_quarantines(tmp_path):
     assert refused_of(Terminal(host_session.Session(store)).pump()) == []  # told once
 
 
-def test_a_database_failure_is_error_9_and_the_frame_is_not_acknowledged(tmp_path):
-    store = registered(tmp_path)
+def test_a_database_failure_is_error_9_and_the_frame_is_not_acknowledged(db):
+    store = registered(db=db)
     t = Terminal(host_session.Session(store)).pump()
     real = store.store_verdicts
 
@@ -120,8 +120,8 @@ def test_a_database_failure_is_error_9_and_the_frame_is_not_acknowledged(tmp_pat
     assert t.peer.sender.delivered_tag == 1 and store.query("SELECT seq FROM records") == [(1,)]
 
 
-def test_an_authentic_frame_that_does_not_decode_gets_error_3_is_acknowledged_and_kept(tmp_path):
-    store = registered(tmp_path)
+def test_an_authentic_frame_that_does_not_decode_gets_error_3_is_acknowledged_and_kept(db):
+    store = registered(db=db)
     t = Terminal(host_session.Session(store)).pump()
     fseq = t.peer.send(link.STATUS, b"\x01\x02\x03", 0)  # a STATUS of 3 bytes
     t.pump()
@@ -132,8 +132,8 @@ def test_an_authentic_frame_that_does_not_decode_gets_error_3_is_acknowledged_an
     assert row[1] is None and row[2] == REFUSED_FRAME and row[3].endswith(b"\x01\x02\x03")
 
 
-def test_a_secured_frame_without_a_session_gets_error_6_at_most_once_a_second(tmp_path):
-    store = registered(tmp_path)
+def test_a_secured_frame_without_a_session_gets_error_6_at_most_once_a_second(db):
+    store = registered(db=db)
     t = Terminal(host_session.Session(store)).pump()
     clock = [5000]
     restarted = host_session.Session(store, clock=lambda: clock[0])  # the collector restarted: no session
@@ -152,8 +152,8 @@ def test_a_secured_frame_without_a_session_gets_error_6_at_most_once_a_second(tm
     assert [link.decode(r)["code"] for r in again] == [link.E_NOT_AUTHENTICATED]
 
 
-def test_an_overlong_frame_gets_error_7_rate_limited(tmp_path):
-    store = registered(tmp_path)
+def test_an_overlong_frame_gets_error_7_rate_limited(db):
+    store = registered(db=db)
     s = host_session.Session(store)
     t = Terminal(s).pump()
     junk = b"\x00" + b"\x11" * 700 + b"\x00"
@@ -162,8 +162,8 @@ def test_an_overlong_frame_gets_error_7_rate_limited(tmp_path):
     assert [link.decode(p)["code"] for p in opened] == [link.E_TOO_LARGE]
 
 
-def test_the_host_announces_a_frame_size_whose_payloads_it_takes(tmp_path):
-    store = registered(tmp_path)
+def test_the_host_announces_a_frame_size_whose_payloads_it_takes(db):
+    store = registered(db=db)
     s = host_session.Session(store)
     t = Terminal(s).pump()
     announced = t.peer.peer_hello["max_frame"]
@@ -184,8 +184,8 @@ def test_the_host_announces_a_frame_size_whose_payloads_it_takes(tmp_path):
     assert s.frames.overlong == 1
 
 
-def test_no_config_offer_to_a_terminal_without_cap_config(tmp_path):
-    store = registered(tmp_path)
+def test_no_config_offer_to_a_terminal_without_cap_config(db):
+    store = registered(db=db)
 
     def run(caps):
         s = host_session.Session(store, backoffice=backoffice.Backoffice(store, acquirer.Acquirer(
@@ -200,8 +200,8 @@ def test_no_config_offer_to_a_terminal_without_cap_config(tmp_path):
     assert len(run((peer.CAPS | link.CAP_REFUSED))) == 1
 
 
-def test_a_refused_record_received_again_is_kept_once_and_named_again(tmp_path):
-    store = registered(tmp_path)
+def test_a_refused_record_received_again_is_kept_once_and_named_again(db):
+    store = registered(db=db)
     store.refuse(TERMINAL.hex(), 7, refusal.MALFORMED, b"raw7")
     store.notified(TERMINAL.hex(), [7])
     store.refuse(TERMINAL.hex(), 7, refusal.MALFORMED, b"raw7")
