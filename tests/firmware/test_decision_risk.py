@@ -4,13 +4,15 @@ after a reboot or with a lower ATC; 50 new ATCs of one card in a day; the same c
 later — and the first-ride caps, the profile's limits and a board without a valid clock.
 
 A body plays a terminal: Decider + TapState in a directory, each accepted tap "journalled" (a sequence
-number) and then put, as app.py does; "reboot" builds both again from the same directory."""
+number) and then counted into the state (risk.commit), as app.py does; "reboot" builds both again from the
+same directory.  MicroPython runs them with a board's 192 KB heap."""
 
 import asyncio
 
 from firmware import emv
 from host_sim.emulators import emv_card
 from protocol import cpm, luhn, profile, record
+from tests.firmware.helpers import roomy
 
 SALT = bytes(range(16))
 KEY = bytes(range(32, 64))
@@ -45,7 +47,7 @@ def body_terminal(root, salt, key, steps):
     already paid)."""
     import gc
 
-    from firmware import decision
+    from firmware import decision, risk
     from firmware.tapstate import TapState
     from protocol import crypto
 
@@ -70,7 +72,7 @@ def body_terminal(root, salt, key, steps):
         if r.outcome == decision.ACCEPT:
             seq += 1
             d.remember(r.token, r.atc, seq, r.kind)
-            d.state.put(r.token, r.state, seq)
+            risk.commit(d, r, seq, step[2])
             out.append((r.outcome, r.reason, seq))
         else:
             out.append((r.outcome, r.reason, r.seq))
@@ -78,7 +80,7 @@ def body_terminal(root, salt, key, steps):
 
 
 def run(runtime, tmp_path, steps):
-    return runtime.run(body_terminal, str(tmp_path), SALT, KEY, steps)
+    return roomy(runtime).run(body_terminal, str(tmp_path), SALT, KEY, steps)
 
 
 def test_an_old_code_after_32_other_taps_a_reboot_or_with_a_lower_atc_is_refused(runtime, tmp_path):
@@ -157,7 +159,7 @@ def test_no_state_decides_as_before(runtime):
         from protocol import crypto
 
         d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(key, bytes(12), p, a))
-        return [(r.outcome, r.state) for r in (d.decide(line, 1796083200 + i) for i, line in enumerate(lines))]
+        return [(r.outcome, r.risk) for r in (d.decide(line, 1796083200 + i) for i, line in enumerate(lines))]
 
     assert runtime.run(body, SALT, KEY, [code(i) for i in range(30)]) == [(ACCEPT, None)] * 30
 
