@@ -50,6 +50,8 @@ def check(decider, kind, token, atc, amount, now):
     if now is None or now < decision.CLOCK_VALID_FROM or kind == record.KIND_PAYMENT_CODE:
         return None, e or Entry()  # payment codes: one code, one token, the host authorises each one
     profile = getattr(decider.active, "profile", None)
+    if profile is None:  # no profile: no limits configured, only the counter holds (as before profiles)
+        return None, e or Entry()
     day = profiles.local_day(profile, now)
     if e is not None:
         window = limit(profile, "dup_window_s")
