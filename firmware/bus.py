@@ -1,0 +1,157 @@
+"""The village bus: where the bus is (the current stop) and what a ride costs (protocol/busfare.py).
+
+The current stop comes from the driver display or stop button (`set_stop`, `set_destination`) or from the
+GPS receiver (`fix`, firmware/drivers/gps.py); a GPS stop is trusted for STALE_MS after its fix.  With no
+stop known (no fix, garbage, silence) the ride costs the profile's default fare and the record says so
+(rule RULE_DEFAULT); the display and the console say it once when that starts (`fallback_changed`).
+
+`price(decider, d, now)` is the one place a bus ride's amount is set: the fare for the stops, then the
+credential's transfer discount or daily cap from its durable state (firmware/tapstate.py Entry: last_s,
+day, paid), and the record extensions EXT_BUS_STOPS and EXT_BUS_RULE that let the host recompute it.
+"""
+
+import struct
+import time
+
+from protocol import busfare, profile, record
+
+STALE_MS = 120000  # a GPS stop older than this is no longer where the bus is
+
+
+class BusStops:
+    def __init__(self):
+        self.stop = None  # index of the current stop in the profile's "stops", None: not known
+        self.source = busfare.SOURCE_NONE
+        self.dest = None  # a destination the driver display chose for the next ride (then cleared)
+        self._at = 0  # ticks_ms of the GPS fix that set `stop`
+        self.gps_ok = False  # the GPS gives fixes at a stop or between stops
+        self._said = None  # the fallback state last announced (None: never)
+        self.gps_started = False
+
+    def set_stop(self, index):
+        """The driver display or stop button names the stop the bus is at (kept until the next one)."""
+        self.stop = index
+        self.source = busfare.SOURCE_DRIVER
+
+    def set_destination(self, index):
+        """The driver display chose the next passenger's destination (stage and zone fares)."""
+        self.dest = index
+
+    def fix(self, bus, lat_e6, lon_e6):
+        """A valid GPS fix: the stop within the profile's radius, if any, becomes the current stop."""
+        self.gps_ok = True
+        if self.source == busfare.SOURCE_DRIVER:
+            return  # the driver's word stands over the receiver's
+        near = busfare.nearest(bus, lat_e6, lon_e6)
+        if near is not None:
+            self.stop = near
+            self.source = busfare.SOURCE_GPS
+            self._at = time.ticks_ms()
+
+    def lost(self):
+        """The GPS sends garbage, reports no fix, or nothing at all."""
+        self.gps_ok = False
+
+    def current(self):
+        """(stop index or None, source) as a ride should be charged now."""
+        if self.source == busfare.SOURCE_GPS and (not self.gps_ok or time.ticks_diff(time.ticks_ms(), self._at)
+                                                  > STALE_MS):
+            return None, busfare.SOURCE_NONE
+        return self.stop, self.source
+
+    def fallback_changed(self, bus):
+        """True once when the bus starts (or stops) charging the default fare for want of a stop; the
+        caller says so on the display and the console."""
+        if bus["fare"] == busfare.FLAT:
+            return False
+        fallback = self.current()[0] is None
+        if fallback == self._said:
+            return False
+        self._said = fallback
+        return True
+
+    def falling_back(self):
+        return bool(self._said)
+
+
+def base_fare(bus, stops):
+    """(fare, rule, stop, dest, source) of a ride now, before the credential's own discounts."""
+    stop, source = (None, busfare.SOURCE_NONE) if stops is None else stops.current()
+    dest = None if stops is None else stops.dest
+    fare, rule = busfare.fare(bus, stop, dest)
+    return fare, rule, stop, dest, source
+
+
+def price(decider, d, now):
+    """Set the amount of an accepted (or about to be authorised) bus ride `d`; other decisions pass."""
+    bus = decider.active.profile["bus"]
+    fare, rule, stop, dest, source = base_fare(bus, decider.bus_stops)
+    amount = fare
+    state = decider.state
+    entry = None if state is None or d.token is None else state.get(d.token)
+    if entry is not None and now is not None:
+        day = profile.local_day(decider.active.profile, now)
+        amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
+    if decider.bus_stops is not None:
+        decider.bus_stops.dest = None  # a destination is chosen per passenger
+    d.amount = amount
+    ext = list(d.extensions)
+    ext.append((record.EXT_BUS_STOPS, bytes((busfare.UNKNOWN if stop is None else stop,
+                                             busfare.UNKNOWN if dest is None else dest, source))))
+    ext.append((record.EXT_BUS_RULE, struct.pack("<BI", rule, fare)))
+    d.extensions = ext
+    return d
+
+
+def setup(decider, board, outputs, running):
+    """A bus profile became active (boot or bundle): stops for the decider, and when the route has
+    coordinates and the board a GPS UART, the GPS task (`running`: inside the event loop, so it can start
+    now; at boot app.py calls again once it is).  Another profile: nothing of the bus stays."""
+    p = decider.active.profile
+    if p is None or "bus" not in p:
+        decider.bus_stops = None
+        return
+    if decider.bus_stops is None:
+        decider.bus_stops = BusStops()
+    stops = decider.bus_stops
+    if not running or stops.gps_started:
+        return
+    if not [s for s in p["bus"].get("stops", ()) if "lat_e6" in s]:
+        return
+    try:
+        uart = board.uart("gps", 9600)
+    except (OSError, ValueError) as e:
+        print("gps: %s; stops from the driver display only" % e)
+        return
+    import asyncio
+
+    from firmware.drivers import gps
+
+    stops.gps_started = True
+
+    def say():
+        bus = decider.active.profile
+        if bus is None or "bus" not in bus or not stops.fallback_changed(bus["bus"]):
+            return
+        if stops.falling_back():
+            print("bus: no stop from the GPS, charging the default fare of %d fen" % bus["bus"]["default_fen"])
+            outputs.display("DEFAULT FARE", "no GPS stop")
+        else:
+            stop = stops.current()[0]
+            print("bus: at stop %d %s" % (stop, bus["bus"]["stops"][stop].get("name", "")))
+
+    def on_fix(lat_e6, lon_e6):
+        bus = decider.active.profile
+        if bus is not None and "bus" in bus:
+            before = stops.stop
+            stops.fix(bus["bus"], lat_e6, lon_e6)
+            if stops.stop != before and not stops.falling_back() and stops._said is not None:
+                print("bus: at stop %d %s" % (stops.stop, bus["bus"]["stops"][stops.stop].get("name", "")))
+        say()
+
+    def on_lost():
+        stops.lost()
+        say()
+
+    print("gps: listening")
+    asyncio.create_task(gps.run(uart, gps.Nmea(), on_fix, on_lost))

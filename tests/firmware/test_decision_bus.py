@@ -1,0 +1,94 @@
+"""firmware/decision.py with a bus profile, on both runtimes: the fare comes from the stop (driver display
+or GPS), the default fare without one, the credential's transfer discount and daily cap from its durable
+state (firmware/tapstate.py Entry fields), and every ride carries EXT_BUS_STOPS and EXT_BUS_RULE."""
+
+from protocol import cpm
+
+SALT = bytes(range(16))
+NOW = 1_800_000_000
+BUS = {"profile": "bus", "group": "route-7", "utc_offset_s": 28800,
+       "bus": {"fare": "stage", "default_fen": 400, "fares_fen": [100, 200, 300, 400],
+               "stops": [{"name": "A", "stage": 0}, {"name": "B", "stage": 1}, {"name": "C", "stage": 2},
+                         {"name": "D", "stage": 3}],
+               "transfer": {"window_min": 60, "discount_fen": 100}, "daily_cap_rides": 2}}
+
+
+def body_rides(salt, profile, steps, now):
+    import struct
+
+    from firmware import bus, decision
+    from protocol import crypto, fleet, record
+    from protocol import profile as profiles
+
+    class Entry:
+        def __init__(self):
+            self.last_s = 0
+            self.day = 0
+            self.paid = 0
+
+    class State:  # what firmware/tapstate.py keeps, as app.py would after each journalled ride
+        def __init__(self):
+            self.entries = {}
+
+        def get(self, token):
+            return self.entries.get(bytes(token))
+
+        def took(self, token, amount, t):
+            e = self.entries.get(bytes(token)) or Entry()
+            day = profiles.local_day(d.active.profile, t)
+            if e.day != day:
+                e.day, e.paid = day, 0
+            e.last_s = t
+            e.paid += amount > 0
+            self.entries[bytes(token)] = e
+
+    d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
+    d.use(fleet.KIND_PROFILE, profiles.parse(profile))
+    d.state = State()
+    d.bus_stops = bus.BusStops()
+    out = []
+    for step in steps:
+        if step[0] == "stop":
+            d.bus_stops.set_stop(step[1])
+            continue
+        if step[0] == "dest":
+            d.bus_stops.set_destination(step[1])
+            continue
+        line, t = step[1], now + step[2]
+        r = d.decide(line, t)
+        ext = dict(r.extensions)
+        stops = list(ext[record.EXT_BUS_STOPS])
+        rule, fare = struct.unpack("<BI", ext[record.EXT_BUS_RULE])
+        out.append([r.outcome, r.amount, stops, rule, fare, d.amount_for(record.KIND_EMV_CONTACTLESS)])
+        if r.outcome == decision.ACCEPT:
+            d.state.took(r.token, r.amount, t)
+    return out
+
+
+def code(pan, atc):
+    return cpm.encode(pan, atc=atc, cryptogram=bytes(range(8)))
+
+
+def test_a_day_on_the_bus(runtime):
+    import json
+
+    a, b = "6212345678901234569", "6228480000000000018"
+    steps = [
+        ("tap", code(a, 1), 0),  # no stop known yet: the default fare
+        ("stop", 1),  # the driver display: at B
+        ("tap", code(a, 2), 1800),  # half an hour later: transfer discount on B -> end of line (stage 3): 300
+        ("tap", code(b, 1), 1801),  # another card, no history: full fare 300
+        ("dest", 2),  # the driver chose C for the next passenger
+        ("tap", code(b, 2), 9000),  # 2 h later: no transfer, B -> C = 200; now two paid today
+        ("tap", code(b, 3), 9300),  # capped: accepted at 0
+        ("tap", code(a, 3), 9400),  # a paid 2 rides (400 then 200): capped
+        ("tap", code(a, 4), 86400),  # the next day: full fare again, and the destination was per passenger
+    ]
+    got = runtime.run(body_rides, SALT, json.dumps(BUS).encode(), steps, NOW)
+    assert got[0] == [1, 400, [255, 255, 0], 1, 400, 400]
+    assert got[1] == [1, 200, [1, 255, 2], 2, 300, 300]
+    assert got[2] == [1, 300, [1, 255, 2], 0, 300, 300]
+    assert got[3] == [1, 200, [1, 2, 2], 0, 200, 300]
+    assert got[4] == [1, 0, [1, 255, 2], 3, 300, 300]
+    assert got[5] == [1, 0, [1, 255, 2], 3, 300, 300]
+    assert got[6] == [1, 300, [1, 255, 2], 0, 300, 300]
