@@ -70,3 +70,9 @@ def test_nearest_stop_within_the_radius(runtime):
         (-30270000, 120150000),  # the other hemisphere
     ])
     assert got == [0, 1, None, 2, None, None]
+
+
+def test_the_fleet_cap_on_a_profile_body_is_the_profiles():
+    from protocol import fleet, profile
+
+    assert fleet.MAX_BODY[fleet.KIND_PROFILE] == profile.MAX_BODY
