@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, health, identity
+from firmware import decision, declines, denylist, health, identity, tapstate
 from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
@@ -45,6 +45,7 @@ class Terminal:
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
+        self.decider.state = self._load_state(root)
         self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
@@ -67,6 +68,17 @@ class Terminal:
         sealer = sealing.Sealer(n, self.journal, self.terminal, self.board.time_s)
         sealer.prepare()
         return sealer
+
+    def _load_state(self, root):
+        """Per-credential state (firmware/tapstate.py), brought up to the journal: taps journalled but
+        not yet in the state (a power cut between the two) are applied now.  None if flash refuses it."""
+        try:
+            state = tapstate.TapState(root)
+            state.replay(self.journal, self.decider.replay)
+        except OSError as e:  # offline risk off until the next boot; taps still decided and journalled
+            print("tap state: %s" % e)
+            return None
+        return state
 
     @staticmethod
     def _load_deny_list(root):
@@ -154,6 +166,9 @@ class Terminal:
                 self.feedback.admitted(d.entry, seq)
             else:
                 self.feedback.accepted(d.amount, seq)
+            state = self.decider.state
+            if state is not None and d.state is not None:  # after the journal (the truth) and the passenger
+                state.put(d.token, d.state, seq)
             self.uplink.wake.set()
             print("tap #%d accepted %d fen" % (seq, d.amount))
         elif d.outcome == decision.ALREADY_PAID:
@@ -292,7 +307,8 @@ class CardTaps:
 
     def read(self, card):
         t = self._terminal
-        t.apply(t.decider.priced(t.decider.decide_emv(card), self.now()))
+        now = self.now()
+        t.apply(t.decider.priced(t.decider.decide_emv(card, now), now))
 
     def failed(self, code, detail):
         t = self._terminal

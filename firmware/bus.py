@@ -16,6 +16,7 @@ import time
 from protocol import busfare, profile, record
 
 STALE_MS = 120000  # a GPS stop older than this is no longer where the bus is
+CLOCK_VALID_FROM = 1704067200  # firmware/decision.py's: days and windows need a board clock that was set
 
 
 class BusStops:
@@ -89,9 +90,15 @@ def price(decider, d, now):
     amount = fare
     state = decider.state
     entry = None if state is None or d.token is None else state.get(d.token)
-    if entry is not None and now is not None:
+    day = None
+    if now is not None and now >= CLOCK_VALID_FROM:
         day = profile.local_day(decider.active.profile, now)
-        amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
+        if entry is not None:
+            amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
+    if d.state is not None:  # the entry app.py keeps once the ride is journalled: counted at this amount
+        from firmware import risk
+
+        d.state = risk.account(entry, risk.counter(d.kind, d.atc), amount, now, day)
     if decider.bus_stops is not None:
         decider.bus_stops.dest = None  # a destination is chosen per passenger
     d.amount = amount

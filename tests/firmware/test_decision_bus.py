@@ -1,6 +1,7 @@
 """firmware/decision.py with a bus profile, on both runtimes: the fare comes from the stop (driver display
 or GPS), the default fare without one, the credential's transfer discount and daily cap from its durable
-state (firmware/tapstate.py Entry fields), and every ride carries EXT_BUS_STOPS and EXT_BUS_RULE."""
+state (firmware/tapstate.py, kept as app.py keeps it: the entry the decision made, at the amount charged),
+and every ride carries EXT_BUS_STOPS and EXT_BUS_RULE."""
 
 from protocol import cpm
 
@@ -13,38 +14,16 @@ BUS = {"profile": "bus", "group": "route-7", "utc_offset_s": 28800,
                "transfer": {"window_min": 60, "discount_fen": 100}, "daily_cap_rides": 2}}
 
 
-def body_rides(salt, profile, steps, now):
+def body_rides(root, salt, profile, steps, now):
     import struct
 
-    from firmware import bus, decision
+    from firmware import bus, decision, tapstate
     from protocol import crypto, fleet, record
     from protocol import profile as profiles
 
-    class Entry:
-        def __init__(self):
-            self.last_s = 0
-            self.day = 0
-            self.paid = 0
-
-    class State:  # what firmware/tapstate.py keeps, as app.py would after each journalled ride
-        def __init__(self):
-            self.entries = {}
-
-        def get(self, token):
-            return self.entries.get(bytes(token))
-
-        def took(self, token, amount, t):
-            e = self.entries.get(bytes(token)) or Entry()
-            day = profiles.local_day(d.active.profile, t)
-            if e.day != day:
-                e.day, e.paid = day, 0
-            e.last_s = t
-            e.paid += amount > 0
-            self.entries[bytes(token)] = e
-
     d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
     d.use(fleet.KIND_PROFILE, profiles.parse(profile))
-    d.state = State()
+    d.state = tapstate.TapState(root)
     d.bus_stops = bus.BusStops()
     out = []
     for step in steps:
@@ -60,8 +39,8 @@ def body_rides(salt, profile, steps, now):
         stops = list(ext[record.EXT_BUS_STOPS])
         rule, fare = struct.unpack("<BI", ext[record.EXT_BUS_RULE])
         out.append([r.outcome, r.amount, stops, rule, fare, d.amount_for(record.KIND_EMV_CONTACTLESS)])
-        if r.outcome == decision.ACCEPT:
-            d.state.took(r.token, r.amount, t)
+        if r.outcome == decision.ACCEPT:  # journalled as record len(out): app.py keeps the entry then
+            d.state.put(r.token, r.state, len(out))
     return out
 
 
@@ -69,7 +48,7 @@ def code(pan, atc):
     return cpm.encode(pan, atc=atc, cryptogram=bytes(range(8)))
 
 
-def test_a_day_on_the_bus(runtime):
+def test_a_day_on_the_bus(runtime, tmp_path):
     import json
 
     a, b = "6212345678901234569", "6228480000000000018"
@@ -84,7 +63,7 @@ def test_a_day_on_the_bus(runtime):
         ("tap", code(a, 3), 9400),  # a paid 2 rides (400 then 200): capped
         ("tap", code(a, 4), 86400),  # the next day: full fare again, and the destination was per passenger
     ]
-    got = runtime.run(body_rides, SALT, json.dumps(BUS).encode(), steps, NOW)
+    got = runtime.run(body_rides, str(tmp_path), SALT, json.dumps(BUS).encode(), steps, NOW)
     assert got[0] == [1, 400, [255, 255, 0], 1, 400, 400]
     assert got[1] == [1, 200, [1, 255, 2], 2, 300, 300]
     assert got[2] == [1, 300, [1, 255, 2], 0, 300, 300]
