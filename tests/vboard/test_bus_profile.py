@@ -20,7 +20,8 @@ STOPS = [{"name": "A", "lat_e6": 30270000, "lon_e6": 120150000, "stage": 0},
          {"name": "C", "lat_e6": 30290000, "lon_e6": 120170000, "stage": 2},
          {"name": "D", "lat_e6": 30300000, "lon_e6": 120180000, "stage": 3}]
 ROUTE_7 = {"profile": "bus", "group": "route-7",
-           "bus": {"fare": "stage", "default_fen": 500, "fares_fen": [100, 200, 300, 400], "stops": STOPS}}
+           "bus": {"fare": "stage", "default_fen": 500, "fares_fen": [100, 200, 300, 400], "stops": STOPS},
+           "risk": {"dup_window_s": 0}}  # the same card's rides seconds apart here are new rides
 
 
 def shelve(directory, key_file, version, obj, name):
@@ -87,3 +88,62 @@ def test_a_route_profile_gps_stops_and_the_default_fare(board, events, tmp_path)
     finally:
         scanner.close()
         gps.close()
+
+
+FLAT_WITH_TRANSFER_AND_CAP = {
+    "profile": "bus", "group": "route-3",
+    "bus": {"fare": "flat", "default_fen": 200, "transfer": {"window_min": 60, "discount_fen": 150},
+            "daily_cap_rides": 2},
+    "risk": {"dup_window_s": 0},  # rides seconds apart in this test are new rides, not repeats
+}
+
+
+def test_a_bus_ride_with_a_transfer_discount_and_the_daily_cap(board, events, tmp_path):
+    from protocol import record
+
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    bundle.keygen(str(keys / "authority.pem"), 1)
+    shelf = tmp_path / "bundles"
+    shelf.mkdir()
+    db = str(tmp_path / "c.db")
+    terminal = provisioned(board, db, config_keys=str(keys / "authority.pem.pub"), group="route-3")
+    store = Store(db)
+    scanner = ScannerEmulator(board.ports["scanner"])
+    served = None
+    try:
+        shelve(shelf, str(keys / "authority.pem"), 1, FLAT_WITH_TRANSFER_AND_CAP, "route-3")
+        mark = board.console_mark()
+        served = Served(board, store, None, bundles=str(shelf))
+        board.wait_console(b"fleet profile: version 1 active", timeout=30, since=mark)
+        seen = len(events.items)
+        paid = []
+        for atc in (1, 2, 3):  # boarding, a transfer inside the hour, a third ride: over the cap of two
+            seen, ev = tap(scanner, events, payment_code(PAN, atc), seen)
+            paid.append(ev["text"])
+        assert paid == ["PAID 2.00", "PAID 0.50", "PAID 0.00"]
+    finally:
+        if served is not None:
+            served.close()
+
+    board.power_cut()  # the credential's rides today are on flash, not in RAM
+    mark = board.console_mark()
+    board.power_on()
+    board.wait_console(b"ready:", timeout=20, since=mark)
+    served = Served(board, store, None, bundles=str(shelf))
+    try:
+        seen, ev = tap(scanner, events, payment_code(PAN, 4), len(events.items))
+        assert ev["text"] == "PAID 0.00"
+
+        def stored():
+            rows = store.query("SELECT amount, raw FROM records WHERE terminal = ? AND kind = ? ORDER BY seq",
+                               (terminal, record.KIND_QR_CPM))
+            return rows if len(rows) == 4 else None
+
+        rows = wait_until(stored, timeout=20, interval=0.2, what="four rides stored", context=board.console_text)
+        assert [r[0] for r in rows] == [200, 50, 0, 0]
+        rules = [record.decode(bytes(r[1]))["ext"][record.EXT_BUS_RULE] for r in rows]
+        assert [(r[0], int.from_bytes(r[1:5], "little")) for r in rules] == [(0, 200), (2, 200), (3, 200), (3, 200)]
+    finally:
+        served.close()
+        scanner.close()
