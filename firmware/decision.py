@@ -247,6 +247,7 @@ class Decider:
         head = struct.pack("<BBI", record.PATH_ONLINE, d.code[0], request_id)
         if result is not None and result["result"] == link.ONLINE_APPROVED:
             ext = [self._token_key_ext(), (record.EXT_PAYCODE, head + result["approval"] + result["reference"])]
+            ext += d.extensions  # what the profile's rules added to the amount asked for (priced)
             return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
         if result is not None and result["result"] == link.ONLINE_DECLINED:
             reason = record.REASON_PAYCODE_DECLINED
@@ -269,6 +270,7 @@ class Decider:
             return refused
         ext = [self._token_key_ext(), (record.EXT_PAYCODE, struct.pack("<BBI", record.PATH_DEFERRED, d.code[0], 0)),
                (record.EXT_EMV_SEALED, sealed)]
+        ext += d.extensions  # what the profile's rules added to the amount (priced)
         return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
 
     def _decide_cpm(self, line, now):

@@ -71,3 +71,33 @@ def test_a_day_on_the_bus(runtime, tmp_path):
     assert got[4] == [1, 0, [1, 255, 2], 3, 300, 300]
     assert got[5] == [1, 0, [1, 255, 2], 3, 300, 300]
     assert got[6] == [1, 300, [1, 255, 2], 0, 300, 300]
+
+
+def body_paycode(root, salt, profile, now):
+    from firmware import bus, decision, tapstate
+    from protocol import crypto, fleet, record
+    from protocol import profile as profiles
+
+    d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
+    d.use(fleet.KIND_PROFILE, profiles.parse(profile))
+    d.state = tapstate.TapState(root)
+    d.bus_stops = bus.BusStops()
+    d.bus_stops.set_stop(2)
+    asked = d.decide(b"6222021234567890123", now)
+    online = d.decide_online(asked, 9, {"result": 1, "approval": b"123456", "reference": b"000000000009"})
+    deferred = d.decide_offline(asked, decision.POLICY_DEFER, 1000)
+    return [[r.outcome, r.amount, sorted(t for t, _ in r.extensions if t in (record.EXT_BUS_STOPS,
+                                                                               record.EXT_BUS_RULE))]
+            for r in (asked, online, deferred)]
+
+
+def test_a_payment_code_is_asked_for_the_bus_fare_and_its_record_keeps_the_stops(runtime, tmp_path):
+    import json
+
+    from firmware import decision
+    from protocol import record
+
+    got = runtime.run(body_paycode, str(tmp_path), SALT, json.dumps(BUS).encode(), NOW)
+    both = [record.EXT_BUS_STOPS, record.EXT_BUS_RULE]
+    # at C (stage 2): to the farther end, A, two stages
+    assert got == [[decision.ONLINE, 300, both], [decision.ACCEPT, 300, both], [decision.ACCEPT, 300, both]]
