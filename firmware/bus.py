@@ -27,7 +27,7 @@ class BusStops:
         self._at = 0  # ticks_ms of the GPS fix that set `stop`
         self.gps_ok = False  # the GPS gives fixes at a stop or between stops
         self._said = None  # the fallback state last announced (None: never)
-        self.gps_started = False
+        self.started = False
 
     def set_stop(self, index):
         """The driver display or stop button names the stop the bus is at (kept until the next one)."""
@@ -37,6 +37,17 @@ class BusStops:
     def set_destination(self, index):
         """The driver display chose the next passenger's destination (stage and zone fares)."""
         self.dest = index
+
+    def next_stop(self, bus):
+        """The stop button: the bus is at the next stop along the route (the first one if none was known)."""
+        stop = self.current()[0]
+        n = len(bus.get("stops", ()))
+        self.set_stop(0 if stop is None else min(stop + 1, n - 1))
+
+    def release(self):
+        """The driver hands the stop back to the GPS."""
+        self.stop = None
+        self.source = busfare.SOURCE_NONE
 
     def fix(self, bus, lat_e6, lon_e6):
         """A valid GPS fix: the stop within the profile's radius, if any, becomes the current stop."""
@@ -121,8 +132,17 @@ def setup(decider, board, outputs, running):
     if decider.bus_stops is None:
         decider.bus_stops = BusStops()
     stops = decider.bus_stops
-    if not running or stops.gps_started:
+    if not running or stops.started:
         return
+    import asyncio
+
+    stops.started = True
+    if p["bus"]["fare"] != busfare.FLAT:
+        try:
+            asyncio.create_task(panel(board.uart("driver", 9600), decider))
+            print("driver display: listening")
+        except (OSError, ValueError) as e:
+            print("driver display: %s" % e)
     if not [s for s in p["bus"].get("stops", ()) if "lat_e6" in s]:
         return
     try:
@@ -130,11 +150,7 @@ def setup(decider, board, outputs, running):
     except (OSError, ValueError) as e:
         print("gps: %s; stops from the driver display only" % e)
         return
-    import asyncio
-
     from firmware.drivers import gps
-
-    stops.gps_started = True
 
     def say():
         bus = decider.active.profile
@@ -162,3 +178,55 @@ def setup(decider, board, outputs, running):
 
     print("gps: listening")
     asyncio.create_task(gps.run(uart, gps.Nmea(), on_fix, on_lost))
+
+
+def panel_line(stops, bus, line):
+    """The answer to one line from the driver display (a stop announcer on the "driver" UART):
+    "STOP n" the bus is at stop n, "NEXT" the stop button, "DEST n" the next passenger's destination,
+    "GPS" the stop comes from the GPS again.  Stops are indexes into the profile's "stops"."""
+    words = bytes(line).decode("ascii", "replace").strip().upper().split()
+    n = len(bus.get("stops", ()))
+    if not words:
+        return None
+    if len(words) == 2 and words[0] in ("STOP", "DEST"):
+        try:
+            i = int(words[1])
+        except ValueError:
+            i = -1
+        if not 0 <= i < n:
+            return "ERR no stop %s (0..%d)" % (words[1], n - 1)
+        if words[0] == "STOP":
+            stops.set_stop(i)
+        else:
+            stops.set_destination(i)
+        return "OK %s %d %s" % (words[0], i, bus["stops"][i].get("name", ""))
+    if words == ["NEXT"] and n:
+        stops.next_stop(bus)
+        return "OK STOP %d %s" % (stops.stop, bus["stops"][stops.stop].get("name", ""))
+    if words == ["GPS"]:
+        stops.release()
+        return "OK GPS"
+    return "ERR unknown command"
+
+
+async def panel(uart, decider):
+    """Serve the driver display for ever: one answer line per command line."""
+    import asyncio
+
+    buf = bytearray(32)
+    line = bytearray()
+    while True:
+        n = uart.readinto(buf)
+        for i in range(n or 0):
+            b = buf[i]
+            if b == 10 or b == 13:
+                p = decider.active.profile
+                if line and p is not None and "bus" in p and decider.bus_stops is not None:
+                    answer = panel_line(decider.bus_stops, p["bus"], line)
+                    if answer:
+                        print("driver: " + answer)
+                        uart.write(answer.encode() + b"\r\n")
+                line = bytearray()
+            elif len(line) < 32:
+                line.append(b)
+        await asyncio.sleep_ms(50)

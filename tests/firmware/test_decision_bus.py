@@ -101,3 +101,35 @@ def test_a_payment_code_is_asked_for_the_bus_fare_and_its_record_keeps_the_stops
     both = [record.EXT_BUS_STOPS, record.EXT_BUS_RULE]
     # at C (stage 2): to the farther end, A, two stages
     assert got == [[decision.ONLINE, 300, both], [decision.ACCEPT, 300, both], [decision.ACCEPT, 300, both]]
+
+
+def body_panel(profile, lines):
+    from firmware import bus
+    from protocol import busfare
+    from protocol import profile as profiles
+
+    p = profiles.parse(profile)["bus"]
+    stops = bus.BusStops()
+    out = []
+    for line in lines:
+        answer = bus.panel_line(stops, p, line)
+        out.append([answer, stops.current()[0], stops.dest, list(busfare.fare(p, stops.current()[0], stops.dest))])
+    return out
+
+
+def test_the_driver_display_sets_the_stop_and_the_destination(runtime):
+    import json
+
+    got = runtime.run(body_panel, json.dumps(BUS).encode(), [
+        b"NEXT", b"next", b"STOP 3", b"DEST 1", b"DEST 9", b"STOP x", b"HELLO", b"", b"GPS"])
+    assert got == [
+        ["OK STOP 0 A", 0, None, [400, 0]],
+        ["OK STOP 1 B", 1, None, [300, 0]],
+        ["OK STOP 3 D", 3, None, [400, 0]],
+        ["OK DEST 1 B", 3, 1, [300, 0]],
+        ["ERR no stop 9 (0..3)", 3, 1, [300, 0]],
+        ["ERR no stop X (0..3)", 3, 1, [300, 0]],
+        ["ERR unknown command", 3, 1, [300, 0]],
+        [None, 3, 1, [300, 0]],
+        ["OK GPS", None, 1, [400, 1]],
+    ]

@@ -1,10 +1,13 @@
 """The bus profile on the virtual board: `provision --group` puts the terminal on route 7, the collector
 delivers route 7's profile bundle, the GPS emulator on the board's "gps" UART puts the bus at stop B and
 the next tap pays the stage fare from B to the end of the line; when the GPS sends garbage the bus falls
-back to the default fare and says so (display and console); a bad profile is refused with its reason and
+back to the default fare and says so (display and console); the driver display sets the stop and a
+passenger's destination; a bad profile is refused with its reason and
 the active one stays; after a power cut the terminal boots with its profile."""
 
 import json
+
+import serial
 
 from host_sim.backend.store import Store
 from host_sim.emulators.gps import GpsEmulator
@@ -21,7 +24,7 @@ STOPS = [{"name": "A", "lat_e6": 30270000, "lon_e6": 120150000, "stage": 0},
          {"name": "D", "lat_e6": 30300000, "lon_e6": 120180000, "stage": 3}]
 ROUTE_7 = {"profile": "bus", "group": "route-7",
            "bus": {"fare": "stage", "default_fen": 500, "fares_fen": [100, 200, 300, 400], "stops": STOPS},
-           "risk": {"dup_window_s": 0}}  # the same card's rides seconds apart here are new rides
+           "risk": {"dup_window_s": 0, "new_max_rides": 20}}  # one card rides often here, seconds apart
 
 
 def shelve(directory, key_file, version, obj, name):
@@ -68,6 +71,21 @@ def test_a_route_profile_gps_stops_and_the_default_fare(board, events, tmp_path)
                    what="the DEFAULT FARE display")
         seen, ev = tap(scanner, events, payment_code(PAN, 3), len(events.items))
         assert ev["text"] == "PAID 5.00"
+
+        panel = serial.serial_for_url(board.ports["driver"], baudrate=9600, timeout=5)  # the driver display
+        try:
+            panel.write(b"STOP 2\r\n")
+            assert panel.readline() == b"OK STOP 2 C\r\n"
+            panel.write(b"DEST 3\r\n")
+            assert panel.readline() == b"OK DEST 3 D\r\n"
+            seen, ev = tap(scanner, events, payment_code(PAN, 5), len(events.items))
+            assert ev["text"] == "PAID 2.00"  # C to D: one stage
+            seen, ev = tap(scanner, events, payment_code(PAN, 6), seen)
+            assert ev["text"] == "PAID 3.00"  # the next passenger: C to the farther end, A
+            panel.write(b"GPS\r\n")
+            assert panel.readline() == b"OK GPS\r\n"
+        finally:
+            panel.close()
         refused = store.query("SELECT kind, version FROM config_refused")
         assert refused == [(fleet.KIND_PROFILE, 3)]
         delivered = store.query("SELECT version FROM config_delivered WHERE kind = ?", (fleet.KIND_PROFILE,))
@@ -83,7 +101,7 @@ def test_a_route_profile_gps_stops_and_the_default_fare(board, events, tmp_path)
     board.wait_console(b"ready:", timeout=20, since=mark)
     try:
         board.wait_console(b"bus: at stop 1 B", timeout=15, since=mark)
-        seen, ev = tap(scanner, events, payment_code(PAN, 4), len(events.items))
+        seen, ev = tap(scanner, events, payment_code(PAN, 7), len(events.items))
         assert ev["text"] == "PAID 3.00"
     finally:
         scanner.close()
