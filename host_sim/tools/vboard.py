@@ -1,7 +1,8 @@
 """The virtual board: the unchanged firmware on the MicroPython unix port, wired with ptys.
 
     console   <- pty -> micropython's stdin/stdout (REPL, raw REPL, firmware prints)
-    scanner, nfc, uplink, gps, driver (the bus's driver display) <- pty, paced at the baud rate the firmware set -> board.uart(name)
+    scanner, nfc, uplink, gps, driver <- pty, paced at the baud rate the firmware set -> board.uart(name)
+              (gps: the bus's NMEA receiver, driver: its driver display)
     events    <- pty <- board.outputs() (one JSON line per buzzer/LED/relay/display change)
     flash     one image file: littlefs2 at /flash + the raw journal partition
 
