@@ -112,4 +112,5 @@ def load_profile(root):
     if wrong is not None:
         print("fleet profile: " + wrong)
         return None
+    print("fleet profile: %s for %s, version %d" % (active[1]["profile"], active[1]["group"], active[0]))
     return active[1]

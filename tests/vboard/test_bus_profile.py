@@ -100,6 +100,7 @@ def test_a_route_profile_gps_stops_and_the_default_fare(board, events, tmp_path)
     board.power_on()
     board.wait_console(b"ready:", timeout=20, since=mark)
     try:
+        board.wait_console(b"fleet profile: bus for route-7, version 1", timeout=1, since=mark)
         board.wait_console(b"bus: at stop 1 B", timeout=15, since=mark)
         seen, ev = tap(scanner, events, payment_code(PAN, 7), len(events.items))
         assert ev["text"] == "PAID 3.00"
