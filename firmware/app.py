@@ -36,9 +36,10 @@ class Terminal:
         self.decider.flash_root = root  # ride-code roots are read from here on the first ride code
         if trust.has_fleet_bundles(root):
             from firmware.config import fleet
-            from protocol.fleet import KIND_FARES
+            from protocol.fleet import KIND_FARES, KIND_PROFILE
 
             self.decider.use(KIND_FARES, fleet.load_fares(root))
+            self.decider.use(KIND_PROFILE, fleet.load_profile(root))
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
@@ -52,6 +53,7 @@ class Terminal:
         self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health,
                              on_config=self._use_config)
         self.online = online_config(root)  # (deadline ms, offline policy, per-code cap in fen)
+        self._profile(False)
         self._authorising = False  # a payment code waits for the host: no erase-ahead stall now
 
     def _host_sealer(self, root):
@@ -87,8 +89,19 @@ class Terminal:
             return None
 
     def _use_config(self, kind, content):
-        """A fleet bundle (fares, ticket keys, token key) was just activated: the next tap uses it, no reboot."""
+        """A fleet bundle (fares, ticket keys, token key, profile) was just activated: the next tap uses it,
+        no reboot."""
         self.decider.use(kind, content)
+        if kind == 6:  # protocol/fleet.py KIND_PROFILE
+            self._profile(True)
+
+    def _profile(self, running):
+        """What the active profile needs besides the decider (a bus: its stops and GPS, firmware/bus.py)."""
+        p = self.decider.active.profile
+        if p is not None and "bus" in p or self.decider.bus_stops is not None:
+            from firmware import bus
+
+            bus.setup(self.decider, self.board, self.feedback.out, running)
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
@@ -207,11 +220,12 @@ class Terminal:
             await asyncio.sleep_ms(IDLE_MS)
             if not self._authorising and time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
                 self.journal.prepare()
-                if self.decider.sealer is not None:
-                    try:
+                try:
+                    if self.decider.sealer is not None:
                         self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
-                    except Exception as e:  # out of memory, say: the next idle moment (or tap) wraps it
-                        sys.print_exception(e)
+                    self.decider.prepare_idle()  # a new ride-code issuer's key table
+                except Exception as e:  # out of memory, say: the next idle moment tries again
+                    sys.print_exception(e)
 
     async def run(self):
         asyncio.create_task(self._feed_watchdog())
@@ -229,6 +243,7 @@ class Terminal:
         held = self.decider.active.token_key
         print("token key: " + ("version %d" % held[0] if held else "none, payment taps decline"))
         asyncio.create_task(self.uplink.run())
+        self._profile(True)
         gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()
         self.feedback.ready()
@@ -292,7 +307,8 @@ class CardTaps:
 
     def read(self, card):
         t = self._terminal
-        t.apply(t.decider.decide_emv(card, self.now()))
+        now = self.now()
+        t.apply(t.decider.priced(t.decider.decide_emv(card, now), now))
 
     def failed(self, code, detail):
         t = self._terminal

@@ -15,7 +15,7 @@ ProfileError); a name outside it is refused, so a typo never passes as "no limit
 
 import json
 
-from protocol import risk
+from protocol import busfare, risk
 
 PROFILES = ("bus", "school", "scenic")
 MAX_BODY = 4096  # bytes of JSON: parsed in RAM on the terminal
@@ -39,6 +39,7 @@ def integer(section, name, low, high, default=None):
 
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError
+SECTIONS["bus"] = busfare.check  # protocol/busfare.py: the village bus's fares
 SECTIONS["risk"] = risk.check  # protocol/risk.py: offline risk limits
 
 
