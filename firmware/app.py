@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, health, identity, risk, tapstate
+from firmware import decision, declines, denylist, health, identity, tapstate
 from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
@@ -167,6 +167,8 @@ class Terminal:
             else:
                 self.feedback.accepted(d.amount, seq)
             if d.risk is not None:  # a payment credential's counts, after the journal and the passenger
+                from firmware import risk  # loaded already: its check gave d.risk
+
                 risk.commit(self.decider, d, seq, int(self.board.time_s()))
             self.uplink.wake.set()
             print("tap #%d accepted %d fen" % (seq, d.amount))

@@ -19,9 +19,7 @@ Without a valid board clock only the counter checks run: days and windows need t
 
 from firmware import decision
 from firmware.tapstate import Entry
-from protocol import profile as profiles
 from protocol import record
-from protocol.risk import limit
 
 
 def counter(kind, atc):
@@ -52,7 +50,10 @@ def check(decider, kind, token, atc, amount, now):
     profile = getattr(decider.active, "profile", None)
     if profile is None:  # no profile: no limits configured, only the counter holds (as before profiles)
         return None, e or Entry()
-    day = profiles.local_day(profile, now)
+    from protocol.profile import local_day  # loaded already: the terminal parsed its profile
+    from protocol.risk import limit
+
+    day = local_day(profile, now)
     if e is not None:
         window = limit(profile, "dup_window_s")
         if e.last_s and 0 <= now - e.last_s < window:
@@ -76,8 +77,7 @@ def commit(decider, d, seq, now):
     state = decider.state
     if state is None:
         return
-    valid = now is not None and now >= decision.CLOCK_VALID_FROM
-    day = profiles.local_day(getattr(decider.active, "profile", None), now) if valid else None
+    day = _day(getattr(decider.active, "profile", None), now)
     state.put(d.token, account(d.risk, counter(d.kind, d.atc), d.amount, now, day), seq)
 
 
@@ -117,5 +117,13 @@ def replay(e, rec, profile):
     else:
         return None
     now = rec["time"]
-    day = profiles.local_day(profile, now) if now >= decision.CLOCK_VALID_FROM else None
-    return account(e, n, rec["amount"], now, day)
+    return account(e, n, rec["amount"], now, _day(profile, now))
+
+
+def _day(profile, now):
+    """The local day of board time `now` (protocol/profile.py local_day), None without a valid clock."""
+    if now is None or now < decision.CLOCK_VALID_FROM:
+        return None
+    from protocol.profile import local_day
+
+    return local_day(profile, now)

@@ -51,19 +51,20 @@ def body_terminal(root, salt, key, steps):
     from firmware.tapstate import TapState
     from protocol import crypto
 
-    def boot():
+    def boot(profile):
         d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(key, bytes(12), p, a))
         d.state = TapState(root)
+        d.active.profile = profile  # a terminal boots with its profile
         return d
 
-    d = boot()
+    d = boot(None)
     seq = d.state.applied
     out = []
     for step in steps:
         if step[0] == "reboot":
-            d = None
+            profile, d = d.active.profile, None
             gc.collect()  # the old terminal's buffers go first, as they do in a real reboot
-            d = boot()
+            d = boot(profile)
             continue
         if step[0] == "profile":
             d.active.profile = step[1]
@@ -79,8 +80,13 @@ def body_terminal(root, salt, key, steps):
     return out
 
 
-def run(runtime, tmp_path, steps):
-    return roomy(runtime).run(body_terminal, str(tmp_path), SALT, KEY, steps)
+# A bus route's profile without a "risk" section: the documented defaults (protocol/risk.py DEFAULTS) hold.
+ROUTE = profile.parse(b'{"profile": "bus", "group": "route-7"}')
+
+
+def run(runtime, tmp_path, steps, limits=ROUTE):
+    """The steps on a terminal running profile `limits` (None: no profile)."""
+    return roomy(runtime).run(body_terminal, str(tmp_path), SALT, KEY, [("profile", limits)] + steps)
 
 
 def test_an_old_code_after_32_other_taps_a_reboot_or_with_a_lower_atc_is_refused(runtime, tmp_path):
@@ -138,11 +144,19 @@ def test_the_profile_sets_the_limits_and_amount_caps_have_their_reasons(runtime,
                            b'"new_max_fen": 500, "new_max_rides": 0, "max_rides": 0}}')
     fresh = [("line", code(10 + i), DAY + i) for i in range(4)]  # one second apart: no window now
     known = [("line", code(1, pan(1)), DAY - 86400)] + [("line", code(10 + i, pan(1)), DAY + i) for i in range(7)]
-    got = run(runtime, tmp_path, [("profile", limits)] + fresh + known)
+    got = run(runtime, tmp_path, fresh + known, limits)
     assert got[:4] == [(ACCEPT, 0, 1), (ACCEPT, 0, 2), (DECLINE, record.REASON_NEW_AMOUNT, 0),
                        (DECLINE, record.REASON_NEW_AMOUNT, 0)]
     assert [g[0] for g in got[4:]] == [ACCEPT] * 6 + [DECLINE] * 2  # yesterday's, then 5 x 2.00 = 10.00 today
     assert {g[1] for g in got[-2:]} == {record.REASON_DAILY_AMOUNT}
+
+
+def test_without_a_profile_only_the_counter_holds(runtime, tmp_path):
+    steps = [("line", code(10 + i), DAY + i) for i in range(30)] + [("reboot",), ("line", code(39), DAY + 40),
+                                                                    ("line", code(20), DAY + 41)]
+    got = run(runtime, tmp_path, steps, None)
+    assert [g[0] for g in got[:30]] == [ACCEPT] * 30  # no window, no caps: nothing configured them
+    assert got[30:] == [(ALREADY_PAID, 0, 30), (DECLINE, record.REASON_REPLAY, 0)]
 
 
 def test_without_a_valid_clock_only_the_counter_holds(runtime, tmp_path):
