@@ -209,3 +209,47 @@ def test_replay_counts_a_journalled_record_as_the_tap_did(runtime):
     day = (DAY + 28800) // 86400
     assert got == [[7, 1, 200, 1, day, day], None, [8, 2, 200, 1, day, day], [4000000000, 1, 150, 1, day + 1, day],
                    None]
+
+
+def body_ride_risk(root, roots_text, lines, now):
+    """Ride codes on a terminal with state, rebooted (a new Decider, nothing in RAM) before each line."""
+    import gc
+    import os
+
+    from firmware import decision, risk
+    from firmware.tapstate import TapState
+
+    try:
+        os.mkdir(root + "/keys")
+    except OSError:
+        pass
+    with open(root + "/keys/ride-roots", "w") as f:
+        f.write(roots_text)
+    out = []
+    seq = 0
+    d = None
+    for line in lines:
+        d = None
+        gc.collect()
+        d = decision.Decider(None, state=TapState(root))
+        d.flash_root = root
+        r = d.decide(line, now)
+        if r.outcome == decision.ACCEPT:
+            seq += 1
+            risk.commit(d, r, seq, now)
+        out.append((r.outcome, r.reason, r.seq if r.outcome == decision.ALREADY_PAID else seq))
+    return out
+
+
+def test_a_ride_code_keeps_its_counter_across_reboots(runtime, tmp_path):
+    from host_sim.tools import ridecodes
+    from protocol import ridecode
+
+    now = 1_800_000_000
+    issue = ridecodes.issue
+    codes = [issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=5, generated=now - 3),
+             issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=5, generated=now - 3),  # shown again
+             issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=4, generated=now - 2),  # an older one
+             issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=6, generated=now - 1)]
+    got = roomy(runtime).run(body_ride_risk, str(tmp_path), ridecodes.root_lines(), codes, now)
+    assert got == [(ACCEPT, 0, 1), (ALREADY_PAID, 0, 1), (DECLINE, record.REASON_REPLAY, 1), (ACCEPT, 0, 2)]
