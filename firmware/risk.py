@@ -14,7 +14,9 @@ for commit() and for the journal's records that boot replays (replay()), so both
 - over the daily count or amount cap (the stricter new_* caps on the day the credential was first
   seen here): declined, each cap with its own reason.
 
-Without a valid board clock only the counter checks run: days and windows need the time.
+The counter checks always run.  The window and the caps need a profile (without one nothing configured
+them: the terminal behaves as it did before profiles) and a valid board clock (days and windows need
+the time).
 """
 
 from firmware import decision
