@@ -23,6 +23,8 @@ from firmware import decision
 from firmware.tapstate import Entry
 from protocol import record
 
+UTC_OFFSET = 28800  # protocol/profile.py DEFAULT_UTC_OFFSET: "today" without a profile
+
 
 def counter(kind, atc):
     """The credential's transaction counter as an int (-1: it has none): the ATC of a CPM code or a
@@ -52,10 +54,9 @@ def check(decider, kind, token, atc, amount, now):
     profile = getattr(decider.active, "profile", None)
     if profile is None:  # no profile: no limits configured, only the counter holds (as before profiles)
         return None, e or Entry()
-    from protocol.profile import local_day  # loaded already: the terminal parsed its profile
     from protocol.risk import limit
 
-    day = local_day(profile, now)
+    day = _day(profile, now)
     if e is not None:
         window = limit(profile, "dup_window_s")
         if e.last_s and 0 <= now - e.last_s < window:
@@ -123,9 +124,8 @@ def replay(e, rec, profile):
 
 
 def _day(profile, now):
-    """The local day of board time `now` (protocol/profile.py local_day), None without a valid clock."""
+    """The local day of board time `now` as protocol/profile.py local_day counts it (without loading that
+    module on a terminal that has no profile), None without a valid clock."""
     if now is None or now < decision.CLOCK_VALID_FROM:
         return None
-    from protocol.profile import local_day
-
-    return local_day(profile, now)
+    return (now + (UTC_OFFSET if profile is None else profile.get("utc_offset_s", UTC_OFFSET))) // 86400

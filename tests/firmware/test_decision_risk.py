@@ -253,3 +253,17 @@ def test_a_ride_code_keeps_its_counter_across_reboots(runtime, tmp_path):
              issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=6, generated=now - 1)]
     got = roomy(runtime).run(body_ride_risk, str(tmp_path), ridecodes.root_lines(), codes, now)
     assert got == [(ACCEPT, 0, 1), (ALREADY_PAID, 0, 1), (DECLINE, record.REASON_REPLAY, 1), (ACCEPT, 0, 2)]
+
+
+def body_days(cases):
+    from firmware import risk
+    from protocol import profile
+
+    return [[risk._day(p, t), profile.local_day(p, t)] for p, t in cases]
+
+
+def test_the_risk_day_is_the_profiles_local_day(runtime):
+    cases = [(None, DAY), (None, DAY + 57599), (None, DAY + 57600), ({"utc_offset_s": 0}, DAY + 86399),
+             ({"utc_offset_s": -36000}, DAY + 3600), ({"profile": "bus"}, DAY)]
+    assert all(a == b for a, b in runtime.run(body_days, cases))
+    assert runtime.run(body_days, [(None, 1000)]) == [[None, 0]]  # no valid clock: no day
