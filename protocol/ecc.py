@@ -12,9 +12,10 @@ the ~20 KB a build needs for a moment.  A key known in advance (a ride-code root
 the same table through prepare_key(): then both multiples run down one shared chain of DEPTH doublings
 with two mixed additions per column.  Any other key is multiplied with a width-5 NAF over a table of its
 8 odd multiples, 256 doublings, and the generator's comb additions ride on the last DEPTH of them.  A
-comb table is (2^TEETH - 1) affine points, each 64 bytes x || y of its own (about 5 KB of heap per
-prepared key at TEETH = 6), read back into ints as the additions need them.  Small blocks, allocated
-before the build: a long-running terminal's heap has free space in pieces, rarely a free 4 KB run.
+comb table is (2^TEETH - 1) affine points of 64 bytes x || y, in blocks of CHUNK points (1 KB; about 4
+KB of heap per prepared key at TEETH = 6), read back into ints as the additions need them.  Small
+blocks, allocated before the build: a long-running terminal's heap has free space in pieces, rarely a
+free 4 KB run.
 
 Field arithmetic is plain Python ints (MicroPython's long ints), so this module runs unchanged on
 CPython.  Modular inverses use Fermat (pow(x, m - 2, m)): MicroPython's pow() does not take -1.
@@ -28,6 +29,7 @@ from protocol import sm3
 
 TEETH = 6  # comb width: 2^TEETH - 1 table points per fixed point
 WINDOW = 5  # NAF width for keys without a table: 2^(WINDOW-2) odd multiples
+CHUNK = 16  # comb table points per block of heap (1 KB): small enough to find in a fragmented heap
 
 DEFAULT_UID = b"1234567812345678"  # GM/T 0009 default signer id
 
@@ -148,7 +150,8 @@ def _sum(p, x1, y1, z1, u1, s1, h, r, z):
 
 def _normalize(p, xs, ys, zs, packed=None):
     """Make the Jacobian points (xs[i], ys[i], zs[i]) affine with one inversion for all of them
-    (Montgomery's trick): in place in xs and ys, or as 64 bytes x || y per point into `packed`.
+    (Montgomery's trick): in place in xs and ys, or as 64 bytes x || y per point into the chunks
+    `packed` (CHUNK points each, see _entry).
     No point may be at infinity."""
     count = len(zs)
     prefix = [1] * count
@@ -166,9 +169,10 @@ def _normalize(p, xs, ys, zs, packed=None):
         if packed is None:
             xs[i], ys[i] = _compact(x), _compact(y)
         else:
-            e = packed[i]
-            e[0:32] = x.to_bytes(32, "big")
-            e[32:64] = y.to_bytes(32, "big")
+            e = packed[i // CHUNK]
+            o = i % CHUNK * 64
+            e[o:o + 32] = x.to_bytes(32, "big")
+            e[o + 32:o + 64] = y.to_bytes(32, "big")
             xs[i] = ys[i] = zs[i] = 0
         prefix[i] = 0
 
@@ -193,7 +197,7 @@ def build_table(curve, x, y):
     p = curve.p
     depth = _depth(curve)
     size = (1 << TEETH) - 1
-    packed = [bytearray(64) for _ in range(size)]
+    packed = [bytearray(64 * min(CHUNK, size - i)) for i in range(0, size, CHUNK)]
     bx, by, bz = [x], [y], [1]
     for _ in range(TEETH - 1):
         px, py, pz = bx[-1], by[-1], bz[-1]
@@ -216,6 +220,14 @@ def build_table(curve, x, y):
             xs[j - 1], ys[j - 1] = bx[top], by[top]
     _normalize(p, xs, ys, zs, packed)
     return packed
+
+
+def _entry(table, i):
+    """The affine (x, y) of entry `i` (1-based) of a comb table: chunks of CHUNK points, 64 bytes each."""
+    j = i - 1
+    chunk = table[j // CHUNK]
+    o = j % CHUNK * 64
+    return int.from_bytes(chunk[o:o + 32], "big"), int.from_bytes(chunk[o + 32:o + 64], "big")
 
 
 def _columns(k, depth):
@@ -243,12 +255,12 @@ def _comb2(curve, k1, table1, k2, table2):
         x, y, z = _double(p, x, y, z)
         i = c1[col]
         if i:
-            e = table1[i - 1]
-            x, y, z = _add_affine(p, x, y, z, int.from_bytes(e[0:32], "big"), int.from_bytes(e[32:64], "big"))
+            ex, ey = _entry(table1, i)
+            x, y, z = _add_affine(p, x, y, z, ex, ey)
         i = c2[col]
         if i:
-            e = table2[i - 1]
-            x, y, z = _add_affine(p, x, y, z, int.from_bytes(e[0:32], "big"), int.from_bytes(e[32:64], "big"))
+            ex, ey = _entry(table2, i)
+            x, y, z = _add_affine(p, x, y, z, ex, ey)
     return x, y, z
 
 
@@ -309,9 +321,8 @@ def _comb_naf(curve, k1, table1, k2, x, y):
         if i < depth:
             c = columns[depth - 1 - i]
             if c:
-                e = table1[c - 1]
-                rx, ry, rz = _add_affine(p, rx, ry, rz, int.from_bytes(e[0:32], "big"),
-                                         int.from_bytes(e[32:64], "big"))
+                ex, ey = _entry(table1, c)
+                rx, ry, rz = _add_affine(p, rx, ry, rz, ex, ey)
     return rx, ry, rz
 
 

@@ -16,19 +16,22 @@ MODULES = {"sm2": ecc.SM2, "p256": ecc.P256}
 
 
 def module_text(curve):
-    """The source of the table module of `curve`: TEETH and one 64-byte constant (x || y) per entry."""
+    """The source of the table module of `curve`: TEETH, CHUNK and one constant per chunk of CHUNK entries
+    (64 bytes x || y each): blocks of 1 KB, not one of 4 KB, for a heap that copies constants in."""
     lines = [
         '"""The %s generator\'s comb table for protocol/ecc.py, TEETH = %d: entry j - 1 is the affine x || y'
         % (curve.name, ecc.TEETH),
-        "of the sum of 2^(i*DEPTH) G over the bits i of j.  Written by host_sim/tools/ecc_tables.py (do not edit);",
+        "of the sum of 2^(i*DEPTH) G over the bits i of j, CHUNK entries per constant.  Written by",
+        "host_sim/tools/ecc_tables.py (do not edit);",
         'a constant, so a firmware with its modules frozen or in ROMFS keeps it in flash, not in RAM."""',
         "",
         "TEETH = %d" % ecc.TEETH,
+        "CHUNK = %d" % ecc.CHUNK,
         "TABLE = (",
     ]
-    for entry in ecc.build_table(curve, curve.gx, curve.gy):
-        quarters = ['b"%s"' % "".join("\\x%02x" % v for v in entry[i:i + 16]) for i in range(0, 64, 16)]
-        lines.append("    " + "\n    ".join(quarters) + ",")
+    for chunk in ecc.build_table(curve, curve.gx, curve.gy):
+        rows = ['b"%s"' % "".join("\\x%02x" % v for v in chunk[i:i + 16]) for i in range(0, len(chunk), 16)]
+        lines.append("    " + "\n    ".join(rows) + ",")
     lines.append(")")
     return "\n".join(lines) + "\n"
 
