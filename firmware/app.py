@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, health, identity
+from firmware import decision, declines, denylist, health, identity, tapstate
 from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
@@ -36,14 +36,16 @@ class Terminal:
         self.decider.flash_root = root  # ride-code roots are read from here on the first ride code
         if trust.has_fleet_bundles(root):
             from firmware.config import fleet
-            from protocol.fleet import KIND_FARES
+            from protocol.fleet import KIND_FARES, KIND_PROFILE
 
             self.decider.use(KIND_FARES, fleet.load_fares(root))
+            self.decider.use(KIND_PROFILE, fleet.load_profile(root))
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
+        self.decider.state = self._load_state(root)  # durable per-credential state, caught up with the journal
         self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
@@ -51,6 +53,7 @@ class Terminal:
         self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health,
                              on_config=self._use_config)
         self.online = online_config(root)  # (deadline ms, offline policy, per-code cap in fen)
+        self._profile(False)
         self._authorising = False  # a payment code waits for the host: no erase-ahead stall now
 
     def _host_sealer(self, root):
@@ -66,6 +69,17 @@ class Terminal:
         sealer.prepare()
         return sealer
 
+    def _load_state(self, root):
+        """Per-credential state (firmware/tapstate.py), brought up to the journal: taps journalled but
+        not yet in the state (a power cut between the two) are applied now.  None if flash refuses it."""
+        try:
+            state = tapstate.TapState(root)
+            state.replay(self.journal, self.decider.account)
+        except OSError as e:  # offline risk off until the next boot; taps still decided and journalled
+            print("tap state: %s" % e)
+            return None
+        return state
+
     @staticmethod
     def _load_deny_list(root):
         try:
@@ -75,8 +89,19 @@ class Terminal:
             return None
 
     def _use_config(self, kind, content):
-        """A fleet bundle (fares, ticket keys, token key) was just activated: the next tap uses it, no reboot."""
+        """A fleet bundle (fares, ticket keys, token key, profile) was just activated: the next tap uses it,
+        no reboot."""
         self.decider.use(kind, content)
+        if kind == 6:  # protocol/fleet.py KIND_PROFILE
+            self._profile(True)
+
+    def _profile(self, running):
+        """What the active profile needs besides the decider (a bus: its stops and GPS, firmware/bus.py)."""
+        p = self.decider.active.profile
+        if p is not None and "bus" in p or self.decider.bus_stops is not None:
+            from firmware import bus
+
+            bus.setup(self.decider, self.board, self.feedback.out, running)
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
@@ -141,6 +166,10 @@ class Terminal:
                 self.feedback.admitted(d.entry, seq)
             else:
                 self.feedback.accepted(d.amount, seq)
+            if d.risk is not None:  # a payment credential's counts, after the journal and the passenger
+                from firmware import risk  # loaded already: its check gave d.risk
+
+                risk.commit(self.decider, d, seq, int(self.board.time_s()))
             self.uplink.wake.set()
             print("tap #%d accepted %d fen" % (seq, d.amount))
         elif d.outcome == decision.ALREADY_PAID:
@@ -216,6 +245,7 @@ class Terminal:
         held = self.decider.active.token_key
         print("token key: " + ("version %d" % held[0] if held else "none, payment taps decline"))
         asyncio.create_task(self.uplink.run())
+        self._profile(True)
         gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()
         self.feedback.ready()
@@ -279,7 +309,8 @@ class CardTaps:
 
     def read(self, card):
         t = self._terminal
-        t.apply(t.decider.decide_emv(card))
+        now = self.now()
+        t.apply(t.decider.priced(t.decider.decide_emv(card, now), now))
 
     def failed(self, code, detail):
         t = self._terminal

@@ -60,7 +60,7 @@ _CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, risk=None):
         self.outcome = outcome
         self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
@@ -72,13 +72,14 @@ class Decision:
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
+        self.risk = risk  # firmware/risk.py: the credential's state entry before this tap, counted once journalled
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
 
 
 class Decider:
-    def __init__(self, token_key, fare=FLAT_FARE, keyring=None, deny=None, sealer=None):
+    def __init__(self, token_key, fare=FLAT_FARE, keyring=None, deny=None, sealer=None, state=None):
         if token_key is not None and not isinstance(token_key, tuple):
             token_key = (1, token_key)  # a bare key is version 1
         # fares, ticket keys, fleet token key and deny list: one object, swapped whole (firmware/config/active.py)
@@ -92,6 +93,8 @@ class Decider:
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
+        self.state = state  # firmware.tapstate.TapState: durable per-credential state, or None
+        self.bus_stops = None  # firmware.bus.BusStops: where the bus is (app.py, with a bus profile)
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -127,6 +130,15 @@ class Decider:
         if len(self._recent) > RECENT:
             self._recent.pop(0)
 
+    def account(self, e, rec):
+        """The state entry `e` (or None) after accepted journal record `rec`, None when the record changes
+        nothing: boot replays the journal into the tap state with it (firmware/tapstate.py replay)."""
+        if rec["decision"] != record.ACCEPTED:
+            return None
+        from firmware import risk  # payment credentials: counter, window and daily counts
+
+        return risk.replay(e, rec, getattr(self.active, "profile", None))
+
     def remember_record(self, data):
         rec = record.decode(data)
         if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
@@ -140,6 +152,11 @@ class Decider:
         """The one amount a tap of `kind` is charged: what a card is asked to sign (nfc.py fills the
         PDOL with it) is what its record charges.  A kind the active fare table leaves out: the default
         fare, or 0 for a (prepaid) ticket."""
+        profile = self.active.profile
+        if profile is not None and "bus" in profile and kind != record.KIND_TICKET:
+            from firmware import bus
+
+            return bus.base_fare(profile["bus"], self.bus_stops)[0]
         return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
 
     def _denied(self, token):
@@ -152,6 +169,14 @@ class Decider:
                 return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.amount_for(kind), seq=seq)
         return None
 
+    def check_risk(self, kind, token, atc, amount, now):
+        """(refusal or None, the credential's state entry before this tap): firmware/risk.py, with state only."""
+        if self.state is None:
+            return None, None
+        from firmware import risk
+
+        return risk.check(self, kind, token, atc, amount, now)
+
     def _count_entry(self, token):
         used = self._entries.get(token)
         if used is None:
@@ -163,6 +188,20 @@ class Decider:
 
     def decide(self, line, now=None):
         """The decision for one scanner line; `now`: the board clock (seconds since 1970), None if unknown."""
+        return self.priced(self._decide(line, now), now)
+
+    def priced(self, d, now):
+        """`d` with the profile's product rules on its amount (a bus ride: firmware/bus.py)."""
+        profile = self.active.profile
+        if profile is None or d.outcome not in (ACCEPT, ONLINE) or d.kind == record.KIND_TICKET:
+            return d
+        if "bus" in profile:
+            from firmware import bus
+
+            return bus.price(self, d, now)
+        return d
+
+    def _decide(self, line, now):
         if ticket.is_ticket(line):
             return self._decide_ticket(line, now)
         if line[:4] == (b"ZR1." if isinstance(line, bytes) else "ZR1."):  # a ride code: firmware/ridecodes.py
@@ -176,13 +215,13 @@ class Decider:
             from protocol import paycode  # loaded by the first line that is none of the above, not at boot
 
             if paycode.is_numeric(line):
-                return self._decide_paycode(line)
+                return self._decide_paycode(line, now)
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
         return self._decide_cpm(line, now)
 
     # -- numeric payment codes (protocol/paycode.py): decided online, or by the offline policy -------
 
-    def _decide_paycode(self, line):
+    def _decide_paycode(self, line, now=None):
         """A numeric payment code: ONLINE (the caller asks the host, then decide_online) unless its own
         form, the token key, the deny list or a repeat decides it here."""
         from protocol import paycode
@@ -201,7 +240,10 @@ class Decider:
         repeat = self._repeat(token, None, kind)  # a one-time code shown again after it paid
         if repeat:
             return repeat
-        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got)
+        refused, before = self.check_risk(kind, token, None, self.amount_for(kind), now)
+        if refused:
+            return refused
+        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got, risk=before)
 
     def decide_online(self, d, request_id, result):
         """The host's ONLINE_RESULT (a link.decode dict, None when none came by the deadline) for the
@@ -213,7 +255,8 @@ class Decider:
         head = struct.pack("<BBI", record.PATH_ONLINE, d.code[0], request_id)
         if result is not None and result["result"] == link.ONLINE_APPROVED:
             ext = [self._token_key_ext(), (record.EXT_PAYCODE, head + result["approval"] + result["reference"])]
-            return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount)
+            ext += d.extensions  # what the profile's rules added to the amount asked for (priced)
+            return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, risk=d.risk)
         if result is not None and result["result"] == link.ONLINE_DECLINED:
             reason = record.REASON_PAYCODE_DECLINED
         else:
@@ -235,7 +278,8 @@ class Decider:
             return refused
         ext = [self._token_key_ext(), (record.EXT_PAYCODE, struct.pack("<BBI", record.PATH_DEFERRED, d.code[0], 0)),
                (record.EXT_EMV_SEALED, sealed)]
-        return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount)
+        ext += d.extensions  # what the profile's rules added to the amount (priced)
+        return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, risk=d.risk)
 
     def _decide_cpm(self, line, now):
         """An EMV QRCPS payment code: the checks it carries (protocol/cpm.py check), then the deny list
@@ -264,6 +308,9 @@ class Decider:
         repeat = self._repeat(token, atc, kind)
         if repeat:
             return repeat
+        refused, before = self.check_risk(kind, token, atc, self.amount_for(kind), now)
+        if refused:
+            return refused
         ext = [self._token_key_ext(), (record.EXT_ATC, atc)]
         aid = tags.get(cpm.T_AID)
         if aid is not None:
@@ -273,7 +320,8 @@ class Decider:
             return refused
         ext.append((record.EXT_EMV_SEALED, sealed))
         ext.append((record.EXT_EMV_DATA, cpm.tlv_of(tags, cpm.CLEAR_TAGS)))
-        return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.amount_for(kind), atc=atc)
+        return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.amount_for(kind), atc=atc,
+                        risk=before)
 
     def _decide_ticket(self, line, now):
         try:
@@ -339,7 +387,7 @@ class Decider:
         except sealing.Unavailable as e:
             return None, Decision(DECLINE, e.args[0], kind, token=token)
 
-    def decide_emv(self, card):
+    def decide_emv(self, card, now=None):
         """A contactless read (firmware.emv.read's dict), authorised later by the host: an ARQC is
         charged the amount the card signed (the reader asked amount_for), an AAC or a TC is declined.
 
@@ -360,6 +408,10 @@ class Decider:
         repeat = self._repeat(token, atc, record.KIND_EMV_CONTACTLESS)
         if repeat:
             return repeat
+        amount = card.get("amount", self.amount_for(record.KIND_EMV_CONTACTLESS))
+        refused, before = self.check_risk(record.KIND_EMV_CONTACTLESS, token, atc, amount, now)
+        if refused:
+            return refused
         from firmware import emv_data as emv  # here, not at the top: a terminal without NFC never loads it
 
         sealed, refused = self._sealed(emv.sensitive(card), token, record.KIND_EMV_CONTACTLESS)
@@ -368,5 +420,5 @@ class Decider:
         ext = [self._token_key_ext(), (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
-        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,
-                        amount=card.get("amount", self.amount_for(record.KIND_EMV_CONTACTLESS)), atc=atc)
+        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext, amount=amount, atc=atc,
+                        risk=before)

@@ -94,6 +94,12 @@ REASON_RIDE_CODE_SIGNATURE = 68
 REASON_RIDE_TOO_OLD = 69
 REASON_RIDE_FUTURE = 70
 REASON_RIDE_ALREADY_USED = 71
+# offline risk per credential (firmware/risk.py, limits: protocol/risk.py)
+REASON_REPLAY = 80  # a transaction counter lower than one already accepted from this credential
+REASON_DAILY_RIDES = 81  # the credential's accepted taps today reached the daily cap
+REASON_DAILY_AMOUNT = 82  # this fare would take the credential's amount today over the daily cap
+REASON_NEW_RIDES = 83  # the same, on the day the credential was first seen here (first-ride caps)
+REASON_NEW_AMOUNT = 84
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -150,6 +156,11 @@ REASON_TEXT = {
     REASON_RIDE_TOO_OLD: "code too old",
     REASON_RIDE_FUTURE: "code from future",
     REASON_RIDE_ALREADY_USED: "already used",
+    REASON_REPLAY: "replayed code",
+    REASON_DAILY_RIDES: "daily ride limit",
+    REASON_DAILY_AMOUNT: "daily amount limit",
+    REASON_NEW_RIDES: "new card ride limit",
+    REASON_NEW_AMOUNT: "new card amount limit",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
@@ -165,6 +176,8 @@ EXT_SEQ_JUMP = 19  # KIND_SEQ_JUMP: first u32 LE, last u32 LE: the range of numb
 EXT_PAYCODE = 20  # KIND_PAYMENT_CODE: path u8 (PATH_*), family u8, request id u32 LE, then when approved
 #   online: approval code (6 ASCII) and retrieval reference (12 ASCII)
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
+EXT_BUS_STOPS = 45  # bus ride: boarding stop u8, destination stop u8 (0xFF: not known), source u8 (busfare.SOURCE_*)
+EXT_BUS_RULE = 46  # bus ride: fare rule u8 (busfare.RULE_*), the route's fare u32 LE before transfer or cap
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 
 PATH_ONLINE = 1  # EXT_PAYCODE path: authorised online before the decision
