@@ -106,11 +106,12 @@ def check_group(root, content):
 def load_profile(root):
     """The active profile (a checked dict) if it is addressed to this terminal's group, else None."""
     active = load(root, fleet.KIND_PROFILE)
-    if active is None:
+    content = None if active is None else active[1]
+    if not isinstance(content, dict):
         return None
-    wrong = check_group(root, active[1])
+    wrong = check_group(root, content)
     if wrong is not None:
         print("fleet profile: " + wrong)
         return None
-    print("fleet profile: %s for %s, version %d" % (active[1]["profile"], active[1]["group"], active[0]))
-    return active[1]
+    print("fleet profile: %s for %s, version %d" % (content["profile"], content["group"], active[0]))
+    return content
