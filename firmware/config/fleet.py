@@ -106,12 +106,14 @@ def check_group(root, content):
 def load_profile(root):
     """The active profile (a checked dict) if it is addressed to this terminal's group, else None."""
     active = load(root, fleet.KIND_PROFILE)
-    content = None if active is None else active[1]
+    if active is None:
+        return None
+    version, content = active
     if not isinstance(content, dict):
         return None
     wrong = check_group(root, content)
     if wrong is not None:
         print("fleet profile: " + wrong)
         return None
-    print("fleet profile: %s for %s, version %d" % (content["profile"], content["group"], active[0]))
+    print("fleet profile: %s for %s, version %d" % (content["profile"], content["group"], version))
     return content
