@@ -83,7 +83,12 @@ class BusStops:
         return True
 
     def falling_back(self):
+        """The last announcement was "charging the default fare"."""
         return bool(self._said)
+
+    def announced_at_stop(self):
+        """The last announcement was that the bus knows its stop (a new stop is then worth a line)."""
+        return self._said is False
 
 
 def base_fare(bus, stops):
@@ -121,10 +126,11 @@ def price(decider, d, now):
     return d
 
 
-def setup(decider, board, outputs, running):
-    """A bus profile became active (boot or bundle): stops for the decider, and when the route has
-    coordinates and the board a GPS UART, the GPS task (`running`: inside the event loop, so it can start
-    now; at boot app.py calls again once it is).  Another profile: nothing of the bus stays."""
+def setup(decider, board, feedback, running):
+    """A bus profile became active (boot or bundle): stops for the decider, the driver display's task
+    when the fare depends on the stop, and when the route has coordinates and the board a GPS UART, the
+    GPS task (`running`: inside the event loop, so tasks can start now; at boot app.py calls again once
+    it is).  Another profile: the decider forgets the stops (the tasks then change nothing)."""
     p = decider.active.profile
     if p is None or "bus" not in p:
         decider.bus_stops = None
@@ -154,21 +160,24 @@ def setup(decider, board, outputs, running):
 
     def say():
         bus = decider.active.profile
+        was_falling_back = stops.falling_back()
         if bus is None or "bus" not in bus or not stops.fallback_changed(bus["bus"]):
             return
         if stops.falling_back():
             print("bus: no stop from the GPS, charging the default fare of %d fen" % bus["bus"]["default_fen"])
-            outputs.display("DEFAULT FARE", "no GPS stop")
+            feedback.out.display("DEFAULT FARE", "no GPS stop")
         else:
             stop = stops.current()[0]
             print("bus: at stop %d %s" % (stop, bus["bus"]["stops"][stop].get("name", "")))
+            if was_falling_back:  # the passenger display showed "default fare": back to ready
+                feedback.ready()
 
     def on_fix(lat_e6, lon_e6):
         bus = decider.active.profile
         if bus is not None and "bus" in bus:
             before = stops.stop
             stops.fix(bus["bus"], lat_e6, lon_e6)
-            if stops.stop != before and not stops.falling_back() and stops._said is not None:
+            if stops.stop != before and stops.announced_at_stop():
                 print("bus: at stop %d %s" % (stops.stop, bus["bus"]["stops"][stops.stop].get("name", "")))
         say()
 
