@@ -45,7 +45,7 @@ class Terminal:
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
-        self.decider.state = self._load_state(root)
+        self.decider.state = self._load_state(root)  # durable per-credential state, caught up with the journal
         self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
@@ -74,7 +74,7 @@ class Terminal:
         not yet in the state (a power cut between the two) are applied now.  None if flash refuses it."""
         try:
             state = tapstate.TapState(root)
-            state.replay(self.journal, self.decider.replay)
+            state.replay(self.journal, self.decider.account)
         except OSError as e:  # offline risk off until the next boot; taps still decided and journalled
             print("tap state: %s" % e)
             return None
@@ -166,9 +166,10 @@ class Terminal:
                 self.feedback.admitted(d.entry, seq)
             else:
                 self.feedback.accepted(d.amount, seq)
-            state = self.decider.state
-            if state is not None and d.state is not None:  # after the journal (the truth) and the passenger
-                state.put(d.token, d.state, seq)
+            if d.risk is not None:  # a payment credential's counts, after the journal and the passenger
+                from firmware import risk  # loaded already: its check gave d.risk
+
+                risk.commit(self.decider, d, seq, int(self.board.time_s()))
             self.uplink.wake.set()
             print("tap #%d accepted %d fen" % (seq, d.amount))
         elif d.outcome == decision.ALREADY_PAID:

@@ -111,10 +111,6 @@ def price(decider, d, now):
         day = profile.local_day(decider.active.profile, now)
         if entry is not None:
             amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
-    if d.state is not None:  # the entry app.py keeps once the ride is journalled: counted at this amount
-        from firmware import risk
-
-        d.state = risk.account(entry, risk.counter(d.kind, d.atc), amount, now, day)
     if decider.bus_stops is not None:
         decider.bus_stops.dest = None  # a destination is chosen per passenger
     d.amount = amount

@@ -60,7 +60,7 @@ _CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, state=None):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, risk=None):
         self.outcome = outcome
         self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
@@ -72,7 +72,7 @@ class Decision:
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
-        self.state = state  # the credential's firmware.tapstate.Entry after this tap: app.py puts it once journalled
+        self.risk = risk  # firmware/risk.py: the credential's state entry before this tap, counted once journalled
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
@@ -93,7 +93,7 @@ class Decider:
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
-        self.state = state  # firmware.tapstate.TapState: per-credential state for offline risk (None: none kept)
+        self.state = state  # firmware.tapstate.TapState: durable per-credential state, or None
         self.bus_stops = None  # firmware.bus.BusStops: where the bus is (app.py, with a bus profile)
 
     def use(self, kind, value):
@@ -130,6 +130,15 @@ class Decider:
         if len(self._recent) > RECENT:
             self._recent.pop(0)
 
+    def account(self, e, rec):
+        """The state entry `e` (or None) after accepted journal record `rec`, None when the record changes
+        nothing: boot replays the journal into the tap state with it (firmware/tapstate.py replay)."""
+        if rec["decision"] != record.ACCEPTED:
+            return None
+        from firmware import risk  # payment credentials: counter, window and daily counts
+
+        return risk.replay(e, rec, getattr(self.active, "profile", None))
+
     def remember_record(self, data):
         rec = record.decode(data)
         if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
@@ -160,19 +169,13 @@ class Decider:
                 return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.amount_for(kind), seq=seq)
         return None
 
-    def risk(self, kind, token, atc, amount, now):
-        """(refusal or None, the credential's Entry after this tap): firmware/risk.py, with state only."""
+    def check_risk(self, kind, token, atc, amount, now):
+        """(refusal or None, the credential's state entry before this tap): firmware/risk.py, with state only."""
         if self.state is None:
             return None, None
         from firmware import risk
 
         return risk.check(self, kind, token, atc, amount, now)
-
-    def replay(self, e, rec):
-        """The Entry after a journalled record the state missed (firmware/tapstate.py replay at boot)."""
-        from firmware import risk
-
-        return risk.replay(e, rec, getattr(self.active, "profile", None))
 
     def _count_entry(self, token):
         used = self._entries.get(token)
@@ -237,10 +240,10 @@ class Decider:
         repeat = self._repeat(token, None, kind)  # a one-time code shown again after it paid
         if repeat:
             return repeat
-        refused, after = self.risk(kind, token, None, self.amount_for(kind), now)
+        refused, before = self.check_risk(kind, token, None, self.amount_for(kind), now)
         if refused:
             return refused
-        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got, state=after)
+        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got, risk=before)
 
     def decide_online(self, d, request_id, result):
         """The host's ONLINE_RESULT (a link.decode dict, None when none came by the deadline) for the
@@ -253,7 +256,7 @@ class Decider:
         if result is not None and result["result"] == link.ONLINE_APPROVED:
             ext = [self._token_key_ext(), (record.EXT_PAYCODE, head + result["approval"] + result["reference"])]
             ext += d.extensions  # what the profile's rules added to the amount asked for (priced)
-            return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
+            return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, risk=d.risk)
         if result is not None and result["result"] == link.ONLINE_DECLINED:
             reason = record.REASON_PAYCODE_DECLINED
         else:
@@ -276,7 +279,7 @@ class Decider:
         ext = [self._token_key_ext(), (record.EXT_PAYCODE, struct.pack("<BBI", record.PATH_DEFERRED, d.code[0], 0)),
                (record.EXT_EMV_SEALED, sealed)]
         ext += d.extensions  # what the profile's rules added to the amount (priced)
-        return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
+        return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, risk=d.risk)
 
     def _decide_cpm(self, line, now):
         """An EMV QRCPS payment code: the checks it carries (protocol/cpm.py check), then the deny list
@@ -305,7 +308,7 @@ class Decider:
         repeat = self._repeat(token, atc, kind)
         if repeat:
             return repeat
-        refused, after = self.risk(kind, token, atc, self.amount_for(kind), now)
+        refused, before = self.check_risk(kind, token, atc, self.amount_for(kind), now)
         if refused:
             return refused
         ext = [self._token_key_ext(), (record.EXT_ATC, atc)]
@@ -318,7 +321,7 @@ class Decider:
         ext.append((record.EXT_EMV_SEALED, sealed))
         ext.append((record.EXT_EMV_DATA, cpm.tlv_of(tags, cpm.CLEAR_TAGS)))
         return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.amount_for(kind), atc=atc,
-                        state=after)
+                        risk=before)
 
     def _decide_ticket(self, line, now):
         try:
@@ -406,7 +409,7 @@ class Decider:
         if repeat:
             return repeat
         amount = card.get("amount", self.amount_for(record.KIND_EMV_CONTACTLESS))
-        refused, after = self.risk(record.KIND_EMV_CONTACTLESS, token, atc, amount, now)
+        refused, before = self.check_risk(record.KIND_EMV_CONTACTLESS, token, atc, amount, now)
         if refused:
             return refused
         from firmware import emv_data as emv  # here, not at the top: a terminal without NFC never loads it
@@ -418,4 +421,4 @@ class Decider:
                (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
         return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext, amount=amount, atc=atc,
-                        state=after)
+                        risk=before)

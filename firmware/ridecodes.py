@@ -130,13 +130,13 @@ class Rides:
         if deny is not None and deny.contains(token):
             return decision.Decision(decision.DECLINE, record.REASON_DENY_LISTED, kind, token=token)
         amount = decider.amount_for(kind)
-        refused, after = decider.risk(kind, token, (fields["counter"], fields["generated"]), amount, now)
+        refused, before = decider.check_risk(kind, token, (fields["counter"], fields["generated"]), amount, now)
         if refused:
             return refused
         ext = struct.pack(">HB8sIIH", fields["issuer"], fields["issuer_key_id"], fields["user_id"],
                           fields["counter"], fields["generated"], fields["product"])
         return decision.Decision(decision.ACCEPT, kind=kind, token=token, extensions=[(record.EXT_RIDE, ext)],
-                                 amount=amount, atc=(fields["counter"], fields["generated"]), state=after)
+                                 amount=amount, atc=(fields["counter"], fields["generated"]), risk=before)
 
     def prepare_idle(self):
         """While no passenger waits: the comb table of one new issuer key (ridecode.Verifier.prepare_pending)."""

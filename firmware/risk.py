@@ -2,9 +2,10 @@
 the duplicate-tap window and the daily caps (limits: protocol/risk.py, from the active profile).
 
 check() is asked by firmware/decision.py (and firmware/ridecodes.py) once a credential passed its own
-checks and the deny list: a refusal, or the entry the credential will have once this tap is journalled
-(app.py puts it then).  account() makes that entry, from the decision at a tap and from the journal's
-record when boot replays taps the state missed, so both paths count alike.
+checks and the deny list: a refusal, or the credential's entry as it stands (Decision.risk).  Once the
+tap's record is journalled, app.py calls commit(), which counts the tap with the amount finally charged
+(a profile's fare rules may change it after this check) and puts the entry.  account() does the counting,
+for commit() and for the journal's records that boot replays (replay()), so both paths count alike.
 
 - counter lower than the highest accepted one: a replay, declined (REASON_REPLAY);
 - counter equal to it: the same code shown again, ALREADY_PAID (its original record's sequence number);
@@ -13,14 +14,16 @@ record when boot replays taps the state missed, so both paths count alike.
 - over the daily count or amount cap (the stricter new_* caps on the day the credential was first
   seen here): declined, each cap with its own reason.
 
-Without a valid board clock only the counter checks run: days and windows need the time.
+The counter checks always run.  The window and the caps need a profile (without one nothing configured
+them: the terminal behaves as it did before profiles) and a valid board clock (days and windows need
+the time).
 """
 
 from firmware import decision
 from firmware.tapstate import Entry
-from protocol import profile as profiles
 from protocol import record
-from protocol.risk import limit
+
+UTC_OFFSET = 28800  # protocol/profile.py DEFAULT_UTC_OFFSET: "today" without a profile
 
 
 def counter(kind, atc):
@@ -34,7 +37,8 @@ def counter(kind, atc):
 
 
 def check(decider, kind, token, atc, amount, now):
-    """(a Decision refusing the tap or None, the Entry after this tap or None without state)."""
+    """(a Decision refusing the tap or None, the credential's Entry before this tap: a new one for a
+    credential not kept; None without state).  `amount`: the fare the caps are checked against."""
     state = decider.state
     if state is None:
         return None, None
@@ -45,12 +49,14 @@ def check(decider, kind, token, atc, amount, now):
             return decision.Decision(decision.ALREADY_PAID, kind=kind, token=token, amount=amount, seq=e.seq), None
         if 0 <= n < e.atc_high:
             return decision.Decision(decision.DECLINE, record.REASON_REPLAY, kind, token=token), None
-    if now is None or now < decision.CLOCK_VALID_FROM:
-        return None, account(e, n, amount, now, None)
+    if now is None or now < decision.CLOCK_VALID_FROM or kind == record.KIND_PAYMENT_CODE:
+        return None, e or Entry()  # payment codes: one code, one token, the host authorises each one
     profile = getattr(decider.active, "profile", None)
-    day = profiles.local_day(profile, now)
-    if kind == record.KIND_PAYMENT_CODE:  # one code, one token: the host authorises each one
-        return None, account(e, n, amount, now, day)
+    if profile is None:  # no profile: no limits configured, only the counter holds (as before profiles)
+        return None, e or Entry()
+    from protocol.risk import limit
+
+    day = _day(profile, now)
     if e is not None:
         window = limit(profile, "dup_window_s")
         if e.last_s and 0 <= now - e.last_s < window:
@@ -65,7 +71,17 @@ def check(decider, kind, token, atc, amount, now):
     if cap and fen + amount > cap:
         return decision.Decision(decision.DECLINE, record.REASON_NEW_AMOUNT if new else record.REASON_DAILY_AMOUNT,
                                  kind, token=token), None
-    return None, account(e, n, amount, now, day)
+    return None, e or Entry()
+
+
+def commit(decider, d, seq, now):
+    """Decision `d` (its `risk`: the entry check() read) was journalled as record `seq` at board time
+    `now`: count it and keep the entry."""
+    state = decider.state
+    if state is None:
+        return
+    day = _day(getattr(decider.active, "profile", None), now)
+    state.put(d.token, account(d.risk, counter(d.kind, d.atc), d.amount, now, day), seq)
 
 
 def account(e, n, amount, now, day):
@@ -104,5 +120,12 @@ def replay(e, rec, profile):
     else:
         return None
     now = rec["time"]
-    day = profiles.local_day(profile, now) if now >= decision.CLOCK_VALID_FROM else None
-    return account(e, n, rec["amount"], now, day)
+    return account(e, n, rec["amount"], now, _day(profile, now))
+
+
+def _day(profile, now):
+    """The local day of board time `now` as protocol/profile.py local_day counts it (without loading that
+    module on a terminal that has no profile), None without a valid clock."""
+    if now is None or now < decision.CLOCK_VALID_FROM:
+        return None
+    return (now + (UTC_OFFSET if profile is None else profile.get("utc_offset_s", UTC_OFFSET))) // 86400

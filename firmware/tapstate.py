@@ -22,8 +22,6 @@ RAM is that one buffer, whatever the number of credentials kept.
 import os
 import struct
 
-from protocol import record
-
 BUCKETS = 32
 PER_BUCKET = 96
 KEY = 8  # bytes of the token kept: two of 3 072 kept tokens share them with probability ~2**-42
@@ -31,7 +29,6 @@ HEAD = 8
 ENTRY = 40
 _FMT = "<IIIHHHHIHHI"  # after the key
 MAX_FILE = HEAD + PER_BUCKET * ENTRY  # 3 848 bytes: one 4 KB flash block
-REPLAY_MAX = 64  # records a boot replays at most: a power cut costs the state one, a first boot starts from these
 
 
 class Entry:
@@ -161,47 +158,24 @@ class TapState:
 
     def replay(self, journal, account):
         """Apply the journal's records after `applied` (a power cut came between an append and its
-        state write).  account(entry or None, record dict) -> the Entry after that record, or None when
-        the record changes nothing.  At most the last REPLAY_MAX records, so a boot stays short whatever
-        the journal holds.  Returns how many records were applied."""
+        state write): firmware/tapstate_replay.py, loaded only when the journal holds records after it
+        (taps, or declines and key records, which change no entry: `applied` then moves on in RAM).
+        account(entry or None, record dict) -> the Entry after that record, or None when the record
+        changes nothing.  Returns how many records were applied."""
         last = journal.next_seq - 1
+        if last == self.applied:
+            return 0
         if last < self.applied:  # a journal newer than the state (re-formatted): nothing to take
             print("tap state: journal ends at #%d, state at #%d" % (last, self.applied))
             return 0
-        applied = max(self.applied, last - REPLAY_MAX)
-        done = 0
-        acked = journal.acked
-        for data in journal.recent(REPLAY_MAX):  # acknowledged ones first, oldest first: read_after skips them
-            if record.seq_of(data) <= acked:
-                done += self._replay_one(data, applied, account)
-        out = bytearray(4 * record.MAX_SIZE)
-        seq = max(applied, acked)
-        while True:
-            views = journal.read_after(seq, out, 4 * record.MAX_SIZE + 64)
-            if not views:
-                break
-            for v in views:
-                data = bytes(v)
-                seq = record.seq_of(data)
-                done += self._replay_one(data, applied, account)
-        if done:
-            print("tap state: %d journal records replayed" % done)
-        return done
+        import sys
 
-    def _replay_one(self, data, applied, account):
+        import firmware
+        from firmware import tapstate_replay
+
         try:
-            rec = record.decode(data)
-        except record.RecordError:
-            return 0
-        seq = rec["seq"]
-        token = rec["token"]
-        if seq <= applied or not token or len(token) < KEY:
-            return 0
-        e = self.get(token)
-        if e is not None and e.seq >= seq:
-            return 0
-        after = account(e, rec)
-        if after is None:
-            return 0
-        self.put(token, after, seq)
-        return 1
+            return tapstate_replay.replay(self, journal, account)
+        finally:  # once per boot: its code need not stay in RAM
+            self.applied = last
+            del sys.modules["firmware.tapstate_replay"]
+            delattr(firmware, "tapstate_replay")

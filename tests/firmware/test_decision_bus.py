@@ -17,7 +17,7 @@ BUS = {"profile": "bus", "group": "route-7", "utc_offset_s": 28800,
 def body_rides(root, salt, profile, steps, now):
     import struct
 
-    from firmware import bus, decision, tapstate
+    from firmware import bus, decision, risk, tapstate
     from protocol import crypto, fleet, record
     from protocol import profile as profiles
 
@@ -40,7 +40,7 @@ def body_rides(root, salt, profile, steps, now):
         rule, fare = struct.unpack("<BI", ext[record.EXT_BUS_RULE])
         out.append([r.outcome, r.amount, stops, rule, fare, d.amount_for(record.KIND_EMV_CONTACTLESS)])
         if r.outcome == decision.ACCEPT:  # journalled as record len(out): app.py keeps the entry then
-            d.state.put(r.token, r.state, len(out))
+            risk.commit(d, r, len(out), t)
     return out
 
 

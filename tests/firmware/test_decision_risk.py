@@ -4,13 +4,15 @@ after a reboot or with a lower ATC; 50 new ATCs of one card in a day; the same c
 later — and the first-ride caps, the profile's limits and a board without a valid clock.
 
 A body plays a terminal: Decider + TapState in a directory, each accepted tap "journalled" (a sequence
-number) and then put, as app.py does; "reboot" builds both again from the same directory."""
+number) and then counted into the state (risk.commit), as app.py does; "reboot" builds both again from the
+same directory.  MicroPython runs them with a board's 192 KB heap."""
 
 import asyncio
 
 from firmware import emv
 from host_sim.emulators import emv_card
 from protocol import cpm, luhn, profile, record
+from tests.firmware.helpers import roomy
 
 SALT = bytes(range(16))
 KEY = bytes(range(32, 64))
@@ -45,23 +47,24 @@ def body_terminal(root, salt, key, steps):
     already paid)."""
     import gc
 
-    from firmware import decision
+    from firmware import decision, risk
     from firmware.tapstate import TapState
     from protocol import crypto
 
-    def boot():
+    def boot(profile):
         d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(key, bytes(12), p, a))
         d.state = TapState(root)
+        d.active.profile = profile  # a terminal boots with its profile
         return d
 
-    d = boot()
+    d = boot(None)
     seq = d.state.applied
     out = []
     for step in steps:
         if step[0] == "reboot":
-            d = None
+            profile, d = d.active.profile, None
             gc.collect()  # the old terminal's buffers go first, as they do in a real reboot
-            d = boot()
+            d = boot(profile)
             continue
         if step[0] == "profile":
             d.active.profile = step[1]
@@ -70,15 +73,20 @@ def body_terminal(root, salt, key, steps):
         if r.outcome == decision.ACCEPT:
             seq += 1
             d.remember(r.token, r.atc, seq, r.kind)
-            d.state.put(r.token, r.state, seq)
+            risk.commit(d, r, seq, step[2])
             out.append((r.outcome, r.reason, seq))
         else:
             out.append((r.outcome, r.reason, r.seq))
     return out
 
 
-def run(runtime, tmp_path, steps):
-    return runtime.run(body_terminal, str(tmp_path), SALT, KEY, steps)
+# A bus route's profile without a "risk" section: the documented defaults (protocol/risk.py DEFAULTS) hold.
+ROUTE = profile.parse(b'{"profile": "bus", "group": "route-7"}')
+
+
+def run(runtime, tmp_path, steps, limits=ROUTE):
+    """The steps on a terminal running profile `limits` (None: no profile)."""
+    return roomy(runtime).run(body_terminal, str(tmp_path), SALT, KEY, [("profile", limits)] + steps)
 
 
 def test_an_old_code_after_32_other_taps_a_reboot_or_with_a_lower_atc_is_refused(runtime, tmp_path):
@@ -136,11 +144,19 @@ def test_the_profile_sets_the_limits_and_amount_caps_have_their_reasons(runtime,
                            b'"new_max_fen": 500, "new_max_rides": 0, "max_rides": 0}}')
     fresh = [("line", code(10 + i), DAY + i) for i in range(4)]  # one second apart: no window now
     known = [("line", code(1, pan(1)), DAY - 86400)] + [("line", code(10 + i, pan(1)), DAY + i) for i in range(7)]
-    got = run(runtime, tmp_path, [("profile", limits)] + fresh + known)
+    got = run(runtime, tmp_path, fresh + known, limits)
     assert got[:4] == [(ACCEPT, 0, 1), (ACCEPT, 0, 2), (DECLINE, record.REASON_NEW_AMOUNT, 0),
                        (DECLINE, record.REASON_NEW_AMOUNT, 0)]
     assert [g[0] for g in got[4:]] == [ACCEPT] * 6 + [DECLINE] * 2  # yesterday's, then 5 x 2.00 = 10.00 today
     assert {g[1] for g in got[-2:]} == {record.REASON_DAILY_AMOUNT}
+
+
+def test_without_a_profile_only_the_counter_holds(runtime, tmp_path):
+    steps = [("line", code(10 + i), DAY + i) for i in range(30)] + [("reboot",), ("line", code(39), DAY + 40),
+                                                                    ("line", code(20), DAY + 41)]
+    got = run(runtime, tmp_path, steps, None)
+    assert [g[0] for g in got[:30]] == [ACCEPT] * 30  # no window, no caps: nothing configured them
+    assert got[30:] == [(ALREADY_PAID, 0, 30), (DECLINE, record.REASON_REPLAY, 0)]
 
 
 def test_without_a_valid_clock_only_the_counter_holds(runtime, tmp_path):
@@ -157,7 +173,7 @@ def test_no_state_decides_as_before(runtime):
         from protocol import crypto
 
         d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(key, bytes(12), p, a))
-        return [(r.outcome, r.state) for r in (d.decide(line, 1796083200 + i) for i, line in enumerate(lines))]
+        return [(r.outcome, r.risk) for r in (d.decide(line, 1796083200 + i) for i, line in enumerate(lines))]
 
     assert runtime.run(body, SALT, KEY, [code(i) for i in range(30)]) == [(ACCEPT, None)] * 30
 
@@ -193,3 +209,61 @@ def test_replay_counts_a_journalled_record_as_the_tap_did(runtime):
     day = (DAY + 28800) // 86400
     assert got == [[7, 1, 200, 1, day, day], None, [8, 2, 200, 1, day, day], [4000000000, 1, 150, 1, day + 1, day],
                    None]
+
+
+def body_ride_risk(root, roots_text, lines, now):
+    """Ride codes on a terminal with state, rebooted (a new Decider, nothing in RAM) before each line."""
+    import gc
+    import os
+
+    from firmware import decision, risk
+    from firmware.tapstate import TapState
+
+    try:
+        os.mkdir(root + "/keys")
+    except OSError:
+        pass
+    with open(root + "/keys/ride-roots", "w") as f:
+        f.write(roots_text)
+    out = []
+    seq = 0
+    d = None
+    for line in lines:
+        d = None
+        gc.collect()
+        d = decision.Decider(None, state=TapState(root))
+        d.flash_root = root
+        r = d.decide(line, now)
+        if r.outcome == decision.ACCEPT:
+            seq += 1
+            risk.commit(d, r, seq, now)
+        out.append((r.outcome, r.reason, r.seq if r.outcome == decision.ALREADY_PAID else seq))
+    return out
+
+
+def test_a_ride_code_keeps_its_counter_across_reboots(runtime, tmp_path):
+    from host_sim.tools import ridecodes
+    from protocol import ridecode
+
+    now = 1_800_000_000
+    issue = ridecodes.issue
+    codes = [issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=5, generated=now - 3),
+             issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=5, generated=now - 3),  # shown again
+             issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=4, generated=now - 2),  # an older one
+             issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=6, generated=now - 1)]
+    got = roomy(runtime).run(body_ride_risk, str(tmp_path), ridecodes.root_lines(), codes, now)
+    assert got == [(ACCEPT, 0, 1), (ALREADY_PAID, 0, 1), (DECLINE, record.REASON_REPLAY, 1), (ACCEPT, 0, 2)]
+
+
+def body_days(cases):
+    from firmware import risk
+    from protocol import profile
+
+    return [[risk._day(p, t), profile.local_day(p, t)] for p, t in cases]
+
+
+def test_the_risk_day_is_the_profiles_local_day(runtime):
+    cases = [(None, DAY), (None, DAY + 57599), (None, DAY + 57600), ({"utc_offset_s": 0}, DAY + 86399),
+             ({"utc_offset_s": -36000}, DAY + 3600), ({"profile": "bus"}, DAY)]
+    assert all(a == b for a, b in runtime.run(body_days, cases))
+    assert runtime.run(body_days, [(None, 1000)]) == [[None, 0]]  # no valid clock: no day
