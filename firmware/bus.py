@@ -6,8 +6,9 @@ stop known (no fix, garbage, silence) the ride costs the profile's default fare 
 (rule RULE_DEFAULT); the display and the console say it once when that starts (`fallback_changed`).
 
 `price(decider, d, now)` is the one place a bus ride's amount is set: the fare for the stops, then the
-credential's transfer discount or daily cap from its durable state (firmware/tapstate.py Entry: last_s,
-day, paid), and the record extensions EXT_BUS_STOPS and EXT_BUS_RULE that let the host recompute it.
+credential's transfer discount or daily cap from its durable state (the firmware/tapstate.py Entry the
+risk check read: last_s, day, paid; app.py counts the ride at the amount set here once it is journalled),
+and the record extensions EXT_BUS_STOPS and EXT_BUS_RULE that let the host recompute it.
 """
 
 import struct
@@ -104,13 +105,10 @@ def price(decider, d, now):
     bus = decider.active.profile["bus"]
     fare, rule, stop, dest, source = base_fare(bus, decider.bus_stops)
     amount = fare
-    state = decider.state
-    entry = None if state is None or d.token is None else state.get(d.token)
-    day = None
-    if now is not None and now >= CLOCK_VALID_FROM:
+    entry = d.risk  # the credential's durable entry before this ride (firmware/risk.py), None without state
+    if entry is not None and now is not None and now >= CLOCK_VALID_FROM:
         day = profile.local_day(decider.active.profile, now)
-        if entry is not None:
-            amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
+        amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
     if decider.bus_stops is not None:
         decider.bus_stops.dest = None  # a destination is chosen per passenger
     d.amount = amount
