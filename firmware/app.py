@@ -36,9 +36,12 @@ class Terminal:
         self.decider.flash_root = root  # ride-code roots are read from here on the first ride code
         if trust.has_fleet_bundles(root):
             from firmware.config import fleet
-            from protocol.fleet import KIND_FARES
+            from protocol.fleet import KIND_FARES, KIND_ROSTER
 
             self.decider.use(KIND_FARES, fleet.load_fares(root))
+            roster = fleet.load(root, KIND_ROSTER)  # a school bus's roster of student passes
+            if roster is not None:
+                self.decider.use(KIND_ROSTER, roster[1])
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
@@ -137,8 +140,14 @@ class Terminal:
                               % self.journal.depth())
                 return
             self.decider.remember(d.token, d.atc, seq, d.kind)
+            if d.tapstate is not None:  # a ticket's or pass's state entry, after its record (firmware/gate.py)
+                from firmware import gate
+
+                gate.commit(self.decider, d.token, d.tapstate, seq)
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
                 self.feedback.admitted(d.entry, seq)
+            elif d.kind == record.KIND_SCHOOL_PASS:
+                self.feedback.school(d.entry == record.SCHOOL_BOARD, seq)
             else:
                 self.feedback.accepted(d.amount, seq)
             self.uplink.wake.set()

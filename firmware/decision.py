@@ -13,9 +13,11 @@ out keeps the default (tickets: 0, they are prepaid).  Fares, ticket keys, the f
 deny list are one active configuration (firmware/config/active.py) that `use()` replaces whole when a
 bundle is activated, so the next tap already pays the new fare.
 
-Ticket entry counts are kept in RAM only (at most MAX_TICKETS tickets, oldest forgotten first) and
-rebuilt at boot from the journal's recent records (the last RECENT taps), so after a reboot a ticket
-used longer ago than that may be admitted again up to its allowance.
+Tickets: a verified ticket inside its window is admitted or refused by firmware/gate.py (entries,
+party size, anti-passback; student passes on a school bus), from the durable per-credential state
+when the terminal has one (`state`); without it entry counts are kept in RAM only (at most MAX_TICKETS
+tickets, oldest forgotten first) and rebuilt at boot from the journal's recent records (the last RECENT
+taps), so after a reboot a ticket used longer ago than that may be admitted again up to its allowance.
 """
 
 import struct
@@ -72,6 +74,7 @@ class Decision:
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
+        self.tapstate = None  # firmware/gate.py: the credential's state entry to put after the journal append
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
@@ -92,6 +95,7 @@ class Decider:
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
+        self.state = None  # firmware.tapstate.TapState: durable per-credential state, or None
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -117,6 +121,8 @@ class Decider:
             return
         if kind == record.KIND_TICKET:
             self._count_entry(token)
+            return
+        if kind == record.KIND_SCHOOL_PASS:  # firmware/gate.py keeps it in the tap state
             return
         self._recent.append((token, atc, seq))
         if len(self._recent) > RECENT:
@@ -281,15 +287,12 @@ class Decider:
         except (ValueError, UnicodeError):
             return Decision(DECLINE, record.REASON_TICKET_MALFORMED, record.KIND_TICKET)
         token = tokens.ticket_token(fields["issuer"], fields["ticket_id"])
-        used = self._entries.get(token, 0)
-        allowed = fields["entries"]
-        if allowed and used >= allowed:
-            return Decision(DECLINE, record.REASON_TICKET_USED_UP, record.KIND_TICKET, token=token)
-        ext = [(record.EXT_TICKET, struct.pack(">HB8sHB", fields["issuer"], fields["key_id"], fields["ticket_id"],
-                                               fields["product"], min(used + 1, 255)))]
-        return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext,
-                        amount=self.amount_for(record.KIND_TICKET),
-                        fare_id=FARE_ID_TICKET, entry=used + 1)
+        from firmware import gate  # loaded by the first ticket
+
+        profile = self.active.profile
+        if profile is not None and profile["profile"] == "school":
+            return gate.student(self, fields, token, now)
+        return gate.ticket(self, fields, token, now)
 
     # -- outcomes decided before or after a credential's own checks: every one has its reason here ------
 

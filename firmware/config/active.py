@@ -1,5 +1,5 @@
 """The active configuration a tap is decided against: fares, ticket keys, fleet token key, deny list,
-revoked ride-code issuers.
+revoked ride-code issuers, a school's roster.
 
 One object, replaced whole: when a bundle is activated the config receiver's callback builds a new
 Active with that one part changed and the terminal swaps it in with a single assignment, so a tap never
@@ -16,6 +16,8 @@ class Active:
         self.token_key = token_key  # (version, key) of the fleet token key, or None
         self.deny = deny  # firmware.denylist.DenyList or None (applied in place, atomically, by the receiver)
         self.ride_revoked = ride_revoked  # revoked ride-code issuer keys {(issuer, key id)}; None: not read yet
+        self.roster = None  # protocol.roster.Roster of the school bus, or None
+        self.profile = None  # the checked profile dict (protocol/profile.py), or None: no profile
 
     def with_bundle(self, kind, value):
         """A copy of this configuration with a just-activated bundle's content in place."""
@@ -28,4 +30,7 @@ class Active:
             token_key = value
         elif kind == fleet.KIND_RIDE_REVOKED:
             ride_revoked = value
-        return Active(fares, keyring, token_key, self.deny, ride_revoked)
+        new = Active(fares, keyring, token_key, self.deny, ride_revoked)
+        new.roster = value if kind == fleet.KIND_ROSTER else self.roster
+        new.profile = value if kind == fleet.KIND_PROFILE else self.profile
+        return new

@@ -35,7 +35,7 @@ REBASE = bundle.REBASE
 STAGE = "/config/stage.bin"
 OFFER = "/config/stage.offer"  # kind u8 | version u32 | size u32 | digest (32): which bundle is staged
 MAX_SIZE = bundle.HEAD + bundle.TOKEN * bundle.MAX_TOKENS
-FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES, fleetfmt.KIND_RIDE_REVOKED)
+FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES, fleetfmt.KIND_RIDE_REVOKED, fleetfmt.KIND_ROSTER)
 TOKEN_KEY_SIZE = 68  # protocol/tokenkey.py SIZE, not imported: that module loads only when a key arrives
 
 

@@ -59,7 +59,7 @@ def test_issued_ticket_verifies(runtime, keys):
     assert text.startswith("ZT1.") and len(text) < 512 and "=" not in text
     got = runtime.run(body_verify, [tickets.keyring_line(keys[1], 7, 1)], [text, text.encode()], NOW)
     want = {"version": 1, "issuer": 7, "key_id": 1, "ticket_id": b"T0000001", "product": 42,
-            "valid_from": NOW - 100, "valid_to": NOW + 100, "entries": 3, "holder": b"\x01\x02"}
+            "valid_from": NOW - 100, "valid_to": NOW + 100, "entries": 3, "holder": b"\x01\x02", "party": 1}
     assert got == [("ok", want), ("ok", want)]
 
 
