@@ -47,6 +47,11 @@ class Terminal:
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
+        from firmware.tapstate import TapState
+
+        state = TapState(root)  # durable per-credential state, caught up with the journal
+        state.replay(self.journal, self.decider.account)
+        self.decider.state = state
         self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))

@@ -62,7 +62,7 @@ _CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, tapstate=None):
         self.outcome = outcome
         self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
@@ -74,14 +74,14 @@ class Decision:
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
-        self.tapstate = None  # firmware/gate.py: the credential's state entry to put after the journal append
+        self.tapstate = tapstate  # firmware/gate.py: the credential's state entry to put after the journal append
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
 
 
 class Decider:
-    def __init__(self, token_key, fare=FLAT_FARE, keyring=None, deny=None, sealer=None):
+    def __init__(self, token_key, fare=FLAT_FARE, keyring=None, deny=None, sealer=None, state=None):
         if token_key is not None and not isinstance(token_key, tuple):
             token_key = (1, token_key)  # a bare key is version 1
         # fares, ticket keys, fleet token key and deny list: one object, swapped whole (firmware/config/active.py)
@@ -95,7 +95,7 @@ class Decider:
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
-        self.state = None  # firmware.tapstate.TapState: durable per-credential state, or None
+        self.state = state  # firmware.tapstate.TapState: durable per-credential state, or None
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -127,6 +127,17 @@ class Decider:
         self._recent.append((token, atc, seq))
         if len(self._recent) > RECENT:
             self._recent.pop(0)
+
+    def account(self, e, rec):
+        """The state entry `e` (or None) after accepted journal record `rec`, None when the record changes
+        nothing: boot replays the journal into the tap state with it (firmware/tapstate.py replay)."""
+        if rec["decision"] != record.ACCEPTED:
+            return None
+        if rec["kind"] == record.KIND_TICKET or rec["kind"] == record.KIND_SCHOOL_PASS:
+            from firmware import gate
+
+            return gate.account(self, e, rec)
+        return None
 
     def remember_record(self, data):
         rec = record.decode(data)

@@ -14,19 +14,13 @@ at a reboot.
 
 import struct
 
+from firmware.tapstate import Entry
 from protocol import record, scenic
 
 FIELDS = ("atc_high", "last_s", "day", "rides", "paid", "fen", "first_day", "entries", "last_entry_s", "flags")
 ON_BOARD = 1  # tapstate flags bit 0
 FARE_ID_SCHOOL = 3
 RAM_SIZE = 64
-
-
-class RamEntry:
-    def __init__(self):
-        for name in FIELDS:
-            setattr(self, name, 0)
-        self.atc_high = -1
 
 
 class RamState:
@@ -62,15 +56,35 @@ def _next(decider, token):
     """A new entry holding what the credential's current one holds (the current one is never changed
     before the journal append)."""
     old = _state(decider).get(token)
-    if decider.state is None:
-        new = RamEntry()
-    else:
-        from firmware.tapstate import Entry
+    return Entry() if old is None else _copy(old)
 
-        new = Entry()
-    if old is not None:
-        for name in FIELDS:
-            setattr(new, name, getattr(old, name))
+
+def account(decider, e, rec):
+    """The entry after accepted journal record `rec` of a ticket or a student pass, from what the record
+    says (admissions used, direction), so replaying it twice gives the same entry (firmware/tapstate.py
+    replay at boot)."""
+    new = Entry() if e is None else _copy(e)
+    ext = rec["ext"]
+    if rec["kind"] == record.KIND_SCHOOL_PASS:
+        school = ext.get(record.EXT_SCHOOL)
+        if not school:
+            return None
+        if school[0] == record.SCHOOL_BOARD:
+            new.flags |= ON_BOARD
+        else:
+            new.flags &= ~ON_BOARD
+        new.entries += 1
+    else:
+        admission = ext.get(record.EXT_ADMISSION)
+        new.entries = struct.unpack(">H", admission[:2])[0] if admission and len(admission) >= 2 else new.entries + 1
+    new.last_entry_s = rec["time"]
+    return new
+
+
+def _copy(e):
+    new = Entry()
+    for name in FIELDS:
+        setattr(new, name, getattr(e, name))
     return new
 
 
@@ -107,10 +121,8 @@ def ticket(decider, fields, token, now):
     if new is not None:
         new.entries = after
         new.last_entry_s = now
-    d = Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=decider.amount_for(kind),
-                 fare_id=FARE_ID_TICKET, entry=entry)
-    d.tapstate = new
-    return d
+    return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=decider.amount_for(kind),
+                    fare_id=FARE_ID_TICKET, entry=entry, tapstate=new)
 
 
 def student(decider, fields, token, now):
@@ -145,7 +157,5 @@ def student(decider, fields, token, now):
     new.flags ^= ON_BOARD
     new.entries += 1
     new.last_entry_s = now
-    d = Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=0, fare_id=FARE_ID_SCHOOL,
-                 entry=direction)
-    d.tapstate = new
-    return d
+    return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=0, fare_id=FARE_ID_SCHOOL,
+                    entry=direction, tapstate=new)

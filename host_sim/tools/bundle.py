@@ -134,7 +134,7 @@ def day_number(text):
     try:
         return (datetime.date.fromisoformat(text) - EPOCH).days
     except ValueError:
-        raise ValueError("date %r is not YYYY-MM-DD" % text)
+        raise ValueError("date %r is not YYYY-MM-DD" % text) from None
 
 
 def day_text(day):
