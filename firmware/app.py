@@ -36,9 +36,10 @@ class Terminal:
         self.decider.flash_root = root  # ride-code roots are read from here on the first ride code
         if trust.has_fleet_bundles(root):
             from firmware.config import fleet
-            from protocol.fleet import KIND_FARES, KIND_ROSTER
+            from protocol.fleet import KIND_FARES, KIND_PROFILE, KIND_ROSTER
 
             self.decider.use(KIND_FARES, fleet.load_fares(root))
+            self.decider.use(KIND_PROFILE, fleet.load_profile(root))
             roster = fleet.load(root, KIND_ROSTER)  # a school bus's roster of student passes
             if roster is not None:
                 self.decider.use(KIND_ROSTER, roster[1])

@@ -25,6 +25,8 @@ Kind 3, fares (flat fare per credential kind, protocol/record.py KIND_*):
     n u8 | n x (credential kind u8, fare u32 in fen)
 Kind 5, revoked ride-code issuers (protocol/ridecode.py; replaces the terminal's whole list):
     n u8 | n x (issuer u16, issuer key id u8)
+Kind 6, a terminal profile (protocol/profile.py): a UTF-8 JSON object of at most profile.MAX_BODY bytes,
+    addressed to one terminal group ("group"); a terminal of another group refuses it.
 Kind 7, a school's roster of student passes: protocol/roster.py (replaces the terminal's roster).
 
 Every reader raises FleetError with a reason; sizes are capped so a terminal's RAM stays bounded.
@@ -34,7 +36,7 @@ Bundles are built and signed on the host only (host_sim/tools/bundle.py), so the
 import hashlib
 import struct
 
-from protocol import rsa
+from protocol import profile, rsa
 
 MAGIC = b"ZFB1"
 HEAD = 16
@@ -46,7 +48,7 @@ KIND_RIDE_REVOKED = 5
 KIND_PROFILE = 6  # protocol/profile.py: the product a terminal group runs, and its limits
 KIND_ROSTER = 7  # a school's roster of student passes
 NAMES = {KIND_TICKET_KEYS: "ticket-keys", KIND_FARES: "fares", KIND_TOKEN_KEY: "token-key",
-         KIND_RIDE_REVOKED: "ride-revoked"}
+         KIND_RIDE_REVOKED: "ride-revoked", KIND_PROFILE: "profile"}
 
 MAX_KEYS = 16
 MAX_REVOKED = 64
@@ -61,6 +63,7 @@ MAX_BODY = {
     KIND_TICKET_KEYS: 3 + MAX_KEYS * KEY_ENTRY + MAX_REVOKED * REVOKED_ENTRY + MAX_TICKETS * TICKET_ENTRY,
     KIND_FARES: 1 + MAX_FARES * FARE_ENTRY,
     KIND_RIDE_REVOKED: 1 + MAX_RIDE_REVOKED * REVOKED_ENTRY,
+    KIND_PROFILE: profile.MAX_BODY,
 }
 MAX_BODY[KIND_ROSTER] = 4 + 320 * 13  # protocol/roster.py MAX_BODY (that module loads with the first roster)
 NAMES[KIND_ROSTER] = "roster"
@@ -119,6 +122,14 @@ def read_roster(body):
         return roster.Roster(body)
     except roster.RosterError as e:
         raise FleetError(str(e))
+
+
+def profile_body(body):
+    """The checked profile dict of a profile body (protocol/profile.py parse); FleetError with its reason."""
+    try:
+        return profile.parse(body)
+    except profile.ProfileError as e:
+        raise FleetError("profile refused: %s" % e)
 
 
 def ticket_counts(raw, body_len):
@@ -197,6 +208,8 @@ def parse(data, config_keys):
         out["ride_revoked"] = sorted(ride_revoked(body))
     elif kind == KIND_ROSTER:
         out["roster"] = read_roster(body)
+    elif kind == KIND_PROFILE:
+        out["profile"] = profile_body(body)
     else:
         ring = keyring(body)
         out["keys"] = sorted(ring.keys.items())

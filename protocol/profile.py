@@ -15,7 +15,7 @@ ProfileError); a name outside it is refused, so a typo never passes as "no limit
 
 import json
 
-from protocol import roster, scenic
+from protocol import busfare, roster, scenic
 
 PROFILES = ("bus", "school", "scenic")
 MAX_BODY = 4096  # bytes of JSON: parsed in RAM on the terminal
@@ -39,6 +39,7 @@ def integer(section, name, low, high, default=None):
 
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError
+SECTIONS["bus"] = busfare.check
 SECTIONS["school"] = roster.check
 SECTIONS["scenic"] = scenic.check
 

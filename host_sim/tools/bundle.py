@@ -12,6 +12,9 @@ The authority signs a bundle once, offline; the collector serves the same bytes 
                             [--revoke-ticket 7:4c4f535450415353] --out keys-N.zfb
         Signs with the key under the key id written in KEY.pub.  Ticket keys are the issuer keys kept
         by `qr make ticket` (host_sim/tools/tickets.py, --keys-dir).
+    bundle make profile --key authority.pem --version N --profile route-7.json --out profile-N.zfb
+        A terminal profile (protocol/profile.py: product, group, sections), checked here as the terminal
+        will check it; the collector offers it to the terminals provisioned into its "group".
     bundle make roster --key authority.pem --version N --issuer 7 --pass 5055504c30303031
                        [--pass 5055504c30303032:mon,wed:2026-09-01:2027-01-20] [--weekdays mon-fri]
                        [--from 2026-09-01] [--to 2027-07-10] --out roster-N.zfb
@@ -108,6 +111,18 @@ def ride_revoked_body(revoked):
     if len(revoked) > fleet.MAX_RIDE_REVOKED:
         raise fleet.FleetError("at most %d revoked ride issuers" % fleet.MAX_RIDE_REVOKED)
     return bytes([len(revoked)]) + b"".join(struct.pack(">HB", i, k) for i, k in sorted(set(revoked)))
+
+
+def profile_body(text):
+    """The body of a profile bundle: the JSON text, checked (protocol/profile.py parse) and compacted."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    try:
+        json.loads(data)
+    except ValueError as e:
+        raise fleet.FleetError("profile is not JSON: %s" % e) from e
+    body = json.dumps(json.loads(data), separators=(",", ":"), ensure_ascii=False).encode()
+    fleet.profile_body(body)
+    return body
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -221,6 +236,8 @@ def show(data, config_keys=None):
                            "weekdays": ",".join(d for b, d in enumerate(WEEKDAYS) if mask >> b & 1),
                            "from": day_text(first), "to": day_text(last)})
         out["roster"] = {"issuer": got.issuer, "passes": passes}
+    elif kind == fleet.KIND_PROFILE:
+        out["profile"] = fleet.profile_body(body)
     else:
         ring = fleet.keyring(body)
         out["keys"] = ["%d:%d" % ref for ref in sorted(ring.keys)]
@@ -239,7 +256,8 @@ def show(data, config_keys=None):
 
 
 def newest(directory):
-    """{kind: (version, bundle bytes)}: the highest version of each kind among DIR/*.zfb.
+    """{kind: (version, bundle bytes)}: the highest version of each kind among DIR/*.zfb, and for profiles
+    {(KIND_PROFILE, group): (version, bytes)}: the highest of each terminal group.
     Files that are not well-formed fleet bundles are skipped (the terminal would refuse them)."""
     best = {}
     for name in sorted(os.listdir(directory)):
@@ -248,7 +266,9 @@ def newest(directory):
         with open(os.path.join(directory, name), "rb") as f:
             data = f.read(fleet.MAX_SIZE + 1)
         try:
-            kind, _, _, version, _ = fleet.head(data[:fleet.HEAD], len(data))
+            kind, _, b, version, _ = fleet.head(data[:fleet.HEAD], len(data))
+            if kind == fleet.KIND_PROFILE:
+                kind = (kind, fleet.profile_body(data[fleet.HEAD:fleet.HEAD + b])["group"])
         except fleet.FleetError:
             continue
         if version > best.get(kind, (0, b""))[0]:
@@ -276,6 +296,12 @@ def main(args):
         elif args.kind == "roster":
             body = roster.body(args.issuer, roster_specs(args))
             data = sign(key, key_id, fleet.KIND_ROSTER, args.version, body)
+        elif args.kind == "profile":
+            if not args.profile:
+                raise SystemExit("bundle make profile needs --profile FILE.json")
+            with open(args.profile, "rb") as f:
+                body = profile_body(f.read())
+            data = sign(key, key_id, fleet.KIND_PROFILE, args.version, body)
         elif args.kind == "ride-revoked":
             revoked = [(i, int(k)) for i, k in map(_pair, args.revoke)]
             data = sign(key, key_id, fleet.KIND_RIDE_REVOKED, args.version, ride_revoked_body(revoked))
@@ -296,7 +322,7 @@ def add_arguments(parser):
     k.add_argument("--key", required=True, help="private key file to create (PEM, mode 600)")
     k.add_argument("--key-id", type=int, default=1, help="key id the terminals know it by (rotation)")
     m = sub.add_parser("make", help="sign a fleet bundle")
-    m.add_argument("kind", choices=("fares", "ticket-keys", "ride-revoked", "roster"))
+    m.add_argument("kind", choices=("fares", "ticket-keys", "ride-revoked", "profile", "roster"))
     m.add_argument("--key", required=True, help="the authority's private key (KEY.pub beside it)")
     m.add_argument("--version", type=int, required=True, help="bundle version: terminals only move up")
     m.add_argument("--out", required=True, help="bundle file to write (collector --bundles DIR serves DIR/*.zfb)")
@@ -307,6 +333,7 @@ def add_arguments(parser):
                    help="ticket-keys: revoked key; ride-revoked: a revoked ride-code issuer key")
     m.add_argument("--revoke-ticket", action="append", default=[], metavar="ISSUER:TICKETHEX",
                    help="ticket-keys: one revoked ticket (8-byte id as hex)")
+    m.add_argument("--profile", metavar="FILE.json", help="profile: the terminal profile (protocol/SPEC.md)")
     m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket-keys: where issuer keys are kept")
     m.add_argument("--issuer", type=int, default=1, help="roster: the ticket issuer of the school's passes")
     m.add_argument("--pass", dest="pass_id", action="append", default=[], metavar="ID[:WEEKDAYS:FROM:TO]",
