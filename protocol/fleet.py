@@ -65,7 +65,7 @@ MAX_BODY = {
     KIND_RIDE_REVOKED: 1 + MAX_RIDE_REVOKED * REVOKED_ENTRY,
     KIND_PROFILE: profile.MAX_BODY,
 }
-MAX_BODY[KIND_ROSTER] = 4 + 320 * 13  # protocol/roster.py MAX_BODY (that module loads with the first roster)
+MAX_BODY[KIND_ROSTER] = 37 + 320 * 13  # protocol/roster.py MAX_BODY (that module loads with the first roster)
 NAMES[KIND_ROSTER] = "roster"
 MAX_SIZE = HEAD + MAX_BODY[KIND_TICKET_KEYS] + SIG
 AUTHORITY = 0  # the "issuer" of config keys in the keyring text form of /flash/keys/config

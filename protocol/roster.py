@@ -3,13 +3,15 @@
 The roster says which student passes ride on which days.  Its body (inside a signed fleet bundle,
 protocol/fleet.py), big-endian:
 
-    issuer u16 | n u16 | n x (pass id 8, weekdays u8, first day u16, last day u16)
+    group length g u8 | group (g bytes, UTF-8) | issuer u16 | n u16 |
+    n x (pass id 8, weekdays u8, first day u16, last day u16)
 
-`issuer` is the ticket issuer of the school's passes (protocol/ticket.py), pass id a pass's ticket id;
-weekdays a bit mask (bit 0 Monday .. bit 6 Sunday, at least one), first/last day the local day numbers
+`group` is the terminal group it is addressed to (1..32 characters, like a profile's: the school's
+buses); a terminal of another group refuses it.  `issuer` is the ticket issuer of the school's passes
+(protocol/ticket.py), pass id a pass's ticket id; weekdays a bit mask (bit 0 Monday .. bit 6 Sunday, at least one), first/last day the local day numbers
 (protocol/profile.py local_day) of the term, inclusive.  Entries are in ascending pass id order, each id
 once: a duplicate or an unordered roster is refused with its reason, so the terminal can search the body
-in place (RAM: the body itself, at most 4 + 320 x 13 bytes).
+in place (RAM: the body itself, at most 37 + 320 x 13 bytes).
 
 The profile's "school" section:
     {"product": 0..65535,     the ticket product id of student passes (required)
@@ -19,10 +21,11 @@ The profile's "school" section:
 
 import struct
 
-HEAD = 4
+HEAD = 4  # issuer, count (after the group)
 ENTRY = 13
 MAX_PASSES = 320
-MAX_BODY = HEAD + MAX_PASSES * ENTRY
+MAX_GROUP = 32
+MAX_BODY = 1 + MAX_GROUP + HEAD + MAX_PASSES * ENTRY
 RESCAN_S = 60
 FIELDS = ("product", "rescan_s")
 
@@ -45,17 +48,23 @@ class Roster:
 
     def __init__(self, body):
         body = bytes(body)
-        if len(body) < HEAD:
-            raise RosterError("roster of %d bytes has no head" % len(body))
-        self.issuer, self.count = struct.unpack_from(">HH", body, 0)
+        g = body[0] if body else 0
+        if not 0 < g <= MAX_GROUP or len(body) < 1 + g + HEAD:
+            raise RosterError("roster of %d bytes has no group of 1..%d bytes and head" % (len(body), MAX_GROUP))
+        try:
+            self.group = body[1:1 + g].decode()
+        except UnicodeError:
+            raise RosterError("roster group is not UTF-8")
+        self.start = 1 + g + HEAD  # where the passes begin
+        self.issuer, self.count = struct.unpack_from(">HH", body, 1 + g)
         if self.count > MAX_PASSES:
             raise RosterError("roster of %d passes, at most %d" % (self.count, MAX_PASSES))
-        if len(body) != HEAD + self.count * ENTRY:
+        if len(body) != self.start + self.count * ENTRY:
             raise RosterError("roster of %d bytes does not hold %d passes" % (len(body), self.count))
         self.body = body
         prev = None
         for i in range(self.count):
-            off = HEAD + i * ENTRY
+            off = self.start + i * ENTRY
             pid = body[off:off + 8]
             days, first, last = struct.unpack_from(">BHH", body, off + 8)
             if prev is not None and pid <= prev:
@@ -74,7 +83,7 @@ class Roster:
         body = self.body
         while lo < hi:
             mid = (lo + hi) // 2
-            off = HEAD + mid * ENTRY
+            off = self.start + mid * ENTRY
             pid = body[off:off + 8]
             if pid == pass_id:
                 return struct.unpack_from(">BHH", body, off + 8)
@@ -99,10 +108,11 @@ def _hex(b):
     return "".join("%02x" % x for x in b)
 
 
-def body(issuer, passes):
-    """The body of a roster: `passes` [(pass id 8 bytes, weekdays mask, first day, last day)], put in
-    order; a duplicate raises RosterError (the host refuses what the terminal would)."""
-    out = bytearray(struct.pack(">HH", issuer, len(passes)))
+def body(group, issuer, passes):
+    """The body of a roster for terminal group `group`: `passes` [(pass id 8 bytes, weekdays mask, first
+    day, last day)], put in order; a duplicate raises RosterError (the host refuses what the terminal would)."""
+    name = group.encode()
+    out = bytearray([len(name)]) + name + struct.pack(">HH", issuer, len(passes))
     for pid, days, first, last in sorted(passes):
         if len(pid) != 8:
             raise RosterError("a pass id is 8 bytes")

@@ -223,6 +223,8 @@ class ConfigReceiver:
             wrong = fleet.check_group(self.root, content)
             if wrong is not None:
                 raise Refused(wrong)
+        if kind == fleetfmt.KIND_ROSTER and content.group != fleet.group(self.root):
+            raise Refused("roster for group %s, this terminal is in %s" % (content.group, fleet.group(self.root)))
         os.rename(self.stage, fleet.path(self.root, kind))  # atomic: the old bundle or the new one
         self.applied += 1
         print("fleet %s: version %d active" % (fleetfmt.NAMES[kind], version))

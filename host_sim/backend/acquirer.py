@@ -84,8 +84,8 @@ def run_pass(store, link, opener=None, batch=BATCH):
     No store transaction is open while a request is on the wire: answers are collected and written in
     short transactions of up to `batch` decisions (a decision and its deny-list entry commit together).
     The first unusable answer (acquirer down, slow, garbage) ends the pass with `error` set; what was
-    decided is kept, the rest stays pending.  Tickets are prepaid and signed, ride codes verified offline and
-    billed by the ride-code platform: both approved here, never sent."""
+    decided is kept, the rest stays pending.  Tickets are prepaid and signed, school passes take no money,
+    ride codes are verified offline and billed by the ride-code platform: all approved here, never sent."""
     result = Pass()
     done = []
     try:
@@ -93,6 +93,8 @@ def run_pass(store, link, opener=None, batch=BATCH):
             rec = record.decode(raw)
             if rec["kind"] == record.KIND_TICKET:
                 done.append((terminal, seq, rec, True, "prepaid ticket"))
+            elif rec["kind"] == record.KIND_SCHOOL_PASS:  # a pupil's boarding or alighting: no money
+                done.append((terminal, seq, rec, True, "school pass: no fare"))
             elif rec["kind"] == record.KIND_RIDE_CODE:  # verified offline; the ride-code platform bills the rider
                 done.append((terminal, seq, rec, True, "ride code: billed by the ride-code platform"))
             elif rec["kind"] == record.KIND_PAYMENT_CODE:

@@ -15,7 +15,7 @@ The authority signs a bundle once, offline; the collector serves the same bytes 
     bundle make profile --key authority.pem --version N --profile route-7.json --out profile-N.zfb
         A terminal profile (protocol/profile.py: product, group, sections), checked here as the terminal
         will check it; the collector offers it to the terminals provisioned into its "group".
-    bundle make roster --key authority.pem --version N --issuer 7 --pass 5055504c30303031
+    bundle make roster --key authority.pem --version N --group school-3 --issuer 7 --pass 5055504c30303031
                        [--pass 5055504c30303032:mon,wed:2026-09-01:2027-01-20] [--weekdays mon-fri]
                        [--from 2026-09-01] [--to 2027-07-10] --out roster-N.zfb
         A school's roster of student passes (protocol/roster.py): pass ids (ticket ids, 8 bytes as hex)
@@ -230,12 +230,12 @@ def show(data, config_keys=None):
         got = fleet.read_roster(body)
         passes = []
         for i in range(got.count):
-            off = roster.HEAD + i * roster.ENTRY
+            off = got.start + i * roster.ENTRY
             mask, first, last = struct.unpack_from(">BHH", got.body, off + 8)
             passes.append({"pass": got.body[off:off + 8].hex(),
                            "weekdays": ",".join(d for b, d in enumerate(WEEKDAYS) if mask >> b & 1),
                            "from": day_text(first), "to": day_text(last)})
-        out["roster"] = {"issuer": got.issuer, "passes": passes}
+        out["roster"] = {"group": got.group, "issuer": got.issuer, "passes": passes}
     elif kind == fleet.KIND_PROFILE:
         out["profile"] = fleet.profile_body(body)
     else:
@@ -269,6 +269,8 @@ def newest(directory):
             kind, _, b, version, _ = fleet.head(data[:fleet.HEAD], len(data))
             if kind == fleet.KIND_PROFILE:
                 kind = (kind, fleet.profile_body(data[fleet.HEAD:fleet.HEAD + b])["group"])
+            elif kind == fleet.KIND_ROSTER:  # a roster, like a profile, for one terminal group
+                kind = (kind, fleet.read_roster(data[fleet.HEAD:fleet.HEAD + b]).group)
         except fleet.FleetError:
             continue
         if version > best.get(kind, (0, b""))[0]:
@@ -294,7 +296,9 @@ def main(args):
         if args.kind == "fares":
             data = sign(key, key_id, fleet.KIND_FARES, args.version, fares_body(fare_specs(args.fare)))
         elif args.kind == "roster":
-            body = roster.body(args.issuer, roster_specs(args))
+            if not args.group:
+                raise SystemExit("bundle make roster needs --group NAME (the school's terminal group)")
+            body = roster.body(args.group, args.issuer, roster_specs(args))
             data = sign(key, key_id, fleet.KIND_ROSTER, args.version, body)
         elif args.kind == "profile":
             if not args.profile:
@@ -335,6 +339,7 @@ def add_arguments(parser):
                    help="ticket-keys: one revoked ticket (8-byte id as hex)")
     m.add_argument("--profile", metavar="FILE.json", help="profile: the terminal profile (protocol/SPEC.md)")
     m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket-keys: where issuer keys are kept")
+    m.add_argument("--group", help="roster: the terminal group it is addressed to (the school's buses)")
     m.add_argument("--issuer", type=int, default=1, help="roster: the ticket issuer of the school's passes")
     m.add_argument("--pass", dest="pass_id", action="append", default=[], metavar="ID[:WEEKDAYS:FROM:TO]",
                    help="roster: a student pass (ticket id, 8 bytes hex), optionally its own days")

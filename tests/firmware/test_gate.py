@@ -101,8 +101,9 @@ def test_anti_passback_within_the_window_survives_a_power_cut(runtime, key, tmp_
 
 
 def test_school_morning(runtime, key, tmp_path):
-    body = roster.body(5, [(b"PUPIL001", 0x1F, DAY - 30, DAY + 100), (b"PUPIL002", 0x1F, DAY - 30, DAY + 100),
-                           (b"WEEKEND1", 0x60, DAY - 30, DAY + 100), (b"OLDTERM1", 0x7F, DAY - 200, DAY - 1)])
+    body = roster.body("school-3", 5, [
+        (b"PUPIL001", 0x1F, DAY - 30, DAY + 100), (b"PUPIL002", 0x1F, DAY - 30, DAY + 100),
+        (b"WEEKEND1", 0x60, DAY - 30, DAY + 100), (b"OLDTERM1", 0x7F, DAY - 200, DAY - 1)])
     one = issue(key, b"PUPIL001", product=50, holder=b"G-0001")
     two = issue(key, b"PUPIL002", product=50)
     unknown = issue(key, b"STRANGER", product=50)
