@@ -8,7 +8,8 @@ protocol/fleet.py), big-endian:
 
 `group` is the terminal group it is addressed to (1..32 characters, like a profile's: the school's
 buses); a terminal of another group refuses it.  `issuer` is the ticket issuer of the school's passes
-(protocol/ticket.py), pass id a pass's ticket id; weekdays a bit mask (bit 0 Monday .. bit 6 Sunday, at least one), first/last day the local day numbers
+(protocol/ticket.py), pass id a pass's ticket id; weekdays a bit mask (bit 0 Monday .. bit 6 Sunday, at
+least one), first/last day the local day numbers
 (protocol/profile.py local_day) of the term, inclusive.  Entries are in ascending pass id order, each id
 once: a duplicate or an unordered roster is refused with its reason, so the terminal can search the body
 in place (RAM: the body itself, at most 37 + 320 x 13 bytes).
