@@ -131,5 +131,8 @@ def check(section, whole):
     for key in section:
         if key not in FIELDS:
             raise profile.ProfileError("school: unknown field %r" % (key,))
-    section["product"] = profile.integer(section, "product", 0, 65535)
-    section["rescan_s"] = profile.integer(section, "rescan_s", 0, 3600, RESCAN_S)
+    try:
+        section["product"] = profile.integer(section, "product", 0, 65535)
+        section["rescan_s"] = profile.integer(section, "rescan_s", 0, 3600, RESCAN_S)
+    except profile.ProfileError as e:
+        raise profile.ProfileError("school: %s" % e)

@@ -29,7 +29,10 @@ def check(section, body):
     for key in section:
         if key not in FIELDS:
             raise profile.ProfileError("scenic: unknown field %r" % (key,))
-    section["passback_s"] = profile.integer(section, "passback_s", 0, 86400, PASSBACK_S)
+    try:
+        section["passback_s"] = profile.integer(section, "passback_s", 0, 86400, PASSBACK_S)
+    except profile.ProfileError as e:
+        raise profile.ProfileError("scenic: %s" % e)
 
 
 def admit(used, last_s, entries, party, now, passback_s):
