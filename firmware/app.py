@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, health, identity
+from firmware import decision, declines, denylist, health, identity, tapstate
 from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
@@ -48,11 +48,7 @@ class Terminal:
         self._last_tap = time.ticks_ms()
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
-        from firmware.tapstate import TapState
-
-        state = TapState(root)  # durable per-credential state, caught up with the journal
-        state.replay(self.journal, self.decider.account)
-        self.decider.state = state
+        self.decider.state = self._load_state(root)
         self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
         self.feedback = Feedback(board.outputs())
         self.scanner = scanner.Scanner(board.uart("scanner", SCANNER_BAUD))
@@ -74,6 +70,17 @@ class Terminal:
         sealer = sealing.Sealer(n, self.journal, self.terminal, self.board.time_s)
         sealer.prepare()
         return sealer
+
+    def _load_state(self, root):
+        """Per-credential state (firmware/tapstate.py), brought up to the journal: taps journalled but
+        not yet in the state (a power cut between the two) are applied now.  None if flash refuses it."""
+        try:
+            state = tapstate.TapState(root)
+            state.replay(self.journal, self.decider.replay)
+        except OSError as e:  # offline risk off until the next boot; taps still decided and journalled
+            print("tap state: %s" % e)
+            return None
+        return state
 
     @staticmethod
     def _load_deny_list(root):
@@ -146,16 +153,19 @@ class Terminal:
                               % self.journal.depth())
                 return
             self.decider.remember(d.token, d.atc, seq, d.kind)
-            if d.tapstate is not None:  # a ticket's or pass's state entry, after its record (firmware/gate.py)
+            if d.state is not None and self.decider.state is None:  # no durable state: firmware/gate.py's RAM
                 from firmware import gate
 
-                gate.commit(self.decider, d.token, d.tapstate, seq)
+                gate.commit(self.decider, d.token, d.state, seq)
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
                 self.feedback.admitted(d.entry, seq)
             elif d.kind == record.KIND_SCHOOL_PASS:
                 self.feedback.school(d.entry == record.SCHOOL_BOARD, seq)
             else:
                 self.feedback.accepted(d.amount, seq)
+            state = self.decider.state
+            if state is not None and d.state is not None:  # after the journal (the truth) and the passenger
+                state.put(d.token, d.state, seq)
             self.uplink.wake.set()
             print("tap #%d accepted %d fen" % (seq, d.amount))
         elif d.outcome == decision.ALREADY_PAID:
@@ -293,7 +303,7 @@ class CardTaps:
 
     def read(self, card):
         t = self._terminal
-        t.apply(t.decider.decide_emv(card))
+        t.apply(t.decider.decide_emv(card, self.now()))
 
     def failed(self, code, detail):
         t = self._terminal

@@ -62,7 +62,7 @@ _CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, tapstate=None):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, state=None):
         self.outcome = outcome
         self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
@@ -74,7 +74,7 @@ class Decision:
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
-        self.tapstate = tapstate  # firmware/gate.py: the credential's state entry to put after the journal append
+        self.state = state  # the credential's firmware.tapstate.Entry after this tap: app.py puts it once journalled
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
@@ -95,7 +95,7 @@ class Decider:
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
-        self.state = state  # firmware.tapstate.TapState: durable per-credential state, or None
+        self.state = state  # firmware.tapstate.TapState: per-credential state for offline risk (None: none kept)
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -128,17 +128,6 @@ class Decider:
         if len(self._recent) > RECENT:
             self._recent.pop(0)
 
-    def account(self, e, rec):
-        """The state entry `e` (or None) after accepted journal record `rec`, None when the record changes
-        nothing: boot replays the journal into the tap state with it (firmware/tapstate.py replay)."""
-        if rec["decision"] != record.ACCEPTED:
-            return None
-        if rec["kind"] == record.KIND_TICKET or rec["kind"] == record.KIND_SCHOOL_PASS:
-            from firmware import gate
-
-            return gate.account(self, e, rec)
-        return None
-
     def remember_record(self, data):
         rec = record.decode(data)
         if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
@@ -164,6 +153,24 @@ class Decider:
                 return Decision(ALREADY_PAID, kind=kind, token=token, amount=self.amount_for(kind), seq=seq)
         return None
 
+    def risk(self, kind, token, atc, amount, now):
+        """(refusal or None, the credential's Entry after this tap): firmware/risk.py, with state only."""
+        if self.state is None:
+            return None, None
+        from firmware import risk
+
+        return risk.check(self, kind, token, atc, amount, now)
+
+    def replay(self, e, rec):
+        """The Entry after a journalled record the state missed (firmware/tapstate.py replay at boot)."""
+        if rec["kind"] == record.KIND_TICKET or rec["kind"] == record.KIND_SCHOOL_PASS:
+            from firmware import gate
+
+            return gate.account(e, rec) if rec["decision"] == record.ACCEPTED else None
+        from firmware import risk
+
+        return risk.replay(e, rec, getattr(self.active, "profile", None))
+
     def _count_entry(self, token):
         used = self._entries.get(token)
         if used is None:
@@ -188,13 +195,13 @@ class Decider:
             from protocol import paycode  # loaded by the first line that is none of the above, not at boot
 
             if paycode.is_numeric(line):
-                return self._decide_paycode(line)
+                return self._decide_paycode(line, now)
             return Decision(DECLINE, record.REASON_UNKNOWN_FORMAT)
         return self._decide_cpm(line, now)
 
     # -- numeric payment codes (protocol/paycode.py): decided online, or by the offline policy -------
 
-    def _decide_paycode(self, line):
+    def _decide_paycode(self, line, now=None):
         """A numeric payment code: ONLINE (the caller asks the host, then decide_online) unless its own
         form, the token key, the deny list or a repeat decides it here."""
         from protocol import paycode
@@ -213,7 +220,10 @@ class Decider:
         repeat = self._repeat(token, None, kind)  # a one-time code shown again after it paid
         if repeat:
             return repeat
-        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got)
+        refused, after = self.risk(kind, token, None, self.amount_for(kind), now)
+        if refused:
+            return refused
+        return Decision(ONLINE, kind=kind, token=token, amount=self.amount_for(kind), code=got, state=after)
 
     def decide_online(self, d, request_id, result):
         """The host's ONLINE_RESULT (a link.decode dict, None when none came by the deadline) for the
@@ -225,7 +235,7 @@ class Decider:
         head = struct.pack("<BBI", record.PATH_ONLINE, d.code[0], request_id)
         if result is not None and result["result"] == link.ONLINE_APPROVED:
             ext = [self._token_key_ext(), (record.EXT_PAYCODE, head + result["approval"] + result["reference"])]
-            return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount)
+            return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
         if result is not None and result["result"] == link.ONLINE_DECLINED:
             reason = record.REASON_PAYCODE_DECLINED
         else:
@@ -247,7 +257,7 @@ class Decider:
             return refused
         ext = [self._token_key_ext(), (record.EXT_PAYCODE, struct.pack("<BBI", record.PATH_DEFERRED, d.code[0], 0)),
                (record.EXT_EMV_SEALED, sealed)]
-        return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount)
+        return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
 
     def _decide_cpm(self, line, now):
         """An EMV QRCPS payment code: the checks it carries (protocol/cpm.py check), then the deny list
@@ -276,6 +286,9 @@ class Decider:
         repeat = self._repeat(token, atc, kind)
         if repeat:
             return repeat
+        refused, after = self.risk(kind, token, atc, self.amount_for(kind), now)
+        if refused:
+            return refused
         ext = [self._token_key_ext(), (record.EXT_ATC, atc)]
         aid = tags.get(cpm.T_AID)
         if aid is not None:
@@ -285,7 +298,8 @@ class Decider:
             return refused
         ext.append((record.EXT_EMV_SEALED, sealed))
         ext.append((record.EXT_EMV_DATA, cpm.tlv_of(tags, cpm.CLEAR_TAGS)))
-        return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.amount_for(kind), atc=atc)
+        return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=self.amount_for(kind), atc=atc,
+                        state=after)
 
     def _decide_ticket(self, line, now):
         try:
@@ -348,7 +362,7 @@ class Decider:
         except sealing.Unavailable as e:
             return None, Decision(DECLINE, e.args[0], kind, token=token)
 
-    def decide_emv(self, card):
+    def decide_emv(self, card, now=None):
         """A contactless read (firmware.emv.read's dict), authorised later by the host: an ARQC is
         charged the amount the card signed (the reader asked amount_for), an AAC or a TC is declined.
 
@@ -369,6 +383,10 @@ class Decider:
         repeat = self._repeat(token, atc, record.KIND_EMV_CONTACTLESS)
         if repeat:
             return repeat
+        amount = card.get("amount", self.amount_for(record.KIND_EMV_CONTACTLESS))
+        refused, after = self.risk(record.KIND_EMV_CONTACTLESS, token, atc, amount, now)
+        if refused:
+            return refused
         from firmware import emv_data as emv  # here, not at the top: a terminal without NFC never loads it
 
         sealed, refused = self._sealed(emv.sensitive(card), token, record.KIND_EMV_CONTACTLESS)
@@ -377,5 +395,5 @@ class Decider:
         ext = [self._token_key_ext(), (record.EXT_ATC, atc), (record.EXT_AID, card["aid"]),
                (record.EXT_EMV_SEALED, sealed),
                (record.EXT_EMV_DATA, emv.clear_data(card))]
-        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext,
-                        amount=card.get("amount", self.amount_for(record.KIND_EMV_CONTACTLESS)), atc=atc)
+        return Decision(ACCEPT, kind=record.KIND_EMV_CONTACTLESS, token=token, extensions=ext, amount=amount, atc=atc,
+                        state=after)

@@ -4,8 +4,8 @@ firmware/decision.py verifies the ticket (signature, window) and hands it here w
 (issuer, ticket id).  Each credential's entry lives in the durable per-credential state
 (firmware/tapstate.py, `decider.state`): `entries` counts admissions, `last_entry_s` is the time of the
 last one, flags bit 0 says a pupil is on board.  The decision computes the entry as it will be after the
-tap (Decision.tapstate) without writing it; app.py puts it after the journal append (commit()), so a
-power cut before the record is durable changes nothing, and boot replays the journal into the state.
+tap (Decision.state) without writing it; app.py puts it after the journal append, so a power cut before
+the record is durable changes nothing, and boot replays the journal into the state (account()).
 
 Without a durable state (decider.state None) a scenic ticket counts its admissions in the Decider's RAM
 as before (no passback then), and the school bus keeps who is on board in RAM_SIZE entries of RAM, lost
@@ -59,7 +59,7 @@ def _next(decider, token):
     return Entry() if old is None else _copy(old)
 
 
-def account(decider, e, rec):
+def account(e, rec):
     """The entry after accepted journal record `rec` of a ticket or a student pass, from what the record
     says (admissions used, direction), so replaying it twice gives the same entry (firmware/tapstate.py
     replay at boot)."""
@@ -122,7 +122,7 @@ def ticket(decider, fields, token, now):
         new.entries = after
         new.last_entry_s = now
     return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=decider.amount_for(kind),
-                    fare_id=FARE_ID_TICKET, entry=entry, tapstate=new)
+                    fare_id=FARE_ID_TICKET, entry=entry, state=new)
 
 
 def student(decider, fields, token, now):
@@ -158,4 +158,4 @@ def student(decider, fields, token, now):
     new.entries += 1
     new.last_entry_s = now
     return Decision(ACCEPT, kind=kind, token=token, extensions=ext, amount=0, fare_id=FARE_ID_SCHOOL,
-                    entry=direction, tapstate=new)
+                    entry=direction, state=new)

@@ -128,10 +128,14 @@ class Rides:
         deny = active.deny
         if deny is not None and deny.contains(token):
             return decision.Decision(decision.DECLINE, record.REASON_DENY_LISTED, kind, token=token)
+        amount = decider.amount_for(kind)
+        refused, after = decider.risk(kind, token, (fields["counter"], fields["generated"]), amount, now)
+        if refused:
+            return refused
         ext = struct.pack(">HB8sIIH", fields["issuer"], fields["issuer_key_id"], fields["user_id"],
                           fields["counter"], fields["generated"], fields["product"])
         return decision.Decision(decision.ACCEPT, kind=kind, token=token, extensions=[(record.EXT_RIDE, ext)],
-                                 amount=decider.amount_for(kind), atc=(fields["counter"], fields["generated"]))
+                                 amount=amount, atc=(fields["counter"], fields["generated"]), state=after)
 
     def remember(self, token, atc):
         """A code was journalled as accepted: the same (rider, counter) is "already used" from now on."""

@@ -31,7 +31,7 @@ HEAD = 8
 ENTRY = 40
 _FMT = "<IIIHHHHIHHI"  # after the key
 MAX_FILE = HEAD + PER_BUCKET * ENTRY  # 3 848 bytes: one 4 KB flash block
-REPLAY_RECENT = 32  # acknowledged records looked at again at boot (the uplink may have freed them already)
+REPLAY_MAX = 64  # records a boot replays at most: a power cut costs the state one, a first boot starts from these
 
 
 class Entry:
@@ -162,16 +162,20 @@ class TapState:
     def replay(self, journal, account):
         """Apply the journal's records after `applied` (a power cut came between an append and its
         state write).  account(entry or None, record dict) -> the Entry after that record, or None when
-        the record changes nothing.  Returns how many records were applied."""
-        applied = self.applied
-        if journal.next_seq - 1 < applied:  # a journal newer than the state (re-formatted): nothing to take
-            print("tap state: journal ends at #%d, state at #%d" % (journal.next_seq - 1, applied))
+        the record changes nothing.  At most the last REPLAY_MAX records, so a boot stays short whatever
+        the journal holds.  Returns how many records were applied."""
+        last = journal.next_seq - 1
+        if last < self.applied:  # a journal newer than the state (re-formatted): nothing to take
+            print("tap state: journal ends at #%d, state at #%d" % (last, self.applied))
             return 0
+        applied = max(self.applied, last - REPLAY_MAX)
         done = 0
-        for data in journal.recent(REPLAY_RECENT):
-            done += self._replay_one(data, applied, account)
+        acked = journal.acked
+        for data in journal.recent(REPLAY_MAX):  # acknowledged ones first, oldest first: read_after skips them
+            if record.seq_of(data) <= acked:
+                done += self._replay_one(data, applied, account)
         out = bytearray(4 * record.MAX_SIZE)
-        seq = max(applied, journal.acked)
+        seq = max(applied, acked)
         while True:
             views = journal.read_after(seq, out, 4 * record.MAX_SIZE + 64)
             if not views:

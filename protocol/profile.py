@@ -15,7 +15,7 @@ ProfileError); a name outside it is refused, so a typo never passes as "no limit
 
 import json
 
-from protocol import busfare, roster, scenic
+from protocol import busfare, risk, roster, scenic
 
 PROFILES = ("bus", "school", "scenic")
 MAX_BODY = 4096  # bytes of JSON: parsed in RAM on the terminal
@@ -42,6 +42,7 @@ SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises 
 SECTIONS["bus"] = busfare.check
 SECTIONS["school"] = roster.check
 SECTIONS["scenic"] = scenic.check
+SECTIONS["risk"] = risk.check  # protocol/risk.py: offline risk limits
 
 
 def parse(body):

@@ -95,6 +95,12 @@ REASON_RIDE_CODE_SIGNATURE = 68
 REASON_RIDE_TOO_OLD = 69
 REASON_RIDE_FUTURE = 70
 REASON_RIDE_ALREADY_USED = 71
+# offline risk per credential (firmware/risk.py, limits: protocol/risk.py)
+REASON_REPLAY = 80  # a transaction counter lower than one already accepted from this credential
+REASON_DAILY_RIDES = 81  # the credential's accepted taps today reached the daily cap
+REASON_DAILY_AMOUNT = 82  # this fare would take the credential's amount today over the daily cap
+REASON_NEW_RIDES = 83  # the same, on the day the credential was first seen here (first-ride caps)
+REASON_NEW_AMOUNT = 84
 # Scenic gate and school bus (firmware/gate.py, SPEC.md "Scenic gate", "School bus").
 REASON_PASSBACK = 95  # a new entry of the ticket too soon after its last admission (anti-passback)
 REASON_NOT_ON_ROSTER = 96  # the student pass is not on the school's roster
@@ -158,6 +164,11 @@ REASON_TEXT = {
     REASON_RIDE_TOO_OLD: "code too old",
     REASON_RIDE_FUTURE: "code from future",
     REASON_RIDE_ALREADY_USED: "already used",
+    REASON_REPLAY: "replayed code",
+    REASON_DAILY_RIDES: "daily ride limit",
+    REASON_DAILY_AMOUNT: "daily amount limit",
+    REASON_NEW_RIDES: "new card ride limit",
+    REASON_NEW_AMOUNT: "new card amount limit",
     REASON_PASSBACK: "passback: wait",
     REASON_NOT_ON_ROSTER: "not on roster",
     REASON_NO_ROSTER: "no roster",
