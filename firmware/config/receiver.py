@@ -223,8 +223,10 @@ class ConfigReceiver:
             wrong = fleet.check_group(self.root, content)
             if wrong is not None:
                 raise Refused(wrong)
-        if kind == fleetfmt.KIND_ROSTER and content.group != fleet.group(self.root):
-            raise Refused("roster for group %s, this terminal is in %s" % (content.group, fleet.group(self.root)))
+        if kind == fleetfmt.KIND_ROSTER:  # a school's roster, like a profile, for its terminal group only
+            theirs, mine = getattr(content, "group", None), fleet.group(self.root)
+            if theirs != mine:
+                raise Refused("roster for group %s, this terminal is in %s" % (theirs, mine))
         os.rename(self.stage, fleet.path(self.root, kind))  # atomic: the old bundle or the new one
         self.applied += 1
         print("fleet %s: version %d active" % (fleetfmt.NAMES[kind], version))
