@@ -112,12 +112,14 @@ def ticket(decider, fields, token, now):
         return Decision(DECLINE, record.REASON_TICKET_USED_UP, kind, token=token)
     if verdict == scenic.PASSBACK:
         return Decision(DECLINE, record.REASON_PASSBACK, kind, token=token)
+    if decider._denied(token):  # used up at another gate of the group: the host listed it
+        return Decision(DECLINE, record.REASON_USED_ELSEWHERE, kind, token=token)
     entry, person = scenic.member(after, party)
     ext = [(record.EXT_TICKET, struct.pack(">HB8sHB", fields["issuer"], fields["key_id"], fields["ticket_id"],
                                            fields["product"], min(entry, 255)))]
     if party > 1 or new is not None:
-        ext.append((record.EXT_ADMISSION, struct.pack(">HHBB", min(after, 0xFFFF), min(entry, 0xFFFF), party,
-                                                      person)))
+        ext.append((record.EXT_ADMISSION, struct.pack(">HHBBH", min(after, 0xFFFF), min(entry, 0xFFFF), party,
+                                                      person, min(fields["entries"] * party, 0xFFFF))))
     if new is not None:
         new.entries = after
         new.last_entry_s = now

@@ -108,6 +108,7 @@ REASON_NO_ROSTER = 97  # a school bus without a roster: no pass can be checked
 REASON_NOT_TODAY = 98  # on the roster, but not for today's date or weekday
 REASON_RESCANNED = 99  # the same pass again within the profile's rescan_s: neither boarding nor alighting
 REASON_NOT_STUDENT_PASS = 100  # a ticket of another product shown on the school bus
+REASON_USED_ELSEWHERE = 101  # a ticket used up at another gate: the host put its token on the deny list
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -175,6 +176,7 @@ REASON_TEXT = {
     REASON_NOT_TODAY: "not riding today",
     REASON_RESCANNED: "already scanned",
     REASON_NOT_STUDENT_PASS: "not a student pass",
+    REASON_USED_ELSEWHERE: "used at other gate",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
@@ -192,7 +194,7 @@ EXT_PAYCODE = 20  # KIND_PAYMENT_CODE: path u8 (PATH_*), family u8, request id u
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_SCHOOL = 51  # KIND_SCHOOL_PASS: direction u8 (SCHOOL_*), issuer u16, pass id 8, product u16 (big-endian)
 EXT_GUARDIAN = 52  # a boarding to notify the guardian of: the pass's holder reference (0..32 bytes)
-EXT_ADMISSION = 53  # scenic ticket: admissions used u16, entry u16, party size u8, person in the party u8 (BE)
+EXT_ADMISSION = 53  # ticket: admissions used u16, entry u16, party u8, person u8, admissions allowed u16 (BE)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 
 PATH_ONLINE = 1  # EXT_PAYCODE path: authorised online before the decision

@@ -23,6 +23,7 @@ The collector's side is `run_pass`: pending records out as 0100s, decisions and 
 import hashlib
 import json
 import logging
+import struct
 import sys
 
 from host_sim import arguments
@@ -154,6 +155,15 @@ def _payment_code(store, link, rec, opener):
     return ok, reason
 
 
+def used_up_ticket(rec):
+    """True for an accepted ticket record whose admission used the ticket's last one (record.EXT_ADMISSION)."""
+    value = rec["ext"].get(record.EXT_ADMISSION, b"")
+    if rec["kind"] != record.KIND_TICKET or len(value) < 8:
+        return False
+    used, allowed = struct.unpack_from(">H", value, 0)[0], struct.unpack_from(">H", value, 6)[0]
+    return 0 < allowed <= used
+
+
 def _commit(store, done, result):
     with store.transaction():
         for terminal, seq, rec, ok, reason in done:
@@ -161,6 +171,8 @@ def _commit(store, done, result):
                 continue  # decided before (another pass, or the `acquirer` command)
             if ok:
                 result.approved += 1
+                if used_up_ticket(rec):  # the other gates refuse it too (firmware/gate.py, "used at other gate")
+                    store.deny(rec["token"], "ticket used up at terminal %s" % terminal)
             else:
                 result.declined += 1
                 store.deny(rec["token"], reason, key_version(rec))

@@ -4,6 +4,8 @@ power cut and 100 other tickets, anti-passback, a party of 4 admitted 4 times) a
 with its reason), and the replay of their records into the tap state at boot.
 """
 
+import hashlib
+
 import pytest
 
 from host_sim.tools import tickets
@@ -27,7 +29,7 @@ def issue(key, tid, **kw):
     return tickets.issue(key, 5, 1, tid, **kw)
 
 
-def body_gate(root, keyline, profile, roster_body, runs):
+def body_gate(root, keyline, profile, roster_body, runs, denied=()):
     """Each run is one boot of a terminal on the same flash `root` (a power cut between runs): its
     (line, time) taps decided in turn, an admission's state put after its "journal append" as app.py
     does.  Returns per run the (outcome, reason, kind, extensions) of each tap."""
@@ -39,10 +41,14 @@ def body_gate(root, keyline, profile, roster_body, runs):
 
     ring = ticket.Keyring()
     ring.load_line(keyline)
+    class Deny:  # the deny list, as the host's used-ticket sharing fills it
+        def contains(self, token):
+            return bytes(token) in denied
+
     seq = 0
     out = []
     for taps in runs:
-        d = decision.Decider(None, keyring=ring)
+        d = decision.Decider(None, keyring=ring, deny=Deny())
         d.state = TapState(root)
         if roster_body is not None:
             d.use(fleet.KIND_ROSTER, fleet.read_roster(roster_body))
@@ -76,7 +82,7 @@ def test_single_entry_refused_after_a_power_cut_and_after_100_other_tickets(runt
     assert outcomes(got[1]) == [DECLINE]  # after the power cut
     assert outcomes(got[2]) == [ACCEPT] * 100 + [DECLINE]  # after 100 other tickets
     ext = dict(got[0][0][3])
-    assert ext[record.EXT_TICKET][-1] == 1 and ext[record.EXT_ADMISSION] == b"\x00\x01\x00\x01\x01\x01"
+    assert ext[record.EXT_TICKET][-1] == 1 and ext[record.EXT_ADMISSION] == b"\x00\x01\x00\x01\x01\x01\x00\x01"
 
 
 def test_party_of_4_admitted_4_times_then_used_up(runtime, key, tmp_path):
@@ -85,7 +91,15 @@ def test_party_of_4_admitted_4_times_then_used_up(runtime, key, tmp_path):
     got = roomy(runtime).run(body_gate, str(tmp_path), tickets.keyring_line(key, 5, 1), SCENIC, None, runs)
     assert outcomes(got[0] + got[1]) == [ACCEPT] * 4 + [DECLINE]
     people = [dict(g[3])[record.EXT_ADMISSION] for g in got[0] + got[1][:1]]
-    assert [p[-1] for p in people] == [1, 2, 3, 4] and all(p[4] == 4 for p in people)
+    assert [p[5] for p in people] == [1, 2, 3, 4] and all(p[4] == 4 and p[6:] == b"\x00\x04" for p in people)
+
+
+def test_a_ticket_the_host_listed_as_used_up_elsewhere_is_refused(runtime, key, tmp_path):
+    used = issue(key, b"USEDATB1")
+    token = hashlib.sha256(b"zf ticket" + (5).to_bytes(2, "big") + b"USEDATB1").digest()[:16]
+    got = runtime.run(body_gate, str(tmp_path), tickets.keyring_line(key, 5, 1), SCENIC, None,
+                      [[(used, NOW), (issue(key, b"FRESH001"), NOW)]], [token])
+    assert outcomes(got[0]) == [(2, record.REASON_USED_ELSEWHERE), ACCEPT]
 
 
 def test_anti_passback_within_the_window_survives_a_power_cut(runtime, key, tmp_path):
