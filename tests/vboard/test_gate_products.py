@@ -5,17 +5,19 @@ the terminal's group.
 Scenic gate: a single-entry ticket is refused after a power cut and after 100 other tickets; an unlimited
 ticket shown again at once is refused as passback; a party of 4 is admitted 4 times with 4 relay pulses and
 a 5th time refused with none.  School bus: a morning of boardings and alightings, an unknown pass refused
-with its reason, and the guardian notices the collector stored for the host to send.
+with its reason, and the guardian notices the collector stored for the host to send.  Gates of one
+group share used tickets through the host: one used up at another gate is refused here.
 """
 
 import json
+import struct
 import time
 
 from host_sim.backend import report
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import bundle, tickets
-from protocol import fleet, profile, record, roster
+from protocol import fleet, profile, record, roster, tokens
 from tests.vboard.helpers import Served, mpremote, provisioned, tap
 from tests.waiting import wait_until
 
@@ -158,6 +160,35 @@ def test_school_morning(board, events, tmp_path):
         declined = store.query("SELECT reason FROM records WHERE kind = ? AND decision = ?",
                                (record.KIND_SCHOOL_PASS, record.DECLINED))
         assert sorted(r[0] for r in declined) == [record.REASON_NOT_ON_ROSTER, record.REASON_RESCANNED]
+    finally:
+        scanner.close()
+        served.close()
+        store.close()
+
+
+def test_a_ticket_used_up_at_another_gate_of_the_group_is_refused(board, events, tmp_path):
+    prof = {"profile": "scenic", "group": "lake-east", "scenic": {"passback_s": 600}}
+    issuer_key, store, served = configured(board, tmp_path, "lake-east", prof)
+    now = int(time.time())
+    used = tickets.issue(issuer_key, ISSUER, 1, b"USEDATB1", valid_from=now - 60, valid_to=now + 3600)
+    fresh = tickets.issue(issuer_key, ISSUER, 1, b"FRESH001", valid_from=now - 60, valid_to=now + 3600, entries=2)
+    # gate B of the group admitted USEDATB1 (its only admission) and uploaded the record
+    other = bytes.fromhex("5642000002000000")
+    raw = record.encode(other, 1, now - 30, record.KIND_TICKET, 0, 156, record.ACCEPTED, 0, 2,
+                        tokens.ticket_token(ISSUER, b"USEDATB1"),
+                        [(record.EXT_ADMISSION, struct.pack(">HHBBH", 1, 1, 1, 1, 1))])
+    rec = record.decode(raw)
+    rec["raw"] = raw
+    mark = board.console_mark()
+    store.store([rec])
+    scanner = ScannerEmulator(board.ports["scanner"])
+    try:
+        seen, ev = tap(scanner, events, fresh, len(events.items))  # an upload, and with it the deny delta
+        assert ev["text"] == "WELCOME"
+        board.wait_console(b"deny list: version 1, 1 cards", timeout=30, since=mark)
+        seen, ev = tap(scanner, events, used, seen)
+        assert (ev["text"], ev["detail"]) == ("DECLINED", "used at other gate")
+        assert [t for t, _, _, _ in store.denied()] == [tokens.ticket_token(ISSUER, b"USEDATB1")]
     finally:
         scanner.close()
         served.close()

@@ -27,6 +27,6 @@ def test_the_last_admission_of_a_ticket_lists_it(tmp_path):
                  ticket_record(4, party, 4, 4)])
     result = acquirer.run_pass(store, None)
     assert result.approved == 4 and not result.error
-    assert [(t, r) for t, _, r, _ in store.denied()] == [
-        (single, "ticket used up at terminal %s" % TERMINAL.hex()), (party, "ticket used up at terminal %s" % TERMINAL.hex())]
+    why = "ticket used up at terminal %s" % TERMINAL.hex()
+    assert [(t, r) for t, _, r, _ in store.denied()] == [(single, why), (party, why)]
     store.close()
