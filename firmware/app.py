@@ -56,6 +56,7 @@ class Terminal:
         self.uplink = Uplink(board, self.journal, self.terminal, root, deny=self.deny, devices=self.health,
                              on_config=self._use_config)
         self.online = online_config(root)  # (deadline ms, offline policy, per-code cap in fen)
+        self._profile(False)
         self._authorising = False  # a payment code waits for the host: no erase-ahead stall now
 
     def _host_sealer(self, root):
@@ -91,8 +92,19 @@ class Terminal:
             return None
 
     def _use_config(self, kind, content):
-        """A fleet bundle (fares, ticket keys, token key) was just activated: the next tap uses it, no reboot."""
+        """A fleet bundle (fares, ticket keys, token key, profile) was just activated: the next tap uses it,
+        no reboot."""
         self.decider.use(kind, content)
+        if kind == 6:  # protocol/fleet.py KIND_PROFILE
+            self._profile(True)
+
+    def _profile(self, running):
+        """What the active profile needs besides the decider (a bus: its stops and GPS, firmware/bus.py)."""
+        p = self.decider.active.profile
+        if p is not None and "bus" in p or self.decider.bus_stops is not None:
+            from firmware import bus
+
+            bus.setup(self.decider, self.board, self.feedback.out, running)
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))
@@ -240,6 +252,7 @@ class Terminal:
         held = self.decider.active.token_key
         print("token key: " + ("version %d" % held[0] if held else "none, payment taps decline"))
         asyncio.create_task(self.uplink.run())
+        self._profile(True)
         gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()
         self.feedback.ready()
@@ -303,7 +316,8 @@ class CardTaps:
 
     def read(self, card):
         t = self._terminal
-        t.apply(t.decider.decide_emv(card, self.now()))
+        now = self.now()
+        t.apply(t.decider.priced(t.decider.decide_emv(card, now), now))
 
     def failed(self, code, detail):
         t = self._terminal

@@ -96,6 +96,7 @@ class Decider:
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
         self.state = state  # firmware.tapstate.TapState: per-credential state for offline risk (None: none kept)
+        self.bus_stops = None  # firmware.bus.BusStops: where the bus is (app.py, with a bus profile)
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -141,6 +142,11 @@ class Decider:
         """The one amount a tap of `kind` is charged: what a card is asked to sign (nfc.py fills the
         PDOL with it) is what its record charges.  A kind the active fare table leaves out: the default
         fare, or 0 for a (prepaid) ticket."""
+        profile = self.active.profile
+        if profile is not None and "bus" in profile and kind != record.KIND_TICKET:
+            from firmware import bus
+
+            return bus.base_fare(profile["bus"], self.bus_stops)[0]
         return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
 
     def _denied(self, token):
@@ -182,6 +188,20 @@ class Decider:
 
     def decide(self, line, now=None):
         """The decision for one scanner line; `now`: the board clock (seconds since 1970), None if unknown."""
+        return self.priced(self._decide(line, now), now)
+
+    def priced(self, d, now):
+        """`d` with the profile's product rules on its amount (a bus ride: firmware/bus.py)."""
+        profile = self.active.profile
+        if profile is None or d.outcome not in (ACCEPT, ONLINE) or d.kind == record.KIND_TICKET:
+            return d
+        if "bus" in profile:
+            from firmware import bus
+
+            return bus.price(self, d, now)
+        return d
+
+    def _decide(self, line, now):
         if ticket.is_ticket(line):
             return self._decide_ticket(line, now)
         if line[:4] == (b"ZR1." if isinstance(line, bytes) else "ZR1."):  # a ride code: firmware/ridecodes.py
@@ -235,6 +255,7 @@ class Decider:
         head = struct.pack("<BBI", record.PATH_ONLINE, d.code[0], request_id)
         if result is not None and result["result"] == link.ONLINE_APPROVED:
             ext = [self._token_key_ext(), (record.EXT_PAYCODE, head + result["approval"] + result["reference"])]
+            ext += d.extensions  # what the profile's rules added to the amount asked for (priced)
             return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
         if result is not None and result["result"] == link.ONLINE_DECLINED:
             reason = record.REASON_PAYCODE_DECLINED
@@ -257,6 +278,7 @@ class Decider:
             return refused
         ext = [self._token_key_ext(), (record.EXT_PAYCODE, struct.pack("<BBI", record.PATH_DEFERRED, d.code[0], 0)),
                (record.EXT_EMV_SEALED, sealed)]
+        ext += d.extensions  # what the profile's rules added to the amount (priced)
         return Decision(ACCEPT, kind=kind, token=d.token, extensions=ext, amount=d.amount, state=d.state)
 
     def _decide_cpm(self, line, now):

@@ -36,7 +36,7 @@ Bundles are built and signed on the host only (host_sim/tools/bundle.py), so the
 import hashlib
 import struct
 
-from protocol import profile, rsa
+from protocol import rsa
 
 MAGIC = b"ZFB1"
 HEAD = 16
@@ -63,7 +63,7 @@ MAX_BODY = {
     KIND_TICKET_KEYS: 3 + MAX_KEYS * KEY_ENTRY + MAX_REVOKED * REVOKED_ENTRY + MAX_TICKETS * TICKET_ENTRY,
     KIND_FARES: 1 + MAX_FARES * FARE_ENTRY,
     KIND_RIDE_REVOKED: 1 + MAX_RIDE_REVOKED * REVOKED_ENTRY,
-    KIND_PROFILE: profile.MAX_BODY,
+    KIND_PROFILE: 4096,  # protocol/profile.py MAX_BODY (not imported: a terminal loads it only with a profile)
 }
 MAX_BODY[KIND_ROSTER] = 37 + 320 * 13  # protocol/roster.py MAX_BODY (that module loads with the first roster)
 NAMES[KIND_ROSTER] = "roster"
@@ -126,6 +126,8 @@ def read_roster(body):
 
 def profile_body(body):
     """The checked profile dict of a profile body (protocol/profile.py parse); FleetError with its reason."""
+    from protocol import profile
+
     try:
         return profile.parse(body)
     except profile.ProfileError as e:

@@ -39,7 +39,7 @@ def integer(section, name, low, high, default=None):
 
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError
-SECTIONS["bus"] = busfare.check
+SECTIONS["bus"] = busfare.check  # protocol/busfare.py: the village bus's fares
 
 
 def _loaded(name):

@@ -1,7 +1,9 @@
 """RP2040 bus fare reader: a village-bus validator by the front door.
 
 The RP2040 has only two hardware UARTs, so the QR scanner and the cellular modem take them and the
-PN532 talks I2C.  Wiring (see hardware/README.md for the full table, levels and parts):
+PN532 talks I2C.  No UART is left for a GPS receiver: uart("gps") raises OSError and the bus takes its
+stop from the driver display (a PIO UART receiver on a free GPIO would be the way to add one).
+Wiring (see hardware/README.md for the full table, levels and parts):
 
     function                 GPIO          peripheral
     QR scanner TX / RX       GP0 / GP1     UART0, 9600 8N1 (GM65 / GM805 default)

@@ -5,7 +5,8 @@ Every board module offers the same small interface (see hardware/README.md); fir
 wiring comes from environment variables the launcher sets:
 
     ZF_FLASH            path of the flash image file (created and padded with 0xFF if short)
-    ZF_UART_SCANNER     pty path of the QR scanner UART (likewise ZF_UART_NFC, ZF_UART_UPLINK)
+    ZF_UART_SCANNER     pty path of the QR scanner UART (likewise ZF_UART_NFC, ZF_UART_UPLINK, ZF_UART_GPS,
+                        ZF_UART_DRIVER: the bus's driver display)
     ZF_EVENTS           pty path where output events (buzzer, LEDs, relay, display) are written
     ZF_UID              the board's unique id (hex), like machine.unique_id() on a chip
     ZF_MODEM_PWRKEY     optional: pty path of the modem emulator's PWRKEY input (modem_pwrkey())
@@ -265,7 +266,7 @@ _uarts = {}
 
 
 def uart(name, baudrate=9600):
-    """The UART wired to a peripheral: "scanner", "nfc" or "uplink"."""
+    """The UART wired to a peripheral: "scanner", "nfc", "uplink", "gps" or "driver"."""
     u = _uarts.get(name)
     if u is None:
         u = UART(name, baudrate)

@@ -6,6 +6,7 @@ SUBCOMMANDS = {
     "scanner": ("host_sim.emulators.scanner", "GM65 QR scanner (config frames, baud changes); payloads on stdin"),
     "pn532": ("host_sim.emulators.pn532", "PN532 NFC reader (HSU) with an emulated EMV card or phone"),
     "modem": ("host_sim.emulators.modem.cli", "cellular modem (SIMCom or Quectel AT dialect), sockets bridged to TCP"),
+    "gps": ("host_sim.emulators.gps", "GPS receiver (NMEA 0183 RMC/GGA, 1 Hz) playing a route, with fault modes"),
 }
 
 

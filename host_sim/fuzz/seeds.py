@@ -234,7 +234,20 @@ SEEDS = {
     "peer": _peer,
     "qr_tool": lambda: _decide() + _mpm(),
     "sealing": _sealing,
+    "nmea": lambda: [_gps().fix_sentences(30274100, 120155000, 1_800_000_000),
+                     _gps().fix_sentences(-33868800, -70669300, 1_800_000_000, fix=False),
+                     _gps().fix_sentences(1, 2, 1_800_000_000, bad=True)],
+    "profile": lambda: [b'{"profile": "bus", "group": "route-7", "bus": {"fare": "stage", "default_fen": 300, '
+                        b'"fares_fen": [100, 200], "stops": [{"stage": 0, "lat_e6": 30000000, "lon_e6": 120000000}, '
+                        b'{"stage": 1}], "transfer": {"window_min": 60, "discount_fen": 100}, "daily_cap_rides": 3}}',
+                        b'{"profile": "scenic", "group": "lake"}'],
 }
+
+
+def _gps():
+    from host_sim.emulators import gps
+
+    return gps
 
 
 def seeds(name):
@@ -256,6 +269,8 @@ def dictionary(name):
         "ticket": [ticket.PREFIX.encode(), b"-", b"_"],
         "pn532": [b"\x00\x00\xff", b"\xd5", b"\xd4", b"\x00\xff\x00\xff\x00"],
         "gm65": [b"\x02\x00", b"\x7e\x00", b"\xab\xcd"],
+        "nmea": [b"$GPRMC,", b"$GNGGA,", b",A,", b",V,", b",N,", b",E,", b"*", b"\r\n"],
+        "profile": [b'"bus"', b'"fare"', b'"stage"', b'"zone"', b'"stops"', b'"fares_fen"', b"[", b"{"],
         "emv": [b"\x90\x00", b"\x61\x00", b"\x6a\x82", b"\x70", b"\x77", b"\x94\x04"],
     }
     return common + extra.get(name, [])

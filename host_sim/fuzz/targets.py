@@ -485,12 +485,47 @@ def t_qr_tool(data):
 
 HOST_ONLY = ("qr_tool", "sealing")  # not replayed inside MicroPython
 
+def t_nmea(data):
+    """The GPS driver's NMEA lines: a status for any bytes, the same whether they come in one read or two."""
+    from firmware.drivers import gps
+
+    whole = gps.Nmea()
+    a = whole.feed(data, len(data))
+    parts = gps.Nmea()
+    cut = split_at(data)
+    b1 = parts.feed(data[:cut], cut)
+    b2 = parts.feed(data[cut:], len(data) - cut)
+    assert (whole.fixes, whole.bad, whole.lat_e6, whole.lon_e6) == (parts.fixes, parts.bad, parts.lat_e6,
+                                                                    parts.lon_e6), "NMEA chunking changed the fixes"
+    assert a in (b1, b2) or (b2 == gps.NONE and a == b1) or a == gps.FIX, "NMEA status"
+    assert -90000000 <= whole.lat_e6 <= 90000000 and -180000000 <= whole.lon_e6 <= 180000000
+    return "fix" if whole.fixes else "ok"
+
+
+def t_profile(data):
+    """A profile bundle's body (protocol/profile.py with every registered section), and a bus fare from it."""
+    from protocol import busfare, profile
+
+    try:
+        p = profile.parse(data)
+    except profile.ProfileError:
+        return "ProfileError"
+    bus = p.get("bus")
+    if bus is not None:
+        n = len(bus.get("stops", ()))
+        for board in (None, 0, n - 1):
+            fare, _ = busfare.fare(bus, board)
+            assert 0 <= fare <= busfare.MAX_FARE, "bus fare out of range"
+        busfare.nearest(bus, 30000000, 120000000)
+    return "ok"
+
+
 TARGETS = {
     "tlv": t_tlv, "cpm": t_cpm, "mpm": t_mpm, "ticket": t_ticket, "gm65": t_gm65, "pn532": t_pn532,
     "at": t_at, "cobs": t_cobs, "frame": t_frame, "link": t_link, "session": t_session, "record": t_record,
     "bundle": t_bundle, "fleet": t_fleet, "tokenkey": t_tokenkey, "seal_open": t_seal_open, "emv": t_emv,
     "emv_fields": t_emv_fields, "scanner": t_scanner, "decide": t_decide,
-    "peer": t_peer, "qr_tool": t_qr_tool, "sealing": t_sealing,
+    "peer": t_peer, "qr_tool": t_qr_tool, "sealing": t_sealing, "nmea": t_nmea, "profile": t_profile,
 }
 
 

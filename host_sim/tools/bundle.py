@@ -255,6 +255,30 @@ def show(data, config_keys=None):
     return out
 
 
+def profile_group(body):
+    """The group a profile body is addressed to, read without checking the rest: a terminal of that
+    group is offered it and refuses a bad one with its reason, which the collector keeps for the operator."""
+    try:
+        group = json.loads(bytes(body).decode()).get("group")
+    except (ValueError, UnicodeError, AttributeError) as e:
+        raise fleet.FleetError("profile without a group") from e
+    if not isinstance(group, str):
+        raise fleet.FleetError("profile without a group")
+    return group
+
+
+def roster_group(body):
+    """The group a roster body is addressed to, read without checking the rest (like profile_group): the
+    terminal of that group refuses a bad roster with its reason, which the collector keeps."""
+    g = body[0] if len(body) else 0
+    try:
+        if not 0 < g <= roster.MAX_GROUP or len(body) < 1 + g:
+            raise ValueError
+        return bytes(body[1:1 + g]).decode()
+    except (ValueError, UnicodeError) as e:
+        raise fleet.FleetError("roster without a group") from e
+
+
 def newest(directory):
     """{kind: (version, bundle bytes)}: the highest version of each kind among DIR/*.zfb, and for profiles
     {(KIND_PROFILE, group): (version, bytes)}: the highest of each terminal group.
@@ -268,9 +292,9 @@ def newest(directory):
         try:
             kind, _, b, version, _ = fleet.head(data[:fleet.HEAD], len(data))
             if kind == fleet.KIND_PROFILE:
-                kind = (kind, fleet.profile_body(data[fleet.HEAD:fleet.HEAD + b])["group"])
+                kind = (kind, profile_group(data[fleet.HEAD:fleet.HEAD + b]))
             elif kind == fleet.KIND_ROSTER:  # a roster, like a profile, for one terminal group
-                kind = (kind, fleet.read_roster(data[fleet.HEAD:fleet.HEAD + b]).group)
+                kind = (kind, roster_group(data[fleet.HEAD:fleet.HEAD + b]))
         except fleet.FleetError:
             continue
         if version > best.get(kind, (0, b""))[0]:

@@ -1,7 +1,8 @@
 """The virtual board: the unchanged firmware on the MicroPython unix port, wired with ptys.
 
     console   <- pty -> micropython's stdin/stdout (REPL, raw REPL, firmware prints)
-    scanner, nfc, uplink <- pty, paced at the baud rate the firmware set -> board.uart(name)
+    scanner, nfc, uplink, gps, driver <- pty, paced at the baud rate the firmware set -> board.uart(name)
+              (gps: the bus's NMEA receiver, driver: its driver display)
     events    <- pty <- board.outputs() (one JSON line per buzzer/LED/relay/display change)
     flash     one image file: littlefs2 at /flash + the raw journal partition
 
@@ -27,7 +28,7 @@ from host_sim.emulators import serial_pty
 from host_sim.paths import BUILD
 from host_sim.tools import build
 
-PERIPHERALS = ("scanner", "nfc", "uplink")
+PERIPHERALS = ("scanner", "nfc", "uplink", "gps", "driver")
 # The unix port copies every imported module's bytecode into the heap (~140 KB for the whole terminal),
 # where a device build freezes it into flash.  320 KB here is a device's ~192 KB of RAM less the data
 # structures that stay, plus room for that bytecode; tests/vboard/test_heap.py guards the budget.  With

@@ -26,9 +26,9 @@ def test_vboard_prints_its_ports_then_a_second_one_is_refused(tmp_path):
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         ports = first_line(proc)
-        assert set(ports) == {"console", "scanner", "nfc", "uplink", "events", "flash"}
+        assert set(ports) == {"console", "scanner", "nfc", "uplink", "gps", "driver", "events", "flash"}
         assert ports["flash"] == flash
-        for name in ("console", "scanner", "nfc", "uplink", "events"):
+        for name in ("console", "scanner", "nfc", "uplink", "gps", "driver", "events"):
             assert os.path.exists(ports[name]) and ports[name].startswith("/dev/pts/")
         second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2
