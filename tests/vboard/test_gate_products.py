@@ -26,7 +26,7 @@ ISSUER = 9
 
 def configured(board, tmp_path, group, prof, roster_body=None):
     """The board provisioned into `group` with the issuer's ticket key, its profile (and roster) active;
-    returns (issuer key, store, served collector)."""
+    returns (issuer key, store, served collector, terminal id)."""
     issuer_key = tickets.generate_key()
     ring = tmp_path / "tickets"
     ring.write_text(tickets.keyring_line(issuer_key, ISSUER, 1) + "\n")
@@ -43,13 +43,13 @@ def configured(board, tmp_path, group, prof, roster_body=None):
         (shelf / "roster-1.zfb").write_bytes(bundle.sign(key, key_id, fleet.KIND_ROSTER, 1, roster_body))
     db = str(tmp_path / "c.db")
     mark = board.console_mark()
-    provisioned(board, db, config_keys=str(keys / "authority.pem.pub"), group=group)
+    terminal = provisioned(board, db, config_keys=str(keys / "authority.pem.pub"), group=group)
     store = Store(db)
     served = Served(board, store, None, bundles=str(shelf))
     board.wait_console(b"fleet profile: version 1 active", timeout=30, since=mark)
     if roster_body is not None:
         board.wait_console(b"fleet roster: version 1 active", timeout=30, since=mark)
-    return issuer_key, store, served
+    return issuer_key, store, served, terminal
 
 
 def relays(events, start, end):
@@ -58,7 +58,7 @@ def relays(events, start, end):
 
 def test_scenic_gate(board, events, tmp_path):
     prof = {"profile": "scenic", "group": "lake-east", "scenic": {"passback_s": 600}}
-    issuer_key, store, served = configured(board, tmp_path, "lake-east", prof)
+    issuer_key, store, served, _ = configured(board, tmp_path, "lake-east", prof)
     now = int(time.time())
 
     def ticket(tid, **kw):
@@ -120,7 +120,7 @@ def test_school_morning(board, events, tmp_path):
     today = profile.local_day(None, int(time.time()))
     body = roster.body("school-3", ISSUER, [(b"PUPIL001", 0x7F, today - 1, today + 1),
                                             (b"PUPIL002", 0x7F, today - 1, today + 1)])
-    issuer_key, store, served = configured(board, tmp_path, "school-3", prof, body)
+    issuer_key, store, served, terminal = configured(board, tmp_path, "school-3", prof, body)
     now = int(time.time())
 
     def student_pass(tid, holder):
@@ -160,6 +160,20 @@ def test_school_morning(board, events, tmp_path):
         declined = store.query("SELECT reason FROM records WHERE kind = ? AND decision = ?",
                                (record.KIND_SCHOOL_PASS, record.DECLINED))
         assert sorted(r[0] for r in declined) == [record.REASON_NOT_ON_ROSTER, record.REASON_RESCANNED]
+
+        # the school sends a roster listing a pupil twice: refused by the terminal, the roster before stays
+        dup = bytes([8]) + b"school-3" + struct.pack(">HH", ISSUER, 2) + 2 * (b"PUPIL001" + struct.pack(
+            ">BHH", 0x7F, today - 1, today + 1))
+        key, key_id = bundle.load_signer(str(tmp_path / "keys" / "authority.pem"))
+        mark = board.console_mark()
+        (tmp_path / "bundles" / "roster-2.zfb").write_bytes(bundle.sign(key, key_id, fleet.KIND_ROSTER, 2, dup))
+        seen, ev = tap(scanner, events, student_pass(b"STRANGE2", b""), seen)  # its record's upload brings the offer
+        board.wait_console(b"config refused: pass 505550494c303031 is on the roster twice", timeout=30, since=mark)
+        wait_until(lambda: store.config_refused(terminal, fleet.KIND_ROSTER, 2), timeout=10,
+                   what="the refusal kept by the collector")
+        time.sleep(max(0.0, boarded + 19 - time.monotonic()))
+        seen, ev = tap(scanner, events, one, seen)
+        assert ev["text"] == "BOARDED"  # roster 1 still active
     finally:
         scanner.close()
         served.close()
@@ -168,7 +182,7 @@ def test_school_morning(board, events, tmp_path):
 
 def test_a_ticket_used_up_at_another_gate_of_the_group_is_refused(board, events, tmp_path):
     prof = {"profile": "scenic", "group": "lake-east", "scenic": {"passback_s": 600}}
-    issuer_key, store, served = configured(board, tmp_path, "lake-east", prof)
+    issuer_key, store, served, _ = configured(board, tmp_path, "lake-east", prof)
     now = int(time.time())
     used = tickets.issue(issuer_key, ISSUER, 1, b"USEDATB1", valid_from=now - 60, valid_to=now + 3600)
     fresh = tickets.issue(issuer_key, ISSUER, 1, b"FRESH001", valid_from=now - 60, valid_to=now + 3600, entries=2)
