@@ -3,19 +3,47 @@ firmware/config/receiver.py on both runtimes: a roster for the terminal's group 
 at boot; one with a duplicate pass, out of order, for another group, or a profile with an unknown field in
 its school or scenic section is refused with its reason and what was active stays."""
 
+import hashlib
 import json
 import struct
 
 import pytest
 
+from host_sim.tools import bundle as host_bundle
 from host_sim.tools import tickets
-from protocol import fleet, roster
-from tests.firmware.test_config_fleet import chunk, config_lines, make, offer, steps_run
+from protocol import bundle, fleet
+from tests.firmware.helpers import body_steps
+
+KEY = bytes(range(32))  # the device key
 
 
 @pytest.fixture(scope="module")
 def keys():
     return {"authority": tickets.generate_key()}
+
+
+def make(key, kind, version, body):
+    return host_bundle.sign(key, 1, kind, version, body, issued=1_800_000_000)
+
+
+def offer(data, kind, version):
+    digest = hashlib.sha256(data).digest()
+    sig = bundle.signature(bundle.config_key(KEY), kind, version, len(data), digest)
+    return {"kind": kind, "version": version, "size": len(data), "digest": digest, "signature": sig}
+
+
+def chunk(data, kind, version, offset):
+    return {"kind": kind, "version": version, "offset": offset, "data": data[offset:]}
+
+
+def steps_run(runtime, tmp_path, lines, steps):
+    """(answers, what on_activate got, what a booting terminal reads back): helpers.body_steps."""
+    out, _, _, boot = runtime.run(body_steps, str(tmp_path), KEY, steps, [], lines)
+    return out, boot.pop("activated"), boot
+
+
+def config_lines(keys):
+    return ["key 0 1 %0512x" % keys["authority"].public_key().public_numbers().n]
 
 
 def raw_roster(group, issuer, passes):
@@ -63,25 +91,3 @@ def test_rosters_and_school_profiles_checked_by_the_terminal(runtime, tmp_path, 
         assert isinstance(got, str) and got.startswith("refused: ") and reason in got, (i, got)
     assert activated == [[7, "school-3", 5, 2]]
     assert boot["roster_version"] == 1 and boot["profile"] is None
-
-
-def test_roster_lookup_by_date_and_weekday(runtime):
-    day = 20833  # a Friday
-    body = roster.body("s", 5, [(b"WEEKDAYS", 0x1F, day - 1, day + 1), (b"SATURDAY", 0x20, day, day + 7)])
-    got = runtime.run(body_rides, body, [(5, b"WEEKDAYS", day), (5, b"WEEKDAYS", day + 1), (5, b"WEEKDAYS", day + 2),
-                                         (5, b"SATURDAY", day), (5, b"SATURDAY", day + 1), (6, b"WEEKDAYS", day),
-                                         (5, b"NOBODY00", day)])
-    assert got == [roster.ON_ROSTER, roster.NOT_TODAY, roster.NOT_TODAY, roster.NOT_TODAY, roster.ON_ROSTER,
-                   roster.NOT_LISTED, roster.NOT_LISTED]
-
-
-def body_rides(body, cases):
-    from protocol import roster
-
-    r = roster.Roster(body)
-    return [r.rides(issuer, pid, day) for issuer, pid, day in cases]
-
-
-def test_bundle_make_refuses_a_duplicate_pass():
-    with pytest.raises(roster.RosterError, match="on the roster twice"):
-        roster.body("s", 5, [(b"PUPIL001", 1, 0, 1), (b"PUPIL001", 2, 0, 1)])
