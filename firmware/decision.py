@@ -195,6 +195,8 @@ class Decider:
         profile = self.active.profile
         if profile is None or d.outcome not in (ACCEPT, ONLINE) or d.kind == record.KIND_TICKET:
             return d
+        if profile["profile"] == "school" and d.kind != record.KIND_SCHOOL_PASS:  # the school bus takes no money
+            return Decision(DECLINE, record.REASON_PASSES_ONLY, d.kind, token=d.token)
         if "bus" in profile:
             from firmware import bus
 

@@ -135,13 +135,13 @@ def student(decider, fields, token, now):
     from protocol import roster
 
     prof = decider.active.profile
-    section = prof["school"]
+    section = prof.get("school")
     kind = record.KIND_SCHOOL_PASS
+    rost = decider.active.roster
+    if section is None or rost is None:  # not set up: no student product or no roster to check a pass against
+        return Decision(DECLINE, record.REASON_NO_ROSTER, kind, token=token)
     if fields["product"] != section["product"]:
         return Decision(DECLINE, record.REASON_NOT_STUDENT_PASS, record.KIND_TICKET, token=token)
-    rost = decider.active.roster
-    if rost is None:
-        return Decision(DECLINE, record.REASON_NO_ROSTER, kind, token=token)
     got = rost.rides(fields["issuer"], fields["ticket_id"], profiles.local_day(prof, now))
     if got == roster.NOT_LISTED:
         return Decision(DECLINE, record.REASON_NOT_ON_ROSTER, kind, token=token)

@@ -109,6 +109,7 @@ REASON_NOT_TODAY = 98  # on the roster, but not for today's date or weekday
 REASON_RESCANNED = 99  # the same pass again within the profile's rescan_s: neither boarding nor alighting
 REASON_NOT_STUDENT_PASS = 100  # a ticket of another product shown on the school bus
 REASON_USED_ELSEWHERE = 101  # a ticket used up at another gate: the host put its token on the deny list
+REASON_PASSES_ONLY = 102  # a payment credential on the school bus, which takes no money
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -177,6 +178,7 @@ REASON_TEXT = {
     REASON_RESCANNED: "already scanned",
     REASON_NOT_STUDENT_PASS: "not a student pass",
     REASON_USED_ELSEWHERE: "used at other gate",
+    REASON_PASSES_ONLY: "student passes only",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from host_sim.tools import tickets
-from protocol import record, roster
+from protocol import cpm, record, roster
 from tests.firmware.helpers import roomy
 
 NOW = 1_800_000_000  # a Friday, 11:20 in UTC+8
@@ -183,3 +183,24 @@ def test_replayed_records_rebuild_entries_and_who_is_on_board(runtime, tmp_path)
     got = runtime.run(body_replay, str(tmp_path), recs)
     assert got == [(3, NOW + 1, 0), (3, NOW + 1, 0), (4, NOW + 2, 0), (4, NOW + 2, 0), (1, NOW + 4, 1),
                    (2, NOW + 5, 0)]
+
+
+def body_school_money(profile, line):
+    """A payment code on the school bus (a terminal with a token key and a host key, so it would charge)."""
+    from firmware import decision
+    from protocol import crypto
+
+    d = decision.Decider(bytes(range(16)), sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
+    d.active.profile = profile
+    r = d.decide(line, 1_800_000_000)
+    return r.outcome, r.reason, r.amount
+
+
+def test_the_school_bus_takes_no_money_and_needs_its_section(runtime, key, tmp_path):
+    code = cpm.encode("6212345678901232", atc=1)
+    assert runtime.run(body_school_money, SCHOOL, code) == (2, record.REASON_PASSES_ONLY, 0)
+    assert runtime.run(body_school_money, dict(SCHOOL, profile="scenic"), code)[0] == 1  # a gate may sell
+    bare = {"profile": "school", "group": "school-3", "utc_offset_s": 28800}
+    one = issue(key, b"PUPIL001", product=50)
+    got = runtime.run(body_gate, str(tmp_path), tickets.keyring_line(key, 5, 1), bare, None, [[(one, NOW)]])
+    assert outcomes(got[0]) == [(2, record.REASON_NO_ROSTER)]
