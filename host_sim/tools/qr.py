@@ -16,6 +16,7 @@ against the test roots and revocations (host_sim/tools/ridecodes.py) or a roots 
 
 import binascii
 import json
+import struct
 import sys
 import time
 
@@ -318,7 +319,11 @@ def main(args):
             issuer, key_id = (int(x) for x in spec.split(":"))
             print("revoked %d %d" % (issuer, key_id))
         return 0
-    text = make(args)
+    try:
+        text = make(args)
+    except (ticket.TicketError, struct.error) as e:  # a ticket field out of its range (--party 0, --entries 300)
+        print("qr make: %s" % e, file=sys.stderr)
+        return 1
     print(text)
     if args.png:
         from host_sim.tools import qr_image
