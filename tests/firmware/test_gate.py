@@ -204,3 +204,33 @@ def test_the_school_bus_takes_no_money_and_needs_its_section(runtime, key, tmp_p
     one = issue(key, b"PUPIL001", product=50)
     got = runtime.run(body_gate, str(tmp_path), tickets.keyring_line(key, 5, 1), bare, None, [[(one, NOW)]])
     assert outcomes(got[0]) == [(2, record.REASON_NO_ROSTER)]
+
+
+def body_school_in_ram(keyline, profile, roster_body, taps):
+    """A terminal whose flash refused the tap state: the school bus keeps who is on board in RAM
+    (firmware/gate.py), put after the journal append as app.py does."""
+    from firmware import decision, gate
+    from protocol import fleet, ticket
+
+    ring = ticket.Keyring()
+    ring.load_line(keyline)
+    d = decision.Decider(None, keyring=ring)
+    d.use(fleet.KIND_ROSTER, fleet.read_roster(roster_body))
+    d.active.profile = profile
+    out = []
+    for seq, (line, now) in enumerate(taps):
+        r = d.decide(line, now)
+        if r.outcome == decision.ACCEPT:
+            gate.commit(d, r.token, r.state, seq + 1)
+            out.append(dict(r.extensions)[51][0])
+        else:
+            out.append(-r.reason)
+    return out
+
+
+def test_school_bus_without_durable_state_alternates_in_ram(runtime, key):
+    body = roster.body("school-3", 5, [(b"PUPIL001", 0x7F, DAY - 1, DAY + 1)])
+    one = issue(key, b"PUPIL001", product=50)
+    got = runtime.run(body_school_in_ram, tickets.keyring_line(key, 5, 1), SCHOOL, body,
+                      [(one, NOW), (one, NOW + 10), (one, NOW + 100), (one, NOW + 200)])
+    assert got == [record.SCHOOL_BOARD, -record.REASON_RESCANNED, record.SCHOOL_ALIGHT, record.SCHOOL_BOARD]
