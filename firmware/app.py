@@ -36,10 +36,13 @@ class Terminal:
         self.decider.flash_root = root  # ride-code roots are read from here on the first ride code
         if trust.has_fleet_bundles(root):
             from firmware.config import fleet
-            from protocol.fleet import KIND_FARES, KIND_PROFILE
+            from protocol.fleet import KIND_FARES, KIND_PROFILE, KIND_ROSTER
 
             self.decider.use(KIND_FARES, fleet.load_fares(root))
             self.decider.use(KIND_PROFILE, fleet.load_profile(root))
+            roster = fleet.load(root, KIND_ROSTER)  # a school bus's roster of student passes
+            if roster is not None:
+                self.decider.use(KIND_ROSTER, roster[1])
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
@@ -162,8 +165,14 @@ class Terminal:
                               % self.journal.depth())
                 return
             self.decider.remember(d.token, d.atc, seq, d.kind)
+            if d.state is not None and self.decider.state is None:  # no durable state: firmware/gate.py's RAM
+                from firmware import gate
+
+                gate.commit(self.decider, d.token, d.state, seq)
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
                 self.feedback.admitted(d.entry, seq)
+            elif d.kind == record.KIND_SCHOOL_PASS:
+                self.feedback.school(d.entry == record.SCHOOL_BOARD, seq)
             else:
                 self.feedback.accepted(d.amount, seq)
             if d.risk is not None:  # a payment credential's counts, after the journal and the passenger

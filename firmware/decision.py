@@ -13,9 +13,11 @@ out keeps the default (tickets: 0, they are prepaid).  Fares, ticket keys, the f
 deny list are one active configuration (firmware/config/active.py) that `use()` replaces whole when a
 bundle is activated, so the next tap already pays the new fare.
 
-Ticket entry counts are kept in RAM only (at most MAX_TICKETS tickets, oldest forgotten first) and
-rebuilt at boot from the journal's recent records (the last RECENT taps), so after a reboot a ticket
-used longer ago than that may be admitted again up to its allowance.
+Tickets: a verified ticket inside its window is admitted or refused by firmware/gate.py (entries,
+party size, anti-passback; student passes on a school bus), from the durable per-credential state
+when the terminal has one (`state`); without it entry counts are kept in RAM only (at most MAX_TICKETS
+tickets, oldest forgotten first) and rebuilt at boot from the journal's recent records (the last RECENT
+taps), so after a reboot a ticket used longer ago than that may be admitted again up to its allowance.
 """
 
 import struct
@@ -126,6 +128,8 @@ class Decider:
         if kind == record.KIND_TICKET:
             self._count_entry(token)
             return
+        if kind == record.KIND_SCHOOL_PASS:  # firmware/gate.py keeps it in the tap state
+            return
         self._recent.append((token, atc, seq))
         if len(self._recent) > RECENT:
             self._recent.pop(0)
@@ -135,6 +139,10 @@ class Decider:
         nothing: boot replays the journal into the tap state with it (firmware/tapstate.py replay)."""
         if rec["decision"] != record.ACCEPTED:
             return None
+        if rec["kind"] == record.KIND_TICKET or rec["kind"] == record.KIND_SCHOOL_PASS:
+            from firmware import gate  # entries used, admissions, who is on board
+
+            return gate.account(e, rec)
         from firmware import risk  # payment credentials: counter, window and daily counts
 
         return risk.replay(e, rec, getattr(self.active, "profile", None))
@@ -195,6 +203,8 @@ class Decider:
         profile = self.active.profile
         if profile is None or d.outcome not in (ACCEPT, ONLINE) or d.kind == record.KIND_TICKET:
             return d
+        if profile["profile"] == "school" and d.kind != record.KIND_SCHOOL_PASS:  # the school bus takes no money
+            return Decision(DECLINE, record.REASON_PASSES_ONLY, d.kind, token=d.token)
         if "bus" in profile:
             from firmware import bus
 
@@ -334,15 +344,12 @@ class Decider:
         except (ValueError, UnicodeError):
             return Decision(DECLINE, record.REASON_TICKET_MALFORMED, record.KIND_TICKET)
         token = tokens.ticket_token(fields["issuer"], fields["ticket_id"])
-        used = self._entries.get(token, 0)
-        allowed = fields["entries"]
-        if allowed and used >= allowed:
-            return Decision(DECLINE, record.REASON_TICKET_USED_UP, record.KIND_TICKET, token=token)
-        ext = [(record.EXT_TICKET, struct.pack(">HB8sHB", fields["issuer"], fields["key_id"], fields["ticket_id"],
-                                               fields["product"], min(used + 1, 255)))]
-        return Decision(ACCEPT, kind=record.KIND_TICKET, token=token, extensions=ext,
-                        amount=self.amount_for(record.KIND_TICKET),
-                        fare_id=FARE_ID_TICKET, entry=used + 1)
+        from firmware import gate  # loaded by the first ticket
+
+        profile = self.active.profile
+        if profile is not None and profile["profile"] == "school":
+            return gate.student(self, fields, token, now)
+        return gate.ticket(self, fields, token, now)
 
     # -- outcomes decided before or after a credential's own checks: every one has its reason here ------
 

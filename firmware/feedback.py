@@ -42,6 +42,12 @@ class Feedback:
         self.out.relay(800)
         self.out.display("WELCOME", "entry %d #%06d" % (entry, seq))
 
+    def school(self, boarding, seq):
+        """A pupil's pass on the school bus: boarding or alighting recorded; no money, no gate."""
+        self._light("green")
+        self.out.beep(80, 2700)
+        self.out.display("BOARDED" if boarding else "ALIGHTED", "#%06d" % seq)
+
     def already_paid(self, seq):
         self._light("green")
         self.out.beep(80, 2700)

@@ -27,6 +27,7 @@ Kind 5, revoked ride-code issuers (protocol/ridecode.py; replaces the terminal's
     n u8 | n x (issuer u16, issuer key id u8)
 Kind 6, a terminal profile (protocol/profile.py): a UTF-8 JSON object of at most profile.MAX_BODY bytes,
     addressed to one terminal group ("group"); a terminal of another group refuses it.
+Kind 7, a school's roster of student passes: protocol/roster.py (replaces the terminal's roster).
 
 Every reader raises FleetError with a reason; sizes are capped so a terminal's RAM stays bounded.
 Bundles are built and signed on the host only (host_sim/tools/bundle.py), so the terminal never loads that code.
@@ -64,6 +65,8 @@ MAX_BODY = {
     KIND_RIDE_REVOKED: 1 + MAX_RIDE_REVOKED * REVOKED_ENTRY,
     KIND_PROFILE: 4096,  # protocol/profile.py MAX_BODY (not imported: a terminal loads it only with a profile)
 }
+MAX_BODY[KIND_ROSTER] = 37 + 320 * 13  # protocol/roster.py MAX_BODY (that module loads with the first roster)
+NAMES[KIND_ROSTER] = "roster"
 MAX_SIZE = HEAD + MAX_BODY[KIND_TICKET_KEYS] + SIG
 AUTHORITY = 0  # the "issuer" of config keys in the keyring text form of /flash/keys/config
 
@@ -109,6 +112,16 @@ def ride_revoked(body):
     if not len(body) or len(body) != 1 + body[0] * REVOKED_ENTRY or body[0] > MAX_RIDE_REVOKED:
         raise FleetError("ride revocation list of %d bytes is malformed" % len(body))
     return set(struct.unpack_from(">HB", body, 1 + i * REVOKED_ENTRY) for i in range(body[0]))
+
+
+def read_roster(body):
+    """The protocol.roster.Roster of a roster body; FleetError names what is wrong (a duplicate pass...)."""
+    from protocol import roster
+
+    try:
+        return roster.Roster(body)
+    except roster.RosterError as e:
+        raise FleetError(str(e))
 
 
 def profile_body(body):
@@ -195,6 +208,8 @@ def parse(data, config_keys):
         out["fares"] = fares(body)
     elif kind == KIND_RIDE_REVOKED:
         out["ride_revoked"] = sorted(ride_revoked(body))
+    elif kind == KIND_ROSTER:
+        out["roster"] = read_roster(body)
     elif kind == KIND_PROFILE:
         out["profile"] = profile_body(body)
     else:

@@ -40,6 +40,19 @@ def integer(section, name, low, high, default=None):
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError
 SECTIONS["bus"] = busfare.check  # protocol/busfare.py: the village bus's fares
+
+
+def _loaded(name):
+    """The checker `check` of protocol/<name>.py, loaded with the first profile that has its section (heap)."""
+
+    def check(section, body):
+        __import__("protocol." + name, None, None, ("check",)).check(section, body)
+
+    return check
+
+
+SECTIONS["school"] = _loaded("roster")  # protocol/roster.py: the school bus
+SECTIONS["scenic"] = _loaded("scenic")  # protocol/scenic.py: the scenic gate
 SECTIONS["risk"] = risk.check  # protocol/risk.py: offline risk limits
 
 

@@ -33,6 +33,7 @@ KIND_SEAL_KEY = 4  # no tap: one part of an epoch key wrapped to the collector (
 KIND_SEQ_JUMP = 5  # no tap: the sequence continues above the host's seq_high (EXT_SEQ_JUMP: the numbers skipped)
 KIND_RIDE_CODE = 6  # an offline ride code (protocol/ridecode.py), billed by the ride-code platform (EXT_RIDE)
 KIND_PAYMENT_CODE = 7  # a numeric payment code (protocol/paycode.py), authorised online or deferred
+KIND_SCHOOL_PASS = 8  # a student pass on the school bus: boarding or alighting (EXT_SCHOOL), no money
 
 ACCEPTED = 1
 DECLINED = 2
@@ -100,6 +101,15 @@ REASON_DAILY_RIDES = 81  # the credential's accepted taps today reached the dail
 REASON_DAILY_AMOUNT = 82  # this fare would take the credential's amount today over the daily cap
 REASON_NEW_RIDES = 83  # the same, on the day the credential was first seen here (first-ride caps)
 REASON_NEW_AMOUNT = 84
+# Scenic gate and school bus (firmware/gate.py, SPEC.md "Scenic gate", "School bus").
+REASON_PASSBACK = 95  # a new entry of the ticket too soon after its last admission (anti-passback)
+REASON_NOT_ON_ROSTER = 96  # the student pass is not on the school's roster
+REASON_NO_ROSTER = 97  # a school bus without a roster: no pass can be checked
+REASON_NOT_TODAY = 98  # on the roster, but not for today's date or weekday
+REASON_RESCANNED = 99  # the same pass again within the profile's rescan_s: neither boarding nor alighting
+REASON_NOT_STUDENT_PASS = 100  # a ticket of another product shown on the school bus
+REASON_USED_ELSEWHERE = 101  # a ticket used up at another gate: the host put its token on the deny list
+REASON_PASSES_ONLY = 102  # a payment credential on the school bus, which takes no money
 
 REASON_TEXT = {
     REASON_NONE: "ok",
@@ -161,6 +171,14 @@ REASON_TEXT = {
     REASON_DAILY_AMOUNT: "daily amount limit",
     REASON_NEW_RIDES: "new card ride limit",
     REASON_NEW_AMOUNT: "new card amount limit",
+    REASON_PASSBACK: "passback: wait",
+    REASON_NOT_ON_ROSTER: "not on roster",
+    REASON_NO_ROSTER: "no roster",
+    REASON_NOT_TODAY: "not riding today",
+    REASON_RESCANNED: "already scanned",
+    REASON_NOT_STUDENT_PASS: "not a student pass",
+    REASON_USED_ELSEWHERE: "used at other gate",
+    REASON_PASSES_ONLY: "student passes only",
 }
 
 EXT_ATC = 1  # application transaction counter of the credential (2 bytes)
@@ -178,15 +196,21 @@ EXT_PAYCODE = 20  # KIND_PAYMENT_CODE: path u8 (PATH_*), family u8, request id u
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_BUS_STOPS = 45  # bus ride: boarding stop u8, destination stop u8 (0xFF: not known), source u8 (busfare.SOURCE_*)
 EXT_BUS_RULE = 46  # bus ride: fare rule u8 (busfare.RULE_*), the route's fare u32 LE before transfer or cap
+EXT_SCHOOL = 51  # KIND_SCHOOL_PASS: direction u8 (SCHOOL_*), issuer u16, pass id 8, product u16 (big-endian)
+EXT_GUARDIAN = 52  # a boarding to notify the guardian of: the pass's holder reference (0..32 bytes)
+EXT_ADMISSION = 53  # ticket: admissions used u16, entry u16, party u8, person u8, admissions allowed u16 (BE)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
 
 PATH_ONLINE = 1  # EXT_PAYCODE path: authorised online before the decision
 PATH_DEFERRED = 2  # accepted offline under the per-code cap; the code is sealed and authorised later
+SCHOOL_BOARD = 1  # EXT_SCHOOL direction: the pupil got on (a guardian notice goes with it)
+SCHOOL_ALIGHT = 2  # the pupil got off
 
 NO_TOKEN = bytes(16)  # the token of a declined tap whose credential was never identified
 
 
-TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS, KIND_RIDE_CODE, KIND_PAYMENT_CODE)
+TAP_KINDS = (KIND_UNKNOWN, KIND_QR_CPM, KIND_TICKET, KIND_EMV_CONTACTLESS, KIND_RIDE_CODE, KIND_PAYMENT_CODE,
+             KIND_SCHOOL_PASS)
 
 
 def is_tap(kind):

@@ -15,6 +15,10 @@ The QR text is "ZT1." followed by base64url (no padding) of a compact binary tic
     24  h    holder reference     opaque bytes (a salted hash or a pass number, never a name)
     24+h 256 signature           RSA-2048 PKCS#1 v1.5 with SHA-256 over bytes 0 .. 24+h
 
+Version 2 (a group ticket) is version 1 with one byte more after "entries allowed": the party size
+(1-255), how many people each entry admits; the holder length and what follows move up by one (head of
+25 bytes).  A version 1 ticket admits a party of 1.  Terminals read both versions.
+
 The terminal holds only public keys (modulus, exponent 65537) per (issuer, key id) and verifies with
 pow() (protocol/rsa.py), which MicroPython's long integers do in about a millisecond.  Revoked key ids
 are refused even while their key is still on file, and so are single revoked tickets (a lost pass;
@@ -29,8 +33,11 @@ from protocol import rsa
 
 PREFIX = "ZT1."
 VERSION = 1
+VERSION_PARTY = 2  # a group ticket: version 1 plus a party size after "entries allowed"
 HEAD = ">BHB8sHIIBB"
 HEAD_SIZE = 24
+HEAD_PARTY = ">BHB8sHIIBBB"
+HEAD_PARTY_SIZE = 25
 SIG_SIZE = rsa.SIZE
 MAX_HOLDER = 32
 E = rsa.E
@@ -57,10 +64,17 @@ def is_ticket(text):
     return text[:4] == (PREFIX if isinstance(text, str) else b"ZT1.")
 
 
-def body(version, issuer, key_id, ticket_id, product, valid_from, valid_to, entries, holder=b""):
-    """The signed part of a ticket."""
+def body(version, issuer, key_id, ticket_id, product, valid_from, valid_to, entries, holder=b"", party=1):
+    """The signed part of a ticket; `party` (1-255) only in a VERSION_PARTY ticket."""
     if len(holder) > MAX_HOLDER or len(ticket_id) != 8:
         raise TicketError(MALFORMED, "holder over %d bytes or ticket id not 8 bytes" % MAX_HOLDER)
+    if version == VERSION_PARTY:
+        if not 0 < party < 256:
+            raise TicketError(MALFORMED, "party size %d outside 1..255" % party)
+        return struct.pack(HEAD_PARTY, version, issuer, key_id, ticket_id, product, valid_from, valid_to,
+                           entries, party, len(holder)) + bytes(holder)
+    if party != 1:
+        raise TicketError(MALFORMED, "a party size needs ticket version %d" % VERSION_PARTY)
     return struct.pack(HEAD, version, issuer, key_id, ticket_id, product, valid_from, valid_to, entries,
                        len(holder)) + bytes(holder)
 
@@ -91,20 +105,29 @@ def parse(text):
         raise TicketError(MALFORMED, "ticket is not base64url")
     if len(raw) < HEAD_SIZE + SIG_SIZE:
         raise TicketError(MALFORMED, "ticket of %d bytes is shorter than %d" % (len(raw), HEAD_SIZE + SIG_SIZE))
-    version, issuer, key_id, ticket_id, product, valid_from, valid_to, entries, h = struct.unpack(
-        HEAD, raw[:HEAD_SIZE])
-    if version != VERSION:
-        raise TicketError(MALFORMED, "ticket version %d unsupported" % version)
-    if h > MAX_HOLDER or len(raw) != HEAD_SIZE + h + SIG_SIZE:
+    if raw[0] == VERSION_PARTY:
+        size = HEAD_PARTY_SIZE
+        version, issuer, key_id, ticket_id, product, valid_from, valid_to, entries, party, h = struct.unpack(
+            HEAD_PARTY, raw[:size])
+    elif raw[0] == VERSION:
+        size = HEAD_SIZE
+        version, issuer, key_id, ticket_id, product, valid_from, valid_to, entries, h = struct.unpack(
+            HEAD, raw[:size])
+        party = 1
+    else:
+        raise TicketError(MALFORMED, "ticket version %d unsupported" % raw[0])
+    if h > MAX_HOLDER or len(raw) != size + h + SIG_SIZE:
         raise TicketError(MALFORMED, "ticket length %d does not match holder length %d" % (len(raw), h))
-    end = HEAD_SIZE + h
+    end = size + h
     fields = {
         "version": version, "issuer": issuer, "key_id": key_id, "ticket_id": ticket_id,
         "product": product, "valid_from": valid_from, "valid_to": valid_to, "entries": entries,
-        "holder": raw[HEAD_SIZE:end],
+        "holder": raw[size:end], "party": party,
     }
     if valid_to <= valid_from:
         raise TicketError(MALFORMED, "validity window is empty")
+    if not party:
+        raise TicketError(MALFORMED, "party size 0")
     return fields, raw[:end], raw[end:]
 
 

@@ -1,5 +1,5 @@
 """The active configuration a tap is decided against: fares, ticket keys, fleet token key, deny list,
-revoked ride-code issuers, the terminal profile.
+revoked ride-code issuers, the terminal profile, a school's roster.
 
 One object, replaced whole: when a bundle is activated the config receiver's callback builds a new
 Active with that one part changed and the terminal swaps it in with a single assignment, so a tap never
@@ -17,6 +17,7 @@ class Active:
         self.deny = deny  # firmware.denylist.DenyList or None (applied in place, atomically, by the receiver)
         self.ride_revoked = ride_revoked  # revoked ride-code issuer keys {(issuer, key id)}; None: not read yet
         self.profile = profile  # the checked profile dict (protocol/profile.py); None: no profile, flat fares
+        self.roster = None  # protocol.roster.Roster of the school bus, or None
 
     def with_bundle(self, kind, value):
         """A copy of this configuration with a just-activated bundle's content in place."""
@@ -32,4 +33,6 @@ class Active:
             ride_revoked = value
         elif kind == fleet.KIND_PROFILE:
             profile = value
-        return Active(fares, keyring, token_key, self.deny, ride_revoked, profile)
+        new = Active(fares, keyring, token_key, self.deny, ride_revoked, profile)
+        new.roster = value if kind == fleet.KIND_ROSTER else self.roster
+        return new

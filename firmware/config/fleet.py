@@ -23,13 +23,15 @@ def read_head(f, size):
 
 
 def read_body(f, kind, body_len, buf):
-    """The fares dict, revoked ride issuers set, checked profile dict or ticket Keyring of the body `f`
-    is positioned at;
+    """The fares dict, revoked ride issuers set, checked profile dict, school roster or ticket Keyring of
+    the body `f` is positioned at;
     FleetError when malformed."""
     if kind == fleet.KIND_FARES:
         return fleet.fares(f.read(body_len))
     if kind == fleet.KIND_RIDE_REVOKED:
         return fleet.ride_revoked(f.read(body_len))
+    if kind == fleet.KIND_ROSTER:
+        return fleet.read_roster(f.read(body_len))
     if kind == fleet.KIND_PROFILE:
         return fleet.profile_body(f.read(body_len))
     counts = f.read(3)

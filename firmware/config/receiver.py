@@ -38,7 +38,8 @@ REBASE = bundle.REBASE
 STAGE = "/config/stage.bin"
 OFFER = "/config/stage.offer"  # kind u8 | version u32 | size u32 | digest (32): which bundle is staged
 MAX_SIZE = bundle.HEAD + bundle.TOKEN * bundle.MAX_TOKENS
-FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES, fleetfmt.KIND_RIDE_REVOKED, fleetfmt.KIND_PROFILE)
+FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES, fleetfmt.KIND_RIDE_REVOKED, fleetfmt.KIND_PROFILE,
+               fleetfmt.KIND_ROSTER)
 TOKEN_KEY_SIZE = 68  # protocol/tokenkey.py SIZE, not imported: that module loads only when a key arrives
 
 
@@ -222,6 +223,10 @@ class ConfigReceiver:
             wrong = fleet.check_group(self.root, content)
             if wrong is not None:
                 raise Refused(wrong)
+        if kind == fleetfmt.KIND_ROSTER:  # a school's roster, like a profile, for its terminal group only
+            theirs, mine = getattr(content, "group", None), fleet.group(self.root)
+            if theirs != mine:
+                raise Refused("roster for group %s, this terminal is in %s" % (theirs, mine))
         os.rename(self.stage, fleet.path(self.root, kind))  # atomic: the old bundle or the new one
         self.applied += 1
         print("fleet %s: version %d active" % (fleetfmt.NAMES[kind], version))

@@ -23,6 +23,7 @@ The collector's side is `run_pass`: pending records out as 0100s, decisions and 
 import hashlib
 import json
 import logging
+import struct
 import sys
 
 from host_sim import arguments
@@ -84,8 +85,8 @@ def run_pass(store, link, opener=None, batch=BATCH):
     No store transaction is open while a request is on the wire: answers are collected and written in
     short transactions of up to `batch` decisions (a decision and its deny-list entry commit together).
     The first unusable answer (acquirer down, slow, garbage) ends the pass with `error` set; what was
-    decided is kept, the rest stays pending.  Tickets are prepaid and signed, ride codes verified offline and
-    billed by the ride-code platform: both approved here, never sent."""
+    decided is kept, the rest stays pending.  Tickets are prepaid and signed, school passes take no money,
+    ride codes are verified offline and billed by the ride-code platform: all approved here, never sent."""
     result = Pass()
     done = []
     try:
@@ -93,6 +94,8 @@ def run_pass(store, link, opener=None, batch=BATCH):
             rec = record.decode(raw)
             if rec["kind"] == record.KIND_TICKET:
                 done.append((terminal, seq, rec, True, "prepaid ticket"))
+            elif rec["kind"] == record.KIND_SCHOOL_PASS:  # a pupil's boarding or alighting: no money
+                done.append((terminal, seq, rec, True, "school pass: no fare"))
             elif rec["kind"] == record.KIND_RIDE_CODE:  # verified offline; the ride-code platform bills the rider
                 done.append((terminal, seq, rec, True, "ride code: billed by the ride-code platform"))
             elif rec["kind"] == record.KIND_PAYMENT_CODE:
@@ -152,6 +155,15 @@ def _payment_code(store, link, rec, opener):
     return ok, reason
 
 
+def used_up_ticket(rec):
+    """True for an accepted ticket record whose admission used the ticket's last one (record.EXT_ADMISSION)."""
+    value = rec["ext"].get(record.EXT_ADMISSION, b"")
+    if rec["kind"] != record.KIND_TICKET or len(value) < 8:
+        return False
+    used, allowed = struct.unpack_from(">H", value, 0)[0], struct.unpack_from(">H", value, 6)[0]
+    return 0 < allowed <= used
+
+
 def _commit(store, done, result):
     with store.transaction():
         for terminal, seq, rec, ok, reason in done:
@@ -159,6 +171,8 @@ def _commit(store, done, result):
                 continue  # decided before (another pass, or the `acquirer` command)
             if ok:
                 result.approved += 1
+                if used_up_ticket(rec):  # the other gates refuse it too (firmware/gate.py, "used at other gate")
+                    store.deny(rec["token"], "ticket used up at terminal %s" % terminal)
             else:
                 result.declined += 1
                 store.deny(rec["token"], reason, key_version(rec))

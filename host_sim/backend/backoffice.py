@@ -134,7 +134,7 @@ class Backoffice:
         group = self.store.terminal_group(terminal)
         for key, (version, data) in sorted(self._newest[1].items(), key=_kind_order):
             kind = key
-            if isinstance(key, tuple):  # a profile: only the newest one of the terminal's own group
+            if isinstance(key, tuple):  # a profile or a roster: only the newest one of the terminal's own group
                 if key[1] != group:
                     continue
                 kind = key[0]

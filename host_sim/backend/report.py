@@ -10,7 +10,8 @@ declines coalesced into it, record.EXT_REPEATS).
 
     python -m host_sim report --db collector.db --out reports/ [--fee-rate-ppm 3800]
 writes reconciliation.csv, declines.csv and reconciliation.html (tables and an SVG chart of subsidy
-per merchant).
+per merchant), and guardian.csv: one row per school-bus boarding whose record asks for a guardian
+notice (record.EXT_GUARDIAN), for the school's notification service.
 """
 
 import csv
@@ -39,6 +40,7 @@ REFUSED_COLUMNS = ("terminal", "seq", "reason", "detail", "notified", "record_he
 JUMP_COLUMNS = ("terminal", "seq", "time", "first", "last")
 ONLINE_COLUMNS = ("terminal", "request_id", "family", "code_masked", "amount", "result", "reason", "approval",
                   "reference", "answered_ms")
+GUARDIAN_COLUMNS = ("terminal", "seq", "time", "time_local", "issuer", "pass", "holder_hex", "direction")
 RULE = ("Fee, fee refund and subsidy are computed once per row (merchant, terminal, day) on its exact sums and "
         "rounded half up to the fen once: fee = approved amount x fee rate; eligible = the approved UnionPay QR "
         "payments below 500 yuan each; fee refund = eligible x fee rate; subsidy = eligible x 0.2 %; net = "
@@ -236,6 +238,25 @@ def seq_jumps(store):
     return out
 
 
+def guardian_rows(store):
+    """Every accepted school-pass record carrying a guardian notice, in terminal and sequence order."""
+    out = []
+    for terminal, seq, when, raw in store.query(
+            "SELECT terminal, seq, time, raw FROM records WHERE kind = ? AND decision = ? ORDER BY terminal, seq",
+            (record.KIND_SCHOOL_PASS, record.ACCEPTED)):
+        ext = record.decode(bytes(raw))["ext"]
+        if record.EXT_GUARDIAN not in ext:
+            continue
+        school = ext.get(record.EXT_SCHOOL, b"")
+        direction, issuer, pass_id = (struct.unpack(">BH8s", school[:11]) if len(school) >= 11
+                                      else (0, None, b""))
+        out.append({"terminal": terminal, "seq": seq, "time": when,
+                    "time_local": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when + CST)),
+                    "issuer": issuer, "pass": pass_id.hex(), "holder_hex": ext[record.EXT_GUARDIAN].hex(),
+                    "direction": {record.SCHOOL_BOARD: "board", record.SCHOOL_ALIGHT: "alight"}.get(direction, "")})
+    return out
+
+
 def online_rows(store):
     """Every online payment-code authorisation (host_sim/backend/online.py), reversals included."""
     return [dict(zip(ONLINE_COLUMNS, r)) for r in store.query(
@@ -256,6 +277,7 @@ def main(args):
                         for t, seq, reason, raw, detail, notified in store.refused()]
         jump_rows = seq_jumps(store)
         online = online_rows(store)
+        guardian = guardian_rows(store)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
@@ -265,6 +287,7 @@ def main(args):
     write_csv(refused_rows, os.path.join(args.out, "refused.csv"), REFUSED_COLUMNS)
     write_csv(jump_rows, os.path.join(args.out, "seq_jumps.csv"), JUMP_COLUMNS)
     write_csv(online, os.path.join(args.out, "online.csv"), ONLINE_COLUMNS)
+    write_csv(guardian, os.path.join(args.out, "guardian.csv"), GUARDIAN_COLUMNS)
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
@@ -276,6 +299,7 @@ def main(args):
                       "seq_jumps": len(jump_rows), "seq_jumps_csv": os.path.join(args.out, "seq_jumps.csv"),
                       "online": len(online), "online_reversed": sum(1 for r in online if r["result"] == "reversed"),
                       "online_csv": os.path.join(args.out, "online.csv"),
+                      "guardian_notices": len(guardian), "guardian_csv": os.path.join(args.out, "guardian.csv"),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))

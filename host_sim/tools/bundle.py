@@ -15,10 +15,17 @@ The authority signs a bundle once, offline; the collector serves the same bytes 
     bundle make profile --key authority.pem --version N --profile route-7.json --out profile-N.zfb
         A terminal profile (protocol/profile.py: product, group, sections), checked here as the terminal
         will check it; the collector offers it to the terminals provisioned into its "group".
+    bundle make roster --key authority.pem --version N --group school-3 --issuer 7 --pass 5055504c30303031
+                       [--pass 5055504c30303032:mon,wed:2026-09-01:2027-01-20] [--weekdays mon-fri]
+                       [--from 2026-09-01] [--to 2027-07-10] --out roster-N.zfb
+        A school's roster of student passes (protocol/roster.py): pass ids (ticket ids, 8 bytes as hex)
+        of ticket issuer --issuer, each riding on the given weekdays between two dates (inclusive); a
+        pass without its own takes --weekdays/--from/--to.  A pass listed twice is refused.
     bundle show FILE [--config-keys authority.pem.pub]
         The bundle as JSON; with the public keys, also whether its signature holds.
 """
 
+import datetime
 import json
 import os
 import struct
@@ -29,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from host_sim.tools import tickets
-from protocol import fleet, record, ticket
+from protocol import fleet, record, roster, ticket
 
 CREDENTIALS = {"qr": record.KIND_QR_CPM, "ticket": record.KIND_TICKET, "emv": record.KIND_EMV_CONTACTLESS,
                "ride": record.KIND_RIDE_CODE}
@@ -118,6 +125,63 @@ def profile_body(text):
     return body
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+EPOCH = datetime.date(1970, 1, 1)
+
+
+def weekday_mask(spec):
+    """Bit mask (bit 0 Monday) of "mon-fri", "mon,wed,fri" or "sat-sun"."""
+    mask = 0
+    for part in spec.lower().split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError("weekdays %r: use mon..sun, ranges (mon-fri) and commas" % spec)
+        a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if b < a:
+            raise ValueError("weekdays %r: a range runs forward (mon-fri)" % spec)
+        for i in range(a, b + 1):
+            mask |= 1 << i
+    return mask
+
+
+def day_number(text):
+    """The local day number (protocol/profile.py local_day) of a date YYYY-MM-DD."""
+    try:
+        return (datetime.date.fromisoformat(text) - EPOCH).days
+    except ValueError:
+        raise ValueError("date %r is not YYYY-MM-DD" % text) from None
+
+
+def day_text(day):
+    return (EPOCH + datetime.timedelta(days=day)).isoformat()
+
+
+def roster_specs(args):
+    """[(pass id, weekdays, first day, last day)] of the --pass options (ID or ID:WEEKDAYS:FROM:TO)."""
+    today = datetime.date.today().isoformat()
+    first = day_number(args.date_from or today)
+    last = day_number(args.date_to) if args.date_to else first + 365
+    days = weekday_mask(args.weekdays)
+    out = []
+    for spec in args.pass_id:
+        parts = spec.split(":")
+        if len(parts) not in (1, 4):
+            raise ValueError("--pass wants ID or ID:WEEKDAYS:FROM:TO, got %r" % spec)
+        try:
+            pid = bytes.fromhex(parts[0])
+        except ValueError:
+            pid = b""
+        if len(pid) != 8:
+            raise ValueError("pass id %r is not 8 bytes of hex" % parts[0])
+        if len(parts) == 4:
+            out.append((pid, weekday_mask(parts[1]), day_number(parts[2]), day_number(parts[3])))
+        else:
+            out.append((pid, days, first, last))
+    if not out:
+        raise ValueError("a roster lists at least one --pass")
+    return out
+
+
 def sign(key, key_id, kind, version, body, issued=None):
     """A whole bundle: header, body and the RSA PKCS#1 v1.5 SHA-256 signature by `key` (cryptography)."""
     data = unsigned(kind, key_id, version, int(time.time()) if issued is None else issued, body)
@@ -162,6 +226,16 @@ def show(data, config_keys=None):
         out["fares"] = {names.get(k, str(k)): fen for k, fen in sorted(fleet.fares(body).items())}
     elif kind == fleet.KIND_RIDE_REVOKED:
         out["ride_revoked"] = ["%d:%d" % ref for ref in sorted(fleet.ride_revoked(body))]
+    elif kind == fleet.KIND_ROSTER:
+        got = fleet.read_roster(body)
+        passes = []
+        for i in range(got.count):
+            off = got.start + i * roster.ENTRY
+            mask, first, last = struct.unpack_from(">BHH", got.body, off + 8)
+            passes.append({"pass": got.body[off:off + 8].hex(),
+                           "weekdays": ",".join(d for b, d in enumerate(WEEKDAYS) if mask >> b & 1),
+                           "from": day_text(first), "to": day_text(last)})
+        out["roster"] = {"group": got.group, "issuer": got.issuer, "passes": passes}
     elif kind == fleet.KIND_PROFILE:
         out["profile"] = fleet.profile_body(body)
     else:
@@ -193,6 +267,18 @@ def profile_group(body):
     return group
 
 
+def roster_group(body):
+    """The group a roster body is addressed to, read without checking the rest (like profile_group): the
+    terminal of that group refuses a bad roster with its reason, which the collector keeps."""
+    g = body[0] if len(body) else 0
+    try:
+        if not 0 < g <= roster.MAX_GROUP or len(body) < 1 + g:
+            raise ValueError
+        return bytes(body[1:1 + g]).decode()
+    except (ValueError, UnicodeError) as e:
+        raise fleet.FleetError("roster without a group") from e
+
+
 def newest(directory):
     """{kind: (version, bundle bytes)}: the highest version of each kind among DIR/*.zfb, and for profiles
     {(KIND_PROFILE, group): (version, bytes)}: the highest of each terminal group.
@@ -207,6 +293,8 @@ def newest(directory):
             kind, _, b, version, _ = fleet.head(data[:fleet.HEAD], len(data))
             if kind == fleet.KIND_PROFILE:
                 kind = (kind, profile_group(data[fleet.HEAD:fleet.HEAD + b]))
+            elif kind == fleet.KIND_ROSTER:  # a roster, like a profile, for one terminal group
+                kind = (kind, roster_group(data[fleet.HEAD:fleet.HEAD + b]))
         except fleet.FleetError:
             continue
         if version > best.get(kind, (0, b""))[0]:
@@ -231,6 +319,11 @@ def main(args):
         key, key_id = load_signer(args.key)
         if args.kind == "fares":
             data = sign(key, key_id, fleet.KIND_FARES, args.version, fares_body(fare_specs(args.fare)))
+        elif args.kind == "roster":
+            if not args.group:
+                raise SystemExit("bundle make roster needs --group NAME (the school's terminal group)")
+            body = roster.body(args.group, args.issuer, roster_specs(args))
+            data = sign(key, key_id, fleet.KIND_ROSTER, args.version, body)
         elif args.kind == "profile":
             if not args.profile:
                 raise SystemExit("bundle make profile needs --profile FILE.json")
@@ -257,7 +350,7 @@ def add_arguments(parser):
     k.add_argument("--key", required=True, help="private key file to create (PEM, mode 600)")
     k.add_argument("--key-id", type=int, default=1, help="key id the terminals know it by (rotation)")
     m = sub.add_parser("make", help="sign a fleet bundle")
-    m.add_argument("kind", choices=("fares", "ticket-keys", "ride-revoked", "profile"))
+    m.add_argument("kind", choices=("fares", "ticket-keys", "ride-revoked", "profile", "roster"))
     m.add_argument("--key", required=True, help="the authority's private key (KEY.pub beside it)")
     m.add_argument("--version", type=int, required=True, help="bundle version: terminals only move up")
     m.add_argument("--out", required=True, help="bundle file to write (collector --bundles DIR serves DIR/*.zfb)")
@@ -270,6 +363,13 @@ def add_arguments(parser):
                    help="ticket-keys: one revoked ticket (8-byte id as hex)")
     m.add_argument("--profile", metavar="FILE.json", help="profile: the terminal profile (protocol/SPEC.md)")
     m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket-keys: where issuer keys are kept")
+    m.add_argument("--group", help="roster: the terminal group it is addressed to (the school's buses)")
+    m.add_argument("--issuer", type=int, default=1, help="roster: the ticket issuer of the school's passes")
+    m.add_argument("--pass", dest="pass_id", action="append", default=[], metavar="ID[:WEEKDAYS:FROM:TO]",
+                   help="roster: a student pass (ticket id, 8 bytes hex), optionally its own days")
+    m.add_argument("--weekdays", default="mon-fri", help="roster: days of the week passes ride (mon-fri)")
+    m.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="roster: first day (default today)")
+    m.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="roster: last day (default a year on)")
     s = sub.add_parser("show", help="print a bundle as JSON")
     s.add_argument("file")
     s.add_argument("--config-keys", metavar="KEY.pub", help="also check the signature with these public keys")

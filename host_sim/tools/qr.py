@@ -16,6 +16,7 @@ against the test roots and revocations (host_sim/tools/ridecodes.py) or a roots 
 
 import binascii
 import json
+import struct
 import sys
 import time
 
@@ -262,7 +263,8 @@ def make(args):
         valid_to = valid_from + int(args.days * 86400) if args.valid_to is None else args.valid_to
         ticket_id = bytes.fromhex(args.ticket_id) if args.ticket_id else tickets.new_ticket_id()
         text = tickets.issue(key, args.issuer, args.key_id, ticket_id, product=args.product, valid_from=valid_from,
-                             valid_to=valid_to, entries=args.entries, holder=args.holder.encode())
+                             valid_to=valid_to, entries=args.entries, holder=args.holder.encode(),
+                             party=args.party)
     return text
 
 
@@ -317,7 +319,11 @@ def main(args):
             issuer, key_id = (int(x) for x in spec.split(":"))
             print("revoked %d %d" % (issuer, key_id))
         return 0
-    text = make(args)
+    try:
+        text = make(args)
+    except (ticket.TicketError, struct.error) as e:  # a ticket field out of its range (--party 0, --entries 300)
+        print("qr make: %s" % e, file=sys.stderr)
+        return 1
     print(text)
     if args.png:
         from host_sim.tools import qr_image
@@ -365,6 +371,8 @@ def add_arguments(parser):
     m.add_argument("--ticket-id", help="ticket: 8 bytes as hex (default random)")
     m.add_argument("--product", type=int, default=1)
     m.add_argument("--entries", type=int, default=1, help="ticket: entries allowed (0 = unlimited)")
+    m.add_argument("--party", type=int, default=1,
+                   help="ticket: people each entry admits (over 1: a group ticket, version 2)")
     m.add_argument("--valid-from", type=int, help="ticket: seconds since 1970 (default now - 60 s)")
     m.add_argument("--valid-to", type=int, help="ticket: seconds since 1970 (default valid-from + --days)")
     m.add_argument("--days", type=float, default=1.0)

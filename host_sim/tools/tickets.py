@@ -43,13 +43,15 @@ def load_or_create(issuer, key_id, directory=DEFAULT_DIR):
 
 
 def issue(key, issuer, key_id, ticket_id, product=1, valid_from=None, valid_to=None, entries=1,
-          holder=b""):
-    """The QR text of a ticket signed with `key` (PKCS#1 v1.5, SHA-256)."""
+          holder=b"", party=1):
+    """The QR text of a ticket signed with `key` (PKCS#1 v1.5, SHA-256); a party over 1 makes a group
+    ticket (protocol/ticket.py VERSION_PARTY), a party of 1 the version 1 every terminal reads."""
     now = int(time.time())
     valid_from = now - 60 if valid_from is None else valid_from
     valid_to = valid_from + 86400 if valid_to is None else valid_to
-    signed = ticket.body(ticket.VERSION, issuer, key_id, ticket_id, product, valid_from, valid_to, entries,
-                         holder)
+    version = ticket.VERSION if party == 1 else ticket.VERSION_PARTY
+    signed = ticket.body(version, issuer, key_id, ticket_id, product, valid_from, valid_to, entries, holder,
+                         party)
     signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
     return ticket.encode(signed, signature)
 

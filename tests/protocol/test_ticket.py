@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from runtimes import draw_examples
 
 from host_sim.tools import tickets
+from protocol import ticket
 
 NOW = 1_800_000_000
 
@@ -59,7 +60,7 @@ def test_issued_ticket_verifies(runtime, keys):
     assert text.startswith("ZT1.") and len(text) < 512 and "=" not in text
     got = runtime.run(body_verify, [tickets.keyring_line(keys[1], 7, 1)], [text, text.encode()], NOW)
     want = {"version": 1, "issuer": 7, "key_id": 1, "ticket_id": b"T0000001", "product": 42,
-            "valid_from": NOW - 100, "valid_to": NOW + 100, "entries": 3, "holder": b"\x01\x02"}
+            "valid_from": NOW - 100, "valid_to": NOW + 100, "entries": 3, "holder": b"\x01\x02", "party": 1}
     assert got == [("ok", want), ("ok", want)]
 
 
@@ -114,3 +115,19 @@ def test_fuzz_only_ticket_error(runtime, keys):
         if g[0] == "ok":  # only edits that decode to the same bytes (no-ops, lenient base64) verify
             assert g[1] == original, (text, g)
     assert any(g[0] == "malformed" for g in got)
+
+
+def test_group_ticket_version_2_carries_its_party_size(runtime, keys):
+    group = issue(keys[1], entries=1, party=4, holder=b"\x09")
+    single = issue(keys[1])
+    got = runtime.run(body_verify, [tickets.keyring_line(keys[1], 7, 1)], [group, single], NOW)
+    assert [g[0] for g in got] == ["ok", "ok"]
+    assert (got[0][1]["version"], got[0][1]["party"], got[0][1]["holder"], got[0][1]["entries"]) == (2, 4, b"\x09", 1)
+    assert (got[1][1]["version"], got[1][1]["party"]) == (1, 1)  # what every terminal reads
+    raw = bytearray(base64.urlsafe_b64decode(group[4:] + "=" * (-len(group[4:]) % 4)))
+    raw[23] = 0  # party 0: refused before the signature is looked at
+    zero = "ZT1." + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    got = runtime.run(body_verify, [tickets.keyring_line(keys[1], 7, 1)], [zero], NOW)
+    assert got[0] == ("malformed", "party size 0")
+    with pytest.raises(ticket.TicketError, match="party size 256"):
+        tickets.issue(keys[1], 7, 1, b"T0000001", party=256)

@@ -121,3 +121,15 @@ def test_cpm_make_profiles_forge_and_a_refused_decode():
     assert qr.decode(bad)["fields"]["check"] == "bad card number"
     got = json.loads(run("decode", bad[:30], "--json", code=1))
     assert got["valid"] is False and got["error"]
+
+
+def test_make_group_ticket_and_refuse_a_party_out_of_range(tmp_path):
+    keys = str(tmp_path / "keys")
+    text = run("make", "ticket", "--keys-dir", keys, "--issuer", "3", "--party", "4").strip()
+    ring = tmp_path / "ring"
+    ring.write_text(run("keyring", "--keys-dir", keys, "--key", "3:1"))
+    got = json.loads(run("decode", text, "--json", "--keys", str(ring)))
+    assert got["valid"] and (got["fields"]["version"], got["fields"]["party"]) == (2, 4)
+    out = subprocess.run([sys.executable, "-m", "host_sim", "qr", "make", "ticket", "--keys-dir", keys, "--party", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr == "qr make: party size 0 outside 1..255\n"
