@@ -111,7 +111,7 @@ class Terminal:
     def _decline(self, d, detail):
         """Tell the passenger at once, then journal the decline (firmware/declines.py: which ones get a record)."""
         self._last_tap = time.ticks_ms()
-        self.feedback.declined(d.reason_text())
+        self.feedback.declined(d.reason_text(), d.reason)
         got = self.declines.add(d.kind, d.reason, d.token, int(self.board.time_s()), time.ticks_ms())
         if got == declines.RECORDED:
             print("tap declined: %s (record #%d)" % (detail, self.declines.seq))
@@ -154,7 +154,7 @@ class Terminal:
     def _decline_online(self, d):
         """A payment code declined after its ONLINE_REQUEST: always its own record (never coalesced),
         naming the request, so the host reverses an approval that came too late."""
-        self.feedback.declined(d.reason_text())
+        self.feedback.declined(d.reason_text(), d.reason)
 
         def build(seq):
             return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, 0,
@@ -239,7 +239,7 @@ class Terminal:
             self.apply(self.decider.decide_failure(), "terminal error")
         except Exception as e:  # the journal itself failed: the passenger still hears the decline
             sys.print_exception(e)
-            self.feedback.declined("error")
+            self.feedback.declined("terminal error", record.REASON_TERMINAL_ERROR)
 
 
 def online_config(root):
