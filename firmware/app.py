@@ -36,9 +36,10 @@ class Terminal:
         self.decider.flash_root = root  # ride-code roots are read from here on the first ride code
         if trust.has_fleet_bundles(root):
             from firmware.config import fleet
-            from protocol.fleet import KIND_FARES
+            from protocol.fleet import KIND_FARES, KIND_PROFILE
 
             self.decider.use(KIND_FARES, fleet.load_fares(root))
+            self.decider.use(KIND_PROFILE, fleet.load_profile(root))
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()

@@ -25,6 +25,8 @@ Kind 3, fares (flat fare per credential kind, protocol/record.py KIND_*):
     n u8 | n x (credential kind u8, fare u32 in fen)
 Kind 5, revoked ride-code issuers (protocol/ridecode.py; replaces the terminal's whole list):
     n u8 | n x (issuer u16, issuer key id u8)
+Kind 6, a terminal profile (protocol/profile.py): a UTF-8 JSON object of at most profile.MAX_BODY bytes,
+    addressed to one terminal group ("group"); a terminal of another group refuses it.
 
 Every reader raises FleetError with a reason; sizes are capped so a terminal's RAM stays bounded.
 Bundles are built and signed on the host only (host_sim/tools/bundle.py), so the terminal never loads that code.
@@ -33,7 +35,7 @@ Bundles are built and signed on the host only (host_sim/tools/bundle.py), so the
 import hashlib
 import struct
 
-from protocol import rsa
+from protocol import profile, rsa
 
 MAGIC = b"ZFB1"
 HEAD = 16
@@ -45,7 +47,7 @@ KIND_RIDE_REVOKED = 5
 KIND_PROFILE = 6  # protocol/profile.py: the product a terminal group runs, and its limits
 KIND_ROSTER = 7  # a school's roster of student passes
 NAMES = {KIND_TICKET_KEYS: "ticket-keys", KIND_FARES: "fares", KIND_TOKEN_KEY: "token-key",
-         KIND_RIDE_REVOKED: "ride-revoked"}
+         KIND_RIDE_REVOKED: "ride-revoked", KIND_PROFILE: "profile"}
 
 MAX_KEYS = 16
 MAX_REVOKED = 64
@@ -60,6 +62,7 @@ MAX_BODY = {
     KIND_TICKET_KEYS: 3 + MAX_KEYS * KEY_ENTRY + MAX_REVOKED * REVOKED_ENTRY + MAX_TICKETS * TICKET_ENTRY,
     KIND_FARES: 1 + MAX_FARES * FARE_ENTRY,
     KIND_RIDE_REVOKED: 1 + MAX_RIDE_REVOKED * REVOKED_ENTRY,
+    KIND_PROFILE: profile.MAX_BODY,
 }
 MAX_SIZE = HEAD + MAX_BODY[KIND_TICKET_KEYS] + SIG
 AUTHORITY = 0  # the "issuer" of config keys in the keyring text form of /flash/keys/config
@@ -106,6 +109,14 @@ def ride_revoked(body):
     if not len(body) or len(body) != 1 + body[0] * REVOKED_ENTRY or body[0] > MAX_RIDE_REVOKED:
         raise FleetError("ride revocation list of %d bytes is malformed" % len(body))
     return set(struct.unpack_from(">HB", body, 1 + i * REVOKED_ENTRY) for i in range(body[0]))
+
+
+def profile_body(body):
+    """The checked profile dict of a profile body (protocol/profile.py parse); FleetError with its reason."""
+    try:
+        return profile.parse(body)
+    except profile.ProfileError as e:
+        raise FleetError("profile refused: %s" % e)
 
 
 def ticket_counts(raw, body_len):
@@ -182,6 +193,8 @@ def parse(data, config_keys):
         out["fares"] = fares(body)
     elif kind == KIND_RIDE_REVOKED:
         out["ride_revoked"] = sorted(ride_revoked(body))
+    elif kind == KIND_PROFILE:
+        out["profile"] = profile_body(body)
     else:
         ring = keyring(body)
         out["keys"] = sorted(ring.keys.items())

@@ -15,6 +15,8 @@ ProfileError); a name outside it is refused, so a typo never passes as "no limit
 
 import json
 
+from protocol import busfare
+
 PROFILES = ("bus", "school", "scenic")
 MAX_BODY = 4096  # bytes of JSON: parsed in RAM on the terminal
 MAX_GROUP = 32
@@ -37,6 +39,7 @@ def integer(section, name, low, high, default=None):
 
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError
+SECTIONS["bus"] = busfare.check
 
 
 def parse(body):

@@ -10,6 +10,7 @@ are read in entries of at most 259 bytes; what is kept is bounded by protocol/fl
 from protocol import fleet, ticket
 
 FLEET_FILE = "/config/fleet-%d.bin"  # the active fleet bundle of a kind (trust.has_fleet_bundles looks for them)
+GROUP_FILE = "/config/group"  # the terminal group a profile bundle must be addressed to (`provision --group`)
 
 
 def path(root, kind):
@@ -22,12 +23,15 @@ def read_head(f, size):
 
 
 def read_body(f, kind, body_len, buf):
-    """The fares dict, revoked ride issuers set or ticket Keyring of the body `f` is positioned at;
+    """The fares dict, revoked ride issuers set, checked profile dict or ticket Keyring of the body `f`
+    is positioned at;
     FleetError when malformed."""
     if kind == fleet.KIND_FARES:
         return fleet.fares(f.read(body_len))
     if kind == fleet.KIND_RIDE_REVOKED:
         return fleet.ride_revoked(f.read(body_len))
+    if kind == fleet.KIND_PROFILE:
+        return fleet.profile_body(f.read(body_len))
     counts = f.read(3)
     nk, nr, nt = fleet.ticket_counts(counts, body_len)
     ring = ticket.Keyring()
@@ -76,3 +80,36 @@ def load_fares(root):
     active = load(root, fleet.KIND_FARES)
     fares = None if active is None else active[1]
     return fares if isinstance(fares, dict) else {}
+
+
+def group(root):
+    """The terminal group provisioning wrote (`provision --group NAME`), or None: a terminal of no group
+    takes no profile bundle."""
+    try:
+        with open(root + GROUP_FILE) as f:
+            name = f.read(64).strip()
+    except OSError:
+        return None
+    return name or None
+
+
+def check_group(root, content):
+    """None when the profile `content` is addressed to this terminal's group, else the reason it is not."""
+    mine = group(root)
+    if mine is None:
+        return "profile for group %s, this terminal has no group" % content["group"]
+    if content["group"] != mine:
+        return "profile for group %s, this terminal is in %s" % (content["group"], mine)
+    return None
+
+
+def load_profile(root):
+    """The active profile (a checked dict) if it is addressed to this terminal's group, else None."""
+    active = load(root, fleet.KIND_PROFILE)
+    if active is None:
+        return None
+    wrong = check_group(root, active[1])
+    if wrong is not None:
+        print("fleet profile: " + wrong)
+        return None
+    return active[1]

@@ -16,6 +16,9 @@ the whole file must match the offer's digest, carry a valid RSA signature by a c
 the rename of the staged file to /flash/config/fleet-<kind>.bin, then `on_activate(kind, content)`
 lets the terminal use it at once.  Everything is read in pieces of at most 259 bytes.
 
+A profile (kind 6) must also be addressed to this terminal's group (/flash/config/group, written by
+`provision --group`): one for another group is refused and the active profile stays.
+
 Kind 4, the fleet token key (protocol/tokenkey.py), is sealed to this terminal: it must open under the
 device key, carry the offered version and move forward; it is then kept in /flash/keys/token and
 handed to `on_activate(4, (version, key))`.
@@ -35,7 +38,7 @@ REBASE = bundle.REBASE
 STAGE = "/config/stage.bin"
 OFFER = "/config/stage.offer"  # kind u8 | version u32 | size u32 | digest (32): which bundle is staged
 MAX_SIZE = bundle.HEAD + bundle.TOKEN * bundle.MAX_TOKENS
-FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES, fleetfmt.KIND_RIDE_REVOKED)
+FLEET_KINDS = (fleetfmt.KIND_TICKET_KEYS, fleetfmt.KIND_FARES, fleetfmt.KIND_RIDE_REVOKED, fleetfmt.KIND_PROFILE)
 TOKEN_KEY_SIZE = 68  # protocol/tokenkey.py SIZE, not imported: that module loads only when a key arrives
 
 
@@ -215,6 +218,10 @@ class ConfigReceiver:
                 content = fleet.read_body(f, kind, size - fleetfmt.HEAD - fleetfmt.SIG, self._buf)
         except fleetfmt.FleetError as e:
             raise Refused(str(e))
+        if kind == fleetfmt.KIND_PROFILE:
+            wrong = fleet.check_group(self.root, content)
+            if wrong is not None:
+                raise Refused(wrong)
         os.rename(self.stage, fleet.path(self.root, kind))  # atomic: the old bundle or the new one
         self.applied += 1
         print("fleet %s: version %d active" % (fleetfmt.NAMES[kind], version))

@@ -20,6 +20,12 @@ def health_names(health):
     return [name for bit, name in HEALTH_NAMES if health & bit]
 
 
+def _kind_order(item):
+    """Fleet bundles are offered in order of kind; a profile's key is (kind, group)."""
+    key = item[0]
+    return (key[0], key[1]) if isinstance(key, tuple) else (key, "")
+
+
 class Backoffice:
     """What a session needs beyond record storage: the acquirer, config bundles per terminal, heartbeats.
     All of it kept in the Store (host_sim/backend/store.py)."""
@@ -104,9 +110,10 @@ class Backoffice:
 
     def fleet_bundle(self, terminal):
         """(kind, version, bytes) of the newest fleet bundle of a kind the terminal lacks and did not
-        refuse; None if current.  The directory is read again whenever its modification time changed (a
-        bundle file was added, renamed or removed), so a new bundle reaches the next offer without a scan
-        per uploaded frame."""
+        refuse; None if current.  A profile (kind 6) is the newest one addressed to the terminal's group
+        (Store.terminal_group: what `provision --group` registered); a terminal of no group gets none.  The
+        directory is read again whenever its modification time changed (a bundle file was added, renamed
+        or removed), so a new bundle reaches the next offer without a scan per uploaded frame."""
         if self.bundles is None:
             return None
         from host_sim.tools import bundle as fleet_bundles
@@ -114,7 +121,13 @@ class Backoffice:
         changed = os.stat(self.bundles).st_mtime_ns
         if self._newest is None or self._newest[0] != changed:
             self._newest = (changed, fleet_bundles.newest(self.bundles))
-        for kind, (version, data) in sorted(self._newest[1].items()):
+        group = self.store.terminal_group(terminal)
+        for key, (version, data) in sorted(self._newest[1].items(), key=_kind_order):
+            kind = key
+            if isinstance(key, tuple):  # a profile: only the newest one of the terminal's own group
+                if key[1] != group:
+                    continue
+                kind = key[0]
             if version > self.store.delivered_version(terminal, kind) and \
                     not self.store.config_refused(terminal, kind, version):
                 return kind, version, data

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS config_refused (
     terminal TEXT NOT NULL, kind INTEGER NOT NULL, version INTEGER NOT NULL, reason TEXT,
     refused REAL DEFAULT (julianday('now')), PRIMARY KEY (terminal, kind, version));
 CREATE TABLE IF NOT EXISTS terminal_merchants (terminal TEXT PRIMARY KEY, merchant TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS terminal_groups (terminal TEXT PRIMARY KEY, grp TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS conflicts (
     terminal TEXT NOT NULL, seq INTEGER NOT NULL, raw BLOB NOT NULL, received REAL DEFAULT (julianday('now')),
     PRIMARY KEY (terminal, seq, raw));
@@ -417,6 +418,18 @@ class Store:
         rows = self.query("SELECT %s FROM terminal_status WHERE terminal = ?" % ", ".join(STATUS_COLUMNS),
                           (terminal,))
         return dict(zip(STATUS_COLUMNS, rows[0])) if rows else None
+
+    def assign_group(self, terminal, group):
+        """The terminal group (route, school, scenic area) a terminal's profile bundles are addressed to."""
+        with self.lock:
+            self.db.execute("INSERT INTO terminal_groups VALUES (?, ?) ON CONFLICT(terminal) DO UPDATE SET "
+                            "grp = excluded.grp", (terminal, group))
+
+    def terminal_group(self, terminal):
+        """The terminal's group (assign_group), or None."""
+        with self.lock:
+            row = self.db.execute("SELECT grp FROM terminal_groups WHERE terminal = ?", (terminal,)).fetchone()
+        return row[0] if row else None
 
     def assign_merchant(self, terminal, merchant):
         with self.lock:

@@ -1,5 +1,5 @@
 """Provisioning on the board: the device key, the fleet token key, the config authority's keys, the
-collector's seal key and the ride-code roots, each written atomically.
+collector's seal key, the ride-code roots and the terminal group, each written atomically.
 
 Run on a board through mpremote: `run` this file, then `exec` one call of write_keys().  A power cut
 leaves the old file or the new one, never a part."""
@@ -18,11 +18,11 @@ def _replace(path, data, mode):
 
 
 def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path=None, token_hex=None,
-               seal_path=None, seal_text=None, ride_path=None, ride_text=None):
+               seal_path=None, seal_text=None, ride_path=None, ride_text=None, group_path=None, group_text=None):
     """Write the device key (hex) to `key_path` and, if given, the keyring text to `config_path`, the token
     key file (firmware/identity.py TOKEN_KEY_FILE, hex) to `token_path`, the collector's modulus (hex) to
-    `seal_path` and the ride-code roots' text to `ride_path`; print the terminal id the firmware will
-    announce, as "terminal=<hex>"."""
+    `seal_path`, the ride-code roots' text to `ride_path` and the terminal group to `group_path`; print
+    the terminal id the firmware will announce, as "terminal=<hex>"."""
     try:
         os.mkdir("/flash/keys")
     except OSError:
@@ -36,6 +36,12 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path
         _replace(seal_path, seal_text, "w")
     if ride_path is not None:
         _replace(ride_path, ride_text, "w")
+    if group_path is not None:
+        try:
+            os.mkdir(group_path[:group_path.rfind("/")])
+        except OSError:
+            pass
+        _replace(group_path, group_text, "w")
     print("terminal=" + identity.terminal_id(board).hex())
 
 

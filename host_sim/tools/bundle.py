@@ -12,6 +12,9 @@ The authority signs a bundle once, offline; the collector serves the same bytes 
                             [--revoke-ticket 7:4c4f535450415353] --out keys-N.zfb
         Signs with the key under the key id written in KEY.pub.  Ticket keys are the issuer keys kept
         by `qr make ticket` (host_sim/tools/tickets.py, --keys-dir).
+    bundle make profile --key authority.pem --version N --profile route-7.json --out profile-N.zfb
+        A terminal profile (protocol/profile.py: product, group, sections), checked here as the terminal
+        will check it; the collector offers it to the terminals provisioned into its "group".
     bundle show FILE [--config-keys authority.pem.pub]
         The bundle as JSON; with the public keys, also whether its signature holds.
 """
@@ -103,6 +106,18 @@ def ride_revoked_body(revoked):
     return bytes([len(revoked)]) + b"".join(struct.pack(">HB", i, k) for i, k in sorted(set(revoked)))
 
 
+def profile_body(text):
+    """The body of a profile bundle: the JSON text, checked (protocol/profile.py parse) and compacted."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    try:
+        json.loads(data)
+    except ValueError as e:
+        raise fleet.FleetError("profile is not JSON: %s" % e) from e
+    body = json.dumps(json.loads(data), separators=(",", ":"), ensure_ascii=False).encode()
+    fleet.profile_body(body)
+    return body
+
+
 def sign(key, key_id, kind, version, body, issued=None):
     """A whole bundle: header, body and the RSA PKCS#1 v1.5 SHA-256 signature by `key` (cryptography)."""
     data = unsigned(kind, key_id, version, int(time.time()) if issued is None else issued, body)
@@ -147,6 +162,8 @@ def show(data, config_keys=None):
         out["fares"] = {names.get(k, str(k)): fen for k, fen in sorted(fleet.fares(body).items())}
     elif kind == fleet.KIND_RIDE_REVOKED:
         out["ride_revoked"] = ["%d:%d" % ref for ref in sorted(fleet.ride_revoked(body))]
+    elif kind == fleet.KIND_PROFILE:
+        out["profile"] = fleet.profile_body(body)
     else:
         ring = fleet.keyring(body)
         out["keys"] = ["%d:%d" % ref for ref in sorted(ring.keys)]
@@ -165,7 +182,8 @@ def show(data, config_keys=None):
 
 
 def newest(directory):
-    """{kind: (version, bundle bytes)}: the highest version of each kind among DIR/*.zfb.
+    """{kind: (version, bundle bytes)}: the highest version of each kind among DIR/*.zfb, and for profiles
+    {(KIND_PROFILE, group): (version, bytes)}: the highest of each terminal group.
     Files that are not well-formed fleet bundles are skipped (the terminal would refuse them)."""
     best = {}
     for name in sorted(os.listdir(directory)):
@@ -174,7 +192,9 @@ def newest(directory):
         with open(os.path.join(directory, name), "rb") as f:
             data = f.read(fleet.MAX_SIZE + 1)
         try:
-            kind, _, _, version, _ = fleet.head(data[:fleet.HEAD], len(data))
+            kind, _, b, version, _ = fleet.head(data[:fleet.HEAD], len(data))
+            if kind == fleet.KIND_PROFILE:
+                kind = (kind, fleet.profile_body(data[fleet.HEAD:fleet.HEAD + b])["group"])
         except fleet.FleetError:
             continue
         if version > best.get(kind, (0, b""))[0]:
@@ -199,6 +219,12 @@ def main(args):
         key, key_id = load_signer(args.key)
         if args.kind == "fares":
             data = sign(key, key_id, fleet.KIND_FARES, args.version, fares_body(fare_specs(args.fare)))
+        elif args.kind == "profile":
+            if not args.profile:
+                raise SystemExit("bundle make profile needs --profile FILE.json")
+            with open(args.profile, "rb") as f:
+                body = profile_body(f.read())
+            data = sign(key, key_id, fleet.KIND_PROFILE, args.version, body)
         elif args.kind == "ride-revoked":
             revoked = [(i, int(k)) for i, k in map(_pair, args.revoke)]
             data = sign(key, key_id, fleet.KIND_RIDE_REVOKED, args.version, ride_revoked_body(revoked))
@@ -219,7 +245,7 @@ def add_arguments(parser):
     k.add_argument("--key", required=True, help="private key file to create (PEM, mode 600)")
     k.add_argument("--key-id", type=int, default=1, help="key id the terminals know it by (rotation)")
     m = sub.add_parser("make", help="sign a fleet bundle")
-    m.add_argument("kind", choices=("fares", "ticket-keys", "ride-revoked"))
+    m.add_argument("kind", choices=("fares", "ticket-keys", "ride-revoked", "profile"))
     m.add_argument("--key", required=True, help="the authority's private key (KEY.pub beside it)")
     m.add_argument("--version", type=int, required=True, help="bundle version: terminals only move up")
     m.add_argument("--out", required=True, help="bundle file to write (collector --bundles DIR serves DIR/*.zfb)")
@@ -230,6 +256,7 @@ def add_arguments(parser):
                    help="ticket-keys: revoked key; ride-revoked: a revoked ride-code issuer key")
     m.add_argument("--revoke-ticket", action="append", default=[], metavar="ISSUER:TICKETHEX",
                    help="ticket-keys: one revoked ticket (8-byte id as hex)")
+    m.add_argument("--profile", metavar="FILE.json", help="profile: the terminal profile (protocol/SPEC.md)")
     m.add_argument("--keys-dir", default=tickets.DEFAULT_DIR, help="ticket-keys: where issuer keys are kept")
     s = sub.add_parser("show", help="print a bundle as JSON")
     s.add_argument("file")

@@ -9,7 +9,9 @@ terminal accepts fleet bundles (fares, ticket keys) under.  It always writes the
 the terminal seals card data to it, and declines card payments without it.  The fleet token key
 (protocol/tokens.py; the collector's current one, created at the first provisioning) goes to
 /flash/keys/token, and the collector notes that the terminal holds that version.  With `--ride-roots FILE`
-it writes the ride-code root keys (`qr ride-roots`) to /flash/keys/ride-roots.  Then it soft-resets the
+it writes the ride-code root keys (`qr ride-roots`) to /flash/keys/ride-roots.  With `--group NAME` it
+writes the terminal group (a route, a school, a scenic area) to /flash/config/group and registers it
+with the collector, which then offers the terminal the newest profile bundle of that group.  Then it soft-resets the
 board (Ctrl-D at the REPL), so the firmware starts again and authenticates with the new key.  Keys are never
 printed.
 """
@@ -34,6 +36,7 @@ CONFIG_KEYS_PATH = "/flash/keys/config"
 TOKEN_KEY_PATH = "/flash/keys/token"
 SEAL_KEY_PATH = "/flash/keys/seal.pub"
 RIDE_ROOTS_PATH = "/flash/keys/ride-roots"
+GROUP_PATH = "/flash/config/group"
 
 
 class ProvisionError(Exception):
@@ -99,15 +102,29 @@ def identify(port, timeout=60):
     return found["terminal"], found.get("key_sha256", "none")
 
 
-def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text=None, ride_roots=None):
+def check_group(name):
+    """A terminal group name as protocol/profile.py allows it (1..32 characters, no whitespace)."""
+    from protocol import profile
+
+    if not 0 < len(name) <= profile.MAX_GROUP or name.split() != [name]:
+        raise ProvisionError("--group wants a name of 1..%d characters without spaces, got %r"
+                             % (profile.MAX_GROUP, name))
+    return name
+
+
+def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text=None, ride_roots=None,
+              group=None):
     """Write `key`, and if given the config keys' text, the token key (version, key), the seal key's text
-    (seal_key_text) and the ride-code roots' text, to the board on `port`; returns its terminal id."""
+    (seal_key_text), the ride-code roots' text and the terminal group, to the board on `port`; returns its
+    terminal id."""
     config = (None, None) if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
     token = (None, None) if token_key is None else (TOKEN_KEY_PATH,
                                                     (struct.pack("<I", token_key[0]) + token_key[1]).hex())
     seal = (None, None) if seal_text is None else (SEAL_KEY_PATH, seal_text)
     ride = (None, None) if ride_roots is None else (RIDE_ROOTS_PATH, ride_roots)
-    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(), *(config + token + seal + ride))
+    grp = (None, None) if group is None else (GROUP_PATH, group + "\n")
+    chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(),
+                             *(config + token + seal + ride + grp))
     return _board_lines(port, chain, timeout)["terminal"]
 
 
@@ -119,9 +136,10 @@ def soft_reset(port):
         time.sleep(0.1)
 
 
-def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None, ride_roots=None):
+def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None, ride_roots=None, group=None):
     """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None.
     `ride_roots`: the path of a ride-code roots file for /flash/keys/ride-roots, or None.
+    `group`: the terminal group for /flash/config/group, registered with the collector, or None.
     `seal_key`: the collector's public (or private) PEM key for /flash/keys/seal.pub; None: the development key.
     A terminal id registered to a key this board does not hold belongs to another board: refused
     unless `replace` (then the other board's key stops working)."""
@@ -129,6 +147,7 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
     trusted = None if config_keys is None else read_config_keys(config_keys)
     sealing_text = seal_key_text(seal_key)
     roots = None if ride_roots is None else read_ride_roots(ride_roots)
+    group = None if group is None else check_group(group)
     store = Store(db)  # opened first: a database that cannot be written must not leave a keyed board behind
     try:
         terminal, held = identify(port)
@@ -138,8 +157,10 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
                                  "re-key it (the other board can no longer upload)" % terminal)
         token_key = store.token_key()
         terminal = write_key(port, key, config_keys=trusted, token_key=token_key, seal_text=sealing_text,
-                             ride_roots=roots)
+                             ride_roots=roots, group=group)
         store.register(terminal, key)
+        if group is not None:
+            store.assign_group(terminal, group)
         store.set_delivered(terminal, fleet.KIND_TOKEN_KEY, token_key[0])
     finally:
         store.close()
@@ -151,7 +172,8 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
 def main(args):
     try:
         terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys,
-                             replace=args.replace, seal_key=args.seal_key, ride_roots=args.ride_roots)
+                             replace=args.replace, seal_key=args.seal_key, ride_roots=args.ride_roots,
+                             group=args.group)
     except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError, ValueError) as e:
         print("provision failed: %s" % e, file=sys.stderr)
         return 1
@@ -160,6 +182,8 @@ def main(args):
         out["config_keys_file"] = CONFIG_KEYS_PATH
     if args.ride_roots:
         out["ride_roots_file"] = RIDE_ROOTS_PATH
+    if args.group:
+        out["group"] = args.group
     print(json.dumps(out))
     return 0
 
@@ -174,6 +198,8 @@ def add_arguments(parser):
                              "development key)")
     parser.add_argument("--ride-roots", metavar="FILE",
                         help="ride-code root keys (`qr ride-roots`) for /flash/keys/ride-roots")
+    parser.add_argument("--group", metavar="NAME",
+                        help="the terminal group (route, school, scenic area) its profile bundles are addressed to")
     parser.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")
     parser.add_argument("--replace", action="store_true",
                         help="re-key a terminal id registered to another board's key (that board stops uploading)")

@@ -21,6 +21,8 @@ def body_steps(root, key, steps, probes, config_lines=None):
     def on_activate(kind, content):
         if kind == 3:
             activated.append([kind, sorted(content.items())])
+        elif kind == 6:
+            activated.append([kind, content["profile"], content["group"]])
         else:
             activated.append([kind, sorted(content.keys.items()), sorted(content.revoked),
                               sorted(content.revoked_tickets)])
@@ -57,7 +59,7 @@ def body_steps(root, key, steps, probes, config_lines=None):
     boot = {"fares": sorted(fleet.load_fares(root).items()), "keys": sorted(ring.keys),
             "tickets": sorted(ring.revoked_tickets), "fares_version": fleet.version(root, 3),
             "keys_version": fleet.version(root, 2), "staged": sorted(os.listdir(root + "/config")),
-            "activated": activated}
+            "activated": activated, "profile": fleet.load_profile(root), "profile_version": fleet.version(root, 6)}
     return out, r.deny.version, [r.deny.contains(t) for t in probes], boot
 
 

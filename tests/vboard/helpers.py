@@ -67,10 +67,10 @@ def payment_code(pan, atc):
     return wallet.code(profile, pan=pan, atc=atc)
 
 
-def provisioned(board, db, config_keys=None):
+def provisioned(board, db, config_keys=None, group=None):
     """Provision `board` into the collector database `db`; returns its terminal id once it is ready again."""
     mark = board.console_mark()
-    terminal = provision.provision(board.ports["console"], db, config_keys=config_keys)
+    terminal = provision.provision(board.ports["console"], db, config_keys=config_keys, group=group)
     board.wait_console(b"ready:", timeout=20, since=mark)
     return terminal
 
