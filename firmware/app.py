@@ -16,7 +16,7 @@ from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal, JournalFull
 from firmware.uplink import Uplink
-from protocol import crypto, link, record
+from protocol import crypto, link, profile, record
 
 SCANNER_BAUD = 9600
 WATCHDOG_MS = 8000
@@ -43,6 +43,7 @@ class Terminal:
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
+        self.decider.promotions = self._promotions(root)
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
         self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
@@ -66,6 +67,18 @@ class Terminal:
         sealer = sealing.Sealer(n, self.journal, self.terminal, self.board.time_s)
         sealer.prepare()
         return sealer
+
+    @staticmethod
+    def _promotions(root):
+        """The promotions' draws and budgets, keyed from the device key; None before provisioning."""
+        from firmware import uplink
+
+        key = uplink.read_key(root + "/" + uplink.KEY_FILE)
+        if key is None:
+            return None
+        from firmware.promotions import Promotions
+
+        return Promotions(root, key)
 
     @staticmethod
     def _load_deny_list(root):
@@ -125,8 +138,15 @@ class Terminal:
         the passenger; the same for QR codes and NFC taps.  `detail`: what the console says of a decline."""
         self._last_tap = time.ticks_ms()
         if d.outcome == decision.ACCEPT:
+            now = int(self.board.time_s())
+            offers = self.decider.promotion_offers(d, now)
+            won = None
+
             def build(seq):
-                return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, d.amount,
+                nonlocal won
+                if offers:  # the draw is over the record's own fields, so it happens as the record is made
+                    won = self.decider.promote(d, offers, self.terminal, seq, now)
+                return record.encode(self.terminal, seq, now, d.kind, d.amount,
                                      decision.CURRENCY_CNY, record.ACCEPTED, record.REASON_NONE,
                                      d.fare_id, d.token, d.extensions)
             try:
@@ -141,9 +161,13 @@ class Terminal:
             if d.kind == record.KIND_TICKET:  # ... and only now the passenger is told
                 self.feedback.admitted(d.entry, seq)
             else:
-                self.feedback.accepted(d.amount, seq)
+                self.feedback.accepted(d.amount, seq, d.discount)
             self.uplink.wake.set()
-            print("tap #%d accepted %d fen" % (seq, d.amount))
+            if won is not None:  # counted against this terminal's budget once the passenger was told
+                self.decider.promotions.spend(won[0], won[1], profile.local_day(self.decider.active.profile, now), seq)
+                print("tap #%d accepted %d fen, promotion %d took %d off" % (seq, d.amount, won[0], won[1]))
+            else:
+                print("tap #%d accepted %d fen" % (seq, d.amount))
         elif d.outcome == decision.ALREADY_PAID:
             self.feedback.already_paid(d.seq)
             print("tap repeats #%d: already paid" % d.seq)

@@ -72,6 +72,7 @@ class Decision:
         self.amount = amount
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
+        self.discount = 0  # fen a promotion took off `amount` when the record was built (Decider.promote)
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
@@ -92,6 +93,7 @@ class Decider:
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
+        self.promotions = None  # firmware.promotions.Promotions: the county's discounts (app.py, with a device key)
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -126,6 +128,8 @@ class Decider:
         rec = record.decode(data)
         if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
             return
+        if self.promotions is not None:  # a discount the budget file may have missed before a power cut
+            self.promotions.replay(rec, self.active.profile)
         if rec["kind"] == record.KIND_RIDE_CODE:  # kept for firmware/ridecodes.py, loaded on the next ride code
             self.rides_journalled.append((rec["token"], rec["ext"].get(record.EXT_RIDE)))
             return
@@ -136,6 +140,25 @@ class Decider:
         PDOL with it) is what its record charges.  A kind the active fare table leaves out: the default
         fare, or 0 for a (prepaid) ticket."""
         return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
+
+    def promotion_offers(self, d, now):
+        """The promotions an accepted tap `d` may draw when its record is built (None: none)."""
+        promos = self.promotions
+        if promos is None or self.active.profile is None:
+            return None
+        return promos.offers(self.active.profile, d.kind, d.amount, now)
+
+    def promote(self, d, offers, terminal, seq, now):
+        """While record `seq` of `d` is built: the draw; a discount lowers d.amount and adds its extensions
+        (protocol/promotion.py), d.discount says how much."""
+        won = self.promotions.draw(offers, terminal, seq, now, d.kind, d.amount, d.token)
+        if won is not None:
+            from protocol import promotion
+
+            d.amount -= won[1]
+            d.discount = won[1]
+            d.extensions = list(d.extensions) + promotion.extensions(won[0], won[1], won[2])
+        return won
 
     def _denied(self, token):
         deny = self.active.deny

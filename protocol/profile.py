@@ -15,7 +15,7 @@ ProfileError); a name outside it is refused, so a typo never passes as "no limit
 
 import json
 
-from protocol import busfare
+from protocol import busfare, promotion
 
 PROFILES = ("bus", "school", "scenic")
 MAX_BODY = 4096  # bytes of JSON: parsed in RAM on the terminal
@@ -40,6 +40,7 @@ def integer(section, name, low, high, default=None):
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError
 SECTIONS["bus"] = busfare.check
+SECTIONS["promotions"] = promotion.check
 
 
 def parse(body):

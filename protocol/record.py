@@ -166,6 +166,9 @@ EXT_PAYCODE = 20  # KIND_PAYMENT_CODE: path u8 (PATH_*), family u8, request id u
 #   online: approval code (6 ASCII) and retrieval reference (12 ASCII)
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
+EXT_PROMO_ID = 56  # a promotion's discount (protocol/promotion.py): programme id u16 LE
+EXT_PROMO_DISCOUNT = 57  # the discount u32 LE in fen: the fare before it was amount + discount
+EXT_PROMO_DRAW = 58  # the draw u32 LE that granted it (the host recomputes it)
 
 PATH_ONLINE = 1  # EXT_PAYCODE path: authorised online before the decision
 PATH_DEFERRED = 2  # accepted offline under the per-code cap; the code is sealed and authorised later
