@@ -30,13 +30,13 @@ def load(path):
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
     except (OSError, ValueError) as e:
-        raise PromotionsFileError("%s: %s" % (path, e))
+        raise PromotionsFileError("%s: %s" % (path, e)) from None
     product, offset = None, profiles.DEFAULT_UTC_OFFSET
     if isinstance(obj, dict):
         try:
             obj = profiles.parse(json.dumps(obj).encode())
         except profiles.ProfileError as e:
-            raise PromotionsFileError("%s: %s" % (path, e))
+            raise PromotionsFileError("%s: %s" % (path, e)) from None
         product, offset = obj["profile"], obj["utc_offset_s"]
         obj = obj.get("promotions")
         if obj is None:
@@ -44,7 +44,7 @@ def load(path):
     try:
         compiled = promotion.programmes(obj)
     except profiles.ProfileError as e:
-        raise PromotionsFileError("%s: %s" % (path, e))
+        raise PromotionsFileError("%s: %s" % (path, e)) from None
     return product, offset, {p[promotion.ID]: p for p in compiled}
 
 
