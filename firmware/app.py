@@ -43,7 +43,7 @@ class Terminal:
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
-        self.decider.promotions = self._promotions(root)
+        self._promotions(root)
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
         self.declines = declines.Declines(self.journal, self.terminal, decision.CURRENCY_CNY)
@@ -68,17 +68,13 @@ class Terminal:
         sealer.prepare()
         return sealer
 
-    @staticmethod
-    def _promotions(root):
-        """The promotions' draws and budgets, keyed from the device key; None before provisioning."""
+    def _promotions(self, root):
+        """The promotions' draws and budgets, keyed from the device key; none before provisioning."""
         from firmware import uplink
 
         key = uplink.read_key(root + "/" + uplink.KEY_FILE)
-        if key is None:
-            return None
-        from firmware.promotions import Promotions
-
-        return Promotions(root, key)
+        if key is not None:
+            self.decider.load_promotions(root, key)
 
     @staticmethod
     def _load_deny_list(root):
@@ -163,8 +159,9 @@ class Terminal:
             else:
                 self.feedback.accepted(d.amount, seq, d.discount)
             self.uplink.wake.set()
-            if won is not None:  # counted against this terminal's budget once the passenger was told
-                self.decider.promotions.spend(won[0], won[1], profile.local_day(self.decider.active.profile, now), seq)
+            promos = self.decider.promotions
+            if won is not None and promos is not None:  # counted against the terminal's budget once told
+                promos.spend(won[0], won[1], profile.local_day(self.decider.active.profile, now), seq)
                 print("tap #%d accepted %d fen, promotion %d took %d off" % (seq, d.amount, won[0], won[1]))
             else:
                 print("tap #%d accepted %d fen" % (seq, d.amount))

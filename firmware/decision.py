@@ -141,6 +141,12 @@ class Decider:
         fare, or 0 for a (prepaid) ticket."""
         return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
 
+    def load_promotions(self, root, device_key):
+        """The county's promotions (firmware/promotions.py), keyed from the terminal's device key."""
+        from firmware.promotions import Promotions
+
+        self.promotions = Promotions(root, device_key)
+
     def promotion_offers(self, d, now):
         """The promotions an accepted tap `d` may draw when its record is built (None: none)."""
         promos = self.promotions
@@ -151,7 +157,8 @@ class Decider:
     def promote(self, d, offers, terminal, seq, now):
         """While record `seq` of `d` is built: the draw; a discount lowers d.amount and adds its extensions
         (protocol/promotion.py), d.discount says how much."""
-        won = self.promotions.draw(offers, terminal, seq, now, d.kind, d.amount, d.token)
+        promos = self.promotions
+        won = None if promos is None else promos.draw(offers, terminal, seq, now, d.kind, d.amount, d.token)
         if won is not None:
             from protocol import promotion
 

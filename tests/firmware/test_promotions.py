@@ -26,7 +26,7 @@ def body_taps(root, key, profile, taps):
 
     dec = decision.Decider(None)
     dec.active.profile = profile
-    dec.promotions = promotions.Promotions(root, key)
+    dec.load_promotions(root, key)
     out = []
     seq = 10
     for kind, fare, now in taps:
@@ -43,11 +43,11 @@ def body_taps(root, key, profile, taps):
 
 def body_replay(root, key, profile, raws):
     """A fresh Promotions after boot replays journal records (Decider.remember_record): its budget."""
-    from firmware import decision, promotions
+    from firmware import decision
 
     dec = decision.Decider(None)
     dec.active.profile = profile
-    dec.promotions = promotions.Promotions(root, key)
+    dec.load_promotions(root, key)
     for raw in raws:
         dec.remember_record(raw)
     return [dec.promotions.day, dec.promotions.applied, dec.promotions.spent]
