@@ -89,12 +89,14 @@ class Glyphs:
             self.count = data[4] | data[5] << 8
         self._data = data
         self._bitmaps = 6 + 4 * self.count
+        self.size = 0  # bytes of the bitmap find() found last
         self._scratch = bytearray(32)
         self._narrow = framebuf.FrameBuffer(self._scratch, 8, 16, framebuf.MONO_HLSB)
         self._wide = framebuf.FrameBuffer(self._scratch, 16, 16, framebuf.MONO_HLSB)
 
     def find(self, code):
-        """(bitmap offset in the table, bytes) of code point `code`, or None."""
+        """The offset in the table of code point `code`'s bitmap, its length in self.size; -1 if absent.
+        (No tuple per glyph: a redraw allocates next to nothing.)"""
         data = self._data
         lo, hi = 0, self.count
         while lo < hi:
@@ -108,8 +110,9 @@ class Glyphs:
             else:
                 start = data[at + 2] | data[at + 3] << 8
                 end = len(data) - self._bitmaps if mid + 1 == self.count else data[at + 6] | data[at + 7] << 8
-                return self._bitmaps + start, end - start
-        return None
+                self.size = end - start
+                return self._bitmaps + start
+        return -1
 
     def draw(self, fb, s, y):
         """Draw s at row y of fb from the left edge, glyph by glyph, as far as 128 pixels hold it;
@@ -118,10 +121,12 @@ class Glyphs:
         scratch = self._scratch
         data = self._data
         for ch in s:
-            got = self.find(ord(ch)) or self.find(0x3F)
-            if got is None:
-                continue
-            at, n = got
+            at = self.find(ord(ch))
+            if at < 0:
+                at = self.find(0x3F)
+                if at < 0:
+                    continue
+            n = self.size
             width = 16 if n == 32 else 8
             if x + width > WIDTH:
                 return
