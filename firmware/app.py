@@ -16,7 +16,7 @@ from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal, JournalFull
 from firmware.uplink import Uplink
-from protocol import crypto, link, profile, record
+from protocol import crypto, link, record
 
 SCANNER_BAUD = 9600
 WATCHDOG_MS = 8000
@@ -161,7 +161,7 @@ class Terminal:
             self.uplink.wake.set()
             promos = self.decider.promotions
             if won is not None and promos is not None:  # counted against the terminal's budget once told
-                promos.spend(won[0], won[1], profile.local_day(self.decider.active.profile, now), seq)
+                promos.spend(won[0], won[1], promos.local_day(self.decider.active.profile, now), seq)
                 print("tap #%d accepted %d fen, promotion %d took %d off" % (seq, d.amount, won[0], won[1]))
             else:
                 print("tap #%d accepted %d fen" % (seq, d.amount))

@@ -93,7 +93,8 @@ class Decider:
         self.flash_root = None  # where ride-code roots are read on the first ride code (app.py sets it)
         self.rides = None  # firmware.ridecodes.Rides, loaded on the first ride code
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
-        self.promotions = None  # firmware.promotions.Promotions: the county's discounts (app.py, with a device key)
+        self.promotions = None  # firmware.promotions.Promotions: the county's discounts (load_promotions)
+        self._promo_source = None  # (flash root, device key) they are loaded from once a profile has some
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -142,15 +143,24 @@ class Decider:
         return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
 
     def load_promotions(self, root, device_key):
-        """The county's promotions (firmware/promotions.py), keyed from the terminal's device key."""
-        from firmware.promotions import Promotions
+        """The county's promotions (firmware/promotions.py), keyed from the terminal's device key; the code
+        is loaded only once the active profile has a "promotions" section."""
+        self._promo_source = (root, device_key)
+        self._promotions_ready()
 
-        self.promotions = Promotions(root, device_key)
+    def _promotions_ready(self):
+        profile = self.active.profile
+        if self.promotions is None and self._promo_source is not None and profile is not None \
+                and "promotions" in profile:
+            from firmware.promotions import Promotions
+
+            self.promotions = Promotions(self._promo_source[0], self._promo_source[1])
+        return self.promotions
 
     def promotion_offers(self, d, now):
         """The promotions an accepted tap `d` may draw when its record is built (None: none)."""
-        promos = self.promotions
-        if promos is None or self.active.profile is None:
+        promos = self._promotions_ready()
+        if promos is None:
             return None
         return promos.offers(self.active.profile, d.kind, d.amount, now)
 

@@ -89,6 +89,11 @@ class Promotions:
                 return p[promotion.ID], promotion.discount_of(p, fare), value
         return None
 
+    @staticmethod
+    def local_day(profile, now):
+        """The local day of board time `now` under the profile's time zone (daily budgets)."""
+        return profiles.local_day(profile, now)
+
     def spend(self, pid, discount, day, seq):
         """Count a journalled discount (record `seq`) against this terminal's budget, durably."""
         if day < self.day or seq <= self.applied:

@@ -15,7 +15,7 @@ ProfileError); a name outside it is refused, so a typo never passes as "no limit
 
 import json
 
-from protocol import busfare, promotion
+from protocol import busfare
 
 PROFILES = ("bus", "school", "scenic")
 MAX_BODY = 4096  # bytes of JSON: parsed in RAM on the terminal
@@ -40,7 +40,16 @@ def integer(section, name, low, high, default=None):
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError
 SECTIONS["bus"] = busfare.check
-SECTIONS["promotions"] = promotion.check
+
+
+def _promotions(section, body):
+    """The "promotions" checker (protocol/promotion.py), loaded only for a profile that has the section."""
+    from protocol import promotion
+
+    promotion.check(section, body)
+
+
+SECTIONS["promotions"] = _promotions
 
 
 def parse(body):

@@ -1,5 +1,6 @@
 """`python -m host_sim bench promotion --json`: what a county promotion's draw, its budget file and the
-bilingual screen cost the terminal, inside MicroPython (host_sim/device/bench_promotion.py).
+bilingual screen cost the terminal, inside MicroPython (host_sim/device/bench_promotion.py), running the
+firmware's .mpy files as the virtual board deploys them.
 
 The glyph table is the one the build makes from GNU Unifont (host_sim/tools/glyphs.py); without Unifont
 the screen is not timed.  `draw_ratio` and `screen_ratio` are medians as multiples of the reference (one
@@ -10,7 +11,7 @@ import os
 import tempfile
 
 from host_sim import micropython
-from host_sim.tools import glyphs
+from host_sim.tools import build, glyphs
 
 
 def run(args):
@@ -21,7 +22,10 @@ def run(args):
             table_file = os.path.join(tmp, "glyphs.bin")
             with open(table_file, "wb") as f:
                 f.write(made[0])
-        runtime, out = micropython.run_program("bench_promotion", [args.iterations, tmp, table_file], heap=args.heap)
+        code_dir = os.path.join(tmp, "code")  # the firmware as deployed (.mpy), as on the virtual board
+        build.build("virtual", code_dir)
+        runtime, out = micropython.run_program("bench_promotion", [args.iterations, tmp, table_file], heap=args.heap,
+                                               path=[code_dir])
     ref = max(1, out["hmac"]["median_us"])
     out["runtime"] = runtime
     out["draw_ratio"] = round(out["draw"]["median_us"] / ref, 2)

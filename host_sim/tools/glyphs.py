@@ -1,13 +1,16 @@
 """The display's glyph table: GNU Unifont's 16-pixel glyphs of exactly the characters the firmware shows.
 
-The characters are printable ASCII and every character of firmware/feedback.py's texts (feedback.texts()),
-so a text added there is in the next build.  Unifont is the Debian package `unifont`
-(/usr/share/unifont/unifont.hex, one glyph a line: "4E00:" and 32 hex digits for 8x16 or 64 for 16x16);
-ZF_UNIFONT names another copy.  The format is the one hardware/boards/ssd1306_text.py reads.
+The characters are printable ASCII and every character of every string constant in firmware/feedback.py
+(where the firmware's screen texts live), so a text added there is in the next build.  Unifont is the
+Debian package `unifont` (/usr/share/unifont/unifont.hex, one glyph a line: "4E00:" and 32 hex digits for
+8x16 or 64 for 16x16); ZF_UNIFONT names another copy.  The format is the one hardware/boards/ssd1306_text.py reads.
 """
 
+import ast
 import os
 import struct
+
+from host_sim.paths import ROOT
 
 UNIFONT = "/usr/share/unifont/unifont.hex"
 MAGIC = b"ZFG1"
@@ -19,13 +22,21 @@ def unifont_path():
     return path if os.path.exists(path) else None
 
 
+FEEDBACK = os.path.join(ROOT, "firmware", "feedback.py")
+
+
+def texts(path=FEEDBACK):
+    """Every string constant of a module's source (docstrings included: a few glyphs more, none missed)."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+
+
 def characters():
     """The code points the firmware may show, sorted: printable ASCII and those of its texts."""
-    from firmware import feedback
-
     chars = set(range(0x20, 0x7F))
-    for text in feedback.texts():
-        chars.update(ord(ch) for ch in text)
+    for text in texts():
+        chars.update(ord(ch) for ch in text if ord(ch) >= 0x7F and ord(ch) < 0x10000 and ch.isprintable())
     return sorted(chars)
 
 

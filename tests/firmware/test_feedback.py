@@ -55,10 +55,21 @@ def body_outcomes(steps):
     return got
 
 
-def body_widths(lines):
-    from firmware.feedback import columns
+def body_reason_zh(reasons):
+    from firmware.feedback import reason_zh
 
-    return [columns(s) for s in lines]
+    return [reason_zh(r) for r in reasons]
+
+
+def columns(s):
+    """Display columns of s: two for a CJK (wide) character, one for ASCII."""
+    return sum(2 if ord(ch) >= 0x1100 else 1 for ch in s)
+
+
+def table_reasons():
+    from firmware import feedback
+
+    return [int(line.split(" ", 1)[0]) for line in feedback.REASON_ZH.strip().splitlines()]
 
 
 def test_one_led_at_a_time_across_outcomes(runtime):
@@ -112,20 +123,26 @@ def test_every_screen_line_fits_16_columns(runtime):
 
     steps = [("ready",), ("processing",), ("accepted", 99999, 9999), ("admitted",), ("already_paid",),
              ("see_driver",)]
-    steps += [("declined_reason", reason, "") for reason in feedback.REASON_ZH]
+    steps += [("declined_reason", reason, "") for reason in table_reasons()]
     got = runtime.run(body_outcomes, steps)
     lines = []
     for calls, _ in got:
         for c in calls:
             if c[0] == "display":
                 lines += [s for s in c[1:] if s]
-    widths = runtime.run(body_widths, lines)
-    too_wide = [(s, w) for s, w in zip(lines, widths) if w > feedback.COLUMNS]
+    assert len(lines) > 2 * len(steps)
+    too_wide = [(s, columns(s)) for s in lines if columns(s) > feedback.COLUMNS]
     assert too_wide == []
-    assert runtime.run(body_widths, ["已付款 2.00元", "PAID 2.00"]) == [13, 9]  # a CJK character is 2 columns
+    assert [columns(s) for s in ("已付款 2.00元", "PAID 2.00")] == [13, 9]  # a CJK character is 2 columns
+
+
+def test_the_reason_table_reads_back_on_both_runtimes(runtime):
+    reasons = table_reasons()
+    got = runtime.run(body_reason_zh, reasons + [record.REASON_DENY_LISTED, 0, 255])
+    assert got[-3:] == ["卡已冻结", "原因 0", "原因 255"]
+    assert all(text and "\n" not in text and not text.startswith("原因") for text in got[:-3])
+    assert len(reasons) == len(set(reasons))
 
 
 def test_every_reason_the_terminal_knows_has_chinese_text():
-    from firmware import feedback
-
-    assert sorted(set(record.REASON_TEXT) - set(feedback.REASON_ZH) - {record.REASON_NONE}) == []
+    assert sorted(set(record.REASON_TEXT) - set(table_reasons()) - {record.REASON_NONE}) == []
