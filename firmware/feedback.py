@@ -29,7 +29,8 @@ LEDS = ("green", "red", "amber", "blue", "purple")
 COLUMNS = 16  # display columns per row: an ASCII character one, a CJK character two
 
 # decline reason -> Chinese text under the title (the English one is record.REASON_TEXT); a reason not
-# here shows its number ("原因 95") for the staff to look up
+# here shows its number ("原因 95") for the staff to look up.  80-84: offline risk, 95-101: gate and school
+# bus (their reasons are numbered in protocol/record.py as those products define them)
 REASON_ZH = """
 1 无法识别
 2 码太长
@@ -84,6 +85,18 @@ REASON_ZH = """
 69 乘车码已过期
 70 乘车码时间错
 71 乘车码已使用
+80 付款码已使用
+81 今日次数已满
+82 今日金额超限
+83 新卡次数超限
+84 新卡金额超限
+95 请稍后再进
+96 不在名单中
+97 无学生名单
+98 今日无乘车
+99 已扫过
+100 非学生卡
+101 已在他处使用
 """
 
 # Declines shown as "see driver": the terminal cannot take the credential now, or the card needs attention.
