@@ -29,7 +29,7 @@ SUBCOMMANDS = {
     "ridecode": ("host_sim.bench.ridecode", "one ride code's whole check (decode, chain, freshness) in MicroPython"),
     "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),
     "tap": ("host_sim.bench.tap", "line -> decision -> journal -> feedback per credential kind on a virtual board"),
-    "promotion": ("host_sim.bench.promotion", "a promotion's draw, budget file and bilingual screen, MicroPython"),
+    "promotion": ("host_sim.bench.promotion", "a promotion's draw and its budget file, MicroPython"),
 }
 
 

@@ -1,18 +1,16 @@
-"""`bench promotion` inside MicroPython: what the county's promotions and the bilingual screen add to a tap.
+"""`bench promotion` inside MicroPython: what the county's promotions add to a tap.
 
-argv: iterations, a directory for the budget file, the glyph table file ("-": none).  Times with the real
-firmware code: "draw", Decider.promotion_offers + promote for one tap against a profile of 8 programmes
-(the last one applies, chance 1: the most work a tap can cost); "spend", Promotions.spend rewriting the
-budget file (on the unix port's file system, not littlefs); "screen", Feedback.accepted with a discount
-drawn into the SSD1306 driver's frame buffer from the glyph table and sent to a bus that keeps nothing;
-"hmac", the reference operation, one HMAC-SHA256 of 1024 bytes.  Also the bytes allocated by one draw and
-one screen."""
+argv: iterations, a directory for the budget file.  Times with the real firmware code: "draw",
+Decider.promotion_offers + promote for one tap against a profile of 8 programmes (the last one applies,
+chance 1: the most work a tap can cost); "spend", Promotions.spend rewriting the budget file (on the unix
+port's file system, not littlefs); "hmac", the reference operation, one HMAC-SHA256 of 1024 bytes.  Also
+the bytes allocated by one draw."""
 
 import gc
 import sys
 import time
 
-from firmware import decision, feedback
+from firmware import decision
 from host_sim.device import results
 from protocol import crypto, record
 
@@ -41,7 +39,7 @@ def programme(pid, kinds):
             "programme_daily_fen": 100000000, "from": "2026-12-01", "until": "2026-12-31"}
 
 
-def main(n, root, glyph_file):
+def main(n, root):
     profile = {"profile": "bus", "group": "bench", "utc_offset_s": 28800,
                "promotions": [programme(i, ["ride_code"]) for i in range(1, 8)] + [programme(8, ["qr_cpm"])]}
     dec = decision.Decider(None)
@@ -67,45 +65,9 @@ def main(n, root, glyph_file):
     out["draw"] = timed(draw, n)
     out["spend"] = timed(spend, max(1, n // 10))
     out["draw_alloc_bytes"] = allocated(draw)
-    if glyph_file != "-":
-        from hardware.boards import ssd1306_text
-
-        class Bus:
-            def writeto(self, addr, buf):
-                pass
-
-        with open(glyph_file, "rb") as f:
-            table = f.read()
-        screen = feedback.Feedback(_Outputs(ssd1306_text.TextDisplay(Bus(), table)))
-
-        def show():
-            screen.accepted(150, 12, 50)
-
-        out["screen"] = timed(show, n)
-        out["screen_alloc_bytes"] = allocated(show)
-        out["glyph_table_bytes"] = len(table)
     mac_key, message = bytes(range(32)), bytes(1024)
     out["hmac"] = timed(lambda: crypto.hmac_sha256(mac_key, message), n)
     results.report([results.runtime_name(), out])
 
 
-class _Outputs:
-    """The gate board's outputs reduced to its OLED: LEDs, buzzer and relay cost nothing here."""
-
-    def __init__(self, oled):
-        self.oled = oled
-
-    def led(self, color, on):
-        pass
-
-    def beep(self, ms=80, hz=2700, times=1):
-        pass
-
-    def relay(self, ms):
-        pass
-
-    def display(self, text, detail="", text_zh="", detail_zh=""):
-        self.oled.show(text, detail, text_zh, detail_zh)
-
-
-main(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+main(int(sys.argv[1]), sys.argv[2])
