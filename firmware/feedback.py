@@ -5,7 +5,7 @@ Each outcome has its own LED colour and buzzer pattern, so it is told apart with
     outcome        LED      buzzer                       relay
     ready          amber    -                            -
     processing     amber    -                            -
-    accepted       green    1 x 80 ms, 2700 Hz           pulse (paid or admitted now)
+    accepted       green    1 x 80 ms, 2700 Hz           pulse (paid or admitted now; none for a pupil)
     already paid   blue     2 x 60 ms, 2700 Hz           -
     declined       red      1 x 400 ms, 900 Hz           -
     see driver     purple   3 x 150 ms, 900 Hz           -
@@ -160,6 +160,15 @@ class Feedback:
         self._beep(80, 2700, 1)
         self.out.relay(800)
         self.out.display("WELCOME", "entry %d #%06d" % (entry, seq), "欢迎 请通行", "第%d次" % entry)
+
+    def school(self, boarding, seq):
+        """A pupil's pass on the school bus: boarding or alighting recorded; no money, no gate."""
+        self._light("green")
+        self._beep(80, 2700, 1)
+        if boarding:
+            self.out.display("BOARDED", "#%06d" % seq, "已上车", "")
+        else:
+            self.out.display("ALIGHTED", "#%06d" % seq, "已下车", "")
 
     def already_paid(self, seq):
         self._light("blue")

@@ -43,6 +43,8 @@ def body_outcomes(steps):
             fb.accepted(step[1] if len(step) > 1 else 200, 1, step[2] if len(step) > 2 else 0)
         elif name == "admitted":
             fb.admitted(1, 2)
+        elif name == "school":
+            fb.school(step[1], 3)
         elif name == "already_paid":
             fb.already_paid(1)
         elif name == "see_driver":
@@ -92,6 +94,13 @@ def test_only_a_tap_paid_or_admitted_now_opens_the_gate(runtime):
     assert ("display", "ALREADY PAID", "#000001", "已付过 勿重复", "") in got[2][0]
 
 
+def test_a_pupil_boarding_or_alighting_is_green_without_the_gate(runtime):
+    got = runtime.run(body_outcomes, [("school", True), ("school", False)])
+    assert [[c[1:] for c in calls if c[0] in ("display", "relay")] for calls, _ in got] == [
+        [("BOARDED", "#000003", "已上车", "")], [("ALIGHTED", "#000003", "已下车", "")]]
+    assert [leds for _, leds in got] == [["green"], ["green"]]
+
+
 def test_accepted_already_paid_declined_and_see_driver_are_told_apart(runtime):
     got = runtime.run(body_outcomes, [("accepted",), ("already_paid",), ("declined",), ("see_driver",)])
     signals = [([c[1:] for c in calls if c[0] == "beep"], leds) for calls, leds in got]
@@ -122,7 +131,7 @@ def test_every_screen_line_fits_16_columns(runtime):
     from firmware import feedback
 
     steps = [("ready",), ("processing",), ("accepted", 99999, 9999), ("admitted",), ("already_paid",),
-             ("see_driver",)]
+             ("see_driver",), ("school", True), ("school", False)]
     steps += [("declined_reason", reason, "") for reason in table_reasons()]
     got = runtime.run(body_outcomes, steps)
     lines = []
