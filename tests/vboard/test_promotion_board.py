@@ -2,7 +2,8 @@
 discounts every CPM fare (chance 1) by 0.50 with a terminal budget of 1.00 a day; the first two taps pay
 1.50 and the display says so in Chinese and English ("立减 0.50"), the third pays the full 2.00 because
 the terminal's budget is spent, and it stays spent after a power cut.  The records carry the programme,
-the discount and the draw, and the host's audit recomputes each draw and finds nothing to flag."""
+the discount and the draw, and the host's audit recomputes each draw and finds nothing to flag.  The same
+code shown again is "already paid": blue, two short beeps, no gate."""
 
 import json
 import time
@@ -51,6 +52,13 @@ def test_a_promotion_discounts_fares_until_the_terminal_budget_is_spent(board, e
         assert shown == [("PAID 1.50", "-0.50", "已付款 1.50元", "立减 0.50"),
                          ("PAID 1.50", "-0.50", "已付款 1.50元", "立减 0.50"),
                          ("PAID 2.00", ev["detail"], "已付款 2.00元", "")]  # detail: the record number alone
+
+        mark = seen
+        seen, ev = tap(scanner, events, payment_code(PAN, 3), seen)  # the same code again: not charged again
+        assert (ev["text"], ev["text_zh"]) == ("ALREADY PAID", "已付过 勿重复")
+        outputs = [e for e in events.items[mark:seen] if e["out"] in ("buzzer", "relay")]
+        lit = [e["color"] for e in events.items[mark:seen] if e["out"] == "led" and e["on"]]
+        assert outputs == [dict(outputs[0], ms=60, hz=2700, times=2)] and lit == ["blue"]  # two short beeps, no gate
 
         def taps():
             return store.query("SELECT seq, amount, raw FROM records WHERE kind = ? ORDER BY seq",
