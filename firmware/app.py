@@ -215,11 +215,12 @@ class Terminal:
             await asyncio.sleep_ms(IDLE_MS)
             if not self._authorising and time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
                 self.journal.prepare()
-                if self.decider.sealer is not None:
-                    try:
+                try:
+                    if self.decider.sealer is not None:
                         self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
-                    except Exception as e:  # out of memory, say: the next idle moment (or tap) wraps it
-                        sys.print_exception(e)
+                    self.decider.prepare_idle()  # a new ride-code issuer's key table
+                except Exception as e:  # out of memory, say: the next idle moment tries again
+                    sys.print_exception(e)
 
     async def run(self):
         asyncio.create_task(self._feed_watchdog())
