@@ -95,8 +95,9 @@ def check(bus, body):
             if not isinstance(table[i], int) or isinstance(table[i], bool) or not 0 <= table[i] <= MAX_FARE:
                 raise _error("fares_fen[%d] %r is outside 0..%d" % (i, table[i], MAX_FARE))
         bands = [s[band] for s in stops]
-        if max(bands) - min(bands) >= len(table):
-            raise _error("fares_fen has %d fares, the stops span %d %ss" % (len(table), max(bands) - min(bands) + 1, band))
+        span = max(bands) - min(bands) + 1
+        if span > len(table):
+            raise _error("fares_fen has %d fares, the stops span %d %ss" % (len(table), span, band))
     transfer = bus.get("transfer")
     if transfer is not None:
         if not isinstance(transfer, dict):
