@@ -46,6 +46,7 @@ class Terminal:
         self.journal = Journal(board.journal_partition(), crypto.derive(salt, b"journal mac")).open()
         self.decider.sealer = self._host_sealer(root)
         self._last_tap = time.ticks_ms()
+        self._promotions(root)
         for rec in self.journal.recent(decision.RECENT):
             self.decider.remember_record(rec)
         self.decider.state = self._load_state(root)  # durable per-credential state, caught up with the journal
@@ -82,6 +83,14 @@ class Terminal:
             print("tap state: %s" % e)
             return None
         return state
+
+    def _promotions(self, root):
+        """The promotions' draws and budgets, keyed from the device key; none before provisioning."""
+        from firmware import uplink
+
+        key = uplink.read_key(root + "/" + uplink.KEY_FILE)
+        if key is not None:
+            self.decider.load_promotions(root, key)
 
     @staticmethod
     def _load_deny_list(root):
@@ -139,7 +148,7 @@ class Terminal:
     def _decline(self, d, detail):
         """Tell the passenger at once, then journal the decline (firmware/declines.py: which ones get a record)."""
         self._last_tap = time.ticks_ms()
-        self.feedback.declined(d.reason_text())
+        self.feedback.declined(d.reason_text(), d.reason)
         got = self.declines.add(d.kind, d.reason, d.token, int(self.board.time_s()), time.ticks_ms())
         if got == declines.RECORDED:
             print("tap declined: %s (record #%d)" % (detail, self.declines.seq))
@@ -152,8 +161,15 @@ class Terminal:
         the passenger; the same for QR codes and NFC taps.  `detail`: what the console says of a decline."""
         self._last_tap = time.ticks_ms()
         if d.outcome == decision.ACCEPT:
+            now = int(self.board.time_s())
+            offers = self.decider.promotion_offers(d, now)
+            won = None
+
             def build(seq):
-                return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, d.amount,
+                nonlocal won
+                if offers:  # the draw is over the record's own fields, so it happens as the record is made
+                    won = self.decider.promote(d, offers, self.terminal, seq, now)
+                return record.encode(self.terminal, seq, now, d.kind, d.amount,
                                      decision.CURRENCY_CNY, record.ACCEPTED, record.REASON_NONE,
                                      d.fare_id, d.token, d.extensions)
             try:
@@ -174,13 +190,18 @@ class Terminal:
             elif d.kind == record.KIND_SCHOOL_PASS:
                 self.feedback.school(d.entry == record.SCHOOL_BOARD, seq)
             else:
-                self.feedback.accepted(d.amount, seq)
+                self.feedback.accepted(d.amount, seq, d.discount)
             if d.risk is not None:  # a payment credential's counts, after the journal and the passenger
                 from firmware import risk  # loaded already: its check gave d.risk
 
                 risk.commit(self.decider, d, seq, int(self.board.time_s()))
             self.uplink.wake.set()
-            print("tap #%d accepted %d fen" % (seq, d.amount))
+            promos = self.decider.promotions
+            if won is not None and promos is not None:  # counted against the terminal's budget once told
+                promos.spend(won[0], won[1], promos.local_day(self.decider.active.profile, now), seq)
+                print("tap #%d accepted %d fen, promotion %d took %d off" % (seq, d.amount, won[0], won[1]))
+            else:
+                print("tap #%d accepted %d fen" % (seq, d.amount))
         elif d.outcome == decision.ALREADY_PAID:
             self.feedback.already_paid(d.seq)
             print("tap repeats #%d: already paid" % d.seq)
@@ -192,7 +213,7 @@ class Terminal:
     def _decline_online(self, d):
         """A payment code declined after its ONLINE_REQUEST: always its own record (never coalesced),
         naming the request, so the host reverses an approval that came too late."""
-        self.feedback.declined(d.reason_text())
+        self.feedback.declined(d.reason_text(), d.reason)
 
         def build(seq):
             return record.encode(self.terminal, seq, int(self.board.time_s()), d.kind, 0,
@@ -279,7 +300,7 @@ class Terminal:
             self.apply(self.decider.decide_failure(), "terminal error")
         except Exception as e:  # the journal itself failed: the passenger still hears the decline
             sys.print_exception(e)
-            self.feedback.declined("error")
+            self.feedback.declined("terminal error", record.REASON_TERMINAL_ERROR)
 
 
 def online_config(root):

@@ -75,6 +75,7 @@ class Decision:
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
         self.risk = risk  # firmware/risk.py: the credential's state entry before this tap, counted once journalled
+        self.discount = 0  # fen a promotion took off `amount` when the record was built (Decider.promote)
 
     def reason_text(self):
         return record.REASON_TEXT.get(self.reason, "declined")
@@ -97,6 +98,8 @@ class Decider:
         self.rides_journalled = []  # (token, EXT_RIDE) of ride codes in the journal's recent records, at boot
         self.state = state  # firmware.tapstate.TapState: durable per-credential state, or None
         self.bus_stops = None  # firmware.bus.BusStops: where the bus is (app.py, with a bus profile)
+        self.promotions = None  # firmware.promotions.Promotions: the county's discounts (load_promotions)
+        self._promo_source = None  # (flash root, device key) they are loaded from once a profile has some
 
     def use(self, kind, value):
         """A just-activated bundle (protocol/fleet.py KIND_*): the next decision uses it, no reboot."""
@@ -151,6 +154,8 @@ class Decider:
         rec = record.decode(data)
         if rec["decision"] != record.ACCEPTED:  # a declined tap paid nothing and used no ticket entry
             return
+        if self.promotions is not None:  # a discount the budget file may have missed before a power cut
+            self.promotions.replay(rec, self.active.profile)
         if rec["kind"] == record.KIND_RIDE_CODE:  # kept for firmware/ridecodes.py, loaded on the next ride code
             self.rides_journalled.append((rec["token"], rec["ext"].get(record.EXT_RIDE)))
             return
@@ -166,6 +171,41 @@ class Decider:
 
             return bus.base_fare(profile["bus"], self.bus_stops)[0]
         return self.active.fares.get(kind, 0 if kind == record.KIND_TICKET else self.fare)
+
+    def load_promotions(self, root, device_key):
+        """The county's promotions (firmware/promotions.py), keyed from the terminal's device key; the code
+        is loaded only once the active profile has a "promotions" section."""
+        self._promo_source = (root, device_key)
+        self._promotions_ready()
+
+    def _promotions_ready(self):
+        profile = self.active.profile
+        if self.promotions is None and self._promo_source is not None and profile is not None \
+                and "promotions" in profile:
+            from firmware.promotions import Promotions
+
+            self.promotions = Promotions(self._promo_source[0], self._promo_source[1])
+        return self.promotions
+
+    def promotion_offers(self, d, now):
+        """The promotions an accepted tap `d` may draw when its record is built (None: none)."""
+        promos = self._promotions_ready()
+        if promos is None:
+            return None
+        return promos.offers(self.active.profile, d.kind, d.amount, now)
+
+    def promote(self, d, offers, terminal, seq, now):
+        """While record `seq` of `d` is built: the draw; a discount lowers d.amount and adds its extensions
+        (protocol/promotion.py), d.discount says how much."""
+        promos = self.promotions
+        won = None if promos is None else promos.draw(offers, terminal, seq, now, d.kind, d.amount, d.token)
+        if won is not None:
+            from protocol import promotion
+
+            d.amount -= won[1]
+            d.discount = won[1]
+            d.extensions = list(d.extensions) + promotion.extensions(won[0], won[1], won[2])
+        return won
 
     def _denied(self, token):
         deny = self.active.deny

@@ -31,7 +31,7 @@ from host_sim.tools import provision, vboard
 from host_sim.tools.events import EventLog
 from protocol import bundle, luhn, record
 
-OUTCOMES = ("PAID", "ALREADY PAID", "DECLINED")
+OUTCOMES = ("PAID", "ALREADY PAID", "DECLINED", "SEE DRIVER")
 TERMINALS = (("A", "5642000001"), ("B", "5642000002"))
 PROFILES = ("unionpay-hce", "unionpay-card", "visa", "mastercard")
 MAX_RETAPS = 5  # a passenger gives up after that; the demo fails with the terminal's console
@@ -133,7 +133,7 @@ def _run_terminal_a(a, taps, cut_at, say):
             a.board.power_on()
             a.board.wait_console(b"ready:", timeout=20, since=mark)
         seen, ev = outcome(a.events, seen)
-        while ev is None or (i == cut_at and what != "garbage" and ev["text"].startswith("DECLINED")):
+        while ev is None or (i == cut_at and what != "garbage" and ev["text"].startswith(("DECLINED", "SEE DRIVER"))):
             # No answer, or half a code read as the power came back: the passenger shows it again.
             retaps += 1
             if retaps > MAX_RETAPS:
@@ -143,7 +143,7 @@ def _run_terminal_a(a, taps, cut_at, say):
             seen = len(a.events.items) if ev is None else seen + 1
             a.scanner.present(payload)
             seen, ev = outcome(a.events, seen)
-        if ev["text"].startswith("DECLINED"):
+        if ev["text"].startswith(("DECLINED", "SEE DRIVER")):
             declined += 1
         else:
             a.accepted.add(seq_of(ev))
@@ -200,7 +200,7 @@ def run_demo(workdir, count=20, cut_at=None, say=print):
               lambda: store.delivered_version(b.terminal, bundle.KIND_DENY) >= deny_version)
         ev = b.tap(forged.show(forge=True))
         say("B tap: forged   -> %s %s" % (ev and ev["text"], ev and ev.get("detail", "")))
-        if ev is not None and ev["text"] == "DECLINED":
+        if ev is not None and ev["text"] in ("DECLINED", "SEE DRIVER"):
             b_declined += 1
             if ev.get("detail") == record.REASON_TEXT[record.REASON_DENY_LISTED]:
                 refused_elsewhere += 1

@@ -43,3 +43,13 @@ def expiry(digits):
 def expired(date, seconds):
     """True when the expiry `date` (year, month, day) lies before the UTC day of `seconds`."""
     return date < civil(seconds)
+
+
+def days(year, month, day):
+    """Days since 1970-01-01 of a civil date (the inverse of civil(), in days)."""
+    year -= month <= 2
+    era = (year if year >= 0 else year - 399) // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468

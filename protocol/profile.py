@@ -56,6 +56,16 @@ SECTIONS["scenic"] = _loaded("scenic")  # protocol/scenic.py: the scenic gate
 SECTIONS["risk"] = risk.check  # protocol/risk.py: offline risk limits
 
 
+def _promotions(section, body):
+    """The "promotions" checker (protocol/promotion.py), loaded only for a profile that has the section."""
+    from protocol import promotion
+
+    promotion.check(section, body)
+
+
+SECTIONS["promotions"] = _promotions
+
+
 def parse(body):
     """The checked profile (a dict) of a bundle body; ProfileError names the first thing wrong."""
     if len(body) > MAX_BODY:

@@ -200,6 +200,9 @@ EXT_SCHOOL = 51  # KIND_SCHOOL_PASS: direction u8 (SCHOOL_*), issuer u16, pass i
 EXT_GUARDIAN = 52  # a boarding to notify the guardian of: the pass's holder reference (0..32 bytes)
 EXT_ADMISSION = 53  # ticket: admissions used u16, entry u16, party u8, person u8, admissions allowed u16 (BE)
 EXT_REPEATS = 50  # declined record: u16 LE count of identical declines coalesced into it (SPEC.md)
+EXT_PROMO_ID = 56  # a promotion's discount (protocol/promotion.py): programme id u16 LE
+EXT_PROMO_DISCOUNT = 57  # the discount u32 LE in fen: the fare before it was amount + discount
+EXT_PROMO_DRAW = 58  # the draw u32 LE that granted it (the host recomputes it)
 
 PATH_ONLINE = 1  # EXT_PAYCODE path: authorised online before the decision
 PATH_DEFERRED = 2  # accepted offline under the per-code cap; the code is sealed and authorised later

@@ -11,7 +11,7 @@ Module: ESP32-S3-WROOM-1-N16R8 (16 MB flash, 8 MB octal PSRAM, so GPIO 35-37 are
     I2C0 SDA / SCL           8 / 9         SSD1306 OLED at 0x3C, 400 kHz
     relay                    10            NPN/optocoupler to the turnstile relay coil, high = energised
     buzzer                   11            passive piezo through an NPN, PWM
-    LED red / green / blue   12 / 13 / 21  common-cathode RGB LED; red + some green = amber
+    LED red / green / blue   12 / 13 / 21  common-cathode RGB LED; red + some green = amber, red + blue = purple
 
 PN532 over I2C instead (alternative, not the default): strap the module to I2C and wire it to
 GPIO 8 / 9 next to the OLED (it answers at 0x24); then "nfc" moves from UART_NAMES to I2C_NAMES.
@@ -63,7 +63,9 @@ _TIMER_RELAY = const(1)
 _LED_GREEN = const(1)
 _LED_RED = const(2)
 _LED_AMBER = const(4)
-_LED_BITS = {"green": _LED_GREEN, "red": _LED_RED, "amber": _LED_AMBER}
+_LED_BLUE = const(8)
+_LED_PURPLE = const(16)
+_LED_BITS = {"green": _LED_GREEN, "red": _LED_RED, "amber": _LED_AMBER, "blue": _LED_BLUE, "purple": _LED_PURPLE}
 _FULL = const(65535)
 _AMBER_GREEN = const(14000)  # green share that turns full red into amber
 
@@ -142,7 +144,7 @@ class Outputs(machine_board.PulseOutputs):
         Pin = machine.Pin
         self._red = machine.PWM(Pin(_PIN_LED_R), freq=1000, duty_u16=0)
         self._green = machine.PWM(Pin(_PIN_LED_G), freq=1000, duty_u16=0)
-        Pin(_PIN_LED_B, Pin.OUT, value=0)  # blue is fitted but unused: kept dark
+        self._blue = machine.PWM(Pin(_PIN_LED_B), freq=1000, duty_u16=0)
         self._leds = 0
         self._oled = None
         try:
@@ -156,17 +158,18 @@ class Outputs(machine_board.PulseOutputs):
         bit = _LED_BITS.get(color, 0)
         self._leds = (self._leds | bit) if on else (self._leds & ~bit)
         leds = self._leds
-        self._red.duty_u16(_FULL if leds & (_LED_RED | _LED_AMBER) else 0)
+        self._red.duty_u16(_FULL if leds & (_LED_RED | _LED_AMBER | _LED_PURPLE) else 0)
         self._green.duty_u16(_FULL if leds & _LED_GREEN else (_AMBER_GREEN if leds & _LED_AMBER else 0))
+        self._blue.duty_u16(_FULL if leds & (_LED_BLUE | _LED_PURPLE) else 0)
 
-    def display(self, text, detail=""):
+    def display(self, text, detail="", text_zh="", detail_zh=""):
         if self._oled is not None:
             try:
-                self._oled.show(text, detail)
+                self._oled.show(text, detail, text_zh, detail_zh)
                 return
             except OSError:  # unplugged or a bus error: fall back to the console
                 self._oled = None
-        print("[display]", text, "|", detail)
+        print("[display]", text_zh, text, "|", detail_zh, detail)
 
 
 def outputs():

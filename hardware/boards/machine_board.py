@@ -96,17 +96,29 @@ class PulseOutputs:
         self._relay_timer = machine.Timer(relay_timer)
         self._quiet_cb = self._quiet  # bound once: no allocation when a pulse is armed
         self._release_cb = self._release
+        self._beep_ms = 0
+        self._beep_edges = 0  # on/off edges of a beep pattern still to come
 
     def _quiet(self, _t):
-        self._buzzer.duty_u16(0)
+        """End of one half of a pattern: the next beep or gap, each ms long, until none is left."""
+        self._beep_edges -= 1
+        if self._beep_edges <= 0:
+            self._buzzer.duty_u16(0)
+            return
+        self._buzzer.duty_u16(_BEEP_DUTY if self._beep_edges % 2 else 0)  # odd: a beep
+        self._beep_timer.init(mode=machine.Timer.ONE_SHOT, period=self._beep_ms, callback=self._quiet_cb)
 
     def _release(self, _t):
         self._relay.value(0)
 
-    def beep(self, ms=80, hz=2700):
-        if ms <= 0:
+    def beep(self, ms=80, hz=2700, times=1):
+        """`times` beeps of ms each with ms of silence between them (a new pattern replaces the old)."""
+        if ms <= 0 or times <= 0:
+            self._beep_edges = 0
             self._buzzer.duty_u16(0)
             return
+        self._beep_ms = ms
+        self._beep_edges = 2 * times - 1
         self._buzzer.freq(hz)
         self._buzzer.duty_u16(_BEEP_DUTY)
         self._beep_timer.init(mode=machine.Timer.ONE_SHOT, period=ms, callback=self._quiet_cb)

@@ -62,6 +62,9 @@ _PIN_MODEM_PWRKEY = const(6)
 _PIN_RELAY = const(14)
 _PIN_BUZZER = const(15)
 _LED_PINS = {"green": 16, "red": 17, "amber": 18}
+# colour -> the lamps that show it: three discrete LEDs, so blue is green + amber and purple red + amber
+_LED_COLOURS = {"green": ("green",), "red": ("red",), "amber": ("amber",), "blue": ("green", "amber"),
+                "purple": ("red", "amber")}
 
 _ERASED = b"\xff" * PAGE_SIZE
 _WDT_MAX_MS = const(8388)  # the RP2040 watchdog counts at most ~8.3 s
@@ -200,15 +203,14 @@ class Outputs(machine_board.PulseOutputs):
         self._shown = None
 
     def led(self, color, on):
-        pin = self._leds.get(color)
-        if pin is not None:
-            pin.value(1 if on else 0)
+        for lamp in _LED_COLOURS.get(color, ()):
+            self._leds[lamp].value(1 if on else 0)
 
-    def display(self, text, detail=""):
+    def display(self, text, detail="", text_zh="", detail_zh=""):
         shown = (text, detail)
         if shown != self._shown:  # the console is slow: do not repeat an unchanged screen
             self._shown = shown
-            print("[display]", text, "|", detail)
+            print("[display]", text_zh, text, "|", detail_zh, detail)
 
 
 def outputs():

@@ -290,8 +290,9 @@ class Outputs:
         else:
             self._f.write(line.encode())
 
-    def beep(self, ms=80, hz=2700):
-        self._emit("buzzer", ',"ms":%d,"hz":%d' % (ms, hz))
+    def beep(self, ms=80, hz=2700, times=1):
+        """`times` beeps of ms each, ms apart (one event: the host sees the pattern whole)."""
+        self._emit("buzzer", ',"ms":%d,"hz":%d,"times":%d' % (ms, hz, times))
 
     def led(self, color, on):
         self._emit("led", ',"color":"%s","on":%s' % (color, "true" if on else "false"))
@@ -299,8 +300,10 @@ class Outputs:
     def relay(self, ms):
         self._emit("relay", ',"ms":%d' % ms)
 
-    def display(self, text, detail=""):
-        self._emit("display", ',"text":%s,"detail":%s' % (_json_str(text), _json_str(detail)))
+    def display(self, text, detail="", text_zh="", detail_zh=""):
+        """English title and detail, and the Chinese ones shown above each (UTF-8 in the JSON line)."""
+        self._emit("display", ',"text":%s,"detail":%s,"text_zh":%s,"detail_zh":%s'
+                   % (_json_str(text), _json_str(detail), _json_str(text_zh), _json_str(detail_zh)))
 
 
 def _json_str(s):

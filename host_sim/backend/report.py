@@ -8,10 +8,12 @@ settle; declined and not yet authorised ones are listed.  Taps the terminals dec
 transactions: they are counted per reason (each declined record stands for itself plus the identical
 declines coalesced into it, record.EXT_REPEATS).
 
-    python -m host_sim report --db collector.db --out reports/ [--fee-rate-ppm 3800]
+    python -m host_sim report --db collector.db --out reports/ [--fee-rate-ppm 3800] [--promotions PROFILE.json]
 writes reconciliation.csv, declines.csv and reconciliation.html (tables and an SVG chart of subsidy
-per merchant), and guardian.csv: one row per school-bus boarding whose record asks for a guardian
-notice (record.EXT_GUARDIAN), for the school's notification service.
+per merchant), guardian.csv: one row per school-bus boarding whose record asks for a guardian
+notice (record.EXT_GUARDIAN), for the school's notification service, and for the county's promotions
+promotions.csv (discount spend per programme and day against its budgets) and promotion_audit.csv (every
+discount's draw recomputed; host_sim/backend/promotions.py).
 """
 
 import csv
@@ -19,9 +21,11 @@ import html
 import json
 import os
 import struct
+import sys
 import time
 
 from host_sim import arguments
+from host_sim.backend import promotions
 from host_sim.backend.store import REFUSED_NAMES, Store
 from protocol import record
 
@@ -181,7 +185,7 @@ def _chart(totals):
     return "\n".join(parts)
 
 
-def write_html(rows, path, fee_ppm, decline_rows=()):
+def write_html(rows, path, fee_ppm, decline_rows=(), promo_rows=(), promo_flagged=()):
     totals = per_merchant(rows)
     money = {"gross_fen", "approved_fen", "declined_fen", "pending_fen", "fee_fen", "fee_refund_fen",
              "subsidy_fen", "net_settlement_fen", "eligible_fen"}
@@ -222,7 +226,18 @@ def write_html(rows, path, fee_ppm, decline_rows=()):
     body.append("</table><table id='declines'><tr>%s</tr>" % cells(DECLINE_COLUMNS, "th"))
     for r in decline_rows:
         body.append("<tr>%s</tr>" % cells([r[k] for k in DECLINE_COLUMNS]))
-    body.append("</table></body></html>")
+    body.append("</table>")
+    if promo_rows or promo_flagged:
+        body.append("<h2>Promotions (随机立减)</h2><p>Discounts given per programme and day against its daily "
+                    "budgets; flagged: discounts the recomputed draw did not grant.</p>")
+        body.append("<table id='promotions'><tr>%s</tr>" % cells(promotions.SPEND_COLUMNS, "th"))
+        for r in promo_rows:
+            body.append("<tr>%s</tr>" % cells([r[k] for k in promotions.SPEND_COLUMNS]))
+        body.append("</table><table id='promotion-flagged'><tr>%s</tr>" % cells(promotions.AUDIT_COLUMNS, "th"))
+        for r in promo_flagged:
+            body.append("<tr>%s</tr>" % cells([r[k] for k in promotions.AUDIT_COLUMNS]))
+        body.append("</table>")
+    body.append("</body></html>")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(body))
 
@@ -264,6 +279,13 @@ def online_rows(store):
 
 
 def main(args):
+    programmes, product, offset = None, None, promotions.DEFAULT_UTC_OFFSET
+    if args.promotions:
+        try:
+            product, offset, programmes = promotions.load(args.promotions)
+        except promotions.PromotionsFileError as e:
+            print("report: --promotions %s" % e, file=sys.stderr)
+            return 2
     store = Store(args.db)
     try:
         for assignment in args.merchant or ():
@@ -278,6 +300,8 @@ def main(args):
         jump_rows = seq_jumps(store)
         online = online_rows(store)
         guardian = guardian_rows(store)
+        promo_rows = promotions.spend(store, programmes, offset)
+        audit_rows = promotions.audit(store, programmes, product, offset)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
@@ -288,7 +312,11 @@ def main(args):
     write_csv(jump_rows, os.path.join(args.out, "seq_jumps.csv"), JUMP_COLUMNS)
     write_csv(online, os.path.join(args.out, "online.csv"), ONLINE_COLUMNS)
     write_csv(guardian, os.path.join(args.out, "guardian.csv"), GUARDIAN_COLUMNS)
-    write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows)
+    write_csv(promo_rows, os.path.join(args.out, "promotions.csv"), promotions.SPEND_COLUMNS)
+    write_csv(audit_rows, os.path.join(args.out, "promotion_audit.csv"), promotions.AUDIT_COLUMNS)
+    flagged = promotions.flagged(audit_rows)
+    write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows, promo_rows,
+               flagged)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
                       "subsidy_fen": sum(t["subsidy_fen"] for t in totals.values()),
@@ -300,6 +328,11 @@ def main(args):
                       "online": len(online), "online_reversed": sum(1 for r in online if r["result"] == "reversed"),
                       "online_csv": os.path.join(args.out, "online.csv"),
                       "guardian_notices": len(guardian), "guardian_csv": os.path.join(args.out, "guardian.csv"),
+                      "promotion_discounts": len(audit_rows),
+                      "promotion_discount_fen": sum(r["discount_fen"] for r in audit_rows),
+                      "promotion_flagged": len(flagged),
+                      "promotions_csv": os.path.join(args.out, "promotions.csv"),
+                      "promotion_audit_csv": os.path.join(args.out, "promotion_audit.csv"),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))
@@ -312,3 +345,6 @@ def add_arguments(parser):
     parser.add_argument("--fee-rate-ppm", type=int, default=DEFAULT_FEE_PPM, help="acquiring fee, parts per million")
     parser.add_argument("--merchant", action="append", metavar="TERMINAL=NAME",
                         help="assign a terminal (hex id) to a merchant (repeatable, remembered)")
+    parser.add_argument("--promotions", metavar="PROFILE.json",
+                        help="the profile (or its promotions list) whose programmes the audit checks each "
+                             "discount against, with their budgets")

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),
     "tapstate": ("host_sim.bench.tapstate", "per-credential state on littlefs in MicroPython: get + put per tap"),
     "tap": ("host_sim.bench.tap", "line -> decision -> journal -> feedback per credential kind on a virtual board"),
+    "promotion": ("host_sim.bench.promotion", "a promotion's draw and its budget file, MicroPython"),
 }
 
 

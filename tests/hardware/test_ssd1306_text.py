@@ -86,3 +86,65 @@ def test_long_text_wraps_at_16_columns_and_the_title_keeps_two_rows(runtime):
     assert got["pages"][1] == got["expected"]["GHIJKLMNOPQRSTUV"]  # a third title row is cut off
     assert got["blank_rows"] == [2]
     assert all(got["pages"][r] == got["expected"]["0123456789ABCDEF"] for r in range(3, 8))  # 5 of 6 rows fit
+
+
+def body_show_glyphs(table, lines):
+    """The screen bytes (after the control byte) of show() with a glyph table; "no framebuf" without one."""
+    try:
+        import framebuf  # noqa: F401
+    except ImportError:
+        return "no framebuf"
+    from hardware.boards import ssd1306_text as oled
+
+    class Bus:
+        def writeto(self, addr, buf):
+            self.last = bytes(buf)
+
+    bus = Bus()
+    display = oled.TextDisplay(bus, table)
+    display.show(lines[1], lines[3], lines[0], lines[2])
+    return bus.last[1:]
+
+
+def expected_screen(bitmaps, rows):
+    """The MONO_VLSB screen (8 pages of 128 columns) with `rows` drawn from Unifont bitmaps, 16 pixels a row."""
+    screen = bytearray(128 * 8)
+    for r, line in enumerate(rows):
+        x = 0
+        for ch in line:
+            bits = bitmaps[ord(ch)]
+            width = 16 if len(bits) == 32 else 8
+            if x + width > 128:
+                break
+            per_row = width // 8
+            for gy in range(16):
+                row_bits = int.from_bytes(bits[gy * per_row:(gy + 1) * per_row], "big")
+                for gx in range(width):
+                    if row_bits >> (width - 1 - gx) & 1:
+                        y = r * 16 + gy
+                        screen[(y // 8) * 128 + x + gx] |= 1 << (y % 8)
+            x += width
+    return bytes(screen)
+
+
+def test_glyphs_draw_chinese_and_english_rows_from_the_build_table(runtime):
+    from host_sim.tools import glyphs
+
+    if runtime.name != "micropython":
+        pytest.skip("display driver: needs MicroPython's framebuf")
+    path = glyphs.unifont_path()
+    if path is None:
+        pytest.skip("GNU Unifont is not installed (Debian package unifont): no glyph table to draw with")
+    table, missing = glyphs.build_table(path)
+    assert missing == []
+    bitmaps = glyphs.read_hex(path, glyphs.characters())
+    lines = ["已付款 1.50元", "PAID 1.50", "立减 0.50", "-0.50 #000001"]
+    got = runtime.run(body_show_glyphs, table, lines)
+    if got == "no framebuf":
+        pytest.skip("this MicroPython has no framebuf")
+    assert got == expected_screen(bitmaps, lines)
+    # empty rows close up; a line past 16 columns is cut where a glyph no longer fits
+    long_en = "0123456789ABCDEFGHIJ"
+    got = runtime.run(body_show_glyphs, table, ["", "DECLINED", "", long_en])
+    assert got == expected_screen(bitmaps, ["DECLINED", long_en[:16]])
+    assert any(got[3 * 128:4 * 128])  # the second row (pages 2 and 3) holds the detail

@@ -106,7 +106,7 @@ def test_a_board_without_a_token_key_declines_payment_taps(tmp_path):
         b.wait_console(b"ready:", timeout=20)
         time.sleep(0.2)
         _, ev = tap(scanner, ev_log, payment_code(OTHER_PAN, 1), 0)
-        assert (ev["text"], ev["detail"]) == ("DECLINED", record.REASON_TEXT[record.REASON_NO_TOKEN_KEY])
+        assert (ev["text"], ev["detail"]) == ("SEE DRIVER", record.REASON_TEXT[record.REASON_NO_TOKEN_KEY])
     finally:
         scanner.close()
         ev_log.close()

@@ -92,5 +92,5 @@ def test_a_full_journal_refuses_paid_taps_and_says_so(board, events):
     scanner = ScannerEmulator(board.ports["scanner"])
     scanner.present(cpm.encode(CARD, atc=9, cryptogram=os.urandom(8)))
     i, ev = events.wait_display(len(events.items))
-    assert (ev["text"], ev["detail"]) == ("DECLINED", "terminal full")
+    assert (ev["text"], ev["detail"], ev["detail_zh"]) == ("SEE DRIVER", "terminal full", "终端存储已满")
     assert "tap declined: terminal full" in board.console_text()

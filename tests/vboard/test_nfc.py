@@ -119,12 +119,12 @@ def test_real_world_card_answers_and_a_card_removed_mid_read(board, events, tmp_
                                 ("unionpay-hce", ["cvm"])]:
             emu.present(profile, faults, dwell_s=0.5, remove_after=3)
             i, ev = events.wait_display(i + 1, timeout=40)
-            shown.append((ev["text"], ev["detail"] if ev["text"] == "DECLINED" else ""))
+            shown.append((ev["text"], ev["detail"] if ev["text"] in ("DECLINED", "SEE DRIVER") else ""))
             wait_removed(emu)
     finally:
         emu.close()
     assert shown == [("DECLINED", "card removed"), ("PAID 2.00", ""), ("PAID 2.00", ""), ("DECLINED", "card expired"),
-                     ("DECLINED", "card declined"), ("DECLINED", "card offline only"), ("DECLINED", "PIN needed")]
+                     ("DECLINED", "card declined"), ("DECLINED", "card offline only"), ("SEE DRIVER", "PIN needed")]
 
 
 def test_without_the_collectors_key_card_taps_are_declined(tmp_path):
@@ -138,7 +138,7 @@ def test_without_the_collectors_key_card_taps_are_declined(tmp_path):
         board.wait_console(b"ready:", timeout=20)
         emu.present("unionpay-hce", dwell_s=0.5)
         _, ev = events.wait_display(timeout=40)
-        assert (ev["text"], ev["detail"]) == ("DECLINED", "no host key")
+        assert (ev["text"], ev["detail"]) == ("SEE DRIVER", "no host key")
         assert "seal key: none, card payments declined" in board.console_text()
     finally:
         emu.close()

@@ -38,7 +38,7 @@ def test_the_link_down_declines_network_needed(board, events):
     scanner = ScannerEmulator(board.ports["scanner"])
     try:
         seen, ev, processing = outcome(scanner, events, paycodes.make(paycode.UNIONPAY), 0)
-        assert (ev["text"], ev["detail"], processing) == ("DECLINED", "network needed", False)
+        assert (ev["text"], ev["detail"], processing) == ("SEE DRIVER", "network needed", False)
         _, ev, _ = outcome(scanner, events, "622202123456789012", seen)
         assert (ev["text"], ev["detail"]) == ("DECLINED", "bad pay code")
     finally:
@@ -130,7 +130,7 @@ def test_a_slow_issuer_declines_no_answer_and_its_late_approval_is_reversed(boar
     try:
         session_up(store, terminal, board)
         _, ev, processing = outcome(scanner, events, paycodes.make(paycode.UNIONPAY), len(events.items))
-        assert processing and (ev["text"], ev["detail"]) == ("DECLINED", "no answer")
+        assert processing and (ev["text"], ev["detail"]) == ("SEE DRIVER", "no answer")
         wait_until(lambda: store.query("SELECT result FROM online_auth") == [("reversed",)], timeout=20,
                    interval=0.2, what="the late approval reversed", context=board.console_text)
         declined = wait_until(lambda: store.query("SELECT reason, raw FROM records WHERE kind = ?",

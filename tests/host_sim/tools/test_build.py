@@ -125,3 +125,19 @@ def test_images_follow_the_sources(tmp_path, monkeypatch):
     assert len((out / build.ROMFS_IMAGE).read_bytes()) < len(before)
     frozen = [str(out / name) for name in ("board.mpy", "machine.mpy", "firmware/app.mpy")]
     assert _manifest_files(str(out / build.FREEZE_MANIFEST)) == frozen
+
+
+def test_a_board_with_the_oled_gets_the_glyph_table(tmp_path, monkeypatch):
+    from host_sim.tools import glyphs
+
+    if glyphs.unifont_path() is None:
+        pytest.skip("GNU Unifont is not installed (Debian package unifont): the build makes no glyph table")
+    make_tree(str(tmp_path))
+    open(os.path.join(tmp_path, "hardware/boards/gate.py"), "w").write("import ssd1306_text\n")
+    open(os.path.join(tmp_path, "hardware/boards/ssd1306_text.py"), "w").write("GLYPHS = 'glyphs.bin'\n")
+    monkeypatch.setattr(build, "ROOT", str(tmp_path))
+    rows = build.build("gate", str(tmp_path / "out"))
+    assert ("glyphs.bin", 0, len(glyphs.build_table()[0])) in rows
+    assert (tmp_path / "out" / "glyphs.bin").read_bytes()[:4] == b"ZFG1"
+    assert build.deployed("glyphs.bin") and not build.in_image("glyphs.bin")  # a file on the board, not code
+    assert "glyphs.bin" not in [r[0] for r in build.build("virtual", str(tmp_path / "out2"))]  # no OLED: none
