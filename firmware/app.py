@@ -195,6 +195,9 @@ class Terminal:
                 from firmware import risk  # loaded already: its check gave d.risk
 
                 risk.commit(self.decider, d, seq, int(self.board.time_s()))
+            state = self.decider.state
+            if state is not None and d.state is not None:  # a ticket's or pass's entry (firmware/gate.py)
+                state.put(d.token, d.state, seq)
             self.uplink.wake.set()
             promos = self.decider.promotions
             if won is not None and promos is not None:  # counted against the terminal's budget once told

@@ -62,7 +62,7 @@ _CARD_ERRORS = {0: record.REASON_CARD_READ, 1: record.REASON_CARD_UNSUPPORTED, 2
 
 class Decision:
     def __init__(self, outcome, reason=record.REASON_NONE, kind=0, token=None, extensions=(), amount=0,
-                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, risk=None):
+                 seq=0, atc=None, fare_id=FARE_ID_FLAT, entry=0, code=None, risk=None, state=None):
         self.outcome = outcome
         self.entry = entry  # tickets: which of its allowed entries this one is (1-based)
         self.fare_id = fare_id
@@ -75,6 +75,7 @@ class Decision:
         self.seq = seq  # for ALREADY_PAID: the sequence number of the original tap
         self.code = code  # ONLINE: (family, digits) of the payment code, in RAM only
         self.risk = risk  # firmware/risk.py: the credential's state entry before this tap, counted once journalled
+        self.state = state  # firmware/gate.py: a ticket's or pass's tapstate.Entry after this tap, put once journalled
         self.discount = 0  # fen a promotion took off `amount` when the record was built (Decider.promote)
 
     def reason_text(self):

@@ -1,6 +1,11 @@
 """What several firmware tests share: test bodies that run on both runtimes (the `runtime` fixture ships
 each body's source to MicroPython, so a body imports what it needs inside itself)."""
 
+import hashlib
+
+from host_sim.tools import bundle as host_bundle
+from protocol import bundle
+
 
 def body_steps(root, key, steps, probes, config_lines=None):
     """Run ("offer", msg) / ("chunk", msg) / ("reboot",) / ("full heap",) steps; record each answer and
@@ -73,3 +78,36 @@ def roomy(runtime):
     from runtimes import MicroPythonRuntime
 
     return MicroPythonRuntime(heap="192k")
+
+
+# -- fleet bundles through the config receiver (tests/firmware/test_config_*.py) ----------------------
+
+KEY = bytes(range(32))  # the device key
+
+
+def n_of(key):
+    return key.public_key().public_numbers().n
+
+
+def make(key, kind, version, body, kid=1):
+    return host_bundle.sign(key, kid, kind, version, body, issued=1_800_000_000)
+
+
+def offer(data, kind, version, digest=None):
+    digest = digest or hashlib.sha256(data).digest()
+    sig = bundle.signature(bundle.config_key(KEY), kind, version, len(data), digest)
+    return {"kind": kind, "version": version, "size": len(data), "digest": digest, "signature": sig}
+
+
+def chunk(data, kind, version, offset, n=100000):
+    return {"kind": kind, "version": version, "offset": offset, "data": data[offset:offset + n]}
+
+
+def steps_run(runtime, tmp_path, lines, steps):
+    """(answers, what on_activate got, what a booting terminal reads back): test_config.body_steps."""
+    out, _, _, boot = runtime.run(body_steps, str(tmp_path), KEY, steps, [], lines)
+    return out, boot.pop("activated"), boot
+
+
+def config_lines(keys):
+    return ["key 0 1 %0512x" % n_of(keys["authority"])]

@@ -4,49 +4,18 @@ and a higher version all hold; the terminal gets the new fares / ticket keys at 
 Tampered, foreign-key, truncated, downgraded and mislabelled bundles are refused with a reason and the
 active bundle stays."""
 
-import hashlib
 
 import pytest
 
 from host_sim.tools import bundle as host_bundle
 from host_sim.tools import tickets
-from protocol import bundle, fleet
-from tests.firmware.helpers import body_steps
-
-KEY = bytes(range(32))  # the device key
+from protocol import fleet
+from tests.firmware.helpers import chunk, config_lines, make, n_of, offer, steps_run
 
 
 @pytest.fixture(scope="module")
 def keys():
     return {"authority": tickets.generate_key(), "other": tickets.generate_key(), "issuer": tickets.generate_key()}
-
-
-def n_of(key):
-    return key.public_key().public_numbers().n
-
-
-def make(key, kind, version, body, kid=1):
-    return host_bundle.sign(key, kid, kind, version, body, issued=1_800_000_000)
-
-
-def offer(data, kind, version, digest=None):
-    digest = digest or hashlib.sha256(data).digest()
-    sig = bundle.signature(bundle.config_key(KEY), kind, version, len(data), digest)
-    return {"kind": kind, "version": version, "size": len(data), "digest": digest, "signature": sig}
-
-
-def chunk(data, kind, version, offset, n=100000):
-    return {"kind": kind, "version": version, "offset": offset, "data": data[offset:offset + n]}
-
-
-def steps_run(runtime, tmp_path, lines, steps):
-    """(answers, what on_activate got, what a booting terminal reads back): test_config.body_steps."""
-    out, _, _, boot = runtime.run(body_steps, str(tmp_path), KEY, steps, [], lines)
-    return out, boot.pop("activated"), boot
-
-
-def config_lines(keys):
-    return ["key 0 1 %0512x" % n_of(keys["authority"])]
 
 
 def test_fares_staged_resumed_after_a_cut_verified_and_activated(runtime, tmp_path, keys):

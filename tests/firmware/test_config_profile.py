@@ -10,7 +10,7 @@ import pytest
 from host_sim.tools import bundle as host_bundle
 from host_sim.tools import tickets
 from protocol import fleet
-from tests.firmware.test_config_fleet import chunk, config_lines, make, offer, steps_run
+from tests.firmware.helpers import chunk, config_lines, make, offer, steps_run
 
 BUS = {"profile": "bus", "group": "route-7",
        "bus": {"fare": "stage", "default_fen": 300, "fares_fen": [100, 200, 300],

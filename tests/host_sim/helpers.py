@@ -248,3 +248,10 @@ def contactless_record(seq, card, when=TAP_TIME, terminal=TERMINAL):
     rec = record.decode(raw)
     rec["raw"] = raw
     return rec
+
+
+def bundle_cli(*args):
+    """`python -m host_sim bundle ARGS`: (exit status, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "bundle", *args], cwd=build.ROOT, capture_output=True,
+                          text=True, timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr

@@ -5,14 +5,12 @@ terminal's offset, delivery recorded per terminal and kind, nothing offered once
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from host_sim.backend import acquirer, backoffice, host_session
-from host_sim.tools import build, provision
 from host_sim.tools import bundle as fleet_bundles
+from host_sim.tools import provision
 from protocol import bundle, fleet, frame, link, peer
 from tests.host_sim.helpers import (
     BAD,
@@ -20,6 +18,7 @@ from tests.host_sim.helpers import (
     KEY,
     TERMINAL,
     ListeningTerminal,
+    bundle_cli,
     free_port,
     registered,
     start_collector,
@@ -27,39 +26,34 @@ from tests.host_sim.helpers import (
 )
 
 
-def run(*args):
-    proc = subprocess.run([sys.executable, "-m", "host_sim", "bundle", *args], cwd=build.ROOT, capture_output=True,
-                          text=True, timeout=60)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
 def test_keygen_make_show_commands(tmp_path):
     key = str(tmp_path / "authority.pem")
-    rc, out, _ = run("keygen", "--key", key, "--key-id", "3")
+    rc, out, _ = bundle_cli("keygen", "--key", key, "--key-id", "3")
     assert rc == 0 and json.loads(out) == {"key_file": key, "public_file": key + ".pub", "key_id": 3}
     assert (tmp_path / "authority.pem").stat().st_mode & 0o077 == 0
-    assert run("keygen", "--key", key)[0] == 1  # never overwritten
-    rc, out, err = run("make", "fares", "--key", key, "--version", "4", "--fare", "qr=350", "--fare", "emv=300",
+    assert bundle_cli("keygen", "--key", key)[0] == 1  # never overwritten
+    rc, out, err = bundle_cli("make", "fares", "--key", key, "--version", "4", "--fare", "qr=350", "--fare", "emv=300",
                        "--out", str(tmp_path / "f.zfb"))
     assert rc == 0, err
     made = json.loads(out)
     assert (made["kind"], made["key_id"], made["version"], made["fares"]) == ("fares", 3, 4, {"qr": 350, "emv": 300})
-    rc, out, err = run("make", "ticket-keys", "--key", key, "--version", "2", "--ticket-key", "7:1", "--revoke",
+    rc, out, err = bundle_cli("make", "ticket-keys", "--key", key, "--version", "2", "--ticket-key", "7:1", "--revoke",
                        "7:0", "--revoke-ticket", "7:4c4f535450415353", "--keys-dir", str(tmp_path / "issuers"),
                        "--out", str(tmp_path / "k.zfb"))
     assert rc == 0, err
-    rc, out, _ = run("show", str(tmp_path / "k.zfb"), "--config-keys", key + ".pub")
+    rc, out, _ = bundle_cli("show", str(tmp_path / "k.zfb"), "--config-keys", key + ".pub")
     shown = json.loads(out)
     assert shown["keys"] == ["7:1"] and shown["revoked"] == ["7:0"]
     assert shown["revoked_tickets"] == ["7:4c4f535450415353"] and shown["signature"] == "ok"
     other = str(tmp_path / "other.pem")
-    run("keygen", "--key", other, "--key-id", "3")
-    assert json.loads(run("show", str(tmp_path / "f.zfb"), "--config-keys", other + ".pub")[1])["signature"] \
+    bundle_cli("keygen", "--key", other, "--key-id", "3")
+    assert json.loads(bundle_cli("show", str(tmp_path / "f.zfb"), "--config-keys", other + ".pub")[1])["signature"] \
         == "bad signature on fleet bundle (config key 3)"
     (tmp_path / "bad.zfb").write_bytes(b"ZFB1" + bytes(20))
-    rc, _, err = run("show", str(tmp_path / "bad.zfb"))
+    rc, _, err = bundle_cli("show", str(tmp_path / "bad.zfb"))
     assert rc == 1 and "bundle:" in err
-    rc, _, err = run("make", "fares", "--key", key, "--version", "5", "--fare", "bus=1", "--out", str(tmp_path / "x"))
+    rc, _, err = bundle_cli("make", "fares", "--key", key, "--version", "5", "--fare", "bus=1",
+                            "--out", str(tmp_path / "x"))
     assert rc == 1 and "--fare wants" in err
 
 

@@ -8,8 +8,7 @@ import os
 from host_sim.backend import backoffice, host_session
 from host_sim.tools import bundle as fleet_bundles
 from protocol import fleet
-from tests.host_sim.helpers import TERMINAL, ListeningTerminal, registered
-from tests.host_sim.tools.test_bundle_command import run
+from tests.host_sim.helpers import TERMINAL, ListeningTerminal, bundle_cli, registered
 
 
 def profile(group, fen):
@@ -18,21 +17,23 @@ def profile(group, fen):
 
 def test_make_and_show_a_profile(tmp_path):
     key = str(tmp_path / "a.pem")
-    assert run("keygen", "--key", key)[0] == 0
+    assert bundle_cli("keygen", "--key", key)[0] == 0
     src = tmp_path / "route-7.json"
     src.write_text(json.dumps(profile("route-7", 250), indent=2))
     out = str(tmp_path / "p.zfb")
-    code, stdout, stderr = run("make", "profile", "--key", key, "--version", "4", "--profile", str(src), "--out", out)
+    code, stdout, stderr = bundle_cli("make", "profile", "--key", key, "--version", "4", "--profile", str(src),
+                                      "--out", out)
     assert code == 0, stderr
-    code, stdout, _ = run("show", out, "--config-keys", key + ".pub")
+    code, stdout, _ = bundle_cli("show", out, "--config-keys", key + ".pub")
     shown = json.loads(stdout)
     assert shown["kind"] == "profile" and shown["version"] == 4 and shown["signature"] == "ok"
     assert shown["profile"]["bus"] == {"fare": "flat", "default_fen": 250}
     src.write_text(json.dumps(dict(profile("route-7", 250), profile="tram")))
-    code, stdout, stderr = run("make", "profile", "--key", key, "--version", "5", "--profile", str(src), "--out", out)
+    code, stdout, stderr = bundle_cli("make", "profile", "--key", key, "--version", "5", "--profile", str(src),
+                                      "--out", out)
     assert code == 1
     assert stderr.strip() == "bundle: profile refused: unknown profile 'tram' (known: bus, school, scenic)"
-    code, _, stderr = run("make", "profile", "--key", key, "--version", "5", "--out", out)
+    code, _, stderr = bundle_cli("make", "profile", "--key", key, "--version", "5", "--out", out)
     assert code != 0 and "--profile" in stderr
 
 
