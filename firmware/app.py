@@ -101,7 +101,7 @@ class Terminal:
         if p is not None and "bus" in p or self.decider.bus_stops is not None:
             from firmware import bus
 
-            bus.setup(self.decider, self.board, self.feedback.out, running)
+            bus.setup(self.decider, self.board, self.feedback, running)
 
     def handle_line(self, line):
         self.apply(self.decider.decide(line, int(self.board.time_s())))

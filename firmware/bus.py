@@ -6,8 +6,9 @@ stop known (no fix, garbage, silence) the ride costs the profile's default fare 
 (rule RULE_DEFAULT); the display and the console say it once when that starts (`fallback_changed`).
 
 `price(decider, d, now)` is the one place a bus ride's amount is set: the fare for the stops, then the
-credential's transfer discount or daily cap from its durable state (firmware/tapstate.py Entry: last_s,
-day, paid), and the record extensions EXT_BUS_STOPS and EXT_BUS_RULE that let the host recompute it.
+credential's transfer discount or daily cap from its durable state (the firmware/tapstate.py Entry the
+risk check read: last_s, day, paid; app.py counts the ride at the amount set here once it is journalled),
+and the record extensions EXT_BUS_STOPS and EXT_BUS_RULE that let the host recompute it.
 """
 
 import struct
@@ -83,7 +84,12 @@ class BusStops:
         return True
 
     def falling_back(self):
+        """The last announcement was "charging the default fare"."""
         return bool(self._said)
+
+    def announced_at_stop(self):
+        """The last announcement was that the bus knows its stop (a new stop is then worth a line)."""
+        return self._said is False
 
 
 def base_fare(bus, stops):
@@ -99,13 +105,10 @@ def price(decider, d, now):
     bus = decider.active.profile["bus"]
     fare, rule, stop, dest, source = base_fare(bus, decider.bus_stops)
     amount = fare
-    state = decider.state
-    entry = None if state is None or d.token is None else state.get(d.token)
-    day = None
-    if now is not None and now >= CLOCK_VALID_FROM:
+    entry = d.risk  # the credential's durable entry before this ride (firmware/risk.py), None without state
+    if entry is not None and now is not None and now >= CLOCK_VALID_FROM:
         day = profile.local_day(decider.active.profile, now)
-        if entry is not None:
-            amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
+        amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
     if decider.bus_stops is not None:
         decider.bus_stops.dest = None  # a destination is chosen per passenger
     d.amount = amount
@@ -117,10 +120,11 @@ def price(decider, d, now):
     return d
 
 
-def setup(decider, board, outputs, running):
-    """A bus profile became active (boot or bundle): stops for the decider, and when the route has
-    coordinates and the board a GPS UART, the GPS task (`running`: inside the event loop, so it can start
-    now; at boot app.py calls again once it is).  Another profile: nothing of the bus stays."""
+def setup(decider, board, feedback, running):
+    """A bus profile became active (boot or bundle): stops for the decider, the driver display's task
+    when the fare depends on the stop, and when the route has coordinates and the board a GPS UART, the
+    GPS task (`running`: inside the event loop, so tasks can start now; at boot app.py calls again once
+    it is).  Another profile: the decider forgets the stops (the tasks then change nothing)."""
     p = decider.active.profile
     if p is None or "bus" not in p:
         decider.bus_stops = None
@@ -150,21 +154,24 @@ def setup(decider, board, outputs, running):
 
     def say():
         bus = decider.active.profile
+        was_falling_back = stops.falling_back()
         if bus is None or "bus" not in bus or not stops.fallback_changed(bus["bus"]):
             return
         if stops.falling_back():
             print("bus: no stop from the GPS, charging the default fare of %d fen" % bus["bus"]["default_fen"])
-            outputs.display("DEFAULT FARE", "no GPS stop")
+            feedback.out.display("DEFAULT FARE", "no GPS stop")
         else:
             stop = stops.current()[0]
             print("bus: at stop %d %s" % (stop, bus["bus"]["stops"][stop].get("name", "")))
+            if was_falling_back:  # the passenger display showed "default fare": back to ready
+                feedback.ready()
 
     def on_fix(lat_e6, lon_e6):
         bus = decider.active.profile
         if bus is not None and "bus" in bus:
             before = stops.stop
             stops.fix(bus["bus"], lat_e6, lon_e6)
-            if stops.stop != before and not stops.falling_back() and stops._said is not None:
+            if stops.stop != before and stops.announced_at_stop():
                 print("bus: at stop %d %s" % (stops.stop, bus["bus"]["stops"][stops.stop].get("name", "")))
         say()
 

@@ -108,9 +108,12 @@ def load_profile(root):
     active = load(root, fleet.KIND_PROFILE)
     if active is None:
         return None
-    wrong = check_group(root, active[1])
+    version, content = active
+    if not isinstance(content, dict):
+        return None
+    wrong = check_group(root, content)
     if wrong is not None:
         print("fleet profile: " + wrong)
         return None
-    print("fleet profile: %s for %s, version %d" % (active[1]["profile"], active[1]["group"], active[0]))
-    return active[1]
+    print("fleet profile: %s for %s, version %d" % (content["profile"], content["group"], version))
+    return content

@@ -86,6 +86,12 @@ def test_a_route_profile_gps_stops_and_the_default_fare(board, events, tmp_path)
             assert panel.readline() == b"OK GPS\r\n"
         finally:
             panel.close()
+        mark = board.console_mark()
+        seen = len(events.items)
+        gps.mode = "ok"  # the receiver has its fix again: stop B, and the passenger display is ready again
+        board.wait_console(b"bus: at stop 1 B", timeout=15, since=mark)
+        wait_until(lambda: [e for e in events.items[seen:] if e.get("text") == "READY"], timeout=5,
+                   what="the READY display once the GPS is back")
         refused = store.query("SELECT kind, version FROM config_refused")
         assert refused == [(fleet.KIND_PROFILE, 3)]
         delivered = store.query("SELECT version FROM config_delivered WHERE kind = ?", (fleet.KIND_PROFILE,))
