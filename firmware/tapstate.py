@@ -9,9 +9,10 @@ nothing.  Every entry keeps the sequence number of the record it last took: repl
 On flash (littlefs, under <root>/state): BUCKETS files, a credential's bucket chosen by the first byte of
 its token (a keyed hash, so spread evenly).  A bucket holds at most PER_BUCKET entries; when it is full
 the entry with the oldest last_s goes, so at most BUCKETS x PER_BUCKET credentials are kept
-(3 072).  A bucket is read whole into one preallocated buffer and rewritten whole through a temporary
-file and a rename, which littlefs makes atomic: a power cut leaves the old bucket or the new one.
-RAM is that one buffer, whatever the number of credentials kept.
+(3 072).  A bucket is read through one small preallocated buffer (CHUNK entries) and rewritten whole:
+copied into a temporary file with the entry in place, which a rename puts over the old one (atomic on
+littlefs: a power cut leaves the old bucket or the new one).  RAM is that buffer, whatever the number of
+credentials kept.
 
     bucket file: "ZS" | count u16 | seq_high u32 | count x entry
     entry:       token key (KEY bytes) | seq u32 | atc_high + 1 u32 | last_s u32 | day u16 |
@@ -29,6 +30,7 @@ HEAD = 8
 ENTRY = 40
 _FMT = "<IIIHHHHIHHI"  # after the key
 MAX_FILE = HEAD + PER_BUCKET * ENTRY  # 3 848 bytes: one 4 KB flash block
+CHUNK = 8  # entries read at a time: the RAM a bucket costs
 
 
 class Entry:
@@ -55,106 +57,147 @@ class TapState:
             os.mkdir(self.dir)
         except OSError:
             pass
-        self._buf = bytearray(MAX_FILE)
-        self._b = -1  # the bucket now in _buf (-1: none)
-        self._n = 0  # its entry count
-        self._high = 0  # its seq_high
+        self._buf = bytearray(CHUNK * ENTRY)  # a bucket is read and copied through this, CHUNK entries at a time
+        self._one = bytearray(ENTRY)  # the entry being put
         self.damaged = 0  # buckets found damaged (read as empty) since boot
         self._bad = 0  # bit b: bucket b was found damaged
         self.errors = 0  # writes that failed (the journal still has the taps: the next boot replays them)
         self.applied = 0
         for b in range(BUCKETS):
-            self._load(b)
-            if self._high > self.applied:
-                self.applied = self._high
+            f, _, high = self._open(b)
+            if f is not None:
+                f.close()
+            if high > self.applied:
+                self.applied = high
 
     def _path(self, b):
         return "%s/%02d" % (self.dir, b)
 
-    def _load(self, b):
-        """Bucket `b` into the buffer (cached: only this object writes the buckets)."""
-        if b == self._b:
-            return
-        self._b, self._n, self._high = b, 0, 0
-        buf = self._buf
+    def _open(self, b):
+        """(file positioned at the first entry, entry count, seq_high) of bucket `b`; (None, 0, 0) when
+        there is none or it is damaged (then counted, and reported once: the next write replaces it)."""
         try:
-            with open(self._path(b), "rb") as f:
-                got = f.readinto(buf)
+            f = open(self._path(b), "rb")
         except OSError:
-            return  # no bucket yet
-        if got >= HEAD and buf[0] == 0x5A and buf[1] == 0x53:
-            n, high = struct.unpack_from("<HI", buf, 2)
-            if n <= PER_BUCKET and got == HEAD + n * ENTRY:
-                self._n, self._high = n, high
-                return
-        if not self._bad & (1 << b):  # counted and reported once: the next write replaces it
+            return None, 0, 0  # no bucket yet
+        head = f.read(HEAD)
+        size = f.seek(0, 2)
+        if len(head) == HEAD and head[:2] == b"ZS":
+            n, high = struct.unpack_from("<HI", head, 2)
+            if n <= PER_BUCKET and size == HEAD + n * ENTRY:
+                f.seek(HEAD)
+                return f, n, high
+        f.close()
+        if not self._bad & (1 << b):
             self._bad |= 1 << b
             self.damaged += 1
             print("tap state: bucket %d damaged, read as empty" % b)
+        return None, 0, 0
 
-    def _find(self, key):
-        """The offset of `key`'s entry in the loaded bucket, -1 when it holds none."""
+    def _chunks(self, f, n):
+        """Read the `n` entries of `f` CHUNK at a time into the buffer: yields (first index, count)."""
+        mv = memoryview(self._buf)
+        for i in range(0, n, CHUNK):
+            k = min(CHUNK, n - i)
+            f.readinto(mv[:k * ENTRY])
+            yield i, k
+
+    def _at(self, key, k):
+        """The offset of `key`'s entry among the first `k` entries in the buffer, -1 if not there."""
         buf = self._buf
-        end = HEAD + self._n * ENTRY
-        p = buf.find(key, HEAD, end)
+        p = buf.find(key, 0, k * ENTRY)
         while p >= 0:
-            if (p - HEAD) % ENTRY == 0:
+            if p % ENTRY == 0:
                 return p
-            p = buf.find(key, p + 1, end)
+            p = buf.find(key, p + 1, k * ENTRY)
         return -1
 
     def get(self, token):
         """The Entry of `token` (the record's 16-byte token), None if this terminal keeps none."""
-        self._load(token[0] * BUCKETS >> 8)
-        p = self._find(bytes(token[:KEY]))
-        if p < 0:
+        key = bytes(token[:KEY])
+        f, n, _ = self._open(token[0] * BUCKETS >> 8)
+        if f is None:
             return None
-        e = Entry()
-        (e.seq, atc, e.last_s, e.day, e.first_day, e.rides, e.paid, e.fen, e.entries, e.flags,
-         e.last_entry_s) = struct.unpack_from(_FMT, self._buf, p + KEY)
-        e.atc_high = atc - 1
-        return e
+        try:
+            for _, k in self._chunks(f, n):
+                p = self._at(key, k)
+                if p >= 0:
+                    e = Entry()
+                    (e.seq, atc, e.last_s, e.day, e.first_day, e.rides, e.paid, e.fen, e.entries, e.flags,
+                     e.last_entry_s) = struct.unpack_from(_FMT, self._buf, p + KEY)
+                    e.atc_high = atc - 1
+                    return e
+        finally:
+            f.close()
+        return None
 
     def put(self, token, e, seq):
         """Keep `e` as `token`'s entry, taken from journal record `seq` (call only once it is journalled).
-        False when flash refused the write (counted; the next boot replays the journal)."""
+        The bucket is copied into a new file with the entry in place (or added, or in place of the entry
+        whose last tap is oldest when the bucket is full), then renamed over the old one.  False when
+        flash refused the write (counted; the next boot replays the journal)."""
         key = bytes(token[:KEY])
-        self._load(token[0] * BUCKETS >> 8)
-        buf = self._buf
-        p = self._find(key)
-        if p < 0:
-            if self._n < PER_BUCKET:
-                p = HEAD + self._n * ENTRY
-                self._n += 1
-            else:  # full: the entry whose last tap is oldest goes
-                p = HEAD
-                oldest = 0xFFFFFFFF
-                for q in range(HEAD, HEAD + self._n * ENTRY, ENTRY):
-                    t = struct.unpack_from("<I", buf, q + KEY + 8)[0]
-                    if t < oldest:
-                        oldest, p = t, q
-            buf[p:p + KEY] = key
+        b = token[0] * BUCKETS >> 8
+        slot, n, high = self._slot(b, key)
+        one = self._one
+        one[:KEY] = key
         atc = e.atc_high + 1
-        struct.pack_into(_FMT, buf, p + KEY, seq, atc if 0 <= atc <= 0xFFFFFFFF else 0, e.last_s & 0xFFFFFFFF,
+        struct.pack_into(_FMT, one, KEY, seq, atc if 0 <= atc <= 0xFFFFFFFF else 0, e.last_s & 0xFFFFFFFF,
                          e.day & 0xFFFF, e.first_day & 0xFFFF, min(e.rides, 0xFFFF), min(e.paid, 0xFFFF),
                          min(e.fen, 0xFFFFFFFF), min(e.entries, 0xFFFF), e.flags & 0xFFFF,
                          e.last_entry_s & 0xFFFFFFFF)
-        if seq > self._high:
-            self._high = seq
-        struct.pack_into("<2sHI", buf, 0, b"ZS", self._n, self._high)
+        count = n + 1 if slot == n else n
+        if seq > high:
+            high = seq
         if seq > self.applied:
             self.applied = seq
-        path = self._path(self._b)
+        path = self._path(b)
+        old = None
         try:
-            with open(path + ".new", "wb") as f:
-                f.write(memoryview(buf)[:HEAD + self._n * ENTRY])
+            old, n, _ = self._open(b)
+            with open(path + ".new", "wb") as out:
+                out.write(struct.pack("<2sHI", b"ZS", count, high))
+                if old is not None:
+                    for i, k in self._chunks(old, n):
+                        if i <= slot < i + k:
+                            self._buf[(slot - i) * ENTRY:(slot - i + 1) * ENTRY] = one
+                        out.write(memoryview(self._buf)[:k * ENTRY])
+                    old.close()
+                    old = None
+                if slot == n:
+                    out.write(one)
             os.rename(path + ".new", path)
         except OSError as ex:
+            if old is not None:
+                old.close()
             self.errors += 1
-            self._b = -1  # the buffer no longer matches flash: read it again next time
             print("tap state: write failed (%s)" % ex)
             return False
         return True
+
+    def _slot(self, b, key):
+        """(index the entry of `key` takes in bucket `b`, the bucket's entry count, its seq_high): its own
+        entry, else the next free one (= the count), else the one whose last tap is oldest."""
+        f, n, high = self._open(b)
+        if f is None:
+            return 0, 0, 0
+        try:
+            for i, k in self._chunks(f, n):
+                p = self._at(key, k)
+                if p >= 0:
+                    return i + p // ENTRY, n, high
+            if n < PER_BUCKET:
+                return n, n, high
+            f.seek(HEAD)
+            slot, oldest = 0, 0xFFFFFFFF
+            for i, k in self._chunks(f, n):
+                for j in range(k):
+                    t = struct.unpack_from("<I", self._buf, j * ENTRY + KEY + 8)[0]
+                    if t < oldest:
+                        slot, oldest = i + j, t
+            return slot, n, high
+        finally:
+            f.close()
 
     def replay(self, journal, account):
         """Apply the journal's records after `applied` (a power cut came between an append and its

@@ -211,8 +211,9 @@ def test_replay_counts_a_journalled_record_as_the_tap_did(runtime):
                    None]
 
 
-def body_ride_risk(root, roots_text, lines, now):
-    """Ride codes on a terminal with state, rebooted (a new Decider, nothing in RAM) before each line."""
+def body_ride_risk(root, roots_text, lines, now, profile):
+    """Ride codes on a terminal with state and `profile`, rebooted (a new Decider, nothing in RAM) before
+    each line."""
     import gc
     import os
 
@@ -233,6 +234,7 @@ def body_ride_risk(root, roots_text, lines, now):
         gc.collect()
         d = decision.Decider(None, state=TapState(root))
         d.flash_root = root
+        d.active.profile = profile
         r = d.decide(line, now)
         if r.outcome == decision.ACCEPT:
             seq += 1
@@ -241,7 +243,7 @@ def body_ride_risk(root, roots_text, lines, now):
     return out
 
 
-def test_a_ride_code_keeps_its_counter_across_reboots(runtime, tmp_path):
+def test_a_ride_code_keeps_its_counter_across_reboots_under_a_profile(runtime, tmp_path):
     from host_sim.tools import ridecodes
     from protocol import ridecode
 
@@ -251,8 +253,10 @@ def test_a_ride_code_keeps_its_counter_across_reboots(runtime, tmp_path):
              issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=5, generated=now - 3),  # shown again
              issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=4, generated=now - 2),  # an older one
              issue(ridecode.ALG_SM2, now, user_id=b"RIDER001", counter=6, generated=now - 1)]
-    got = roomy(runtime).run(body_ride_risk, str(tmp_path), ridecodes.root_lines(), codes, now)
+    got = roomy(runtime).run(body_ride_risk, str(tmp_path), ridecodes.root_lines(), codes, now,
+                             dict(ROUTE, risk={"dup_window_s": 0}))
     assert got == [(ACCEPT, 0, 1), (ALREADY_PAID, 0, 1), (DECLINE, record.REASON_REPLAY, 1), (ACCEPT, 0, 2)]
+
 
 
 def body_days(cases):

@@ -30,9 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # module, the ONLINE_REQUEST/RESULT codec and the uplink's online path, the ride-code and payment-code branches
 # of the decision and their record reasons.  protocol/paycode.py, firmware/ridecodes.py with protocol/ecc.py,
 # and firmware/denylist_merge.py load on first use, not at boot.
-# +8 KB: the durable per-credential state (firmware/tapstate.py), loaded at boot to catch up with the journal, with
-# its one bucket buffer (3.8 KB) allocated then so that no tap needs a large block (measured: 211.3 -> 220.4 KB at
-# ready on the virtual board); its replay and the offline-risk rules (firmware/risk.py) load only when used.
+# +8 KB: the durable per-credential state (firmware/tapstate.py), loaded at boot to catch up with the journal
+# (measured with the profile plumbing and bus product: 214.4 -> 219.2 KB at ready on the virtual board; its buffer
+# is 320 bytes); its replay and the offline-risk rules (firmware/risk.py) load only when used.
 READY_USED_BUDGET = 224 * 1024
 
 
