@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, health, identity
+from firmware import decision, declines, denylist, eventlog, health, identity
 from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
@@ -29,6 +29,7 @@ class Terminal:
         self.board = board
         self.root = root
         self.terminal = identity.terminal_id(board)
+        self.log = eventlog.active()  # /flash/log, written while idle (firmware/eventlog.py)
         keyring, self.bad_key_lines = trust.load(root)
         salt = identity.salt(root)
         self.deny = self._load_deny_list(root)
@@ -193,6 +194,8 @@ class Terminal:
             await asyncio.sleep_ms(IDLE_MS)
             if not self._authorising and time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
                 self.journal.prepare()
+                if self.log is not None:
+                    self.log.flush()
                 if self.decider.sealer is not None:
                     try:
                         self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
@@ -287,5 +290,6 @@ class CardTaps:
 
 def run(board):
     root = board.mount_flash()
+    eventlog.capture(eventlog.EventLog(root, board.time_s))
     print("zhifu terminal on " + board.runtime())
     asyncio.run(Terminal(board, root).run())

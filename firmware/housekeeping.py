@@ -9,7 +9,7 @@ protocol/SPEC.md, Link protocol section 7.
 import gc
 import struct
 
-from firmware import quarantine
+from firmware import eventlog, quarantine
 from protocol import link, record
 
 STATUS_MS = 5000  # heartbeat period while the session is up
@@ -176,7 +176,7 @@ class Housekeeping:
         return link.status(j.depth(), health, signal, self.up.frame_errors, p.errors["mac"], p.errors["replay"],
                            p.sender.retransmits, now // 1000,
                            (j.free, j.dropped, self.up.reconnects, 0 if deny is None else deny.version,
-                            self.quarantined, j.damaged))
+                            self.quarantined, j.damaged) + eventlog.counts())
 
     def flush(self, p, now):
         if not self._greeted:

@@ -67,7 +67,8 @@ REFUSED_FRAME = 0  # `refused.reason` of a whole frame body kept aside (it did n
 REFUSED_NAMES = dict(refusal.NAMES)
 REFUSED_NAMES[REFUSED_FRAME] = "frame did not decode"
 STATUS_EXT2_FIELDS = ("quarantined", "damaged")  # the 34-byte STATUS (SPEC "STATUS fields")
-STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + STATUS_EXT2_FIELDS  # one column each
+STATUS_EXT3_FIELDS = ("log_lines", "log_alerts")  # the 38-byte STATUS
+STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + STATUS_EXT2_FIELDS + STATUS_EXT3_FIELDS
 _TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
 ACCEPTED_TAP = "r.decision = %d AND r.kind IN %s" % (record.ACCEPTED, _TAP_KINDS_SQL)  # a transaction
 
@@ -99,7 +100,7 @@ class Store:
         if "origin" not in have:  # the token of the records that hold the card's sealed data
             self.db.execute("ALTER TABLE deny_list ADD COLUMN origin BLOB")
         have = {row[1] for row in self.db.execute("PRAGMA table_info(terminal_status)")}
-        for column in STATUS_EXT2_FIELDS:
+        for column in STATUS_EXT2_FIELDS + STATUS_EXT3_FIELDS:
             if column not in have:
                 self.db.execute("ALTER TABLE terminal_status ADD COLUMN %s INTEGER" % column)
 
