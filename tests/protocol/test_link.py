@@ -247,7 +247,8 @@ def body_status_lengths(bodies):
         except link.LinkError as e:
             out.append(("error", e.code))
             continue
-        out.append((m.get("log_lines"), m.get("log_alerts"), m.get("damaged"), link.encode_message(m, b"TERMINAL") == p))
+        same = link.encode_message(m, b"TERMINAL") == p
+        out.append((m.get("log_lines"), m.get("log_alerts"), m.get("damaged"), same))
     return out
 
 
