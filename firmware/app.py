@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, eventlog, health, identity
+from firmware import console, decision, declines, denylist, eventlog, health, identity
 from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
@@ -53,6 +53,7 @@ class Terminal:
                              on_config=self._use_config)
         self.online = online_config(root)  # (deadline ms, offline policy, per-code cap in fen)
         self._authorising = False  # a payment code waits for the host: no erase-ahead stall now
+        self.nfc = None  # the NFC task, when a PN532 is wired
 
     def _host_sealer(self, root):
         """The sealer to the collector's public key, its first epoch key wrapped now (boot, not a tap);
@@ -186,7 +187,8 @@ class Terminal:
         if dev is not None:
             from firmware.nfc import NfcTask
 
-            asyncio.create_task(NfcTask(CardTaps(self), dev, self.health).run())
+            self.nfc = NfcTask(CardTaps(self), dev, self.health)
+            asyncio.create_task(self.nfc.run())
 
     async def _prepare_journal(self):
         # Erasing ahead stalls the CPU (45-400 ms on NOR flash): only while no passenger is waiting.
@@ -218,6 +220,7 @@ class Terminal:
         held = self.decider.active.token_key
         print("token key: " + ("version %d" % held[0] if held else "none, payment taps decline"))
         asyncio.create_task(self.uplink.run())
+        asyncio.create_task(console.Console(self).run(console.console_stream()))
         gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()
         self.feedback.ready()
@@ -292,4 +295,7 @@ def run(board):
     root = board.mount_flash()
     eventlog.capture(eventlog.EventLog(root, board.time_s))
     print("zhifu terminal on " + board.runtime())
-    asyncio.run(Terminal(board, root).run())
+    try:
+        asyncio.run(Terminal(board, root).run())
+    except console.ServiceMode:
+        print("service mode: terminal stopped, REPL open")

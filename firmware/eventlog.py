@@ -30,7 +30,7 @@ DIGITS_HIDDEN = 12
 # Lines the journal already keeps (an accepted tap is a record): printed, not logged.
 SKIP = ("tap #", "tap repeats #", "payment code: request")
 WARN = ("uplink: link down", "uplink: host refused", "uplink: config refused", "uplink: out of memory",
-        "scanner: stopped", "nfc: PN532 stopped", "nfc: no PN532", "deny list: ", "tap declined: terminal error")
+        "scanner: stopped", "nfc: PN532 stopped", "nfc: no PN532", "tap declined: terminal error")
 
 _log = None  # the terminal's EventLog once capture() ran
 _print = print  # the builtin, kept before capture() replaces it

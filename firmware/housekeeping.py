@@ -159,17 +159,22 @@ class Housekeeping:
         self._out.append((link.TIME, link.time_sync(now, int(self.up.board.time_s()) * 1000 if synced else 0,
                                                     self._clock_bound(now))))
 
-    def status_body(self, p, now):
-        j = self.up.journal
-        deny = self.up.deny
+    def health_bits(self):
+        """The STATUS health byte (SPEC "STATUS fields"); the console shows it too."""
         devices = self.up.devices
         health = 0 if devices is None else devices.bits  # scanner and NFC reader (firmware/health.py)
-        if not j.full:
+        if not self.up.journal.full:
             health |= link.HEALTH_JOURNAL
         if self._bound != NO_BOUND:
             health |= link.HEALTH_CLOCK
         if self.config is None or self.config.current():
             health |= link.HEALTH_CONFIG
+        return health
+
+    def status_body(self, p, now):
+        j = self.up.journal
+        deny = self.up.deny
+        health = self.health_bits()
         t = self.up.transport
         rssi = None if t is None else t.signal
         signal = -128 if rssi is None or rssi > 31 else -113 + 2 * rssi
