@@ -224,6 +224,8 @@ class Terminal:
         gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()
         self.feedback.ready()
+        if self.log is not None:
+            self.log.flush()  # the boot lines, before any passenger waits
         gc.collect()
         j = self.journal
         print("ready: terminal %s, journal next #%d, %d to upload, %d damaged, %d bytes free%s, heap %d used %d free"

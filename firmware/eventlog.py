@@ -25,7 +25,7 @@ FILE_BYTES = 4096
 FILES = 4  # 16 KB on flash
 PENDING_MAX = 32  # lines waiting for a flush; more are counted in `lost`
 LINE_MAX = 160
-TAIL_MAX = 200
+TAIL_MAX = 200  # lines one `log N` shows
 DIGITS_HIDDEN = 12
 # Lines the journal already keeps (an accepted tap is a record): printed, not logged.
 SKIP = ("tap #", "tap repeats #", "payment code: request")
@@ -117,6 +117,13 @@ class EventLog:
     def pending(self):
         return len(self._pending)
 
+    def tail(self, n):
+        """The last `n` lines (at most TAIL_MAX), oldest first, flushed or not (firmware/eventlog_read.py:
+        loaded only when a technician reads the log)."""
+        from firmware import eventlog_read
+
+        return eventlog_read.tail(self, n)
+
     def flush(self):
         """Append the noted lines to flash (starting a new file, and dropping the oldest, when full)."""
         lines = self._pending
@@ -160,38 +167,6 @@ class EventLog:
             except OSError:
                 pass
             self._files.pop(0)
-
-    def tail(self, n):
-        """The last `n` lines (at most TAIL_MAX), oldest first, flushed or not."""
-        n = max(0, min(n, TAIL_MAX))
-        out = []
-        pending = self.next
-        for line in self._pending:
-            out.append("%d %s" % (pending, line.rstrip("\n")))
-            pending += 1
-        out = out[-n:] if n else []
-        for name in reversed(self._files):
-            if len(out) >= n:
-                break
-            lines = []
-            try:
-                with open(self.dir + "/" + name, "rb") as f:
-                    for line in f:
-                        lines.append(_text(line))
-                        if len(lines) > n:
-                            lines.pop(0)
-            except OSError:
-                continue
-            out = lines[-(n - len(out)):] + out
-        return out
-
-
-def _text(raw):
-    """A line read back from flash; one damaged by hand (not UTF-8) is shown as such."""
-    try:
-        return raw.decode().rstrip("\n")
-    except UnicodeError:
-        return "<damaged line>"
 
 
 def level_of(text):

@@ -1,6 +1,6 @@
-"""firmware/console.py on MicroPython, against a stand-in terminal: login by certificate and challenge, what
-wrong keys, replays, roles, lockouts and bad lines get, and the commands' JSON.  On a running board with
-the host client: tests/vboard/test_console_login.py."""
+"""firmware/console.py and console_shell.py on MicroPython, against a stand-in terminal: login by certificate
+and challenge, what wrong keys, replays, roles, lockouts and bad lines get, and the commands' JSON.  On a
+running board with the host client: tests/vboard/test_console_login.py."""
 
 import functools
 import json
@@ -54,7 +54,7 @@ def body_session(root, config_keys, console_json, steps, now, terminal):
     import os
     import time
 
-    from firmware import console, eventlog
+    from firmware import console_shell, eventlog
 
     for d in ("/keys", "/config"):
         try:
@@ -99,7 +99,7 @@ def body_session(root, config_keys, console_json, steps, now, terminal):
     eventlog.capture(log)
 
     def fresh():
-        c = console.Console(t, write=lambda line: None)
+        c = console_shell.Shell(t, lambda line: None, time.ticks_ms())
         c.random = lambda n: bytes(range(n))
         return c
 
