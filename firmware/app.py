@@ -300,4 +300,5 @@ def run(board):
     try:
         asyncio.run(Terminal(board, root).run())
     except console.ServiceMode:
+        board.hold_watchdog()
         print("service mode: terminal stopped, REPL open")

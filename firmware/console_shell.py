@@ -293,7 +293,8 @@ class Shell:
 
     async def cmd_service(self, args):
         """Stop the terminal and leave the REPL to the technician (flashing, provisioning)."""
-        self._note("console: %s entered service mode: terminal stopped, REPL open" % self.user[0], "S")
+        who = self.user[0] if self.user is not None else "?"
+        self._note("console: %s entered service mode: terminal stopped, REPL open" % who, "S")
         self._flush_log()
         self.write("@ok service mode: the terminal stops, the REPL is open (reset to resume)")
         try:

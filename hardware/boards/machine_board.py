@@ -158,6 +158,18 @@ def watchdog(timeout_ms):
     return _wdt
 
 
+def hold_watchdog():
+    """Service mode (the console's `service`): the terminal has stopped and the board waits at its REPL,
+    so a timer feeds the started watchdog from now on, or it would reset the board under the technician."""
+    if _wdt is None:
+        return
+    try:
+        timer = machine.Timer(0)  # ESP32: hardware timer 0
+    except ValueError:
+        timer = machine.Timer(-1)  # RP2040: a software timer
+    timer.init(period=1000, callback=lambda _t: _wdt.feed())  # pyright: ignore[reportOptionalMemberAccess]
+
+
 def runtime():
     impl = sys.implementation
     return "%s %d.%d.%d %s" % ((impl.name,) + tuple(impl.version[:3]) + (sys.platform,))

@@ -392,6 +392,10 @@ def watchdog(timeout_ms):
     return _NoWatchdog()
 
 
+def hold_watchdog():
+    """Service mode: nothing to hold (no hardware watchdog here)."""
+
+
 def runtime():
     impl = sys.implementation
     return "%s %d.%d.%d %s" % ((impl.name,) + tuple(impl.version[:3]) + (sys.platform,))

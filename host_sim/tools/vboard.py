@@ -45,6 +45,7 @@ READY = b"ready: terminal"  # what firmware/app.py prints once it takes taps
 BOOT_TIMEOUT_S = 30.0
 QUICK_EXIT_S = 1.0
 RESET_EXIT = 86  # hardware/boards/virtual_machine.py: the exit status of machine.reset()
+RESET_SIGNAL = -signal.SIGUSR1  # ... or its signal (how machine.reset() ends a process running main.py)
 MAX_QUICK_EXITS = 3  # then the launcher stops restarting it, as a board stuck in a boot loop is noticed
 
 
@@ -244,7 +245,8 @@ class VirtualBoard:
         proc.wait()
         if not self._powered or proc is not self.proc:
             return
-        failed_fast = proc.returncode not in (0, RESET_EXIT) and time.monotonic() - self._spawned_at < QUICK_EXIT_S
+        failed_fast = (proc.returncode not in (0, RESET_EXIT, RESET_SIGNAL)
+                       and time.monotonic() - self._spawned_at < QUICK_EXIT_S)
         self._quick_exits = self._quick_exits + 1 if failed_fast else 0
         if self._quick_exits >= MAX_QUICK_EXITS:
             with self._cond:
@@ -252,7 +254,7 @@ class VirtualBoard:
                 self._cond.notify_all()
             return
         dev_master, _, host_master = self._console
-        if proc.returncode == RESET_EXIT:  # machine.reset(): a hard reset runs main.py whatever the REPL mode
+        if proc.returncode in (RESET_EXIT, RESET_SIGNAL):  # machine.reset(): a hard reset runs main.py, any REPL mode
             self._raw_repl = False
             self._spawn("main.py")
             return

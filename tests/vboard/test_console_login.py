@@ -87,3 +87,24 @@ def test_a_missing_or_foreign_key_file_is_one_line_and_exit_2(tmp_path, console_
     got = console(console_port, bad, "status")
     assert got.returncode == 2
     assert got.stderr.count("\n") == 1 and "holds no private key" in got.stderr
+
+
+def test_service_stops_the_terminal_and_leaves_the_repl_to_the_technician(board, keys, tmp_path):
+    provisioned(board, str(tmp_path / "collector.db"), config_keys=str(keys / "authority.pem.pub"))
+    port = board.ports["console"]
+    mark = board.console_mark()
+    got = console(port, keys / "alice.tech", "service")
+    assert got.returncode == 0, got.stderr
+    board.wait_console(b"service mode: terminal stopped, REPL open", timeout=10, since=mark)
+    out = mpremote(port, "exec", "import os; print(open('/flash/log/' + sorted(os.listdir('/flash/log'))[-1]).read())")
+    assert "S console: alice entered service mode" in out
+    assert board.proc.poll() is None  # the board waits at its REPL; a reset brings the terminal back
+    mark = board.console_mark()
+    board.restart()
+    board.wait_console(b"ready:", timeout=20, since=mark)
+    boots = board.boots
+    mark = board.console_mark()
+    got = console(port, keys / "alice.tech", "reboot")
+    assert got.returncode == 0, got.stderr
+    board.wait_console(b"ready:", timeout=20, since=mark)
+    assert board.boots == boots + 1
