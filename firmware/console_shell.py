@@ -297,12 +297,7 @@ class Shell:
         self._note("console: %s entered service mode: terminal stopped, REPL open" % who, "S")
         self._flush_log()
         self.write("@ok service mode: the terminal stops, the REPL is open (reset to resume)")
-        try:
-            import micropython
-
-            micropython.kbd_intr(3)
-        except (ImportError, AttributeError):
-            pass
+        self.t.board.repl_interrupt(True)
         from firmware.console import ServiceMode
 
         raise ServiceMode()

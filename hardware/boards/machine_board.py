@@ -170,6 +170,13 @@ def hold_watchdog():
     timer.init(period=1000, callback=lambda _t: _wdt.feed())  # pyright: ignore[reportOptionalMemberAccess]
 
 
+def repl_interrupt(enabled):
+    """Whether Ctrl-C on the USB console interrupts the program (and so opens the REPL)."""
+    import micropython
+
+    micropython.kbd_intr(3 if enabled else -1)
+
+
 def runtime():
     impl = sys.implementation
     return "%s %d.%d.%d %s" % ((impl.name,) + tuple(impl.version[:3]) + (sys.platform,))

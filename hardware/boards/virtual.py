@@ -396,6 +396,21 @@ def hold_watchdog():
     """Service mode: nothing to hold (no hardware watchdog here)."""
 
 
+_ISIG = const(1)  # termios c_lflag bit (Linux): the tty turns a Ctrl-C byte into SIGINT
+
+
+def repl_interrupt(enabled):
+    """Whether a Ctrl-C from the console interrupts the program (and so opens the REPL).  The console pty
+    is this process's terminal: with ISIG off, Ctrl-C is a plain byte, as with micropython.kbd_intr(-1) on
+    a chip's USB REPL (the unix port's kbd_intr(-1) would leave SIGINT to kill the process instead)."""
+    try:
+        attr = termios.tcgetattr(0)
+    except OSError:  # not started on a terminal (a test's pipe): nothing to lock
+        return
+    attr[3] = (attr[3] | _ISIG) if enabled else (attr[3] & ~_ISIG)
+    termios.tcsetattr(0, termios.TCSANOW, attr)
+
+
 def runtime():
     impl = sys.implementation
     return "%s %d.%d.%d %s" % ((impl.name,) + tuple(impl.version[:3]) + (sys.platform,))

@@ -24,6 +24,7 @@ from host_sim.tools import bundle
 from protocol import techcert
 
 REPLY_TIMEOUT_S = 15.0
+REPL_TIMEOUT_S = 10.0
 COMMANDS = ("status", "queue", "upload now", "config", "deny check ", "selftest scanner", "selftest nfc",
             "selftest modem", "selftest flash", "selftest outputs", "log ", "time", "reboot", "service", "logout",
             "help")
@@ -99,6 +100,29 @@ class Session:
         if not ok:
             raise ConsoleError(text)
         return text
+
+
+def open_service(port, key_path, timeout=REPL_TIMEOUT_S):
+    """Log in with the technician key at `key_path` and open service mode: the terminal stops and its REPL
+    answers (mpremote works) until the board resets.  Raises ConsoleError (or ValueError for the key file)."""
+    key, cert = bundle.load_techkey(key_path)
+    session = Session(port)
+    try:
+        session.settle()
+        session.login(key, cert)
+        ok, text, _ = session.command("service")
+        if not ok:
+            raise ConsoleError(text)
+        deadline = time.monotonic() + timeout
+        while True:  # the REPL's prompt: from now on the port is the REPL's
+            line = session._buf.decode("utf-8", "replace")
+            if ">>>" in line:
+                return
+            if time.monotonic() > deadline:
+                raise ConsoleError("service mode: no REPL prompt within %d s" % timeout)
+            session._buf += session.ser.read(4096)
+    finally:
+        session.close()
 
 
 def _interactive(session):

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from host_sim.emulators.scanner import ScannerEmulator
-from host_sim.tools import build, bundle
+from host_sim.tools import build, bundle, flash, provision
 from host_sim.tools import console as client
 from protocol import cpm
 from tests.vboard.helpers import mpremote, provisioned
@@ -108,3 +108,30 @@ def test_service_stops_the_terminal_and_leaves_the_repl_to_the_technician(board,
     assert got.returncode == 0, got.stderr
     board.wait_console(b"ready:", timeout=20, since=mark)
     assert board.boots == boots + 1
+
+
+def test_a_provisioned_board_locks_its_repl_and_the_technician_key_opens_it(board, keys, tmp_path):
+    db = str(tmp_path / "collector.db")
+    terminal = provisioned(board, db, config_keys=str(keys / "authority.pem.pub"))
+    port = board.ports["console"]
+    boots = board.boots
+    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    try:
+        got = subprocess.run([exe, "connect", port, "exec", "print(open('/flash/keys/device.key','rb').read())"],
+                             capture_output=True, text=True, timeout=10)
+        assert got.returncode != 0
+        out = got.stdout
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode()
+    assert "b'" not in out  # no key, no REPL
+    assert board.boots == boots and board.proc.poll() is None  # Ctrl-C neither reached the REPL nor reset it
+    assert json.loads(console(port, keys / "alice.tech", "status").stdout)["terminal"] == terminal
+
+    # provision and flash still work, with the technician key
+    mark = board.console_mark()
+    again = provision.provision(port, db, config_keys=str(keys / "authority.pem.pub"),
+                                tech_key=str(keys / "alice.tech"))
+    assert again == terminal
+    board.wait_console(b"ready:", timeout=20, since=mark)
+    rows, files = flash.flash("virtual", port, tech_key=str(keys / "alice.tech"))
+    assert files
