@@ -198,11 +198,12 @@ class Terminal:
                 self.journal.prepare()
                 if self.log is not None:
                     self.log.flush()
-                if self.decider.sealer is not None:
-                    try:
+                try:
+                    if self.decider.sealer is not None:
                         self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
-                    except Exception as e:  # out of memory, say: the next idle moment (or tap) wraps it
-                        sys.print_exception(e)
+                    self.decider.prepare_idle()  # a new ride-code issuer's key table
+                except Exception as e:  # out of memory, say: the next idle moment tries again
+                    sys.print_exception(e)
 
     async def run(self):
         asyncio.create_task(self._feed_watchdog())

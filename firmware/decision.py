@@ -109,6 +109,11 @@ class Decider:
         key = self.active.token_key
         return None if key is None else tokens.token(key[1], account)
 
+    def prepare_idle(self):
+        """Work that may stall the CPU, done while no passenger waits: a new ride-code issuer's key table."""
+        if self.rides is not None:
+            self.rides.prepare_idle()
+
     def remember(self, token, atc, seq, kind=record.KIND_QR_CPM):
         if kind == record.KIND_RIDE_CODE:
             rides = self.rides

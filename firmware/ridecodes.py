@@ -13,6 +13,7 @@ accepted just before a power cut stays used.
 
 import gc
 import struct
+import time
 
 from firmware import decision
 from protocol import record, ridecode
@@ -101,7 +102,7 @@ class Rides:
         for token, ext in journalled:
             if ext is not None and len(ext) == 21:
                 self.used.add(token, *struct.unpack_from(">II", ext, 11))
-        for alg in set(entry[0] for entry in roots.values()):  # the 4 KB generator tables now, in one piece
+        for alg in set(entry[0] for entry in roots.values()):  # the generator tables: constant modules
             gc.collect()
             ridecode.CURVES[alg].g_table()
 
@@ -132,6 +133,12 @@ class Rides:
                           fields["counter"], fields["generated"], fields["product"])
         return decision.Decision(decision.ACCEPT, kind=kind, token=token, extensions=[(record.EXT_RIDE, ext)],
                                  amount=decider.amount_for(kind), atc=(fields["counter"], fields["generated"]))
+
+    def prepare_idle(self):
+        """While no passenger waits: the comb table of one new issuer key (ridecode.Verifier.prepare_pending)."""
+        t0 = time.ticks_ms()
+        if self.verifier.prepare_pending():
+            print("ride codes: issuer key table built in %d ms" % time.ticks_diff(time.ticks_ms(), t0))
 
     def remember(self, token, atc):
         """A code was journalled as accepted: the same (rider, counter) is "already used" from now on."""

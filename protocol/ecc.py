@@ -5,15 +5,16 @@ One short-Weierstrass implementation serves both curves, since both have a = -3:
 r' * Z^2 instead of dividing, so a verify inverts at most twice: once for the odd multiples of a key
 given as bytes, once for ECDSA's s^-1 mod n.
 
-A verify needs u1*G + u2*Q.  The generator has a comb table (Lim-Lee, TEETH points in columns of
-DEPTH bits), built once per curve on first use.  A key known in advance (a ride-code root or issuer
-key) can get the same table through prepare_key(): then both multiples run down one shared chain of
-DEPTH doublings with two mixed additions per column.  Any other key is multiplied with a width-5 NAF
-over a table of its 8 odd multiples, 256 doublings, and the generator's comb additions ride on the
-last DEPTH of them.  A comb table is (2^TEETH - 1) affine points, each 64 bytes x || y in a bytearray
-of its own (about 5 KB of heap per table at TEETH = 6: one for each curve's generator, one per prepared
-key), read back into ints as the additions need them.  Small blocks, allocated before the build: a
-long-running terminal's heap has free space in pieces, rarely a free 4 KB run.
+A verify needs u1*G + u2*Q.  The generator has a comb table (Lim-Lee, TEETH points in columns of DEPTH
+bits), a constant module per curve (ecc_g_sm2.py, ecc_g_p256.py, written by host_sim/tools/ecc_tables.py
+with build_table()) imported on first use: frozen or in ROMFS it stays in flash, and no terminal spends
+the ~20 KB a build needs for a moment.  A key known in advance (a ride-code root or issuer key) can get
+the same table through prepare_key(): then both multiples run down one shared chain of DEPTH doublings
+with two mixed additions per column.  Any other key is multiplied with a width-5 NAF over a table of its
+8 odd multiples, 256 doublings, and the generator's comb additions ride on the last DEPTH of them.  A
+comb table is (2^TEETH - 1) affine points, each 64 bytes x || y of its own (about 5 KB of heap per
+prepared key at TEETH = 6), read back into ints as the additions need them.  Small blocks, allocated
+before the build: a long-running terminal's heap has free space in pieces, rarely a free 4 KB run.
 
 Field arithmetic is plain Python ints (MicroPython's long ints), so this module runs unchanged on
 CPython.  Modular inverses use Fermat (pow(x, m - 2, m)): MicroPython's pow() does not take -1.
@@ -34,8 +35,9 @@ DEFAULT_UID = b"1234567812345678"  # GM/T 0009 default signer id
 class Curve:
     """y^2 = x^3 - 3x + b over GF(p), generator (gx, gy) of prime order n (cofactor 1)."""
 
-    def __init__(self, name, p, b, gx, gy, n):
+    def __init__(self, name, p, b, gx, gy, n, table):
         self.name = name
+        self._load_table = table  # () -> the generator's comb table, a constant module (ecc_g_*.py)
         self.p = p
         self.b = b
         self.gx = gx
@@ -49,10 +51,23 @@ class Curve:
         return 0 <= x < p and 0 <= y < p and (y * y - (x * x * x - 3 * x + self.b)) % p == 0
 
     def g_table(self):
-        """The generator's comb table, built on first use and kept."""
+        """The generator's comb table: a constant (precomputed by host_sim/tools/ecc_tables.py), imported
+        on first use, so no terminal ever builds it."""
         if self._g_table is None:
-            self._g_table = _comb_table(self, self.gx, self.gy)
+            self._g_table = self._load_table()
         return self._g_table
+
+
+def _sm2_table():
+    from protocol import ecc_g_sm2
+
+    return ecc_g_sm2.TABLE
+
+
+def _p256_table():
+    from protocol import ecc_g_p256
+
+    return ecc_g_p256.TABLE
 
 
 SM2 = Curve(
@@ -62,6 +77,7 @@ SM2 = Curve(
     0x32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7,
     0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0,
     0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123,
+    _sm2_table,
 )
 
 P256 = Curve(
@@ -71,6 +87,7 @@ P256 = Curve(
     0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
     0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5,
     0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    _p256_table,
 )
 
 
@@ -169,7 +186,7 @@ def _depth(curve):
     return (256 + TEETH - 1) // TEETH
 
 
-def _comb_table(curve, x, y):
+def build_table(curve, x, y):
     """64 bytes (affine x || y) per entry: entry j - 1 = sum of 2^(i*DEPTH) * (x, y) over the bits i
     of j, for j in 1..2^TEETH-1.  The entries are allocated first, so the ints of the build leave no
     holes among them; built from TEETH affine bases, one mixed addition per entry, one inversion."""
@@ -372,13 +389,24 @@ def _parse_key(curve, public_key):
     return _Key(curve, x, y, None)
 
 
+def public_key(curve, raw):
+    """The key of 64 bytes X||Y or 65 bytes 04||X||Y on `curve`, checked on the curve but without a
+    table (no heap beyond its two ints), or None: verifies with it run the width-5 NAF path."""
+    return _parse_key(curve, raw)
+
+
 def prepare_key(curve, public_key):
     """A FixedKey for `public_key` (64 or 65 bytes) on `curve` (SM2 or P256), or None if it is not a
     point on the curve.  Costs about as much as two verifies; keep the result."""
     key = _parse_key(curve, public_key)
     if key is None or isinstance(key, FixedKey):
         return key
-    return FixedKey(curve, key.x, key.y, _comb_table(curve, key.x, key.y))
+    return prepared(key)
+
+
+def prepared(key):
+    """The FixedKey of a key from public_key() (its comb table built now)."""
+    return FixedKey(key.curve, key.x, key.y, build_table(key.curve, key.x, key.y))
 
 
 def _der_int(raw, i):

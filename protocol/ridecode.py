@@ -21,8 +21,9 @@ P-256 with SHA-256).  Each signature is over the bytes of its certificate before
 
 decode() raises only RideCodeError, whose `code` is one of the reasons below; Verifier.check()
 returns OK or a reason and never raises.  A verified issuer certificate is remembered (its bytes and
-its issuer key prepared with a comb table, protocol/ecc.py), so a code costs one prepared-key verify
-(issuer -> user) and one plain verify (user -> code) once its issuer is known.
+its issuer key, given a comb table by prepare_pending() while the terminal is idle, protocol/ecc.py), so a
+code costs one prepared-key verify (issuer -> user) and one plain verify (user -> code) once its issuer
+is known, and three plain verifies the first time.
 """
 
 import binascii
@@ -57,7 +58,9 @@ MAX_TEXT = len(PREFIX) + (SIZE * 4 + 2) // 3  # 491
 
 WINDOW = 60  # s: a code older than this (by the board clock) is refused
 SKEW = 30  # s: a code from at most this far in the future is allowed (phone and board clocks differ)
-MAX_ISSUERS = 4  # verified issuer certificates remembered (4 KB of comb table each)
+MAX_ISSUERS = 4  # verified issuer certificates remembered (~5 KB of comb table per issuer key)
+MAX_USERS = 64  # verified user certificates remembered by digest (16 bytes each): a returning rider's code
+# then costs one verify (the code's own), not two
 
 # verdicts
 OK = "ok"
@@ -198,10 +201,12 @@ class Verifier:
         self.roots = roots
         self.revoked = set(revoked)
         self._issuers = []  # (issuer certificate bytes, prepared issuer key), newest last
+        self._users = []  # SHA-256[:16] of user certificates verified under a remembered issuer, newest last
 
     def _issuer_key(self, fields):
-        """The prepared key of a verified issuer certificate, or the verdict that refuses it.  Another
-        certificate of a key already prepared shares its table: RAM is per issuer key, not per certificate."""
+        """The key of a verified issuer certificate, or the verdict that refuses it.  A new issuer's key is
+        used as it is (a NAF verify, little heap) and queued for its comb table, which prepare_pending()
+        builds when the terminal is idle; certificates of one key share it, so RAM is per issuer key."""
         cert = fields["issuer_cert"]
         for known, key in self._issuers:
             if known == cert:
@@ -209,7 +214,6 @@ class Verifier:
         root = self.roots.get(fields["root"])
         if root is None:
             return UNKNOWN_ROOT
-        gc.collect()  # a new issuer: 4 KB blocks ahead (its comb table, maybe the curve's generator table)
         if root[0] != fields["alg"] or not verify_signature(root[0], root[1], cert[:-SIG], cert[-SIG:]):
             return ISSUER_SIGNATURE
         curve = CURVES[fields["issuer_alg"]]
@@ -219,14 +223,25 @@ class Verifier:
             if known.curve is curve and known.x.to_bytes(32, "big") + known.y.to_bytes(32, "big") == raw:
                 key = known
         if len(self._issuers) >= MAX_ISSUERS:
-            self._issuers.pop(0)  # before the new table is built: its 4 KB may be the room needed
+            self._issuers.pop(0)
         if key is None:
-            gc.collect()
-            key = ecc.prepare_key(curve, raw)
+            key = ecc.public_key(curve, raw)
             if key is None:
                 return ISSUER_SIGNATURE
         self._issuers.append((bytes(cert), key))
         return key
+
+    def prepare_pending(self):
+        """Build the comb table of one remembered issuer key that has none (~20 KB of heap for a moment,
+        ~5 KB kept): call it while no passenger waits.  True when one was built, False when none waits;
+        MemoryError propagates (the caller tries again later, verifies meanwhile take the NAF path)."""
+        for _, key in self._issuers:
+            if not isinstance(key, ecc.FixedKey):
+                gc.collect()
+                fixed = ecc.prepared(key)
+                self._issuers = [(c, fixed if k is key else k) for c, k in self._issuers]
+                return True
+        return False
 
     def check_fields(self, fields, now, used=()):
         """OK or the first reason that refuses decoded `fields` at board time `now` (None: no clock);
@@ -243,8 +258,13 @@ class Verifier:
         if not _in_window(now, fields["issuer_from"], fields["issuer_to"]):
             return ISSUER_EXPIRED
         cert = fields["user_cert"]
-        if not verify_signature(fields["issuer_alg"], key, cert[:-SIG], cert[-SIG:]):
-            return USER_SIGNATURE
+        seen = hashlib.sha256(bytes(fields["issuer_cert"]) + bytes(cert)).digest()[:16]
+        if seen not in self._users:
+            if not verify_signature(fields["issuer_alg"], key, cert[:-SIG], cert[-SIG:]):
+                return USER_SIGNATURE
+            self._users.append(seen)
+            if len(self._users) > MAX_USERS:
+                self._users.pop(0)
         if not _in_window(now, fields["user_from"], fields["user_to"]):
             return USER_EXPIRED
         if not verify_signature(fields["user_alg"], fields["user_key"], fields["signed"], fields["signature"]):

@@ -47,10 +47,6 @@ CPM_PAN = "6228480000000000018"
 PHONE = "unionpay-hce"
 TICKET_ISSUER = 9
 KINDS = ("qr_cpm", "ticket", "ride_code", "contactless")  # one of each per round, in the issue's order
-# A terminal with the scanner and the PN532 both answering, ticket keys, ride roots and the seal key: its
-# first ride code builds the SM2 generator table in one 4032-byte block, which after a second of idling
-# is not to be had (~110 KB free, in pieces) on the 320 KB virtual heap: every ride code then declines
-# "terminal error" (MemoryError in protocol/ecc._comb_table), listed in "failures", not timed.
 EXPECTED = {"qr_cpm": "PAID", "ticket": "WELCOME", "ride_code": "PAID", "contactless": "PAID"}
 
 

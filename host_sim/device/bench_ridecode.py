@@ -12,13 +12,28 @@ from host_sim.device import results
 from protocol import ridecode
 
 
+def timed(verifier, codes, now):
+    samples = []
+    for code in codes:
+        t0 = time.ticks_us()
+        verdict = verifier.check(code, now)[0]
+        samples.append(time.ticks_diff(time.ticks_us(), t0))
+        if verdict != ridecode.OK:
+            raise ValueError("bench code refused: " + verdict)
+    stats = results.stats(samples)
+    stats["min_us"] = min(samples)
+    return stats
+
+
 def main(path, n):
     with open(path) as f:
         lines = [line.split() for line in f if line.strip()]
     now = int(lines[0][0])
     out = {}
     out["runtime"] = results.runtime_name()
-    for name, root_id, alg, key, code, code2 in lines[1:]:
+    for row in lines[1:]:
+        name, root_id, alg, key, code, returning = row[:6]
+        riders = row[6:]
         entry = ridecode.parse_root_line("root %s %s %s" % (root_id, alg, key))
         if entry is None:
             raise ValueError("bench root line empty")
@@ -30,17 +45,15 @@ def main(path, n):
         first = time.ticks_diff(time.ticks_us(), t0)
         if verdict != ridecode.OK:
             raise ValueError("bench code refused: " + verdict)
-        samples = []
-        for _ in range(n):
-            t0 = time.ticks_us()
-            verdict = verifier.check(code2, now)[0]
-            samples.append(time.ticks_diff(time.ticks_us(), t0))
-            if verdict != ridecode.OK:
-                raise ValueError("bench code refused: " + verdict)
-        stats = results.stats(samples)
-        stats["min_us"] = min(samples)
+        gc.collect()
+        t0 = time.ticks_us()
+        if not verifier.prepare_pending():
+            raise ValueError("bench: no issuer key waited for its table")
+        prepare = time.ticks_diff(time.ticks_us(), t0)
         out[name + "_first_code_of_issuer_us"] = first
-        out[name + "_code"] = stats
+        out[name + "_issuer_prepare_us"] = prepare
+        out[name + "_code"] = timed(verifier, riders, now)
+        out[name + "_returning_code"] = timed(verifier, [returning] * n, now)
     results.report(out)
 
 

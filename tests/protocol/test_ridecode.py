@@ -2,13 +2,14 @@
 verify to what they say (SM2 and P-256 chains, each refusal with its own verdict), the file is what the
 builders make, and fuzzed codes only ever get a verdict, never an exception."""
 
+import base64
 import json
 import os
 
 from hypothesis import strategies as st
 from runtimes import draw_examples
 
-from protocol import ridecode
+from protocol import ecc, ridecode
 
 VECTORS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "protocol", "vectors", "ridecode.json")
@@ -124,7 +125,40 @@ def test_issuer_cache_is_bounded_and_shares_a_keys_table():
     codes = [ridecodes.issue(ridecode.ALG_P256, now, issuer_to=now + 1000 + i) for i in range(3)]  # one key, 3 certs
     assert [verifier.check(c, now)[0] for c in codes] == [ridecode.OK] * 3
     assert len(set(id(key) for _, key in verifier._issuers)) == 1
+    assert not isinstance(verifier._issuers[0][1], ecc.FixedKey)  # no table built inside a tap
+    assert verifier.prepare_pending() is True  # built while idle, once for the three certificates
+    assert verifier.prepare_pending() is False
+    assert len(set(id(key) for _, key in verifier._issuers)) == 1
+    assert isinstance(verifier._issuers[0][1], ecc.FixedKey)
+    assert [verifier.check(c, now)[0] for c in codes] == [ridecode.OK] * 3
     others = [ridecodes.issue(ridecode.ALG_P256, now, key_id=k) for k in range(3, 3 + ridecode.MAX_ISSUERS)]
     assert [verifier.check(c, now)[0] for c in others] == [ridecode.OK] * ridecode.MAX_ISSUERS
     assert len(verifier._issuers) == ridecode.MAX_ISSUERS
     assert verifier.check(codes[0], now)[0] == ridecode.OK  # dropped, verified again from the root
+
+
+def test_a_returning_riders_code_costs_one_verify(monkeypatch):
+    """The user certificate is verified once per (issuer certificate, user certificate): the rider's next
+    code costs only its own signature; another rider's costs two; a forged user certificate is still refused."""
+    from host_sim.tools import ridecodes
+
+    now = 1_800_000_000
+    alg = ridecode.ALG_SM2
+    roots = {ridecodes.ROOT_IDS[alg]: (alg, ridecodes.root_key(alg, ridecodes.ROOT_IDS[alg]).public)}
+    verifier = ridecode.Verifier(roots)
+    calls = []
+    real = ecc.verify_sm2
+    monkeypatch.setattr(ecc, "verify_sm2", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def verifies(code):
+        calls.clear()
+        verdict = verifier.check(code, now)[0]
+        return verdict, len(calls)
+
+    assert verifies(ridecodes.issue(alg, now, counter=1)) == (ridecode.OK, 3)  # root, issuer, code
+    assert verifies(ridecodes.issue(alg, now, counter=2)) == (ridecode.OK, 1)
+    assert verifies(ridecodes.issue(alg, now, user_id=b"RIDER002")) == (ridecode.OK, 2)
+    raw = bytearray(base64.urlsafe_b64decode(ridecodes.issue(alg, now, counter=4)[4:] + "=="))
+    raw[ridecode.DYNAMIC_AT - 1] ^= 1  # the rider's certificate, its issuer signature changed
+    forged = "ZR1." + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    assert verifies(forged) == (ridecode.USER_SIGNATURE, 1)

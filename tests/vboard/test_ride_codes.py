@@ -1,6 +1,7 @@
 """Ride codes end to end on the virtual board: `provision --ride-roots` gives the terminal the test roots
 (SM2 and P-256), a fresh code of each is paid at the ride fare and journalled as kind 6 with its billing
-extension, the same code again is "already used", a code past its freshness window is "code too old",
+extension (each new issuer key prepared while the terminal idles, not inside the tap), the same code again
+is "already used", a code past its freshness window is "code too old",
 and once the collector delivers a signed fleet bundle revoking the SM2 issuer (kind 5, no reboot) a fresh
 SM2 code is refused "ride issuer revoked" while P-256 codes still pass, also after a power cut, after
 which a code accepted before it is still "already used" (rebuilt from the journal)."""
@@ -49,6 +50,9 @@ def test_ride_codes_on_a_virtual_board(board, events, tmp_path):
             if want == "DECLINED":
                 assert ev["detail"] == ("code too old" if code is old else "already used"), ev
         assert "ride roots: 2 trusted, 0 bad lines" in board.console_text()
+        # each new issuer key got its comb table while the terminal was idle, not inside a tap
+        wait_until(lambda: board.console_text()[mark:].count("ride codes: issuer key table built in") == 2,
+                   timeout=10, what="both issuer keys prepared while idle", context=board.console_text)
 
         shelf = tmp_path / "bundles"
         shelf.mkdir()

@@ -18,3 +18,5 @@ def test_bench_ridecode_reports_micropython_timings():
         assert got[name + "_code"]["n"] == 3
         assert 0 < got[name + "_code"]["min_us"] <= got[name + "_code"]["median_us"]
         assert got[name + "_first_code_of_issuer_us"] > 0 and got[name + "_code_esp32_ms"] > 0
+        assert got[name + "_issuer_prepare_us"] > 0
+        assert got[name + "_returning_code"]["n"] == 3 and got[name + "_returning_code_esp32_ms"] > 0

@@ -11,23 +11,12 @@ from host_sim.tools import build
 KINDS = ("qr_cpm", "ticket", "ride_code", "contactless")
 
 
-# Open finding (issue 13): on a terminal with every peripheral answering, the first ride code sometimes runs
-# out of heap while it builds the curve's generator table (protocol/ecc.py: ~20 KB for a moment) and is
-# declined "terminal error".  Allowed here for ride codes only and only with a MemoryError inside
-# protocol/ecc.py, so that any other failure still fails this test.  Remove the allowance once fixed.
 def _every_tap_ended_as_expected(result, taps):
-    rides = [f for f in result["failures"] if f["kind"] == "ride_code"]
-    assert [f for f in result["failures"] if f["kind"] != "ride_code"] == [], result["failures"]
-    assert all(f["detail"] == "terminal error" for f in rides), rides
-    assert all(e.startswith("MemoryError") and "protocol/ecc.py" in e for e in result["console_errors"]), \
-        result["console_errors"]
-    assert bool(rides) == bool(result["console_errors"])
+    assert result["failures"] == [] and result["console_errors"] == [], result
     for kind in KINDS:
         figures = result[kind]
-        want = taps - len(rides) if kind == "ride_code" else taps
-        assert figures["n"] == want, (kind, figures)
-        if want:
-            assert 0 < figures["median_ms"] <= figures["p99_ms"], (kind, figures)
+        assert figures["n"] == taps, (kind, figures)
+        assert 0 < figures["median_ms"] <= figures["p99_ms"], (kind, figures)
 
 
 def bench(*args):
