@@ -6,7 +6,8 @@ is full the next line starts a new file and the oldest is deleted: the ring move
 littlefs spreads the writes, so no one block takes every write.
 
 Lines are noted in RAM (a bounded list; nothing touches flash on the tap path) and written by flush(),
-which app.py calls while no passenger waits.  Each flush is one append and one close of a littlefs file,
+which app.py calls while no passenger waits (the code that reads and writes flash, eventlog_flash.py, is
+loaded for that and dropped after).  Each flush is one append and one close of a littlefs file,
 which commits all of it or none: a power cut loses at most the lines not flushed yet, never a torn line.
 
     <line number> <time s> <level> <text>        level: I info, W warning, S security (console logins)
@@ -18,7 +19,6 @@ the console writes its replies to stdout directly, so they are not logged twice.
 """
 
 import builtins
-import os
 
 DIR = "log"
 FILE_BYTES = 4096
@@ -42,10 +42,27 @@ def short(token):
 
 
 def clean(text):
-    """`text` as one safe log line: printable ASCII, digit runs of a PAN's length hidden, bounded length."""
+    """`text` as one safe log line: printable ASCII, digit runs of a PAN's length hidden, bounded length.
+    A line that needs none of it is returned as it is (no copy: print() goes through here)."""
+    text = text[: LINE_MAX * 2]
+    run = 0
+    for i in range(len(text)):
+        ch = text[i]
+        if "0" <= ch <= "9":
+            run += 1
+            if run < DIGITS_HIDDEN:
+                continue
+        elif " " <= ch <= "~":
+            run = 0
+            continue
+        return _rewrite(text)
+    return text if len(text) <= LINE_MAX else text[: LINE_MAX - 2] + ".."
+
+
+def _rewrite(text):
     out = []
     run = 0
-    for ch in text[: LINE_MAX * 2]:
+    for ch in text:
         if "0" <= ch <= "9":
             run += 1
             out.append(ch)
@@ -62,6 +79,9 @@ def clean(text):
 
 
 class EventLog:
+    """The lines noted since the last flush and the counters; what is on flash is read and written by
+    firmware/eventlog_flash.py, loaded for a flush and dropped after it (its code need not stay in RAM)."""
+
     def __init__(self, root, clock):
         self.dir = root + "/" + DIR
         self._clock = clock  # wall-clock seconds (the board's RTC)
@@ -70,39 +90,9 @@ class EventLog:
         self.lines = 0  # lines noted since boot
         self.alerts = 0  # of which warnings and security lines
         self.errors = 0  # flushes that failed (flash full or broken): the lines are counted in `lost`
-        self._files = self._names()
-        self.next = 0  # number of the next line
-        self._size = 0  # bytes in the newest file
-        if self._files:
-            self._scan(self._files[-1])
-
-    def _names(self):
-        try:
-            os.mkdir(self.dir)
-        except OSError:
-            pass
-        try:
-            names = [n for n in os.listdir(self.dir) if len(n) == 8 and n.isdigit()]
-        except OSError:
-            return []
-        names.sort()
-        return names
-
-    def _scan(self, name):
-        """Next line number and size from the newest file (a file written by whole flushes)."""
-        n = int(name)
-        size = 0
-        try:
-            with open(self.dir + "/" + name, "rb") as f:
-                for line in f:
-                    size += len(line)
-                    n += 1
-                    if not line.endswith(b"\n"):  # not written by a flush: the next line starts a new file
-                        size = FILE_BYTES
-        except OSError:
-            pass
-        self.next = n
-        self._size = size
+        self.files = None  # names of the ring's files, oldest first; None until the ring is read
+        self.next = 0  # number of the next line (once the ring is read)
+        self.size = 0  # bytes in the newest file
 
     def note(self, text, level="I"):
         """Keep one line (cleaned) for the next flush; never touches flash."""
@@ -117,56 +107,34 @@ class EventLog:
     def pending(self):
         return len(self._pending)
 
-    def tail(self, n):
-        """The last `n` lines (at most TAIL_MAX), oldest first, flushed or not (firmware/eventlog_read.py:
-        loaded only when a technician reads the log)."""
-        from firmware import eventlog_read
-
-        return eventlog_read.tail(self, n)
+    def take(self):
+        """The noted lines, handed to a flush."""
+        lines = self._pending
+        self._pending = []
+        return lines
 
     def flush(self):
-        """Append the noted lines to flash (starting a new file, and dropping the oldest, when full)."""
-        lines = self._pending
-        if not lines:
+        """Append the noted lines to flash; the number written."""
+        if not self._pending:
             return 0
-        self._pending = []
-        done = 0
-        try:
-            while done < len(lines):
-                if not self._files or self._size + len("%d " % self.next) + len(lines[done]) > FILE_BYTES:
-                    self._rotate()
-                out = []
-                size = self._size
-                n = self.next
-                for line in lines[done:]:
-                    text = "%d %s" % (n, line)
-                    if out and size + len(text) > FILE_BYTES:
-                        break
-                    out.append(text)
-                    size += len(text)
-                    n += 1
-                with open(self.dir + "/" + self._files[-1], "a") as f:
-                    f.write("".join(out))
-                self._size = size
-                self.next = n
-                done += len(out)
-        except OSError:
-            self.errors += 1
-            self.lost += len(lines) - done
-        return done
+        return _with_flash(lambda m: m.flush(self))
 
-    def _rotate(self):
-        name = "%08d" % self.next
-        with open(self.dir + "/" + name, "w"):
-            pass
-        self._files.append(name)
-        self._size = 0
-        while len(self._files) > FILES:
-            try:
-                os.remove(self.dir + "/" + self._files[0])
-            except OSError:
-                pass
-            self._files.pop(0)
+    def tail(self, n):
+        """The last `n` lines (at most TAIL_MAX), oldest first, flushed or not."""
+        return _with_flash(lambda m: m.tail(self, n))
+
+
+def _with_flash(call):
+    import sys
+
+    import firmware
+    from firmware import eventlog_flash
+
+    try:
+        return call(eventlog_flash)
+    finally:
+        del sys.modules["firmware.eventlog_flash"]
+        delattr(firmware, "eventlog_flash")
 
 
 def level_of(text):
@@ -181,7 +149,7 @@ def say(*args, **kw):
     _print(*args, **kw)
     if _log is None or not args:
         return
-    text = " ".join([a if isinstance(a, str) else str(a) for a in args])
+    text = args[0] if len(args) == 1 and isinstance(args[0], str) else " ".join([str(a) for a in args])
     for prefix in SKIP:
         if text.startswith(prefix):
             return

@@ -120,7 +120,7 @@ def soft_reset(port):
 
 
 def open_service(port, tech_key):
-    """A provisioned terminal's REPL is locked (firmware/lockdown.py): open service mode with the technician
+    """A provisioned terminal's REPL is locked (firmware/main.py): open service mode with the technician
     key first.  Without a key the board is taken to be open (a fresh board)."""
     if tech_key is None:
         return

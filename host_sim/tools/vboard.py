@@ -34,7 +34,9 @@ PERIPHERALS = ("scanner", "nfc", "uplink")
 # 256 KB, the CPM checks, sealing to the collector and fleet tokens (+10 KB at ready, mostly bytecode)
 # left a heap so fragmented that loading the config receiver for a deny-list delta failed (a 1280-byte
 # allocation with 99 KB free): the uplink's memory plan (issue 12) is what removes that dependence.
-DEFAULT_HEAP = "320k"
+# +8 KB for the bytecode of the terminal log (firmware/eventlog.py) and the console's line reader
+# (firmware/console.py), loaded at boot: the ride-code issuer tables built while idle need the room they had.
+DEFAULT_HEAP = "328k"
 # The token key a fresh virtual board ships with (version 0: any provisioned or delivered key replaces
 # it), so an unprovisioned development board takes payment taps.  Public, like any dev-kit default.
 FACTORY_TOKEN_KEY = (0, bytes(range(32)))

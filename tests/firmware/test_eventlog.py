@@ -24,14 +24,13 @@ def body_write(root, texts, flush_every):
 
 
 def body_reopen(root, text):
-    """A new EventLog on the same flash (a reboot) continues the numbering; (next before, tail 2)."""
+    """A new EventLog on the same flash (a reboot) continues the numbering; (next after, tail 2)."""
     from firmware import eventlog
 
     log = eventlog.EventLog(root, lambda: 1700000001)
-    before = log.next
     log.note(text)
     log.flush()
-    return before, log.tail(2)
+    return log.next, log.tail(2)
 
 
 def body_pending(root, count):
@@ -43,7 +42,7 @@ def body_pending(root, count):
     log = eventlog.EventLog(root, lambda: 5)
     for i in range(count):
         log.note("line %d" % i)
-    return os.listdir(root + "/log"), log.pending(), log.lost, log.tail(2)
+    return os.listdir(root), log.pending(), log.lost, log.tail(2)
 
 
 def body_clean(texts):
@@ -99,8 +98,8 @@ def test_the_log_is_a_bounded_ring_of_files(runtime, tmp_path):
 def test_a_reboot_continues_the_numbering(runtime, tmp_path):
     root = host_dir(runtime, tmp_path)
     runtime.run(body_write, root, ["boot %d" % i for i in range(30)], 30)
-    before, tail = runtime.run(body_reopen, root, "after reboot")
-    assert before == 30
+    after, tail = runtime.run(body_reopen, root, "after reboot")
+    assert after == 31
     assert tail == ["29 1700000000 I boot 29", "30 1700000001 I after reboot"]
 
 
