@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "ecc": ("host_sim.bench.ecc", "SM2 / ECDSA P-256 verify, SM3 and RSA-2048 verify inside MicroPython"),
     "ridecode": ("host_sim.bench.ridecode", "one ride code's whole check (decode, chain, freshness) in MicroPython"),
     "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),
+    "console": ("host_sim.bench.console", "technician console on a virtual board: login, status and log round trips"),
     "tap": ("host_sim.bench.tap", "line -> decision -> journal -> feedback per credential kind on a virtual board"),
 }
 

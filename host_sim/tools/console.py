@@ -51,7 +51,7 @@ class Session:
         while b"\n" not in self._buf:
             if time.monotonic() > deadline:
                 return None
-            self._buf += self.ser.read(4096)
+            self._buf += self.ser.read(max(1, self.ser.in_waiting))  # what has come, at once
         line, self._buf = self._buf.split(b"\n", 1)
         return line.rstrip(b"\r").decode("utf-8", "replace")
 
