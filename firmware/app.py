@@ -298,6 +298,11 @@ def run(board):
     root = board.mount_flash()
     eventlog.capture(eventlog.EventLog(root, board.time_s))
     print("zhifu terminal on " + board.runtime())
+    from firmware import keystore
+
+    keystore.use(board.secret())  # the keys on flash are wrapped under it
+    if keystore.seal_clear(root):
+        print("keys: wrapped under the board secret")
     try:
         asyncio.run(Terminal(board, root).run())
     except console.ServiceMode:

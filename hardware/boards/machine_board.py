@@ -158,6 +158,14 @@ def watchdog(timeout_ms):
     return _wdt
 
 
+def secret():
+    """The board secret the keys on flash are wrapped under (firmware/keystore.py).  Stock MicroPython
+    reaches no hardware key: the ESP32-S3's eFuse HMAC key needs a firmware build that exposes the HMAC
+    peripheral, and the RP2040 has no secret storage at all.  None: the keys stay in clear on littlefs
+    (hardware/README.md, "Secrets at rest")."""
+    return None
+
+
 def hold_watchdog():
     """Service mode (the console's `service`): the terminal has stopped and the board waits at its REPL,
     so a timer feeds the started watchdog from now on, or it would reset the board under the technician."""

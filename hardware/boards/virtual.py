@@ -14,6 +14,8 @@ wiring comes from environment variables the launcher sets:
     ZF_TOKEN_KEY        optional: "<version>:<hex key>", the fleet token key the board ships with when
                         /flash/keys/token is absent (a development board's factory key, version 0, so
                         that any key provisioning or the collector delivers replaces it)
+    ZF_SECRET           optional: the board secret (64 hex digits), outside the filesystem like a chip's
+                        eFuse key: the launcher keeps it beside the image (<image>.secret); secret()
     ZF_SEAL_KEY         optional: the collector's RSA modulus (512 hex digits) the board ships with when
                         /flash/keys/seal.pub is absent (the development collector's key; provisioning
                         writes the real one)
@@ -390,6 +392,12 @@ class _NoWatchdog:
 def watchdog(timeout_ms):
     """The unix port has no hardware watchdog; the launcher restarts a board whose process exits."""
     return _NoWatchdog()
+
+
+def secret():
+    """The board secret the keys on flash are wrapped under (firmware/keystore.py), or None."""
+    spec = os.getenv("ZF_SECRET")
+    return bytes.fromhex(spec) if spec else None
 
 
 def hold_watchdog():

@@ -34,9 +34,12 @@ PERIPHERALS = ("scanner", "nfc", "uplink")
 # 256 KB, the CPM checks, sealing to the collector and fleet tokens (+10 KB at ready, mostly bytecode)
 # left a heap so fragmented that loading the config receiver for a deny-list delta failed (a 1280-byte
 # allocation with 99 KB free): the uplink's memory plan (issue 12) is what removes that dependence.
-# +8 KB for the bytecode of the terminal log (firmware/eventlog.py) and the console's line reader
-# (firmware/console.py), loaded at boot: the ride-code issuer tables built while idle need the room they had.
-DEFAULT_HEAP = "328k"
+# +20 KB for the bytecode and names of the terminal log (firmware/eventlog.py), the console's line reader
+# (firmware/console.py) and the key store (firmware/keystore.py), loaded at boot: with them the unix port's
+# interned names pass into a further qstr pool, allocated at once, and the ride-code issuer tables built
+# while idle need the room they had (tests/vboard/test_ride_codes.py: fails at 332k, passes at 340k).  A
+# device freezes bytecode and names into flash.
+DEFAULT_HEAP = "340k"
 # The token key a fresh virtual board ships with (version 0: any provisioned or delivered key replaces
 # it), so an unprovisioned development board takes payment taps.  Public, like any dev-kit default.
 FACTORY_TOKEN_KEY = (0, bytes(range(32)))
@@ -121,6 +124,23 @@ class VirtualBoard:
                 with open(dest, "wb") as f:
                     f.write(data)
 
+    def _board_secret(self):
+        """The board secret, kept beside the image (<image>.secret) as a chip keeps it in eFuses: outside
+        the littlefs partition, so a copy of the partition alone opens no key (firmware/keystore.py)."""
+        path = self.flash + ".secret"
+        try:
+            with open(path, "rb") as f:
+                secret = f.read()
+            if len(secret) == 32:
+                return secret
+        except FileNotFoundError:
+            pass
+        secret = os.urandom(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+        return secret
+
     def _pty(self):
         master, slave, path = serial_pty.open_raw_pty()
         self._fds += [master, slave]
@@ -165,6 +185,7 @@ class VirtualBoard:
             self._build()
             self._env = dict(os.environ, ZF_FLASH=self.flash, ZF_UID=self.uid, **self._wire_ptys())
             self._env["MICROPYPATH"] = self.code_dir + ":.frozen"
+            self._env["ZF_SECRET"] = self._board_secret().hex()
             if self.journal_kb:
                 self._env["ZF_JOURNAL_KB"] = str(self.journal_kb)
             self._env.pop("ZF_TOKEN_KEY", None)
