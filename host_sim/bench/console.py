@@ -36,8 +36,7 @@ def run(args):
         try:
             board.wait_console(b"ready:", timeout=30)
             port = board.ports["console"]
-            _mpremote(port, "exec", "import os\ntry:\n os.mkdir('/flash/keys')\nexcept OSError:\n pass")
-            _mpremote(port, "fs", "cp", authority + ".pub", ":/flash/keys/config")
+            _mpremote(port, "fs", "cp", authority + ".pub", ":/flash/keys/config")  # /flash/keys holds the factory key
             mark = board.console_mark()
             provision.soft_reset(port)  # Ctrl-D at the REPL mpremote left: the terminal starts again
             board.wait_console(b"ready:", timeout=30, since=mark)
