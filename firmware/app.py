@@ -10,7 +10,7 @@ import gc
 import sys
 import time
 
-from firmware import decision, declines, denylist, health, identity, tapstate
+from firmware import console, decision, declines, denylist, eventlog, health, identity, tapstate
 from firmware.config import trust
 from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
@@ -29,6 +29,7 @@ class Terminal:
         self.board = board
         self.root = root
         self.terminal = identity.terminal_id(board)
+        self.log = eventlog.active()  # /flash/log, written while idle (firmware/eventlog.py)
         keyring, self.bad_key_lines = trust.load(root)
         salt = identity.salt(root)
         self.deny = self._load_deny_list(root)
@@ -59,6 +60,7 @@ class Terminal:
         self.online = online_config(root)  # (deadline ms, offline policy, per-code cap in fen)
         self._profile(False)
         self._authorising = False  # a payment code waits for the host: no erase-ahead stall now
+        self.nfc = None  # the NFC task, when a PN532 is wired
 
     def _host_sealer(self, root):
         """The sealer to the collector's public key, its first epoch key wrapped now (boot, not a tap);
@@ -247,7 +249,8 @@ class Terminal:
         if dev is not None:
             from firmware.nfc import NfcTask
 
-            asyncio.create_task(NfcTask(CardTaps(self), dev, self.health).run())
+            self.nfc = NfcTask(CardTaps(self), dev, self.health)
+            asyncio.create_task(self.nfc.run())
 
     async def _prepare_journal(self):
         # Erasing ahead stalls the CPU (45-400 ms on NOR flash): only while no passenger is waiting.
@@ -255,6 +258,8 @@ class Terminal:
             await asyncio.sleep_ms(IDLE_MS)
             if not self._authorising and time.ticks_diff(time.ticks_ms(), self._last_tap) >= IDLE_MS:
                 self.journal.prepare()
+                if self.log is not None:
+                    self.log.flush()
                 try:
                     if self.decider.sealer is not None:
                         self.decider.sealer.prepare()  # the next epoch key's RSA wrap, while nobody waits
@@ -279,9 +284,12 @@ class Terminal:
         print("token key: " + ("version %d" % held[0] if held else "none, payment taps decline"))
         asyncio.create_task(self.uplink.run())
         self._profile(True)
+        asyncio.create_task(console.Console(self).run(console.console_stream()))
         gc.collect()  # the NFC stack loads next and needs its room in one piece
         self._start_nfc()
         self.feedback.ready()
+        if self.log is not None:
+            self.log.flush()  # the boot lines, before any passenger waits
         gc.collect()
         j = self.journal
         print("ready: terminal %s, journal next #%d, %d to upload, %d damaged, %d bytes free%s, heap %d used %d free"
@@ -352,5 +360,15 @@ class CardTaps:
 
 def run(board):
     root = board.mount_flash()
+    eventlog.capture(eventlog.EventLog(root, board.time_s))
     print("zhifu terminal on " + board.runtime())
-    asyncio.run(Terminal(board, root).run())
+    from firmware import keystore
+
+    keystore.use(board.secret())  # the keys on flash are wrapped under it
+    if keystore.seal_clear(root):
+        print("keys: wrapped under the board secret")
+    try:
+        asyncio.run(Terminal(board, root).run())
+    except console.ServiceMode:
+        board.hold_watchdog()
+        print("service mode: terminal stopped, REPL open")

@@ -9,7 +9,7 @@ protocol/SPEC.md, Link protocol section 7.
 import gc
 import struct
 
-from firmware import quarantine
+from firmware import eventlog, quarantine
 from protocol import link, record
 
 STATUS_MS = 5000  # heartbeat period while the session is up
@@ -159,24 +159,29 @@ class Housekeeping:
         self._out.append((link.TIME, link.time_sync(now, int(self.up.board.time_s()) * 1000 if synced else 0,
                                                     self._clock_bound(now))))
 
-    def status_body(self, p, now):
-        j = self.up.journal
-        deny = self.up.deny
+    def health_bits(self):
+        """The STATUS health byte (SPEC "STATUS fields"); the console shows it too."""
         devices = self.up.devices
         health = 0 if devices is None else devices.bits  # scanner and NFC reader (firmware/health.py)
-        if not j.full:
+        if not self.up.journal.full:
             health |= link.HEALTH_JOURNAL
         if self._bound != NO_BOUND:
             health |= link.HEALTH_CLOCK
         if self.config is None or self.config.current():
             health |= link.HEALTH_CONFIG
+        return health
+
+    def status_body(self, p, now):
+        j = self.up.journal
+        deny = self.up.deny
+        health = self.health_bits()
         t = self.up.transport
         rssi = None if t is None else t.signal
         signal = -128 if rssi is None or rssi > 31 else -113 + 2 * rssi
         return link.status(j.depth(), health, signal, self.up.frame_errors, p.errors["mac"], p.errors["replay"],
                            p.sender.retransmits, now // 1000,
                            (j.free, j.dropped, self.up.reconnects, 0 if deny is None else deny.version,
-                            self.quarantined, j.damaged))
+                            self.quarantined, j.damaged) + eventlog.counts())
 
     def flush(self, p, now):
         if not self._greeted:

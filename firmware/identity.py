@@ -1,14 +1,15 @@
 """Who this terminal is: its 8-byte terminal id, its secrets, and the fleet token key it holds.
 
 The salt (journal MAC) and data key are created once from the board's random source and kept in
-/flash/keys.  The fleet token key (protocol/tokens.py) is not made here: provisioning installs it and
-config kind 4 rotates it; without one the terminal declines payment taps (record.REASON_NO_TOKEN_KEY).
+/flash/keys, wrapped under the board secret like the token key (firmware/keystore.py).  The fleet token
+key (protocol/tokens.py) is not made here: provisioning installs it and config kind 4 rotates it; without
+one the terminal declines payment taps (record.REASON_NO_TOKEN_KEY).
 """
 
 import os
 import struct
 
-from firmware import fsutil
+from firmware import keystore
 
 SALT_FILE = "keys/salt"
 TOKEN_KEY_FILE = "keys/token"  # version u32 LE | key (32)
@@ -24,35 +25,23 @@ def salt(root):
 
 
 def _secret(root, name, size):
-    """A random secret kept in /flash/keys, created at first boot (a provisioned one is kept)."""
-    path = root + "/" + name
-    try:
-        with open(path, "rb") as f:
-            value = f.read()
-        if len(value) == size:
-            return value
-    except OSError:
-        pass
-    fsutil.makedirs(root + "/keys")
+    """A random secret kept in /flash/keys (wrapped, firmware/keystore.py), created at first boot."""
+    value = keystore.read(root, name)
+    if value is not None and len(value) == size:
+        return value
     value = os.urandom(size)
-    fsutil.write_atomic(path, value)
+    keystore.write(root, name, value)
     return value
-
 
 
 def token_key(root):
     """(version, key) of the fleet token key this terminal holds, or None."""
-    try:
-        with open(root + "/" + TOKEN_KEY_FILE, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    if len(data) != 36:
+    data = keystore.read(root, TOKEN_KEY_FILE)
+    if data is None or len(data) != 36:
         return None
     return struct.unpack("<I", data[:4])[0], data[4:]
 
 
 def save_token_key(root, version, key):
     """Keep a delivered token key; a power cut leaves the old one or the new one."""
-    fsutil.makedirs(root + "/keys")
-    fsutil.write_atomic(root + "/" + TOKEN_KEY_FILE, struct.pack("<I", version) + bytes(key))
+    keystore.write(root, TOKEN_KEY_FILE, struct.pack("<I", version) + bytes(key))

@@ -26,6 +26,7 @@ class NfcTask:
         self.taps = taps  # app.CardTaps: the amount, and a read or a failed read decided and carried out
         self.dev = dev
         self.health = health_bits  # the NFC bit of STATUS (firmware/health.py)
+        self.lock = asyncio.Lock()  # held for each poll and tap: the console's selftest asks the chip between them
 
     async def _begin(self):
         """Start the chip, trying again with a growing pause until it answers."""
@@ -61,10 +62,12 @@ class NfcTask:
         """Poll and read taps until NFC_FAILURES polls in a row failed."""
         while True:
             try:
-                target = await self.dev.poll()
-                self.health.ok(link.HEALTH_NFC)
+                async with self.lock:
+                    target = await self.dev.poll()
+                    self.health.ok(link.HEALTH_NFC)
+                    if target is not None:
+                        await self._tap(emv)
                 if target is not None:
-                    await self._tap(emv)
                     await self._wait_removed()
             except pn532.Pn532Error as e:
                 print("nfc: " + str(e))
@@ -96,6 +99,7 @@ class NfcTask:
     async def _wait_removed(self):
         while True:
             await asyncio.sleep_ms(POLL_MS)
-            if await self.dev.poll() is None:
-                return
-            await self.dev.release()
+            async with self.lock:
+                if await self.dev.poll() is None:
+                    return
+                await self.dev.release()

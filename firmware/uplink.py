@@ -34,12 +34,15 @@ CONFIG_FILE = "config/uplink.json"
 
 
 def read_key(path):
+    """The device key at `path` (wrapped under the board secret, firmware/keystore.py), or None."""
+    from firmware import keystore
+
     try:
         with open(path, "rb") as f:
-            key = f.read()
+            key = keystore.unwrap(KEY_FILE, f.read())
     except OSError:
         return None
-    return key if len(key) == session.KEY_SIZE else None
+    return key if key is not None and len(key) == session.KEY_SIZE else None
 
 
 def load_config(root):

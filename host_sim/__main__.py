@@ -24,6 +24,7 @@ COMMANDS = {
     "seal": ("host_sim.tools.seal", "the collector's seal key pair: terminals seal card data to its public key"),
     "bundle": ("host_sim.tools.bundle", "the config authority: keygen, make and show RSA-signed fleet bundles"),
     "tokens": ("host_sim.backend.tokens", "the fleet token key: show versions and the deny list, rotate"),
+    "console": ("host_sim.tools.console", "the technician console: log in with a technician key, run service commands"),
     "fuzz": ("host_sim.fuzz.cli", "fuzz every parser of outside input; findings saved, exit 1; JSON counts"),
 }
 

@@ -256,7 +256,7 @@ def time_sync(echo, unix_ms, bound_ms):
 
 def status(depth, health, signal, crc_errors, mac_errors, replays, retransmits, uptime_s, ext=None):
     """`ext`, when given, is (journal_free, journal_dropped, reconnects, deny_version): the 30-byte form,
-    or those and (quarantined, damaged): the 34-byte form."""
+    or those and (quarantined, damaged): the 34-byte form, or those and (log_lines, log_alerts): 38 bytes."""
     body = struct.pack("<IBbHHHHI", depth, health, signal, min(crc_errors, 0xFFFF), min(mac_errors, 0xFFFF),
                        min(replays, 0xFFFF), min(retransmits, 0xFFFF), uptime_s)
     if ext is None:
@@ -265,6 +265,8 @@ def status(depth, health, signal, crc_errors, mac_errors, replays, retransmits, 
     body += struct.pack("<IHHI", free, min(dropped, 0xFFFF), min(reconnects, 0xFFFF), deny_version)
     if len(ext) > 4:
         body += struct.pack("<H", min(ext[4], 0xFFFF)) + struct.pack("<H", min(ext[5], 0xFFFF))
+    if len(ext) > 6:
+        body += struct.pack("<H", min(ext[6], 0xFFFF)) + struct.pack("<H", min(ext[7], 0xFFFF))
     return body
 
 
@@ -364,6 +366,8 @@ def encode_message(msg, terminal=None):
         ext = [msg[k] for k in STATUS_EXT_FIELDS] if STATUS_EXT_FIELDS[0] in msg else None
         if ext is not None and "quarantined" in msg:
             ext += [msg["quarantined"], msg["damaged"]]
+            if "log_lines" in msg:
+                ext += [msg["log_lines"], msg["log_alerts"]]
         body = status(*[msg[k] for k in STATUS_FIELDS], ext=ext)
     elif mtype == ERROR:
         body = error(msg["code"], msg["text"])
@@ -388,7 +392,7 @@ def encode_message(msg, terminal=None):
 STATUS_FIELDS = ("depth", "health", "signal", "crc_errors", "mac_errors", "replays", "retransmits", "uptime_s")
 STATUS_EXT_FIELDS = ("journal_free", "journal_dropped", "reconnects", "deny_version")
 STATUS_SIZE = 18
-STATUS_EXT_SIZE = 30  # then quarantined u16, damaged u16: 34 bytes
+STATUS_EXT_SIZE = 30  # then quarantined u16, damaged u16: 34 bytes; then log_lines u16, log_alerts u16: 38
 
 
 def _need(body, n, what):
@@ -488,7 +492,7 @@ def decode(payload, terminal=None):
         _need(body, 16, "TIME")
         msg["echo"], msg["unix_ms"], msg["bound_ms"] = struct.unpack_from("<IQI", body, 0)
     elif mtype == STATUS:
-        if len(body) != STATUS_EXT_SIZE and len(body) != STATUS_EXT_SIZE + 4:
+        if len(body) not in (STATUS_EXT_SIZE, STATUS_EXT_SIZE + 4, STATUS_EXT_SIZE + 8):
             _need(body, STATUS_SIZE, "STATUS")
         values = struct.unpack_from("<IBbHHHHI", body, 0)
         for k in range(len(STATUS_FIELDS)):
@@ -497,9 +501,12 @@ def decode(payload, terminal=None):
             values = struct.unpack_from("<IHHI", body, STATUS_SIZE)
             for k in range(len(STATUS_EXT_FIELDS)):
                 msg[STATUS_EXT_FIELDS[k]] = values[k]
-        if len(body) == STATUS_EXT_SIZE + 4:
+        if len(body) >= STATUS_EXT_SIZE + 4:
             msg["quarantined"] = struct.unpack_from("<H", body, STATUS_EXT_SIZE)[0]
             msg["damaged"] = struct.unpack_from("<H", body, STATUS_EXT_SIZE + 2)[0]
+        if len(body) == STATUS_EXT_SIZE + 8:
+            msg["log_lines"] = struct.unpack_from("<H", body, STATUS_EXT_SIZE + 4)[0]
+            msg["log_alerts"] = struct.unpack_from("<H", body, STATUS_EXT_SIZE + 6)[0]
     elif mtype == ERROR:
         if len(body) < 2:
             raise LinkError(E_MALFORMED, "ERROR truncated")

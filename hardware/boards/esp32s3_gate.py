@@ -25,7 +25,7 @@ import esp32
 import machine
 import machine_board
 import ssd1306_text
-from machine_board import runtime, set_time, time_s, unique_id, watchdog  # noqa: F401 (board interface)
+from machine_board import hold_watchdog, repl_interrupt, runtime, secret, set_time, time_s, unique_id, watchdog  # noqa: F401 (board interface)
 from micropython import const
 
 NAME = "esp32s3_gate"

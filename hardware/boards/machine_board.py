@@ -170,6 +170,33 @@ def watchdog(timeout_ms):
     return _wdt
 
 
+def secret():
+    """The board secret the keys on flash are wrapped under (firmware/keystore.py).  Stock MicroPython
+    reaches no hardware key: the ESP32-S3's eFuse HMAC key needs a firmware build that exposes the HMAC
+    peripheral, and the RP2040 has no secret storage at all.  None: the keys stay in clear on littlefs
+    (hardware/README.md, "Secrets at rest")."""
+    return None
+
+
+def hold_watchdog():
+    """Service mode (the console's `service`): the terminal has stopped and the board waits at its REPL,
+    so a timer feeds the started watchdog from now on, or it would reset the board under the technician."""
+    if _wdt is None:
+        return
+    try:
+        timer = machine.Timer(0)  # ESP32: hardware timer 0
+    except ValueError:
+        timer = machine.Timer(-1)  # RP2040: a software timer
+    timer.init(period=1000, callback=lambda _t: _wdt.feed())  # pyright: ignore[reportOptionalMemberAccess]
+
+
+def repl_interrupt(enabled):
+    """Whether Ctrl-C on the USB console interrupts the program (and so opens the REPL)."""
+    import micropython
+
+    micropython.kbd_intr(3 if enabled else -1)
+
+
 def runtime():
     impl = sys.implementation
     return "%s %d.%d.%d %s" % ((impl.name,) + tuple(impl.version[:3]) + (sys.platform,))

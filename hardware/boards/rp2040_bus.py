@@ -29,7 +29,7 @@ import os
 import machine
 import machine_board
 import rp2
-from machine_board import runtime, set_time, time_s, unique_id  # noqa: F401 (board interface)
+from machine_board import hold_watchdog, repl_interrupt, runtime, secret, set_time, time_s, unique_id  # noqa: F401 (board interface)
 from micropython import const
 
 NAME = "rp2040_bus"

@@ -15,6 +15,8 @@ wiring comes from environment variables the launcher sets:
     ZF_TOKEN_KEY        optional: "<version>:<hex key>", the fleet token key the board ships with when
                         /flash/keys/token is absent (a development board's factory key, version 0, so
                         that any key provisioning or the collector delivers replaces it)
+    ZF_SECRET           optional: the board secret (64 hex digits), outside the filesystem like a chip's
+                        eFuse key: the launcher keeps it beside the image (<image>.secret); secret()
     ZF_SEAL_KEY         optional: the collector's RSA modulus (512 hex digits) the board ships with when
                         /flash/keys/seal.pub is absent (the development collector's key; provisioning
                         writes the real one)
@@ -394,6 +396,31 @@ class _NoWatchdog:
 def watchdog(timeout_ms):
     """The unix port has no hardware watchdog; the launcher restarts a board whose process exits."""
     return _NoWatchdog()
+
+
+def secret():
+    """The board secret the keys on flash are wrapped under (firmware/keystore.py), or None."""
+    spec = os.getenv("ZF_SECRET")
+    return bytes.fromhex(spec) if spec else None
+
+
+def hold_watchdog():
+    """Service mode: nothing to hold (no hardware watchdog here)."""
+
+
+_ISIG = const(1)  # termios c_lflag bit (Linux): the tty turns a Ctrl-C byte into SIGINT
+
+
+def repl_interrupt(enabled):
+    """Whether a Ctrl-C from the console interrupts the program (and so opens the REPL).  The console pty
+    is this process's terminal: with ISIG off, Ctrl-C is a plain byte, as with micropython.kbd_intr(-1) on
+    a chip's USB REPL (the unix port's kbd_intr(-1) would leave SIGINT to kill the process instead)."""
+    try:
+        attr = termios.tcgetattr(0)
+    except OSError:  # not started on a terminal (a test's pipe): nothing to lock
+        return
+    attr[3] = (attr[3] | _ISIG) if enabled else (attr[3] & ~_ISIG)
+    termios.tcsetattr(0, termios.TCSANOW, attr)
 
 
 def runtime():

@@ -153,8 +153,9 @@ class Session:
                 self.backoffice.status(self.terminal, msg)
             log.info("STATUS from %s: depth %d health 0x%02x (%s)%s", self.terminal, msg["depth"], msg["health"],
                      " ".join(health_names(msg["health"])),
-                     ", %d quarantined, %d damaged" % (msg["quarantined"], msg["damaged"]) if "quarantined" in msg
-                     else "")
+                     (", %d quarantined, %d damaged" % (msg["quarantined"], msg["damaged"]) if "quarantined" in msg
+                      else "") + (", log %d lines %d alerts" % (msg["log_lines"], msg["log_alerts"])
+                                  if "log_lines" in msg else ""))
             return True
         if kind == "CONFIG_CHUNK":
             self._config_reply(msg)

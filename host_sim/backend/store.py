@@ -87,7 +87,8 @@ REFUSED_FRAME = 0  # `refused.reason` of a whole frame body kept aside (it did n
 REFUSED_NAMES = dict(refusal.NAMES)
 REFUSED_NAMES[REFUSED_FRAME] = "frame did not decode"
 STATUS_EXT2_FIELDS = ("quarantined", "damaged")  # the 34-byte STATUS (SPEC "STATUS fields")
-STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + STATUS_EXT2_FIELDS  # one column each
+STATUS_EXT3_FIELDS = ("log_lines", "log_alerts")  # the 38-byte STATUS
+STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + STATUS_EXT2_FIELDS + STATUS_EXT3_FIELDS
 _TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
 ACCEPTED_TAP = "r.decision = %d AND r.kind IN %s" % (record.ACCEPTED, _TAP_KINDS_SQL)  # a transaction
 
@@ -114,9 +115,18 @@ def _columns_before_versions(store):
             store.db.execute("ALTER TABLE terminal_status ADD COLUMN %s INTEGER" % column)
 
 
+def _status_log_counts(store):
+    """STATUS fields log_lines and log_alerts (the 38-byte form: the terminal's log on /flash)."""
+    have = store.columns("terminal_status")
+    for column in STATUS_EXT3_FIELDS:
+        if column not in have:
+            store.db.execute("ALTER TABLE terminal_status ADD COLUMN %s INTEGER" % column)
+
+
 # (version, function(store) run inside the migration's transaction), in order; append, never edit.
 MIGRATIONS = (
     (1, _columns_before_versions),
+    (2, _status_log_counts),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 MIGRATE_LOCK = 0x7A46_0001  # PostgreSQL advisory lock: one migration at a time

@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "ridecode": ("host_sim.bench.ridecode", "one ride code's whole check (decode, chain, freshness) in MicroPython"),
     "denylist": ("host_sim.bench.denylist", "deny list at county scale on littlefs in MicroPython"),
     "tapstate": ("host_sim.bench.tapstate", "per-credential state on littlefs in MicroPython: get + put per tap"),
+    "console": ("host_sim.bench.console", "technician console on a virtual board: login, status and log round trips"),
     "tap": ("host_sim.bench.tap", "line -> decision -> journal -> feedback per credential kind on a virtual board"),
     "promotion": ("host_sim.bench.promotion", "a promotion's draw and its budget file, MicroPython"),
 }

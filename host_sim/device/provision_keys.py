@@ -8,7 +8,9 @@ import hashlib
 import os
 
 import board
-from firmware import identity
+from firmware import identity, keystore
+
+keystore.use(board.secret())  # device and token keys are kept wrapped under the board secret
 
 
 def _replace(path, data, mode):
@@ -27,11 +29,11 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path
         os.mkdir("/flash/keys")
     except OSError:
         pass
-    _replace(key_path, bytes.fromhex(key_hex), "wb")
+    keystore.write("/flash", "keys/device.key", bytes.fromhex(key_hex))
     if config_path is not None:
         _replace(config_path, config_text, "w")
     if token_path is not None and token_hex is not None:
-        _replace(token_path, bytes.fromhex(token_hex), "wb")
+        keystore.write("/flash", "keys/token", bytes.fromhex(token_hex))
     if seal_path is not None:
         _replace(seal_path, seal_text, "w")
     if ride_path is not None:
@@ -50,7 +52,8 @@ def identify(key_path):
     so the host can tell this board's re-provisioning from another board taking a registered id."""
     try:
         with open(key_path, "rb") as f:
-            held = hashlib.sha256(f.read()).digest().hex()
+            key = keystore.unwrap("keys/device.key", f.read())
+        held = "none" if key is None else hashlib.sha256(key).digest().hex()
     except OSError:
         held = "none"
     print("terminal=" + identity.terminal_id(board).hex())

@@ -23,8 +23,13 @@ The authority signs a bundle once, offline; the collector serves the same bytes 
         pass without its own takes --weekdays/--from/--to.  A pass listed twice is refused.
     bundle show FILE [--config-keys authority.pem.pub]
         The bundle as JSON; with the public keys, also whether its signature holds.
+    bundle techkey --key authority.pem --name alice [--role technician|viewer] [--days 30] --out alice.tech
+        A technician's key for the terminal console (`console PORT --key alice.tech`): a new RSA-2048 key
+        and its certificate (protocol/techcert.py: name, role, expiry) signed by the config key, in one
+        file of mode 600.  Prints JSON (never the key).
 """
 
+import base64
 import datetime
 import json
 import os
@@ -36,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from host_sim.tools import tickets
-from protocol import fleet, record, roster, ticket
+from protocol import fleet, record, roster, techcert, ticket
 
 CREDENTIALS = {"qr": record.KIND_QR_CPM, "ticket": record.KIND_TICKET, "emv": record.KIND_EMV_CONTACTLESS,
                "ride": record.KIND_RIDE_CODE}
@@ -302,8 +307,54 @@ def newest(directory):
     return best
 
 
+CERT_BEGIN = "-----BEGIN ZHIFU TECHNICIAN CERTIFICATE-----"
+CERT_END = "-----END ZHIFU TECHNICIAN CERTIFICATE-----"
+ROLE_NAMES = {name: role for role, name in techcert.ROLES.items()}
+
+
+def techkey(authority, name, role, days, out, now=None):
+    """Write a technician key file (private key PEM + certificate) to `out`; its description as a dict."""
+    if os.path.exists(out):
+        raise SystemExit("%s exists: a technician key is never overwritten" % out)
+    signer, key_id = load_signer(authority)
+    key = tickets.generate_key()
+    issued = int(time.time()) if now is None else now
+    expires = issued + days * 86400
+    signed = techcert.body(key_id, ROLE_NAMES[role], issued, expires, name, key.public_key().public_numbers().n)
+    cert = signed + signer.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    armored = "%s\n%s\n%s\n" % (CERT_BEGIN, base64.b64encode(cert).decode(), CERT_END)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem + armored.encode())
+    return {"key_file": out, "name": name, "role": role, "issued": issued, "expires": expires, "config_key_id": key_id}
+
+
+def load_techkey(path):
+    """(private key, certificate bytes) of a technician key file; ValueError with a reason."""
+    with open(path, "rb") as f:
+        text = f.read()
+    try:
+        key = serialization.load_pem_private_key(text, password=None)
+    except (ValueError, TypeError) as e:
+        raise ValueError("%s holds no private key (%s)" % (path, e)) from None
+    body = text.decode("ascii", "replace")
+    if CERT_BEGIN not in body or CERT_END not in body:
+        raise ValueError("%s holds no technician certificate (make one with bundle techkey)" % path)
+    b64 = body.split(CERT_BEGIN, 1)[1].split(CERT_END, 1)[0]
+    try:
+        cert = base64.b64decode("".join(b64.split()), validate=True)
+    except ValueError:
+        raise ValueError("%s: the certificate is not base64" % path) from None
+    return key, cert
+
+
 def main(args):
     try:
+        if args.action == "techkey":
+            print(json.dumps(techkey(args.key, args.name, args.role, args.days, args.out)))
+            return 0
         if args.action == "keygen":
             print(json.dumps(keygen(args.key, args.key_id)))
             return 0
@@ -339,7 +390,7 @@ def main(args):
             f.write(data)
         print(json.dumps(dict(show(data), out=args.out)))
         return 0
-    except (fleet.FleetError, ticket.TicketError, ValueError, OSError) as e:
+    except (fleet.FleetError, ticket.TicketError, techcert.CertError, ValueError, OSError) as e:
         print("bundle: %s" % e, file=sys.stderr)
         return 1
 
@@ -370,6 +421,13 @@ def add_arguments(parser):
     m.add_argument("--weekdays", default="mon-fri", help="roster: days of the week passes ride (mon-fri)")
     m.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="roster: first day (default today)")
     m.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="roster: last day (default a year on)")
+    t = sub.add_parser("techkey", help="a technician's console key and certificate, signed by the config key")
+    t.add_argument("--key", required=True, help="the authority's private key (KEY.pub beside it)")
+    t.add_argument("--name", required=True, help="who: 1-32 printable characters, no spaces (in terminal logs)")
+    t.add_argument("--role", choices=sorted(ROLE_NAMES), default="technician",
+                   help="technician: every console command; viewer: read-only commands")
+    t.add_argument("--days", type=int, default=30, help="valid for this many days")
+    t.add_argument("--out", required=True, help="technician key file to create (mode 600)")
     s = sub.add_parser("show", help="print a bundle as JSON")
     s.add_argument("file")
     s.add_argument("--config-keys", metavar="KEY.pub", help="also check the signature with these public keys")

@@ -59,15 +59,31 @@ def remove_commands(files):
     return board_call("board_files", "remove", list(files), dirs)
 
 
+MPREMOTE_TIMEOUT_S = 900  # a whole deploy to a slow board; a locked REPL (no --key) never answers
+
+
 def _mpremote(port, chain):
-    proc = subprocess.run([mpremote_exe(), "connect", port] + chain, capture_output=True, text=True)
+    try:
+        proc = subprocess.run([mpremote_exe(), "connect", port] + chain, capture_output=True, text=True,
+                              timeout=MPREMOTE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("mpremote got no answer within %d s: a provisioned terminal's REPL is locked, give "
+                           "--key TECHKEY" % MPREMOTE_TIMEOUT_S) from None
     if proc.returncode != 0:
         raise RuntimeError("mpremote failed (%d):\n%s%s" % (proc.returncode, proc.stdout, proc.stderr))
     return proc.stdout
 
 
-def flash(board, port, reset=True, romfs=False):
+def flash(board, port, reset=True, romfs=False, tech_key=None):
+    """`tech_key`: a technician key file that opens a provisioned terminal's locked REPL (service mode)."""
     rows = build.build(board)
+    if tech_key is not None:
+        from host_sim.tools import console
+
+        try:
+            console.open_service(port, tech_key)
+        except (console.ConsoleError, ValueError) as e:
+            raise RuntimeError("service mode: %s" % e) from None
     build_dir = os.path.join(BUILD, board)
     files = [rel for rel, _, _ in rows if build.deployed(rel)]
     if romfs:
@@ -91,7 +107,7 @@ def flash(board, port, reset=True, romfs=False):
 
 def main(args):
     try:
-        rows, files = flash(args.board, args.port, reset=not args.no_reset, romfs=args.romfs)
+        rows, files = flash(args.board, args.port, reset=not args.no_reset, romfs=args.romfs, tech_key=args.key)
     except (build.BuildError, RuntimeError) as e:
         print("flash failed: %s" % e, file=sys.stderr)
         return 1
@@ -106,6 +122,9 @@ def add_arguments(parser):
     parser.add_argument("--board", required=True, help="board module name (%s)" % ", ".join(build.BOARDS))
     parser.add_argument("--port", required=True, help="the board's REPL port, e.g. /dev/ttyUSB0 or a vboard console")
     parser.add_argument("--no-reset", action="store_true", help="do not reset the board after copying")
+    parser.add_argument("--key", metavar="TECHKEY",
+                        help="technician key (`bundle techkey`): opens service mode on a provisioned terminal, whose "
+                             "REPL is locked")
     parser.add_argument("--romfs", action="store_true",
                         help="modules into the board's ROM partition (mpremote romfs deploy), only boot.py and "
                              "main.py to its filesystem; needs a firmware with a ROMFS partition")

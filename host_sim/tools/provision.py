@@ -136,13 +136,28 @@ def soft_reset(port):
         time.sleep(0.1)
 
 
-def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None, ride_roots=None, group=None):
+def open_service(port, tech_key):
+    """A provisioned terminal's REPL is locked (firmware/main.py): open service mode with the technician
+    key first.  Without a key the board is taken to be open (a fresh board)."""
+    if tech_key is None:
+        return
+    from host_sim.tools import console
+
+    try:
+        console.open_service(port, tech_key)
+    except (console.ConsoleError, ValueError) as e:
+        raise ProvisionError("service mode: %s" % e) from None
+
+
+def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None, ride_roots=None,
+              group=None, tech_key=None):
     """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None.
     `ride_roots`: the path of a ride-code roots file for /flash/keys/ride-roots, or None.
     `group`: the terminal group for /flash/config/group, registered with the collector, or None.
     `seal_key`: the collector's public (or private) PEM key for /flash/keys/seal.pub; None: the development key.
     A terminal id registered to a key this board does not hold belongs to another board: refused
-    unless `replace` (then the other board's key stops working)."""
+    unless `replace` (then the other board's key stops working).  `tech_key`: a technician key file
+    (`bundle techkey`) that opens a provisioned terminal's locked REPL."""
     key = os.urandom(32)
     trusted = None if config_keys is None else read_config_keys(config_keys)
     sealing_text = seal_key_text(seal_key)
@@ -150,6 +165,7 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
     group = None if group is None else check_group(group)
     store = Store(db)  # opened first: a database that cannot be written must not leave a keyed board behind
     try:
+        open_service(port, tech_key)
         terminal, held = identify(port)
         registered = store.device_key(terminal)
         if registered is not None and not replace and hashlib.sha256(registered).hexdigest() != held:
@@ -173,7 +189,7 @@ def main(args):
     try:
         terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys,
                              replace=args.replace, seal_key=args.seal_key, ride_roots=args.ride_roots,
-                             group=args.group)
+                             group=args.group, tech_key=args.key)
     except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError, ValueError) as e:
         print("provision failed: %s" % e, file=sys.stderr)
         return 1
@@ -200,6 +216,9 @@ def add_arguments(parser):
                         help="ride-code root keys (`qr ride-roots`) for /flash/keys/ride-roots")
     parser.add_argument("--group", metavar="NAME",
                         help="the terminal group (route, school, scenic area) its profile bundles are addressed to")
+    parser.add_argument("--key", metavar="TECHKEY",
+                        help="technician key (`bundle techkey`): opens service mode on a provisioned terminal, whose "
+                             "REPL is locked")
     parser.add_argument("--no-reset", action="store_true", help="leave the board at the REPL afterwards")
     parser.add_argument("--replace", action="store_true",
                         help="re-key a terminal id registered to another board's key (that board stops uploading)")

@@ -35,7 +35,12 @@ PERIPHERALS = ("scanner", "nfc", "uplink", "gps", "driver")
 # 256 KB, the CPM checks, sealing to the collector and fleet tokens (+10 KB at ready, mostly bytecode)
 # left a heap so fragmented that loading the config receiver for a deny-list delta failed (a 1280-byte
 # allocation with 99 KB free): the uplink's memory plan (issue 12) is what removes that dependence.
-DEFAULT_HEAP = "320k"
+# +20 KB for the bytecode and names of the terminal log (firmware/eventlog.py), the console's line reader
+# (firmware/console.py) and the key store (firmware/keystore.py), loaded at boot: with them the unix port's
+# interned names pass into a further qstr pool, allocated at once, and the ride-code issuer tables built
+# while idle need the room they had (tests/vboard/test_ride_codes.py: fails at 332k, passes at 340k).  A
+# device freezes bytecode and names into flash.
+DEFAULT_HEAP = "340k"
 # The token key a fresh virtual board ships with (version 0: any provisioned or delivered key replaces
 # it), so an unprovisioned development board takes payment taps.  Public, like any dev-kit default.
 FACTORY_TOKEN_KEY = (0, bytes(range(32)))
@@ -46,6 +51,7 @@ READY = b"ready: terminal"  # what firmware/app.py prints once it takes taps
 BOOT_TIMEOUT_S = 30.0
 QUICK_EXIT_S = 1.0
 RESET_EXIT = 86  # hardware/boards/virtual_machine.py: the exit status of machine.reset()
+RESET_SIGNAL = -signal.SIGUSR1  # ... or its signal (how machine.reset() ends a process running main.py)
 MAX_QUICK_EXITS = 3  # then the launcher stops restarting it, as a board stuck in a boot loop is noticed
 
 
@@ -119,6 +125,23 @@ class VirtualBoard:
                 with open(dest, "wb") as f:
                     f.write(data)
 
+    def _board_secret(self):
+        """The board secret, kept beside the image (<image>.secret) as a chip keeps it in eFuses: outside
+        the littlefs partition, so a copy of the partition alone opens no key (firmware/keystore.py)."""
+        path = self.flash + ".secret"
+        try:
+            with open(path, "rb") as f:
+                secret = f.read()
+            if len(secret) == 32:
+                return secret
+        except FileNotFoundError:
+            pass
+        secret = os.urandom(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+        return secret
+
     def _pty(self):
         master, slave, path = serial_pty.open_raw_pty()
         self._fds += [master, slave]
@@ -163,6 +186,7 @@ class VirtualBoard:
             self._build()
             self._env = dict(os.environ, ZF_FLASH=self.flash, ZF_UID=self.uid, **self._wire_ptys())
             self._env["MICROPYPATH"] = self.code_dir + ":.frozen"
+            self._env["ZF_SECRET"] = self._board_secret().hex()
             if self.journal_kb:
                 self._env["ZF_JOURNAL_KB"] = str(self.journal_kb)
             self._env.pop("ZF_TOKEN_KEY", None)
@@ -245,7 +269,8 @@ class VirtualBoard:
         proc.wait()
         if not self._powered or proc is not self.proc:
             return
-        failed_fast = proc.returncode not in (0, RESET_EXIT) and time.monotonic() - self._spawned_at < QUICK_EXIT_S
+        failed_fast = (proc.returncode not in (0, RESET_EXIT, RESET_SIGNAL)
+                       and time.monotonic() - self._spawned_at < QUICK_EXIT_S)
         self._quick_exits = self._quick_exits + 1 if failed_fast else 0
         if self._quick_exits >= MAX_QUICK_EXITS:
             with self._cond:
@@ -253,7 +278,7 @@ class VirtualBoard:
                 self._cond.notify_all()
             return
         dev_master, _, host_master = self._console
-        if proc.returncode == RESET_EXIT:  # machine.reset(): a hard reset runs main.py whatever the REPL mode
+        if proc.returncode in (RESET_EXIT, RESET_SIGNAL):  # machine.reset(): a hard reset runs main.py, any REPL mode
             self._raw_repl = False
             self._spawn("main.py")
             return

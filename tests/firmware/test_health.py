@@ -134,7 +134,11 @@ def body_nfc(script):
     nfc_bits = health.Health()
     bits = []
 
+    import asyncio
+
     class Clock:
+        Lock = asyncio.Lock  # the task's lock between polls (the console's selftest asks the chip then)
+
         @staticmethod
         async def sleep_ms(ms):
             bits.append(nfc_bits.bits)

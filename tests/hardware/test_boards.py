@@ -27,7 +27,7 @@ REAL_BOARDS = [b for b in BOARDS if b != "virtual"]
 # The contract firmware may rely on (hardware/README.md, "Board interface").
 CONSTANTS = ("NAME", "FLASH_MOUNT", "UART_NAMES", "BLOCK_SIZE", "PAGE_SIZE")
 FUNCTIONS = ("uart", "vfs_partition", "journal_partition", "mount_flash", "outputs", "time_s", "set_time",
-             "unique_id", "watchdog", "runtime", "modem_pwrkey")
+             "unique_id", "watchdog", "hold_watchdog", "repl_interrupt", "secret", "runtime", "modem_pwrkey")
 OUTPUT_METHODS = ("beep", "led", "relay", "display")
 # Public names of virtual.py that are its own business (the image layout, its classes).  A new public
 # name in virtual.py must land in the contract above (and so on every board) or here.

@@ -233,3 +233,29 @@ def test_refused_bodies_decode_or_raise_link_error_only(runtime):
     assert len(got) == len(bodies) and trips == es
 
 
+
+
+def body_status_lengths(bodies):
+    """STATUS of each body decoded: its log fields (or None), and whether re-encoding gives the same frame."""
+    from protocol import link
+
+    out = []
+    for body in bodies:
+        p = link.encode(link.STATUS, body, 1, 0, None, link.FLAG_SEQ)
+        try:
+            m = link.decode(p, b"TERMINAL")
+        except link.LinkError as e:
+            out.append(("error", e.code))
+            continue
+        same = link.encode_message(m, b"TERMINAL") == p
+        out.append((m.get("log_lines"), m.get("log_alerts"), m.get("damaged"), same))
+    return out
+
+
+def test_status_carries_the_log_counters_in_its_38_byte_form(runtime):
+    ext = (40960, 2, 1, 7, 3, 2)
+    bodies = [link.status(12, 1, -71, 3, 1, 0, 9, 86400, ext + (70000, 5)),  # saturating: 0xFFFF
+              link.status(12, 1, -71, 3, 1, 0, 9, 86400, ext)]
+    assert [len(b) for b in bodies] == [38, 34]
+    got = runtime.run(body_status_lengths, bodies + [bodies[0] + b"\x00"])
+    assert got == [(0xFFFF, 5, 2, True), (None, None, 2, True), ("error", link.E_MALFORMED)]

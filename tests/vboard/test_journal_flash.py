@@ -82,7 +82,10 @@ def fill_journal(image_path, salt, count):
 
 
 def test_a_full_journal_refuses_paid_taps_and_says_so(board, events):
-    salt = bytes.fromhex(mpremote(board.ports["console"], "exec", "print(open('/flash/keys/salt','rb').read().hex())"))
+    salt = bytes.fromhex(mpremote(board.ports["console"], "exec",  # wrapped on flash (firmware/keystore.py)
+                                  "import board\nfrom firmware import identity, keystore\n"
+                                  "keystore.use(board.secret())\nprint(identity.salt('/flash').hex())"
+                                  ).strip().splitlines()[-1])
     board.power_cut()
     next_seq = fill_journal(board.flash, salt, 100000)
     board.power_on()

@@ -43,8 +43,11 @@ def test_provision_command_registers_the_key_and_the_terminal_uploads(board, eve
     finally:
         stop.set()
         server.join(timeout=2)
-    on_board = mpremote(board.ports["console"], "exec", "print(open('/flash/keys/device.key', 'rb').read().hex())")
-    assert on_board.strip().splitlines()[-1] == key.hex()
+    on_board = mpremote(board.ports["console"], "exec",
+                        "import board\nfrom firmware import keystore, uplink\nkeystore.use(board.secret())\n"
+                        "print(open('/flash/keys/device.key', 'rb').read()[:4], "
+                        "uplink.read_key('/flash/keys/device.key').hex())")
+    assert on_board.strip().splitlines()[-1] == "b'ZKW1' " + key.hex()  # wrapped on flash (firmware/keystore.py)
     assert store.query("SELECT runtime FROM terminals") == [("micropython 1.29.0 linux",)]
 
 

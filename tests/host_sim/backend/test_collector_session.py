@@ -75,9 +75,10 @@ def test_time_is_answered_and_status_kept_per_terminal(db):
     t.peer.send(link.TIME, link.time_sync(1234, 0, 0xFFFFFFFF))
     values = dict(depth=7, health=3, signal=-71, crc_errors=2, mac_errors=0, replays=1, retransmits=5,
                   uptime_s=99, journal_free=4096, journal_dropped=1, reconnects=3, deny_version=2,
-                  quarantined=4, damaged=5)
+                  quarantined=4, damaged=5, log_lines=40, log_alerts=6)
     t.peer.send(link.STATUS, link.status(*[values[k] for k in link.STATUS_FIELDS],
-                                         ext=[values[k] for k in link.STATUS_EXT_FIELDS + ("quarantined", "damaged")]))
+                                         ext=[values[k] for k in link.STATUS_EXT_FIELDS + (
+                                             "quarantined", "damaged", "log_lines", "log_alerts")]))
     t.pump()
     [answer] = t.take("TIME")
     assert (answer["echo"], answer["unix_ms"], answer["bound_ms"]) == (1234, 1_800_000_000_500,
