@@ -29,7 +29,7 @@ LEDS = ("green", "red", "amber", "blue", "purple")
 COLUMNS = 16  # display columns per row: an ASCII character one, a CJK character two
 
 # decline reason -> Chinese text under the title (the English one is record.REASON_TEXT); a reason not
-# here shows its number ("原因 95") for the staff to look up.  80-84: offline risk, 95-101: gate and school
+# here shows its number ("原因 95") for the staff to look up.  80-84: offline risk, 95-102: gate and school
 # bus (their reasons are numbered in protocol/record.py as those products define them)
 REASON_ZH = """
 1 无法识别
@@ -97,6 +97,7 @@ REASON_ZH = """
 99 已扫过
 100 非学生卡
 101 已在他处使用
+102 仅限学生卡
 """
 
 # Declines shown as "see driver": the terminal cannot take the credential now, or the card needs attention.

@@ -158,7 +158,7 @@ def body_replay(root, recs):
     out = []
     for data in recs:
         rec = record.decode(data)
-        e = d.replay(d.state.get(rec["token"]), rec)
+        e = d.account(d.state.get(rec["token"]), rec)
         if e is not None:
             d.state.put(rec["token"], e, rec["seq"])
         e = d.state.get(rec["token"])
