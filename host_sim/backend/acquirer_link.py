@@ -253,3 +253,36 @@ def authorise(link, rec, tags):
     except AcquirerUnavailable:
         link.close()
         raise
+
+
+def refund_request(terminal_hex, seq, amount, currency, case_id, stan, now=None):
+    """The 0400 fields returning `amount` fen of the stored transaction (terminal, seq) after a complaint:
+    the transaction's own RRN (its 0100's DE 37), DE 4 the amount returned (at most the fare), DE 48 `TI`,
+    `SQ` and `CS` = the case number (host_sim/backend/ISO8583.md "Refunds")."""
+    terminal = terminal_hex.upper()
+    return {"t": iso8583.REVERSAL_REQUEST, "3": "000000", "4": "%012d" % amount,
+            "7": time.strftime("%m%d%H%M%S", time.gmtime(time.time() if now is None else now)),
+            "11": "%06d" % stan, "37": reference(terminal, seq), "41": terminal[-8:], "42": MERCHANT_ID,
+            "49": "%03d" % currency,
+            "48": iso8583.private_data({"TI": terminal, "SQ": str(seq), "CS": str(case_id)})}
+
+
+def refund(link, terminal_hex, seq, amount, currency, case_id):
+    """(approved, reason) of a refund sent over `link` as an 0400; AcquirerUnavailable if no usable 0410."""
+    sent = refund_request(terminal_hex, seq, amount, currency, case_id, link.stan.next())
+    reply = link.exchange(iso8583.encode(sent))
+    try:
+        fields = iso8583.decode(reply)
+    except iso8583.MessageError as e:
+        link.close()
+        raise AcquirerUnavailable("garbage reply: %s" % e) from None
+    if fields["t"] != iso8583.REVERSAL_RESPONSE or fields.get("11") != sent["11"]:
+        link.close()
+        raise AcquirerUnavailable("garbage reply: %s STAN %s to 0400 STAN %s" % (fields["t"], fields.get("11"),
+                                                                                 sent["11"]))
+    code = fields.get("39", "")
+    if code in iso8583.TRY_AGAIN:
+        raise AcquirerUnavailable("acquirer answered %s" % code)
+    if code == iso8583.APPROVED:
+        return True, None
+    return False, fields.get("44") or iso8583.RESPONSE_TEXT.get(code, "declined (%s)" % code)

@@ -37,18 +37,21 @@ CST = 8 * 3600
 
 COLUMNS = ("merchant", "terminal", "day", "transactions", "gross_fen", "approved", "approved_fen", "declined",
            "declined_fen", "pending", "pending_fen", "fee_fen", "fee_refund_fen", "subsidy_fen",
-           "net_settlement_fen", "eligible_fen", "declined_taps")
+           "net_settlement_fen", "eligible_fen", "declined_taps", "refunded", "refunded_fen")
 DECLINE_COLUMNS = ("merchant", "terminal", "day", "reason", "reason_text", "taps", "records")
 CONFLICT_COLUMNS = ("terminal", "seq", "record_hex")
 REFUSED_COLUMNS = ("terminal", "seq", "reason", "detail", "notified", "record_hex")
 JUMP_COLUMNS = ("terminal", "seq", "time", "first", "last")
 ONLINE_COLUMNS = ("terminal", "request_id", "family", "code_masked", "amount", "result", "reason", "approval",
                   "reference", "answered_ms")
+CASE_COLUMNS = ("case", "terminal", "seq", "complaint", "status", "resolution", "reason", "refund_fen", "opened",
+                "resolved", "resolve_s")
 GUARDIAN_COLUMNS = ("terminal", "seq", "time", "time_local", "issuer", "pass", "holder_hex", "direction")
 RULE = ("Fee, fee refund and subsidy are computed once per row (merchant, terminal, day) on its exact sums and "
         "rounded half up to the fen once: fee = approved amount x fee rate; eligible = the approved UnionPay QR "
         "payments below 500 yuan each; fee refund = eligible x fee rate; subsidy = eligible x 0.2 %; net = "
-        "approved - fee + fee refund + subsidy. Merchant totals add the rows.")
+        "approved - fee + fee refund + subsidy - refunded (complaints refunded to the passenger). Merchant totals add "
+        "the rows.")
 
 def ppm_of(amount, ppm):
     """amount * ppm / 1e6 rounded half up, in integer arithmetic."""
@@ -85,9 +88,14 @@ def reconcile(store, fee_ppm=DEFAULT_FEE_PPM):
     for terminal, raw, merchant in store.declined_rows():
         rec = record.decode(raw)
         group(merchant, terminal, _day(rec))["declined_taps"] += taps_of(rec)
+    refunded = store.refunded()
     for terminal, raw, approved, merchant in store.settlement_rows():
         rec = record.decode(raw)
         g = group(merchant, terminal, _day(rec))
+        back = refunded.get((terminal, rec["seq"])) if approved else None
+        if back is not None:  # a complaint's refund (cases.py): deducted on the transaction's row
+            g["refunded"] += 1
+            g["refunded_fen"] += back
         amount = rec["amount"]
         g["transactions"] += 1
         g["gross_fen"] += amount
@@ -108,7 +116,8 @@ def reconcile(store, fee_ppm=DEFAULT_FEE_PPM):
         g["fee_fen"] = ppm_of(g["approved_fen"], fee_ppm)  # RULE: on the exact sums, rounded once
         g["fee_refund_fen"] = ppm_of(g["eligible_fen"], fee_ppm)
         g["subsidy_fen"] = ppm_of(g["eligible_fen"], SUBSIDY_PPM)
-        g["net_settlement_fen"] = g["approved_fen"] - g["fee_fen"] + g["fee_refund_fen"] + g["subsidy_fen"]
+        g["net_settlement_fen"] = (g["approved_fen"] - g["fee_fen"] + g["fee_refund_fen"] + g["subsidy_fen"]
+                                   - g["refunded_fen"])
         out.append(g)
     return out
 
@@ -185,10 +194,39 @@ def _chart(totals):
     return "\n".join(parts)
 
 
-def write_html(rows, path, fee_ppm, decline_rows=(), promo_rows=(), promo_flagged=()):
+def case_rows(store):
+    """Every complaint case (host_sim/backend/cases.py) as dicts with CASE_COLUMNS."""
+    from host_sim.backend import cases
+
+    return [{"case": c["id"], **{k: c[k] for k in CASE_COLUMNS[1:]}} for c in cases.show(store)]
+
+
+def median_resolve_s(rows):
+    """The median seconds from opening to resolution of the resolved cases (None: none resolved)."""
+    times = sorted(r["resolve_s"] for r in rows if r["resolve_s"] is not None)
+    if not times:
+        return None
+    mid = len(times) // 2
+    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+
+
+def _cases_html(rows, cells):
+    resolved = [r for r in rows if r["status"] == "resolved"]
+    median = median_resolve_s(rows)
+    out = ["<h2>Complaints</h2><p>%d opened, %d resolved, median time to resolve %s; refunds %s yuan.</p>" % (
+        len(rows), len(resolved), "-" if median is None else "%d s" % median,
+        _yuan(sum(r["refund_fen"] or 0 for r in resolved)))]
+    out.append("<table id='cases'><tr>%s</tr>" % cells(CASE_COLUMNS, "th"))
+    for r in rows:
+        out.append("<tr>%s</tr>" % cells(["" if r[k] is None else r[k] for k in CASE_COLUMNS]))
+    out.append("</table>")
+    return out
+
+
+def write_html(rows, path, fee_ppm, decline_rows=(), promo_rows=(), promo_flagged=(), cases=(), extra=()):
     totals = per_merchant(rows)
     money = {"gross_fen", "approved_fen", "declined_fen", "pending_fen", "fee_fen", "fee_refund_fen",
-             "subsidy_fen", "net_settlement_fen", "eligible_fen"}
+             "subsidy_fen", "net_settlement_fen", "eligible_fen", "refunded_fen"}
 
     def cells(values, tag="td"):
         return "".join("<%s>%s</%s>" % (tag, html.escape(str(v)), tag) for v in values)
@@ -237,6 +275,8 @@ def write_html(rows, path, fee_ppm, decline_rows=(), promo_rows=(), promo_flagge
         for r in promo_flagged:
             body.append("<tr>%s</tr>" % cells([r[k] for k in promotions.AUDIT_COLUMNS]))
         body.append("</table>")
+    body.extend(_cases_html(cases, cells))
+    body.extend(extra)
     body.append("</body></html>")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(body))
@@ -302,6 +342,7 @@ def main(args):
         guardian = guardian_rows(store)
         promo_rows = promotions.spend(store, programmes, offset)
         audit_rows = promotions.audit(store, programmes, product, offset)
+        cases = case_rows(store)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
@@ -315,8 +356,9 @@ def main(args):
     write_csv(promo_rows, os.path.join(args.out, "promotions.csv"), promotions.SPEND_COLUMNS)
     write_csv(audit_rows, os.path.join(args.out, "promotion_audit.csv"), promotions.AUDIT_COLUMNS)
     flagged = promotions.flagged(audit_rows)
+    write_csv(cases, os.path.join(args.out, "cases.csv"), CASE_COLUMNS)
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows, promo_rows,
-               flagged)
+               flagged, cases)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
                       "subsidy_fen": sum(t["subsidy_fen"] for t in totals.values()),
@@ -333,6 +375,10 @@ def main(args):
                       "promotion_flagged": len(flagged),
                       "promotions_csv": os.path.join(args.out, "promotions.csv"),
                       "promotion_audit_csv": os.path.join(args.out, "promotion_audit.csv"),
+                      "cases": len(cases), "cases_resolved": sum(1 for c in cases if c["status"] == "resolved"),
+                      "cases_median_resolve_s": median_resolve_s(cases),
+                      "cases_csv": os.path.join(args.out, "cases.csv"),
+                      "refunded_fen": sum(r["refunded_fen"] for r in rows),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
                       "html": os.path.join(args.out, "reconciliation.html")}))

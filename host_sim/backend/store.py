@@ -81,6 +81,19 @@ CREATE TABLE IF NOT EXISTS online_auth (
     amount INTEGER, currency INTEGER, result TEXT NOT NULL, reason TEXT, approval TEXT, reference TEXT,
     answered_ms INTEGER, requested REAL DEFAULT (julianday('now')), decided REAL,
     PRIMARY KEY (terminal, request_id));
+CREATE TABLE IF NOT EXISTS cases (
+    id INTEGER PRIMARY KEY, terminal TEXT NOT NULL, seq INTEGER NOT NULL, complaint TEXT, found TEXT,
+    status TEXT NOT NULL, resolution TEXT, reason TEXT, refund_fen INTEGER,
+    opened REAL DEFAULT (julianday('now')), resolved REAL);
+CREATE TABLE IF NOT EXISTS case_steps (
+    case_id INTEGER NOT NULL, step INTEGER NOT NULL, action TEXT NOT NULL, detail TEXT,
+    at REAL DEFAULT (julianday('now')), PRIMARY KEY (case_id, step));
+CREATE TABLE IF NOT EXISTS refunds (
+    terminal TEXT NOT NULL, seq INTEGER NOT NULL, case_id INTEGER NOT NULL, amount INTEGER NOT NULL,
+    result TEXT NOT NULL, reason TEXT, created REAL DEFAULT (julianday('now')), answered REAL,
+    PRIMARY KEY (terminal, seq));
+CREATE TABLE IF NOT EXISTS terminal_clock (
+    terminal TEXT PRIMARY KEY, drift_ms INTEGER, bound_ms INTEGER, received REAL);
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 """
 REFUSED_FRAME = 0  # `refused.reason` of a whole frame body kept aside (it did not decode: ERROR 3)
@@ -90,6 +103,8 @@ STATUS_EXT2_FIELDS = ("quarantined", "damaged")  # the 34-byte STATUS (SPEC "STA
 STATUS_EXT3_FIELDS = ("log_lines", "log_alerts")  # the 38-byte STATUS
 STATUS_COLUMNS = link.STATUS_FIELDS + link.STATUS_EXT_FIELDS + STATUS_EXT2_FIELDS + STATUS_EXT3_FIELDS
 _TAP_KINDS_SQL = "(%s)" % ",".join(str(k) for k in record.TAP_KINDS)
+CASE_COLUMNS = ("id", "terminal", "seq", "complaint", "found", "status", "resolution", "reason", "refund_fen",
+                "opened", "resolved")
 ACCEPTED_TAP = "r.decision = %d AND r.kind IN %s" % (record.ACCEPTED, _TAP_KINDS_SQL)  # a transaction
 
 
@@ -567,6 +582,121 @@ class Store:
             "SELECT r.terminal, r.raw, COALESCE(m.merchant, 'unassigned') FROM records r "
             "LEFT JOIN terminal_merchants m ON m.terminal = r.terminal WHERE r.decision = %d AND r.kind IN %s "
             "ORDER BY r.terminal, r.seq" % (record.DECLINED, _TAP_KINDS_SQL))]
+
+    # -- complaints: cases, their steps and refunds (host_sim/backend/cases.py) ----------------------
+
+    def open_case(self, terminal, seq, complaint, found):
+        """A new open case about transaction (terminal, seq); `found` is JSON text.  Returns its id."""
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO cases (terminal, seq, complaint, found, status) VALUES (?,?,?,?,?)"
+                                  " RETURNING id", (terminal, seq, complaint, found, "open"))
+            case_id = cur.fetchone()[0]
+            self.case_step(case_id, "opened", complaint)
+            return case_id
+
+    def case_step(self, case_id, action, detail=None):
+        """Append a timestamped step to a case's history."""
+        with self.transaction():
+            self._serialise("case_steps")
+            step = self.db.execute("SELECT COALESCE(MAX(step), 0) + 1 FROM case_steps WHERE case_id = ?",
+                                   (case_id,)).fetchone()[0]
+            self.db.execute("INSERT INTO case_steps (case_id, step, action, detail) VALUES (?,?,?,?)",
+                            (case_id, step, action, detail))
+
+    def resolve_case(self, case_id, resolution, reason, refund_fen=None):
+        """Close an open case; False if it was not open (kept as it was)."""
+        with self.transaction():
+            done = self.db.execute("UPDATE cases SET status = 'resolved', resolution = ?, reason = ?, refund_fen = ?,"
+                                   " resolved = julianday('now') WHERE id = ? AND status = 'open'",
+                                   (resolution, reason, refund_fen, case_id)).rowcount == 1
+            if done:
+                self.case_step(case_id, "resolved: " + resolution, reason)
+            return done
+
+    def cases(self, case_id=None):
+        """Every case (or the one `case_id`) as dicts with CASE_COLUMNS (times as julian days), by id."""
+        sql = "SELECT %s FROM cases" % ", ".join(CASE_COLUMNS)
+        rows = self.query(sql + (" WHERE id = ?" if case_id is not None else "") + " ORDER BY id",
+                          (case_id,) if case_id is not None else ())
+        return [dict(zip(CASE_COLUMNS, r)) for r in rows]
+
+    def case_steps(self, case_id):
+        """(step, action, detail, julian day) of a case, in order."""
+        return [tuple(r) for r in self.query("SELECT step, action, detail, at FROM case_steps WHERE case_id = ? "
+                                             "ORDER BY step", (case_id,))]
+
+    def add_refund(self, terminal, seq, case_id, amount):
+        """Claim the refund of transaction (terminal, seq), result 'pending'; False if it has one already."""
+        with self.lock:
+            return self.db.execute("INSERT OR IGNORE INTO refunds (terminal, seq, case_id, amount, result) "
+                                   "VALUES (?,?,?,?,'pending')", (terminal, seq, case_id, amount)).rowcount == 1
+
+    def refund_answered(self, terminal, seq, result, reason=None):
+        """The acquirer's answer to a refund: result 'approved' (it settles) or 'declined'."""
+        with self.lock:
+            self.db.execute("UPDATE refunds SET result = ?, reason = ?, answered = julianday('now') "
+                            "WHERE terminal = ? AND seq = ?", (result, reason, terminal, seq))
+
+    def drop_refund(self, terminal, seq):
+        """Forget a refund the acquirer never answered (it was not made)."""
+        with self.lock:
+            self.db.execute("DELETE FROM refunds WHERE terminal = ? AND seq = ? AND result = 'pending'",
+                            (terminal, seq))
+
+    def refund(self, terminal, seq):
+        """(case id, amount, result, reason) of the transaction's refund, or None."""
+        rows = self.query("SELECT case_id, amount, result, reason FROM refunds WHERE terminal = ? AND seq = ?",
+                          (terminal, seq))
+        return tuple(rows[0]) if rows else None
+
+    def refunded(self):
+        """{(terminal, seq): amount} of every refund the acquirer approved (settlement deducts them)."""
+        return {(t, s): a for t, s, a in self.query("SELECT terminal, seq, amount FROM refunds "
+                                                    "WHERE result = 'approved'")}
+
+    def authorisation(self, terminal, seq):
+        """(approved 1/0, reason, julian day) of the acquirer's decision on a record, or None (pending)."""
+        rows = self.query("SELECT approved, reason, decided FROM authorisations WHERE terminal = ? AND seq = ?",
+                          (terminal, seq))
+        return tuple(rows[0]) if rows else None
+
+    def taps_of_token(self, token, first, last):
+        """(terminal, seq, raw) of the accepted taps carrying `token` with terminal time in [first, last]."""
+        return [(t, s, bytes(raw)) for t, s, raw in self.query(
+            "SELECT r.terminal, r.seq, r.raw FROM records r WHERE r.token = ? AND r.time >= ? AND r.time <= ? AND "
+            + ACCEPTED_TAP + " ORDER BY r.time, r.terminal, r.seq", (bytes(token), first, last))]
+
+    # -- monitoring (host_sim/backend/monitor.py) ---------------------------------------------------
+
+    def put_clock(self, terminal, drift_ms, bound_ms):
+        """The terminal's clock against ours at its newest TIME request (terminal minus host, ms)."""
+        with self.lock:
+            self.db.execute("INSERT INTO terminal_clock VALUES (?, ?, ?, julianday('now')) ON CONFLICT(terminal) "
+                            "DO UPDATE SET drift_ms=excluded.drift_ms, bound_ms=excluded.bound_ms, "
+                            "received=excluded.received", (terminal, drift_ms, bound_ms))
+
+    def health_rows(self):
+        """Per terminal known to the collector: a dict of its newest STATUS (STATUS_COLUMNS), `status_at` and
+        `hello_at` (julian days), `drift_ms`, `bound_ms`, `clock_at`; missing parts are None."""
+        names = ("terminal", "hello_at", "status_at", "drift_ms", "bound_ms", "clock_at") + STATUS_COLUMNS
+        rows = self.query(
+            "SELECT k.terminal, h.last_hello, s.received, c.drift_ms, c.bound_ms, c.received, %s FROM "
+            "(SELECT terminal FROM terminals UNION SELECT terminal FROM terminal_status UNION "
+            "SELECT terminal FROM device_keys) k LEFT JOIN terminals h ON h.terminal = k.terminal "
+            "LEFT JOIN terminal_status s ON s.terminal = k.terminal LEFT JOIN terminal_clock c ON "
+            "c.terminal = k.terminal ORDER BY k.terminal" % ", ".join("s." + c for c in STATUS_COLUMNS))
+        return [dict(zip(names, r)) for r in rows]
+
+    def tap_times(self, since):
+        """(token, terminal, time) of every accepted tap with a token and terminal time >= since, by token
+        and time (velocity checks)."""
+        return [(bytes(t), term, when) for t, term, when in self.query(
+            "SELECT r.token, r.terminal, r.time FROM records r WHERE r.time >= ? AND r.token IS NOT NULL AND "
+            + ACCEPTED_TAP + " ORDER BY r.token, r.time", (since,))]
+
+    def now(self):
+        """The database's clock as a julian day (what its timestamps are written in)."""
+        return self.query("SELECT julianday('now')")[0][0]
 
     # -- plain reads (tests, diagnosis) -------------------------------------------------------------
 
