@@ -146,7 +146,10 @@ class Session:
         if kind == "TIME":
             if not self.peer.peer_takes(link.TIME):
                 return True  # a terminal that cannot take our answer: nothing to answer with
-            body = link.time_sync(msg["echo"], int(self.wallclock() * 1000), HOST_TIME_BOUND_MS)
+            now_ms = int(self.wallclock() * 1000)
+            if msg["unix_ms"] and msg["bound_ms"] != 0xFFFFFFFF:  # a synced terminal: its drift, for monitoring
+                self.store.put_clock(self.terminal, msg["unix_ms"] - now_ms, msg["bound_ms"])
+            body = link.time_sync(msg["echo"], now_ms, HOST_TIME_BOUND_MS)
             return self.peer.send(link.TIME, body) is not None  # window full: not acked, it comes again
         if kind == "STATUS":
             if self.backoffice is not None:

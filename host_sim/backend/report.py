@@ -25,7 +25,7 @@ import sys
 import time
 
 from host_sim import arguments
-from host_sim.backend import promotions
+from host_sim.backend import monitor, promotions
 from host_sim.backend.store import REFUSED_NAMES, Store
 from protocol import record
 
@@ -223,6 +223,27 @@ def _cases_html(rows, cells):
     return out
 
 
+def monitoring_html(feed):
+    """The Monitoring section of the page: terminal health and the alerts (host_sim/backend/monitor.py)."""
+    from host_sim.backend import monitor
+
+    def cells(values, tag="td"):
+        return "".join("<%s>%s</%s>" % (tag, html.escape("" if v is None else str(v)), tag) for v in values)
+
+    out = ["<h2>Monitoring</h2><p>Generated %s. %d terminals, %d alerts (silent, queue, damaged, quarantined, "
+           "health, clock; velocity: one card at many terminals in a short time).</p>"
+           % (feed["generated"], len(feed["terminals"]), len(feed["alerts"]))]
+    out.append("<table id='alerts'><tr>%s</tr>" % cells(monitor.ALERT_COLUMNS, "th"))
+    for a in feed["alerts"]:
+        out.append("<tr>%s</tr>" % cells([a[k] for k in monitor.ALERT_COLUMNS]))
+    out.append("</table><table id='health'><tr>%s</tr>" % cells(monitor.HEALTH_COLUMNS, "th"))
+    for t in feed["terminals"]:
+        out.append("<tr>%s</tr>" % cells([" ".join(t[k]) if k == "health_clear" and t[k] is not None else t[k]
+                                          for k in monitor.HEALTH_COLUMNS]))
+    out.append("</table>")
+    return out
+
+
 def write_html(rows, path, fee_ppm, decline_rows=(), promo_rows=(), promo_flagged=(), cases=(), extra=()):
     totals = per_merchant(rows)
     money = {"gross_fen", "approved_fen", "declined_fen", "pending_fen", "fee_fen", "fee_refund_fen",
@@ -343,6 +364,7 @@ def main(args):
         promo_rows = promotions.spend(store, programmes, offset)
         audit_rows = promotions.audit(store, programmes, product, offset)
         cases = case_rows(store)
+        feed = monitor.feed(store)
     finally:
         store.close()
     os.makedirs(args.out, exist_ok=True)
@@ -358,7 +380,10 @@ def main(args):
     flagged = promotions.flagged(audit_rows)
     write_csv(cases, os.path.join(args.out, "cases.csv"), CASE_COLUMNS)
     write_html(rows, os.path.join(args.out, "reconciliation.html"), args.fee_rate_ppm, decline_rows, promo_rows,
-               flagged, cases)
+               flagged, cases, monitoring_html(feed))
+    write_csv(feed["alerts"], os.path.join(args.out, "alerts.csv"), monitor.ALERT_COLUMNS)
+    write_csv([dict(t, health_clear=" ".join(t["health_clear"] or ())) for t in feed["terminals"]],
+              os.path.join(args.out, "terminal_health.csv"), monitor.HEALTH_COLUMNS)
     totals = per_merchant(rows)
     print(json.dumps({"rows": len(rows), "merchants": len(totals),
                       "subsidy_fen": sum(t["subsidy_fen"] for t in totals.values()),
@@ -378,6 +403,8 @@ def main(args):
                       "cases": len(cases), "cases_resolved": sum(1 for c in cases if c["status"] == "resolved"),
                       "cases_median_resolve_s": median_resolve_s(cases),
                       "cases_csv": os.path.join(args.out, "cases.csv"),
+                      "alerts": len(feed["alerts"]), "alerts_csv": os.path.join(args.out, "alerts.csv"),
+                      "terminal_health_csv": os.path.join(args.out, "terminal_health.csv"),
                       "refunded_fen": sum(r["refunded_fen"] for r in rows),
                       "csv": os.path.join(args.out, "reconciliation.csv"),
                       "declines_csv": os.path.join(args.out, "declines.csv"),
