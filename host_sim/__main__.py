@@ -20,6 +20,7 @@ COMMANDS = {
     "acquirer-host": ("host_sim.backend.acquirer_host", "acquirer and issuer simulation behind ISO 8583 over TCP"),
     "report": ("host_sim.backend.report", "settlement and reconciliation per merchant, terminal and day (CSV, HTML)"),
     "case": ("host_sim.backend.cases", "complaints: open a case on a transaction, show it, resolve it"),
+    "programme": ("host_sim.backend.programme", "programme report per period: users, transactions, shares, plots"),
     "monitor": ("host_sim.backend.monitor", "terminal health and velocity anomalies per token: alerts, JSON feed"),
     "qr": ("host_sim.tools.qr", "decode QR payloads (EMV CPM/MPM, tickets) as JSON; make test payloads and PNGs"),
     "typecheck": ("host_sim.tools.typecheck", "pyright over device code against the MicroPython stubs"),
