@@ -50,6 +50,12 @@ def _day(seconds):
     return datetime.datetime.fromtimestamp(seconds, CST).strftime("%Y-%m-%d")
 
 
+def _iso_day(text):
+    """The CST day of an ISO 8601 UTC time "YYYY-MM-DDTHH:MM:SSZ"."""
+    when = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    return _day(when.timestamp())
+
+
 def unionpay(rec):
     """A UnionPay transaction: a UnionPay AID (card or QR code) or a UnionPay payment code."""
     if rec["ext"].get(record.EXT_AID, b"").startswith(report.UNIONPAY_RID):
@@ -106,9 +112,9 @@ def build(store, period="day", fee_ppm=report.DEFAULT_FEE_PPM, subsidy_budget_fe
         if row["programme_daily_fen"] is not None:
             g["discount_budget_fen"] = (g["discount_budget_fen"] or 0) + row["programme_daily_fen"]
     for case in cases.show(store):
-        group(period_of(case["opened"][:10], period))["complaints_opened"] += 1
+        group(period_of(_iso_day(case["opened"]), period))["complaints_opened"] += 1
         if case["resolved"] is not None:
-            g = group(period_of(case["resolved"][:10], period))
+            g = group(period_of(_iso_day(case["resolved"]), period))
             g["complaints_resolved"] += 1
             g["resolve"].append(case["resolve_s"])
     known_terminals = {r["terminal"] for r in store.health_rows()}
