@@ -44,17 +44,10 @@ def _error(reason):
     return profile.ProfileError("bus: " + reason)
 
 
-def _int(section, name, low, high, default=None):
-    value = section.get(name, default)
-    if value is None:
-        raise _error("%s is missing" % name)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _error("%s %r is outside %d..%d" % (name, value, low, high))
-    return value
-
-
 def check(bus, body):
     """Checks the "bus" section of a profile `body` (profile.SECTIONS); raises ProfileError with a reason."""
+    from protocol import profile  # loaded already: profile.parse is the only caller
+
     if body.get("profile") != "bus":
         raise _error("a bus section in a %s profile" % body.get("profile"))
     if not isinstance(bus, dict):
@@ -62,9 +55,9 @@ def check(bus, body):
     mode = bus.get("fare")
     if mode not in MODES:
         raise _error("fare %r unknown (flat, zone or stage)" % (mode,))
-    _int(bus, "default_fen", 0, MAX_FARE)
-    _int(bus, "radius_m", 10, 5000, 150)
-    _int(bus, "daily_cap_rides", 1, 50, 50)
+    profile.integer(bus, "default_fen", 0, MAX_FARE, where="bus: ")
+    profile.integer(bus, "radius_m", 10, 5000, 150, where="bus: ")
+    profile.integer(bus, "daily_cap_rides", 1, 50, 50, where="bus: ")
     stops = bus.get("stops", [])
     if not isinstance(stops, list) or len(stops) > MAX_STOPS:
         raise _error("stops must be a list of at most %d stops" % MAX_STOPS)
@@ -77,10 +70,10 @@ def check(bus, body):
         if not isinstance(name, str) or len(name) > MAX_NAME:
             raise _error("stop %d name is not a text of at most %d characters" % (i, MAX_NAME))
         if "lat_e6" in stop or "lon_e6" in stop:
-            _int(stop, "lat_e6", -90000000, 90000000)
-            _int(stop, "lon_e6", -180000000, 180000000)
+            profile.integer(stop, "lat_e6", -90000000, 90000000, where="bus: ")
+            profile.integer(stop, "lon_e6", -180000000, 180000000, where="bus: ")
         if mode != FLAT:
-            n = _int(stop, band, 0, MAX_TABLE - 1)
+            n = profile.integer(stop, band, 0, MAX_TABLE - 1, where="bus: ")
             if mode == STAGE:
                 if n < last_stage:
                     raise _error("stop %d stage %d comes after stage %d" % (i, n, last_stage))
@@ -102,8 +95,8 @@ def check(bus, body):
     if transfer is not None:
         if not isinstance(transfer, dict):
             raise _error("transfer is not an object")
-        _int(transfer, "window_min", 1, 240)
-        _int(transfer, "discount_fen", 0, MAX_FARE)
+        profile.integer(transfer, "window_min", 1, 240, where="bus: ")
+        profile.integer(transfer, "discount_fen", 0, MAX_FARE, where="bus: ")
 
 
 def fare(bus, board, dest=None):

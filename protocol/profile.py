@@ -28,14 +28,24 @@ class ProfileError(ValueError):
     pass
 
 
-def integer(section, name, low, high, default=None):
-    """section[name] as an int in [low, high]; `default` when absent (None: required)."""
+def integer(section, name, low, high, default=None, where=""):
+    """section[name] as an int in [low, high]; `default` when absent (None: required).  `where` prefixes
+    the reason ("bus: ")."""
     value = section.get(name, default)
     if value is None:
-        raise ProfileError("%s is missing" % name)
+        raise ProfileError("%s%s is missing" % (where, name))
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ProfileError("%s %r is outside %d..%d" % (name, value, low, high))
+        raise ProfileError("%s%s %r is outside %d..%d" % (where, name, value, low, high))
     return value
+
+
+def known_fields(section, name, fields):
+    """Refuse a section `name` that is not an object or holds a field outside `fields`."""
+    if not isinstance(section, dict):
+        raise ProfileError("%s must be an object" % name)
+    for key in section:
+        if key not in fields:
+            raise ProfileError("%s: unknown field %r" % (name, key))
 
 
 SECTIONS = {}  # section name -> checker(section dict, whole body dict); raises ProfileError

@@ -68,15 +68,6 @@ def _error(reason):
     return profile.ProfileError("promotions: " + reason)
 
 
-def _int(p, name, low, high, default=None):
-    value = p.get(name, default)
-    if value is None:
-        raise _error("%s is missing" % name)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise _error("%s %r is outside %d..%d" % (name, value, low, high))
-    return value
-
-
 def day_of(text):
     """Days since 1970 of a "YYYY-MM-DD" date; None when it is not one."""
     if not isinstance(text, str) or len(text) != 10 or text[4] != "-" or text[7] != "-":
@@ -113,19 +104,19 @@ def compile_one(p):
     for key in p:
         if key not in FIELDS:
             raise _error("unknown field %r" % key)
-    pid = _int(p, "id", 1, 0xFFFF)
+    pid = profile.integer(p, "id", 1, 0xFFFF, where="promotions: ")
     kinds = _names(p, "kinds", KINDS, None)
     profiles = _names(p, "profiles", profile.PROFILES, list(profile.PROFILES))
-    chance = _int(p, "chance_ppm", 1, PPM)
+    chance = profile.integer(p, "chance_ppm", 1, PPM, where="promotions: ")
     if ("discount_fen" in p) == ("discount_pct" in p):
         raise _error("programme %d needs discount_fen or discount_pct, not both" % pid)
-    fixed = _int(p, "discount_fen", 1, MAX_FEN) if "discount_fen" in p else 0
-    pct = _int(p, "discount_pct", 1, 100) if "discount_pct" in p else 0
+    fixed = profile.integer(p, "discount_fen", 1, MAX_FEN, where="promotions: ") if "discount_fen" in p else 0
+    pct = profile.integer(p, "discount_pct", 1, 100, where="promotions: ") if "discount_pct" in p else 0
     if not pct and "max_fen" in p:
         raise _error("programme %d: max_fen goes with discount_pct only" % pid)
-    cap = _int(p, "max_fen", 1, MAX_FEN) if pct else 0
-    terminal_daily = _int(p, "terminal_daily_fen", 1, MAX_BUDGET)
-    programme_daily = _int(p, "programme_daily_fen", 1, MAX_BUDGET)
+    cap = profile.integer(p, "max_fen", 1, MAX_FEN, where="promotions: ") if pct else 0
+    terminal_daily = profile.integer(p, "terminal_daily_fen", 1, MAX_BUDGET, where="promotions: ")
+    programme_daily = profile.integer(p, "programme_daily_fen", 1, MAX_BUDGET, where="promotions: ")
     if terminal_daily > programme_daily:
         raise _error("programme %d: terminal_daily_fen is over programme_daily_fen" % pid)
     first = day_of(p.get("from"))

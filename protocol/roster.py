@@ -126,11 +126,7 @@ def check(section, whole):
     """The profile's "school" section checked (protocol/profile.py SECTIONS); raises ProfileError."""
     from protocol import profile
 
-    if not isinstance(section, dict):
-        raise profile.ProfileError("school must be an object")
-    for key in section:
-        if key not in FIELDS:
-            raise profile.ProfileError("school: unknown field %r" % (key,))
+    profile.known_fields(section, "school", FIELDS)
     try:
         section["product"] = profile.integer(section, "product", 0, 65535)
         section["rescan_s"] = profile.integer(section, "rescan_s", 0, 3600, RESCAN_S)

@@ -24,11 +24,7 @@ def check(section, body):
     """The profile's "scenic" section checked (protocol/profile.py SECTIONS); raises ProfileError."""
     from protocol import profile
 
-    if not isinstance(section, dict):
-        raise profile.ProfileError("scenic must be an object")
-    for key in section:
-        if key not in FIELDS:
-            raise profile.ProfileError("scenic: unknown field %r" % (key,))
+    profile.known_fields(section, "scenic", FIELDS)
     try:
         section["passback_s"] = profile.integer(section, "passback_s", 0, 86400, PASSBACK_S)
     except profile.ProfileError as e:
