@@ -148,8 +148,8 @@ def _bars(title, rows, key, colour, fmt=str):
     """A vertical bar chart of rows[key] per period as inline SVG."""
     values = [r[key] or 0 for r in rows]
     biggest = max(values + [1])
-    bar, gap, height, top = 36, 12, 160, 30
-    width = max(1, len(rows)) * (bar + gap) + 60
+    bar, gap, height, top = 36, 12, 160, 46  # room above the tallest bar for its value, below the title
+    width = max(max(1, len(rows)) * (bar + gap) + 60, 8 * len(title) + 20)  # the title is never cut off
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="%s">'
              % (width, height + top + 40, html.escape(title)),
              '<text x="10" y="18" font-size="13">%s</text>' % html.escape(title)]
