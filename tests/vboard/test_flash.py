@@ -46,6 +46,7 @@ def test_flash_deploys_every_built_file(console_port):
     for name in (build.ROMFS_IMAGE, build.FREEZE_MANIFEST):  # build products, not the board's files
         assert name not in remote
     assert "deployed %d files" % len(local) in proc.stdout
+    assert "verified: the SHA-256 of each of the %d files read back from the board matches" % len(local) in proc.stdout
 
 
 @pytest.mark.virtual_only("a board without a ROM partition")

@@ -25,6 +25,7 @@ def test_provision_command_registers_the_key_and_the_terminal_uploads(board, eve
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["terminal"] == "5642000001000000" and out["key_file"] == "/flash/keys/device.key"
+    assert out["verified"] == ["/flash/keys/device.key", "/flash/keys/seal.pub", "/flash/keys/token"]  # read back
     store = Store(db)
     key = store.device_key(out["terminal"])
     assert key is not None and len(key) == 32
