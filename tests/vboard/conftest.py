@@ -22,7 +22,7 @@ from tests.vboard.helpers import Events
 ADAPTERS = vboard.PERIPHERALS + ("events",)
 BOARD_FIXTURES = ("board", "console_port")
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESTART_TIMEOUT_S = 60
+RESTART_TIMEOUT_S = 30  # a locked REPL never answers: fail in this time, with the reason
 
 
 def pytest_configure(config):
