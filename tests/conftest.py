@@ -9,7 +9,8 @@ file puts the repo root and tests/ on sys.path and re-exports its hooks and fixt
     fuzz_long     fixture: True with --fuzz-long (hypothesis profile "long"; default profile "ci")
     markers       board (skipped without --port), slow, vboard
     options       --runtime cpython|micropython|both|board, --port DEVICE, --board-flashed, --mp-heap,
-                  --fuzz-long
+                  --fuzz-long, --board-scanner|nfc|uplink|gps|driver|events DEVICE (the --port board's
+                  lines on serial adapters: tests/vboard/conftest.py)
 """
 
 import os

@@ -605,6 +605,12 @@ def pytest_addoption(parser):
         help="MicroPython heap for the micropython runtime (default %s)" % DEFAULT_HEAP,
     )
     group.addoption("--fuzz-long", action="store_true", help="long hypothesis runs (profile 'long': 20000 examples)")
+    adapters = parser.getgroup("board adapters", "serial adapters wired to the --port board's lines (ring 4)")
+    for name, what in (("scanner", "QR scanner UART"), ("nfc", "PN532 UART"), ("uplink", "uplink UART"),
+                       ("gps", "GPS UART"), ("driver", "driver display UART"),
+                       ("events", "output event lines (buzzer, LEDs, relay, display as JSON)")):
+        adapters.addoption("--board-" + name, default=None, metavar="DEVICE",
+                           help="the %s of the --port board, served by the tests' emulators" % what)
 
 
 def register_hypothesis_profiles():

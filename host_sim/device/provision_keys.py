@@ -24,7 +24,8 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path
     """Write the device key (hex) to `key_path` and, if given, the keyring text to `config_path`, the token
     key file (firmware/identity.py TOKEN_KEY_FILE, hex) to `token_path`, the collector's modulus (hex) to
     `seal_path`, the ride-code roots' text to `ride_path` and the terminal group to `group_path`; print
-    the terminal id the firmware will announce, as "terminal=<hex>"."""
+    "sha256 <path> <hex>" of each file read back (a wrapped secret opened), so the host checks what it wrote,
+    and the terminal id the firmware will announce, as "terminal=<hex>"."""
     try:
         os.mkdir("/flash/keys")
     except OSError:
@@ -44,7 +45,26 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path
         except OSError:
             pass
         _replace(group_path, group_text, "w")
+    token_written = token_path if token_hex is not None else None
+    for path in (key_path, config_path, token_written, seal_path, ride_path, group_path):
+        if path is not None:
+            print("sha256 %s %s" % (path, _read_back(path)))
     print("terminal=" + identity.terminal_id(board).hex())
+
+
+def _read_back(path):
+    """The SHA-256 (hex) of what `path` holds now, a wrapped secret opened first; "-" when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return "-"
+    name = path[len("/flash/"):]
+    if name in keystore.SECRET_FILES:
+        data = keystore.unwrap(name, data)
+        if data is None:
+            return "-"
+    return hashlib.sha256(data).digest().hex()
 
 
 def identify(key_path):

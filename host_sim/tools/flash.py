@@ -1,7 +1,10 @@
 """`python -m host_sim flash --board NAME --port PORT [--romfs]`: build the board's .mpy set and deploy it.
 
 Deploys build/<board>/ into the board's working directory over the REPL with mpremote, the same way
-on a USB board and on a virtual board's console pty.  Device keys are a separate step: host_sim.tools.provision.
+on a USB board and on a virtual board's console pty, then reads every file it wrote back on the board
+(host_sim/device/board_files.py hashes()) and compares SHA-256 digests with the build: a copy cut short or
+changed on the way is an error naming the files, and success says the files were verified.  Device keys are
+a separate step: host_sim.tools.provision.
 
 With --romfs the modules go into the board's ROM partition instead (`mpremote romfs deploy` of
 build/<board>/romfs.img), where the firmware mounts them at /rom and runs their bytecode in place from
@@ -12,6 +15,7 @@ leaves the board without its modules until then).  A board without a ROM partiti
 the unix port has none) refuses the image before anything on its filesystem changes.
 """
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -51,6 +55,29 @@ def deploy_commands(build_dir, files):
     for rel in files:
         chain += ["+", "fs", "cp", os.path.join(build_dir, rel), ":" + rel]
     return chain
+
+
+def verify_commands(files):
+    """mpremote command chain printing the SHA-256 of each of `files` as the board reads it back."""
+    return board_call("board_files", "hashes", list(files))
+
+
+def check_hashes(build_dir, files, output):
+    """Compare the "sha256 <path> <hex>" lines the board printed with the built files; a file missing or
+    different raises RuntimeError naming it."""
+    got = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "sha256":
+            got[parts[1]] = parts[2]
+    wrong = []
+    for rel in files:
+        with open(os.path.join(build_dir, rel), "rb") as f:
+            if got.get(rel) != hashlib.sha256(f.read()).hexdigest():
+                wrong.append(rel)
+    if wrong:
+        raise RuntimeError("read back from the board, %d of %d files differ from the build (SHA-256): %s"
+                           % (len(wrong), len(files), ", ".join(wrong[:8]) + (" ..." if len(wrong) > 8 else "")))
 
 
 def remove_commands(files):
@@ -99,9 +126,10 @@ def flash(board, port, reset=True, romfs=False, tech_key=None):
         chain = remove_commands(modules) + ["+"] + deploy_commands(build_dir, files)
     else:
         chain = deploy_commands(build_dir, files)
+    chain += ["+"] + verify_commands(files)  # read back before the reset, while the REPL is open
     if reset and board != "virtual":  # the unix port has no machine.reset(); its launcher reboots it
         chain += ["+", "reset"]
-    _mpremote(port, chain)
+    check_hashes(build_dir, files, _mpremote(port, chain))
     return rows, files
 
 
@@ -115,6 +143,7 @@ def main(args):
     if args.romfs:
         print("deployed build/%s/%s to the ROM partition" % (args.board, build.ROMFS_IMAGE))
     print("deployed %d files to %s" % (len(files), args.port))
+    print("verified: the SHA-256 of each of the %d files read back from the board matches the build" % len(files))
     return 0
 
 

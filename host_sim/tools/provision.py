@@ -13,7 +13,8 @@ it writes the ride-code root keys (`qr ride-roots`) to /flash/keys/ride-roots.  
 writes the terminal group (a route, a school, a scenic area) to /flash/config/group and registers it
 with the collector, which then offers the terminal the newest profile bundle of that group.  Then it soft-resets the
 board (Ctrl-D at the REPL), so the firmware starts again and authenticates with the new key.  Keys are never
-printed.
+printed.  Every file written is read back on the board (a wrapped key opened with the board secret) and its
+SHA-256 compared with what was sent, before the collector registers the key: the JSON's "verified" lists them.
 """
 
 import hashlib
@@ -86,14 +87,28 @@ def seal_key_text(path=None):
 
 
 def _board_lines(port, chain, timeout):
-    """{name: value} of the "name=value" lines a device program printed through mpremote."""
+    """{name: value} of the "name=value" lines a device program printed through mpremote, and the
+    "sha256 <path> <hex>" lines as {"sha256": {path: hex}}."""
     proc = subprocess.run([flash.mpremote_exe(), "connect", port] + chain, capture_output=True, text=True,
                           timeout=timeout)
     found = dict(line.strip().split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
     if "terminal" not in found:
         raise ProvisionError("mpremote failed (%d): %s%s" % (proc.returncode, proc.stdout[-500:],
                                                               proc.stderr[-500:]))
+    found["sha256"] = dict(line.split()[1:] for line in proc.stdout.splitlines()
+                           if line.startswith("sha256 ") and len(line.split()) == 3)
     return found
+
+
+def check_read_back(wrote, hashes):
+    """`wrote`: {path: bytes written}; `hashes`: {path: SHA-256 hex read back on the board}.  A file the
+    board does not hold as written raises ProvisionError naming it; returns the paths verified."""
+    wrong = [path for path, data in wrote.items() if hashes.get(path) != hashlib.sha256(data).hexdigest()]
+    if wrong:
+        raise ProvisionError("read back from the board, %s %s not what was written (SHA-256); the terminal is "
+                             "not registered, provision it again" % (", ".join(wrong), "is" if len(wrong) == 1
+                                                                     else "are"))
+    return sorted(wrote)
 
 
 def identify(port, timeout=60):
@@ -115,8 +130,8 @@ def check_group(name):
 def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text=None, ride_roots=None,
               group=None):
     """Write `key`, and if given the config keys' text, the token key (version, key), the seal key's text
-    (seal_key_text), the ride-code roots' text and the terminal group, to the board on `port`; returns its
-    terminal id."""
+    (seal_key_text), the ride-code roots' text and the terminal group, to the board on `port`, and check each
+    file read back on the board (SHA-256); returns its terminal id."""
     config = (None, None) if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
     token = (None, None) if token_key is None else (TOKEN_KEY_PATH,
                                                     (struct.pack("<I", token_key[0]) + token_key[1]).hex())
@@ -125,7 +140,21 @@ def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text
     grp = (None, None) if group is None else (GROUP_PATH, group + "\n")
     chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(),
                              *(config + token + seal + ride + grp))
-    return _board_lines(port, chain, timeout)["terminal"]
+    found = _board_lines(port, chain, timeout)
+    wrote = {KEY_PATH: key}
+    for path, data in (config, seal, ride, grp):
+        if path is not None:
+            wrote[path] = data.encode()
+    if token[0] is not None:
+        wrote[TOKEN_KEY_PATH] = bytes.fromhex(token[1])
+    check_read_back(wrote, found["sha256"])
+    return found["terminal"]
+
+
+def files_written(config_keys=None, ride_roots=None, group=None):
+    """The files `provision` writes (and reads back) for these options."""
+    return sorted([KEY_PATH, TOKEN_KEY_PATH, SEAL_KEY_PATH] + ([CONFIG_KEYS_PATH] if config_keys else [])
+                  + ([RIDE_ROOTS_PATH] if ride_roots else []) + ([GROUP_PATH] if group else []))
 
 
 def soft_reset(port):
@@ -200,6 +229,7 @@ def main(args):
         out["ride_roots_file"] = RIDE_ROOTS_PATH
     if args.group:
         out["group"] = args.group
+    out["verified"] = files_written(args.config_keys, args.ride_roots, args.group)  # read back: SHA-256 matched
     print(json.dumps(out))
     return 0
 

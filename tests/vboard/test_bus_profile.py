@@ -7,6 +7,7 @@ the active one stays; after a power cut the terminal boots with its profile."""
 
 import json
 
+import pytest
 import serial
 
 from host_sim.backend.store import Store
@@ -34,6 +35,7 @@ def shelve(directory, key_file, version, obj, name):
                                                                           body))
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_a_route_profile_gps_stops_and_the_default_fare(board, events, tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir()
@@ -123,6 +125,7 @@ FLAT_WITH_TRANSFER_AND_CAP = {
 }
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_a_bus_ride_with_a_transfer_discount_and_the_daily_cap(board, events, tmp_path):
     from protocol import record
 

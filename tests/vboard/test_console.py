@@ -1,5 +1,6 @@
 """The console pty behaves like a board's USB REPL: mpremote exec and fs cp work against it."""
 
+import pytest
 import serial
 
 from host_sim.tools import vboard
@@ -27,6 +28,7 @@ def test_ctrl_d_at_the_friendly_repl_reboots_into_the_firmware(board):
         board.wait_console(b"ready:", timeout=20, since=mark)
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_synced_flash_data_survives_kill9_and_restart(board):
     mpremote(board.ports["console"], "exec",
              "f = open('/flash/state.bin', 'wb'); f.write(b'synced-123'); f.flush(); f.close()")
@@ -40,6 +42,7 @@ def test_synced_flash_data_survives_kill9_and_restart(board):
     assert out.strip().splitlines()[-1] == "b'synced-123'"
 
 
+@pytest.mark.virtual_only("a second board on the same flash image")
 def test_second_board_on_the_same_flash_is_refused(board, tmp_path):
     second = vboard.VirtualBoard(board.flash)
     try:

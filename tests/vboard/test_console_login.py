@@ -31,6 +31,7 @@ def console(port, key, command):
                           capture_output=True, text=True, timeout=60, cwd=build.ROOT)
 
 
+@pytest.mark.virtual_only("watches the firmware process")
 def test_console_exec_status_prints_the_status_json_and_taps_go_on(board, events, keys, tmp_path):
     terminal = provisioned(board, str(tmp_path / "collector.db"), config_keys=str(keys / "authority.pem.pub"))
     port = board.ports["console"]
@@ -89,6 +90,7 @@ def test_a_missing_or_foreign_key_file_is_one_line_and_exit_2(tmp_path, console_
     assert got.stderr.count("\n") == 1 and "holds no private key" in got.stderr
 
 
+@pytest.mark.virtual_only("watches the firmware process and powers it again")
 def test_service_stops_the_terminal_and_leaves_the_repl_to_the_technician(board, keys, tmp_path):
     provisioned(board, str(tmp_path / "collector.db"), config_keys=str(keys / "authority.pem.pub"))
     port = board.ports["console"]
@@ -110,6 +112,7 @@ def test_service_stops_the_terminal_and_leaves_the_repl_to_the_technician(board,
     assert board.boots == boots + 1
 
 
+@pytest.mark.virtual_only("counts the firmware's boots and watches its process")
 def test_a_provisioned_board_locks_its_repl_and_the_technician_key_opens_it(board, keys, tmp_path):
     db = str(tmp_path / "collector.db")
     terminal = provisioned(board, db, config_keys=str(keys / "authority.pem.pub"))

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from host_sim.tools import build, flash
 from tests.vboard.helpers import mpremote
 
@@ -44,8 +46,10 @@ def test_flash_deploys_every_built_file(console_port):
     for name in (build.ROMFS_IMAGE, build.FREEZE_MANIFEST):  # build products, not the board's files
         assert name not in remote
     assert "deployed %d files" % len(local) in proc.stdout
+    assert "verified: the SHA-256 of each of the %d files read back from the board matches" % len(local) in proc.stdout
 
 
+@pytest.mark.virtual_only("a board without a ROM partition")
 def test_romfs_deploy_is_refused_by_a_board_without_a_rom_partition(board):
     """The unix port has no ROM partition (no vfs.rom_ioctl): the image is refused and nothing changes."""
     port = board.ports["console"]
@@ -58,6 +62,7 @@ def test_romfs_deploy_is_refused_by_a_board_without_a_rom_partition(board):
     assert "firmware/app.mpy" in before
 
 
+@pytest.mark.virtual_only("a board without a ROM partition")
 def test_romfs_flash_clears_the_filesystem_copies_that_would_shadow_the_image(board):
     """What `flash --romfs` does to the filesystem after the image went in, run on a real REPL: the
     image's modules and their emptied directories go, boot.py and main.py stay, other files stay."""

@@ -5,6 +5,8 @@ power cut the terminal boots with the fare it had activated, inside the heap bud
 
 import re
 
+import pytest
+
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import bundle
@@ -21,6 +23,7 @@ def fares(directory, key_file, version, fen):
     (directory / ("fares-%d.zfb" % version)).write_bytes(data)
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_a_fleet_fare_bundle_sets_the_fare_of_the_next_tap(board, events, tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir()

@@ -13,6 +13,8 @@ import json
 import struct
 import time
 
+import pytest
+
 from host_sim.backend import report
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
@@ -56,6 +58,7 @@ def relays(events, start, end):
     return [ev for ev in events.items[start:end] if ev.get("out") == "relay"]
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_scenic_gate(board, events, tmp_path):
     prof = {"profile": "scenic", "group": "lake-east", "scenic": {"passback_s": 600}}
     issuer_key, store, served, _ = configured(board, tmp_path, "lake-east", prof)

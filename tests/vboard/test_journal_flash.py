@@ -3,6 +3,8 @@ holds no card number in clear (ASCII or BCD), whatever else the taps wrote."""
 
 import os
 
+import pytest
+
 from host_sim.emulators.scanner import ScannerEmulator
 from protocol import cpm
 from tests.vboard.helpers import JOURNAL_OFFSET, mpremote
@@ -24,6 +26,7 @@ def card_forms(pan):
     return forms
 
 
+@pytest.mark.virtual_only("reads the flash image and cuts the power by kill")
 def test_taps_leave_no_card_number_on_flash_and_survive_a_power_cut(board, events):
     scanner = ScannerEmulator(board.ports["scanner"])
     i = 0
@@ -81,6 +84,7 @@ def fill_journal(image_path, salt, count):
         return j.next_seq
 
 
+@pytest.mark.virtual_only("fills the journal in the flash image")
 def test_a_full_journal_refuses_paid_taps_and_says_so(board, events):
     salt = bytes.fromhex(mpremote(board.ports["console"], "exec",  # wrapped on flash (firmware/keystore.py)
                                   "import board\nfrom firmware import identity, keystore\n"

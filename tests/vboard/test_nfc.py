@@ -6,6 +6,8 @@ encoding.  A terminal without the collector's key declines card taps."""
 
 import threading
 
+import pytest
+
 from host_sim.backend import sealing, serial_server
 from host_sim.backend.store import Store
 from host_sim.emulators import emv_card
@@ -36,6 +38,7 @@ def wait_removed(emu):
                what="the terminal to poll the empty field")
 
 
+@pytest.mark.virtual_only("reads the flash image")
 def test_unionpay_hce_phone_end_to_end(board, events, tmp_path):
     store = Store(str(tmp_path / "c.db"))
     mark = board.console_mark()

@@ -5,6 +5,8 @@ the limits come from the terminal's profile, delivered by the collector as a sig
 
 import json
 
+import pytest
+
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import bundle
@@ -21,6 +23,7 @@ def pan(i):
     return next(head + str(d) for d in range(10) if luhn.valid(head + str(d)))
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_an_old_code_is_refused_after_32_other_taps_after_a_power_cut_and_with_a_lower_atc(board, events):
     scanner = ScannerEmulator(board.ports["scanner"])
     try:
@@ -71,6 +74,7 @@ def with_profile(board, tmp_path, risk):
     return store, served
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_the_same_card_re_tapped_a_second_later_is_already_paid_not_charged(board, events, tmp_path):
     store, served = with_profile(board, tmp_path, {})  # the documented defaults: a 60 s window
     scanner = ScannerEmulator(board.ports["scanner"])

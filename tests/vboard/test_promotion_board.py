@@ -8,6 +8,8 @@ code shown again is "already paid": blue, two short beeps, no gate."""
 import json
 import time
 
+import pytest
+
 from host_sim.backend import promotions
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
@@ -23,6 +25,7 @@ def local_date(seconds):
     return time.strftime("%Y-%m-%d", time.gmtime(seconds + 8 * 3600))
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_a_promotion_discounts_fares_until_the_terminal_budget_is_spent(board, events, tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from host_sim.backend import serial_server
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
@@ -23,6 +25,7 @@ def test_provision_command_registers_the_key_and_the_terminal_uploads(board, eve
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["terminal"] == "5642000001000000" and out["key_file"] == "/flash/keys/device.key"
+    assert out["verified"] == ["/flash/keys/device.key", "/flash/keys/seal.pub", "/flash/keys/token"]  # read back
     store = Store(db)
     key = store.device_key(out["terminal"])
     assert key is not None and len(key) == 32
@@ -59,6 +62,7 @@ def test_provision_fails_clearly_without_a_board(tmp_path):
     assert Store(str(tmp_path / "c.db")).query("SELECT COUNT(*) FROM device_keys") == [(0,)]
 
 
+@pytest.mark.virtual_only("a second virtual board with the same hardware id")
 def test_a_second_board_with_a_registered_id_is_refused_unless_replace(board, tmp_path):
     from host_sim.tools import provision, vboard
 

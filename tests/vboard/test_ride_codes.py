@@ -10,6 +10,8 @@ import re
 import struct
 import time
 
+import pytest
+
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import bundle, provision, ridecodes
@@ -21,6 +23,7 @@ SM2 = ridecode.ALG_SM2
 P256 = ridecode.ALG_P256
 
 
+@pytest.mark.virtual_only("a power cut by kill")
 def test_ride_codes_on_a_virtual_board(board, events, tmp_path):
     keys = tmp_path / "keys"
     keys.mkdir()

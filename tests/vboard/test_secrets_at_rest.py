@@ -2,6 +2,8 @@
 no key in clear (device key, fleet token key, journal salt): they are wrapped under the board secret, which
 the launcher keeps beside the image (<image>.secret), as a chip keeps an eFuse key outside its flash."""
 
+import pytest
+
 from host_sim.backend.store import Store
 from host_sim.tools import vboard
 from tests.vboard.helpers import mpremote, provisioned
@@ -9,6 +11,7 @@ from tests.vboard.helpers import mpremote, provisioned
 VFS_SIZE = 4096 * 1024  # hardware/boards/virtual.py: the littlefs partition at the start of the image
 
 
+@pytest.mark.virtual_only("reads the flash image")
 def test_a_copy_of_the_littlefs_partition_holds_no_key_in_clear(board, tmp_path):
     db = str(tmp_path / "collector.db")
     terminal = provisioned(board, db)

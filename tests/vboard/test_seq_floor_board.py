@@ -4,6 +4,8 @@ offline reuse numbers: the collector refuses them as conflicts (kept aside, neve
 stored), the terminal quarantines them; the host's AUTH lifts the sequence above its seq_high, and every
 later tap is stored.  No tap is acknowledged and lost."""
 
+import pytest
+
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
 from protocol import record, refusal
@@ -32,6 +34,7 @@ def wreck_journal(image_path):
         f.write(b"\xff" * (3 * SECTOR))
 
 
+@pytest.mark.virtual_only("damages the journal in the flash image")
 def test_a_damaged_journal_never_reuses_a_number_the_host_holds(board, events, tmp_path):
     db = str(tmp_path / "c.db")
     terminal = provisioned(board, db)

@@ -5,6 +5,7 @@ import random
 import threading
 import time
 
+import pytest
 import serial
 
 from host_sim.backend import serial_server
@@ -34,6 +35,7 @@ def test_valid_code_is_paid_after_a_durable_journal_entry(board, events):
     assert "tap #3 accepted" in board.console_text()
 
 
+@pytest.mark.virtual_only("watches the firmware process")
 def test_garbage_and_overlong_lines_are_rejected_and_the_terminal_keeps_going(board, events):
     scanner = ScannerEmulator(board.ports["scanner"])
     scanner.present("not a payment code")
@@ -87,6 +89,7 @@ def test_one_led_at_a_time_after_accepts_and_declines(board, events):
     assert shown == [("PAID 2.00", ["green"]), ("DECLINED", ["red"]), ("PAID 2.00", ["green"]), ("DECLINED", ["red"])]
 
 
+@pytest.mark.virtual_only("reads the rates off the board's ptys")
 def test_uarts_run_at_the_rates_the_firmware_set(board):
     """The firmware may set the uplink's rate in a task that runs just after "ready:", so wait until
     neither pty still has the rate a new pty starts with, then check both."""
@@ -101,6 +104,7 @@ def test_uarts_run_at_the_rates_the_firmware_set(board):
     assert rates["uplink"] == 115200
 
 
+@pytest.mark.virtual_only("the pacing of the virtual board's ptys")
 def test_scanner_pty_is_paced_at_9600_baud(board, events):
     scanner = ScannerEmulator(board.ports["scanner"])
     payload = code(3)  # ~126 characters: ~0.13 s at 9600 8N1

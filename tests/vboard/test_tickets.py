@@ -5,11 +5,14 @@ their reasons shown on the display.
 
 import time
 
+import pytest
+
 from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import tickets
 from tests.vboard.helpers import mpremote
 
 
+@pytest.mark.virtual_only("powers the firmware off and on")
 def test_tickets_end_to_end(board, events, tmp_path):
     issuer_key, other_key = tickets.generate_key(), tickets.generate_key()
     ring = tmp_path / "tickets"
