@@ -43,12 +43,23 @@ def main(args):
         print("collector: %s" % e, file=sys.stderr)
         return 2
     office = Backoffice(store, link, args.bundles, opener)
+    recorder = None
+    if args.record:
+        from host_sim.sim.capture import Recorder
+
+        try:
+            recorder = Recorder(args.record)
+        except OSError as e:
+            print("collector: cannot record into %s: %s" % (args.record, e.strerror or e), file=sys.stderr)
+            store.close()
+            return 2
     stop = threading.Event()
     authorisations = threading.Thread(target=office.run_authorisations, args=(stop,), daemon=True)
     authorisations.start()
     threads = []
     for port in args.serial or ():
-        t = threading.Thread(target=serve_serial, args=(port, store, stop, None, office), daemon=True)
+        t = threading.Thread(target=serve_serial, args=(port, store, stop, None, office),
+                             kwargs={"recorder": recorder}, daemon=True)
         t.start()
         threads.append(t)
 
@@ -62,7 +73,7 @@ def main(args):
             return
         limits = tcp_server.Limits(args.max_connections, args.handshake_timeout, args.idle_timeout)
         server = await tcp_server.serve_tcp(*arguments.split_host_port(args.listen), store, office, limits,
-                                            reuse_port=args.reuse_port)
+                                            reuse_port=args.reuse_port, recorder=recorder)
         log.info("listening on %s", args.listen)
         async with server:
             await done.wait()
@@ -111,6 +122,9 @@ def add_arguments(parser):
     parser.add_argument("--idle-timeout", metavar="S", type=_positive(float), default=tcp_server.IDLE_TIMEOUT,
                         help="close an authenticated connection silent for S seconds; terminals send STATUS "
                              "every 5 s (default %(default)s)")
+    parser.add_argument("--record", metavar="DIR",
+                        help="field capture: every link's bytes both ways with times, one file per link in DIR "
+                             "(protocol/CAPTURE.md); replay with `sim replay`")
     parser.add_argument("--crash-after-commits", metavar="N", type=int,
                         help="fault injection: SIGKILL the collector right after its Nth record commit, "
                              "before that commit is acknowledged")

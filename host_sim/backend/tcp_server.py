@@ -25,6 +25,7 @@ from host_sim.backend.host_session import Session
 from host_sim.backend.log_limit import limit as log_limit
 from host_sim.backend.log_limit import peer_log
 from host_sim.backend.store import StoreError
+from host_sim.sim import capture as capture_mod
 from protocol import peer as peer_mod
 
 log = peer_log
@@ -96,8 +97,9 @@ def _keepalive(writer):
 class TcpCollector:
     """The connections of one `collector --listen`: counters for logs, tests and benchmarks."""
 
-    def __init__(self, store, backoffice=None, limits=None):
+    def __init__(self, store, backoffice=None, limits=None, recorder=None):
         self.store = store
+        self.recorder = recorder  # host_sim/sim/capture.py Recorder: one capture file per connection
         self.backoffice = backoffice
         self.limits = limits or Limits()
         self.committer = ingest.GroupCommitter(store)
@@ -142,6 +144,8 @@ class TcpCollector:
         _keepalive(writer)
         log.info("connection from %s", peer)
         session = None  # made at the first byte: a silent connection costs no Session
+        capture = self.recorder.open("tcp", "%s:%s" % peer[:2] if isinstance(peer, tuple) else peer) \
+            if self.recorder is not None else None
         started = heard = loop.time()
         why = None
         finished = False
@@ -170,6 +174,8 @@ class TcpCollector:
                     break
                 if data:
                     heard = loop.time()
+                    if capture is not None:
+                        capture.write(capture_mod.TERMINAL, data)
                     if session is None:
                         session = self._session(address)
                     if up:
@@ -190,6 +196,8 @@ class TcpCollector:
                                 peer, self.limits.handshake_rate, address)
                     break
                 if reply:
+                    if capture is not None:
+                        capture.write(capture_mod.HOST, reply)
                     writer.write(reply)  # never awaits drain: a client that does not read is closed below
                     if writer.transport.get_write_buffer_size() > self.limits.max_buffer:
                         why = "not_reading"
@@ -208,6 +216,8 @@ class TcpCollector:
         except ConnectionError as e:
             log.info("connection from %s lost: %s", peer, e)
         finally:
+            if capture is not None:
+                capture.close()
             if why is not None:
                 self.closed[why] += 1
             if not finished and (why in ("rate_limited", "not_reading") or writer.transport.get_write_buffer_size()):
@@ -221,11 +231,12 @@ def _name(session, peer):
     return session.terminal if session is not None and session.terminal else peer
 
 
-async def serve_tcp(host, port, store, backoffice=None, limits=None, reuse_port=False):
+async def serve_tcp(host, port, store, backoffice=None, limits=None, reuse_port=False, recorder=None):
     """Serve terminals over TCP; every link's reads share group commits (host_sim/backend/ingest.py).
     `reuse_port`: other processes may listen on the same port (SO_REUSEPORT), each taking a share of
-    the connections; several collectors on one PostgreSQL database serve one address that way."""
-    collector = TcpCollector(store, backoffice, limits)
+    the connections; several collectors on one PostgreSQL database serve one address that way.
+    `recorder`: a capture Recorder (host_sim/sim/capture.py) that gets every connection's bytes."""
+    collector = TcpCollector(store, backoffice, limits, recorder)
     server = await asyncio.start_server(collector.client, host, port, backlog=1024, reuse_port=reuse_port or None)
     server.committer = collector.committer  # type: ignore[attr-defined]  # counters for tests and benchmarks
     server.collector = collector  # type: ignore[attr-defined]

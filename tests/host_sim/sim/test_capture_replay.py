@@ -1,0 +1,116 @@
+"""Record and replay (host_sim/sim/capture.py, replay.py): a real TCP session recorded by the collector,
+replayed to a fresh collector, which then holds the same records; bad captures refused with a reason."""
+
+import asyncio
+import os
+import threading
+
+import pytest
+
+from host_sim import __main__ as cli
+from host_sim.backend import tcp_server
+from host_sim.sim import capture, replay
+from tests.host_sim.helpers import GOOD, KEY, TERMINAL, registered, tap_record
+
+
+class Collector:
+    """serve_tcp on a free loopback port in a thread of its own, optionally recording."""
+
+    def __init__(self, store, recorder=None):
+        self.store = store
+        self.recorder = recorder
+        self.ready = threading.Event()
+        self.loop = None
+        self.port = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self):
+        self.loop = asyncio.get_running_loop()
+        self.done = asyncio.Event()
+        server = await tcp_server.serve_tcp("127.0.0.1", 0, self.store, None, recorder=self.recorder)
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        async with server:
+            await self.done.wait()
+        server.housekeeping.cancel()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.done.set)
+        self.thread.join(10)
+
+
+def stored(store):
+    return store.query("SELECT terminal, seq, raw FROM records ORDER BY terminal, seq")
+
+
+def test_a_recorded_session_replayed_to_a_fresh_collector_leaves_the_same_records(tmp_path, capsys):
+    recs = [tap_record(seq, GOOD, seq) for seq in range(1, 41)]
+    os.makedirs(tmp_path / "a")
+    os.makedirs(tmp_path / "b")
+    original = registered(tmp_path / "a")
+    with Collector(original, capture.Recorder(str(tmp_path / "cap"))) as c:
+        result = replay.upload("127.0.0.1", c.port, TERMINAL, KEY, recs)
+    assert result["sent"] == 40
+    files = os.listdir(tmp_path / "cap")
+    assert len(files) == 1 and files[0].startswith("tcp-127.0.0.1-")
+    path = str(tmp_path / "cap" / files[0])
+    cap = capture.read(path)
+    assert {e.direction for e in cap.entries} == {capture.TERMINAL, capture.HOST}
+    assert [t for t, _ in cap.side(capture.TERMINAL)] == sorted(t for t, _ in cap.side(capture.TERMINAL))
+    assert len(stored(original)) == 40
+
+    fresh = registered(tmp_path / "b")
+    assert stored(fresh) == []
+    with Collector(fresh) as c:
+        code = cli.main(["sim", "replay", path, "--to", "127.0.0.1:%d" % c.port, "--key", KEY.hex()])
+    assert code == 0, capsys.readouterr().err
+    assert '"sent": 40' in capsys.readouterr().out
+    assert stored(fresh) == stored(original)
+
+
+def test_the_capture_decodes_only_with_the_right_device_key(tmp_path):
+    os.makedirs(tmp_path / "a")
+    with Collector(registered(tmp_path / "a"), capture.Recorder(str(tmp_path / "cap"))) as c:
+        replay.upload("127.0.0.1", c.port, TERMINAL, KEY, [tap_record(1, GOOD, 1)])
+    cap = capture.read(str(tmp_path / "cap" / os.listdir(tmp_path / "cap")[0]))
+    assert [len(s.terminal_said) > 0 for s in capture.decode(cap, lambda tid: KEY)] == [True]
+    assert capture.records(capture.decode(cap, lambda tid: KEY)) == [tap_record(1, GOOD, 1)]
+    assert capture.records(capture.decode(cap, lambda tid: bytes(32))) == []  # nothing opens: no records
+
+
+def _capture_file(tmp_path):
+    w = capture.Writer(str(tmp_path / "x.zfcap"), "tcp test", clock=lambda: 7)
+    w.write(capture.TERMINAL, b"\x00abc\x00")
+    w.write(capture.HOST, b"\x00de\x00")
+    w.close()
+    return tmp_path / "x.zfcap"
+
+
+def test_a_capture_reads_back_entry_by_entry(tmp_path):
+    cap = capture.read(str(_capture_file(tmp_path)))
+    assert cap.header["link"] == "tcp test" and cap.header["start_us"] == 7
+    assert [(e.direction, e.t_us, e.data) for e in cap.entries] == [(capture.TERMINAL, 7, b"\x00abc\x00"),
+                                                                   (capture.HOST, 7, b"\x00de\x00")]
+
+
+@pytest.mark.parametrize("cut, reason", [(3, "not a link capture"), (9, "truncated inside its header"),
+                                         (-1, "entry 2 at byte"), (-6, "entry 2 at byte")])
+def test_a_truncated_or_foreign_capture_is_refused_with_the_reason(tmp_path, cut, reason):
+    path = _capture_file(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    with pytest.raises(capture.CaptureError, match=reason):
+        capture.read(str(path))
+
+
+def test_replay_of_a_foreign_file_is_one_line_and_exit_1(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    assert cli.main(["sim", "replay", str(path), "--to", "127.0.0.1:9", "--key", KEY.hex()]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a link capture" in err
