@@ -114,3 +114,61 @@ def test_replay_of_a_foreign_file_is_one_line_and_exit_1(tmp_path, capsys):
     assert cli.main(["sim", "replay", str(path), "--to", "127.0.0.1:9", "--key", KEY.hex()]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a link capture" in err
+
+
+class Board:
+    """A terminal-side Peer behind a TCP listener: stands in for a board's uplink in --as-host."""
+
+    def __init__(self):
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import time
+
+        from protocol import frame, link, peer
+
+        conn, _ = self.listener.accept()
+        conn.settimeout(0.02)
+        p = peer.Peer(peer.ROLE_TERMINAL, TERMINAL, KEY, "board", window=8, max_frame=256, rx_window=4)
+        reader = frame.FrameReader()
+        p.start(0)
+        start = time.monotonic()
+        while True:
+            now = int((time.monotonic() - start) * 1000)
+            while (out := p.poll(now)) is not None:
+                conn.sendall(link.wire(out))
+            try:
+                data = conn.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            for q in reader.feed(data):
+                p.feed(q, now)
+        conn.close()
+        self.listener.close()
+
+
+def test_as_host_plays_the_host_side_and_names_where_the_board_diverges(tmp_path, capsys):
+    os.makedirs(tmp_path / "a")
+    with Collector(registered(tmp_path / "a"), capture.Recorder(str(tmp_path / "cap"))) as c:
+        replay.upload("127.0.0.1", c.port, TERMINAL, KEY, [tap_record(1, GOOD, 1)])
+    path = str(tmp_path / "cap" / os.listdir(tmp_path / "cap")[0])
+    board = Board()
+    assert cli.main(["sim", "replay", path, "--as-host", "127.0.0.1:%d" % board.port, "--speed", "50"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    # the board says HELLO and answers the recorded HELLO with its AUTH; the recorded host AUTH proves
+    # nothing to the board's fresh nonce, so the recorded RECORDS frame is where the answers diverge (the
+    # board stays silent, or tries HELLO again after its retry time)
+    first = result["first_divergence"]
+    assert (first["frame"], first["recorded"]) == (2, "RECORDS secured")
+    assert first["answered"] in (None, "HELLO")
