@@ -144,6 +144,7 @@ class Session:
         self.terminal = terminal
         self.hello = hello
         self.seq_high = None
+        self.unopened = 0  # secured frames whose MAC did not verify: altered, or another key
         self.terminal_said = []
         self.host_said = []
 
@@ -184,8 +185,10 @@ def decode(capture, key_of):
                 continue
             if current is None or e.direction not in opener:
                 continue
+            macs = opener[e.direction].mac_errors
             clear = opener[e.direction].open(payload)
             if clear is None:
+                current.unopened += opener[e.direction].mac_errors - macs
                 continue
             try:
                 msg = link.decode(clear, current.terminal)

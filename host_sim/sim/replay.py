@@ -215,6 +215,9 @@ def main(args):
             if not sessions:
                 raise ReplayError("%s holds no complete handshake: nothing to replay" % args.capture)
             recs = cap.records(sessions)
+            if not any(s.terminal_said or s.host_said for s in sessions) and any(s.unopened for s in sessions):
+                raise ReplayError("the device key does not open %s: no secured frame verifies (another terminal's "
+                                  "key?)" % args.capture)
             terminal = sessions[0].terminal
             key = _key_of(args)(terminal)
             result = upload(*arguments.split_host_port(args.to), terminal, key, recs,

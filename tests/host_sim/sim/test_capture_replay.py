@@ -10,7 +10,7 @@ import pytest
 from host_sim import __main__ as cli
 from host_sim.backend import tcp_server
 from host_sim.sim import capture, replay
-from tests.host_sim.helpers import GOOD, KEY, TERMINAL, registered, tap_record
+from tests.host_sim.helpers import GOOD, KEY, TERMINAL, free_port, registered, tap_record
 
 
 class Collector:
@@ -73,14 +73,22 @@ def test_a_recorded_session_replayed_to_a_fresh_collector_leaves_the_same_record
     assert stored(fresh) == stored(original)
 
 
-def test_the_capture_decodes_only_with_the_right_device_key(tmp_path):
+def test_the_capture_decodes_only_with_the_right_device_key(tmp_path, capsys):
     os.makedirs(tmp_path / "a")
     with Collector(registered(tmp_path / "a"), capture.Recorder(str(tmp_path / "cap"))) as c:
         replay.upload("127.0.0.1", c.port, TERMINAL, KEY, [tap_record(1, GOOD, 1)])
     cap = capture.read(str(tmp_path / "cap" / os.listdir(tmp_path / "cap")[0]))
     assert [len(s.terminal_said) > 0 for s in capture.decode(cap, lambda tid: KEY)] == [True]
     assert capture.records(capture.decode(cap, lambda tid: KEY)) == [tap_record(1, GOOD, 1)]
-    assert capture.records(capture.decode(cap, lambda tid: bytes(32))) == []  # nothing opens: no records
+    wrong = capture.decode(cap, lambda tid: bytes(32))
+    assert capture.records(wrong) == [] and wrong[0].unopened > 0  # nothing opens: no records, counted
+    path = str(tmp_path / "cap" / os.listdir(tmp_path / "cap")[0])
+    assert cli.main(["sim", "replay", path, "--to", "127.0.0.1:9", "--key", "00" * 32]) == 1
+    assert "device key does not open" in capsys.readouterr().err
+    assert cli.main(["sim", "replay", path, "--to", "127.0.0.1:9"]) == 1
+    assert "needs the terminal's device key" in capsys.readouterr().err
+    assert cli.main(["sim", "replay", path, "--to", "127.0.0.1:%d" % free_port(), "--key", KEY.hex()]) == 1
+    assert "cannot connect" in capsys.readouterr().err
 
 
 def _capture_file(tmp_path):
