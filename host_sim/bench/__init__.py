@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "tapstate": ("host_sim.bench.tapstate", "per-credential state on littlefs in MicroPython: get + put per tap"),
     "console": ("host_sim.bench.console", "technician console on a virtual board: login, status and log round trips"),
     "tap": ("host_sim.bench.tap", "line -> decision -> journal -> feedback per credential kind on a virtual board"),
+    "capture": ("host_sim.bench.capture", "link capture: recording overhead, decode and replay rates"),
     "promotion": ("host_sim.bench.promotion", "a promotion's draw and its budget file, MicroPython"),
 }
 
