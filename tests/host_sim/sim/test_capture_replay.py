@@ -180,3 +180,13 @@ def test_as_host_plays_the_host_side_and_names_where_the_board_diverges(tmp_path
     first = result["first_divergence"]
     assert (first["frame"], first["recorded"]) == (2, "RECORDS secured")
     assert first["answered"] in (None, "HELLO")
+
+
+def test_collector_record_into_a_file_is_one_line_and_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "taken"
+    blocker.write_text("")
+    code = cli.main(["collector", "--db", str(tmp_path / "c.db"), "--listen", "127.0.0.1:0",
+                     "--record", str(blocker)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("collector: cannot record into")
