@@ -101,17 +101,23 @@ def _batch(queue, room, terminal):
     return queue[:n]
 
 
-def as_host(capture, port, speed=1.0, settle=2.0):
+def as_host(capture, port, speed=1.0, settle=2.0, first_wait=10.0):
     """Play the host's recorded bytes to the board at `port` (pyserial URL/path, or HOST:PORT); compare
-    the frames the board answers with the terminal's recorded frames, type by type."""
+    the frames the board answers with the terminal's recorded frames, type by type.  A recording that
+    starts with the terminal is played from the board's first frame (waited for up to `first_wait` s)."""
     recorded_host = [e for e in capture.entries if e.direction == cap.HOST]
     recorded_terminal = [_shape(p) for _, p in capture.side(cap.TERMINAL)]
     conn = _connect(port)
     reader = frame.FrameReader()
     answered = []
-    start = time.monotonic()
     t0 = capture.entries[0].t_us if capture.entries else 0
     try:
+        if capture.entries and capture.entries[0].direction == cap.TERMINAL:
+            # the recording starts with the terminal (its HELLO): the clock starts when the board speaks
+            end = time.monotonic() + first_wait
+            while not answered and time.monotonic() < end:
+                answered.extend(_shape(bytes(q)) for q in reader.feed(conn.read()))
+        start = time.monotonic()
         for e in recorded_host:
             due = start + (e.t_us - t0) / 1e6 / speed
             while time.monotonic() < due:

@@ -1,6 +1,7 @@
 """A virtual board's real session, recorded by the collector on its serial uplink, replayed with
 `sim replay --to` to a fresh collector (itself recording with `collector --record`): the fresh collector
-then holds the same records, byte for byte (host_sim/sim/capture.py, protocol/CAPTURE.md)."""
+then holds the same records, byte for byte; the host's side played back to the board names where the
+board's answers part from the recording (host_sim/sim/capture.py, protocol/CAPTURE.md)."""
 
 import os
 import subprocess
@@ -10,7 +11,7 @@ import threading
 from host_sim.backend import serial_server
 from host_sim.backend.store import Store
 from host_sim.emulators.scanner import ScannerEmulator
-from host_sim.sim import capture
+from host_sim.sim import capture, replay
 from host_sim.tools import build, provision, vboard
 from protocol import cpm
 from tests.host_sim.helpers import free_port, start_collector
@@ -43,6 +44,18 @@ def test_a_boards_recorded_session_replays_to_a_fresh_collector_with_the_same_re
             seen = events.wait_display(seen)[0] + 1
         wait_until(lambda: len(store.query(ROWS)) >= 5, timeout=30, interval=0.2,
                    what="the taps and the epoch key records at the collector", context=board.console_text)
+        stop.set()
+        uplink.join(timeout=2)
+        mark = board.console_mark()
+        board.power_cut()  # a fresh start: the board opens its link with a HELLO, as in the recording
+        board.power_on()
+        board.wait_console(b"ready:", timeout=20, since=mark)
+        # the host's side played to the same board: it answers the recorded HELLO with its own AUTH, and the
+        # recorded host AUTH, made for another nonce, is where the session cannot follow the recording
+        field = max((str(tmp_path / "field" / f) for f in os.listdir(tmp_path / "field")), key=os.path.getsize)
+        played = replay.as_host(capture.read(field), board.ports["uplink"], speed=4, settle=3)
+        assert played["first_divergence"] is not None, played
+        assert played["first_divergence"]["frame"] >= 1, played  # the board's HELLO matches the recorded one
     finally:
         stop.set()
         uplink.join(timeout=2)
