@@ -1,0 +1,19 @@
+"""`python -m host_sim sim SUB`: the simulator (scenarios, virtual time, fleet, record/replay).
+
+Each subcommand is a module of host_sim/sim/ offering add_arguments(parser) and main(args) -> exit code.
+"""
+
+from host_sim import commands
+
+# name -> (module, help)
+SUBCOMMANDS = {
+    "fleet": ("host_sim.sim.fleet", "N protocol-level terminals on one simulated clock against one real collector"),
+}
+
+
+def add_arguments(parser, argv=()):
+    commands.add_table(parser, SUBCOMMANDS, "sim", argv)
+
+
+def main(args):
+    return commands.load(args.sim_module).main(args)
