@@ -21,6 +21,10 @@ peers read the simulated clock, so no retransmit timer runs out while the collec
     duplicates      stored rows beyond one per (terminal, seq), or whose bytes differ from the record the
                     terminal journaled under that seq
     digest          SHA-256 of the stored records in (terminal, seq) order: equal seeds, equal digests
+    collector_cpu_seconds, terminals_cpu_seconds   CPU of the collector, of this process, in that span
+    collector_rss_mb  the collector's resident memory at the end
+    fd_limit        file descriptors this process may open (raised to the hard limit when needed): one per
+                    terminal here and one per terminal in the collector, the first limit a large fleet meets
 """
 
 import argparse
@@ -229,6 +233,14 @@ def _start_collector(db, port, terminals, log):
             time.sleep(0.05)
 
 
+def _rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -312,6 +324,7 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
         seconds = time.perf_counter() - t0
         collector_cpu = _cpu_seconds(proc.pid) - cpu0
         own_cpu = time.process_time() - own0
+        collector_rss = _rss_mb(proc.pid)
     finally:
         fl.close()
         if proc.poll() is None:
@@ -339,6 +352,8 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
         "late_ticks": late,
         "collector_cpu_seconds": round(collector_cpu, 2),
         "terminals_cpu_seconds": round(own_cpu, 2),
+        "collector_rss_mb": collector_rss,
+        "fd_limit": fd_limit,
         "handshake_s": round(handshake_s, 2),
         "simulated_s": simulated_s,
         "wall_s": round(time.perf_counter() - wall0, 2),
@@ -366,11 +381,15 @@ def add_arguments(parser):
     parser.add_argument("--tick-ms", type=positive, default=1000, help="the simulated clock's step")
     parser.add_argument("--tick-wall-s", type=float, default=30.0,
                         help="wall seconds a tick may wait for its acknowledgements before the clock moves on")
-    parser.add_argument("--db", help="the collector's database file (default: a temporary one)")
+    parser.add_argument("--db", help="the collector's database file, kept after the run (must not exist yet; "
+                                     "default: a temporary one)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
 
 
 def main(args):
+    if args.db and os.path.exists(args.db):
+        print("sim fleet: --db %s exists; the fleet needs a new database" % args.db, file=sys.stderr)
+        return 2
     try:
         with tempfile.TemporaryDirectory(prefix="zhifu-sim-fleet-") as tmp:
             result = run_fleet(args.db or os.path.join(tmp, "collector.db"), args.terminals,
@@ -378,5 +397,8 @@ def main(args):
     except FleetError as e:
         print("sim fleet: %s" % e, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("sim fleet: interrupted; the collector was stopped", file=sys.stderr)
+        return 130
     print(json.dumps(result, indent=None if args.json else 2))
     return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1

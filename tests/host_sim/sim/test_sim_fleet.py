@@ -62,3 +62,11 @@ def test_a_fleet_of_no_terminals_is_refused_in_one_line():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "--terminals" in proc.stderr
+
+
+def test_an_existing_database_is_refused_in_one_line(tmp_path):
+    db = tmp_path / "old.db"
+    db.write_bytes(b"")
+    proc = _sim("--terminals", "2", "--db", str(db))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["sim fleet: --db %s exists; the fleet needs a new database" % db]
