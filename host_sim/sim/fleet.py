@@ -1,0 +1,404 @@
+"""`python -m host_sim sim fleet --terminals N [--taps-per-terminal K] [--seed S] [--json]`: a county fleet.
+
+N terminals made of the real protocol/ code (protocol.peer.Peer: HELLO/AUTH with its device key, AES-CTR
++ MAC on every frame, selective repeat; RECORDS frames filled as firmware/uplink.py fills them) run in this
+one CPython process against one real `collector --listen` process over TCP on loopback.  Each terminal
+connects from its own 127.x.y.z source address, so the collector's per-address handshake limit sees them
+apart, as it would real hosts.
+
+One simulated clock drives them all.  The seed draws every terminal's tap times over --simulated-s; the
+clock moves in ticks of --tick-ms and skips ticks in which nothing falls due.  In a tick the terminals
+whose taps fall due journal one record each (its time is the simulated time), queue RECORDS frames while
+their window allows, and the sockets are pumped until every record journaled so far is acknowledged (the
+collector acknowledges only after its commit) or --tick-wall-s passes; then the clock moves on.  The
+peers read the simulated clock, so no retransmit timer runs out while the collector works.
+
+    records_per_s   records stored / wall seconds of the simulated span (first tap to last ACK)
+    latency_ms      tap-to-stored: wall ms from a record being journaled to its ACK, p50/p90/p99/max
+    queue_depth     per terminal, the most records it held journaled and not yet acknowledged:
+                    max / p50 / p99 over the terminals
+    lost            taps whose record the collector's database does not hold at the end
+    duplicates      stored rows beyond one per (terminal, seq), or whose bytes differ from the record the
+                    terminal journaled under that seq
+    digest          SHA-256 of the stored records in (terminal, seq) order: equal seeds, equal digests
+    collector_cpu_seconds, terminals_cpu_seconds   CPU of the collector, of this process, in that span
+    collector_rss_mb  the collector's resident memory at the end
+    fd_limit        file descriptors this process may open (raised to the hard limit when needed): one per
+                    terminal here and one per terminal in the collector, the first limit a large fleet meets
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from host_sim.backend import sqldb
+from host_sim.backend.store import Store
+from host_sim.bench.collector import _cpu_seconds
+from host_sim.bench.link import AID_UNIONPAY
+from host_sim.tools import build
+from protocol import fleet as fleet_kinds
+from protocol import frame, link, peer, record
+
+EPOCH = 1_800_000_000  # the simulated clock's zero, as a record's UNIX time
+KEY_BASE = bytes(range(32))
+
+
+class FleetError(Exception):
+    """The fleet could not run (the machine's or the collector's limit): one line for the user."""
+
+
+def ident_of(index):
+    return b"ZF" + index.to_bytes(6, "big")
+
+
+def key_of(index):
+    return bytes((b * 3 + index) & 0xFF for b in KEY_BASE)
+
+
+def source_address(index):
+    """Terminal `index`'s own loopback address: 127.a.b.c with c in 1..250."""
+    return "127.%d.%d.%d" % (1 + index // 62500, (index // 250) % 250, index % 250 + 1)
+
+
+class Terminal:
+    """One protocol-level terminal: a journal of records and a Peer that uploads them."""
+
+    def __init__(self, index, window=8, max_frame=288):
+        self.index = index
+        self.ident = ident_of(index)
+        self.key = key_of(index)
+        self.peer = peer.Peer(peer.ROLE_TERMINAL, self.ident, self.key, "sim fleet", window=window,
+                              max_frame=max_frame, rx_window=4)
+        self.reader = frame.FrameReader()
+        self.outbox = bytearray()
+        self.journal = []  # raw records, journal[seq - 1]
+        self.journaled_at = []  # wall time each record was journaled
+        self.queued = 0  # records handed to the Peer
+        self.acked = 0  # newest acknowledged seq
+        self.max_depth = 0
+        self.latencies = []
+        self.sock = None
+        self.now = 0  # simulated ms
+
+    def tap(self, when_s, rng):
+        """Journal one accepted QR tap at simulated second `when_s`."""
+        seq = len(self.journal) + 1
+        token = rng.randbytes(16)
+        self.journal.append(record.encode(self.ident, seq, EPOCH + when_s, record.KIND_QR_CPM, 200, 156,
+                                          record.ACCEPTED, record.REASON_NONE, 1, token,
+                                          [(record.EXT_ATC, (seq & 0xFFFF).to_bytes(2, "big")),
+                                           (record.EXT_AID, AID_UNIONPAY)]))
+        self.journaled_at.append(time.perf_counter())
+        self.max_depth = max(self.max_depth, seq - self.acked)
+
+    def fill(self):
+        """Queue RECORDS frames while the window allows, then every frame the Peer has due."""
+        p = self.peer
+        room = p.max_body()
+        while p.up() and p.can_send() and self.queued < len(self.journal):
+            batch = []
+            size = 2
+            for rec in self.journal[self.queued:]:
+                size += 1 + len(rec) - link.TID_SIZE
+                if size > room:
+                    break
+                batch.append(rec)
+            p.send(link.RECORDS, link.records(batch, self.ident), record.seq_of(batch[-1]))
+            self.queued += len(batch)
+        while True:
+            payload = p.poll(self.now)
+            if payload is None:
+                break
+            self.outbox += link.wire(payload)
+
+    def flush(self):
+        while self.outbox:
+            try:
+                sent = self.sock.send(self.outbox)
+            except BlockingIOError:
+                return
+            del self.outbox[:sent]
+
+    def feed(self, data):
+        for payload in self.reader.feed(data):
+            self.peer.feed(payload, self.now)
+        tag = self.peer.sender.delivered_tag
+        if tag > self.acked:
+            now = time.perf_counter()
+            self.latencies.extend(now - self.journaled_at[s] for s in range(self.acked, tag))
+            self.acked = tag
+
+    def busy(self):
+        return self.acked < len(self.journal) or bool(self.outbox) or not self.peer.up()
+
+
+def _percentiles(values, keys=(50, 90, 99)):
+    if not values:
+        return {**{"p%d" % k: None for k in keys}, "max": None}
+    values = sorted(values)
+    out = {"p%d" % k: values[min(len(values) - 1, len(values) * k // 100)] for k in keys}
+    out["max"] = values[-1]
+    return out
+
+
+def _raise_fd_limit(need):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        soft = min(hard, need) if hard != resource.RLIM_INFINITY else need
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+class Fleet:
+    """The terminals, their sockets and the pump that moves bytes both ways."""
+
+    def __init__(self, terms, port, collector):
+        self.terms = terms
+        self.port = port
+        self.collector = collector
+        self.sel = selectors.DefaultSelector()
+
+    def connect(self):
+        for term in self.terms:
+            sock = socket.socket()
+            try:
+                sock.bind((source_address(term.index), 0))
+                sock.connect(("127.0.0.1", self.port))
+            except OSError as e:
+                sock.close()
+                raise FleetError("terminal %d of %d could not connect: %s" % (term.index + 1, len(self.terms), e)) \
+                    from None
+            sock.setblocking(False)
+            term.sock = sock
+            self.sel.register(sock, selectors.EVENT_READ, term)
+            term.peer.start(0)
+
+    def pump(self, busy, wall_limit):
+        """Move bytes until no terminal in `busy` is busy or `wall_limit` (perf_counter) passes."""
+        busy = [t for t in busy if t.busy()]
+        while busy:
+            if time.perf_counter() > wall_limit:
+                return busy
+            if self.collector.poll() is not None:
+                raise FleetError("the collector exited (status %s)" % self.collector.returncode)
+            for term in busy:
+                term.fill()
+                term.flush()
+            for key, _ in self.sel.select(0.05):
+                term = key.data
+                try:
+                    data = term.sock.recv(65536)
+                except OSError as e:
+                    raise FleetError("terminal %d's link failed: %s" % (term.index + 1, e)) from None
+                if not data:
+                    raise FleetError("the collector closed terminal %d's link" % (term.index + 1))
+                term.feed(data)
+                term.fill()
+                term.flush()
+            busy = [t for t in busy if t.busy()]
+        return busy
+
+    def close(self):
+        for term in self.terms:
+            if term.sock is not None:
+                term.sock.close()
+        self.sel.close()
+
+
+def _start_collector(db, port, terminals, log):
+    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
+                             "127.0.0.1:%d" % port, "--max-connections", str(terminals + 16),
+                             "--idle-timeout", "86400", "--handshake-timeout", "3600"],
+                            cwd=build.ROOT, stdout=log, stderr=log)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise FleetError("the collector did not listen on 127.0.0.1:%d" % port) from None
+            time.sleep(0.05)
+
+
+def _rss_mb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _schedule(terminals, taps, simulated_s, rng):
+    """Every tap as (simulated second, terminal index), in time order."""
+    events = [(rng.randrange(simulated_s), i) for i in range(terminals) for _ in range(taps)]
+    events.sort()
+    return events
+
+
+def _check(db, terms):
+    """(stored, lost, duplicates, digest) from the collector's database."""
+    journals = {t.ident.hex(): t.journal for t in terms}
+    con = sqldb.connect(db)
+    try:
+        rows = con.execute("SELECT terminal, seq, raw FROM records ORDER BY terminal, seq").fetchall()
+    finally:
+        con.close()
+    digest = hashlib.sha256()
+    seen = set()
+    duplicates = 0
+    for terminal, seq, raw in rows:
+        raw = bytes(raw)
+        digest.update(bytes.fromhex(terminal) + seq.to_bytes(4, "big") + raw)
+        journal = journals.get(terminal, ())
+        if (terminal, seq) in seen or not 1 <= seq <= len(journal) or journal[seq - 1] != raw:
+            duplicates += 1
+        seen.add((terminal, seq))
+    lost = sum(1 for t in journals for seq in range(1, len(journals[t]) + 1) if (t, seq) not in seen)
+    return len(rows), lost, duplicates, digest.hexdigest()
+
+
+def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, tick_wall_s=30.0, drain_wall_s=120.0):
+    """Run the fleet; returns the JSON result (see the module docstring)."""
+    fd_limit = _raise_fd_limit(terminals + 256)
+    if fd_limit < terminals + 64:
+        raise FleetError("%d terminals need %d file descriptors; this process may open %d (ulimit -n)"
+                         % (terminals, terminals + 64, fd_limit))
+    rng = random.Random(seed)
+    terms = [Terminal(i) for i in range(terminals)]
+    store = Store(db)
+    version = store.token_key()[0]
+    for term in terms:
+        store.register(term.ident.hex(), term.key)
+        store.set_delivered(term.ident.hex(), fleet_kinds.KIND_TOKEN_KEY, version)
+    store.close()
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    wall0 = time.perf_counter()
+    proc = _start_collector(db, port, terminals, log)
+    fl = Fleet(terms, port, proc)
+    try:
+        fl.connect()
+        left = fl.pump(terms, time.perf_counter() + max(60.0, terminals * 0.05))
+        if left:
+            raise FleetError("%d of %d terminals did not complete the handshake" % (len(left), terminals))
+        handshake_s = time.perf_counter() - wall0
+        events = _schedule(terminals, taps, simulated_s, rng)
+        cpu0, own0, t0 = _cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
+        late = 0  # ticks whose records were not all acknowledged within --tick-wall-s
+        i = 0
+        tick_s = tick_ms / 1000
+        while i < len(events):
+            tick = int(events[i][0] // tick_s)  # the next tick with a tap: the clock skips empty ones
+            end = (tick + 1) * tick_s
+            now_ms = int(end * 1000)
+            touched = []
+            while i < len(events) and events[i][0] < end:
+                when, index = events[i]
+                term = terms[index]
+                term.now = now_ms
+                term.tap(when, rng)
+                touched.append(term)
+                i += 1
+            if fl.pump(touched, time.perf_counter() + tick_wall_s):
+                late += 1
+        left = fl.pump(terms, time.perf_counter() + drain_wall_s)
+        seconds = time.perf_counter() - t0
+        collector_cpu = _cpu_seconds(proc.pid) - cpu0
+        own_cpu = time.process_time() - own0
+        collector_rss = _rss_mb(proc.pid)
+    finally:
+        fl.close()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+    stored, lost, duplicates, digest = _check(db, terms)
+    total = sum(len(t.journal) for t in terms)
+    depths = [t.max_depth for t in terms]
+    latencies = [round(s * 1000, 2) for t in terms for s in t.latencies]
+    return {
+        "terminals": terminals,
+        "taps": total,
+        "stored": stored,
+        "lost": lost,
+        "duplicates": duplicates,
+        "unacknowledged": sum(len(t.journal) - t.acked for t in left),
+        "records_per_s": round(stored / seconds) if seconds else 0,
+        "latency_ms": _percentiles(latencies),
+        "queue_depth": _percentiles(depths, (50, 99)),
+        "late_ticks": late,
+        "collector_cpu_seconds": round(collector_cpu, 2),
+        "terminals_cpu_seconds": round(own_cpu, 2),
+        "collector_rss_mb": collector_rss,
+        "fd_limit": fd_limit,
+        "handshake_s": round(handshake_s, 2),
+        "simulated_s": simulated_s,
+        "wall_s": round(time.perf_counter() - wall0, 2),
+        "seed": seed,
+        "digest": digest,
+    }
+
+
+def positive(text):
+    """argparse type: a whole number >= 1 (the parser prints one line naming the flag)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1, not %r" % text)
+    return n
+
+
+def add_arguments(parser):
+    parser.add_argument("--terminals", type=positive, required=True, help="protocol-level terminals in the fleet")
+    parser.add_argument("--taps-per-terminal", type=positive, default=10, help="taps each terminal journals")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the tap schedule and the cards' tokens")
+    parser.add_argument("--simulated-s", type=positive, default=3600, help="simulated seconds the taps fall in")
+    parser.add_argument("--tick-ms", type=positive, default=1000, help="the simulated clock's step")
+    parser.add_argument("--tick-wall-s", type=float, default=30.0,
+                        help="wall seconds a tick may wait for its acknowledgements before the clock moves on")
+    parser.add_argument("--db", help="the collector's database file, kept after the run (must not exist yet; "
+                                     "default: a temporary one)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+
+
+def main(args):
+    if args.db and os.path.exists(args.db):
+        print("sim fleet: --db %s exists; the fleet needs a new database" % args.db, file=sys.stderr)
+        return 2
+    try:
+        with tempfile.TemporaryDirectory(prefix="zhifu-sim-fleet-") as tmp:
+            result = run_fleet(args.db or os.path.join(tmp, "collector.db"), args.terminals,
+                               args.taps_per_terminal, args.seed, args.simulated_s, args.tick_ms, args.tick_wall_s)
+    except FleetError as e:
+        print("sim fleet: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sim fleet: interrupted; the collector was stopped", file=sys.stderr)
+        return 130
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1
