@@ -26,9 +26,9 @@
     mix = { cpm = 0.9, forged = 0.05, expired = 0.03, garbage = 0.02 }   # weights, need not sum to 1
 
     [[faults]]
-    kind = "power_cut"           # the terminal loses power right after a tap was presented
+    kind = "power_cut"           # the terminal loses power right after it answered a tap
     terminal = "bus-1"
-    at = "08:00"                 # local time; the first tap at or after it is the one cut
+    at = "08:00"                 # local time; the first tap at or after it is answered, then the cut
 
 Credentials: cpm (a genuine EMVCo CPM payment code from a phone), forged (a CPM code whose cryptogram is
 false: the terminal accepts it offline, the issuer declines it), expired (a CPM code whose card expired),
