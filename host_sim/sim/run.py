@@ -38,7 +38,12 @@ from protocol import record
 UID_BASE = 5642000001
 PHONES_PER_TERMINAL = 40
 EXPIRED = "2001"  # YYMM: the card expired in January 2020
+FORGED_PROFILE = "unionpay-card"
+FORGED_BIN = "622848"  # the unionpay-card test issuer's: it checks the false cryptogram and declines
 GARBAGE = "hello? this is not a payment code"
+# A passenger waits this long for an answer before showing the code again: long, because a second
+# presentation is a second record, and a busy host must not change what the run records.
+ANSWER_TIMEOUT_S = 30
 REJECTED = ("DECLINED", "SEE DRIVER")
 
 
@@ -82,20 +87,24 @@ def schedule(sc, seed):
                                for _ in range(_poisson(rng, stop["boardings"])))
                 for t in times:
                     kind = rng.choices(kinds, weights)[0]
-                    taps.append((t, ti, kind, _payload(rng, kind, phones)))
+                    forged_pan = demo._with_check_digit(FORGED_BIN + "%09d" % len(taps))
+                    taps.append((t, ti, kind, _payload(rng, kind, phones, forged_pan)))
                 at += stop["dwell_s"]
     taps.sort(key=lambda tap: (tap[0], tap[1]))
     return taps
 
 
-def _payload(rng, kind, phones):
+def _payload(rng, kind, phones, forged_pan):
+    """A passenger's code.  A forged code is a card of its own, seen once: the issuer's decline puts it on
+    the deny list, and whether a terminal holds that list at a later tap would be the host's timing."""
     if kind == "garbage":
         return GARBAGE
+    if kind == "forged":
+        return wallet.code(FORGED_PROFILE, forged_pan, atc=1, cryptogram=rng.randbytes(8), un=rng.randbytes(4))
     phone = phones[rng.randrange(len(phones))]
     phone.atc += 1
     expiry = EXPIRED if kind == "expired" else phone.expiry
-    forged = rng.randbytes(8) if kind == "forged" else None
-    return wallet.code(phone.profile, phone.pan, expiry, phone.atc, cryptogram=forged, un=rng.randbytes(4))
+    return wallet.code(phone.profile, phone.pan, expiry, phone.atc, un=rng.randbytes(4))
 
 
 def digest(store):
@@ -123,7 +132,7 @@ def _present(t, payload, progress):
     the terminal gives none)."""
     seen = len(t.events.items)
     t.scanner.present(payload)
-    seen, ev = demo.outcome(t.events, seen)
+    seen, ev = demo.outcome(t.events, seen, ANSWER_TIMEOUT_S)
     retaps = 0
     while ev is None:
         retaps += 1
@@ -132,7 +141,7 @@ def _present(t, payload, progress):
                                % (t.name, progress.presented + 1, t.board.console_text()[-1500:]))
         seen = len(t.events.items)
         t.scanner.present(payload)
-        seen, ev = demo.outcome(t.events, seen)
+        seen, ev = demo.outcome(t.events, seen, ANSWER_TIMEOUT_S)
     return ev
 
 
