@@ -339,10 +339,10 @@ _clock_offset = 0
 _clock_path = os.getenv("ZF_CLOCK")
 
 
-def _virtual_now():
+def _virtual_now(path):
     """The simulator's clock: the host replaces the file whole (rename), so a read sees one value."""
     try:
-        with open(_clock_path) as f:
+        with open(path) as f:
             return int(f.read())
     except (OSError, ValueError):
         return 0
@@ -352,7 +352,7 @@ def time_s():
     """Wall-clock seconds since 1970 from the board's RTC (host time plus any sync offset), or the
     simulator's clock when the host drives one (ZF_CLOCK)."""
     if _clock_path:
-        return _virtual_now()
+        return _virtual_now(_clock_path)
     return time.time() + _clock_offset
 
 

@@ -33,7 +33,6 @@ from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.store import ACCEPTED_TAP, Store
 from host_sim.emulators import wallet
 from host_sim.sim import scenario as scenarios
-from protocol import record
 
 UID_BASE = 5642000001
 PHONES_PER_TERMINAL = 40
