@@ -7,10 +7,13 @@ counter.  Taps are presented one at a time in simulated-time order, each after i
 scenario and seed give the same records and decisions.
 
 What is virtual: the board's clock (board.time_s, hardware/boards/virtual.py ZF_CLOCK) reads the
-simulator's clock, which jumps from tap to tap, so records carry simulated times and a 12-hour day takes
-as long as its taps do.  What is not: time.ticks_ms and asyncio sleeps in the firmware run on the host's
-monotonic clock (the unix port offers no hook to drive them), so retry and upload timers take real time;
-nothing the firmware records depends on them while taps are presented one at a time.
+simulator's clock, which jumps from tap to tap, so records carry simulated times, expiry and daily
+counters follow the simulated day, and a 12-hour day takes as long as its taps do.  What is not:
+time.ticks_ms and asyncio sleeps run on the host's monotonic clock (the unix port's `time` is read-only;
+the firmware calls it directly), so upload and retry timers take real time, and one rule reads them:
+identical declines (same reason and token) within 30 s of ticks are coalesced into one record
+(firmware/declines.py), so whether two such declines are one record or two follows the host's pace
+when a run lasts longer than that window in real time.
 
 The last line printed is the JSON summary; `digest` is a SHA-256 of the collector's stored records
 (terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC) and the issuer's decisions.
@@ -33,6 +36,7 @@ from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.store import ACCEPTED_TAP, Store
 from host_sim.emulators import wallet
 from host_sim.sim import scenario as scenarios
+from protocol import record
 
 UID_BASE = 5642000001
 PHONES_PER_TERMINAL = 40
@@ -114,6 +118,13 @@ def digest(store):
     for row in store.query("SELECT terminal, seq, approved, reason FROM authorisations ORDER BY terminal, seq"):
         h.update(repr(tuple(row)).encode())
     return h.hexdigest()
+
+
+def declines(store):
+    """Declined taps the collector holds, by reason text (the terminal journals and uploads them too)."""
+    rows = store.query("SELECT reason, COUNT(*) FROM records WHERE decision = ? GROUP BY reason ORDER BY reason",
+                       (record.DECLINED,))
+    return {record.REASON_TEXT.get(reason, "reason %d" % reason): n for reason, n in rows}
 
 
 class Progress:
@@ -220,6 +231,7 @@ def simulate(sc, seed, workdir, progress_cb=None):
             "digest": digest(store),
             "power_cuts": progress.power_cuts,
             "issuer_declined": store.query("SELECT COUNT(*) FROM authorisations WHERE approved = 0")[0][0],
+            "declines": declines(store),
         }
     finally:
         stop.set()
@@ -246,8 +258,16 @@ def main(args):
     seed = sc["seed"] if args.seed is None else args.seed
     seen = []
     try:
-        with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir:
-            summary = simulate(sc, seed, workdir, progress_cb=seen.append)
+        if args.workdir:
+            os.makedirs(args.workdir, exist_ok=True)
+            if os.listdir(args.workdir):
+                print("sim run: --workdir %s is not empty (a run starts from fresh flash images and collector)"
+                      % args.workdir, file=sys.stderr)
+                return 2
+            summary = simulate(sc, seed, args.workdir, progress_cb=seen.append)
+        else:
+            with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir:
+                summary = simulate(sc, seed, workdir, progress_cb=seen.append)
     except KeyboardInterrupt:
         p = seen[0] if seen else None
         if p is None:
@@ -273,3 +293,5 @@ def add_arguments(parser):
     parser.add_argument("scenario", help="the scenario file (TOML; host_sim/sim/scenario.py describes it)")
     parser.add_argument("--seed", type=int, help="passengers' seed (default: the scenario's)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
+    parser.add_argument("--workdir", help="keep the flash images and the collector database here (an empty or "
+                                          "new directory)")

@@ -68,7 +68,7 @@ def test_the_same_seed_gives_the_same_digest_and_another_seed_another(tmp_path):
     assert first["lost"] == 0 and first["duplicates"] == 0 and first["power_cuts"] == 1
     assert first["uploaded"] == first["accepted"] and first["terminals"] == 2
     assert first["simulated_s"] == sc["simulated_s"]
-    for key in ("taps", "accepted", "declined", "uploaded", "revenue_fen", "digest"):
+    for key in ("taps", "accepted", "declined", "uploaded", "revenue_fen", "declines", "digest"):
         assert again[key] == first[key], key
     assert other["digest"] != first["digest"]
     # the records carry the simulator's time (07:00..09:17 local), not the host's
