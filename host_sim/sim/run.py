@@ -7,13 +7,14 @@ counter.  Taps are presented one at a time in simulated-time order, each after i
 scenario and seed give the same records and decisions.
 
 What is virtual: the board's clock (board.time_s, hardware/boards/virtual.py ZF_CLOCK) reads the
-simulator's clock, which jumps from tap to tap, so records carry simulated times, expiry and daily
-counters follow the simulated day, and a 12-hour day takes as long as its taps do.  What is not:
-time.ticks_ms and asyncio sleeps run on the host's monotonic clock (the unix port's `time` is read-only;
-the firmware calls it directly), so upload and retry timers take real time, and one rule reads them:
-identical declines (same reason and token) within 30 s of ticks are coalesced into one record
-(firmware/declines.py), so whether two such declines are one record or two follows the host's pace
-when a run lasts longer than that window in real time.
+simulator's clock, which jumps from tap to tap, so records carry simulated times and expiry and daily
+counters follow the simulated day; time.ticks_ms (host_sim/device/simclock/time.py, put first on the
+board's path) is the host's ticks plus every second the simulator's clock has moved, so asyncio timers
+and the declines' 30 s coalescing window (firmware/declines.py) see the simulated gaps between taps.
+What is not: the time between jumps (a tap's decision, its upload) runs at the host's pace, ticks_us
+and blocking time.sleep_ms stay real, and a jump times out a link exchange in flight: the collector may
+log "refused: bad proof" for a handshake the terminal abandoned, and the terminal reconnects.  Taps are
+presented one at a time, each after its answer, so none of that changes what is recorded.
 
 The last line printed is the JSON summary; `digest` is a SHA-256 of the collector's stored records
 (terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC) and the issuer's decisions.
