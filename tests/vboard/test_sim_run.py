@@ -100,3 +100,36 @@ def test_ctrl_c_stops_every_board_and_says_how_far_the_run_got(tmp_path):
     assert out == ""
     for pid in started:
         assert not os.path.exists("/proc/%d" % pid)
+
+
+GARBAGE_TWICE = """\
+[scenario]
+name = "garbage at two runs"
+date = "2026-12-04"
+
+[[terminals]]
+name = "bus"
+profile = "bus"
+
+[timeline]
+runs = ["07:00", "08:00"]
+
+[[stops]]
+name = "A"
+dwell_s = 1
+boardings = 3.0
+
+[passengers]
+mix = { garbage = 1 }
+"""
+
+
+def test_the_boards_ticks_follow_the_simulated_clock(tmp_path):
+    # Identical declines within 30 s of ticks are one record (firmware/declines.py).  The whole run takes a
+    # few real seconds; an hour of simulated time lies between the runs, so each run has its own record.
+    sc = scenario.parse("garbage.toml", GARBAGE_TWICE)
+    times = [t[0] for t in run.schedule(sc, 3)]
+    assert times.count(sc["runs"][0]) == 2 and times.count(sc["runs"][1]) == 2
+    summary = run.simulate(sc, 3, str(tmp_path))
+    assert summary["declined"] == 4
+    assert summary["declines"] == {"unknown code": 2}
