@@ -28,7 +28,7 @@ COMMANDS = {
     "bundle": ("host_sim.tools.bundle", "the config authority: keygen, make and show RSA-signed fleet bundles"),
     "tokens": ("host_sim.backend.tokens", "the fleet token key: show versions and the deny list, rotate"),
     "console": ("host_sim.tools.console", "the technician console: log in with a technician key, run service commands"),
-    "sim": ("host_sim.sim", "the simulator: a county fleet on one simulated clock, recorded links replayed"),
+    "sim": ("host_sim.sim", "the simulator: scenarios on a virtual clock, a county fleet, recorded links replayed"),
     "fuzz": ("host_sim.fuzz.cli", "fuzz every parser of outside input; findings saved, exit 1; JSON counts"),
 }
 

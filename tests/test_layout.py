@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICE_MODULES = {
     "asyncio", "binascii", "cryptolib", "errno", "gc", "hashlib", "io", "json", "machine", "micropython",
     "os", "random", "select", "struct", "sys", "time", "termios", "esp32", "rp2", "network", "socket",
-    "framebuf", "collections", "deflate", "vfs", "umachine", "builtins",
+    "framebuf", "collections", "deflate", "vfs", "umachine", "builtins", "utime",
 }
 OURS = {"firmware", "protocol", "host_sim", "hardware", "board", "tests"}
 

@@ -20,6 +20,9 @@ wiring comes from environment variables the launcher sets:
     ZF_SEAL_KEY         optional: the collector's RSA modulus (512 hex digits) the board ships with when
                         /flash/keys/seal.pub is absent (the development collector's key; provisioning
                         writes the real one)
+    ZF_CLOCK            optional: path of a file holding the simulator's clock (epoch seconds, text) that
+                        the host rewrites as its virtual time advances; time_s() reads it and set_time()
+                        leaves it alone (the host owns the clock), so records carry simulated time
 
 The image is laid out like a real board's flash: a littlefs2 partition mounted at /flash and a raw
 partition for the transaction journal.  Writes go straight to the file with no user-space buffer, so
@@ -333,15 +336,30 @@ def outputs():
 
 
 _clock_offset = 0
+_clock_path = os.getenv("ZF_CLOCK")
+
+
+def _virtual_now(path):
+    """The simulator's clock: the host replaces the file whole (rename), so a read sees one value."""
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
 
 
 def time_s():
-    """Wall-clock seconds since 1970 from the board's RTC (host time plus any sync offset)."""
+    """Wall-clock seconds since 1970 from the board's RTC (host time plus any sync offset), or the
+    simulator's clock when the host drives one (ZF_CLOCK)."""
+    if _clock_path:
+        return _virtual_now(_clock_path)
     return time.time() + _clock_offset
 
 
 def set_time(epoch_s):
     global _clock_offset
+    if _clock_path:
+        return  # the simulator owns the clock: a collector's time sync must not move it
     _clock_offset = epoch_s - time.time()
 
 

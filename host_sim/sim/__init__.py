@@ -7,6 +7,7 @@ from host_sim import commands
 
 # name -> (module, help)
 SUBCOMMANDS = {
+    "run": ("host_sim.sim.run", "a scenario file on virtual boards on a virtual clock; last line JSON"),
     "replay": ("host_sim.sim.replay", "replay a recorded link: terminal side to a collector, host side to a board"),
     "fleet": ("host_sim.sim.fleet", "N protocol-level terminals on one simulated clock against one real collector"),
 }

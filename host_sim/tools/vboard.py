@@ -28,6 +28,9 @@ from host_sim.emulators import serial_pty
 from host_sim.paths import BUILD
 from host_sim.tools import build
 
+# `time` for a board on the simulator's clock (`sim run`): first on its MICROPYPATH when clock= is given
+SIMCLOCK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "device", "simclock")
+
 PERIPHERALS = ("scanner", "nfc", "uplink", "gps", "driver")
 # The unix port copies every imported module's bytecode into the heap (~140 KB for the whole terminal),
 # where a device build freezes it into flash.  320 KB here is a device's ~192 KB of RAM less the data
@@ -67,7 +70,7 @@ class VirtualBoard:
     """One virtual terminal.  start() builds the firmware, opens the ptys and powers the board on."""
 
     def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True, journal_kb=None,
-                 token_key=FACTORY_TOKEN_KEY, seal_key=FACTORY_SEAL_KEY):
+                 token_key=FACTORY_TOKEN_KEY, seal_key=FACTORY_SEAL_KEY, clock=None):
         self.flash = os.path.abspath(flash)
         self.heap = heap
         self.uid = uid
@@ -78,6 +81,7 @@ class VirtualBoard:
         # the collector key the board seals card data to when it holds none: a PEM path, FACTORY_SEAL_KEY
         # (the development collector's, host_sim/backend/sealing.py) or None (no key: card payments declined)
         self.seal_key = seal_key
+        self.clock = clock  # path of the simulator's clock file (hardware/boards/virtual.py ZF_CLOCK), or None
         self.proc = None
         self.ports = {}
         self.boots = 0
@@ -193,6 +197,11 @@ class VirtualBoard:
             self._env["ZF_SECRET"] = self._board_secret().hex()
             if self.journal_kb:
                 self._env["ZF_JOURNAL_KB"] = str(self.journal_kb)
+            self._env.pop("ZF_CLOCK", None)
+            if self.clock:
+                # the simulator's clock drives time_s (the board) and ticks (host_sim/device/simclock/time.py)
+                self._env["ZF_CLOCK"] = os.path.abspath(self.clock)
+                self._env["MICROPYPATH"] = SIMCLOCK_DIR + ":" + self._env["MICROPYPATH"]
             self._env.pop("ZF_TOKEN_KEY", None)
             if self.token_key is not None:
                 self._env["ZF_TOKEN_KEY"] = "%d:%s" % (self.token_key[0], self.token_key[1].hex())

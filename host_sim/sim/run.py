@@ -1,0 +1,298 @@
+"""`sim run SCENARIO.toml [--seed N] [--json]`: a scenario on full virtual boards, on a virtual clock.
+
+The boards, their uplinks to one collector (SQLite, every stored transaction authorised by the issuer
+simulation) and the passengers' phones are the demo's (host_sim/demo.py).  The seed fixes every
+passenger: who boards where and when, with which credential, and each code's unpredictable number and
+counter.  Taps are presented one at a time in simulated-time order, each after its answer, so the same
+scenario and seed give the same records and decisions.
+
+What is virtual: the board's clock (board.time_s, hardware/boards/virtual.py ZF_CLOCK) reads the
+simulator's clock, which jumps from tap to tap, so records carry simulated times and expiry and daily
+counters follow the simulated day; time.ticks_ms (host_sim/device/simclock/time.py, put first on the
+board's path) is the host's ticks plus every second the simulator's clock has moved, so asyncio timers
+and the declines' 30 s coalescing window (firmware/declines.py) see the simulated gaps between taps.
+What is not: the time between jumps (a tap's decision, its upload) runs at the host's pace, ticks_us
+and blocking time.sleep_ms stay real, and a jump times out a link exchange in flight: the collector may
+log "refused: bad proof" for a handshake the terminal abandoned, and the terminal reconnects.  Taps are
+presented one at a time, each after its answer, so none of that changes what is recorded.
+
+The last line printed is the JSON summary; `digest` is a SHA-256 of the collector's stored records
+(terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC) and the issuer's decisions.
+Tokens and raw bytes are left out: they are keyed with the collector's fresh fleet token key and device
+keys, which a run makes anew.
+"""
+
+import hashlib
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+
+from host_sim import demo
+from host_sim.backend import acquirer
+from host_sim.backend.backoffice import Backoffice
+from host_sim.backend.store import ACCEPTED_TAP, Store
+from host_sim.emulators import wallet
+from host_sim.sim import scenario as scenarios
+from protocol import record
+
+UID_BASE = 5642000001
+PHONES_PER_TERMINAL = 40
+EXPIRED = "2001"  # YYMM: the card expired in January 2020
+FORGED_PROFILE = "unionpay-card"
+FORGED_BIN = "622848"  # the unionpay-card test issuer's: it checks the false cryptogram and declines
+GARBAGE = "hello? this is not a payment code"
+# A passenger waits this long for an answer before showing the code again: long, because a second
+# presentation is a second record, and a busy host must not change what the run records.
+ANSWER_TIMEOUT_S = 30
+REJECTED = ("DECLINED", "SEE DRIVER")
+
+
+class Clock:
+    """The simulator's clock, shared by every board: a file replaced whole as time advances."""
+
+    def __init__(self, path, start):
+        self.path = path
+        self.now = start
+        self.set(start)
+
+    def set(self, seconds):
+        self.now = seconds
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d" % seconds)
+        os.replace(tmp, self.path)
+
+
+def _poisson(rng, mean):
+    """Knuth's method: small means only (boardings per stop visit)."""
+    limit, k, p = pow(2.718281828459045, -mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def schedule(sc, seed):
+    """Every tap of the day, in time order: (time_s, terminal index, credential, payload)."""
+    rng = random.Random(seed)
+    kinds, weights = list(sc["mix"]), list(sc["mix"].values())
+    taps = []
+    for ti, _ in enumerate(sc["terminals"]):
+        phones = demo.passengers(PHONES_PER_TERMINAL, first=ti * PHONES_PER_TERMINAL)
+        for run_start in sc["runs"]:
+            at = run_start
+            for stop in sc["stops"]:
+                at += stop["travel_s"]
+                times = sorted(at + rng.randrange(max(1, stop["dwell_s"]))
+                               for _ in range(_poisson(rng, stop["boardings"])))
+                for t in times:
+                    kind = rng.choices(kinds, weights)[0]
+                    forged_pan = demo._with_check_digit(FORGED_BIN + "%09d" % len(taps))
+                    taps.append((t, ti, kind, _payload(rng, kind, phones, forged_pan)))
+                at += stop["dwell_s"]
+    taps.sort(key=lambda tap: (tap[0], tap[1]))
+    return taps
+
+
+def _payload(rng, kind, phones, forged_pan):
+    """A passenger's code.  A forged code is a card of its own, seen once: the issuer's decline puts it on
+    the deny list, and whether a terminal holds that list at a later tap would be the host's timing."""
+    if kind == "garbage":
+        return GARBAGE
+    if kind == "forged":
+        return wallet.code(FORGED_PROFILE, forged_pan, atc=1, cryptogram=rng.randbytes(8), un=rng.randbytes(4))
+    phone = phones[rng.randrange(len(phones))]
+    phone.atc += 1
+    expiry = EXPIRED if kind == "expired" else phone.expiry
+    return wallet.code(phone.profile, phone.pan, expiry, phone.atc, un=rng.randbytes(4))
+
+
+def digest(store):
+    h = hashlib.sha256()
+    for row in store.query("SELECT terminal, seq, time, kind, amount, currency, decision, reason, fare_id, "
+                           "hex(atc) FROM records ORDER BY terminal, seq"):
+        h.update(repr(tuple(row)).encode())
+    for row in store.query("SELECT terminal, seq, approved, reason FROM authorisations ORDER BY terminal, seq"):
+        h.update(repr(tuple(row)).encode())
+    return h.hexdigest()
+
+
+def declines(store):
+    """Declined taps the collector holds, by reason text (the terminal journals and uploads them too)."""
+    rows = store.query("SELECT reason, COUNT(*) FROM records WHERE decision = ? GROUP BY reason ORDER BY reason",
+                       (record.DECLINED,))
+    return {record.REASON_TEXT.get(reason, "reason %d" % reason): n for reason, n in rows}
+
+
+class Progress:
+    """How far a run got, for the summary and for a Ctrl-C."""
+
+    def __init__(self, total, start):
+        self.total = total
+        self.presented = 0
+        self.power_cuts = 0
+        self.simulated = start
+
+
+def _present(t, payload, progress):
+    """One tap on terminal `t`; the display event of its answer (a passenger shows a code again when
+    the terminal gives none)."""
+    seen = len(t.events.items)
+    t.scanner.present(payload)
+    seen, ev = demo.outcome(t.events, seen, ANSWER_TIMEOUT_S)
+    retaps = 0
+    while ev is None:
+        retaps += 1
+        if retaps > demo.MAX_RETAPS:
+            raise RuntimeError("terminal %s gave no answer to tap %d; its console:\n%s"
+                               % (t.name, progress.presented + 1, t.board.console_text()[-1500:]))
+        seen = len(t.events.items)
+        t.scanner.present(payload)
+        seen, ev = demo.outcome(t.events, seen, ANSWER_TIMEOUT_S)
+    return ev
+
+
+def _power_cut(t):
+    """kill -9 right after an answer: the journal holds the tap, its upload may not have gone yet.  (A cut
+    while the terminal decides is the demo's; where it lands is the host's timing, not the scenario's.)"""
+    mark = t.board.console_mark()
+    t.board.power_cut()
+    t.board.power_on()
+    t.board.wait_console(b"ready:", timeout=30, since=mark)
+
+
+def simulate(sc, seed, workdir, progress_cb=None):
+    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict."""
+    start_wall = time.monotonic()
+    taps = schedule(sc, seed)
+    progress = Progress(len(taps), sc["runs"][0])
+    if progress_cb:
+        progress_cb(progress)
+    db = os.path.join(workdir, "collector.db")
+    store = Store(db)
+    office = Backoffice(store, acquirer.Acquirer())
+    stop = threading.Event()
+    worker = threading.Thread(target=office.run_authorisations, args=(stop, 0.2), daemon=True)
+    worker.start()
+    clock = Clock(os.path.join(workdir, "clock"), sc["runs"][0])
+    terminals = []
+    cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
+    declined = 0
+    try:
+        for i, spec in enumerate(sc["terminals"]):
+            t = demo.Terminal(spec["name"], str(UID_BASE + i), workdir, store, office, stop, clock=clock.path)
+            terminals.append(t)
+        for t in terminals:
+            t.board.wait_console(b"ready:", timeout=30)
+            t.provision(db)
+        for when, ti, _kind, payload in taps:
+            clock.set(when)
+            progress.simulated = when
+            t = terminals[ti]
+            due = {c for c in cuts if c[0] == t.name and c[1] <= when}
+            cuts -= due
+            ev = _present(t, payload, progress)
+            progress.presented += 1
+            if ev["text"].startswith(REJECTED):
+                declined += 1
+            else:
+                t.accepted.add(demo.seq_of(ev))
+            if due:
+                _power_cut(t)
+                progress.power_cuts += 1
+        clock.set(sc["runs"][0] + sc["simulated_s"])
+        progress.simulated = clock.now
+
+        def stored():
+            return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
+
+        accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
+        demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=60)
+        demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=60)
+        rows = store.query("SELECT terminal, seq, token, atc, amount FROM records r WHERE " + ACCEPTED_TAP)
+        revenue = store.query("SELECT COALESCE(SUM(r.amount), 0) FROM records r JOIN authorisations a "
+                              "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.approved = 1 AND "
+                              + ACCEPTED_TAP)[0][0]
+        summary = {
+            "taps": len(taps),
+            "accepted": len(accepted),
+            "declined": declined,
+            "uploaded": len(rows),
+            "lost": len(accepted - {(r[0], r[1]) for r in rows}),
+            "duplicates": len(rows) - len({(r[2], r[3]) for r in rows}),
+            "revenue_fen": revenue,
+            "subsidy_fen": 0,
+            "terminals": len(terminals),
+            "simulated_s": sc["simulated_s"],
+            "wall_s": round(time.monotonic() - start_wall, 1),
+            "digest": digest(store),
+            "power_cuts": progress.power_cuts,
+            "issuer_declined": store.query("SELECT COUNT(*) FROM authorisations WHERE approved = 0")[0][0],
+            "declines": declines(store),
+        }
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+        for t in terminals:
+            t.close()
+        for t in terminals:
+            t.uplink.join(timeout=2)
+        store.close()
+    return summary
+
+
+def _hhmm(sc, seconds):
+    local = seconds - sc["midnight"]
+    return "%02d:%02d" % (local // 3600, local // 60 % 60)
+
+
+def main(args):
+    try:
+        sc = scenarios.load(args.scenario)
+    except scenarios.ScenarioError as e:
+        print("sim run: %s" % e, file=sys.stderr)
+        return 2
+    seed = sc["seed"] if args.seed is None else args.seed
+    seen = []
+    try:
+        if args.workdir:
+            os.makedirs(args.workdir, exist_ok=True)
+            if os.listdir(args.workdir):
+                print("sim run: --workdir %s is not empty (a run starts from fresh flash images and collector)"
+                      % args.workdir, file=sys.stderr)
+                return 2
+            summary = simulate(sc, seed, args.workdir, progress_cb=seen.append)
+        else:
+            with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir:
+                summary = simulate(sc, seed, workdir, progress_cb=seen.append)
+    except KeyboardInterrupt:
+        p = seen[0] if seen else None
+        if p is None:
+            print("sim run: interrupted before the first tap; every board stopped", file=sys.stderr)
+        else:
+            print("sim run: interrupted at %s simulated after %d of %d taps; every board stopped"
+                  % (_hhmm(sc, p.simulated), p.presented, p.total), file=sys.stderr)
+        return 130
+    except (RuntimeError, TimeoutError) as e:
+        print("sim run: %s" % e, file=sys.stderr)
+        return 1
+    if not args.json:
+        print("%s (seed %d): %d taps on %d terminals, %d accepted, %d declined; %d uploaded, %d lost, "
+              "%d duplicates; %.1f simulated hours in %.1f s"
+              % (sc["name"], seed, summary["taps"], summary["terminals"], summary["accepted"], summary["declined"],
+                 summary["uploaded"], summary["lost"], summary["duplicates"], summary["simulated_s"] / 3600,
+                 summary["wall_s"]))
+    print(json.dumps(summary), flush=True)
+    return 0 if summary["lost"] == 0 and summary["duplicates"] == 0 else 1
+
+
+def add_arguments(parser):
+    parser.add_argument("scenario", help="the scenario file (TOML; host_sim/sim/scenario.py describes it)")
+    parser.add_argument("--seed", type=int, help="passengers' seed (default: the scenario's)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON summary")
+    parser.add_argument("--workdir", help="keep the flash images and the collector database here (an empty or "
+                                          "new directory)")

@@ -1,0 +1,236 @@
+"""A scenario file (TOML): who taps where and when on which terminals, checked whole before a run.
+
+    [scenario]
+    name = "village bus day"
+    date = "2026-12-04"          # the day simulated (local time UTC+8, as the terminals' profiles say)
+    seed = 1                     # default seed; --seed overrides it
+
+    [[terminals]]                # one table per kind of terminal
+    name = "bus"                 # terminals are named bus-1, bus-2, ... (count of them)
+    profile = "bus"              # bus | school | scenic (protocol/profile.py PROFILES)
+    board = "virtual"            # a full virtual board (the MicroPython unix port)
+    uplink = "serial"            # the link to the collector
+    count = 1
+
+    [timeline]
+    runs = ["06:30", "09:00"]    # local start time of each run along the stops (a gate: its opening)
+
+    [[stops]]                    # in route order; a gate is one stop whose dwell is its opening hours
+    name = "Xiacun"
+    travel_s = 0                 # seconds from the previous stop (the first: from the run's start)
+    dwell_s = 60                 # seconds the terminal is at the stop; taps fall uniformly within it
+    boardings = 2.0              # mean passengers per visit (Poisson); default passengers.boardings
+
+    [passengers]
+    boardings = 1.5              # mean passengers per stop visit
+    mix = { cpm = 0.9, forged = 0.05, expired = 0.03, garbage = 0.02 }   # weights, need not sum to 1
+
+    [[faults]]
+    kind = "power_cut"           # the terminal loses power right after it answered a tap
+    terminal = "bus-1"
+    at = "08:00"                 # local time; the first tap at or after it is answered, then the cut
+
+Credentials: cpm (a genuine EMVCo CPM payment code from a phone), forged (a CPM code whose cryptogram is
+false: the terminal accepts it offline, the issuer declines it), expired (a CPM code whose card expired),
+garbage (a line that is no credential).  Every mistake is refused with the file, the line and the key.
+"""
+
+import datetime
+import re
+import tomllib
+
+from protocol import profile as profiles
+
+CREDENTIALS = ("cpm", "forged", "expired", "garbage")
+BOARDS = ("virtual",)
+UPLINKS = ("serial",)
+FAULTS = ("power_cut",)
+UTC_OFFSET_S = profiles.DEFAULT_UTC_OFFSET
+MAX_TERMINALS = 64  # full virtual boards on one machine; the county fleet is `sim fleet`'s
+
+TABLES = {
+    "scenario": {"name": str, "date": str, "seed": int},
+    "terminals": {"name": str, "profile": str, "board": str, "uplink": str, "count": int},
+    "timeline": {"runs": list},
+    "stops": {"name": str, "travel_s": int, "dwell_s": int, "boardings": float},
+    "passengers": {"boardings": float, "mix": dict},
+    "faults": {"kind": str, "terminal": str, "at": str},
+}
+ARRAYS = ("terminals", "stops", "faults")
+REQUIRED = {"scenario": ("name", "date"), "terminals": ("name", "profile"), "timeline": ("runs",),
+            "stops": ("name", "dwell_s"), "passengers": ("mix",), "faults": ("kind", "terminal", "at")}
+
+
+class ScenarioError(ValueError):
+    """A scenario mistake: str() is "FILE:LINE: key: reason"."""
+
+
+class _Where:
+    """Finds the line of a key in the file: tomllib keeps no positions, the text does."""
+
+    def __init__(self, path, text):
+        self.path = path
+        self.lines = text.splitlines()
+
+    def line(self, table, index=None, key=None):
+        header = re.compile(r"^\s*\[\[?\s*%s\s*\]\]?\s*(#.*)?$" % re.escape(table))
+        any_header = re.compile(r"^\s*\[")
+        seen = -1
+        inside = False
+        found = None
+        for n, text in enumerate(self.lines, 1):
+            if header.match(text):
+                seen += 1
+                inside = index is None or seen == index
+                if inside and found is None:
+                    found = n
+                continue
+            if any_header.match(text):
+                inside = False
+                continue
+            if inside and key and re.match(r"^\s*%s\s*=" % re.escape(key), text):
+                return n
+        return found or 1
+
+    def error(self, table, index, key, reason):
+        name = table if index is None else "%s[%d]" % (table, index)
+        if key:
+            name += "." + key
+        return ScenarioError("%s:%d: %s: %s" % (self.path, self.line(table, index, key), name, reason))
+
+
+def _clock(text):
+    """"HH:MM" -> seconds after local midnight, or None."""
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", text or "")
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        return None
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60
+
+
+def _check_table(where, table, index, body):
+    fields = TABLES[table]
+    if not isinstance(body, dict):
+        raise where.error(table, index, None, "must be a table")
+    for key, value in body.items():
+        if key not in fields:
+            raise where.error(table, index, key, "unknown key (known: %s)" % ", ".join(fields))
+        want = fields[key]
+        ok = isinstance(value, want) or (want is float and isinstance(value, int))
+        if not ok or isinstance(value, bool):
+            raise where.error(table, index, key, "must be %s, not %r" % (want.__name__, value))
+        if want in (int, float) and value < 0:
+            raise where.error(table, index, key, "must not be negative (%r)" % value)
+    for key in REQUIRED[table]:
+        if key not in body:
+            raise where.error(table, index, key, "is missing")
+
+
+def parse(path, text):
+    """The checked scenario as a dict (see the module docstring); ScenarioError names file, line, key."""
+    where = _Where(path, text)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError("%s: not TOML: %s" % (path, e)) from None
+    for table in doc:
+        if table not in TABLES:
+            raise ScenarioError("%s:%d: %s: unknown table (known: %s)" % (
+                path, where.line(table), table, ", ".join(TABLES)))
+    for table in TABLES:
+        if table not in doc:
+            if table == "faults":
+                continue
+            raise ScenarioError("%s:1: %s: the table is missing" % (path, table))
+        body = doc[table]
+        if table in ARRAYS:
+            if not isinstance(body, list) or not body and table != "faults":
+                raise where.error(table, None, None, "must be one or more [[%s]] tables" % table)
+            for i, item in enumerate(body):
+                _check_table(where, table, i, item)
+        else:
+            if isinstance(body, list):
+                raise where.error(table, None, None, "must be one [%s] table" % table)
+            _check_table(where, table, None, body)
+    return _meaning(where, doc)
+
+
+def _meaning(where, doc):
+    sc = doc["scenario"]
+    try:
+        day = datetime.date.fromisoformat(sc["date"])
+    except ValueError:
+        raise where.error("scenario", None, "date", "not a date YYYY-MM-DD: %r" % sc["date"]) from None
+    midnight = int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc).timestamp())
+    midnight -= UTC_OFFSET_S
+    terminals = []
+    names = set()
+    for i, t in enumerate(doc["terminals"]):
+        if t["profile"] not in profiles.PROFILES:
+            raise where.error("terminals", i, "profile", "no such profile %r (known: %s)"
+                              % (t["profile"], ", ".join(profiles.PROFILES)))
+        for key, known in (("board", BOARDS), ("uplink", UPLINKS)):
+            if t.get(key, known[0]) not in known:
+                raise where.error("terminals", i, key, "%r is not one of %s" % (t[key], ", ".join(known)))
+        count = t.get("count", 1)
+        if count < 1:
+            raise where.error("terminals", i, "count", "must be at least 1")
+        for n in range(1, count + 1):
+            name = "%s-%d" % (t["name"], n)
+            if name in names:
+                raise where.error("terminals", i, "name", "terminal %s is named twice" % name)
+            names.add(name)
+            terminals.append({"name": name, "profile": t["profile"], "board": t.get("board", "virtual"),
+                              "uplink": t.get("uplink", "serial")})
+    if len(terminals) > MAX_TERMINALS:
+        raise where.error("terminals", None, "count", "%d virtual boards is more than %d"
+                          % (len(terminals), MAX_TERMINALS))
+    runs = []
+    for text in doc["timeline"]["runs"]:
+        start = _clock(text) if isinstance(text, str) else None
+        if start is None:
+            raise where.error("timeline", None, "runs", "%r is not a time HH:MM" % (text,))
+        runs.append(start)
+    if not runs or runs != sorted(runs):
+        raise where.error("timeline", None, "runs", "must be one or more times in order")
+    route = sum(s.get("travel_s", 0) + s["dwell_s"] for s in doc["stops"])
+    for a, b in zip(runs, runs[1:]):
+        if a + route > b:
+            raise where.error("timeline", None, "runs", "a run takes %d s: the run at %02d:%02d is not over "
+                              "before the next starts" % (route, a // 3600, a // 60 % 60))
+    if runs[-1] + route > 86400:
+        raise where.error("timeline", None, "runs", "the last run ends after midnight")
+    mix = doc["passengers"]["mix"]
+    for key, weight in mix.items():
+        if key not in CREDENTIALS:
+            raise where.error("passengers", None, "mix", "unknown credential %r (known: %s)"
+                              % (key, ", ".join(CREDENTIALS)))
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise where.error("passengers", None, "mix", "weight of %s must be a number >= 0" % key)
+    if not sum(mix.values()):
+        raise where.error("passengers", None, "mix", "all weights are 0")
+    default = doc["passengers"].get("boardings", 1.0)
+    stops = [{"name": s["name"], "travel_s": s.get("travel_s", 0), "dwell_s": s["dwell_s"],
+              "boardings": s.get("boardings", default)} for s in doc["stops"]]
+    faults = []
+    for i, f in enumerate(doc.get("faults", [])):
+        if f["kind"] not in FAULTS:
+            raise where.error("faults", i, "kind", "%r is not one of %s" % (f["kind"], ", ".join(FAULTS)))
+        if f["terminal"] not in names:
+            raise where.error("faults", i, "terminal", "no terminal %r (the scenario has %s)"
+                              % (f["terminal"], ", ".join(sorted(names))))
+        at = _clock(f["at"])
+        if at is None:
+            raise where.error("faults", i, "at", "%r is not a time HH:MM" % f["at"])
+        faults.append({"kind": f["kind"], "terminal": f["terminal"], "at_s": midnight + at})
+    return {"name": sc["name"], "seed": sc.get("seed", 1), "midnight": midnight, "terminals": terminals,
+            "runs": [midnight + r for r in runs], "stops": stops, "mix": dict(sorted(mix.items())),
+            "faults": faults, "simulated_s": runs[-1] + route - runs[0]}
+
+
+def load(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError("%s: cannot read the scenario: %s" % (path, e)) from None
+    return parse(path, text)
