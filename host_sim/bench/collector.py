@@ -49,6 +49,19 @@ from protocol import frame, link, peer, record
 KEY_BASE = bytes(range(32))
 
 
+def records_batch(records, start, room):
+    """The records from `start` that fit one RECORDS body of `room` bytes (terminal ids elided), as
+    firmware/uplink.py fills a frame; at least one."""
+    batch = []
+    size = 2
+    for rec in records[start:]:
+        size += 1 + len(rec) - link.TID_SIZE
+        if size > room and batch:
+            break
+        batch.append(rec)
+    return batch
+
+
 class Terminal:
     """A simulated terminal: a Peer uploading `count` records, with a constant clock (no retransmit
     timer runs out, so every frame is sent once unless the collector fails to acknowledge it)."""
@@ -71,13 +84,7 @@ class Terminal:
         p = self.peer
         room = p.max_body()
         while p.up() and p.can_send() and self.queued < len(self.records):
-            batch = []
-            size = 2
-            for rec in self.records[self.queued:]:
-                size += 1 + len(rec) - link.TID_SIZE
-                if size > room:
-                    break
-                batch.append(rec)
+            batch = records_batch(self.records, self.queued, room)
             p.send(link.RECORDS, link.records(batch, self.ident), record.seq_of(batch[-1]))
             self.queued += len(batch)
             self.frames += 1

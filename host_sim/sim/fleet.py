@@ -43,7 +43,8 @@ import time
 
 from host_sim.backend import sqldb
 from host_sim.backend.store import Store
-from host_sim.bench.collector import _cpu_seconds
+from host_sim.bench.collector import _cpu_seconds, records_batch
+from host_sim.bench.collector_load import _rss_mb
 from host_sim.bench.link import AID_UNIONPAY
 from host_sim.tools import build
 from protocol import fleet as fleet_kinds
@@ -106,13 +107,7 @@ class Terminal:
         p = self.peer
         room = p.max_body()
         while p.up() and p.can_send() and self.queued < len(self.journal):
-            batch = []
-            size = 2
-            for rec in self.journal[self.queued:]:
-                size += 1 + len(rec) - link.TID_SIZE
-                if size > room:
-                    break
-                batch.append(rec)
+            batch = records_batch(self.journal, self.queued, room)
             p.send(link.RECORDS, link.records(batch, self.ident), record.seq_of(batch[-1]))
             self.queued += len(batch)
         while True:
@@ -233,12 +228,6 @@ def _start_collector(db, port, terminals, log):
             time.sleep(0.05)
 
 
-def _rss_mb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 def _free_port():
