@@ -27,8 +27,8 @@ KEY = bytes(range(32))
 ROWS = "SELECT terminal, seq, raw FROM records ORDER BY terminal, seq"
 
 
-class _Collector:
-    """serve_tcp on a free loopback port, in a thread with its own event loop."""
+class LoopbackCollector:
+    """serve_tcp on a free loopback port, in a thread with its own event loop (also the capture tests')."""
 
     def __init__(self, store, recorder=None):
         self.store, self.recorder = store, recorder
@@ -47,7 +47,8 @@ class _Collector:
 
     def __enter__(self):
         self.thread.start()
-        self.ready.wait(10)
+        if not self.ready.wait(10):
+            raise RuntimeError("the loopback collector did not start within 10 s")
         return self
 
     def __exit__(self, *exc):
@@ -68,7 +69,7 @@ def _store(path):
 
 
 def _upload(store, recs, recorder=None):
-    with _Collector(store, recorder) as c:
+    with LoopbackCollector(store, recorder) as c:
         start = time.perf_counter()
         replay.upload("127.0.0.1", c.port, TERMINAL, KEY, recs, timeout=600)
         return time.perf_counter() - start

@@ -119,3 +119,53 @@ class NorFlash:
     def flip(self, addr, bit=0):
         """Flip one bit at a byte address (a bit error, not a NOR program)."""
         self.data[addr] ^= 1 << bit
+
+
+class CutDevice:
+    """A NorFlash seen through a power failure that raises nothing: after `at` more programs or erases
+    (-1: never) the one in progress is torn (half a program; an erase not done) and every later write is
+    lost, while reads go on.  For a filesystem mounted on it (littlefs tests: what a cut leaves behind)."""
+
+    def __init__(self, chip, at):
+        self.chip = chip
+        self.at = at  # operations left before the power fails; -1: never
+        self.ops = 0
+        self.dead = False
+
+    def _tick(self):
+        self.ops += 1
+        if self.at == 0:
+            self.dead = True
+            return True
+        if self.at > 0:
+            self.at -= 1
+        return False
+
+    def readblocks(self, block, buf, offset=0):
+        try:
+            self.chip.readblocks(block, buf, offset)
+        except MemoryError:  # a finaliser closing a file the cut left open: the heap is locked
+            at = block * BLOCK_SIZE + offset
+            data = self.chip.data
+            for i in range(len(buf)):
+                buf[i] = data[at + i]
+
+    def writeblocks(self, block, buf, offset=0):
+        if self.dead:
+            return
+        if self._tick():
+            buf = memoryview(buf)[: len(buf) // 2]  # torn: half of it programmed
+        self.chip.writeblocks(block, buf, offset)
+
+    def ioctl(self, op, arg):
+        if op != 6:
+            return self.chip.ioctl(op, arg)
+        if not (self.dead or self._tick()):  # an erase, page by page: nothing allocated
+            at = arg * BLOCK_SIZE
+            data = self.chip.data
+            for i in range(0, BLOCK_SIZE, PAGE_SIZE):
+                data[at + i : at + i + PAGE_SIZE] = _ERASED_PAGE
+        return 0
+
+
+_ERASED_PAGE = b"\xff" * PAGE_SIZE

@@ -36,50 +36,9 @@ def body_cut(blocks, overlay_max, cut_after, steps, delta, after, probes):
     import gc
 
     from firmware.denylist import DenyList, DenyListError
+    from host_sim.device.norflash import CutDevice as Cut
     from host_sim.device.norflash import NorFlash
 
-    class Cut:
-        def __init__(self, chip, at):
-            self.chip = chip
-            self.at = at  # operations left before the power fails; -1: never
-            self.ops = 0
-            self.dead = False
-
-        def _tick(self):
-            self.ops += 1
-            if self.at == 0:
-                self.dead = True
-                return True
-            if self.at > 0:
-                self.at -= 1
-            return False
-
-        def readblocks(self, block, buf, offset=0):
-            try:
-                self.chip.readblocks(block, buf, offset)
-            except MemoryError:  # a finaliser closing a file the cut left open: the heap is locked
-                at = block * 4096 + offset
-                data = self.chip.data
-                for i in range(len(buf)):
-                    buf[i] = data[at + i]
-
-        def writeblocks(self, block, buf, offset=0):
-            if self.dead:
-                return
-            if self._tick():
-                buf = memoryview(buf)[: len(buf) // 2]  # torn: half of it programmed
-            self.chip.writeblocks(block, buf, offset)
-
-        def ioctl(self, op, arg):
-            if op != 6:
-                return self.chip.ioctl(op, arg)
-            if not (self.dead or self._tick()):  # an erase, page by page: nothing allocated
-                at = arg * 4096
-                for i in range(0, 4096, 256):
-                    self.chip.data[at + i : at + i + 256] = erased
-            return 0
-
-    erased = b"\xff" * 256
     gc.collect()  # the previous run's chip: one run after another in the same heap
     chip = NorFlash(blocks)
     vfs.VfsLfs2.mkfs(chip)

@@ -167,37 +167,8 @@ def body_cut(cut_after, before, after):
     import gc
 
     from firmware.tapstate import Entry, TapState
+    from host_sim.device.norflash import CutDevice as Cut
     from host_sim.device.norflash import NorFlash
-
-    class Cut:
-        def __init__(self, chip, at):
-            self.chip, self.at, self.ops, self.dead = chip, at, 0, False
-
-        def _tick(self):
-            self.ops += 1
-            if self.at == 0:
-                self.dead = True
-                return True
-            if self.at > 0:
-                self.at -= 1
-            return False
-
-        def readblocks(self, block, buf, offset=0):
-            self.chip.readblocks(block, buf, offset)
-
-        def writeblocks(self, block, buf, offset=0):
-            if self.dead:
-                return
-            if self._tick():
-                buf = memoryview(buf)[: len(buf) // 2]  # torn: half of it programmed
-            self.chip.writeblocks(block, buf, offset)
-
-        def ioctl(self, op, arg):
-            if op != 6:
-                return self.chip.ioctl(op, arg)
-            if not (self.dead or self._tick()):
-                self.chip.ioctl(6, arg)
-            return 0
 
     gc.collect()
     chip = NorFlash(16)

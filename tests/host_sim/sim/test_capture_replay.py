@@ -1,47 +1,15 @@
 """Record and replay (host_sim/sim/capture.py, replay.py): a real TCP session recorded by the collector,
 replayed to a fresh collector, which then holds the same records; bad captures refused with a reason."""
 
-import asyncio
 import os
 import threading
 
 import pytest
 
 from host_sim import __main__ as cli
-from host_sim.backend import tcp_server
+from host_sim.bench.capture import LoopbackCollector
 from host_sim.sim import capture, replay
 from tests.host_sim.helpers import GOOD, KEY, TERMINAL, free_port, registered, tap_record
-
-
-class Collector:
-    """serve_tcp on a free loopback port in a thread of its own, optionally recording."""
-
-    def __init__(self, store, recorder=None):
-        self.store = store
-        self.recorder = recorder
-        self.ready = threading.Event()
-        self.loop = None
-        self.port = None
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    async def _run(self):
-        self.loop = asyncio.get_running_loop()
-        self.done = asyncio.Event()
-        server = await tcp_server.serve_tcp("127.0.0.1", 0, self.store, None, recorder=self.recorder)
-        self.port = server.sockets[0].getsockname()[1]
-        self.ready.set()
-        async with server:
-            await self.done.wait()
-        server.housekeeping.cancel()
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.ready.wait(10)
-        return self
-
-    def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.done.set)
-        self.thread.join(10)
 
 
 def stored(store):
@@ -53,7 +21,7 @@ def test_a_recorded_session_replayed_to_a_fresh_collector_leaves_the_same_record
     os.makedirs(tmp_path / "a")
     os.makedirs(tmp_path / "b")
     original = registered(tmp_path / "a")
-    with Collector(original, capture.Recorder(str(tmp_path / "cap"))) as c:
+    with LoopbackCollector(original, capture.Recorder(str(tmp_path / "cap"))) as c:
         result = replay.upload("127.0.0.1", c.port, TERMINAL, KEY, recs)
     assert result["sent"] == 40
     files = os.listdir(tmp_path / "cap")
@@ -66,7 +34,7 @@ def test_a_recorded_session_replayed_to_a_fresh_collector_leaves_the_same_record
 
     fresh = registered(tmp_path / "b")
     assert stored(fresh) == []
-    with Collector(fresh) as c:
+    with LoopbackCollector(fresh) as c:
         code = cli.main(["sim", "replay", path, "--to", "127.0.0.1:%d" % c.port, "--key", KEY.hex()])
     assert code == 0, capsys.readouterr().err
     assert '"sent": 40' in capsys.readouterr().out
@@ -75,7 +43,7 @@ def test_a_recorded_session_replayed_to_a_fresh_collector_leaves_the_same_record
 
 def test_the_capture_decodes_only_with_the_right_device_key(tmp_path, capsys):
     os.makedirs(tmp_path / "a")
-    with Collector(registered(tmp_path / "a"), capture.Recorder(str(tmp_path / "cap"))) as c:
+    with LoopbackCollector(registered(tmp_path / "a"), capture.Recorder(str(tmp_path / "cap"))) as c:
         replay.upload("127.0.0.1", c.port, TERMINAL, KEY, [tap_record(1, GOOD, 1)])
     cap = capture.read(str(tmp_path / "cap" / os.listdir(tmp_path / "cap")[0]))
     assert [len(s.terminal_said) > 0 for s in capture.decode(cap, lambda tid: KEY)] == [True]
@@ -166,7 +134,7 @@ class Board:
 
 def test_as_host_plays_the_host_side_and_names_where_the_board_diverges(tmp_path, capsys):
     os.makedirs(tmp_path / "a")
-    with Collector(registered(tmp_path / "a"), capture.Recorder(str(tmp_path / "cap"))) as c:
+    with LoopbackCollector(registered(tmp_path / "a"), capture.Recorder(str(tmp_path / "cap"))) as c:
         replay.upload("127.0.0.1", c.port, TERMINAL, KEY, [tap_record(1, GOOD, 1)])
     path = str(tmp_path / "cap" / os.listdir(tmp_path / "cap")[0])
     board = Board()
