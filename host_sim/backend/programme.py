@@ -18,7 +18,6 @@ import datetime
 import html
 import json
 import os
-import sys
 
 from host_sim import arguments
 from host_sim.backend import cases, promotions, report
@@ -194,13 +193,7 @@ def write_html(rows, breakdown, path, period):
 
 
 def main(args):
-    programmes, offset = None, promotions.DEFAULT_UTC_OFFSET
-    if args.promotions:
-        try:
-            _, offset, programmes = promotions.load(args.promotions)
-        except promotions.PromotionsFileError as e:
-            print("programme: --promotions %s" % e, file=sys.stderr)
-            return 2
+    _, offset, programmes = args.promotions or promotions.NONE
     store = Store(args.db)
     try:
         rows, breakdown = build(store, args.period, args.fee_rate_ppm, args.subsidy_budget_fen, programmes, offset)
@@ -226,4 +219,5 @@ def add_arguments(parser):
     parser.add_argument("--period", choices=("day", "week", "month"), default="month", help="the reporting period")
     parser.add_argument("--subsidy-budget-fen", type=int, metavar="N", help="the subsidy budget of one period")
     parser.add_argument("--fee-rate-ppm", type=int, default=report.DEFAULT_FEE_PPM, help="acquiring fee (ppm)")
-    parser.add_argument("--promotions", metavar="PROFILE.json", help="the programmes whose budgets apply")
+    parser.add_argument("--promotions", metavar="PROFILE.json", type=promotions.option,
+                        help="the programmes whose budgets apply")

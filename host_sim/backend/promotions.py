@@ -8,6 +8,7 @@ discount or dates.  The per-programme daily budget is the host's to keep: when a
 it the operator stops the programme with a new profile version (protocol/SPEC.md "Promotions").
 """
 
+import argparse
 import json
 import time
 
@@ -46,6 +47,17 @@ def load(path):
     except profiles.ProfileError as e:
         raise PromotionsFileError("%s: %s" % (path, e)) from None
     return product, offset, {p[promotion.ID]: p for p in compiled}
+
+
+NONE = (None, DEFAULT_UTC_OFFSET, None)  # no --promotions: no product, the default offset, no programmes
+
+
+def option(path):
+    """argparse type of `--promotions PROFILE.json`: load(path), or one line naming what is wrong."""
+    try:
+        return load(path)
+    except PromotionsFileError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _day(seconds, offset):

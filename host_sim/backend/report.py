@@ -21,7 +21,6 @@ import html
 import json
 import os
 import struct
-import sys
 import time
 
 from host_sim import arguments
@@ -340,13 +339,7 @@ def online_rows(store):
 
 
 def main(args):
-    programmes, product, offset = None, None, promotions.DEFAULT_UTC_OFFSET
-    if args.promotions:
-        try:
-            product, offset, programmes = promotions.load(args.promotions)
-        except promotions.PromotionsFileError as e:
-            print("report: --promotions %s" % e, file=sys.stderr)
-            return 2
+    product, offset, programmes = args.promotions or promotions.NONE
     store = Store(args.db)
     try:
         for assignment in args.merchant or ():
@@ -418,6 +411,6 @@ def add_arguments(parser):
     parser.add_argument("--fee-rate-ppm", type=int, default=DEFAULT_FEE_PPM, help="acquiring fee, parts per million")
     parser.add_argument("--merchant", action="append", metavar="TERMINAL=NAME",
                         help="assign a terminal (hex id) to a merchant (repeatable, remembered)")
-    parser.add_argument("--promotions", metavar="PROFILE.json",
+    parser.add_argument("--promotions", metavar="PROFILE.json", type=promotions.option,
                         help="the profile (or its promotions list) whose programmes the audit checks each "
                              "discount against, with their budgets")
