@@ -37,6 +37,7 @@ from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.store import ACCEPTED_TAP, Store
 from host_sim.emulators import wallet
 from host_sim.sim import scenario as scenarios
+from host_sim.sim import timeline as timelines
 from protocol import record
 
 UID_BASE = 5642000001
@@ -165,8 +166,9 @@ def _power_cut(t):
     t.board.wait_console(b"ready:", timeout=30, since=mark)
 
 
-def simulate(sc, seed, workdir, progress_cb=None):
-    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict."""
+def simulate(sc, seed, workdir, progress_cb=None, observer=None):
+    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict.  `observer`
+    (host_sim/sim/timeline.py's contract) is told what the boards and the collector do."""
     start_wall = time.monotonic()
     taps = schedule(sc, seed)
     progress = Progress(len(taps), sc["runs"][0])
@@ -182,6 +184,10 @@ def simulate(sc, seed, workdir, progress_cb=None):
     terminals = []
     cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
     declined = 0
+    watch = None
+    if observer is not None:
+        watch = timelines.RunWatch(observer, store, ACCEPTED_TAP, sc["runs"][0], sc["runs"][0] + sc["simulated_s"],
+                                   len(taps))
     try:
         for i, spec in enumerate(sc["terminals"]):
             t = demo.Terminal(spec["name"], str(UID_BASE + i), workdir, store, office, stop, clock=clock.path)
@@ -189,7 +195,12 @@ def simulate(sc, seed, workdir, progress_cb=None):
         for t in terminals:
             t.board.wait_console(b"ready:", timeout=30)
             t.provision(db)
-        for when, ti, _kind, payload in taps:
+        if watch:
+            watch.ready(terminals)
+        for when, ti, kind, payload in taps:
+            if watch:
+                watch.poll(clock.now, time.time())
+                watch.clock(when)
             clock.set(when)
             progress.simulated = when
             t = terminals[ti]
@@ -201,9 +212,18 @@ def simulate(sc, seed, workdir, progress_cb=None):
                 declined += 1
             else:
                 t.accepted.add(demo.seq_of(ev))
+            if watch:
+                watch.tapped(when, t, kind, ev, time.time())
             if due:
+                if watch:
+                    watch.power(when, t, False)
                 _power_cut(t)
                 progress.power_cuts += 1
+                if watch:
+                    watch.power(when, t, True)
+        if watch:
+            watch.poll(clock.now, time.time())
+            watch.clock(sc["runs"][0] + sc["simulated_s"])
         clock.set(sc["runs"][0] + sc["simulated_s"])
         progress.simulated = clock.now
 
@@ -213,6 +233,8 @@ def simulate(sc, seed, workdir, progress_cb=None):
         accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
         demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=60)
         demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=60)
+        if watch:
+            watch.poll(clock.now, time.time())
         rows = store.query("SELECT terminal, seq, token, atc, amount FROM records r WHERE " + ACCEPTED_TAP)
         revenue = store.query("SELECT COALESCE(SUM(r.amount), 0) FROM records r JOIN authorisations a "
                               "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.approved = 1 AND "
@@ -259,16 +281,22 @@ def main(args):
     seed = sc["seed"] if args.seed is None else args.seed
     seen = []
     try:
+        observer, view = timelines.cli_observer("sim run", args, sc["name"], timelines.groups_of(sc), sc["midnight"])
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:
         if args.workdir:
             os.makedirs(args.workdir, exist_ok=True)
             if os.listdir(args.workdir):
                 print("sim run: --workdir %s is not empty (a run starts from fresh flash images and collector)"
                       % args.workdir, file=sys.stderr)
                 return 2
-            summary = simulate(sc, seed, args.workdir, progress_cb=seen.append)
+            with view:
+                summary = simulate(sc, seed, args.workdir, progress_cb=seen.append, observer=observer)
         else:
-            with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir:
-                summary = simulate(sc, seed, workdir, progress_cb=seen.append)
+            with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir, view:
+                summary = simulate(sc, seed, workdir, progress_cb=seen.append, observer=observer)
     except KeyboardInterrupt:
         p = seen[0] if seen else None
         if p is None:
@@ -280,6 +308,8 @@ def main(args):
     except (RuntimeError, TimeoutError) as e:
         print("sim run: %s" % e, file=sys.stderr)
         return 1
+    if args.report:
+        timelines.write_report(args.report, observer, summary)
     if not args.json:
         print("%s (seed %d): %d taps on %d terminals, %d accepted, %d declined; %d uploaded, %d lost, "
               "%d duplicates; %.1f simulated hours in %.1f s"
@@ -294,5 +324,6 @@ def add_arguments(parser):
     parser.add_argument("scenario", help="the scenario file (TOML; host_sim/sim/scenario.py describes it)")
     parser.add_argument("--seed", type=int, help="passengers' seed (default: the scenario's)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
+    timelines.add_arguments(parser)
     parser.add_argument("--workdir", help="keep the flash images and the collector database here (an empty or "
                                           "new directory)")
