@@ -9,6 +9,7 @@ always the last line of stdout.  When that stream is not a terminal, rich draws 
 goes and prints the final view once when it stops (before the summary).
 """
 
+import os
 import sys
 
 from rich.console import Console, Group
@@ -20,8 +21,10 @@ from rich.text import Text
 MAX_ROWS = 12
 BUSIEST = 10
 REFRESH_PER_S = 4
+NOT_A_TERMINAL_WIDTH = 120
 COLUMNS = (("terminal", "name"), ("display", "text"), ("detail", "detail"), ("LEDs", "leds"), ("queue", "depth"),
-           ("link", "link"), ("taps", "taps"), ("stored", "stored"))
+           ("max queue", "max_depth"), ("link", "link"), ("taps", "taps"), ("stored", "stored"))
+NUMBERS = ("queue", "max queue", "taps", "stored")
 LINK_STYLE = {"up": "green", "-": "dim"}
 LED_STYLE = {"green": "green", "red": "red", "amber": "yellow", "blue": "blue", "purple": "magenta"}
 
@@ -70,7 +73,7 @@ def _counters(snap):
     if c:
         cells += ["pending authorisations %d" % c.get("pending", 0), "approved %d" % c.get("approved", 0),
                   "issuer declined %d" % c.get("declined", 0)]
-    cells.append("queued %d (deepest %d)" % (snap["queue_total"], snap["queue_max"]))
+    cells.append("queued now %d (deepest %d)" % (snap["queue_total"], snap["queue_max"]))
     if lat["p50"] is not None:
         cells.append("latency p50 %.0f ms p99 %.0f ms" % (lat["p50"] * 1000, lat["p99"] * 1000))
     return Text.from_markup(" · ".join(cells))
@@ -87,7 +90,7 @@ def _terminals(snap):
     shown = [c for c in COLUMNS if c[1] not in ("text", "detail", "leds")
              or any(t[c[1]] not in ("", "off") for t in rows)]
     for head, _ in shown:
-        table.add_column(head, no_wrap=True, justify="right" if head in ("queue", "taps", "stored") else "left")
+        table.add_column(head, no_wrap=True, justify="right" if head in NUMBERS else "left")
     for t in rows:
         cells = []
         for _, key in shown:
@@ -114,7 +117,9 @@ class LiveView:
     def __init__(self, timeline, stderr=False, file=None):
         self.timeline = timeline
         out = file if file is not None else (sys.stderr if stderr else sys.stdout)
-        self.console = Console(file=out)
+        # Not a terminal: no width to learn, and the final view is all anyone sees; wide enough to read.
+        wide = None if out.isatty() or os.environ.get("COLUMNS") else NOT_A_TERMINAL_WIDTH
+        self.console = Console(file=out, width=wide)
         self.live = Live(console=self.console, get_renderable=lambda: render(self.timeline),
                          refresh_per_second=REFRESH_PER_S, redirect_stdout=not stderr and file is None,
                          redirect_stderr=False,
@@ -126,5 +131,7 @@ class LiveView:
 
     def __exit__(self, *exc):
         self.live.stop()
+        if not self.console.is_terminal:
+            self.console.line()  # the final view ends its line before the run's summary
         self.console.file.flush()
         return False

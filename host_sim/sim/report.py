@@ -25,7 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402 (the backend first)
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator  # noqa: E402
 
 from host_sim.sim.timeline import BUCKETS, percentiles  # noqa: E402
 
@@ -33,6 +33,7 @@ MANY = 12  # more terminals than this: a heat map and the busiest, not one line 
 BUSIEST = 8
 TABLE_ROWS = 50
 DPI = 100
+TICK_STEPS_S = (60, 300, 600, 900, 1800, 3600, 7200, 10800)
 PLOTS = ("taps_per_hour", "queue_depth", "latency", "latency_over_time", "throughput", "revenue_subsidy",
          "declines")
 TITLES = {
@@ -41,8 +42,24 @@ TITLES = {
     "latency": "Upload latency (tap to stored)",
     "latency_over_time": "Upload latency over time",
     "throughput": "Throughput (records stored)",
-    "revenue_subsidy": "Revenue and subsidy per route",
+    "revenue_subsidy": "Fares and subsidy per route",
     "declines": "Declines per reason",
+}
+
+
+CAPTIONS = {
+    "taps_per_hour": "Every tap presented, accepted or declined, by the terminal it was presented to.",
+    "queue_depth": "Records a terminal journaled and the collector has not yet stored. In sim run the "
+                   "simulated clock stands still while boards work and jumps to the next tap: a record "
+                   "uploaded after the next tap's jump shows queued until that tap.",
+    "latency": "Wall-clock time from the terminal's answer (sim run) or journal append (sim fleet) to the "
+               "collector's commit: the host's pace, not simulated time.",
+    "latency_over_time": "The same latency, percentiles per time bucket over the simulated span.",
+    "throughput": "Records the collector committed per simulated minute (the wall-clock rate is the "
+                  "summary's records_per_s in sim fleet).",
+    "revenue_subsidy": "Fares and subsidy of the taps each route's terminals accepted offline; the summary's "
+                       "revenue_fen counts only those the issuer then approved.",
+    "declines": "Taps the terminal declined, by the reason it showed.",
 }
 
 
@@ -97,7 +114,9 @@ def figures(tl):
         "start_s": tl.start_s, "end_s": tl.end_s, "origin_s": tl.origin_s, "bucket_s": tl.width_s,
         "taps": tl.taps, "accepted": tl.accepted, "declined": tl.declined, "stored": tl.stored_count,
         "terminals": terminal_rows(tl),
-        "taps_per_hour": {"%s %s" % (name, _hhmm(h * 3600)): n for (name, h), n in sorted(tl.taps_per_hour.items())},
+        "tap_bin_s": tl.tap_bin_s,
+        "taps_per_hour": {"%s %s" % (name, _hhmm(h * tl.tap_bin_s)): n
+                          for (name, h), n in sorted(tl.taps_per_hour.items())},
         "declines": dict(sorted(tl.declines.items())),
         "outcomes": dict(sorted(tl.outcomes.items())),
         "credentials": dict(sorted(tl.credentials.items())),
@@ -109,18 +128,23 @@ def figures(tl):
 
 
 def _depth_series(tl, name):
-    """Queue depth of terminal `name` per bucket (the deepest seen in it, else the last known)."""
+    """Queue depth of terminal `name` per bucket: the deepest seen in it, else where the last one ended."""
     per = tl.queue_max.get(name, {})
     series, last = [], 0
     for b in range(BUCKETS):
-        last = per.get(b, last)
-        series.append(last)
+        if b in per:
+            deepest, last = per[b]
+            series.append(deepest)
+        else:
+            series.append(last)
     return series
 
 
 def _time_axis(ax, tl):
+    span = (tl.end_s or 1) - (tl.start_s or 0)
+    step = next((s for s in TICK_STEPS_S if span / s <= 12), TICK_STEPS_S[-1])
+    ax.xaxis.set_major_locator(MultipleLocator(step))
     ax.xaxis.set_major_formatter(FuncFormatter(_hhmm))
-    ax.xaxis.set_major_locator(MaxNLocator(10, steps=[1, 2, 3, 6, 10]))
     ax.set_xlabel("simulated time (HH:MM)")
 
 
@@ -139,7 +163,7 @@ def plot_taps_per_hour(tl, ax):
     names = sorted(tl.terminals)
     if not hours:
         return _empty(ax, "no taps")
-    labels = [_hhmm(h * 3600) for h in hours]
+    labels = [_hhmm(h * tl.tap_bin_s) for h in hours]
     if len(names) <= MANY:
         bottom = [0] * len(hours)
         for name in names:
@@ -152,13 +176,21 @@ def plot_taps_per_hour(tl, ax):
         ax.legend(fontsize=8, ncol=min(4, len(names)))
     else:
         grid = [[tl.taps_per_hour.get((name, h), 0) for h in hours] for name in names]
-        im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis")
+        im = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0)
         ax.set_xticks(range(len(hours)), labels, rotation=45 if len(hours) > 12 else 0)
         step = max(1, len(names) // 10)
         ax.set_yticks(range(0, len(names), step), [names[i] for i in range(0, len(names), step)], fontsize=8)
         ax.set_ylabel("terminal (%d)" % len(names))
         ax.figure.colorbar(im, ax=ax, label="taps")
-    ax.set_xlabel("hour of the simulated day")
+    ax.set_xlabel("simulated time (start of each %s)" % _bin_name(tl.tap_bin_s))
+
+
+def _bin_name(seconds):
+    return "hour" if seconds == 3600 else "%d minutes" % (seconds // 60)
+
+
+def taps_title(tl):
+    return "Taps per %s per terminal" % _bin_name(tl.tap_bin_s)
 
 
 def plot_queue_depth(tl, ax):
@@ -178,7 +210,8 @@ def plot_queue_depth(tl, ax):
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(bottom=0)
     _time_axis(ax, tl)
-    ax.legend(fontsize=8, ncol=3, title=None if len(names) <= MANY else "the %d deepest" % len(shown))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
+              title=None if len(names) <= MANY else "the %d deepest" % len(shown))
 
 
 def _span(seconds):
@@ -277,7 +310,7 @@ def write(path, tl, summary):
         fig, ax = plt.subplots(figsize=(10, _height(tl, name)), dpi=DPI)
         try:
             PLOTTERS[name](tl, ax)
-            ax.set_title(TITLES[name])
+            ax.set_title(taps_title(tl) if name == "taps_per_hour" else TITLES[name])
             ax.grid(True, alpha=0.3)
             fig.tight_layout()
             fig.savefig(os.path.join(path, name + ".png"))
@@ -311,7 +344,7 @@ def _html(tl, summary, numbers):
     cols = ("terminal", "group", "taps", "accepted", "declined", "stored", "max_queue", "mean_latency_ms",
             "revenue_fen", "subsidy_fen")
     heads = ("terminal", "route", "taps", "accepted", "declined", "stored", "max queue", "mean latency ms",
-             "revenue yuan", "subsidy yuan")
+             "fares yuan", "subsidy yuan")
     out.append('<table id="terminals"><tr>%s</tr>' % "".join("<th>%s</th>" % h for h in heads))
     for r in rows[:TABLE_ROWS] + [_totals(rows)]:
         cells = []
@@ -328,7 +361,8 @@ def _html(tl, summary, numbers):
             out.append("<tr><td>%s</td><td>%d</td></tr>" % (e(reason), n))
         out.append("</table>")
     for name in PLOTS:
-        out.append('<h2>%s</h2><img src="%s.png" alt="%s">' % (e(TITLES[name]), name, e(TITLES[name])))
+        head = taps_title(tl) if name == "taps_per_hour" else TITLES[name]
+        out.append('<h2>%s</h2><p>%s</p><img src="%s.png" alt="%s">' % (e(head), e(CAPTIONS[name]), name, e(head)))
     out.append("<h2>Files</h2><p><a href=\"summary.json\">summary.json</a> (the run's JSON line), "
                "<a href=\"timeline.json\">timeline.json</a> (the numbers behind the table and plots).</p>")
     out.append("<h2>summary.json</h2><pre>%s</pre>" % e(json.dumps(summary, indent=2)))

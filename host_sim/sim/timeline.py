@@ -70,8 +70,9 @@ class Timeline:
         self.now_s = None
         self.width_s = 1.0
         self.terminals = {}
-        self.taps_per_hour = Counter()  # (terminal, hour) -> taps
-        self.queue_max = {}  # terminal -> {bucket: deepest queue}
+        self.taps_per_hour = Counter()  # (terminal, bin since origin) -> taps; a bin is tap_bin_s long
+        self.tap_bin_s = 3600
+        self.queue_max = {}  # terminal -> {bucket: (deepest queue in it, queue at its end)}
         self.stored_per_bucket = Counter()
         self.latency_buckets = {}  # bucket -> [latency_s] (a reservoir of LATENCY_SAMPLES)
         self.latency_seen = Counter()  # bucket -> latencies offered
@@ -96,6 +97,7 @@ class Timeline:
             if self.start_s is None:
                 self.start_s, self.end_s = start_s, max(end_s, start_s + 1)
                 self.width_s = (self.end_s - self.start_s) / BUCKETS
+                self.tap_bin_s = tap_bin(self.end_s - self.start_s)
             self.now_s = sim_s
 
     def tap(self, sim_s, terminal, credential_kind, outcome_text, reason_text, amount_fen, subsidy_fen):
@@ -103,7 +105,7 @@ class Timeline:
             t = self._terminal(terminal)
             t.taps += 1
             self.taps += 1
-            self.taps_per_hour[(terminal, int((sim_s - self.origin_s) // 3600))] += 1
+            self.taps_per_hour[(terminal, int((sim_s - self.origin_s) // self.tap_bin_s))] += 1
             self.credentials[credential_kind] += 1
             self.outcomes[outcome_text.split(" ")[0] if outcome_text else "NO ANSWER"] += 1
             if outcome_text.startswith(REJECTED):
@@ -139,8 +141,8 @@ class Timeline:
             t.max_depth = max(t.max_depth, depth)
             per = self.queue_max.setdefault(terminal, {})
             b = self._bucket(sim_s)
-            if depth > per.get(b, -1):
-                per[b] = depth
+            deepest, _ = per.get(b, (depth, depth))
+            per[b] = (max(deepest, depth), depth)
 
     def stored(self, sim_s, terminal, seq, latency_s):
         with self.lock:
@@ -175,7 +177,7 @@ class Timeline:
         with self.lock:
             terms = list(self.terminals.values())
             if busiest is not None and len(terms) > busiest:
-                terms = sorted(terms, key=lambda t: (-t.depth, -t.taps, t.name))[:busiest]
+                terms = sorted(terms, key=lambda t: (-t.depth, -t.max_depth, -t.taps, t.name))[:busiest]
             rows = [dict(vars(t)) for t in terms]
             allterms = self.terminals.values()
             return {
@@ -191,7 +193,7 @@ class Timeline:
             }
 
     def hours(self):
-        """The hours (since origin) that saw taps, in order."""
+        """The tap bins (hours, or shorter for a short span; since origin) that saw taps, in order."""
         return sorted({h for _, h in self.taps_per_hour})
 
     def bucket_time(self, b):
@@ -208,6 +210,14 @@ class Timeline:
         if self.start_s is None:
             return 0
         return max(0, min(BUCKETS - 1, int((sim_s - self.start_s) / self.width_s)))
+
+
+def tap_bin(span_s):
+    """Taps are counted per hour, or per a shorter bin when the span has fewer than 6 hours."""
+    for seconds in (3600, 1800, 900, 600, 300, 60):
+        if span_s >= 6 * seconds:
+            return seconds
+    return 60
 
 
 def _sample(rng, kept, seen, value, size=LATENCY_SAMPLES):
