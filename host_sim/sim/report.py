@@ -265,7 +265,7 @@ def plot_revenue_subsidy(tl, ax):
     x = range(len(groups))
     rev = [tl.revenue.get(g, 0) / 100 for g in groups]
     sub = [tl.subsidy.get(g, 0) / 100 for g in groups]
-    bars = ax.bar([i - 0.2 for i in x], rev, width=0.4, label="revenue")
+    bars = ax.bar([i - 0.2 for i in x], rev, width=0.4, label="fares")
     ax.bar_label(bars, fmt="%.2f", fontsize=8)
     bars = ax.bar([i + 0.2 for i in x], sub, width=0.4, label="subsidy")
     ax.bar_label(bars, fmt="%.2f", fontsize=8)
