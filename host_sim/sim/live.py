@@ -118,7 +118,8 @@ class LiveView:
         self.timeline = timeline
         out = file if file is not None else (sys.stderr if stderr else sys.stdout)
         # Not a terminal: no width to learn, and the final view is all anyone sees; wide enough to read.
-        wide = None if out.isatty() or os.environ.get("COLUMNS") else NOT_A_TERMINAL_WIDTH
+        columns = os.environ.get("COLUMNS", "")
+        wide = None if out.isatty() else max(NOT_A_TERMINAL_WIDTH, int(columns) if columns.isdigit() else 0)
         self.console = Console(file=out, width=wide)
         self.live = Live(console=self.console, get_renderable=lambda: render(self.timeline),
                          refresh_per_second=REFRESH_PER_S, redirect_stdout=not stderr and file is None,
