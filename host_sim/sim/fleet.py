@@ -1,4 +1,5 @@
-"""`python -m host_sim sim fleet --terminals N [--taps-per-terminal K] [--seed S] [--json]`: a county fleet.
+"""`python -m host_sim sim fleet --terminals N [--taps-per-terminal K] [--seed S] [--json] [--live] [--report DIR]`:
+a county fleet.
 
 N terminals made of the real protocol/ code (protocol.peer.Peer: HELLO/AUTH with its device key, AES-CTR
 + MAC on every frame, selective repeat; RECORDS frames filled as firmware/uplink.py fills them) run in this

@@ -1,4 +1,5 @@
-"""`sim run SCENARIO.toml [--seed N] [--json]`: a scenario on full virtual boards, on a virtual clock.
+"""`sim run SCENARIO.toml [--seed N] [--json] [--live] [--report DIR]`: a scenario on full virtual boards, on a
+virtual clock.
 
 The boards, their uplinks to one collector (SQLite, every stored transaction authorised by the issuer
 simulation) and the passengers' phones are the demo's (host_sim/demo.py).  The seed fixes every
@@ -15,6 +16,10 @@ What is not: the time between jumps (a tap's decision, its upload) runs at the h
 and blocking time.sleep_ms stay real, and a jump times out a link exchange in flight: the collector may
 log "refused: bad proof" for a handshake the terminal abandoned, and the terminal reconnects.  Taps are
 presented one at a time, each after its answer, so none of that changes what is recorded.
+
+`--live` and `--report DIR` watch the run through an observer (host_sim/sim/timeline.py): the boards'
+display and LED events and the collector's stored rows, read between taps; watching changes nothing the
+run records.  The live view goes to stderr with `--json`, so stdout holds the JSON alone.
 
 The last line printed is the JSON summary; `digest` is a SHA-256 of the collector's stored records
 (terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC) and the issuer's decisions.
