@@ -102,7 +102,7 @@ def terminal_rows(tl):
                      "declined": t.declined, "stored": t.stored, "max_queue": t.max_depth,
                      "mean_latency_ms": round(t.latency_sum / t.stored * 1000, 1) if t.stored else None,
                      "revenue_fen": t.revenue_fen, "subsidy_fen": t.subsidy_fen})
-    rows.sort(key=lambda r: (-r["taps"], r["terminal"]))
+    rows.sort(key=lambda r: (-r["taps"], -r["max_queue"], r["terminal"]))
     return rows
 
 
