@@ -46,6 +46,7 @@ from host_sim.backend.store import Store
 from host_sim.bench.collector import _cpu_seconds, records_batch
 from host_sim.bench.collector_load import _rss_mb
 from host_sim.bench.link import AID_UNIONPAY
+from host_sim.sim import fleet_boards
 from host_sim.tools import build
 from protocol import fleet as fleet_kinds
 from protocol import frame, link, peer, record
@@ -210,10 +211,10 @@ class Fleet:
         self.sel.close()
 
 
-def _start_collector(db, port, terminals, log):
+def _start_collector(db, port, terminals, log, extra=()):
     proc = subprocess.Popen([sys.executable, "-m", "host_sim", "collector", "--db", db, "--listen",
                              "127.0.0.1:%d" % port, "--max-connections", str(terminals + 16),
-                             "--idle-timeout", "86400", "--handshake-timeout", "3600"],
+                             "--idle-timeout", "86400", "--handshake-timeout", "3600", *extra],
                             cwd=build.ROOT, stdout=log, stderr=log)
     deadline = time.monotonic() + 20
     while True:
@@ -243,14 +244,16 @@ def _schedule(terminals, taps, simulated_s, rng):
     return events
 
 
-def _check(db, terms):
-    """(stored, lost, duplicates, digest) from the collector's database."""
+def _check(db, terms, skip=()):
+    """(stored, lost, duplicates, digest) from the collector's database; rows of terminals in `skip` (the
+    boards) are left to their own check."""
     journals = {t.ident.hex(): t.journal for t in terms}
     con = sqldb.connect(db)
     try:
         rows = con.execute("SELECT terminal, seq, raw FROM records ORDER BY terminal, seq").fetchall()
     finally:
         con.close()
+    rows = [r for r in rows if r[0] not in skip]
     digest = hashlib.sha256()
     seen = set()
     duplicates = 0
@@ -265,8 +268,10 @@ def _check(db, terms):
     return len(rows), lost, duplicates, digest.hexdigest()
 
 
-def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, tick_wall_s=30.0, drain_wall_s=120.0):
-    """Run the fleet; returns the JSON result (see the module docstring)."""
+def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, tick_wall_s=30.0, drain_wall_s=120.0,
+              boards=0):
+    """Run the fleet (and `boards` full virtual boards, host_sim/sim/fleet_boards.py); returns the JSON result
+    (see the module docstring)."""
     fd_limit = _raise_fd_limit(terminals + 256)
     if fd_limit < terminals + 64:
         raise FleetError("%d terminals need %d file descriptors; this process may open %d (ulimit -n)"
@@ -282,9 +287,21 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
     port = _free_port()
     log = tempfile.TemporaryFile()
     wall0 = time.perf_counter()
-    proc = _start_collector(db, port, terminals, log)
+    bd = board_dir = None
+    try:
+        if boards:
+            board_dir = tempfile.TemporaryDirectory(prefix="zhifu-fleet-boards-")
+            bd = fleet_boards.Boards(boards, board_dir.name, seed, taps, simulated_s, EPOCH)
+            bd.provision(db)
+        proc = _start_collector(db, port, terminals, log, bd.uplinks() if bd else ())
+    except BaseException:
+        _close_boards(bd, board_dir)
+        log.close()
+        raise
     fl = Fleet(terms, port, proc)
     try:
+        if bd:
+            bd.start_watching()
         fl.connect()
         left = fl.pump(terms, time.perf_counter() + max(60.0, terminals * 0.05))
         if left:
@@ -295,10 +312,16 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
         late = 0  # ticks whose records were not all acknowledged within --tick-wall-s
         i = 0
         tick_s = tick_ms / 1000
-        while i < len(events):
-            tick = int(events[i][0] // tick_s)  # the next tick with a tap: the clock skips empty ones
+        while i < len(events) or (bd and bd.next_at() is not None):
+            due = [events[i][0]] if i < len(events) else []
+            if bd and bd.next_at() is not None:
+                due.append(bd.next_at())
+            tick = int(min(due) // tick_s)  # the next tick with a tap: the clock skips empty ones
             end = (tick + 1) * tick_s
             now_ms = int(end * 1000)
+            if bd:
+                bd.tap_until(end)  # each at its own simulated second, then the clock at the tick's end
+                bd.set_clock(end)
             touched = []
             while i < len(events) and events[i][0] < end:
                 when, index = events[i]
@@ -307,9 +330,13 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
                 term.tap(when, rng)
                 touched.append(term)
                 i += 1
-            if fl.pump(touched, time.perf_counter() + tick_wall_s):
+            limit = time.perf_counter() + tick_wall_s
+            if fl.pump(touched, limit) or (bd and not bd.settle(limit)):
                 late += 1
-        left = fl.pump(terms, time.perf_counter() + drain_wall_s)
+        limit = time.perf_counter() + drain_wall_s
+        left = fl.pump(terms, limit)
+        if bd:
+            bd.settle(limit)
         seconds = time.perf_counter() - t0
         collector_cpu = _cpu_seconds(proc.pid) - cpu0
         own_cpu = time.process_time() - own0
@@ -324,11 +351,23 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
                 proc.kill()
                 proc.wait()
         log.close()
-    stored, lost, duplicates, digest = _check(db, terms)
+        _close_boards(bd, board_dir)
+    stored, lost, duplicates, digest = _check(db, terms, {b.terminal for b in bd.boards} if bd else ())
     total = sum(len(t.journal) for t in terms)
-    depths = [t.max_depth for t in terms]
+    depths = [(t.ident.hex(), t.max_depth) for t in terms]
     latencies = [round(s * 1000, 2) for t in terms for s in t.latencies]
-    return {
+    board_figures = None
+    if bd:
+        board_figures, board_digest, board_depths = bd.check(db)
+        total += board_figures["taps"]
+        stored += board_figures["stored"]
+        lost += board_figures["lost"]
+        duplicates += board_figures["duplicates"]
+        latencies += board_figures["latency_ms"]
+        board_figures["latency_ms"] = _percentiles(board_figures["latency_ms"])
+        depths += board_depths
+        digest = hashlib.sha256((digest + board_digest).encode()).hexdigest()
+    result = {
         "terminals": terminals,
         "taps": total,
         "stored": stored,
@@ -337,7 +376,8 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
         "unacknowledged": sum(len(t.journal) - t.acked for t in left),
         "records_per_s": round(stored / seconds) if seconds else 0,
         "latency_ms": _percentiles(latencies),
-        "queue_depth": _percentiles(depths, (50, 99)),
+        "queue_depth": _percentiles([d for _, d in depths], (50, 99)),
+        "queue_depth_top": [{"name": name, "depth": d} for name, d in sorted(depths, key=lambda x: (-x[1], x[0]))[:10]],
         "late_ticks": late,
         "collector_cpu_seconds": round(collector_cpu, 2),
         "terminals_cpu_seconds": round(own_cpu, 2),
@@ -349,6 +389,16 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
         "seed": seed,
         "digest": digest,
     }
+    if board_figures:
+        result["boards"] = board_figures
+    return result
+
+
+def _close_boards(bd, board_dir):
+    if bd is not None:
+        bd.close()
+    if board_dir is not None:
+        board_dir.cleanup()
 
 
 def positive(text):
@@ -362,6 +412,17 @@ def positive(text):
     return n
 
 
+def _count(text):
+    """argparse type: a whole number >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 0, not %r" % text)
+    return n
+
+
 def add_arguments(parser):
     parser.add_argument("--terminals", type=positive, required=True, help="protocol-level terminals in the fleet")
     parser.add_argument("--taps-per-terminal", type=positive, default=10, help="taps each terminal journals")
@@ -370,6 +431,8 @@ def add_arguments(parser):
     parser.add_argument("--tick-ms", type=positive, default=1000, help="the simulated clock's step")
     parser.add_argument("--tick-wall-s", type=float, default=30.0,
                         help="wall seconds a tick may wait for its acknowledgements before the clock moves on")
+    parser.add_argument("--boards", type=_count, default=0,
+                        help="full virtual boards (the firmware on MicroPython) in the fleet, on its simulated clock")
     parser.add_argument("--db", help="the collector's database file, kept after the run (must not exist yet; "
                                      "default: a temporary one)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -382,8 +445,9 @@ def main(args):
     try:
         with tempfile.TemporaryDirectory(prefix="zhifu-sim-fleet-") as tmp:
             result = run_fleet(args.db or os.path.join(tmp, "collector.db"), args.terminals,
-                               args.taps_per_terminal, args.seed, args.simulated_s, args.tick_ms, args.tick_wall_s)
-    except FleetError as e:
+                               args.taps_per_terminal, args.seed, args.simulated_s, args.tick_ms, args.tick_wall_s,
+                               boards=args.boards)
+    except (FleetError, fleet_boards.BoardError) as e:
         print("sim fleet: %s" % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
