@@ -1,4 +1,4 @@
-"""`python -m host_sim sim fleet --terminals N [--taps-per-terminal K] [--seed S] [--json]`: a county fleet.
+"""`python -m host_sim sim fleet --terminals N [--boards K] [--taps-per-terminal T] [--json] ...`: a county fleet.
 
 N terminals made of the real protocol/ code (protocol.peer.Peer: HELLO/AUTH with its device key, AES-CTR
 + MAC on every frame, selective repeat; RECORDS frames filled as firmware/uplink.py fills them) run in this
@@ -13,14 +13,27 @@ their window allows, and the sockets are pumped until every record journaled so 
 collector acknowledges only after its commit) or --tick-wall-s passes; then the clock moves on.  The
 peers read the simulated clock, so no retransmit timer runs out while the collector works.
 
+With --boards K, K full virtual boards (the firmware on MicroPython, host_sim/sim/fleet_boards.py) join
+the fleet on the same clock: the clock file their time reads follows the ticks (simulated UNIX time,
+EPOCH + the simulated second), each board's taps (drawn from the seed, T each) are CPM codes presented
+on its scanner at their simulated second, and the collector serves their uplink ptys (`--serial`) next to
+the terminals' TCP.  A tick also waits until the boards' answered taps are stored.  Their records count in
+every figure below; "boards" holds their own.
+
     records_per_s   records stored / wall seconds of the simulated span (first tap to last ACK)
     latency_ms      tap-to-stored: wall ms from a record being journaled to its ACK, p50/p90/p99/max
     queue_depth     per terminal, the most records it held journaled and not yet acknowledged:
-                    max / p50 / p99 over the terminals
+                    max / p50 / p99 over the terminals (and boards)
+    queue_depth_top the 10 deepest terminals: [{"name": terminal id, "depth"}], deepest first
     lost            taps whose record the collector's database does not hold at the end
     duplicates      stored rows beyond one per (terminal, seq), or whose bytes differ from the record the
                     terminal journaled under that seq
-    digest          SHA-256 of the stored records in (terminal, seq) order: equal seeds, equal digests
+    digest          SHA-256 of the stored records in (terminal, seq) order: equal seeds, equal digests;
+                    with boards, SHA-256 of that digest and the boards' (fleet_boards.py: their records'
+                    fields without token and bytes, which fresh keys make anew each run)
+    boards          with --boards: {"boards", "taps", "accepted", "stored", "lost", "duplicates",
+                    "other_records", "latency_ms"}; latency from the display's answer to the record seen
+                    in the collector's database
     collector_cpu_seconds, terminals_cpu_seconds   CPU of the collector, of this process, in that span
     collector_rss_mb  the collector's resident memory at the end
     fd_limit        file descriptors this process may open (raised to the hard limit when needed): one per
