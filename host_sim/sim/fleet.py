@@ -54,13 +54,13 @@ database) was p50 1.2 s at 1 000 terminals (the board's uplink at 9 600 baud, it
 - File descriptors come first: one per terminal in this process and one per link in the collector, so
   19 900 terminals under the hard limit of 20 000 (19 000 ran; handshakes took 28 s).  More needs a higher
   hard limit or several collectors (`collector --reuse-port` on a shared PostgreSQL database).
-- CPU: the collector is one process on one core.  Idle links cost little (2 000 connected: 3 % of a core).
+- CPU: the collector is one process on one core.  Idle links cost little (10 000 connected: 13 % of a core).
   Its commit rate is the limit on speed: records arriving together share a group commit (1 000 terminals,
   ten taps each in 10 simulated seconds: 2 852 records/s, 0.35 ms of collector CPU a record), records
   trickling in one tick at a time take a commit each (about 5 ms of CPU with its WAL writes), so at
   10 000 terminals the collector is busy 94 % of the span and the hour runs only 6 times faster than real
   time.  This process's CPU is small beside it (47 s at 10 000).
-- Memory is not a limit: about 21 KB a link in the collector (402 MB at 19 000), 138 MB here at 5 000.
+- Memory is not a limit: about 21 KB a link in the collector (402 MB at 19 000), 141 MB here at 10 000.
 """
 
 import argparse
