@@ -487,7 +487,8 @@ def main(args):
         print("sim fleet: %s" % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("sim fleet: interrupted; the collector was stopped", file=sys.stderr)
+        print("sim fleet: interrupted; the collector %s stopped" % ("and every board were" if args.boards else "was"),
+              file=sys.stderr)
         return 130
     print(json.dumps(result, indent=None if args.json else 2))
     return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1

@@ -98,12 +98,16 @@ class Boards:
         self.clock = Clock(os.path.join(workdir, "clock"), epoch)
         self.rng = random.Random("boards %d" % seed)  # apart from the terminals' draw: --boards 0 is unchanged
         self.boards = []
+        self.db = None  # the collector's database, once the boards are provisioned against it
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher = None
         try:
             for i in range(count):
                 self.boards.append(Board(i, workdir, self.clock.path))
+        except (OSError, RuntimeError, TimeoutError, vboard.FlashInUse) as e:
+            self.close()
+            raise BoardError("board %d of %d did not start: %s" % (len(self.boards) + 1, count, e)) from None
         except BaseException:
             self.close()
             raise
