@@ -1,11 +1,18 @@
 """`sim fleet --boards K`: full virtual boards in the fleet, on its simulated clock, served by its collector;
 their records carry the seeded simulated seconds, count in the fleet's figures and in its digest."""
 
+import os
 import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 from host_sim.sim import fleet
+from host_sim.tools import build
 from protocol import record
+from tests.waiting import wait_until
 
 
 def _tap_rows(db, prefix):
@@ -42,3 +49,48 @@ def test_two_boards_and_eight_terminals_store_every_tap_once_at_its_simulated_se
     assert again["digest"] == result["digest"]
     assert again["digest"] != fleet.run_fleet(str(tmp_path / "c.db"), 8, taps=3, seed=4, simulated_s=40)["digest"]
 
+
+
+def _children(pid):
+    """(pid, command line) of the live processes whose parent is `pid`, read from /proc."""
+    rows = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                args = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            rows.append((int(name), args))
+    return rows
+
+
+def test_ctrl_c_stops_the_collector_and_every_board():
+    proc = subprocess.Popen([sys.executable, "-m", "host_sim", "sim", "fleet", "--terminals", "20", "--boards", "2",
+                             "--taps-per-terminal", "500", "--simulated-s", "3600"], cwd=build.ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def started():
+            kids = _children(proc.pid)
+            collector = [pid for pid, args in kids if "collector" in args]
+            boards = [pid for pid, args in kids if "micropython" in args]
+            return collector and len(boards) == 2 and collector + boards
+
+        pids = wait_until(started, timeout=120, what="the collector and two boards",
+                          context=lambda: "still running" if proc.poll() is None else proc.stderr.read())
+        time.sleep(3)  # taps under way
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err == "sim fleet: interrupted; the collector and every board were stopped\n"
+    assert out == ""
+    for pid in pids:
+        assert not os.path.exists("/proc/%d" % pid)
