@@ -48,9 +48,13 @@ The largest fleet this machine carries (2 cores shared with other work, 24 GB, `
     10 000     100 040  609     171        130 / 524           555 s / 591 s       230 MB
     19 000     38 008   71      992        90 / 362            36 s / 43 s         402 MB  (2 taps in 300 s)
 
-Every run stored every tap once (lost 0, duplicates 0, late_ticks 0); the boards' own latency (display to
-database) was p50 1.2 s at 1 000 terminals (the board's uplink at 9 600 baud, its first handshake),
-0.1 s at 5 000 and 10 000.  Where the limits are:
+Every run stored every tap once (lost 0, duplicates 0, late_ticks 0); two runs of 1 000 terminals and 4
+boards gave the same digest.  The boards' own latency (display to database) was p50 1.3 s, p99 4.4 s at
+1 000 terminals and 0.1 s / 0.35 s at 10 000: where ticks are short the clock runs far ahead of the wall,
+a board's link timers (ticks_ms follows the clock) expire during an exchange, the collector logs
+"refused: bad proof" for the handshake the board abandoned, and the board uploads after reconnecting
+(run.py's docstring describes the same); where ticks are longer its link holds between taps.
+Where the limits are:
 - File descriptors come first: one per terminal in this process and one per link in the collector, so
   19 900 terminals under the hard limit of 20 000 (19 000 ran; handshakes took 28 s).  More needs a higher
   hard limit or several collectors (`collector --reuse-port` on a shared PostgreSQL database).
