@@ -12,6 +12,9 @@ Latency and queue depth are seen from outside the board: a watcher thread polls 
 every POLL_S, so a board's tap-to-stored latency is wall time from the display's answer to the poll that
 first sees its record (up to POLL_S late); its queue depth is the most answered taps not yet stored.
 
+An observer (host_sim/sim/timeline.py's contract) is told, from the caller's thread, of each board's
+link, taps, display answers, queue depth and stored records.
+
 Board records are keyed with device keys and a fleet token key that each run makes anew, so their part of
 the digest is run.py's fields (terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC).
 """
@@ -19,6 +22,7 @@ the digest is run.py's fields (terminal, seq, time, kind, amount, currency, deci
 import hashlib
 import os
 import random
+import re
 import threading
 import time
 
@@ -36,6 +40,7 @@ PHONES_PER_BOARD = 40
 ANSWER_TIMEOUT_S = 30  # long: a second presentation would be a second record (run.py's reason)
 BOOT_TIMEOUT_S = 120  # many boards booting on a busy machine
 POLL_S = 0.02
+MONEY = re.compile(r"(\d+)\.(\d\d)")  # the fare on a PAID display, e.g. "PAID 2.00"
 
 
 class BoardError(Exception):
@@ -57,7 +62,6 @@ class Board:
         self.taps = 0
         self.accepted = set()  # seqs the display answered as paid
         self.answered_at = {}  # seq -> wall time of the answer, until stored
-        self.stored_at = {}  # seq -> wall time the watcher first saw it stored
         self.max_depth = 0
         self.latencies = []
 
@@ -93,8 +97,10 @@ class Board:
 class Boards:
     """K boards, their seeded taps and the watcher that sees their records stored."""
 
-    def __init__(self, count, workdir, seed, taps, simulated_s, epoch):
+    def __init__(self, count, workdir, seed, taps, simulated_s, epoch, observer=None):
         self.epoch = epoch
+        self.observer = observer
+        self.stored_events = []  # (board, seq, latency_s) the watcher saw, for the observer
         self.clock = Clock(os.path.join(workdir, "clock"), epoch)
         self.rng = random.Random("boards %d" % seed)  # apart from the terminals' draw: --boards 0 is unchanged
         self.boards = []
@@ -127,6 +133,9 @@ class Boards:
         return [arg for b in self.boards for arg in ("--serial", b.board.ports["uplink"])]
 
     def start_watching(self):
+        if self.observer is not None:
+            for b in self.boards:
+                self.observer.link(b.name, "up")
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._watcher.start()
 
@@ -144,12 +153,36 @@ class Boards:
             b.taps += 1
             ev = b.present(b.code(self.rng))
             seq = demo.seq_of(ev)
-            if ev["text"].startswith("PAID") and seq is not None:
+            paid = ev["text"].startswith("PAID") and seq is not None
+            if paid:
                 now = time.perf_counter()
                 with self._lock:
                     b.accepted.add(seq)
                     b.answered_at[seq] = now
                     b.max_depth = max(b.max_depth, len(b.answered_at))
+            if self.observer is not None:
+                self._tell(b, when, ev, paid)
+
+    def _tell(self, b, when, ev, paid):
+        text, detail = ev.get("text", ""), ev.get("detail", "")
+        money = MONEY.search(text) if paid else None
+        self.observer.display(b.name, text, detail)
+        self.observer.tap(when, b.name, "cpm", text, "" if paid else detail,
+                          int(money.group(1)) * 100 + int(money.group(2)) if money else 0, 0)
+        with self._lock:
+            depth = len(b.answered_at)
+        self.observer.queue(when, b.name, depth)
+
+    def _tell_stored(self):
+        with self._lock:
+            events, self.stored_events = self.stored_events, []
+        sim_s = self.clock.now - self.epoch
+        for b, seq, latency in events:
+            self.observer.stored(sim_s, b.name, seq, latency)
+        for b in {b for b, _, _ in events}:
+            with self._lock:
+                depth = len(b.answered_at)
+            self.observer.queue(sim_s, b.name, depth)
 
     def set_clock(self, sim_s):
         self.clock.set(self.epoch + sim_s)
@@ -160,11 +193,15 @@ class Boards:
 
     def settle(self, wall_limit):
         """Wait until every answered tap is stored or `wall_limit` (perf_counter) passes; True if settled."""
+        settled = True
         while self.busy():
             if time.perf_counter() > wall_limit:
-                return False
+                settled = False
+                break
             time.sleep(POLL_S)
-        return True
+        if self.observer is not None:
+            self._tell_stored()
+        return settled
 
     def _watch(self):
         con = sqldb.connect(self.db)
@@ -183,7 +220,8 @@ class Boards:
                             at = b.answered_at.pop(seq, None)
                             if at is not None:
                                 b.latencies.append(now - at)
-                                b.stored_at[seq] = now
+                                if self.observer is not None:
+                                    self.stored_events.append((b, seq, now - at))
         finally:
             con.close()
 
