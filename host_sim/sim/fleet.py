@@ -1,4 +1,5 @@
-"""`python -m host_sim sim fleet --terminals N [--boards K] [--taps-per-terminal T] [--json] ...`: a county fleet.
+"""`python -m host_sim sim fleet --terminals N [--boards K] [--taps-per-terminal T] [--json] [--live] [--report DIR]
+...`: a county fleet.
 
 N terminals made of the real protocol/ code (protocol.peer.Peer: HELLO/AUTH with its device key, AES-CTR
 + MAC on every frame, selective repeat; RECORDS frames filled as firmware/uplink.py fills them) run in this
@@ -87,12 +88,14 @@ from host_sim.bench.collector import _cpu_seconds, records_batch
 from host_sim.bench.collector_load import _rss_mb
 from host_sim.bench.link import AID_UNIONPAY
 from host_sim.sim import fleet_boards
+from host_sim.sim import timeline as timelines
 from host_sim.tools import build
 from protocol import fleet as fleet_kinds
 from protocol import frame, link, peer, record
 
 EPOCH = 1_800_000_000  # the simulated clock's zero, as a record's UNIX time
 KEY_BASE = bytes(range(32))
+FARE_FEN = 200  # every fleet tap: an accepted QR fare
 
 
 class FleetError(Exception):
@@ -131,12 +134,14 @@ class Terminal:
         self.latencies = []
         self.sock = None
         self.now = 0  # simulated ms
+        self.name = "T%04d" % (index + 1)
+        self.observer = None  # host_sim/sim/timeline.py's contract, told of every ACK
 
     def tap(self, when_s, rng):
         """Journal one accepted QR tap at simulated second `when_s`."""
         seq = len(self.journal) + 1
         token = rng.randbytes(16)
-        self.journal.append(record.encode(self.ident, seq, EPOCH + when_s, record.KIND_QR_CPM, 200, 156,
+        self.journal.append(record.encode(self.ident, seq, EPOCH + when_s, record.KIND_QR_CPM, FARE_FEN, 156,
                                           record.ACCEPTED, record.REASON_NONE, 1, token,
                                           [(record.EXT_ATC, (seq & 0xFFFF).to_bytes(2, "big")),
                                            (record.EXT_AID, AID_UNIONPAY)]))
@@ -172,6 +177,10 @@ class Terminal:
         if tag > self.acked:
             now = time.perf_counter()
             self.latencies.extend(now - self.journaled_at[s] for s in range(self.acked, tag))
+            if self.observer is not None:
+                for s in range(self.acked, tag):
+                    self.observer.stored(self.now / 1000, self.name, s + 1, now - self.journaled_at[s])
+                self.observer.queue(self.now / 1000, self.name, len(self.journal) - tag)
             self.acked = tag
 
     def busy(self):
@@ -309,9 +318,10 @@ def _check(db, terms, skip=()):
 
 
 def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, tick_wall_s=30.0, drain_wall_s=120.0,
-              boards=0):
+              boards=0, observer=None):
     """Run the fleet (and `boards` full virtual boards, host_sim/sim/fleet_boards.py); returns the JSON result
-    (see the module docstring)."""
+    (see the module docstring).  `observer` (host_sim/sim/timeline.py's contract) is told of every tap, queue
+    depth and ACK."""
     fd_limit = _raise_fd_limit(terminals + 256)
     if fd_limit < terminals + 64:
         raise FleetError("%d terminals need %d file descriptors; this process may open %d (ulimit -n)"
@@ -331,7 +341,7 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
     try:
         if boards:
             board_dir = tempfile.TemporaryDirectory(prefix="zhifu-fleet-boards-")
-            bd = fleet_boards.Boards(boards, board_dir.name, seed, taps, simulated_s, EPOCH)
+            bd = fleet_boards.Boards(boards, board_dir.name, seed, taps, simulated_s, EPOCH, observer)
             bd.provision(db)
         proc = _start_collector(db, port, terminals, log, bd.uplinks() if bd else ())
     except BaseException:
@@ -348,6 +358,13 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
             raise FleetError("%d of %d terminals did not complete the handshake" % (len(left), terminals))
         handshake_s = time.perf_counter() - wall0
         events = _schedule(terminals, taps, simulated_s, rng)
+        if observer is not None:
+            observer.clock(0, 0, simulated_s)
+            if hasattr(observer, "expect"):
+                observer.expect(len(events) + (len(bd.events) if bd else 0))
+            for term in terms:
+                term.observer = observer
+                observer.link(term.name, "up")
         cpu0, own0, t0 = _cpu_seconds(proc.pid), time.process_time(), time.perf_counter()
         late = 0  # ticks whose records were not all acknowledged within --tick-wall-s
         i = 0
@@ -369,7 +386,12 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
                 term.now = now_ms
                 term.tap(when, rng)
                 touched.append(term)
+                if observer is not None:
+                    observer.tap(when, term.name, "cpm", "PAID %d.%02d" % divmod(FARE_FEN, 100), "", FARE_FEN, 0)
+                    observer.queue(when, term.name, len(term.journal) - term.acked)
                 i += 1
+            if observer is not None:
+                observer.clock(now_ms / 1000, 0, simulated_s)
             limit = time.perf_counter() + tick_wall_s
             if fl.pump(touched, limit) or (bd and not bd.settle(limit)):
                 late += 1
@@ -377,6 +399,8 @@ def run_fleet(db, terminals, taps=10, seed=1, simulated_s=3600, tick_ms=1000, ti
         left = fl.pump(terms, limit)
         if bd:
             bd.settle(limit)
+        if observer is not None:
+            observer.clock(simulated_s, 0, simulated_s)
         seconds = time.perf_counter() - t0
         collector_cpu = _cpu_seconds(proc.pid) - cpu0
         own_cpu = time.process_time() - own0
@@ -476,6 +500,7 @@ def add_arguments(parser):
     parser.add_argument("--db", help="the collector's database file, kept after the run (must not exist yet; "
                                      "default: a temporary one)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    timelines.add_arguments(parser)
 
 
 def main(args):
@@ -483,10 +508,16 @@ def main(args):
         print("sim fleet: --db %s exists; the fleet needs a new database" % args.db, file=sys.stderr)
         return 2
     try:
-        with tempfile.TemporaryDirectory(prefix="zhifu-sim-fleet-") as tmp:
+        observer, view = timelines.cli_observer("sim fleet", args, "sim fleet: %d terminals, seed %d"
+                                                % (args.terminals, args.seed), {}, 0, "fleet")
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:
+        with tempfile.TemporaryDirectory(prefix="zhifu-sim-fleet-") as tmp, view:
             result = run_fleet(args.db or os.path.join(tmp, "collector.db"), args.terminals,
                                args.taps_per_terminal, args.seed, args.simulated_s, args.tick_ms, args.tick_wall_s,
-                               boards=args.boards)
+                               boards=args.boards, observer=observer)
     except (FleetError, fleet_boards.BoardError) as e:
         print("sim fleet: %s" % e, file=sys.stderr)
         return 1
@@ -494,5 +525,7 @@ def main(args):
         print("sim fleet: interrupted; the collector %s stopped" % ("and every board were" if args.boards else "was"),
               file=sys.stderr)
         return 130
+    if args.report:
+        timelines.write_report(args.report, observer, result)
     print(json.dumps(result, indent=None if args.json else 2))
     return 0 if result["lost"] == 0 and result["duplicates"] == 0 else 1

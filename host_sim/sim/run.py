@@ -1,4 +1,5 @@
-"""`sim run SCENARIO.toml [--seed N] [--json]`: a scenario on full virtual boards, on a virtual clock.
+"""`sim run SCENARIO.toml [--seed N] [--json] [--live] [--report DIR]`: a scenario on full virtual boards, on a
+virtual clock.
 
 The boards, their uplinks to one collector (SQLite, every stored transaction authorised by the issuer
 simulation) and the passengers' phones are the demo's (host_sim/demo.py).  The seed fixes every
@@ -15,6 +16,10 @@ What is not: the time between jumps (a tap's decision, its upload) runs at the h
 and blocking time.sleep_ms stay real, and a jump times out a link exchange in flight: the collector may
 log "refused: bad proof" for a handshake the terminal abandoned, and the terminal reconnects.  Taps are
 presented one at a time, each after its answer, so none of that changes what is recorded.
+
+`--live` and `--report DIR` watch the run through an observer (host_sim/sim/timeline.py): the boards'
+display and LED events and the collector's stored rows, read between taps; watching changes nothing the
+run records.  The live view goes to stderr with `--json`, so stdout holds the JSON alone.
 
 The last line printed is the JSON summary; `digest` is a SHA-256 of the collector's stored records
 (terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC) and the issuer's decisions.
@@ -37,6 +42,7 @@ from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.store import ACCEPTED_TAP, Store
 from host_sim.emulators import wallet
 from host_sim.sim import scenario as scenarios
+from host_sim.sim import timeline as timelines
 from protocol import record
 
 UID_BASE = 5642000001
@@ -165,8 +171,9 @@ def _power_cut(t):
     t.board.wait_console(b"ready:", timeout=30, since=mark)
 
 
-def simulate(sc, seed, workdir, progress_cb=None):
-    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict."""
+def simulate(sc, seed, workdir, progress_cb=None, observer=None):
+    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict.  `observer`
+    (host_sim/sim/timeline.py's contract) is told what the boards and the collector do."""
     start_wall = time.monotonic()
     taps = schedule(sc, seed)
     progress = Progress(len(taps), sc["runs"][0])
@@ -182,6 +189,10 @@ def simulate(sc, seed, workdir, progress_cb=None):
     terminals = []
     cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
     declined = 0
+    watch = None
+    if observer is not None:
+        watch = timelines.RunWatch(observer, store, ACCEPTED_TAP, sc["runs"][0], sc["runs"][0] + sc["simulated_s"],
+                                   len(taps))
     try:
         for i, spec in enumerate(sc["terminals"]):
             t = demo.Terminal(spec["name"], str(UID_BASE + i), workdir, store, office, stop, clock=clock.path)
@@ -189,7 +200,12 @@ def simulate(sc, seed, workdir, progress_cb=None):
         for t in terminals:
             t.board.wait_console(b"ready:", timeout=30)
             t.provision(db)
-        for when, ti, _kind, payload in taps:
+        if watch:
+            watch.ready(terminals)
+        for when, ti, kind, payload in taps:
+            if watch:
+                watch.poll(clock.now, time.time())
+                watch.clock(when)
             clock.set(when)
             progress.simulated = when
             t = terminals[ti]
@@ -201,9 +217,18 @@ def simulate(sc, seed, workdir, progress_cb=None):
                 declined += 1
             else:
                 t.accepted.add(demo.seq_of(ev))
+            if watch:
+                watch.tapped(when, t, kind, ev, time.time())
             if due:
+                if watch:
+                    watch.power(when, t, False)
                 _power_cut(t)
                 progress.power_cuts += 1
+                if watch:
+                    watch.power(when, t, True)
+        if watch:
+            watch.poll(clock.now, time.time())
+            watch.clock(sc["runs"][0] + sc["simulated_s"])
         clock.set(sc["runs"][0] + sc["simulated_s"])
         progress.simulated = clock.now
 
@@ -213,6 +238,8 @@ def simulate(sc, seed, workdir, progress_cb=None):
         accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
         demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=60)
         demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=60)
+        if watch:
+            watch.poll(clock.now, time.time())
         rows = store.query("SELECT terminal, seq, token, atc, amount FROM records r WHERE " + ACCEPTED_TAP)
         revenue = store.query("SELECT COALESCE(SUM(r.amount), 0) FROM records r JOIN authorisations a "
                               "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.approved = 1 AND "
@@ -259,16 +286,22 @@ def main(args):
     seed = sc["seed"] if args.seed is None else args.seed
     seen = []
     try:
+        observer, view = timelines.cli_observer("sim run", args, sc["name"], timelines.groups_of(sc), sc["midnight"])
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    try:
         if args.workdir:
             os.makedirs(args.workdir, exist_ok=True)
             if os.listdir(args.workdir):
                 print("sim run: --workdir %s is not empty (a run starts from fresh flash images and collector)"
                       % args.workdir, file=sys.stderr)
                 return 2
-            summary = simulate(sc, seed, args.workdir, progress_cb=seen.append)
+            with view:
+                summary = simulate(sc, seed, args.workdir, progress_cb=seen.append, observer=observer)
         else:
-            with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir:
-                summary = simulate(sc, seed, workdir, progress_cb=seen.append)
+            with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir, view:
+                summary = simulate(sc, seed, workdir, progress_cb=seen.append, observer=observer)
     except KeyboardInterrupt:
         p = seen[0] if seen else None
         if p is None:
@@ -280,6 +313,8 @@ def main(args):
     except (RuntimeError, TimeoutError) as e:
         print("sim run: %s" % e, file=sys.stderr)
         return 1
+    if args.report:
+        timelines.write_report(args.report, observer, summary)
     if not args.json:
         print("%s (seed %d): %d taps on %d terminals, %d accepted, %d declined; %d uploaded, %d lost, "
               "%d duplicates; %.1f simulated hours in %.1f s"
@@ -294,5 +329,6 @@ def add_arguments(parser):
     parser.add_argument("scenario", help="the scenario file (TOML; host_sim/sim/scenario.py describes it)")
     parser.add_argument("--seed", type=int, help="passengers' seed (default: the scenario's)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
+    timelines.add_arguments(parser)
     parser.add_argument("--workdir", help="keep the flash images and the collector database here (an empty or "
                                           "new directory)")
