@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from host_sim.sim import fleet
+from host_sim.sim import fleet, timeline
 from host_sim.tools import build
 from protocol import record
 from tests.waiting import wait_until
@@ -27,7 +27,8 @@ def _tap_rows(db, prefix):
 
 def test_two_boards_and_eight_terminals_store_every_tap_once_at_its_simulated_second(tmp_path):
     db = str(tmp_path / "a.db")
-    result = fleet.run_fleet(db, 8, taps=3, seed=4, simulated_s=40, boards=2)
+    seen = timeline.Timeline()
+    result = fleet.run_fleet(db, 8, taps=3, seed=4, simulated_s=40, boards=2, observer=seen)
     boards = result["boards"]
     assert (boards["boards"], boards["taps"], boards["accepted"], boards["stored"]) == (2, 6, 6, 6)
     assert boards["lost"] == 0 and boards["duplicates"] == 0
@@ -44,6 +45,12 @@ def test_two_boards_and_eight_terminals_store_every_tap_once_at_its_simulated_se
     stored = _tap_rows(db, "5643")
     assert [r[2] for r in stored] == [when for when, _ in drawn]
     assert all(r[3] == record.KIND_QR_CPM for r in stored)
+
+    # the observer saw the boards' taps, answers and stored records
+    for name in ("board1", "board2"):
+        state = seen.terminals[name]
+        assert (state.taps, state.accepted, state.stored, state.revenue_fen) == (3, 3, 3, 600)
+        assert state.text.startswith("PAID") and state.depth == 0
 
     again = fleet.run_fleet(str(tmp_path / "b.db"), 8, taps=3, seed=4, simulated_s=40, boards=2)
     assert again["digest"] == result["digest"]
