@@ -23,6 +23,7 @@ import hashlib
 import os
 import random
 import re
+import sqlite3
 import threading
 import time
 
@@ -212,8 +213,11 @@ class Boards:
                         waiting = min(b.answered_at) if b.answered_at else None
                     if waiting is None:
                         continue
-                    seqs = [r[0] for r in con.execute("SELECT seq FROM records WHERE terminal = ? AND seq >= ?",
-                                                      (b.terminal, waiting)).fetchall()]
+                    try:
+                        seqs = [r[0] for r in con.execute("SELECT seq FROM records WHERE terminal = ? AND seq >= ?",
+                                                          (b.terminal, waiting)).fetchall()]
+                    except sqlite3.OperationalError:  # the collector holds the database a moment: look again
+                        continue
                     now = time.perf_counter()
                     with self._lock:
                         for seq in seqs:
