@@ -30,6 +30,11 @@ def test_twenty_terminals_store_every_tap_once_and_report_the_keys():
     assert set(result["latency_ms"]) == {"p50", "p90", "p99", "max"}
     assert set(result["queue_depth"]) == {"p50", "p99", "max"}
     assert 1 <= result["queue_depth"]["max"] <= 5
+    top = result["queue_depth_top"]
+    assert len(top) == 10 and top[0]["depth"] == result["queue_depth"]["max"]
+    assert [(-t["depth"], t["name"]) for t in top] == sorted((-t["depth"], t["name"]) for t in top)
+    assert {t["name"] for t in top} <= {fleet.ident_of(i).hex() for i in range(20)}
+    assert "boards" not in result  # no boards: the result is today's
 
 
 def test_the_same_seed_stores_the_same_records_and_another_seed_does_not(tmp_path):
@@ -62,6 +67,13 @@ def test_a_fleet_of_no_terminals_is_refused_in_one_line():
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "--terminals" in proc.stderr
+
+
+def test_a_negative_board_count_is_refused_in_one_line():
+    proc = _sim("--terminals", "2", "--boards", "-1")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--boards" in proc.stderr
 
 
 def test_an_existing_database_is_refused_in_one_line(tmp_path):
