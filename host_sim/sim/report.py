@@ -34,6 +34,7 @@ BUSIEST = 8
 TABLE_ROWS = 50
 DPI = 100
 TICK_STEPS_S = (60, 300, 600, 900, 1800, 3600, 7200, 10800)
+LOG_SPREAD = 50  # latencies spread wider than this factor are plotted on a log axis
 PLOTS = ("taps_per_hour", "queue_depth", "latency", "latency_over_time", "throughput", "revenue_subsidy",
          "declines")
 TITLES = {
@@ -222,7 +223,13 @@ def plot_latency(tl, ax):
     values = [v * 1000 for v in tl.latency_all]
     if not values:
         return _empty(ax, "no record stored")
-    ax.hist(values, bins=min(60, max(10, len(values) // 5)), color="tab:blue", alpha=0.8)
+    bins = min(60, max(10, len(values) // 5))
+    low, high = min(values), max(values)
+    if low > 0 and high > LOG_SPREAD * low:
+        # a few slow outliers (a board reconnecting) would squeeze the rest into one bar: log-spaced bins
+        ax.set_xscale("log")
+        bins = [low * (high / low) ** (i / bins) for i in range(bins + 1)]
+    ax.hist(values, bins=bins, color="tab:blue", alpha=0.8)
     lat = percentiles(values)
     for key, style in (("p50", "-"), ("p90", "--"), ("p99", ":")):
         ax.axvline(lat[key], color="tab:red", linestyle=style, label="%s %.1f ms" % (key, lat[key]))
