@@ -39,9 +39,10 @@ import datetime
 import re
 import tomllib
 
+from host_sim.sim import passengers
 from protocol import profile as profiles
 
-CREDENTIALS = ("cpm", "forged", "expired", "garbage")
+CREDENTIALS = passengers.CREDENTIALS
 BOARDS = ("virtual",)
 UPLINKS = ("serial",)
 FAULTS = ("power_cut",)
@@ -52,10 +53,13 @@ TABLES = {
     "scenario": {"name": str, "date": str, "seed": int},
     "terminals": {"name": str, "profile": str, "board": str, "uplink": str, "count": int},
     "timeline": {"runs": list},
-    "stops": {"name": str, "travel_s": int, "dwell_s": int, "boardings": float},
-    "passengers": {"boardings": float, "mix": dict},
+    "stops": {"name": str, "travel_s": int, "dwell_s": int, "boardings": float, "zone": int},
+    "passengers": {"boardings": float, "mix": dict, "rates": dict, "pupils": int, "off_roster": float,
+                   "party": dict, "passback": float},
     "faults": {"kind": str, "terminal": str, "at": str},
+    "profiles": {},  # [profiles.<profile>]: the profile's sections, checked by host_sim/sim/passengers.py
 }
+OPTIONAL = ("faults", "profiles")
 ARRAYS = ("terminals", "stops", "faults")
 REQUIRED = {"scenario": ("name", "date"), "terminals": ("name", "profile"), "timeline": ("runs",),
             "stops": ("name", "dwell_s"), "passengers": ("mix",), "faults": ("kind", "terminal", "at")}
@@ -138,10 +142,14 @@ def parse(path, text):
                 path, where.line(table), table, ", ".join(TABLES)))
     for table in TABLES:
         if table not in doc:
-            if table == "faults":
+            if table in OPTIONAL:
                 continue
             raise ScenarioError("%s:1: %s: the table is missing" % (path, table))
         body = doc[table]
+        if table == "profiles":
+            if not isinstance(body, dict):
+                raise where.error(table, None, None, "must be [profiles.<profile>] tables")
+            continue
         if table in ARRAYS:
             if not isinstance(body, list) or not body and table != "faults":
                 raise where.error(table, None, None, "must be one or more [[%s]] tables" % table)
@@ -222,9 +230,11 @@ def _meaning(where, doc):
         if at is None:
             raise where.error("faults", i, "at", "%r is not a time HH:MM" % f["at"])
         faults.append({"kind": f["kind"], "terminal": f["terminal"], "at_s": midnight + at})
-    return {"name": sc["name"], "seed": sc.get("seed", 1), "midnight": midnight, "terminals": terminals,
-            "runs": [midnight + r for r in runs], "stops": stops, "mix": dict(sorted(mix.items())),
-            "faults": faults, "simulated_s": runs[-1] + route - runs[0]}
+    out = {"name": sc["name"], "seed": sc.get("seed", 1), "midnight": midnight, "terminals": terminals,
+           "runs": [midnight + r for r in runs], "stops": stops, "mix": dict(sorted(mix.items())),
+           "faults": faults, "simulated_s": runs[-1] + route - runs[0]}
+    passengers.extend(where, doc, out, where.error)
+    return out
 
 
 def load(path):
