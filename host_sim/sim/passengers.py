@@ -17,12 +17,13 @@ board's nfc port, and the bus's stop on the driver display (STOP n) so zone and 
 
 import json
 import os
+import time
 
 from host_sim import demo, paycodes
 from host_sim.backend import report
 from host_sim.emulators import wallet
 from host_sim.tools import bundle, provision, ridecodes, tickets
-from protocol import fleet, paycode, ridecode, roster, tokens
+from protocol import fleet, paycode, record, ridecode, roster, tokens
 from protocol import profile as profiles
 from protocol.bundle import KIND_DENY
 
@@ -51,6 +52,12 @@ SETUP_TIMEOUT_S = 90
 # and cards over NFC (the EMV kernel) as well ran out at the default 384k importing firmware/emv.py.  A device
 # freezes that bytecode into flash, so the simulator gives such a board room for it.
 FULL_MIX_HEAP = "448k"
+# A payment code is authorised online.  A clock jump longer than the link's timeout (firmware/uplink.py
+# LINK_TIMEOUT_MS counts the simulated gap as silence) renews the terminal's session, and a code shown while
+# it renews would be declined "network needed" or lose its answer, at the host's pace, not the scenario's.
+# So before a payment code the passenger waits for the renewed session (the collector's next hello), or
+# this long for none to begin.
+SETTLE_S = 2.5
 
 
 # -- the scenario's part -----------------------------------------------------------------------------
@@ -304,6 +311,7 @@ class Kit:
         self.school_product = sc["profiles"].get("school", {}).get("school", {}).get("product", SCHOOL_PRODUCT)
         self._nfc = {}  # terminal name -> its PN532 emulator
         self._stop = {}
+        self._moved = {}  # terminal name -> the collector's last hello from it when the clock last moved
         self.by_credential = {k: {"taps": 0, "accepted": 0} for k in sc["mix"]}
 
     def _sign(self, kind, name, body):
@@ -354,8 +362,24 @@ class Kit:
                                                                                             else 86400),
                              entries=entries, holder=holder, party=party)
 
+    def _hello(self, t):
+        rows = self.store.query("SELECT last_hello FROM terminals WHERE terminal = ?", (t.terminal,))
+        return rows[0][0] if rows else None
+
+    def settle(self, t, hello):
+        """Wait until terminal `t`'s session is the one it will keep after the clock moved (see SETTLE_S);
+        `hello` is the collector's last hello from it when the clock moved."""
+        deadline = time.monotonic() + SETTLE_S
+        while time.monotonic() < deadline:
+            if self._hello(t) != hello:
+                time.sleep(0.5)  # the new session's greeting: TIME and STATUS
+                return
+            time.sleep(0.05)
+
     def at_stop(self, t, stop):
-        """Put bus terminal `t` at stop index `stop` with its driver display (once per stop visit)."""
+        """Put bus terminal `t` at stop index `stop` with its driver display (once per stop visit); called
+        right after the clock moved."""
+        self._moved[t.name] = self._hello(t)
         if self.sc["profiles"].get(t_profile(self.sc, t), {}).get("bus") is None or self._stop.get(t.name) == stop:
             return
         import serial
@@ -373,6 +397,8 @@ class Kit:
     def present(self, t, kind, payload, when, progress):
         """One tap on terminal `t`: its answer's display event (a passenger shows a code again, or taps
         the card again, when the terminal gives none)."""
+        if kind == "paycode":
+            self.settle(t, self._moved.get(t.name))
         for _ in range(demo.MAX_RETAPS + 1):
             seen = len(t.events.items)
             if isinstance(payload, tuple) and payload[0] == "nfc":
@@ -417,6 +443,15 @@ class Kit:
 
 def t_profile(sc, t):
     return next(x["profile"] for x in sc["terminals"] if x["name"] == t.name)
+
+
+def tap_key(token, atc, kind, when):
+    """What makes a stored tap one tap: a payment's credential and counter; a ticket or a student pass is
+    shown again and again (a party's members, a pupil's boarding and alighting), each showing a record of
+    its own at its own time, so for those the time too."""
+    if kind in (record.KIND_TICKET, record.KIND_SCHOOL_PASS):
+        return token, atc, when
+    return token, atc
 
 
 def subsidy_fen(store):

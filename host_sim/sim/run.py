@@ -164,7 +164,7 @@ def simulate(sc, seed, workdir, progress_cb=None):
         accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
         demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=60)
         demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=60)
-        rows = store.query("SELECT terminal, seq, token, atc, amount FROM records r WHERE " + ACCEPTED_TAP)
+        rows = store.query("SELECT terminal, seq, token, atc, amount, kind, time FROM records r WHERE " + ACCEPTED_TAP)
         revenue = store.query("SELECT COALESCE(SUM(r.amount), 0) FROM records r JOIN authorisations a "
                               "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.approved = 1 AND "
                               + ACCEPTED_TAP)[0][0]
@@ -174,7 +174,7 @@ def simulate(sc, seed, workdir, progress_cb=None):
             "declined": declined,
             "uploaded": len(rows),
             "lost": len(accepted - {(r[0], r[1]) for r in rows}),
-            "duplicates": len(rows) - len({(r[2], r[3]) for r in rows}),
+            "duplicates": len(rows) - len({passengers.tap_key(r[2], r[3], r[5], r[6]) for r in rows}),
             "revenue_fen": revenue,
             "subsidy_fen": passengers.subsidy_fen(store),
             "terminals": len(terminals),
