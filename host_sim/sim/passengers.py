@@ -311,6 +311,7 @@ class Kit:
         self.school_product = sc["profiles"].get("school", {}).get("school", {}).get("product", SCHOOL_PRODUCT)
         self._nfc = {}  # terminal name -> its PN532 emulator
         self._stop = {}
+        self._atc = {}  # card profile -> its last transaction counter
         self._moved = {}  # terminal name -> the collector's last hello from it when the clock last moved
         self.by_credential = {k: {"taps": 0, "accepted": 0} for k in sc["mix"]}
 
@@ -415,7 +416,10 @@ class Kit:
                            % (t.name, progress.presented + 1, t.board.console_text()[-1500:]))
 
     def _tap_card(self, t, profile):
-        self._nfc[t.name].present(profile, dwell_s=NFC_DWELL_S)
+        """A card or phone over NFC: one device per card profile, its transaction counter shared by every
+        terminal it taps at (a card counts its own transactions)."""
+        self._atc[profile] = self._atc.get(profile, 0) + 1
+        self._nfc[t.name].present(profile, atc=self._atc[profile], dwell_s=NFC_DWELL_S)
 
     def card_gone(self, t):
         """After a card tap: the card has left the field and the terminal saw the empty field (its next
