@@ -12,7 +12,7 @@ SCENARIO = """\
 [scenario]
 name = "bus and gate"
 date = "2026-12-04"
-seed = 1
+seed = 3
 
 [[terminals]]
 name = "bus"
@@ -39,16 +39,33 @@ dwell_s = 120
 boardings = 7.0
 
 [[stops]]
-name = "B"
+name = "M"
 travel_s = 600
 dwell_s = 120
-zone = 2
+zone = 1
 boardings = 5.0
+
+[[stops]]
+name = "B"
+travel_s = 600
+dwell_s = 60
+zone = 2
+boardings = 1.0
 
 [passengers]
 party = { "1" = 1, "3" = 1 }
-mix = { cpm = 2, card = 1, hce = 1, ticket = 2, ride = 1, paycode = 1, forged = 0.5, denylisted = 1, expired = 0.5,
-        garbage = 0.5 }
+
+[passengers.mix]
+cpm = 4
+card = 1
+hce = 1
+ticket = 2
+ride = 1
+paycode = 1
+forged = 0.5
+denylisted = 1
+expired = 0.5
+garbage = 0.5
 """
 
 
@@ -61,9 +78,9 @@ def _run(tmp_path, name, seed):
 
 def test_profiles_and_every_credential_on_the_boards(tmp_path):
     sc = scenario.parse("s.toml", SCENARIO)
-    taps = run.schedule(sc, 1)
+    taps = run.schedule(sc, 3)
     assert {t[2] for t in taps} == set(passengers.CREDENTIALS)
-    first, db = _run(tmp_path, "a", 1)
+    first, db = _run(tmp_path, "a", 3)
     assert first["lost"] == 0 and first["duplicates"] == 0 and first["taps"] == len(taps)
     by = first["by_credential"]
     assert sum(c["taps"] for c in by.values()) == len(taps)
@@ -85,10 +102,10 @@ def test_profiles_and_every_credential_on_the_boards(tmp_path):
     finally:
         store.close()
     assert tickets > 0
-    # stage fares by stop: at A (stage 0) to the end of the line (stage 2) 3.00, at B (stage 2) 1.00
-    b_arrives = sc["runs"][0] + 120 + 600
-    paid = {(when >= b_arrives, amount) for when, amount in fares if amount}
-    assert (False, 300) in paid and (True, 100) in paid, paid
+    # stage fares by stop (tap-on: to the farther end of the line): at A (stage 0) 3.00, at M (stage 1) 2.00
+    m_arrives = sc["runs"][0] + 120 + 600
+    paid = {("A" if when < m_arrives else "M" if when < m_arrives + 120 else "B", amount) for when, amount in fares}
+    assert {p for p in paid if p[0] != "B"} == {("A", 300), ("M", 200)}, paid
 
-    again, _ = _run(tmp_path, "b", 1)
+    again, _ = _run(tmp_path, "b", 3)
     assert again["digest"] == first["digest"] and again["by_credential"] == by
