@@ -20,7 +20,7 @@ import os
 import time
 
 from host_sim import demo, paycodes
-from host_sim.backend import report
+from host_sim.backend import promotions, report
 from host_sim.emulators import wallet
 from host_sim.tools import bundle, provision, ridecodes, tickets
 from protocol import fleet, paycode, record, ridecode, roster, tokens
@@ -458,7 +458,13 @@ def tap_key(token, atc, kind, when):
     return token, atc
 
 
+def promotion_fen(store):
+    """The random discounts (promotions) the terminals gave, as the host counts their spend."""
+    return sum(row["discount_fen"] for row in promotions.spend(store))
+
+
 def subsidy_fen(store):
-    """The programme's subsidy for the run's approved taps: the settlement's rule (report.reconcile)."""
-    return sum(row["subsidy_fen"] for row in report.reconcile(store))
+    """The programme's subsidy for the run's approved taps (the settlement's rule, report.reconcile) plus the
+    promotions' discounts, which the county pays too."""
+    return sum(row["subsidy_fen"] for row in report.reconcile(store)) + promotion_fen(store)
 

@@ -185,6 +185,7 @@ def simulate(sc, seed, workdir, progress_cb=None):
             "issuer_declined": store.query("SELECT COUNT(*) FROM authorisations WHERE approved = 0")[0][0],
             "declines": declines(store),
             "by_credential": kit.by_credential,
+            "promotion_fen": passengers.promotion_fen(store),
         }
     finally:
         stop.set()

@@ -18,7 +18,9 @@
     fares_fen = [100, 200, 300]  # each terminal group (the [[terminals]] name) and the collector offers it.
                                  # Without it a terminal runs the flat default.  A bus with zone or stage fares
                                  # takes its stops from [[stops]] (zone = ..., else the stop's index); the
-                                 # driver display puts the bus at each stop as it gets there.
+                                 # driver display puts the bus at each stop as it gets there.  A promotion's
+                                 # draw is keyed with the run's fresh device and token keys: one whose
+                                 # chance_ppm is below 1000000 gives the same seed a different digest.
 
     [timeline]
     runs = ["06:30", "09:00"]    # local start time of each run along the stops (a gate: its opening)
