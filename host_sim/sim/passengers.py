@@ -193,27 +193,25 @@ def schedule(sc, seed):
         blocked = blocked_phones(ti)
         group = group_of(terminal)
         school = terminal["profile"] == "school"
-        for run_start in sc["runs"]:
+        riders = []  # school: (pass, stop boarded) of the last run to school
+        last = len(sc["stops"]) - 1
+        for ri, run_start in enumerate(sc["runs"]):
+            if school and ri % 2:
+                _homeward(rng, sc, ti, run_start, riders, taps)
+                continue
             at = run_start
             aboard = []
-            last = len(sc["stops"]) - 1
             for si, stop in enumerate(sc["stops"]):
                 at += stop["travel_s"]
                 if school and si == last:
                     for n, t in enumerate(sorted(at + rng.randrange(max(1, stop["dwell_s"])) for _ in aboard)):
-                        taps.append((t, ti, "ticket", aboard[n], si))  # every pupil aboard alights here
+                        taps.append((t, ti, "ticket", aboard[n][0], si))  # every pupil aboard alights here
                 for t in arrivals(rng, sc, at, stop["dwell_s"], stop["boardings"]):
                     kind = rng.choices(kinds, weights)[0]
                     if kind == "ticket" and school:
-                        free = [n for n in range(sc["pupils"]) if pupil_id(group, n) not in
-                                {p[1] for p in aboard}]
-                        if not free or rng.random() < sc["off_roster"]:
-                            payload = ("ticket", b"X%07d" % len(taps), 1, 0, b"G-NONE")  # not on the roster
-                        else:
-                            pupil = pupil_id(group, rng.choice(free))
-                            payload = ("ticket", pupil, 1, 0, b"G-" + pupil[-4:])
-                            if si != last:
-                                aboard.append(payload)
+                        payload = _pupil(rng, sc, group, {p[1] for p, _ in aboard}, len(taps))
+                        if si != last and payload[4] != STRANGER:
+                            aboard.append((payload, si))
                         taps.append((t, ti, kind, payload, si))
                     elif kind == "ticket":
                         size = rng.choices(sizes, size_weights)[0]
@@ -225,6 +223,7 @@ def schedule(sc, seed):
                     else:
                         taps.append((t, ti, kind, _payload(rng, kind, phones, blocked, len(taps), t), si))
                 at += stop["dwell_s"]
+            riders = aboard
     taps.sort(key=lambda tap: (tap[0], tap[1]))
     return taps
 
@@ -236,6 +235,32 @@ def board_heap(sc):
     if "ride" in sc["mix"] and ("card" in sc["mix"] or "hce" in sc["mix"]):
         return FULL_MIX_HEAP
     return vboard.DEFAULT_HEAP
+
+
+STRANGER = b"G-NONE"  # the holder of a pass that is on no roster
+
+
+def _pupil(rng, sc, group, aboard, n):
+    """A pass shown on the way to school: a pupil of the roster not yet aboard, or (off_roster) a stranger's."""
+    free = [k for k in range(sc["pupils"]) if pupil_id(group, k) not in aboard]
+    if not free or rng.random() < sc["off_roster"]:
+        return ("ticket", b"X%07d" % n, 1, 0, STRANGER)
+    pupil = pupil_id(group, rng.choice(free))
+    return ("ticket", pupil, 1, 0, b"G-" + pupil[-4:])
+
+
+def _homeward(rng, sc, ti, run_start, riders, taps):
+    """A school's run home: the route backwards from the school, where the pupils who rode to school board,
+    each alighting at the stop where they boarded that morning."""
+    stops = sc["stops"]
+    last = len(stops) - 1
+    at = run_start + stops[0]["travel_s"]
+    for si in range(last, -1, -1):
+        stop = stops[si]
+        going = [p for p, home in riders if (si == last or home == si)]
+        for t, payload in zip(sorted(at + rng.randrange(max(1, stop["dwell_s"])) for _ in going), going):
+            taps.append((t, ti, "ticket", payload, si))
+        at += stop["dwell_s"] + (stop["travel_s"] if si > 0 else 0)
 
 
 def blocked_phones(ti):

@@ -50,8 +50,9 @@
 
 Credentials (host_sim/sim/passengers.py): cpm (a genuine EMVCo CPM payment code from a phone), card (a
 UnionPay, Visa or Mastercard IC card over NFC, the PN532 emulator on the board's nfc port), hce (a UnionPay
-phone over NFC), ticket (scenic: a ticket the run signs, single or group; school: a pupil's pass, boarding
-at a village stop and alighting at the run's last stop, or one not on the roster), ride (an SM2 or P-256
+phone over NFC), ticket (scenic: a ticket the run signs, single or group; school: a pupil's pass or one not on the
+roster; a school's runs alternate: to school, boarding along the stops and alighting at the last, and home,
+the route backwards, boarding at the school and alighting where they boarded), ride (an SM2 or P-256
 ride code; the run provisions the ride-code roots), paycode (a numeric payment code, authorised online),
 forged (a CPM code whose cryptogram is false: the terminal accepts it offline, the issuer declines it),
 denylisted (a card the fleet's deny list holds before the run starts: "card blocked"), expired (a CPM code

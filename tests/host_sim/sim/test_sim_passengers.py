@@ -82,7 +82,7 @@ profile = "school"
 product = 50
 
 [timeline]
-runs = ["07:00"]
+runs = ["07:00", "16:00"]
 
 [[stops]]
 name = "Dongcun"
@@ -142,14 +142,21 @@ def test_a_group_ticket_is_shown_once_per_person_and_a_handed_back_ticket_comes_
     assert back and all(shown[tid] == 2 and parties[tid][0] == 1 for tid in back)
 
 
-def test_pupils_on_the_roster_board_and_alight_at_the_last_stop_and_strangers_are_drawn():
+def test_pupils_ride_to_school_and_home_again_and_strangers_are_drawn():
     sc = scenario.parse("s.toml", SCHOOL)
     taps = passengers.schedule(sc, 2)
-    board = [t[3][1] for t in taps if t[4] == 0]
-    alight = [t[3][1] for t in taps if t[4] == 1]
+    afternoon = sc["midnight"] + 16 * 3600
+    morning = [(t[0], t[3][1], t[4]) for t in taps if t[0] < afternoon]
+    home = [(t[0], t[3][1], t[4]) for t in taps if t[0] >= afternoon]
     roster = {passengers.pupil_id("school", n) for n in range(10)}
-    assert sorted(alight) == sorted(p for p in board if p in roster)
-    assert any(p not in roster for p in board)
+    board = [p for _, p, stop in morning if stop == 0]
+    pupils = sorted(p for p in board if p in roster)
+    assert pupils and any(p not in roster for p in board)
+    assert sorted(p for _, p, stop in morning if stop == 1) == pupils  # alighting at the school
+    # home: the route backwards, boarding at the school first, alighting where they boarded
+    assert sorted(p for _, p, stop in home if stop == 1) == pupils
+    assert sorted(p for _, p, stop in home if stop == 0) == pupils
+    assert max(t for t, _, stop in home if stop == 1) < min(t for t, _, stop in home if stop == 0)
 
 
 @pytest.mark.parametrize("text, old, new, where", [
