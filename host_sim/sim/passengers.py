@@ -32,6 +32,8 @@ NFC = {"card": ("unionpay-card", "visa", "mastercard"), "hce": ("unionpay-hce",)
 OUTCOMES = demo.OUTCOMES + ("WELCOME", "BOARDED", "ALIGHTED")
 REJECTED = ("DECLINED", "SEE DRIVER")
 PHONES_PER_TERMINAL = 40
+CARDS_PER_TERMINAL = 12  # passengers with a card or a phone over NFC, per terminal, of each card profile
+CARDS_FIRST = 700  # their accounts, apart from the CPM phones' (demo.passengers: 100 + i)
 BLOCKED_PHONES = 3  # per terminal: deny-listed before the run starts
 BLOCKED_FIRST = 800  # their test accounts (demo.passengers), apart from the other phones'
 EXPIRED = "2001"  # YYMM: the card expired in January 2020
@@ -180,7 +182,8 @@ def pupil_id(group, n):
 
 def schedule(sc, seed):
     """Every tap of the day in time order: (time_s, terminal index, credential kind, payload, stop index).
-    A payload is the text a scanner shows, ("nfc", card profile) or ("ticket", id, party, entries, holder)."""
+    A payload is the text a scanner shows, ("nfc", card profile, card number) or ("ticket", id, party, entries,
+    holder)."""
     import random
 
     rng = random.Random(seed)
@@ -221,7 +224,8 @@ def schedule(sc, seed):
                         if back:
                             taps.append((t + PASSBACK_AFTER_S, ti, kind, payload, si))
                     else:
-                        taps.append((t, ti, kind, _payload(rng, kind, phones, blocked, len(taps), t), si))
+                        taps.append((t, ti, kind, _payload(rng, kind, phones, blocked, len(taps), t,
+                                                            ti * CARDS_PER_TERMINAL), si))
                 at += stop["dwell_s"]
             riders = aboard
     taps.sort(key=lambda tap: (tap[0], tap[1]))
@@ -268,16 +272,26 @@ def blocked_phones(ti):
     return demo.passengers(BLOCKED_PHONES, first=BLOCKED_FIRST + ti * BLOCKED_PHONES)
 
 
-def _payload(rng, kind, phones, blocked, n, now):
+def card_pan(profile, k):
+    """The card number of passenger `k`'s card of an emv_card profile: the test card's issuer and length (the
+    issuer simulation derives each card's keys from its number)."""
+    from host_sim.emulators import emv_card
+
+    pan = emv_card.PROFILES[profile]["pan"]
+    return demo._with_check_digit(pan[:-4] + "%03d" % (CARDS_FIRST + k))
+
+
+def _payload(rng, kind, phones, blocked, n, now, cards_base=0):
     """A passenger's code.  A forged code is a card of its own, seen once: the issuer's decline puts it on
     the deny list, and whether a terminal holds that list at a later tap would be the host's timing."""
     if kind == "garbage":
         return GARBAGE
     if kind == "forged":
-        pan = demo._with_check_digit(FORGED_BIN + "%09d" % n)
+        pan = demo._with_check_digit(FORGED_BIN + "9%08d" % n)  # apart from every genuine account
         return wallet.code(FORGED_PROFILE, pan, atc=1, cryptogram=rng.randbytes(8), un=rng.randbytes(4))
     if kind in NFC:
-        return ("nfc", rng.choice(NFC[kind]))
+        profile = rng.choice(NFC[kind])
+        return ("nfc", profile, card_pan(profile, cards_base + rng.randrange(CARDS_PER_TERMINAL)))
     if kind == "ride":
         alg = rng.choice(RIDE_ALGS)
         return ridecodes.issue(alg, now, user_id=b"RIDER%03d" % rng.randrange(200), counter=n + 1,
@@ -334,9 +348,12 @@ class Kit:
                 if group_of(t) == group:
                     self.waits[t["name"]] = waits
         self.school_product = sc["profiles"].get("school", {}).get("school", {}).get("product", SCHOOL_PRODUCT)
+        self._profile_of = {t["name"]: sc["profiles"].get(t["profile"], {}) for t in sc["terminals"]}
+        self._provisioned = {}  # terminal name -> its console mark when it was provisioned
         self._nfc = {}  # terminal name -> its PN532 emulator
+        self._in_field = set()  # terminals whose last tap was a card's
         self._stop = {}
-        self._atc = {}  # card profile -> its last transaction counter
+        self._atc = {}  # (card profile, card number) -> its last transaction counter
         self._moved = {}  # terminal name -> the collector's last hello from it when the clock last moved
         self.by_credential = {k: {"taps": 0, "accepted": 0} for k in sc["mix"]}
 
@@ -362,16 +379,15 @@ class Kit:
 
             self._nfc[t.name] = Pn532Emulator(t.board.ports["nfc"])
         mark = t.board.console_mark()
-        group = t.name.rsplit("-", 1)[0]
         t.terminal = provision.provision(t.board.ports["console"], db, config_keys=self.authority + ".pub",
-                                         group=group, ride_roots=self.roots)
+                                         group=group_of({"name": t.name}), ride_roots=self.roots)
         t.board.wait_console(b"ready:", timeout=30, since=mark)
-        t.setup_mark = mark
+        self._provisioned[t.name] = mark
 
     def ready(self, t):
         """Wait until terminal `t` holds its bundles and the deny list: the field's state before service."""
         for line in self.waits.get(t.name, ()):
-            t.board.wait_console(line, timeout=SETUP_TIMEOUT_S, since=t.setup_mark)
+            t.board.wait_console(line, timeout=SETUP_TIMEOUT_S, since=self._provisioned[t.name])
         version = self.store.deny_list_version()
         demo._wait("%s's deny list at version %d" % (t.name, version),
                    lambda: self.store.delivered_version(t.terminal, KIND_DENY) >= version, timeout=SETUP_TIMEOUT_S)
@@ -406,7 +422,7 @@ class Kit:
         """Put bus terminal `t` at stop index `stop` with its driver display (once per stop visit); called
         right after the clock moved."""
         self._moved[t.name] = self._hello(t)
-        if self.sc["profiles"].get(t_profile(self.sc, t), {}).get("bus") is None or self._stop.get(t.name) == stop:
+        if "bus" not in self._profile_of[t.name] or self._stop.get(t.name) == stop:
             return
         import serial
 
@@ -428,7 +444,7 @@ class Kit:
         for _ in range(demo.MAX_RETAPS + 1):
             seen = len(t.events.items)
             if isinstance(payload, tuple) and payload[0] == "nfc":
-                self._tap_card(t, payload[1])
+                self._tap_card(t, payload[1], payload[2])
             else:
                 t.scanner.present(self.text(payload, when))
             try:
@@ -440,18 +456,23 @@ class Kit:
         raise RuntimeError("terminal %s gave no answer to tap %d; its console:\n%s"
                            % (t.name, progress.presented + 1, t.board.console_text()[-1500:]))
 
-    def _tap_card(self, t, profile):
-        """A card or phone over NFC: one device per card profile, its transaction counter shared by every
-        terminal it taps at (a card counts its own transactions)."""
-        self._atc[profile] = self._atc.get(profile, 0) + 1
-        self._nfc[t.name].present(profile, atc=self._atc[profile], dwell_s=NFC_DWELL_S)
+    def _tap_card(self, t, profile, pan):
+        """A card or phone over NFC (emv_card's test card of `profile` with the passenger's number), its
+        transaction counter shared by every terminal it taps at (a card counts its own transactions)."""
+        atc = self._atc[(profile, pan)] = self._atc.get((profile, pan), 0) + 1
+        emu = self._nfc[t.name]
+        with emu.lock:  # the reader sees the passenger's card, never the test card it is made from
+            emu.present(profile, atc=atc, dwell_s=NFC_DWELL_S)
+            emu.card.p = dict(emu.card.p, pan=pan)
+        self._in_field.add(t.name)
 
     def card_gone(self, t):
         """After a card tap: the card has left the field and the terminal saw the empty field (its next
         read is a new tap)."""
-        emu = self._nfc.get(t.name)
-        if emu is None:
+        if t.name not in self._in_field:
             return
+        self._in_field.discard(t.name)
+        emu = self._nfc[t.name]
         from protocol import pn532
 
         demo._wait("the card to leave %s's field" % t.name, lambda: emu.card is None, timeout=20)
@@ -470,15 +491,12 @@ class Kit:
             emu.close()
 
 
-def t_profile(sc, t):
-    return next(x["profile"] for x in sc["terminals"] if x["name"] == t.name)
-
-
 def tap_key(token, atc, kind, when):
     """What makes a stored tap one tap: a payment's credential and counter; a ticket or a student pass is
-    shown again and again (a party's members, a pupil's boarding and alighting), each showing a record of
-    its own at its own time, so for those the time too."""
-    if kind in (record.KIND_TICKET, record.KIND_SCHOOL_PASS):
+    shown again and again (a party's members, a pupil's boarding and alighting), and a ride code's record
+    keeps no ATC (a rider's codes share a token), each showing a record of its own at its own time, so for
+    those the time too."""
+    if atc is None or kind in (record.KIND_TICKET, record.KIND_SCHOOL_PASS):
         return token, atc, when
     return token, atc
 
