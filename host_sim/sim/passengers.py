@@ -340,7 +340,7 @@ class Kit:
                 waits.append(b"fleet profile: version 1 active")
                 if name == "bus":
                     waits.append(b"driver display: listening")
-            if name == "school":
+            if name == "school" and name in sc["profiles"]:  # a roster is the school profile's
                 passes = [(pupil_id(group, n), 0x7F, day - 30, day + 120) for n in range(sc["pupils"])]
                 self._sign(fleet.KIND_ROSTER, "roster-" + group, roster.body(group, TICKET_ISSUER, sorted(passes)))
                 waits.append(b"fleet roster: version 1 active")
