@@ -179,3 +179,14 @@ def test_a_passenger_or_profile_mistake_is_refused_with_the_file_line_and_key(te
     with pytest.raises(scenario.ScenarioError) as e:
         scenario.parse("s.toml", text.replace(old, new, 1))
     assert str(e.value).startswith(where), str(e.value)
+
+
+def test_a_payment_is_one_tap_per_counter_and_a_ticket_pass_or_ride_code_one_per_showing():
+    from protocol import record
+
+    def same(kind, atc):
+        return passengers.tap_key(b"T" * 16, atc, kind, 100) == passengers.tap_key(b"T" * 16, atc, kind, 160)
+
+    assert same(record.KIND_QR_CPM, b"\x00\x07") and same(record.KIND_EMV_CONTACTLESS, b"\x00\x07")
+    assert not same(record.KIND_TICKET, b"\x00\x01") and not same(record.KIND_SCHOOL_PASS, b"\x00\x01")
+    assert not same(record.KIND_RIDE_CODE, None)
