@@ -23,7 +23,7 @@ from host_sim import demo, paycodes
 from host_sim.backend import promotions, report
 from host_sim.emulators import wallet
 from host_sim.tools import bundle, provision, ridecodes, tickets
-from protocol import fleet, paycode, record, ridecode, roster, tokens
+from protocol import fleet, paycode, pn532, record, ridecode, roster, tokens
 from protocol import profile as profiles
 from protocol.bundle import KIND_DENY
 
@@ -352,6 +352,7 @@ class Kit:
         self._provisioned = {}  # terminal name -> its console mark when it was provisioned
         self._nfc = {}  # terminal name -> its PN532 emulator
         self._in_field = set()  # terminals whose last tap was a card's
+        self._polls = {}  # terminal name -> its reader's commands when the clock last moved
         self._stop = {}
         self._atc = {}  # (card profile, card number) -> its last transaction counter
         self._moved = {}  # terminal name -> the collector's last hello from it when the clock last moved
@@ -422,6 +423,8 @@ class Kit:
         """Put bus terminal `t` at stop index `stop` with its driver display (once per stop visit); called
         right after the clock moved."""
         self._moved[t.name] = self._hello(t)
+        emu = self._nfc.get(t.name)
+        self._polls[t.name] = len(emu.commands) if emu is not None else 0
         if "bus" not in self._profile_of[t.name] or self._stop.get(t.name) == stop:
             return
         import serial
@@ -461,6 +464,12 @@ class Kit:
         transaction counter shared by every terminal it taps at (a card counts its own transactions)."""
         atc = self._atc[(profile, pan)] = self._atc.get((profile, pan), 0) + 1
         emu = self._nfc[t.name]
+        # A clock jump times out the reader's command in flight (its timeouts count ticks); a card put in
+        # the field while the reader recovers may fail to read, at the host's pace.  So the passenger
+        # waits until the reader polls the empty field again, twice, since the clock moved.
+        since = self._polls.get(t.name, 0)
+        demo._wait("%s's reader to poll the field" % t.name,
+                   lambda: emu.commands[since:].count(pn532.CMD_IN_LIST_PASSIVE_TARGET) >= 2, timeout=20)
         with emu.lock:  # the reader sees the passenger's card, never the test card it is made from
             emu.present(profile, atc=atc, dwell_s=NFC_DWELL_S)
             emu.card.p = dict(emu.card.p, pan=pan)
@@ -473,7 +482,6 @@ class Kit:
             return
         self._in_field.discard(t.name)
         emu = self._nfc[t.name]
-        from protocol import pn532
 
         demo._wait("the card to leave %s's field" % t.name, lambda: emu.card is None, timeout=20)
         polls = len(emu.commands)
