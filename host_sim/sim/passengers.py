@@ -60,6 +60,7 @@ FULL_MIX_HEAP = "448k"
 # So before a payment code the passenger waits for the renewed session (the collector's next hello), or
 # this long for none to begin.
 SETTLE_S = 2.5
+DECLINE_JOURNAL_S = 10
 
 
 # -- the scenario's part -----------------------------------------------------------------------------
@@ -446,6 +447,7 @@ class Kit:
             self.settle(t, self._moved.get(t.name))
         for _ in range(demo.MAX_RETAPS + 1):
             seen = len(t.events.items)
+            mark = t.board.console_mark()
             if isinstance(payload, tuple) and payload[0] == "nfc":
                 self._tap_card(t, payload[1], payload[2])
             else:
@@ -455,9 +457,20 @@ class Kit:
             except TimeoutError:
                 continue
             self._count(kind, ev)
+            if ev["text"].startswith(REJECTED):
+                self._journalled(t, mark)
             return ev
         raise RuntimeError("terminal %s gave no answer to tap %d; its console:\n%s"
                            % (t.name, progress.presented + 1, t.board.console_text()[-1500:]))
+
+    def _journalled(self, t, mark):
+        """A terminal tells the passenger of a decline first and journals it after (firmware/declines.py):
+        wait for the journal's word, so what comes next (a power cut, a clock jump) finds it written, or
+        counted with an identical one, whatever the host's pace."""
+        try:
+            t.board.wait_console(b"tap declined:", timeout=DECLINE_JOURNAL_S, since=mark)
+        except TimeoutError:
+            pass  # a decline the terminal does not report on its console: nothing to wait for
 
     def _tap_card(self, t, profile, pan):
         """A card or phone over NFC (emv_card's test card of `profile` with the passenger's number), its
