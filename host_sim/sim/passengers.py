@@ -205,6 +205,7 @@ def schedule(sc, seed):
                 continue
             at = run_start
             aboard = []
+            riding = set()  # the passengers of this run: each boards once
             for si, stop in enumerate(sc["stops"]):
                 at += stop["travel_s"]
                 if school and si == last:
@@ -226,7 +227,7 @@ def schedule(sc, seed):
                             taps.append((t + PASSBACK_AFTER_S, ti, kind, payload, si))
                     else:
                         taps.append((t, ti, kind, _payload(rng, kind, phones, blocked, len(taps), t,
-                                                            ti * CARDS_PER_TERMINAL), si))
+                                                            ti * CARDS_PER_TERMINAL, riding), si))
                 at += stop["dwell_s"]
             riders = aboard
     taps.sort(key=lambda tap: (tap[0], tap[1]))
@@ -282,9 +283,19 @@ def card_pan(profile, k):
     return demo._with_check_digit(pan[:-4] + "%03d" % (CARDS_FIRST + k))
 
 
-def _payload(rng, kind, phones, blocked, n, now, cards_base=0):
-    """A passenger's code.  A forged code is a card of its own, seen once: the issuer's decline puts it on
-    the deny list, and whether a terminal holds that list at a later tap would be the host's timing."""
+def _pick(rng, items, riding):
+    """A passenger of `items` not yet riding this run (any, when all are), now riding."""
+    free = [x for x in items if x not in riding] or list(items)
+    got = free[rng.randrange(len(free))]
+    riding.add(got)
+    return got
+
+
+def _payload(rng, kind, phones, blocked, n, now, cards_base=0, riding=None):
+    """A passenger's code, of one not yet riding this run (`riding`).  A forged code is a card of its own,
+    seen once: the issuer's decline puts it on the deny list, and whether a terminal holds that list at a
+    later tap would be the host's timing."""
+    riding = set() if riding is None else riding
     if kind == "garbage":
         return GARBAGE
     if kind == "forged":
@@ -292,17 +303,17 @@ def _payload(rng, kind, phones, blocked, n, now, cards_base=0):
         return wallet.code(FORGED_PROFILE, pan, atc=1, cryptogram=rng.randbytes(8), un=rng.randbytes(4))
     if kind in NFC:
         profile = rng.choice(NFC[kind])
-        return ("nfc", profile, card_pan(profile, cards_base + rng.randrange(CARDS_PER_TERMINAL)))
+        card = _pick(rng, [(profile, cards_base + k) for k in range(CARDS_PER_TERMINAL)], riding)
+        return ("nfc", profile, card_pan(*card))
     if kind == "ride":
         alg = rng.choice(RIDE_ALGS)
-        return ridecodes.issue(alg, now, user_id=b"RIDER%03d" % rng.randrange(200), counter=n + 1,
-                               product=1)
+        rider = _pick(rng, [b"RIDER%03d" % k for k in range(200)], riding)
+        return ridecodes.issue(alg, now, user_id=rider, counter=n + 1, product=1)
     if kind == "paycode":
         family = rng.choice(PAYCODE_FAMILIES)
         n = paycodes.LENGTH[family] - len(paycodes.PREFIX[family]) - 4
         return paycodes.make(family, body="".join(str(rng.randrange(10)) for _ in range(n)))
-    phone = (blocked if kind == "denylisted" else phones)[rng.randrange(len(blocked if kind == "denylisted"
-                                                                            else phones))]
+    phone = _pick(rng, blocked if kind == "denylisted" else phones, riding)
     phone.atc += 1
     expiry = EXPIRED if kind == "expired" else phone.expiry
     return wallet.code(phone.profile, phone.pan, expiry, phone.atc, un=rng.randbytes(4))
