@@ -78,9 +78,10 @@ def seq_of(ev):
 class Terminal:
     """One virtual board with its scanner, its output events and its uplink served by the collector."""
 
-    def __init__(self, name, uid, workdir, store, office, stop, clock=None):
+    def __init__(self, name, uid, workdir, store, office, stop, clock=None, heap=vboard.DEFAULT_HEAP):
         self.name = name
-        self.board = vboard.VirtualBoard(os.path.join(workdir, "flash-%s.img" % name), uid=uid, clock=clock).start()
+        self.board = vboard.VirtualBoard(os.path.join(workdir, "flash-%s.img" % name), uid=uid, clock=clock,
+                                         heap=heap).start()
         self.uplink = threading.Thread(target=serial_server.serve_serial,
                                        args=(self.board.ports["uplink"], store, stop, None, office), daemon=True)
         self.uplink.start()

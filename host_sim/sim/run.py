@@ -30,7 +30,6 @@ keys, which a run makes anew.
 import hashlib
 import json
 import os
-import random
 import sys
 import tempfile
 import threading
@@ -40,17 +39,17 @@ from host_sim import demo
 from host_sim.backend import acquirer
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.store import ACCEPTED_TAP, Store
-from host_sim.emulators import wallet
+from host_sim.sim import passengers
 from host_sim.sim import scenario as scenarios
 from host_sim.sim import timeline as timelines
 from protocol import record
 
 UID_BASE = 5642000001
-PHONES_PER_TERMINAL = 40
-EXPIRED = "2001"  # YYMM: the card expired in January 2020
-FORGED_PROFILE = "unionpay-card"
-FORGED_BIN = "622848"  # the unionpay-card test issuer's: it checks the false cryptogram and declines
-GARBAGE = "hello? this is not a payment code"
+PHONES_PER_TERMINAL = passengers.PHONES_PER_TERMINAL
+EXPIRED = passengers.EXPIRED
+FORGED_PROFILE = passengers.FORGED_PROFILE
+FORGED_BIN = passengers.FORGED_BIN
+GARBAGE = passengers.GARBAGE
 # A passenger waits this long for an answer before showing the code again: long, because a second
 # presentation is a second record, and a busy host must not change what the run records.
 ANSWER_TIMEOUT_S = 30
@@ -73,48 +72,10 @@ class Clock:
         os.replace(tmp, self.path)
 
 
-def _poisson(rng, mean):
-    """Knuth's method: small means only (boardings per stop visit)."""
-    limit, k, p = pow(2.718281828459045, -mean), 0, rng.random()
-    while p > limit:
-        k += 1
-        p *= rng.random()
-    return k
-
-
 def schedule(sc, seed):
-    """Every tap of the day, in time order: (time_s, terminal index, credential, payload)."""
-    rng = random.Random(seed)
-    kinds, weights = list(sc["mix"]), list(sc["mix"].values())
-    taps = []
-    for ti, _ in enumerate(sc["terminals"]):
-        phones = demo.passengers(PHONES_PER_TERMINAL, first=ti * PHONES_PER_TERMINAL)
-        for run_start in sc["runs"]:
-            at = run_start
-            for stop in sc["stops"]:
-                at += stop["travel_s"]
-                times = sorted(at + rng.randrange(max(1, stop["dwell_s"]))
-                               for _ in range(_poisson(rng, stop["boardings"])))
-                for t in times:
-                    kind = rng.choices(kinds, weights)[0]
-                    forged_pan = demo._with_check_digit(FORGED_BIN + "%09d" % len(taps))
-                    taps.append((t, ti, kind, _payload(rng, kind, phones, forged_pan)))
-                at += stop["dwell_s"]
-    taps.sort(key=lambda tap: (tap[0], tap[1]))
-    return taps
-
-
-def _payload(rng, kind, phones, forged_pan):
-    """A passenger's code.  A forged code is a card of its own, seen once: the issuer's decline puts it on
-    the deny list, and whether a terminal holds that list at a later tap would be the host's timing."""
-    if kind == "garbage":
-        return GARBAGE
-    if kind == "forged":
-        return wallet.code(FORGED_PROFILE, forged_pan, atc=1, cryptogram=rng.randbytes(8), un=rng.randbytes(4))
-    phone = phones[rng.randrange(len(phones))]
-    phone.atc += 1
-    expiry = EXPIRED if kind == "expired" else phone.expiry
-    return wallet.code(phone.profile, phone.pan, expiry, phone.atc, un=rng.randbytes(4))
+    """Every tap of the day, in time order: (time_s, terminal index, credential, payload, stop index)
+    (host_sim/sim/passengers.py)."""
+    return passengers.schedule(sc, seed)
 
 
 def digest(store):
@@ -144,24 +105,6 @@ class Progress:
         self.simulated = start
 
 
-def _present(t, payload, progress):
-    """One tap on terminal `t`; the display event of its answer (a passenger shows a code again when
-    the terminal gives none)."""
-    seen = len(t.events.items)
-    t.scanner.present(payload)
-    seen, ev = demo.outcome(t.events, seen, ANSWER_TIMEOUT_S)
-    retaps = 0
-    while ev is None:
-        retaps += 1
-        if retaps > demo.MAX_RETAPS:
-            raise RuntimeError("terminal %s gave no answer to tap %d; its console:\n%s"
-                               % (t.name, progress.presented + 1, t.board.console_text()[-1500:]))
-        seen = len(t.events.items)
-        t.scanner.present(payload)
-        seen, ev = demo.outcome(t.events, seen, ANSWER_TIMEOUT_S)
-    return ev
-
-
 def _power_cut(t):
     """kill -9 right after an answer: the journal holds the tap, its upload may not have gone yet.  (A cut
     while the terminal decides is the demo's; where it lands is the host's timing, not the scenario's.)"""
@@ -186,6 +129,9 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
     worker = threading.Thread(target=office.run_authorisations, args=(stop, 0.2), daemon=True)
     worker.start()
     clock = Clock(os.path.join(workdir, "clock"), sc["runs"][0])
+    kit = passengers.Kit(sc, workdir, store)
+    office.bundles = kit.shelf
+    kit.block_cards()
     terminals = []
     cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
     declined = 0
@@ -195,14 +141,17 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
                                    len(taps))
     try:
         for i, spec in enumerate(sc["terminals"]):
-            t = demo.Terminal(spec["name"], str(UID_BASE + i), workdir, store, office, stop, clock=clock.path)
+            t = demo.Terminal(spec["name"], str(UID_BASE + i), workdir, store, office, stop, clock=clock.path,
+                              heap=passengers.board_heap(sc))
             terminals.append(t)
         for t in terminals:
             t.board.wait_console(b"ready:", timeout=30)
-            t.provision(db)
+            kit.provision(t, db)
+        for t in terminals:
+            kit.ready(t)
         if watch:
             watch.ready(terminals)
-        for when, ti, kind, payload in taps:
+        for when, ti, kind, payload, stop_index in taps:
             if watch:
                 watch.poll(clock.now, time.time())
                 watch.clock(when)
@@ -211,7 +160,8 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
             t = terminals[ti]
             due = {c for c in cuts if c[0] == t.name and c[1] <= when}
             cuts -= due
-            ev = _present(t, payload, progress)
+            kit.at_stop(t, stop_index)
+            ev = kit.present(t, kind, payload, when, progress)
             progress.presented += 1
             if ev["text"].startswith(REJECTED):
                 declined += 1
@@ -219,6 +169,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
                 t.accepted.add(demo.seq_of(ev))
             if watch:
                 watch.tapped(when, t, kind, ev, time.time())
+            kit.card_gone(t)
             if due:
                 if watch:
                     watch.power(when, t, False)
@@ -240,7 +191,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
         demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=60)
         if watch:
             watch.poll(clock.now, time.time())
-        rows = store.query("SELECT terminal, seq, token, atc, amount FROM records r WHERE " + ACCEPTED_TAP)
+        rows = store.query("SELECT terminal, seq, token, atc, amount, kind, time FROM records r WHERE " + ACCEPTED_TAP)
         revenue = store.query("SELECT COALESCE(SUM(r.amount), 0) FROM records r JOIN authorisations a "
                               "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.approved = 1 AND "
                               + ACCEPTED_TAP)[0][0]
@@ -250,9 +201,9 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
             "declined": declined,
             "uploaded": len(rows),
             "lost": len(accepted - {(r[0], r[1]) for r in rows}),
-            "duplicates": len(rows) - len({(r[2], r[3]) for r in rows}),
+            "duplicates": len(rows) - len({passengers.tap_key(r[2], r[3], r[5], r[6]) for r in rows}),
             "revenue_fen": revenue,
-            "subsidy_fen": 0,
+            "subsidy_fen": passengers.subsidy_fen(store),
             "terminals": len(terminals),
             "simulated_s": sc["simulated_s"],
             "wall_s": round(time.monotonic() - start_wall, 1),
@@ -260,10 +211,13 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
             "power_cuts": progress.power_cuts,
             "issuer_declined": store.query("SELECT COUNT(*) FROM authorisations WHERE approved = 0")[0][0],
             "declines": declines(store),
+            "by_credential": kit.by_credential,
+            "promotion_fen": passengers.promotion_fen(store),
         }
     finally:
         stop.set()
         worker.join(timeout=5)
+        kit.close()
         for t in terminals:
             t.close()
         for t in terminals:

@@ -12,6 +12,16 @@
     uplink = "serial"            # the link to the collector
     count = 1
 
+    [profiles.bus.bus]           # optional: the profile bundle the terminals of profile "bus" receive, one
+    fare = "stage"               # table per section of protocol/profile.py (bus, school, scenic, risk,
+    default_fen = 400            # promotions), checked by the terminal's own checker; the run signs it for
+    fares_fen = [100, 200, 300]  # each terminal group (the [[terminals]] name) and the collector offers it.
+                                 # Without it a terminal runs the flat default.  A bus with zone or stage fares
+                                 # takes its stops from [[stops]] (zone = ..., else the stop's index); the
+                                 # driver display puts the bus at each stop as it gets there.  A promotion's
+                                 # draw is keyed with the run's fresh device and token keys: one whose
+                                 # chance_ppm is below 1000000 gives the same seed a different digest.
+
     [timeline]
     runs = ["06:30", "09:00"]    # local start time of each run along the stops (a gate: its opening)
 
@@ -20,28 +30,44 @@
     travel_s = 0                 # seconds from the previous stop (the first: from the run's start)
     dwell_s = 60                 # seconds the terminal is at the stop; taps fall uniformly within it
     boardings = 2.0              # mean passengers per visit (Poisson); default passengers.boardings
+    zone = 0                     # optional: the stop's zone or stage for the bus profile's fares (0..31)
 
     [passengers]
     boardings = 1.5              # mean passengers per stop visit
     mix = { cpm = 0.9, forged = 0.05, expired = 0.03, garbage = 0.02 }   # weights, need not sum to 1
+    rates = { "07" = 2.0, "12" = 0.5 }   # optional: per local hour, a multiplier of the boardings (default 1):
+                                 # a visit's mean is shared over the hours it spans, each share times its rate,
+                                 # so a gate open all day (one long dwell) follows the hours' rates
+    pupils = 30                  # school: passes on each school's roster (the run signs the roster bundle)
+    off_roster = 0.05            # school: share of the passes shown that are not on the roster (0..1)
+    party = { "1" = 0.7, "4" = 0.3 }   # scenic: people per ticket, weights (a group ticket: one scan a person)
+    passback = 0.05              # scenic: share of single visitors whose day pass comes back over the turnstile
 
     [[faults]]
     kind = "power_cut"           # the terminal loses power right after it answered a tap
     terminal = "bus-1"
     at = "08:00"                 # local time; the first tap at or after it is answered, then the cut
 
-Credentials: cpm (a genuine EMVCo CPM payment code from a phone), forged (a CPM code whose cryptogram is
-false: the terminal accepts it offline, the issuer declines it), expired (a CPM code whose card expired),
-garbage (a line that is no credential).  Every mistake is refused with the file, the line and the key.
+Credentials (host_sim/sim/passengers.py): cpm (a genuine EMVCo CPM payment code from a phone), card (a
+UnionPay, Visa or Mastercard IC card over NFC, the PN532 emulator on the board's nfc port), hce (a UnionPay
+phone over NFC), ticket (scenic: a ticket the run signs, single or group; school: a pupil's pass or one not on the
+roster; a school's runs alternate: to school, boarding along the stops and alighting at the last, and home,
+the route backwards, boarding at the school and alighting where they boarded), ride (an SM2 or P-256
+ride code; the run provisions the ride-code roots), paycode (a numeric payment code, authorised online),
+forged (a CPM code whose cryptogram is false: the terminal accepts it offline, the issuer declines it),
+denylisted (a card the fleet's deny list holds before the run starts: "card blocked"), expired (a CPM code
+whose card expired), garbage (a line that is no credential).  Each tap's kind, time and code are drawn
+from the seed.  Every mistake is refused with the file, the line and the key.
 """
 
 import datetime
 import re
 import tomllib
 
+from host_sim.sim import passengers
 from protocol import profile as profiles
 
-CREDENTIALS = ("cpm", "forged", "expired", "garbage")
+CREDENTIALS = passengers.CREDENTIALS
 BOARDS = ("virtual",)
 UPLINKS = ("serial",)
 FAULTS = ("power_cut",)
@@ -52,10 +78,13 @@ TABLES = {
     "scenario": {"name": str, "date": str, "seed": int},
     "terminals": {"name": str, "profile": str, "board": str, "uplink": str, "count": int},
     "timeline": {"runs": list},
-    "stops": {"name": str, "travel_s": int, "dwell_s": int, "boardings": float},
-    "passengers": {"boardings": float, "mix": dict},
+    "stops": {"name": str, "travel_s": int, "dwell_s": int, "boardings": float, "zone": int},
+    "passengers": {"boardings": float, "mix": dict, "rates": dict, "pupils": int, "off_roster": float,
+                   "party": dict, "passback": float},
     "faults": {"kind": str, "terminal": str, "at": str},
+    "profiles": {},  # [profiles.<profile>]: the profile's sections, checked by host_sim/sim/passengers.py
 }
+OPTIONAL = ("faults", "profiles")
 ARRAYS = ("terminals", "stops", "faults")
 REQUIRED = {"scenario": ("name", "date"), "terminals": ("name", "profile"), "timeline": ("runs",),
             "stops": ("name", "dwell_s"), "passengers": ("mix",), "faults": ("kind", "terminal", "at")}
@@ -138,10 +167,14 @@ def parse(path, text):
                 path, where.line(table), table, ", ".join(TABLES)))
     for table in TABLES:
         if table not in doc:
-            if table == "faults":
+            if table in OPTIONAL:
                 continue
             raise ScenarioError("%s:1: %s: the table is missing" % (path, table))
         body = doc[table]
+        if table == "profiles":
+            if not isinstance(body, dict):
+                raise where.error(table, None, None, "must be [profiles.<profile>] tables")
+            continue
         if table in ARRAYS:
             if not isinstance(body, list) or not body and table != "faults":
                 raise where.error(table, None, None, "must be one or more [[%s]] tables" % table)
@@ -222,9 +255,11 @@ def _meaning(where, doc):
         if at is None:
             raise where.error("faults", i, "at", "%r is not a time HH:MM" % f["at"])
         faults.append({"kind": f["kind"], "terminal": f["terminal"], "at_s": midnight + at})
-    return {"name": sc["name"], "seed": sc.get("seed", 1), "midnight": midnight, "terminals": terminals,
-            "runs": [midnight + r for r in runs], "stops": stops, "mix": dict(sorted(mix.items())),
-            "faults": faults, "simulated_s": runs[-1] + route - runs[0]}
+    out = {"name": sc["name"], "seed": sc.get("seed", 1), "midnight": midnight, "terminals": terminals,
+           "runs": [midnight + r for r in runs], "stops": stops, "mix": dict(sorted(mix.items())),
+           "faults": faults, "simulated_s": runs[-1] + route - runs[0]}
+    passengers.extend(where, doc, out, where.error)
+    return out
 
 
 def load(path):
