@@ -111,8 +111,13 @@ def price(decider, d, now):
         amount, rule = busfare.charge(bus, fare, rule, now, day, entry.last_s, entry.day, entry.paid)
     if decider.bus_stops is not None:
         decider.bus_stops.dest = None  # a destination is chosen per passenger
-    d.amount = amount
     ext = list(d.extensions)
+    if d.kind == record.KIND_EMV_CONTACTLESS and amount != d.amount:
+        # The card signed its amount before the terminal knew whose card it was (the cryptogram comes
+        # with GET PROCESSING OPTIONS): charge the ride, never more than signed, and keep what was signed.
+        amount = min(amount, d.amount)
+        ext.append((record.EXT_CARD_AMOUNT, struct.pack("<I", d.amount)))
+    d.amount = amount
     ext.append((record.EXT_BUS_STOPS, bytes((busfare.UNKNOWN if stop is None else stop,
                                              busfare.UNKNOWN if dest is None else dest, source))))
     ext.append((record.EXT_BUS_RULE, struct.pack("<BI", rule, fare)))

@@ -196,6 +196,7 @@ EXT_PAYCODE = 20  # KIND_PAYMENT_CODE: path u8 (PATH_*), family u8, request id u
 EXT_TOKEN_KEY = 28  # version of the fleet token key the token was made under, u32 LE (protocol/tokens.py)
 EXT_BUS_STOPS = 45  # bus ride: boarding stop u8, destination stop u8 (0xFF: not known), source u8 (busfare.SOURCE_*)
 EXT_BUS_RULE = 46  # bus ride: fare rule u8 (busfare.RULE_*), the route's fare u32 LE before transfer or cap
+EXT_CARD_AMOUNT = 47  # contactless card: the amount u32 LE the card signed (9F02), when the charge is below it
 EXT_SCHOOL = 51  # KIND_SCHOOL_PASS: direction u8 (SCHOOL_*), issuer u16, pass id 8, product u16 (big-endian)
 EXT_GUARDIAN = 52  # a boarding to notify the guardian of: the pass's holder reference (0..32 bytes)
 EXT_ADMISSION = 53  # ticket: admissions used u16, entry u16, party u8, person u8, admissions allowed u16 (BE)

@@ -33,9 +33,12 @@ def _bcd(value, digits):
 
 
 def terminal_data(rec):
-    """What a contactless terminal gave the card to sign (firmware/emv.py terminal_data): the record's
-    amount, currency and UTC date of its time, country China, TVR and transaction type zero."""
-    return {0x9F02: _bcd(rec["amount"], 12), 0x9F03: bytes(6), 0x9F1A: b"\x01\x56", 0x95: bytes(5),
+    """What a contactless terminal gave the card to sign (firmware/emv.py terminal_data): the amount the
+    card signed (the record's, or EXT_CARD_AMOUNT when a discount lowered the charge), currency and UTC
+    date of the record's time, country China, TVR and transaction type zero."""
+    signed = rec["ext"].get(record.EXT_CARD_AMOUNT)
+    amount = int.from_bytes(signed, "little") if signed and len(signed) == 4 else rec["amount"]
+    return {0x9F02: _bcd(amount, 12), 0x9F03: bytes(6), 0x9F1A: b"\x01\x56", 0x95: bytes(5),
             0x5F2A: _bcd(rec["currency"], 4), 0x9A: bytes.fromhex(time.strftime("%y%m%d", time.gmtime(rec["time"]))),
             0x9C: b"\x00"}
 

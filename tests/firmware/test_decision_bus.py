@@ -133,3 +133,42 @@ def test_the_driver_display_sets_the_stop_and_the_destination(runtime):
         [None, 3, 1, [300, 0]],
         ["OK GPS", None, 1, [400, 1]],
     ]
+
+
+def body_card_rides(root, salt, profile, now):
+    import struct
+
+    from firmware import bus, decision, risk, tapstate
+    from protocol import crypto, fleet, record
+    from protocol import profile as profiles
+
+    d = decision.Decider(salt, sealer=lambda p, a: crypto.seal(bytes(32), bytes(12), p, a))
+    d.use(fleet.KIND_PROFILE, profiles.parse(profile))
+    d.state = tapstate.TapState(root)
+    d.bus_stops = bus.BusStops()
+    d.bus_stops.set_stop(1)
+    out = []
+    for n, later in ((1, 0), (2, 1800)):
+        signed = d.amount_for(record.KIND_EMV_CONTACTLESS)  # what nfc.py gives the card to sign
+        card = {"aid": b"\xa0\x00\x00\x03\x33\x01\x01\x01", "pan": "6228480000000000018", "expiry": "3012",
+                "track2": None, "ac": bytes(8), "cid": b"\x80", "atc": bytes((0, n)), "iad": b"\x06\x01",
+                "aip": b"\x00\x80", "un": bytes(4), "psn": b"\x00", "amount": signed}
+        r = d.priced(d.decide_emv(card, now + later), now + later)
+        ext = dict(r.extensions)
+        card_amount = ext.get(record.EXT_CARD_AMOUNT)
+        out.append([r.outcome, signed, r.amount, None if card_amount is None else struct.unpack("<I", card_amount)[0],
+                    struct.unpack("<BI", ext[record.EXT_BUS_RULE])[0]])
+        risk.commit(d, r, n, now + later)
+    return out
+
+
+def test_a_card_signs_the_fare_and_a_transfer_discount_charges_less_keeping_what_it_signed(runtime, tmp_path):
+    import json
+
+    from firmware import decision
+    from protocol import busfare
+
+    got = runtime.run(body_card_rides, str(tmp_path), SALT, json.dumps(BUS).encode(), NOW)
+    # at B (stage 1) to the end of the line: 300; the same card half an hour later: 100 off, 300 signed
+    assert got == [[decision.ACCEPT, 300, 300, None, busfare.RULE_FARE],
+                   [decision.ACCEPT, 300, 200, 300, busfare.RULE_TRANSFER]]

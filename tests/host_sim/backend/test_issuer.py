@@ -65,9 +65,30 @@ def test_another_pan_of_the_same_issuer_fails_and_a_forged_cryptogram_fails():
     assert (reply["39"], reply["44"]) == (iso8583.DO_NOT_HONOUR, "cryptogram failed")
 
 
-def test_the_amount_charged_must_be_the_amount_the_card_signed():
-    reply = ask(request_for(card_read(), **{"4": "000000000100"}))  # DE 4 lowered, 9F02 as signed
-    assert reply["39"] == iso8583.INVALID_AMOUNT
+def test_the_amount_charged_may_be_below_what_the_card_signed_never_above():
+    signed = int(iso8583.icc_tags(request_for(card_read())["55"])[0x9F02].hex())
+    assert signed > 100
+    reply = ask(request_for(card_read(), **{"4": "%012d" % (signed - 100)}))  # a transfer discount
+    assert reply["39"] == iso8583.APPROVED
+    reply = ask(request_for(card_read(), **{"4": "%012d" % (signed + 1)}))  # DE 4 raised, 9F02 as signed
+    assert (reply["39"], reply["44"]) == (iso8583.INVALID_AMOUNT, "amount above the card's")
+
+
+def test_a_discounted_ride_sends_the_signed_amount_the_cryptogram_covers():
+    import struct
+
+    from protocol import record
+
+    rec = contactless_record(1, card_read())
+    signed = rec["amount"]
+    ext = dict(rec["ext"])
+    ext[record.EXT_CARD_AMOUNT] = struct.pack("<I", signed)
+    rec = dict(rec, amount=signed - 100, ext=ext)
+    fields = acquirer_link.request(rec, open_tags(rec), 1)
+    assert int(fields["4"]) == signed - 100 and int(iso8583.icc_tags(fields["55"])[0x9F02].hex()) == signed
+    assert ask(fields)["39"] == iso8583.APPROVED
+    rec["ext"].pop(record.EXT_CARD_AMOUNT)  # without it the host would rebuild 9F02 from the charge
+    assert ask(acquirer_link.request(rec, open_tags(rec), 1))["44"] == "cryptogram failed"
 
 
 def test_card_problems_have_their_own_codes():
