@@ -36,6 +36,8 @@ from host_sim.backend import acquirer
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.store import ACCEPTED_TAP, Store
 from host_sim.emulators import wallet
+from host_sim.sim import faults as fault_kinds
+from host_sim.sim import links as sim_links
 from host_sim.sim import scenario as scenarios
 from protocol import record
 
@@ -49,6 +51,8 @@ GARBAGE = "hello? this is not a payment code"
 # presentation is a second record, and a busy host must not change what the run records.
 ANSWER_TIMEOUT_S = 30
 REJECTED = ("DECLINED", "SEE DRIVER")
+MAX_BACKOFF_S = 2.0  # the authorisation worker's longest wait after an acquirer outage (host seconds)
+DRAIN_S = 120  # after the last tap: backlogs upload (a modem link reconnects slowly), transactions decided
 
 
 class Clock:
@@ -165,8 +169,9 @@ def _power_cut(t):
     t.board.wait_console(b"ready:", timeout=30, since=mark)
 
 
-def simulate(sc, seed, workdir, progress_cb=None):
-    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict."""
+def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None):
+    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict.  `observer` hears
+    link changes (host_sim/sim/timeline.py's contract); `record_dir` gets a capture file per terminal link."""
     start_wall = time.monotonic()
     taps = schedule(sc, seed)
     progress = Progress(len(taps), sc["runs"][0])
@@ -174,17 +179,21 @@ def simulate(sc, seed, workdir, progress_cb=None):
         progress_cb(progress)
     db = os.path.join(workdir, "collector.db")
     store = Store(db)
-    office = Backoffice(store, acquirer.Acquirer())
+    issuer = sim_links.OutageLink(acquirer.Acquirer())  # an acquirer outage silences it
+    office = Backoffice(store, issuer)
     stop = threading.Event()
-    worker = threading.Thread(target=office.run_authorisations, args=(stop, 0.2), daemon=True)
+    worker = threading.Thread(target=office.run_authorisations, args=(stop, 0.2, MAX_BACKOFF_S), daemon=True)
     worker.start()
     clock = Clock(os.path.join(workdir, "clock"), sc["runs"][0])
+    links = sim_links.Links(store, office, clock, record_dir, seed)
+    planned = fault_kinds.Schedule(sc["faults"])
+    injector = fault_kinds.Injector(links, issuer, observer)
     terminals = []
     cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
     declined = 0
     try:
         for i, spec in enumerate(sc["terminals"]):
-            t = demo.Terminal(spec["name"], str(UID_BASE + i), workdir, store, office, stop, clock=clock.path)
+            t = sim_links.SimTerminal(spec, str(UID_BASE + i), workdir, links, clock=clock.path)
             terminals.append(t)
         for t in terminals:
             t.board.wait_console(b"ready:", timeout=30)
@@ -192,6 +201,8 @@ def simulate(sc, seed, workdir, progress_cb=None):
         for when, ti, _kind, payload in taps:
             clock.set(when)
             progress.simulated = when
+            for phase, fault in planned.due(when):
+                injector.apply(phase, fault)
             t = terminals[ti]
             due = {c for c in cuts if c[0] == t.name and c[1] <= when}
             cuts -= due
@@ -206,13 +217,15 @@ def simulate(sc, seed, workdir, progress_cb=None):
                 progress.power_cuts += 1
         clock.set(sc["runs"][0] + sc["simulated_s"])
         progress.simulated = clock.now
+        for phase, fault in planned.rest():  # coverage back, the collector up: the backlogs upload
+            injector.apply(phase, fault)
 
         def stored():
             return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
 
         accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
-        demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=60)
-        demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=60)
+        demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=DRAIN_S)
+        demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=DRAIN_S)
         rows = store.query("SELECT terminal, seq, token, atc, amount FROM records r WHERE " + ACCEPTED_TAP)
         revenue = store.query("SELECT COALESCE(SUM(r.amount), 0) FROM records r JOIN authorisations a "
                               "ON a.terminal = r.terminal AND a.seq = r.seq WHERE a.approved = 1 AND "
@@ -233,6 +246,8 @@ def simulate(sc, seed, workdir, progress_cb=None):
             "power_cuts": progress.power_cuts,
             "issuer_declined": store.query("SELECT COUNT(*) FROM authorisations WHERE approved = 0")[0][0],
             "declines": declines(store),
+            "faults": dict(sorted(dict(injector.counts, **({"power_cut": progress.power_cuts}
+                                                          if progress.power_cuts else {})).items())),
         }
     finally:
         stop.set()
@@ -241,6 +256,7 @@ def simulate(sc, seed, workdir, progress_cb=None):
             t.close()
         for t in terminals:
             t.uplink.join(timeout=2)
+        links.close()
         store.close()
     return summary
 
@@ -257,6 +273,17 @@ def main(args):
         print("sim run: %s" % e, file=sys.stderr)
         return 2
     seed = sc["seed"] if args.seed is None else args.seed
+    if args.record:
+        try:
+            os.makedirs(args.record, exist_ok=True)
+            busy = os.listdir(args.record)
+        except OSError as e:
+            print("sim run: cannot record into %s: %s" % (args.record, e.strerror or e), file=sys.stderr)
+            return 2
+        if busy:
+            print("sim run: --record %s is not empty (one capture file per terminal link goes there)"
+                  % args.record, file=sys.stderr)
+            return 2
     seen = []
     try:
         if args.workdir:
@@ -265,10 +292,10 @@ def main(args):
                 print("sim run: --workdir %s is not empty (a run starts from fresh flash images and collector)"
                       % args.workdir, file=sys.stderr)
                 return 2
-            summary = simulate(sc, seed, args.workdir, progress_cb=seen.append)
+            summary = simulate(sc, seed, args.workdir, progress_cb=seen.append, record_dir=args.record)
         else:
             with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir:
-                summary = simulate(sc, seed, workdir, progress_cb=seen.append)
+                summary = simulate(sc, seed, workdir, progress_cb=seen.append, record_dir=args.record)
     except KeyboardInterrupt:
         p = seen[0] if seen else None
         if p is None:
@@ -294,5 +321,8 @@ def add_arguments(parser):
     parser.add_argument("scenario", help="the scenario file (TOML; host_sim/sim/scenario.py describes it)")
     parser.add_argument("--seed", type=int, help="passengers' seed (default: the scenario's)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
+    parser.add_argument("--record", metavar="DIR", help="write every link's bytes, both ways, on the simulated "
+                                                         "clock: one capture file per terminal link "
+                                                         "(protocol/CAPTURE.md; `sim replay` plays them)")
     parser.add_argument("--workdir", help="keep the flash images and the collector database here (an empty or "
                                           "new directory)")
