@@ -109,9 +109,9 @@ class Schedule:
         for n, f in enumerate(faults):
             if f["kind"] == "power_cut":
                 continue
-            events.append((f["at_s"], 0, n, "start", f))
+            events.append((f["at_s"], 1, n, "start", f))
             if "until_s" in f:
-                events.append((f["until_s"], 1, n, "end", f))
+                events.append((f["until_s"], 0, n, "end", f))
         self.events = sorted(events, key=lambda e: e[:3])  # at equal times, ends before starts
 
     def due(self, t):
@@ -137,6 +137,14 @@ class Injector:
         self.observer = observer
         self.counts = {}
         self.gaps = {}  # terminal name -> open coverage gaps (they may overlap)
+        self.crashed = False
+        self.offline_taps = 0  # taps presented while their terminal had no collector to reach
+        self.pending_at_return = 0  # transactions the acquirer found waiting when it came back
+
+    def tap(self, name):
+        """A tap is presented on terminal `name` (counted if its link is down)."""
+        if self.crashed or self.gaps.get(name, 0):
+            self.offline_taps += 1
 
     def apply(self, phase, f):
         kind = f["kind"]
@@ -160,6 +168,7 @@ class Injector:
             else:
                 link.modem_fault(f["fault"], None)
         elif kind == "collector_crash":
+            self.crashed = phase == "start"
             if phase == "start":
                 self.links.crash()
             else:
@@ -167,6 +176,8 @@ class Injector:
             for name in names:
                 self._link(name, "collector down" if phase == "start" else "up")
         elif kind == "acquirer_outage":
+            if phase == "end":
+                self.pending_at_return += len(self.links.store.pending_records())
             self.acquirer.set_down(phase == "start")
 
     def _link(self, name, state):

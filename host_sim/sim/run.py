@@ -201,9 +201,10 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
         for when, ti, _kind, payload in taps:
             clock.set(when)
             progress.simulated = when
+            t = terminals[ti]
             for phase, fault in planned.due(when):
                 injector.apply(phase, fault)
-            t = terminals[ti]
+            injector.tap(t.name)
             due = {c for c in cuts if c[0] == t.name and c[1] <= when}
             cuts -= due
             ev = _present(t, payload, progress)
@@ -248,6 +249,8 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             "declines": declines(store),
             "faults": dict(sorted(dict(injector.counts, **({"power_cut": progress.power_cuts}
                                                           if progress.power_cuts else {})).items())),
+            "offline_taps": injector.offline_taps,
+            "pending_at_acquirer_return": injector.pending_at_return,
         }
     finally:
         stop.set()
