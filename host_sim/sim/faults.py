@@ -65,7 +65,7 @@ def parse(where, i, f, midnight, day, terminals, clock):
         t = clock(f[key])
         if t is None:
             raise where.error("faults", i, key, "%r is not a time HH:MM" % f[key])
-        if not day[0] <= t <= day[1]:
+        if key == "at" and not day[0] <= t <= day[1]:  # an end may come after service (the same day)
             raise where.error("faults", i, key, "%s is outside the scenario's day (%s to %s)"
                               % (f[key], _hhmm(day[0]), _hhmm(day[1])))
         times[key] = t
@@ -131,8 +131,9 @@ class Schedule:
 class Injector:
     """Applies fault events to a run's links (links.py Links) and acquirer; counts what was applied."""
 
-    def __init__(self, links, acquirer_link, observer=None):
+    def __init__(self, links, acquirer_link, observer=None, settle=None):
         self.links = links
+        self.settle = settle  # () -> None: waits until what the simulated minutes before allowed happened
         self.acquirer = acquirer_link
         self.observer = observer
         self.counts = {}
@@ -141,13 +142,23 @@ class Injector:
         self.offline_taps = 0  # taps presented while their terminal had no collector to reach
         self.pending_at_return = 0  # transactions the acquirer found waiting when it came back
 
+    def reachable(self, name):
+        """True while terminal `name` can reach the collector."""
+        return not self.crashed and not self.gaps.get(name, 0)
+
     def tap(self, name):
         """A tap is presented on terminal `name` (counted if its link is down)."""
-        if self.crashed or self.gaps.get(name, 0):
+        if not self.reachable(name):
             self.offline_taps += 1
 
     def apply(self, phase, f):
+        """Apply one start or end, once the run is quiet: a link about to fail has uploaded what it held
+        and the acquirer about to fail has decided what was stored (the simulated time before the fault
+        allowed that), so where the fault lands does not depend on the host's pace.  A collector crash
+        does not wait: it lands where the uploads are, mid-batch when a backlog is on its way."""
         kind = f["kind"]
+        if self.settle is not None and not (kind == "collector_crash" and phase == "start"):
+            self.settle()
         if phase == "start":
             self.counts[kind] = self.counts.get(kind, 0) + 1
         names = self.links.names() if f["terminal"] in (ALL, None) else [f["terminal"]]

@@ -187,8 +187,19 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
     clock = Clock(os.path.join(workdir, "clock"), sc["runs"][0])
     links = sim_links.Links(store, office, clock, record_dir, seed)
     planned = fault_kinds.Schedule(sc["faults"])
-    injector = fault_kinds.Injector(links, issuer, observer)
     terminals = []
+
+    def stored():
+        return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
+
+    def settle():
+        """Before a fault: every accepted tap of a terminal that reaches the collector stored there, and
+        decided while the acquirer answers."""
+        due = {(t.terminal, seq) for t in terminals if injector.reachable(t.name) for seq in t.accepted}
+        demo._wait("the uploads and decisions before a fault", lambda: due <= stored() and (
+            issuer.down or not store.pending_records()), timeout=DRAIN_S)
+
+    injector = fault_kinds.Injector(links, issuer, observer, settle)
     cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
     declined = 0
     try:
@@ -220,9 +231,6 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
         progress.simulated = clock.now
         for phase, fault in planned.rest():  # coverage back, the collector up: the backlogs upload
             injector.apply(phase, fault)
-
-        def stored():
-            return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
 
         accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
         demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=DRAIN_S)
