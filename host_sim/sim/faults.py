@@ -138,13 +138,13 @@ class Injector:
         self.observer = observer
         self.counts = {}
         self.gaps = {}  # terminal name -> open coverage gaps (they may overlap)
-        self.crashed = False
+        self.crashes = 0  # collector crashes under way (they may overlap)
         self.offline_taps = 0  # taps presented while their terminal had no collector to reach
         self.pending_at_return = 0  # transactions the acquirer found waiting when it came back
 
     def reachable(self, name):
         """True while terminal `name` can reach the collector."""
-        return not self.crashed and not self.gaps.get(name, 0)
+        return not self.crashes and not self.gaps.get(name, 0)
 
     def tap(self, name):
         """A tap is presented on terminal `name` (counted if its link is down)."""
@@ -171,7 +171,7 @@ class Injector:
                     self._link(name, "coverage gap")
                 elif phase == "end" and self.gaps[name] == 0:
                     self.links.get(name).coverage(True)
-                    self._link(name, "up")
+                    self._link(name, "up" if not self.crashes else "collector down")
         elif kind == "modem_fault":
             link = self.links.get(f["terminal"])
             if phase == "start":
@@ -179,13 +179,15 @@ class Injector:
             else:
                 link.modem_fault(f["fault"], None)
         elif kind == "collector_crash":
-            self.crashed = phase == "start"
-            if phase == "start":
+            self.crashes += 1 if phase == "start" else -1
+            if phase == "start" and self.crashes == 1:
                 self.links.crash()
-            else:
+                for name in names:
+                    self._link(name, "collector down")
+            elif phase == "end" and self.crashes == 0:
                 self.links.restart()
-            for name in names:
-                self._link(name, "collector down" if phase == "start" else "up")
+                for name in names:
+                    self._link(name, "up" if not self.gaps.get(name, 0) else "coverage gap")
         elif kind == "acquirer_outage":
             if phase == "end":
                 self.pending_at_return += len(self.links.store.pending_records())

@@ -2,10 +2,15 @@
 collector crashes and acquirer outages mean simulated times; every mistake names file, line and key.
 The fault schedule hands out starts and ends in time order."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from host_sim.sim import faults, scenario
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BASE = """\
 [scenario]
 name = "faults"
@@ -191,9 +196,26 @@ def test_overlapping_gaps_keep_a_link_down_until_the_last_ends_and_offline_taps_
     assert links.get("b").calls == [("coverage", False), ("coverage", True)]
     assert observer.seen == [("a", "coverage gap"), ("b", "coverage gap"), ("a", "up"), ("b", "up")]
     assert inj.offline_taps == 3 and inj.counts == {"coverage_gap": 2}
-    inj.apply("start", {"kind": "collector_crash", "terminal": None, "at_s": 40, "until_s": 50})
+    crash = {"kind": "collector_crash", "terminal": None, "at_s": 40, "until_s": 50}
+    inj.apply("start", crash)
+    inj.apply("start", crash)  # two crashes overlapping: the collector is back when both are over
     inj.tap("b")
-    inj.apply("end", {"kind": "collector_crash", "terminal": None, "at_s": 40, "until_s": 50})
+    inj.apply("end", crash)
+    inj.tap("b")
+    inj.apply("end", crash)
     inj.tap("b")
     assert links.get("b").calls[-2:] == [("crash",), ("restart",)]
-    assert inj.offline_taps == 4 and inj.counts == {"coverage_gap": 2, "collector_crash": 1}
+    assert inj.offline_taps == 5 and inj.counts == {"coverage_gap": 2, "collector_crash": 2}
+
+
+def test_sim_run_refuses_a_record_folder_that_is_not_empty_before_starting_a_board(tmp_path):
+    path = tmp_path / "f.toml"
+    path.write_text(BASE)
+    busy = tmp_path / "rec"
+    busy.mkdir()
+    (busy / "old.zfcap").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "host_sim", "sim", "run", str(path), "--record", str(busy)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == "sim run: --record %s is not empty (one capture file per terminal link goes there)\n" % busy
+    assert proc.stdout == ""
