@@ -39,6 +39,9 @@ from host_sim.sim import capture
 from host_sim.tools import vboard
 from host_sim.tools.events import EventLog
 
+# A link silent for 3 heartbeats (STATUS every 5 s) is closed: a terminal whose modem lost track of its socket
+# across a jump of the simulated clock gets a closed link to reopen, not a minute's wait.
+LIMITS = tcp_server.Limits(idle_timeout=15.0)
 AFTER_BYTES = ("close_after", "pdp_deact_after", "lose_registration_after", "hang_after")
 APN = "cmnet"
 
@@ -193,7 +196,7 @@ class TcpHub:
 
     def serve(self, name):
         port, recorder = self.ports[name]
-        collector = tcp_server.TcpCollector(self.store, self.office, recorder=recorder)
+        collector = tcp_server.TcpCollector(self.store, self.office, LIMITS, recorder)
         conns = self.writers[name]
 
         async def client(reader, writer):
@@ -355,6 +358,10 @@ class Links:
 
     def names(self):
         return list(self.links)
+
+    def modems_idle(self):
+        """True when no modem is taking a send's payload."""
+        return all(link.modem._data_wait is None for link in self.links.values() if isinstance(link, CellularLink))
 
     def get(self, name):
         return self.links[name]

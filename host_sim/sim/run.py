@@ -52,6 +52,8 @@ GARBAGE = "hello? this is not a payment code"
 ANSWER_TIMEOUT_S = 30
 REJECTED = ("DECLINED", "SEE DRIVER")
 MAX_BACKOFF_S = 2.0  # the authorisation worker's longest wait after an acquirer outage (host seconds)
+JUMP_QUIET_S = 10  # at most this long before a jump of the clock for the modem links to be quiet
+SETTLE_S = 60  # at most this long before a fault for the uploads and decisions before it (host seconds)
 DRAIN_S = 120  # after the last tap: backlogs upload (a modem link reconnects slowly), transactions decided
 
 
@@ -192,12 +194,22 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
     def stored():
         return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
 
-    def settle():
+    def settle(cellular_only=False):
         """Before a fault: every accepted tap of a terminal that reaches the collector stored there, and
-        decided while the acquirer answers."""
-        due = {(t.terminal, seq) for t in terminals if injector.reachable(t.name) for seq in t.accepted}
-        demo._wait("the uploads and decisions before a fault", lambda: due <= stored() and (
-            issuer.down or not store.pending_records()), timeout=DRAIN_S)
+        decided while the acquirer answers.  Before a jump of the clock (`cellular_only`): the cellular
+        terminals' uploads done and no modem in the middle of a send, for a jump times out what the modem
+        driver waits for, and a send it gives up leaves the modem taking its next commands as payload."""
+        due = {(t.terminal, seq) for t in terminals if injector.reachable(t.name) for seq in t.accepted
+               if not cellular_only or t.spec["uplink"] == "cellular"}
+        try:
+            if cellular_only:
+                demo._wait("the modem uploads before a jump of the clock",
+                           lambda: due <= stored() and links.modems_idle(), timeout=JUMP_QUIET_S)
+            else:
+                demo._wait("the uploads and decisions before a fault", lambda: due <= stored() and (
+                    issuer.down or not store.pending_records()), timeout=SETTLE_S)
+        except TimeoutError:  # a link slow to come back: the run goes on, nothing recorded changes
+            pass
 
     injector = fault_kinds.Injector(links, issuer, observer, settle)
     cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
@@ -210,6 +222,8 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             t.board.wait_console(b"ready:", timeout=30)
             t.provision(db)
         for when, ti, _kind, payload in taps:
+            if links.hub is not None:
+                settle(cellular_only=True)
             clock.set(when)
             progress.simulated = when
             t = terminals[ti]
