@@ -160,6 +160,9 @@ class SerialLink:
     def modem_fault(self, name, value):
         raise ValueError("%s has a serial uplink: no modem" % self.name)
 
+    def power_cut(self):
+        pass  # the collector's end of the line is not on the terminal's supply
+
     def join(self, timeout=None):
         self._thread.join(timeout)
 
@@ -257,6 +260,10 @@ class CellularLink:
 
     def crash(self):
         self.hub.drop(self.name)
+
+    def power_cut(self):
+        """The modem shares the terminal's supply: sockets and PDP gone, a send half-taken forgotten."""
+        self.modem.restart()
 
     def restart(self):
         self.hub.serve(self.name)

@@ -167,6 +167,7 @@ def _power_cut(t):
     while the terminal decides is the demo's; where it lands is the host's timing, not the scenario's.)"""
     mark = t.board.console_mark()
     t.board.power_cut()
+    t.link.power_cut()  # a modem on the terminal's supply loses power with it
     t.board.power_on()
     t.board.wait_console(b"ready:", timeout=30, since=mark)
 
