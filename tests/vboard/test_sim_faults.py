@@ -1,5 +1,5 @@
-"""`sim run` with faults and uplinks: coverage gaps, a collector crash and an acquirer outage on a serial
-line and on a cellular modem (emulated, over loopback TCP); nothing lost, nothing duplicated, the same
+"""`sim run` with faults and uplinks: a coverage gap, a collector crash, an acquirer outage and a power
+cut on a serial line and on a cellular modem (emulated, over loopback TCP); nothing lost, nothing duplicated, the same
 digest for the same seed whatever the link and its faults; a recorded run replayed to a fresh collector
 leaves the same stored records."""
 
@@ -56,6 +56,11 @@ until = "08:30"
 kind = "acquirer_outage"
 at = "07:00"
 until = "08:05"
+
+[[faults]]
+kind = "power_cut"
+terminal = "bus-1"
+at = "08:00"
 """
 CELLULAR = SERIAL.replace('count = 1\n', 'count = 1\nuplink = "cellular"\ndialect = "quectel"\n', 1) + """
 [[faults]]
@@ -118,7 +123,7 @@ def test_serial_faults_lose_nothing_keep_the_digest_and_a_recorded_run_replays_t
     assert a["lost"] == b["lost"] == 0 and a["duplicates"] == b["duplicates"] == 0
     assert a["uploaded"] == a["accepted"] > 0
     assert a["digest"] == b["digest"]
-    assert a["faults"] == {"acquirer_outage": 1, "collector_crash": 1, "coverage_gap": 1}
+    assert a["faults"] == {"acquirer_outage": 1, "collector_crash": 1, "coverage_gap": 1, "power_cut": 1}
     gap, in_gap = _during(sc, 5, "coverage_gap")
     _, in_crash = _during(sc, 5, "collector_crash")
     assert in_gap and in_crash
@@ -147,7 +152,8 @@ def test_a_cellular_uplink_through_modem_faults_records_what_a_serial_one_does_a
     rec = str(tmp_path / "rec")
     summary = run.simulate(sc, 5, str(workdir), record_dir=rec)
     assert summary["lost"] == 0 and summary["duplicates"] == 0
-    assert summary["faults"] == {"acquirer_outage": 1, "collector_crash": 1, "coverage_gap": 1, "modem_fault": 1}
+    assert summary["faults"] == {"acquirer_outage": 1, "collector_crash": 1, "coverage_gap": 1, "modem_fault": 1,
+                                 "power_cut": 1}  # the board and its modem lose power together
     # The same passengers, so the same records and decisions as over a serial line without modem faults
     # (the serial test checks that digest against a second run).
     reference = tmp_path / "serial"
