@@ -149,14 +149,20 @@ class Session:
         self.host_said = []
 
 
+LIVE = 3  # handshakes whose keys may still open frames: a terminal may go on in its session after a new HELLO
+
+
 def decode(capture, key_of):
     """The sessions of a capture, opened with the device key: `key_of(terminal id)` -> key or None.
-    Frames that do not open (altered, replayed, retransmitted) are left out, as a collector would."""
+    Frames that do not open (altered, replayed, retransmitted) are left out, as a collector would.  A
+    HELLO that crosses a session (the terminal sends a new one as the host authenticates the old, the
+    host answers both) does not end the old session: a secured frame belongs to the newest handshake
+    whose keys open it."""
     readers = {TERMINAL: frame.FrameReader(), HOST: frame.FrameReader()}
     sessions = []
     t_hello = None  # (body, msg) of the terminal's latest HELLO
     current = None
-    opener = {}  # direction -> protocol.session.Session opening that side's frames
+    live = []  # (Session, {direction: protocol.session.Session}) of the latest handshakes, newest first
     for e in capture.entries:
         for payload in readers[e.direction].feed(e.data):
             payload = bytes(payload)
@@ -176,27 +182,40 @@ def decode(capture, key_of):
                     if key is None:
                         raise CaptureError("no device key for terminal %s" % t_hello[1]["terminal"].hex())
                     th = session.transcript(t_hello[0], payload[hs:])
-                    opener = {TERMINAL: session.Session(key, session.ROLE_HOST, th),
-                              HOST: session.Session(key, session.ROLE_TERMINAL, th)}
                     current = Session(t_hello[1]["terminal"], t_hello[1])
                     sessions.append(current)
+                    live.insert(0, (current, {TERMINAL: session.Session(key, session.ROLE_HOST, th),
+                                              HOST: session.Session(key, session.ROLE_TERMINAL, th)}))
+                    del live[LIVE:]
                 elif mtype == link.AUTH and e.direction == HOST and current is not None:
                     current.seq_high = msg.get("seq_high")
                 continue
-            if current is None or e.direction not in opener:
-                continue
-            macs = opener[e.direction].mac_errors
-            clear = opener[e.direction].open(payload)
+            owner, clear = _open(live, e.direction, payload)
             if clear is None:
-                current.unopened += opener[e.direction].mac_errors - macs
                 continue
             try:
-                msg = link.decode(clear, current.terminal)
+                msg = link.decode(clear, owner.terminal)
             except link.LinkError:
                 continue
             msg["t_us"] = e.t_us
-            (current.terminal_said if e.direction == TERMINAL else current.host_said).append(msg)
+            (owner.terminal_said if e.direction == TERMINAL else owner.host_said).append(msg)
     return sessions
+
+
+def _open(live, direction, payload):
+    """(owning Session, clear payload) of a secured frame, the newest handshake whose keys open it first;
+    (None, None) if none does (an altered frame or another key: counted on the newest; a replay: not)."""
+    forged = True
+    for owner, opener in live:
+        side = opener[direction]
+        macs = side.mac_errors
+        clear = side.open(payload)
+        if clear is not None:
+            return owner, clear
+        forged = forged and side.mac_errors > macs
+    if live and forged:
+        live[0][0].unopened += 1
+    return None, None
 
 
 def records(sessions):

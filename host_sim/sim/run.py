@@ -39,6 +39,8 @@ from host_sim import demo
 from host_sim.backend import acquirer
 from host_sim.backend.backoffice import Backoffice
 from host_sim.backend.store import ACCEPTED_TAP, Store
+from host_sim.sim import faults as fault_kinds
+from host_sim.sim import links as sim_links
 from host_sim.sim import passengers
 from host_sim.sim import scenario as scenarios
 from host_sim.sim import timeline as timelines
@@ -54,6 +56,10 @@ GARBAGE = passengers.GARBAGE
 # presentation is a second record, and a busy host must not change what the run records.
 ANSWER_TIMEOUT_S = 30
 REJECTED = ("DECLINED", "SEE DRIVER")
+MAX_BACKOFF_S = 2.0  # the authorisation worker's longest wait after an acquirer outage (host seconds)
+JUMP_QUIET_S = 10  # at most this long before a jump of the clock for the modem links to be quiet
+SETTLE_S = 60  # at most this long before a fault for the uploads and decisions before it (host seconds)
+DRAIN_S = 120  # after the last tap: backlogs upload (a modem link reconnects slowly), transactions decided
 
 
 class Clock:
@@ -110,13 +116,14 @@ def _power_cut(t):
     while the terminal decides is the demo's; where it lands is the host's timing, not the scenario's.)"""
     mark = t.board.console_mark()
     t.board.power_cut()
+    t.link.power_cut()  # a modem on the terminal's supply loses power with it
     t.board.power_on()
     t.board.wait_console(b"ready:", timeout=30, since=mark)
 
 
-def simulate(sc, seed, workdir, progress_cb=None, observer=None):
-    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict.  `observer`
-    (host_sim/sim/timeline.py's contract) is told what the boards and the collector do."""
+def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None):
+    """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict.  `observer` hears
+    link changes (host_sim/sim/timeline.py's contract); `record_dir` gets a capture file per terminal link."""
     start_wall = time.monotonic()
     taps = schedule(sc, seed)
     progress = Progress(len(taps), sc["runs"][0])
@@ -124,15 +131,40 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
         progress_cb(progress)
     db = os.path.join(workdir, "collector.db")
     store = Store(db)
-    office = Backoffice(store, acquirer.Acquirer())
+    issuer = sim_links.OutageLink(acquirer.Acquirer())  # an acquirer outage silences it
+    office = Backoffice(store, issuer)
     stop = threading.Event()
-    worker = threading.Thread(target=office.run_authorisations, args=(stop, 0.2), daemon=True)
+    worker = threading.Thread(target=office.run_authorisations, args=(stop, 0.2, MAX_BACKOFF_S), daemon=True)
     worker.start()
     clock = Clock(os.path.join(workdir, "clock"), sc["runs"][0])
     kit = passengers.Kit(sc, workdir, store)
     office.bundles = kit.shelf
     kit.block_cards()
+    links = sim_links.Links(store, office, clock, record_dir, seed)
+    planned = fault_kinds.Schedule(sc["faults"])
     terminals = []
+
+    def stored():
+        return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
+
+    def settle(cellular_only=False):
+        """Before a fault: every accepted tap of a terminal that reaches the collector stored there, and
+        decided while the acquirer answers.  Before a jump of the clock (`cellular_only`): the cellular
+        terminals' uploads done and no modem in the middle of a send, for a jump times out what the modem
+        driver waits for, and a send it gives up leaves the modem taking its next commands as payload."""
+        due = {(t.terminal, seq) for t in terminals if injector.reachable(t.name) for seq in t.accepted
+               if not cellular_only or t.spec["uplink"] == "cellular"}
+        try:
+            if cellular_only:
+                demo._wait("the modem uploads before a jump of the clock",
+                           lambda: due <= stored() and links.modems_idle(), timeout=JUMP_QUIET_S)
+            else:
+                demo._wait("the uploads and decisions before a fault", lambda: due <= stored() and (
+                    issuer.down or not store.pending_records()), timeout=SETTLE_S)
+        except TimeoutError:  # a link slow to come back: the run goes on, nothing recorded changes
+            pass
+
+    injector = fault_kinds.Injector(links, issuer, observer, settle)
     cuts = {(f["terminal"], f["at_s"]) for f in sc["faults"] if f["kind"] == "power_cut"}
     declined = 0
     watch = None
@@ -141,11 +173,12 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
                                    len(taps))
     try:
         for i, spec in enumerate(sc["terminals"]):
-            t = demo.Terminal(spec["name"], str(UID_BASE + i), workdir, store, office, stop, clock=clock.path,
-                              heap=passengers.board_heap(sc))
+            t = sim_links.SimTerminal(spec, str(UID_BASE + i), workdir, links, clock=clock.path,
+                                      heap=passengers.board_heap(sc))
             terminals.append(t)
         for t in terminals:
             t.board.wait_console(b"ready:", timeout=30)
+            t.configure_uplink(workdir)
             kit.provision(t, db)
         for t in terminals:
             kit.ready(t)
@@ -155,9 +188,14 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
             if watch:
                 watch.poll(clock.now, time.time())
                 watch.clock(when)
+            if links.hub is not None:
+                settle(cellular_only=True)
             clock.set(when)
             progress.simulated = when
             t = terminals[ti]
+            for phase, fault in planned.due(when):
+                injector.apply(phase, fault)
+            injector.tap(t.name)
             due = {c for c in cuts if c[0] == t.name and c[1] <= when}
             cuts -= due
             kit.at_stop(t, stop_index)
@@ -182,13 +220,12 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
             watch.clock(sc["runs"][0] + sc["simulated_s"])
         clock.set(sc["runs"][0] + sc["simulated_s"])
         progress.simulated = clock.now
-
-        def stored():
-            return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
+        for phase, fault in planned.rest():  # coverage back, the collector up: the backlogs upload
+            injector.apply(phase, fault)
 
         accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
-        demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=60)
-        demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=60)
+        demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=DRAIN_S)
+        demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=DRAIN_S)
         if watch:
             watch.poll(clock.now, time.time())
         rows = store.query("SELECT terminal, seq, token, atc, amount, kind, time FROM records r WHERE " + ACCEPTED_TAP)
@@ -213,6 +250,10 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
             "declines": declines(store),
             "by_credential": kit.by_credential,
             "promotion_fen": passengers.promotion_fen(store),
+            "faults": dict(sorted(dict(injector.counts, **({"power_cut": progress.power_cuts}
+                                                          if progress.power_cuts else {})).items())),
+            "offline_taps": injector.offline_taps,
+            "pending_at_acquirer_return": injector.pending_at_return,
         }
     finally:
         stop.set()
@@ -222,6 +263,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None):
             t.close()
         for t in terminals:
             t.uplink.join(timeout=2)
+        links.close()
         store.close()
     return summary
 
@@ -238,6 +280,17 @@ def main(args):
         print("sim run: %s" % e, file=sys.stderr)
         return 2
     seed = sc["seed"] if args.seed is None else args.seed
+    if args.record:
+        try:
+            os.makedirs(args.record, exist_ok=True)
+            busy = os.listdir(args.record)
+        except OSError as e:
+            print("sim run: cannot record into %s: %s" % (args.record, e.strerror or e), file=sys.stderr)
+            return 2
+        if busy:
+            print("sim run: --record %s is not empty (one capture file per terminal link goes there)"
+                  % args.record, file=sys.stderr)
+            return 2
     seen = []
     try:
         observer, view = timelines.cli_observer("sim run", args, sc["name"], timelines.groups_of(sc), sc["midnight"])
@@ -252,10 +305,12 @@ def main(args):
                       % args.workdir, file=sys.stderr)
                 return 2
             with view:
-                summary = simulate(sc, seed, args.workdir, progress_cb=seen.append, observer=observer)
+                summary = simulate(sc, seed, args.workdir, progress_cb=seen.append, observer=observer,
+                                   record_dir=args.record)
         else:
             with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir, view:
-                summary = simulate(sc, seed, workdir, progress_cb=seen.append, observer=observer)
+                summary = simulate(sc, seed, workdir, progress_cb=seen.append, observer=observer,
+                                   record_dir=args.record)
     except KeyboardInterrupt:
         p = seen[0] if seen else None
         if p is None:
@@ -284,5 +339,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, help="passengers' seed (default: the scenario's)")
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     timelines.add_arguments(parser)
+    parser.add_argument("--record", metavar="DIR", help="write every link's bytes, both ways, on the simulated "
+                                                         "clock: one capture file per terminal link "
+                                                         "(protocol/CAPTURE.md; `sim replay` plays them)")
     parser.add_argument("--workdir", help="keep the flash images and the collector database here (an empty or "
                                           "new directory)")

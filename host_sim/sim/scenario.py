@@ -9,7 +9,8 @@
     name = "bus"                 # terminals are named bus-1, bus-2, ... (count of them)
     profile = "bus"              # bus | school | scenic (protocol/profile.py PROFILES)
     board = "virtual"            # a full virtual board (the MicroPython unix port)
-    uplink = "serial"            # the link to the collector
+    uplink = "serial"            # the link to the collector: serial, or cellular (a modem emulator)
+    dialect = "quectel"          # cellular only: the modem's AT dialect (simcom | quectel)
     count = 1
 
     [profiles.bus.bus]           # optional: the profile bundle the terminals of profile "bus" receive, one
@@ -47,6 +48,8 @@
     kind = "power_cut"           # the terminal loses power right after it answered a tap
     terminal = "bus-1"
     at = "08:00"                 # local time; the first tap at or after it is answered, then the cut
+                                 # (coverage gaps, modem faults, collector crashes, acquirer outages:
+                                 # host_sim/sim/faults.py)
 
 Credentials (host_sim/sim/passengers.py): cpm (a genuine EMVCo CPM payment code from a phone), card (a
 UnionPay, Visa or Mastercard IC card over NFC, the PN532 emulator on the board's nfc port), hce (a UnionPay
@@ -64,30 +67,33 @@ import datetime
 import re
 import tomllib
 
+from host_sim.emulators.modem import DIALECTS
+from host_sim.sim import faults as fault_kinds
 from host_sim.sim import passengers
 from protocol import profile as profiles
 
 CREDENTIALS = passengers.CREDENTIALS
 BOARDS = ("virtual",)
-UPLINKS = ("serial",)
-FAULTS = ("power_cut",)
+UPLINKS = ("serial", "cellular")
+FAULTS = fault_kinds.KINDS
 UTC_OFFSET_S = profiles.DEFAULT_UTC_OFFSET
 MAX_TERMINALS = 64  # full virtual boards on one machine; the county fleet is `sim fleet`'s
 
 TABLES = {
     "scenario": {"name": str, "date": str, "seed": int},
-    "terminals": {"name": str, "profile": str, "board": str, "uplink": str, "count": int},
+    "terminals": {"name": str, "profile": str, "board": str, "uplink": str, "dialect": str,
+                  "count": int},
     "timeline": {"runs": list},
     "stops": {"name": str, "travel_s": int, "dwell_s": int, "boardings": float, "zone": int},
     "passengers": {"boardings": float, "mix": dict, "rates": dict, "pupils": int, "off_roster": float,
                    "party": dict, "passback": float},
-    "faults": {"kind": str, "terminal": str, "at": str},
+    "faults": {"kind": str, "terminal": str, "at": str, "until": str, "fault": str, "value": float},
     "profiles": {},  # [profiles.<profile>]: the profile's sections, checked by host_sim/sim/passengers.py
 }
 OPTIONAL = ("faults", "profiles")
 ARRAYS = ("terminals", "stops", "faults")
 REQUIRED = {"scenario": ("name", "date"), "terminals": ("name", "profile"), "timeline": ("runs",),
-            "stops": ("name", "dwell_s"), "passengers": ("mix",), "faults": ("kind", "terminal", "at")}
+            "stops": ("name", "dwell_s"), "passengers": ("mix",), "faults": ("kind", "at")}
 
 
 class ScenarioError(ValueError):
@@ -204,6 +210,12 @@ def _meaning(where, doc):
         for key, known in (("board", BOARDS), ("uplink", UPLINKS)):
             if t.get(key, known[0]) not in known:
                 raise where.error("terminals", i, key, "%r is not one of %s" % (t[key], ", ".join(known)))
+        uplink = t.get("uplink", "serial")
+        if uplink == "cellular" and t.get("dialect") not in DIALECTS:
+            raise where.error("terminals", i, "dialect", "a cellular uplink needs dialect = one of %s%s"
+                              % (", ".join(DIALECTS), ", not %r" % t["dialect"] if "dialect" in t else ""))
+        if uplink != "cellular" and "dialect" in t:
+            raise where.error("terminals", i, "dialect", "only a cellular uplink has a modem dialect")
         count = t.get("count", 1)
         if count < 1:
             raise where.error("terminals", i, "count", "must be at least 1")
@@ -213,7 +225,9 @@ def _meaning(where, doc):
                 raise where.error("terminals", i, "name", "terminal %s is named twice" % name)
             names.add(name)
             terminals.append({"name": name, "profile": t["profile"], "board": t.get("board", "virtual"),
-                              "uplink": t.get("uplink", "serial")})
+                              "uplink": uplink})
+            if uplink == "cellular":
+                terminals[-1]["dialect"] = t["dialect"]
     if len(terminals) > MAX_TERMINALS:
         raise where.error("terminals", None, "count", "%d virtual boards is more than %d"
                           % (len(terminals), MAX_TERMINALS))
@@ -244,17 +258,10 @@ def _meaning(where, doc):
     default = doc["passengers"].get("boardings", 1.0)
     stops = [{"name": s["name"], "travel_s": s.get("travel_s", 0), "dwell_s": s["dwell_s"],
               "boardings": s.get("boardings", default)} for s in doc["stops"]]
-    faults = []
-    for i, f in enumerate(doc.get("faults", [])):
-        if f["kind"] not in FAULTS:
-            raise where.error("faults", i, "kind", "%r is not one of %s" % (f["kind"], ", ".join(FAULTS)))
-        if f["terminal"] not in names:
-            raise where.error("faults", i, "terminal", "no terminal %r (the scenario has %s)"
-                              % (f["terminal"], ", ".join(sorted(names))))
-        at = _clock(f["at"])
-        if at is None:
-            raise where.error("faults", i, "at", "%r is not a time HH:MM" % f["at"])
-        faults.append({"kind": f["kind"], "terminal": f["terminal"], "at_s": midnight + at})
+    by_name = {t["name"]: t for t in terminals}
+    day = (runs[0], runs[-1] + route)
+    faults = [fault_kinds.parse(where, i, f, midnight, day, by_name, _clock)
+              for i, f in enumerate(doc.get("faults", []))]
     out = {"name": sc["name"], "seed": sc.get("seed", 1), "midnight": midnight, "terminals": terminals,
            "runs": [midnight + r for r in runs], "stops": stops, "mix": dict(sorted(mix.items())),
            "faults": faults, "simulated_s": runs[-1] + route - runs[0]}
