@@ -21,9 +21,11 @@ def test_a_watched_run_reports_what_it_did_and_records_what_an_unwatched_one_doe
     assert len(lines) == 1
     summary = json.loads(lines[0])
     # The live view went to stderr: each terminal with its display and LEDs, the collector's counters.
-    for want in ("bus-1", "bus-2", "READY", "pending authorisations", "approved", "%d of %d" % (summary["taps"],
-                                                                                            summary["taps"])):
-        assert want in proc.stderr, want
+    for want in ("bus-1", "bus-2", "pending authorisations", "approved", "%d of %d" % (summary["taps"],
+                                                                                   summary["taps"])):
+        assert want in proc.stderr, (want, proc.stderr[-3000:])
+    # the last thing each display showed: back to READY, or still the last tap's answer
+    assert any(text in proc.stderr for text in ("READY", "PAID", "DECLINED", "SEE DRIVER")), proc.stderr[-3000:]
     numbers = json.loads((out / "timeline.json").read_text())
     assert numbers["taps"] == summary["taps"]
     assert numbers["accepted"] == summary["accepted"] and numbers["declined"] == summary["declined"]
