@@ -4,6 +4,7 @@ state (firmware/tapstate.py, kept as app.py keeps it: the entry the decision mad
 and every ride carries EXT_BUS_STOPS and EXT_BUS_RULE."""
 
 from protocol import cpm
+from tests.firmware.helpers import roomy
 
 SALT = bytes(range(16))
 NOW = 1_800_000_000
@@ -63,7 +64,7 @@ def test_a_day_on_the_bus(runtime, tmp_path):
         ("tap", code(a, 3), 9400),  # a paid 2 rides (400 then 200): capped
         ("tap", code(a, 4), 86400),  # the next day: full fare again, and the destination was per passenger
     ]
-    got = runtime.run(body_rides, str(tmp_path), SALT, json.dumps(BUS).encode(), steps, NOW)
+    got = roomy(runtime).run(body_rides, str(tmp_path), SALT, json.dumps(BUS).encode(), steps, NOW)
     assert got[0] == [1, 400, [255, 255, 0], 1, 400, 400]
     assert got[1] == [1, 200, [1, 255, 2], 2, 300, 300]
     assert got[2] == [1, 300, [1, 255, 2], 0, 300, 300]
@@ -97,7 +98,7 @@ def test_a_payment_code_is_asked_for_the_bus_fare_and_its_record_keeps_the_stops
     from firmware import decision
     from protocol import record
 
-    got = runtime.run(body_paycode, str(tmp_path), SALT, json.dumps(BUS).encode(), NOW)
+    got = roomy(runtime).run(body_paycode, str(tmp_path), SALT, json.dumps(BUS).encode(), NOW)
     both = [record.EXT_BUS_STOPS, record.EXT_BUS_RULE]
     # at C (stage 2): to the farther end, A, two stages
     assert got == [[decision.ONLINE, 300, both], [decision.ACCEPT, 300, both], [decision.ACCEPT, 300, both]]
@@ -168,7 +169,7 @@ def test_a_card_signs_the_fare_and_a_transfer_discount_charges_less_keeping_what
     from firmware import decision
     from protocol import busfare
 
-    got = runtime.run(body_card_rides, str(tmp_path), SALT, json.dumps(BUS).encode(), NOW)
+    got = roomy(runtime).run(body_card_rides, str(tmp_path), SALT, json.dumps(BUS).encode(), NOW)
     # at B (stage 1) to the end of the line: 300; the same card half an hour later: 100 off, 300 signed
     assert got == [[decision.ACCEPT, 300, 300, None, busfare.RULE_FARE],
                    [decision.ACCEPT, 300, 200, 300, busfare.RULE_TRANSFER]]
