@@ -148,3 +148,39 @@ def start_collector(db, port, log_path, *options):
 
     wait_until(listening, timeout=20, what="the collector to listen")
     return proc
+
+
+# Two buses, two runs, a power cut: the small scenario the `sim run` tests share (host_sim/sim/scenario.py).
+SMALL_SCENARIO = """\
+[scenario]
+name = "two buses"
+date = "2026-12-04"
+seed = 5
+
+[[terminals]]
+name = "bus"
+profile = "bus"
+count = 2
+
+[timeline]
+runs = ["07:00", "09:00"]
+
+[[stops]]
+name = "A"
+dwell_s = 60
+boardings = 2.0
+
+[[stops]]
+name = "B"
+travel_s = 900
+dwell_s = 60
+
+[passengers]
+boardings = 1.0
+mix = { cpm = 0.7, forged = 0.1, expired = 0.1, garbage = 0.1 }
+
+[[faults]]
+kind = "power_cut"
+terminal = "bus-1"
+at = "09:00"
+"""

@@ -9,42 +9,10 @@ import time
 
 from host_sim.backend.store import Store
 from host_sim.sim import run, scenario
+from tests.vboard.helpers import SMALL_SCENARIO as SMALL
 from tests.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SMALL = """\
-[scenario]
-name = "two buses"
-date = "2026-12-04"
-seed = 5
-
-[[terminals]]
-name = "bus"
-profile = "bus"
-count = 2
-
-[timeline]
-runs = ["07:00", "09:00"]
-
-[[stops]]
-name = "A"
-dwell_s = 60
-boardings = 2.0
-
-[[stops]]
-name = "B"
-travel_s = 900
-dwell_s = 60
-
-[passengers]
-boardings = 1.0
-mix = { cpm = 0.7, forged = 0.1, expired = 0.1, garbage = 0.1 }
-
-[[faults]]
-kind = "power_cut"
-terminal = "bus-1"
-at = "09:00"
-"""
 
 
 def _run(tmp_path, name, seed):

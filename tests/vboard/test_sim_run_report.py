@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from host_sim.sim import report, run, scenario
-from tests.vboard.test_sim_run import ROOT, SMALL
+from host_sim.tools.build import ROOT
+from tests.vboard.helpers import SMALL_SCENARIO as SMALL
 
 
 def test_a_watched_run_reports_what_it_did_and_records_what_an_unwatched_one_does(tmp_path):
