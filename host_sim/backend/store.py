@@ -477,15 +477,16 @@ class Store:
 
     # -- the fleet token key (protocol/tokens.py) -------------------------------------------------
 
-    def token_key(self):
-        """(version, key) of the current fleet token key; the first one (version 1) is made on first use."""
+    def token_key(self, first=None):
+        """(version, key) of the current fleet token key; the first one (version 1) is made on first use,
+        from `first` when given (a simulated fleet's key drawn from its seed), else at random."""
         with self.transaction():
             row = self.db.execute("SELECT version, key FROM token_keys ORDER BY version DESC LIMIT 1").fetchone()
             if row is None:  # the first: made once, however many collectors ask at once
                 self._serialise("token_keys")
                 row = self.db.execute("SELECT version, key FROM token_keys ORDER BY version DESC LIMIT 1").fetchone()
             if row is None:
-                row = (1, os.urandom(32))
+                row = (1, first or os.urandom(32))
                 self.db.execute("INSERT INTO token_keys (version, key) VALUES (?, ?)", row)
             return row[0], bytes(row[1])
 

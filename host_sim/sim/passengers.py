@@ -15,6 +15,7 @@ first tap.  It then presents taps: codes on the scanner, cards and phones on the
 board's nfc port, and the bus's stop on the driver display (STOP n) so zone and stage fares apply.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -324,9 +325,13 @@ def _payload(rng, kind, phones, blocked, n, now, cards_base=0, riding=None):
 class Kit:
     """What one `sim run` signs and delivers, and how its passengers present their credentials."""
 
-    def __init__(self, sc, workdir, store):
+    def __init__(self, sc, workdir, store, seed=0):
         self.sc = sc
         self.store = store
+        self.seed = seed
+        # The keys a draw or a token depends on come from the seed, so promotions' random discounts, too,
+        # are the same for the same seed: the fleet token key here, each terminal's device key at provisioning.
+        store.token_key(first=self._key("fleet token key"))
         self.dir = os.path.join(workdir, "fleet")
         self.shelf = os.path.join(self.dir, "bundles")
         os.makedirs(self.shelf)
@@ -370,6 +375,9 @@ class Kit:
         self._moved = {}  # terminal name -> the collector's last hello from it when the clock last moved
         self.by_credential = {k: {"taps": 0, "accepted": 0} for k in sc["mix"]}
 
+    def _key(self, purpose):
+        return hashlib.sha256(("sim run %d: %s" % (self.seed, purpose)).encode()).digest()
+
     def _sign(self, kind, name, body):
         key, key_id = self.signer
         with open(os.path.join(self.shelf, "%s-1.zfb" % name), "wb") as f:
@@ -393,7 +401,8 @@ class Kit:
             self._nfc[t.name] = Pn532Emulator(t.board.ports["nfc"])
         mark = t.board.console_mark()
         t.terminal = provision.provision(t.board.ports["console"], db, config_keys=self.authority + ".pub",
-                                         group=group_of({"name": t.name}), ride_roots=self.roots)
+                                         group=group_of({"name": t.name}), ride_roots=self.roots,
+                                         device_key=self._key("device key of " + t.name))
         t.board.wait_console(b"ready:", timeout=30, since=mark)
         self._provisioned[t.name] = mark
 

@@ -137,7 +137,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
     worker = threading.Thread(target=office.run_authorisations, args=(stop, 0.2, MAX_BACKOFF_S), daemon=True)
     worker.start()
     clock = Clock(os.path.join(workdir, "clock"), sc["runs"][0])
-    kit = passengers.Kit(sc, workdir, store)
+    kit = passengers.Kit(sc, workdir, store, seed)
     office.bundles = kit.shelf
     kit.block_cards()
     links = sim_links.Links(store, office, clock, record_dir, seed)

@@ -179,15 +179,16 @@ def open_service(port, tech_key):
 
 
 def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None, ride_roots=None,
-              group=None, tech_key=None):
+              group=None, tech_key=None, device_key=None):
     """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None.
     `ride_roots`: the path of a ride-code roots file for /flash/keys/ride-roots, or None.
     `group`: the terminal group for /flash/config/group, registered with the collector, or None.
     `seal_key`: the collector's public (or private) PEM key for /flash/keys/seal.pub; None: the development key.
     A terminal id registered to a key this board does not hold belongs to another board: refused
     unless `replace` (then the other board's key stops working).  `tech_key`: a technician key file
-    (`bundle techkey`) that opens a provisioned terminal's locked REPL."""
-    key = os.urandom(32)
+    (`bundle techkey`) that opens a provisioned terminal's locked REPL.  `device_key`: the 32-byte key to
+    give the board (a simulated terminal's, drawn from the run's seed); None: a fresh random one."""
+    key = device_key or os.urandom(32)
     trusted = None if config_keys is None else read_config_keys(config_keys)
     sealing_text = seal_key_text(seal_key)
     roots = None if ride_roots is None else read_ride_roots(ride_roots)

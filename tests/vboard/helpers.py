@@ -150,6 +150,24 @@ def start_collector(db, port, log_path, *options):
     return proc
 
 
+def processes():
+    """(pid, parent pid, state letter, command line) of every process this machine shows in /proc."""
+    rows = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                args = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        rows.append((int(name), int(fields[1]), fields[0], args))
+    return rows
+
+
 # Two buses, two runs, a power cut: the small scenario the `sim run` tests share (host_sim/sim/scenario.py).
 SMALL_SCENARIO = """\
 [scenario]

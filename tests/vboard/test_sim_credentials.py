@@ -30,7 +30,7 @@ fares_fen = [100, 200, 300]
 [[profiles.bus.promotions]]
 id = 7
 kinds = ["qr_cpm", "ride_code"]
-chance_ppm = 1000000             # every draw granted: a draw is keyed with the run's fresh device keys
+chance_ppm = 500000              # half the draws granted: the same ones for the same seed
 discount_fen = 50
 terminal_daily_fen = 2000
 programme_daily_fen = 100000
@@ -124,4 +124,8 @@ def test_profiles_and_every_credential_on_the_boards(tmp_path):
     assert all(amount in (fare[stop], fare[stop] - 50) for stop, amount in paid), paid  # 0.50 off: promotion
 
     again, _ = _run(tmp_path, "b", 30)
+    # the digest covers every amount charged: the same discounts were drawn, half the chances granted
     assert again["digest"] == first["digest"] and again["by_credential"] == by
+    assert again["promotion_fen"] == first["promotion_fen"]
+    promoted = first["promotion_fen"] // 50
+    assert 0 < promoted < by["cpm"]["accepted"] + by["ride"]["accepted"]

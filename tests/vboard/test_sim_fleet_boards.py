@@ -12,6 +12,7 @@ import time
 from host_sim.sim import fleet, timeline
 from host_sim.tools import build
 from protocol import record
+from tests.vboard.helpers import processes
 from tests.waiting import wait_until
 
 
@@ -59,22 +60,8 @@ def test_two_boards_and_eight_terminals_store_every_tap_once_at_its_simulated_se
 
 
 def _children(pid):
-    """(pid, command line) of the live processes whose parent is `pid`, read from /proc."""
-    rows = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                args = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:  # ended meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            rows.append((int(name), args))
-    return rows
+    """(pid, command line) of the live processes whose parent is `pid`."""
+    return [(p, args) for p, ppid, state, args in processes() if ppid == pid and state != "Z"]
 
 
 def test_ctrl_c_stops_the_collector_and_every_board():

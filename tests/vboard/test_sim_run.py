@@ -10,6 +10,7 @@ import time
 from host_sim.backend.store import Store
 from host_sim.sim import run, scenario
 from tests.vboard.helpers import SMALL_SCENARIO as SMALL
+from tests.vboard.helpers import processes
 from tests.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,28 +44,10 @@ def test_the_same_seed_gives_the_same_digest_and_another_seed_another(tmp_path):
     assert times and all(sc["runs"][0] <= t <= sc["runs"][0] + sc["simulated_s"] for t in times)
 
 
-def _processes():
-    """(pid, parent pid, state letter, command line) of every process this machine shows in /proc."""
-    rows = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            with open("/proc/%s/cmdline" % name, "rb") as f:
-                args = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:  # ended meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        rows.append((int(name), int(fields[1]), fields[0], args))
-    return rows
-
-
 def _how_it_ended(proc):
     """What a `sim run` that never showed its boards said, if it has ended."""
     if proc.poll() is None:
-        return "sim run still running; processes: %r" % [row for row in _processes() if row[1] == proc.pid]
+        return "sim run still running; processes: %r" % [row for row in processes() if row[1] == proc.pid]
     return "sim run ended with %s: %s" % (proc.returncode, proc.stderr.read())
 
 
@@ -77,7 +60,7 @@ def test_ctrl_c_stops_every_board_and_says_how_far_the_run_got(tmp_path):
         def boards():
             """The live board processes, read from /proc (a board power-cut a moment ago may linger as a
             zombie; `ps` is not on every machine)."""
-            return [pid for pid, ppid, state, args in _processes()
+            return [pid for pid, ppid, state, args in processes()
                     if ppid == proc.pid and state != "Z" and "micropython" in args]
 
         started = wait_until(lambda: len(boards()) >= 2 and boards(), timeout=60,
