@@ -22,9 +22,10 @@ display and LED events and the collector's stored rows, read between taps; watch
 run records.  The live view goes to stderr with `--json`, so stdout holds the JSON alone.
 
 The last line printed is the JSON summary; `digest` is a SHA-256 of the collector's stored records
-(terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC) and the issuer's decisions.
-Tokens and raw bytes are left out: they are keyed with the collector's fresh fleet token key and device
-keys, which a run makes anew.
+(terminal, seq, time, kind, amount, currency, decision, reason, fare, ATC, token) and the issuer's
+decisions.  The fleet token key and the terminals' device keys come from the seed (host_sim/sim/passengers.py
+Kit), so tokens and the promotions' draws repeat too.  Raw bytes are left out: the card data in them is
+sealed under epoch keys each board draws at random, as in the field.
 """
 
 import hashlib
@@ -87,7 +88,7 @@ def schedule(sc, seed):
 def digest(store):
     h = hashlib.sha256()
     for row in store.query("SELECT terminal, seq, time, kind, amount, currency, decision, reason, fare_id, "
-                           "hex(atc) FROM records ORDER BY terminal, seq"):
+                           "hex(atc), hex(token) FROM records ORDER BY terminal, seq"):
         h.update(repr(tuple(row)).encode())
     for row in store.query("SELECT terminal, seq, approved, reason FROM authorisations ORDER BY terminal, seq"):
         h.update(repr(tuple(row)).encode())
