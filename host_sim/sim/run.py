@@ -26,6 +26,11 @@ The last line printed is the JSON summary; `digest` is a SHA-256 of the collecto
 decisions.  The fleet token key and the terminals' device keys come from the seed (host_sim/sim/passengers.py
 Kit), so tokens and the promotions' draws repeat too.  Raw bytes are left out: the card data in them is
 sealed under epoch keys each board draws at random, as in the field.
+
+One outcome is still the host's: a payment code shown at a cellular terminal in a coverage gap is
+declined "no answer" (the terminal still held its session and asked) or "network needed" (its modem driver
+had already reported the lost network), whichever the board's tasks reached first.  The village bus day
+gives one digest in most runs and another, differing in that one reason, in about one run of six.
 """
 
 import hashlib
