@@ -30,7 +30,7 @@ sealed under epoch keys each board draws at random, as in the field.
 One outcome is still the host's: a payment code shown at a cellular terminal in a coverage gap is
 declined "no answer" (the terminal still held its session and asked) or "network needed" (its modem driver
 had already reported the lost network), whichever the board's tasks reached first.  The village bus day
-gives one digest in most runs and another, differing in that one reason, in about one run of six.
+gives one digest in most runs and another, differing in that one reason, in about one run in four.
 """
 
 import hashlib
