@@ -31,6 +31,7 @@ from host_sim import demo
 from host_sim.backend import sqldb
 from host_sim.emulators import wallet
 from host_sim.emulators.scanner import ScannerEmulator
+from host_sim.sim import passengers
 from host_sim.sim.run import Clock
 from host_sim.tools import provision, vboard
 from host_sim.tools.events import EventLog
@@ -38,7 +39,6 @@ from protocol import record
 
 UID_BASE = 5643000001  # the boards' hardware ids: apart from the protocol-level terminals' ZF... ids
 PHONES_PER_BOARD = 40
-ANSWER_TIMEOUT_S = 30  # long: a second presentation would be a second record (run.py's reason)
 BOOT_TIMEOUT_S = 120  # many boards booting on a busy machine
 POLL_S = 0.02
 MONEY = re.compile(r"(\d+)\.(\d\d)")  # the fare on a PAID display, e.g. "PAID 2.00"
@@ -83,7 +83,7 @@ class Board:
         for _ in range(demo.MAX_RETAPS + 1):
             seen = len(self.events.items)
             self.scanner.present(payload)
-            _, ev = demo.outcome(self.events, seen, ANSWER_TIMEOUT_S)
+            _, ev = demo.outcome(self.events, seen, passengers.ANSWER_TIMEOUT_S)
             if ev is not None:
                 return ev
         raise BoardError("%s gave no answer to its tap %d; its console ends: %s"

@@ -54,15 +54,6 @@ from host_sim.sim import timeline as timelines
 from protocol import record
 
 UID_BASE = 5642000001
-PHONES_PER_TERMINAL = passengers.PHONES_PER_TERMINAL
-EXPIRED = passengers.EXPIRED
-FORGED_PROFILE = passengers.FORGED_PROFILE
-FORGED_BIN = passengers.FORGED_BIN
-GARBAGE = passengers.GARBAGE
-# A passenger waits this long for an answer before showing the code again: long, because a second
-# presentation is a second record, and a busy host must not change what the run records.
-ANSWER_TIMEOUT_S = 30
-REJECTED = ("DECLINED", "SEE DRIVER")
 MAX_BACKOFF_S = 2.0  # the authorisation worker's longest wait after an acquirer outage (host seconds)
 JUMP_QUIET_S = 10  # at most this long before a jump of the clock for the modem links to be quiet
 SETTLE_S = 60  # at most this long before a fault for the uploads and decisions before it (host seconds)
@@ -208,7 +199,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             kit.at_stop(t, stop_index)
             ev = kit.present(t, kind, payload, when, progress)
             progress.presented += 1
-            if ev["text"].startswith(REJECTED):
+            if ev["text"].startswith(passengers.REJECTED):
                 declined += 1
             else:
                 t.accepted.add(demo.seq_of(ev))
