@@ -250,13 +250,10 @@ class CellularLink:
         return {"link": "modem", "dialect": self.dialect, "host": "127.0.0.1", "port": self.port, "apn": APN}
 
     def coverage(self, up):
-        m = self.modem
-        with m._lock:
-            if up:
-                m.faults.pop("no_network", None)
-            else:
-                m.faults["no_network"] = 1  # registration lost, no signal; PDP and sockets with it
-                m._pdp_lost()
+        if up:
+            self.modem.clear("no_network")
+        else:
+            self.modem.lose_network()
 
     def crash(self):
         self.hub.drop(self.name)
@@ -272,8 +269,7 @@ class CellularLink:
         """Inject a modem fault (value None: clear it).  A fault that fires after N payload bytes counts
         them from now, not from the modem's first byte."""
         if value is None:
-            with self.modem._lock:
-                self.modem.faults.pop(name, None)
+            self.modem.clear(name)
             return
         if name in AFTER_BYTES:
             value = self.modem.counters["bytes_up"] + int(value)
@@ -369,7 +365,7 @@ class Links:
 
     def modems_idle(self):
         """True when no modem is taking a send's payload."""
-        return all(link.modem._data_wait is None for link in self.links.values() if isinstance(link, CellularLink))
+        return not any(link.modem.sending() for link in self.links.values() if isinstance(link, CellularLink))
 
     def get(self, name):
         return self.links[name]

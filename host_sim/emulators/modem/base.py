@@ -124,6 +124,22 @@ class Modem(SerialEmulator):
         with self._lock:
             self.faults[name] = value
 
+    def clear(self, name):
+        """Take fault `name` back (a no-op when it was not injected)."""
+        with self._lock:
+            self.faults.pop(name, None)
+
+    def lose_network(self):
+        """Registration lost with no signal (fault no_network): the PDP context and its sockets go, with
+        the modem's URC, as in a coverage gap.  clear("no_network") brings the signal back."""
+        with self._lock:
+            self.faults["no_network"] = 1
+            self._pdp_lost()
+
+    def sending(self):
+        """True while a send's payload is still arriving (the modem takes the next bytes as payload)."""
+        return self._data_wait is not None
+
     def restart(self):
         """Power cycle: sockets and PDP gone, boots again; `stuck` clears (what a reset is for)."""
         with self._lock:

@@ -204,3 +204,32 @@ def test_serve_drives_an_existing_serial_port():
     finally:
         os.close(board_fd)
         os.close(device_fd)
+
+
+def test_lost_network_drops_the_pdp_with_its_urc_and_a_half_sent_payload_shows():
+    for dialect, pdp, open_cmd, send in (
+        ("simcom", "AT+NETOPEN", 'AT+CIPOPEN=0,"TCP","127.0.0.1",%d', "AT+CIPSEND=0,5"),
+        ("quectel", "AT+QIACT=1", 'AT+QIOPEN=1,0,"TCP","127.0.0.1",%d,0,1', "AT+QISEND=0,5"),
+    ):
+        srv, port = serve_once(b"")
+        with ModemEmulator(dialect, boot_s=0) as emu:
+            client = Client(emu.port)
+            client.command("ATE0")
+            assert client.command(pdp)[0] == at.OK
+            assert client.command(open_cmd % port)[0] == at.OK
+            client.pump(lambda evs: any(e[0] == at.LINE and e[1] in (b"+CIPOPEN: 0,0", b"+QIOPEN: 0,0")
+                                        for e in evs))
+            assert not emu.sending()
+            client.ser.write(send.encode() + b"\r")
+            client.pump(lambda evs: any(e[0] == at.PROMPT for e in evs))
+            wait_until(emu.sending, what="the modem to wait for the payload")
+            client.ser.write(b"12345")
+            wait_until(lambda: not emu.sending(), what="the payload taken")
+            client.events = []
+            emu.lose_network()
+            assert not emu.registered()
+            client.pump(lambda evs: any(e[0] == at.LINE and e[1] == emu.PDP_LOST_URC.rstrip(b"\r\n") for e in evs))
+            emu.clear("no_network")
+            assert emu.registered()
+            client.close()
+        srv.close()
