@@ -24,7 +24,7 @@ from protocol import cobs, frame, link, peer, record, session
 WINDOW = 8  # frames in flight: a serial cable needs few; a 300 ms cellular path wants up to 128
 MAX_FRAME = 288  # wire bytes: room for one record of the maximum 255 bytes (EMV contactless records are
 # large), five EMV-QR records, and still short enough to survive a noisy line
-LINK_TIMEOUT_MS = 8000  # frames in flight and nothing heard for this long: new session
+LINK_TIMEOUT_MS = 8000  # frames waiting and nothing heard for this long: new session
 RETRY_MS = 5000  # after a refused handshake, or while the device key is missing
 IDLE_MS = 1000
 BACKOFF_MIN_MS = 500
@@ -204,10 +204,16 @@ class Uplink:
             self.queued = last
 
     def _stalled(self, p, now):
+        """True when this session must be given up for a new one.  An up session is stalled when frames
+        have waited LINK_TIMEOUT_MS with nothing heard; while nothing waits the link is quiet, not silent,
+        so the timeout counts from the first frame sent after an idle spell, however long that was."""
         if p.state == peer.IDLE:  # the host refused us (unknown terminal, bad key), or lost our session
             return p.renew or now - self._since >= RETRY_MS
         if p.up():
-            return p.sender.in_flight() > 0 and now - self._heard >= LINK_TIMEOUT_MS
+            if not p.sender.in_flight():
+                self._heard = now
+                return False
+            return now - self._heard >= LINK_TIMEOUT_MS
         return now - self._since >= LINK_TIMEOUT_MS
 
     async def _link_up(self, t, backoff):

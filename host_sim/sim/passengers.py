@@ -55,11 +55,11 @@ SETUP_TIMEOUT_S = 90
 # and cards over NFC (the EMV kernel) as well ran out at the default 384k importing firmware/emv.py.  A device
 # freezes that bytecode into flash, so the simulator gives such a board room for it.
 FULL_MIX_HEAP = "448k"
-# A payment code is authorised online.  A clock jump longer than the link's timeout (firmware/uplink.py
-# LINK_TIMEOUT_MS counts the simulated gap as silence) renews the terminal's session, and a code shown while
-# it renews would be declined "network needed" or lose its answer, at the host's pace, not the scenario's.
-# So before a payment code the passenger waits for the renewed session (the collector's next hello), or
-# this long for none to begin.
+# A payment code is authorised online.  A terminal renews its session after a power cut, when coverage
+# returns, or when the clock jumped with a frame unanswered (firmware/uplink.py LINK_TIMEOUT_MS), and a code
+# shown while it renews would be declined "network needed" or lose its answer, at the host's pace, not the
+# scenario's.  So before a payment code the passenger waits for the renewed session (the collector's next
+# hello), or this long for none to begin.
 SETTLE_S = 2.5
 DECLINE_JOURNAL_S = 10
 

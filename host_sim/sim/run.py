@@ -26,12 +26,6 @@ The last line printed is the JSON summary; `digest` is a SHA-256 of the collecto
 decisions.  The fleet token key and the terminals' device keys come from the seed (host_sim/sim/passengers.py
 Kit), so tokens and the promotions' draws repeat too.  Raw bytes are left out: the card data in them is
 sealed under epoch keys each board draws at random, as in the field.
-
-One outcome is still the host's: a payment code shown right after a jump of the clock, while the
-acquirer does not answer, is declined "no answer" (the terminal asked on its session and the deadline
-passed) or "network needed" (the terminal was still renewing the session the jump timed out), whichever
-the board reached first.  The village bus day (an acquirer outage from 13:00) gives one digest in most
-runs and another, differing in that one reason, in about one run in four.
 """
 
 import hashlib

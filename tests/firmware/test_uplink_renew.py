@@ -37,3 +37,27 @@ def test_another_clear_error_does_not_end_the_session():
     t.feed(link.encode(link.ERROR, link.error(link.E_AUTH_FAILED, "forged")), 10)
     assert t.up() and not t.renew
     assert not uplink.Uplink._stalled(_Uplink(), t, 20)
+
+
+
+def test_a_long_quiet_spell_is_not_silence():
+    """An idle hour (nothing waiting for an answer) is not a dead link: the uplink checks before it sends,
+    and the first frame after the hour gets LINK_TIMEOUT_MS to be answered before the session is given up."""
+    t = up_peer()
+    u = _Uplink()
+    hour = 3600 * 1000
+    assert not uplink.Uplink._stalled(u, t, 1000)
+    assert not uplink.Uplink._stalled(u, t, hour)  # the check after the quiet hour, nothing in flight
+    assert t.send(link.STATUS, b"", 0) is not None
+    assert t.sender.in_flight() == 1
+    assert not uplink.Uplink._stalled(u, t, hour + uplink.LINK_TIMEOUT_MS - 1)
+    assert uplink.Uplink._stalled(u, t, hour + uplink.LINK_TIMEOUT_MS)
+
+
+def test_frames_waiting_unanswered_stall_the_session():
+    t = up_peer()
+    u = _Uplink()
+    assert not uplink.Uplink._stalled(u, t, 1000)
+    t.send(link.STATUS, b"", 0)
+    assert not uplink.Uplink._stalled(u, t, 5000)
+    assert uplink.Uplink._stalled(u, t, 1000 + uplink.LINK_TIMEOUT_MS)
