@@ -302,6 +302,7 @@ class SimTerminal(demo.Terminal):
         self.scanner = ScannerEmulator(self.board.ports["scanner"])
         self.terminal = None
         self.accepted = set()
+        self.declines = set()  # sequence numbers of the declined taps it journalled
 
     def configure_uplink(self, workdir):
         """A cellular terminal's uplink.json onto its flash, before provisioning (whose reset makes the

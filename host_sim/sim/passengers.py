@@ -18,6 +18,7 @@ board's nfc port, and the bus's stop on the driver display (STOP n) so zone and 
 import hashlib
 import json
 import os
+import re
 import time
 
 from host_sim import demo, paycodes
@@ -62,6 +63,7 @@ FULL_MIX_HEAP = "448k"
 # hello), or this long for none to begin.
 SETTLE_S = 2.5
 DECLINE_JOURNAL_S = 10
+DECLINE_RECORD = re.compile(rb"\(record #(\d+)\)")  # firmware/app.py's console line for a journalled decline
 
 
 # -- the scenario's part -----------------------------------------------------------------------------
@@ -478,19 +480,29 @@ class Kit:
                 continue
             self._count(kind, ev)
             if ev["text"].startswith(REJECTED):
-                self._journalled(t, mark)
+                seq = self._journalled(t, mark)
+                if seq is not None:
+                    t.declines.add(seq)
             return ev
         raise RuntimeError("terminal %s gave no answer to tap %d; its console:\n%s"
                            % (t.name, progress.presented + 1, t.board.console_text()[-1500:]))
 
     def _journalled(self, t, mark):
         """A terminal tells the passenger of a decline first and journals it after (firmware/declines.py):
-        wait for the journal's word, so what comes next (a power cut, a clock jump) finds it written, or
-        counted with an identical one, whatever the host's pace."""
+        wait for the journal's word, so what comes next (a power cut, a clock jump, the end of the run)
+        finds it written, or counted with an identical one, whatever the host's pace.  Returns the
+        record's sequence number, or None when the decline was coalesced or not recorded."""
+        def line():
+            after = t.board.console_since(mark).partition(b"tap declined:")[2]
+            return after.partition(b"\n")[0] if b"\n" in after else None
+
         try:
             t.board.wait_console(b"tap declined:", timeout=DECLINE_JOURNAL_S, since=mark)
+            demo._wait("%s's console line for the decline" % t.name, lambda: line() is not None, timeout=5)
         except TimeoutError:
-            pass  # a decline the terminal does not report on its console: nothing to wait for
+            return None  # a decline the terminal does not report on its console: nothing to wait for
+        found = DECLINE_RECORD.search(line())
+        return int(found.group(1)) if found else None
 
     def _tap_card(self, t, profile, pan):
         """A card or phone over NFC (emv_card's test card of `profile` with the passenger's number), its

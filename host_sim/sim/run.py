@@ -139,6 +139,10 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
     def stored():
         return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records r WHERE " + ACCEPTED_TAP)}
 
+    def stored_declines():
+        return {(r[0], r[1]) for r in store.query("SELECT terminal, seq FROM records WHERE decision = ?",
+                                                  (record.DECLINED,))}
+
     def settle(cellular_only=False):
         """Before a fault: every accepted tap of a terminal that reaches the collector stored there, and
         decided while the acquirer answers.  Before a jump of the clock (`cellular_only`): the cellular
@@ -216,7 +220,9 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             injector.apply(phase, fault)
 
         accepted = {(t.terminal, seq) for t in terminals for seq in t.accepted}
-        demo._wait("every accepted tap at the collector", lambda: accepted <= stored(), timeout=DRAIN_S)
+        journalled = {(t.terminal, seq) for t in terminals for seq in t.declines}  # declined taps' records
+        demo._wait("every accepted tap and declined record at the collector",
+                   lambda: accepted <= stored() and journalled <= stored_declines(), timeout=DRAIN_S)
         demo._wait("every transaction decided", lambda: not store.pending_records(), timeout=DRAIN_S)
         if watch:
             watch.poll(clock.now, time.time())
@@ -229,7 +235,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             "accepted": len(accepted),
             "declined": declined,
             "uploaded": len(rows),
-            "lost": len(accepted - {(r[0], r[1]) for r in rows}),
+            "lost": len(accepted - {(r[0], r[1]) for r in rows}) + len(journalled - stored_declines()),
             "duplicates": len(rows) - len({passengers.tap_key(r[2], r[3], r[5], r[6]) for r in rows}),
             "revenue_fen": revenue,
             "subsidy_fen": passengers.subsidy_fen(store),

@@ -243,6 +243,11 @@ class VirtualBoard:
         with self._cond:
             return self._console_total
 
+    def console_since(self, mark):
+        """The console output after position `mark` (console_mark()), as far as the kept tail reaches."""
+        with self._cond:
+            return bytes(self._console_tail[max(0, mark - (self._console_total - len(self._console_tail))):])
+
     def wait_console(self, needle, timeout=10.0, since=0):
         """Wait until the console printed `needle` (bytes) after position `since` (console_mark())."""
         deadline = time.monotonic() + timeout
