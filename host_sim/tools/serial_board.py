@@ -67,11 +67,6 @@ class SerialBoard:
         with self._cond:
             return self._total
 
-    def console_since(self, mark):
-        """The console output after position `mark` (console_mark()), as far as the kept tail reaches."""
-        with self._cond:
-            return bytes(self._tail[max(0, mark - (self._total - len(self._tail))):])
-
     def wait_console(self, needle, timeout=10.0, since=0):
         """Wait until the board printed `needle` (bytes) after position `since` (console_mark())."""
         deadline = time.monotonic() + timeout
