@@ -44,17 +44,17 @@ The largest fleet this machine carries (2 cores shared with other work, 24 GB, `
 `--boards 4`, measured; ten taps a terminal over an hour unless said:
 
     terminals  taps     wall_s  records/s  latency ms p50/p99  collector CPU/span  collector RSS
-    1 000      10 040   122     87         9 / 38              36 s / 119 s        58 MB
+    1 000      10 040   79      142        12 / 37             47 s / 79 s         58 MB
     5 000      50 040   273     194        55 / 191            223 s / 262 s       135 MB
     10 000     100 040  609     171        130 / 524           555 s / 591 s       230 MB
     19 000     38 008   71      992        90 / 362            36 s / 43 s         402 MB  (2 taps in 300 s)
 
 Every run stored every tap once (lost 0, duplicates 0, late_ticks 0); two runs of 1 000 terminals and 4
-boards gave the same digest.  The boards' own latency (display to database) was p50 1.3 s, p99 4.4 s at
-1 000 terminals and 0.1 s / 0.35 s at 10 000: where ticks are short the clock runs far ahead of the wall,
-a board's link timers (ticks_ms follows the clock) expire during an exchange, the collector logs
-"refused: bad proof" for the handshake the board abandoned, and the board uploads after reconnecting
-(run.py's docstring describes the same); where ticks are longer its link holds between taps.
+boards gave the same digest.  The boards' own latency (display to database) at 1 000 terminals was p50
+21 ms, p90 2.4 s, p99 4.7 s: a board's link timers run on the simulated clock (ticks_ms follows it), and
+where a tick jumps the clock while one of its frames waits for an answer, the board gives the session up,
+the collector logs "refused: bad proof" for the handshake it abandons, and the board uploads after
+reconnecting (run.py's docstring describes the same); a link quiet at the jump holds.
 Where the limits are:
 - File descriptors come first: one per terminal in this process and one per link in the collector, so
   19 900 terminals under the hard limit of 20 000 (19 000 ran; handshakes took 28 s).  More needs a higher
