@@ -23,6 +23,8 @@ Faults, set with `--fault NAME=VALUE` or `inject(name, value)` while running:
     stuck=1                 socket opens fail until the modem is restarted (AT+CFUN=1,1 or power)
     hang=1                  the modem stops answering anything until its power is cycled with PWRKEY
     hang_after=N            once N payload bytes went up: hang (as above)
+    late_prompt_ms=N        the next send's "> " prompt comes N ms late (once), as from a busy module under weak
+                            coverage; bytes heard meanwhile wait in its UART buffer and are then payload
     false_urcs=P            with probability P, a real-looking but untrue URC before a reply: "closed",
                             "pdpdeact", "recv", RDY, a lost registration, a payload header whose bytes
                             never come (it swallows what follows), a stray "> " prompt
@@ -48,7 +50,7 @@ from host_sim.emulators.serial_emulator import SerialEmulator
 from protocol import at
 
 FAULTS = ("no_network", "lose_registration_after", "cme_errors", "close_after", "pdp_deact_after", "slow_ms",
-          "garbage", "split", "stuck", "hang", "hang_after", "false_urcs")
+          "garbage", "split", "stuck", "hang", "hang_after", "false_urcs", "late_prompt_ms")
 LINKS = 10
 RX_BUFFER = 64 * 1024  # bytes a socket buffers in the modem before it stops reading from TCP
 
@@ -114,6 +116,7 @@ class Modem(SerialEmulator):
         self.outage_until = 0.0
         self._inbuf = bytearray()
         self._data_wait = None  # (link, remaining, collected) while a send's payload is arriving
+        self._late = None  # (link, length) of a send whose prompt is still to come; input waits meanwhile
 
     def registered(self):
         return not self.faults.get("no_network") and time.monotonic() >= self.outage_until
@@ -138,7 +141,7 @@ class Modem(SerialEmulator):
 
     def sending(self):
         """True while a send's payload is still arriving (the modem takes the next bytes as payload)."""
-        return self._data_wait is not None
+        return self._data_wait is not None or self._late is not None
 
     def restart(self):
         """Power cycle: sockets and PDP gone, boots again; `stuck` clears (what a reset is for)."""
@@ -239,6 +242,8 @@ class Modem(SerialEmulator):
             return  # booting, switched off or hung: nobody listens on the UART
         self._inbuf += data
         while self._inbuf:
+            if self._late is not None:
+                return  # busy before its late prompt: what it hears waits in the UART buffer
             if self._data_wait is not None:
                 link_id, left, got = self._data_wait
                 take = bytes(self._inbuf[:left])
@@ -368,8 +373,24 @@ class Modem(SerialEmulator):
         link = self.links.get(link_id)
         if link is None or not link.open or len(p) < 2 or not isinstance(p[1], int) or not 0 < p[1] <= 1500:
             return self._reply(final=b"ERROR")
+        late = self.faults.pop("late_prompt_ms", None)
+        if late is not None:
+            self.counters["faults_fired"] += 1
+            self._late = (link_id, p[1])
+            threading.Timer(int(late) / 1000.0, self._late_prompt, (self._late,)).start()
+            return
         self._send(b"\r\n> ")
         self._data_wait = (link_id, p[1], b"")
+
+    def _late_prompt(self, late):
+        """The prompt of fault late_prompt_ms: then the payload is what was heard meanwhile and after."""
+        with self._lock:
+            if self._late is not late or self.stopping():
+                return  # restarted meanwhile: that send is gone
+            self._late = None
+            self._send(b"\r\n> ")
+            self._data_wait = (late[0], late[1], b"")
+            self.received(b"")
 
     def _payload(self, link_id, data):
         link = self.links.get(link_id)

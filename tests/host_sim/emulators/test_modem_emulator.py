@@ -233,3 +233,49 @@ def test_lost_network_drops_the_pdp_with_its_urc_and_a_half_sent_payload_shows()
             assert emu.registered()
             client.close()
         srv.close()
+
+
+def test_late_prompt_keeps_what_it_heard_meanwhile_as_the_payload():
+    # fault late_prompt_ms: the module is busy before its prompt; the payload written before the prompt
+    # waits in its UART buffer and is taken once the prompt is out, and the command after it is a command
+    for dialect, pdp, open_cmd, send, sent in (
+        ("simcom", "AT+NETOPEN", 'AT+CIPOPEN=0,"TCP","127.0.0.1",%d', "AT+CIPSEND=0,5", at.OK),
+        ("quectel", "AT+QIACT=1", 'AT+QIOPEN=1,0,"TCP","127.0.0.1",%d,0,0', "AT+QISEND=0,5", at.SEND_OK),
+    ):
+        srv = socket.create_server(("127.0.0.1", 0))
+        heard = bytearray()
+
+        def far_end(srv=srv, heard=heard):
+            conn, _ = srv.accept()
+            with conn:
+                while len(heard) < 10:
+                    data = conn.recv(64)
+                    if not data:
+                        return
+                    heard.extend(data)
+
+        threading.Thread(target=far_end, daemon=True).start()
+        with ModemEmulator(dialect, boot_s=0) as emu:
+            client = Client(emu.port)
+            client.command("ATE0")
+            assert client.command(pdp)[0] == at.OK
+            assert client.command(open_cmd % srv.getsockname()[1])[0] == at.OK
+            client.pump(lambda evs: any(e[0] == at.LINE and e[1] in (b"+CIPOPEN: 0,0", b"+QIOPEN: 0,0")
+                                        for e in evs))
+            emu.inject("late_prompt_ms", 300)
+            client.events = []
+            client.ser.write(send.encode() + b"\r12345AT\r")
+            events = client.pump(lambda evs: [e[0] for e in evs if e[0] in at.FINALS] == [sent, at.OK])
+            kinds = [e[0] for e in events if e[0] in at.FINALS or e[0] == at.PROMPT]
+            assert kinds == [at.PROMPT, sent, at.OK], events  # nothing before the prompt, however late
+            assert emu.log[-2:] == [send, "AT"] and emu.counters["faults_fired"] == 1
+            assert "late_prompt_ms" not in emu.faults  # once
+            client.events = []  # the next send is prompted at once again
+            client.ser.write(send.encode() + b"\r")
+            client.pump(lambda evs: any(e[0] == at.PROMPT for e in evs))
+            client.ser.write(b"67890")
+            client.pump(lambda evs: any(e[0] == sent for e in evs))
+            wait_until(lambda: len(heard) == 10, what="both payloads at the far end")
+            assert bytes(heard) == b"1234567890"
+            client.close()
+        srv.close()
