@@ -23,6 +23,19 @@ the reply bytes after it.
 "SEND OK" (Quectel) or OK after the payload (SIMCom) only means the modem took the bytes into its
 buffer, not that the collector got them: only the link protocol's acknowledgement frees records.
 
+A send given up on.  Both dialects' sends name the length (AT+CIPSEND=0,<len> / AT+QISEND=0,<len>):
+after the prompt the module takes exactly <len> bytes as payload.  Quectel's "BG95&BG77&BG600L Series
+TCP/IP Application Note" (AT+QISEND) says so of the fixed-length form ("until the data length equals
+<send_length>") and gives Ctrl+Z to end and Esc to cancel only for the form without a length; SIMCom's
+"SIM800 Series" and "SIM7000 Series AT Command Manual" (AT+CIPSEND) likewise tie Ctrl+Z and ESC to the
+send without a length.  Neither names a timeout for the data.  So a prompt that comes after T_SEND (a
+busy module, weak coverage) would make the driver's next commands the payload.  When the prompt does
+not come in time the driver writes <len> bytes of 0x00 instead, which end the send whether or not the
+module would have taken ESC; 0x00 is the link protocol's frame delimiter, so the collector reads no
+frame from them (protocol/frame.py).  Then it waits for that send's final result and for a quiet UART
+with no command pending, so a late final is not taken as the answer to a later command.  The socket is
+closed and opened again by the reconnect, so what the filler made of the old one does not matter.
+
 Command syntax and replies relied on by both dialects (3GPP TS 27.007 for CREG/CEREG/CSQ/CFUN; each
 dialect module cites its own manual):
   both      AT+CSQ -> +CSQ: <rssi 0..31, 99 unknown>,<ber>; AT+CEREG? / AT+CREG? -> +CEREG: <n>,<stat>
@@ -44,6 +57,8 @@ POLL_MS = const(500)  # read_into() asks the modem for data at least this often 
 SEND_CHUNK = const(1024)  # below both dialects' per-send maximum (SIMCom 1500, Quectel 1460)
 RX_RING = const(2048)
 _MAX_LINES = const(8)  # intermediate reply lines kept for the command in flight
+_FILLER = const(64)  # the 0x00 bytes written at a time after a send given up on
+QUIET_MS = const(200)  # no byte from the modem for this long: an abandoned send's late replies are over
 
 # Timeouts per command class, in ms.  The manuals' maxima are long (QIACT and QIOPEN: 150 s); a
 # terminal would rather retry soon, and the uplink's backoff spaces the retries.
@@ -83,6 +98,8 @@ class Modem:
         self._writer = asyncio.StreamWriter(uart, {})
         self._at = at.AtReader(push=False)  # pull mode: only read replies carry payloads
         self._chunk = bytearray(128)
+        self._filler = bytearray(_FILLER)
+        self._heard = time.ticks_ms()  # when the modem last sent a byte
         self._ring = RingBuffer(rx_size)
         self._rx = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -124,6 +141,7 @@ class Modem:
                 if not n:
                     await asyncio.sleep_ms(5)
                     continue
+                self._heard = time.ticks_ms()
                 for ev in self._at.feed(memoryview(chunk)[:n]):
                     self._event(ev)
             except Exception as e:  # a UART error or a reply we mis-parse must not stop the reader
@@ -399,8 +417,11 @@ class Modem:
         for _ in range(3):
             async with self._lock:
                 kind, code = await self._exchange(cmd, T_SEND, True)
-                if kind == at.PROMPT:
+                prompted = kind == at.PROMPT
+                if prompted:
                     kind, code = await self._exchange(piece, T_SEND)
+                if kind == TIMEOUT:
+                    await self._abandon(len(piece), prompted)
             if kind == at.OK or kind == at.SEND_OK:
                 return True
             if kind != at.SEND_FAIL or not self.connected:
@@ -409,6 +430,35 @@ class Modem:
         self._fail(cmd[:-1], kind, code)
         self._link_down(self.last_error, False)
         return False
+
+    async def _abandon(self, n, prompted):
+        """Bring the modem back to command mode after a send of `n` bytes that timed out (before or after
+        its prompt): fill the payload it may be waiting for, wait for its final result (taken by nobody)
+        and for the UART to go quiet.  Lock held."""
+        self._done.clear()
+        self._want_prompt = False
+        self._pending = True  # a final now is the abandoned send's, not a later command's
+        try:
+            if not prompted:
+                filler = memoryview(self._filler)
+                while n > 0:
+                    k = min(n, _FILLER)
+                    self._writer.write(filler[:k])
+                    await self._writer.drain()
+                    n -= k
+            await asyncio.wait_for_ms(self._done.wait(), T_SEND)
+        except asyncio.TimeoutError:
+            pass  # a modem gone deaf: the reconnect finds out
+        except OSError as e:
+            self.last_error = "uart: %r" % (e,)
+        finally:
+            self._pending = False
+        deadline = time.ticks_add(time.ticks_ms(), T_SEND)
+        while time.ticks_diff(deadline, time.ticks_ms()) > 0:
+            quiet = time.ticks_diff(time.ticks_ms(), self._heard)
+            if quiet >= QUIET_MS:
+                return
+            await asyncio.sleep_ms(QUIET_MS - quiet)
 
     async def read_into(self, buf, timeout_ms=1000):
         """Wait up to timeout_ms for socket data; the number of bytes put into buf (0: none, or the

@@ -25,12 +25,14 @@ pytestmark = pytest.mark.vboard
 
 
 class EchoServer:
-    """TCP on loopback that sends back whatever it receives; counts connections."""
+    """TCP on loopback that sends back whatever it receives; counts connections and keeps what each one
+    received (`received`, one bytearray per connection)."""
 
     def __init__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.connections = 0
+        self.received = []
         self._stop = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -41,9 +43,10 @@ class EchoServer:
             except OSError:
                 return
             self.connections += 1
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+            self.received.append(bytearray())
+            threading.Thread(target=self._echo, args=(conn, self.received[-1]), daemon=True).start()
 
-    def _echo(self, conn):
+    def _echo(self, conn, received):
         with conn:
             while True:
                 try:
@@ -52,6 +55,7 @@ class EchoServer:
                     return
                 if not data:
                     return
+                received.extend(data)
                 try:
                     conn.sendall(data)
                 except OSError:
@@ -223,3 +227,32 @@ def test_untrue_urcs_cost_reconnects_but_never_data(tmp_path, echo, dialect):
         lies = emu.counters["false_urcs"]
     assert result["rounds"] == 4, result
     assert lies >= 5, lies  # (which ones land, and whether they cost a reconnect, depends on timing)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_prompt_later_than_the_send_timeout_costs_one_reconnect_and_no_command(tmp_path, echo, dialect):
+    # Weak coverage: the first send's "> " comes after the driver gave up on it (T_SEND, scaled to 1 s by
+    # time_scale), and the module then takes exactly <len> bytes as payload.  The driver must have it back
+    # in command mode before its next command: every command of the reconnect is parsed as a command.
+    send = "AT+CIPSEND=0," if dialect == "simcom" else "AT+QISEND=0,"
+    with ModemEmulator(dialect, connect=("127.0.0.1", echo.port), faults={"late_prompt_ms": 1500}, pwrkey=True,
+                       time_scale=0.1) as emu:
+        result = run_session(tmp_path, emu, echo.port, rounds=3, size=500)
+        counters = dict(emu.counters)
+        log = list(emu.log)
+    assert counters["faults_fired"] == 1, counters
+    assert result["rounds"] == 3 and result["attempts"] == 4, result  # the first block was sent again, once
+    assert send + "500: no answer" in result["errors"], result
+    assert result["power_cycles"] == 0 and counters["resets"] == 0, result
+    assert echo.connections == 2
+    # the abandoned send's payload went to the first socket (whatever the driver filled it with), and no
+    # AT command went to the far end on either socket
+    assert all(b"AT" not in got for got in echo.received), echo.received
+    # after the abandoned send, the reconnect began with a probe the modem answered, and its commands
+    # were all parsed: the socket was opened again and the three blocks went up on it
+    first = next(i for i, c in enumerate(log) if c.startswith(send))
+    after = log[first + 1 :]
+    assert after[0] == "AT", after[:5]
+    opener = "AT+CIPOPEN=0" if dialect == "simcom" else "AT+QIOPEN=1,0"
+    assert sum(c.startswith(opener) for c in after) == 1, after
+    assert sum(c.startswith(send) for c in after) == 3, after
