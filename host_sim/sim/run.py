@@ -147,7 +147,8 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
         """Before a fault: every accepted tap of a terminal that reaches the collector stored there, and
         decided while the acquirer answers.  Before a jump of the clock (`cellular_only`): the cellular
         terminals' uploads done and no modem in the middle of a send, for a jump times out what the modem
-        driver waits for, and a send it gives up leaves the modem taking its next commands as payload."""
+        driver waits for: a send it gives up costs a filler, a wait for quiet and a reconnect, at a moment
+        set by the host's timing, not by the scenario, and the run would no longer repeat."""
         due = {(t.terminal, seq) for t in terminals if injector.reachable(t.name) for seq in t.accepted
                if not cellular_only or t.spec["uplink"] == "cellular"}
         try:

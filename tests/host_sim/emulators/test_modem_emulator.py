@@ -265,7 +265,7 @@ def test_late_prompt_keeps_what_it_heard_meanwhile_as_the_payload():
             emu.inject("late_prompt_ms", 300)
             client.events = []
             client.ser.write(send.encode() + b"\r12345AT\r")
-            events = client.pump(lambda evs: [e[0] for e in evs if e[0] in at.FINALS] == [sent, at.OK])
+            events = client.pump(lambda evs, sent=sent: [e[0] for e in evs if e[0] in at.FINALS] == [sent, at.OK])
             kinds = [e[0] for e in events if e[0] in at.FINALS or e[0] == at.PROMPT]
             assert kinds == [at.PROMPT, sent, at.OK], events  # nothing before the prompt, however late
             assert emu.log[-2:] == [send, "AT"] and emu.counters["faults_fired"] == 1
@@ -274,8 +274,8 @@ def test_late_prompt_keeps_what_it_heard_meanwhile_as_the_payload():
             client.ser.write(send.encode() + b"\r")
             client.pump(lambda evs: any(e[0] == at.PROMPT for e in evs))
             client.ser.write(b"67890")
-            client.pump(lambda evs: any(e[0] == sent for e in evs))
-            wait_until(lambda: len(heard) == 10, what="both payloads at the far end")
+            client.pump(lambda evs, sent=sent: any(e[0] == sent for e in evs))
+            wait_until(lambda heard=heard: len(heard) == 10, what="both payloads at the far end")
             assert bytes(heard) == b"1234567890"
             client.close()
         srv.close()
