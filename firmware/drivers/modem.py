@@ -27,8 +27,9 @@ A send given up on.  Both dialects' sends name the length (AT+CIPSEND=0,<len> / 
 after the prompt the module takes exactly <len> bytes as payload.  Quectel's "BG95&BG77&BG600L Series
 TCP/IP Application Note" (AT+QISEND) says so of the fixed-length form ("until the data length equals
 <send_length>") and gives Ctrl+Z to end and Esc to cancel only for the form without a length; SIMCom's
-"SIM800 Series" and "SIM7000 Series AT Command Manual" (AT+CIPSEND) likewise tie Ctrl+Z and ESC to the
-send without a length.  Neither names a timeout for the data.  So a prompt that comes after T_SEND (a
+"SIM900" and "SIM7000 Series AT Command Manual" (AT+CIPSEND) likewise tie Ctrl+Z and ESC to the send
+without a length, and the SIM7600's AT+CIPSEND=<link>,<length> is taken to behave as theirs.  None
+names a timeout for the data.  So a prompt that comes after T_SEND (a
 busy module, weak coverage) would make the driver's next commands the payload.  When the prompt does
 not come in time the driver writes <len> bytes of 0x00 instead, which end the send whether or not the
 module would have taken ESC; 0x00 is the link protocol's frame delimiter, so the collector reads no
