@@ -1,5 +1,5 @@
 """Provisioning on the board: the device key, the fleet token key, the config authority's keys, the
-collector's seal key, the ride-code roots and the terminal group, each written atomically.
+collector's seal key, the ride-code roots, the terminal group and the uplink config, each written atomically.
 
 Run on a board through mpremote: `run` this file, then `exec` one call of write_keys().  A power cut
 leaves the old file or the new one, never a part."""
@@ -13,6 +13,13 @@ from firmware import identity, keystore
 keystore.use(board.secret())  # device and token keys are kept wrapped under the board secret
 
 
+def _make_parent(path):
+    try:
+        os.mkdir(path[:path.rfind("/")])
+    except OSError:
+        pass  # there already
+
+
 def _replace(path, data, mode):
     with open(path + ".new", mode) as f:
         f.write(data)
@@ -20,10 +27,12 @@ def _replace(path, data, mode):
 
 
 def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path=None, token_hex=None,
-               seal_path=None, seal_text=None, ride_path=None, ride_text=None, group_path=None, group_text=None):
+               seal_path=None, seal_text=None, ride_path=None, ride_text=None, group_path=None, group_text=None,
+               uplink_path=None, uplink_text=None):
     """Write the device key (hex) to `key_path` and, if given, the keyring text to `config_path`, the token
     key file (firmware/identity.py TOKEN_KEY_FILE, hex) to `token_path`, the collector's modulus (hex) to
-    `seal_path`, the ride-code roots' text to `ride_path` and the terminal group to `group_path`; print
+    `seal_path`, the ride-code roots' text to `ride_path`, the terminal group to `group_path` and the uplink
+    config (JSON text, firmware/uplink.py) to `uplink_path`; print
     "sha256 <path> <hex>" of each file read back (a wrapped secret opened), so the host checks what it wrote,
     and the terminal id the firmware will announce, as "terminal=<hex>"."""
     try:
@@ -40,13 +49,13 @@ def write_keys(key_path, key_hex, config_path=None, config_text=None, token_path
     if ride_path is not None:
         _replace(ride_path, ride_text, "w")
     if group_path is not None:
-        try:
-            os.mkdir(group_path[:group_path.rfind("/")])
-        except OSError:
-            pass
+        _make_parent(group_path)
         _replace(group_path, group_text, "w")
+    if uplink_path is not None:
+        _make_parent(uplink_path)
+        _replace(uplink_path, uplink_text, "w")
     token_written = token_path if token_hex is not None else None
-    for path in (key_path, config_path, token_written, seal_path, ride_path, group_path):
+    for path in (key_path, config_path, token_written, seal_path, ride_path, group_path, uplink_path):
         if path is not None:
             print("sha256 %s %s" % (path, _read_back(path)))
     print("terminal=" + identity.terminal_id(board).hex())

@@ -11,7 +11,9 @@ the terminal seals card data to it, and declines card payments without it.  The 
 /flash/keys/token, and the collector notes that the terminal holds that version.  With `--ride-roots FILE`
 it writes the ride-code root keys (`qr ride-roots`) to /flash/keys/ride-roots.  With `--group NAME` it
 writes the terminal group (a route, a school, a scenic area) to /flash/config/group and registers it
-with the collector, which then offers the terminal the newest profile bundle of that group.  Then it soft-resets the
+with the collector, which then offers the terminal the newest profile bundle of that group.  With `--uplink FILE.json`
+it writes the uplink config (a cellular modem, or the serial line) to /flash/config/uplink.json, checked on the host
+first as the firmware reads it, only stricter.  Then it soft-resets the
 board (Ctrl-D at the REPL), so the firmware starts again and authenticates with the new key.  Keys are never
 printed.  Every file written is read back on the board (a wrapped key opened with the board secret) and its
 SHA-256 compared with what was sent, before the collector registers the key: the JSON's "verified" lists them.
@@ -38,6 +40,8 @@ TOKEN_KEY_PATH = "/flash/keys/token"
 SEAL_KEY_PATH = "/flash/keys/seal.pub"
 RIDE_ROOTS_PATH = "/flash/keys/ride-roots"
 GROUP_PATH = "/flash/config/group"
+UPLINK_PATH = "/flash/config/uplink.json"
+UPLINK_KEYS = ("link", "dialect", "host", "port", "apn")
 
 
 class ProvisionError(Exception):
@@ -77,6 +81,60 @@ def read_ride_roots(path):
     if not roots:
         raise ProvisionError("%s holds no ride-code root (root <id> sm2|p256 <128 hex digits>)" % path)
     return text
+
+
+def _unique_keys(pairs):
+    cfg = dict(pairs)
+    if len(cfg) != len(pairs):
+        twice = [k for k, _ in pairs if [k2 for k2, _ in pairs].count(k) > 1][0]
+        raise ValueError("key %s appears twice" % json.dumps(twice)[:40])
+    return cfg
+
+
+def uplink_problem(cfg):
+    """Why `cfg` (any JSON value) is not an uplink config firmware/uplink.py and firmware/transport.py take as
+    meant, or None.  Stricter than the firmware, which falls back to the serial line or stops at boot."""
+    from firmware.transport import DIALECTS
+
+    if not isinstance(cfg, dict):
+        return "wants a JSON object, not %s" % json.dumps(cfg)[:40]
+    unknown = [k for k in cfg if k not in UPLINK_KEYS]
+    if unknown:
+        return "unknown key %s (keys: %s)" % (json.dumps(unknown[0])[:40], ", ".join(UPLINK_KEYS))
+    link = cfg.get("link")
+    if link == "serial":
+        extra = [k for k in cfg if k != "link"]
+        return "a serial link takes no %s" % extra[0] if extra else None
+    if link != "modem":
+        return '"link" must be "serial" or "modem", not %s' % json.dumps(link)[:40]
+    if cfg.get("dialect") not in DIALECTS:
+        return '"dialect" must be one of %s, not %s' % (", ".join('"%s"' % d for d in DIALECTS),
+                                                       json.dumps(cfg.get("dialect"))[:40])
+    host = cfg.get("host")
+    if not isinstance(host, str) or not host:
+        return '"host" must be a non-empty string, not %s' % json.dumps(host)[:40]
+    port = cfg.get("port")
+    if type(port) is not int or not 0 < port <= 65535:
+        return '"port" must be an integer in 1..65535, not %s' % json.dumps(port)[:40]
+    if not isinstance(cfg.get("apn", ""), str):
+        return '"apn" must be a string, not %s' % json.dumps(cfg["apn"])[:40]
+    return None
+
+
+def read_uplink(path):
+    """The text for /flash/config/uplink.json of FILE.json, checked (uplink_problem) before the board is
+    touched; written as parsed, so the board holds exactly what was checked."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f, object_pairs_hook=_unique_keys)
+    except OSError as e:
+        raise ProvisionError("cannot read %s: %s" % (path, e.strerror)) from None
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ProvisionError("%s is not valid JSON: %s" % (path, e)) from None
+    problem = uplink_problem(cfg)
+    if problem:
+        raise ProvisionError("%s: %s" % (path, problem))
+    return json.dumps(cfg) + "\n"
 
 
 def seal_key_text(path=None):
@@ -128,9 +186,10 @@ def check_group(name):
 
 
 def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text=None, ride_roots=None,
-              group=None):
+              group=None, uplink=None):
     """Write `key`, and if given the config keys' text, the token key (version, key), the seal key's text
-    (seal_key_text), the ride-code roots' text and the terminal group, to the board on `port`, and check each
+    (seal_key_text), the ride-code roots' text, the terminal group and the uplink config's text (read_uplink),
+    to the board on `port`, and check each
     file read back on the board (SHA-256); returns its terminal id."""
     config = (None, None) if config_keys is None else (CONFIG_KEYS_PATH, config_keys)
     token = (None, None) if token_key is None else (TOKEN_KEY_PATH,
@@ -138,11 +197,12 @@ def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text
     seal = (None, None) if seal_text is None else (SEAL_KEY_PATH, seal_text)
     ride = (None, None) if ride_roots is None else (RIDE_ROOTS_PATH, ride_roots)
     grp = (None, None) if group is None else (GROUP_PATH, group + "\n")
+    link = (None, None) if uplink is None else (UPLINK_PATH, uplink)
     chain = flash.board_call("provision_keys", "write_keys", KEY_PATH, key.hex(),
-                             *(config + token + seal + ride + grp))
+                             *(config + token + seal + ride + grp + link))
     found = _board_lines(port, chain, timeout)
     wrote = {KEY_PATH: key}
-    for path, data in (config, seal, ride, grp):
+    for path, data in (config, seal, ride, grp, link):
         if path is not None:
             wrote[path] = data.encode()
     if token[0] is not None:
@@ -151,10 +211,11 @@ def write_key(port, key, timeout=60, config_keys=None, token_key=None, seal_text
     return found["terminal"]
 
 
-def files_written(config_keys=None, ride_roots=None, group=None):
+def files_written(config_keys=None, ride_roots=None, group=None, uplink=None):
     """The files `provision` writes (and reads back) for these options."""
     return sorted([KEY_PATH, TOKEN_KEY_PATH, SEAL_KEY_PATH] + ([CONFIG_KEYS_PATH] if config_keys else [])
-                  + ([RIDE_ROOTS_PATH] if ride_roots else []) + ([GROUP_PATH] if group else []))
+                  + ([RIDE_ROOTS_PATH] if ride_roots else []) + ([GROUP_PATH] if group else [])
+                  + ([UPLINK_PATH] if uplink else []))
 
 
 def soft_reset(port):
@@ -179,10 +240,11 @@ def open_service(port, tech_key):
 
 
 def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=None, ride_roots=None,
-              group=None, tech_key=None, device_key=None):
+              group=None, tech_key=None, device_key=None, uplink=None):
     """`config_keys`: the path of a KEY.pub file (bundle keygen) for /flash/keys/config, or None.
     `ride_roots`: the path of a ride-code roots file for /flash/keys/ride-roots, or None.
     `group`: the terminal group for /flash/config/group, registered with the collector, or None.
+    `uplink`: the path of an uplink config (JSON) for /flash/config/uplink.json, or None.
     `seal_key`: the collector's public (or private) PEM key for /flash/keys/seal.pub; None: the development key.
     A terminal id registered to a key this board does not hold belongs to another board: refused
     unless `replace` (then the other board's key stops working).  `tech_key`: a technician key file
@@ -193,6 +255,7 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
     sealing_text = seal_key_text(seal_key)
     roots = None if ride_roots is None else read_ride_roots(ride_roots)
     group = None if group is None else check_group(group)
+    link = None if uplink is None else read_uplink(uplink)
     store = Store(db)  # opened first: a database that cannot be written must not leave a keyed board behind
     try:
         open_service(port, tech_key)
@@ -203,7 +266,7 @@ def provision(port, db, reset=True, config_keys=None, replace=False, seal_key=No
                                  "re-key it (the other board can no longer upload)" % terminal)
         token_key = store.token_key()
         terminal = write_key(port, key, config_keys=trusted, token_key=token_key, seal_text=sealing_text,
-                             ride_roots=roots, group=group)
+                             ride_roots=roots, group=group, uplink=link)
         store.register(terminal, key)
         if group is not None:
             store.assign_group(terminal, group)
@@ -219,7 +282,7 @@ def main(args):
     try:
         terminal = provision(args.port, args.db, reset=not args.no_reset, config_keys=args.config_keys,
                              replace=args.replace, seal_key=args.seal_key, ride_roots=args.ride_roots,
-                             group=args.group, tech_key=args.key)
+                             group=args.group, tech_key=args.key, uplink=args.uplink)
     except (ProvisionError, subprocess.TimeoutExpired, serial.SerialException, OSError, ValueError) as e:
         print("provision failed: %s" % e, file=sys.stderr)
         return 1
@@ -230,7 +293,10 @@ def main(args):
         out["ride_roots_file"] = RIDE_ROOTS_PATH
     if args.group:
         out["group"] = args.group
-    out["verified"] = files_written(args.config_keys, args.ride_roots, args.group)  # read back: SHA-256 matched
+    if args.uplink:
+        out["uplink_file"] = UPLINK_PATH
+    # read back: SHA-256 matched
+    out["verified"] = files_written(args.config_keys, args.ride_roots, args.group, args.uplink)
     print(json.dumps(out))
     return 0
 
@@ -247,6 +313,9 @@ def add_arguments(parser):
                         help="ride-code root keys (`qr ride-roots`) for /flash/keys/ride-roots")
     parser.add_argument("--group", metavar="NAME",
                         help="the terminal group (route, school, scenic area) its profile bundles are addressed to")
+    parser.add_argument("--uplink", metavar="FILE.json",
+                        help='the uplink config for /flash/config/uplink.json: {"link": "modem", "dialect": '
+                             '"simcom"|"quectel", "host": H, "port": P, "apn": A} or {"link": "serial"}')
     parser.add_argument("--key", metavar="TECHKEY",
                         help="technician key (`bundle techkey`): opens service mode on a provisioned terminal, whose "
                              "REPL is locked")

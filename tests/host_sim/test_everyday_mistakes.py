@@ -43,6 +43,8 @@ MISTAKES = [
     (["report", "--db", "{tmp}/text.txt"], "is not an SQLite database"),
     (["acquirer-host", "--listen", "127.0.0.1:70000"], "port 70000"),
     (["provision", "--port", "/dev/nonexistent", "--db", "{tmp}/missing/p.db"], "missing does not exist"),
+    (["provision", "--port", "/dev/nonexistent", "--db", "{tmp}/p.db", "--uplink", "{tmp}/text.txt"],
+     "text.txt is not valid JSON"),
     (["vboard", "--flash", "{tmp}/v.img", "--heap", "lots"], "'lots' is not a heap size"),
     (["vboard", "--flash", "{tmp}/v.img", "--uid", "zz"], "'zz' is not a hex id"),
     (["vboard", "--flash", "{tmp}/v.img", "--scanner", "/dev/nonexistent"], "no serial device"),
