@@ -8,8 +8,7 @@
   (host_sim/backend/tcp_server.py) on the run's Store and Backoffice, in this process, on an asyncio loop
   of its own.  Each cellular terminal gets its own listening port, so its capture is one file and a
   coverage gap or a crash drops exactly its connections.  The board learns the modem from
-  /flash/config/uplink.json, copied onto its flash before provisioning (provisioning writes no uplink
-  config; `mpremote fs cp` is the file copy a technician would make).
+  /flash/config/uplink.json, which provisioning writes (`provision --uplink`, as a technician would).
 
 With a record folder, every link's bytes go to one capture file per terminal link (protocol/CAPTURE.md,
 host_sim/sim/capture.py) on the simulator's clock: simulated seconds, plus the host's microseconds
@@ -24,8 +23,6 @@ import json
 import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
@@ -304,26 +301,15 @@ class SimTerminal(demo.Terminal):
         self.accepted = set()
         self.declines = set()  # sequence numbers of the declined taps it journalled
 
-    def configure_uplink(self, workdir):
-        """A cellular terminal's uplink.json onto its flash, before provisioning (whose reset makes the
-        firmware read it); a serial terminal needs none."""
-        if isinstance(self.link, CellularLink):
-            _copy_config(self.board.ports["console"], self.link.config(), workdir)
-
-
-def _copy_config(console, cfg, workdir):
-    """uplink.json onto the board's flash (before provisioning, whose reset makes the firmware read it)."""
-    local = os.path.join(workdir, "uplink-%d.json" % cfg["port"])
-    with open(local, "w") as f:
-        json.dump(cfg, f)
-    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
-    subprocess.run([exe, "connect", console, "fs", "mkdir", ":/flash/config"], capture_output=True,
-                   timeout=30)  # there already on a used flash image: that failure is fine
-    done = subprocess.run([exe, "connect", console, "fs", "cp", local, ":/flash/config/uplink.json"],
-                          capture_output=True, timeout=30)
-    if done.returncode:
-        raise RuntimeError("could not copy uplink.json to the board: %s"
-                           % done.stderr.decode(errors="replace").strip()[-300:])
+    def uplink_file(self, workdir):
+        """A cellular terminal's uplink config as a file for `provision --uplink` (its reset makes the firmware
+        read it); None for a serial terminal, which needs none."""
+        if not isinstance(self.link, CellularLink):
+            return None
+        path = os.path.join(workdir, "uplink-%d.json" % self.link.port)
+        with open(path, "w") as f:
+            json.dump(self.link.config(), f)
+        return path
 
 
 class Links:

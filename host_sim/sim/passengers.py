@@ -394,9 +394,10 @@ class Kit:
             for phone in blocked_phones(ti):
                 self.store.deny(tokens.token(key, phone.pan), "reported stolen", key_version=version)
 
-    def provision(self, t, db):
-        """Provision terminal `t` (demo.Terminal) into its group with the authority's key and the ride roots;
-        a PN532 in its nfc port when passengers tap cards or phones."""
+    def provision(self, t, db, uplink=None):
+        """Provision terminal `t` (demo.Terminal) into its group with the authority's key, the ride roots and
+        the uplink config file `uplink` (None: the serial line); a PN532 in its nfc port when passengers tap
+        cards or phones."""
         if "card" in self.sc["mix"] or "hce" in self.sc["mix"]:
             from host_sim.emulators.pn532 import Pn532Emulator
 
@@ -404,7 +405,7 @@ class Kit:
         mark = t.board.console_mark()
         t.terminal = provision.provision(t.board.ports["console"], db, config_keys=self.authority + ".pub",
                                          group=group_of({"name": t.name}), ride_roots=self.roots,
-                                         device_key=self._key("device key of " + t.name))
+                                         device_key=self._key("device key of " + t.name), uplink=uplink)
         t.board.wait_console(b"ready:", timeout=30, since=mark)
         self._provisioned[t.name] = mark
 

@@ -175,8 +175,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             terminals.append(t)
         for t in terminals:
             t.board.wait_console(b"ready:", timeout=30)
-            t.configure_uplink(workdir)
-            kit.provision(t, db)
+            kit.provision(t, db, uplink=t.uplink_file(workdir))
         for t in terminals:
             kit.ready(t)
         if watch:
