@@ -322,8 +322,9 @@ def online_config(root):
 
     cfg = uplink.load_config(root)
     deadline = cfg.get("online_deadline_ms", ONLINE_DEADLINE_MS)
-    if not isinstance(deadline, int) or not 200 <= deadline <= 10000:
-        print("uplink.json: online_deadline_ms %r outside 200..10000; using %d" % (deadline, ONLINE_DEADLINE_MS))
+    if not isinstance(deadline, int) or not uplink.ONLINE_DEADLINE_MIN_MS <= deadline <= uplink.ONLINE_DEADLINE_MAX_MS:
+        print("uplink.json: online_deadline_ms %r outside %d..%d; using %d" % (
+            deadline, uplink.ONLINE_DEADLINE_MIN_MS, uplink.ONLINE_DEADLINE_MAX_MS, ONLINE_DEADLINE_MS))
         deadline = ONLINE_DEADLINE_MS
     policy = cfg.get("offline_policy", decision.POLICY_DECLINE)
     if policy not in (decision.POLICY_DECLINE, decision.POLICY_DEFER):

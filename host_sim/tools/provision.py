@@ -41,7 +41,9 @@ SEAL_KEY_PATH = "/flash/keys/seal.pub"
 RIDE_ROOTS_PATH = "/flash/keys/ride-roots"
 GROUP_PATH = "/flash/config/group"
 UPLINK_PATH = "/flash/config/uplink.json"
-UPLINK_KEYS = ("link", "dialect", "host", "port", "apn")
+MODEM_KEYS = ("dialect", "host", "port", "apn")
+ONLINE_KEYS = ("online_deadline_ms", "offline_policy", "defer_cap_fen")  # payment codes, any link (firmware/app.py)
+UPLINK_KEYS = ("link",) + MODEM_KEYS + ONLINE_KEYS
 
 
 class ProvisionError(Exception):
@@ -94,6 +96,7 @@ def _unique_keys(pairs):
 def uplink_problem(cfg):
     """Why `cfg` (any JSON value) is not an uplink config firmware/uplink.py and firmware/transport.py take as
     meant, or None.  Stricter than the firmware, which falls back to the serial line or stops at boot."""
+    from firmware import decision, uplink
     from firmware.transport import DIALECTS
 
     if not isinstance(cfg, dict):
@@ -101,9 +104,19 @@ def uplink_problem(cfg):
     unknown = [k for k in cfg if k not in UPLINK_KEYS]
     if unknown:
         return "unknown key %s (keys: %s)" % (json.dumps(unknown[0])[:40], ", ".join(UPLINK_KEYS))
+    deadline = cfg.get("online_deadline_ms", uplink.ONLINE_DEADLINE_MIN_MS)
+    if type(deadline) is not int or not uplink.ONLINE_DEADLINE_MIN_MS <= deadline <= uplink.ONLINE_DEADLINE_MAX_MS:
+        return '"online_deadline_ms" must be an integer in %d..%d, not %s' % (
+            uplink.ONLINE_DEADLINE_MIN_MS, uplink.ONLINE_DEADLINE_MAX_MS, json.dumps(deadline)[:40])
+    policies = (decision.POLICY_DECLINE, decision.POLICY_DEFER)
+    if cfg.get("offline_policy", policies[0]) not in policies:
+        return '"offline_policy" must be "%s" or "%s", not %s' % (policies + (json.dumps(cfg["offline_policy"])[:40],))
+    cap = cfg.get("defer_cap_fen", 0)
+    if type(cap) is not int or cap < 0:
+        return '"defer_cap_fen" must be an integer >= 0, not %s' % json.dumps(cap)[:40]
     link = cfg.get("link")
     if link == "serial":
-        extra = [k for k in cfg if k != "link"]
+        extra = [k for k in cfg if k in MODEM_KEYS]
         return "a serial link takes no %s" % extra[0] if extra else None
     if link != "modem":
         return '"link" must be "serial" or "modem", not %s' % json.dumps(link)[:40]
@@ -315,7 +328,8 @@ def add_arguments(parser):
                         help="the terminal group (route, school, scenic area) its profile bundles are addressed to")
     parser.add_argument("--uplink", metavar="FILE.json",
                         help='the uplink config for /flash/config/uplink.json: {"link": "modem", "dialect": '
-                             '"simcom"|"quectel", "host": H, "port": P, "apn": A} or {"link": "serial"}')
+                             '"simcom"|"quectel", "host": H, "port": P, "apn": A} or {"link": "serial"}, and the '
+                             'payment-code settings (protocol/SPEC.md)')
     parser.add_argument("--key", metavar="TECHKEY",
                         help="technician key (`bundle techkey`): opens service mode on a provisioned terminal, whose "
                              "REPL is locked")

@@ -27,6 +27,9 @@ def write(tmp_path, content):
     dict(MODEM, dialect="quectel", port=1),
     {"link": "modem", "dialect": "simcom", "host": "10.0.0.1", "port": 65535},  # apn optional
     {"link": "serial"},  # an explicit serial line: switches a terminal back
+    # payment codes' settings, read from the same file on either link (protocol/SPEC.md)
+    {"link": "serial", "online_deadline_ms": 200, "offline_policy": "defer", "defer_cap_fen": 500},
+    dict(MODEM, online_deadline_ms=10000, offline_policy="decline", defer_cap_fen=0),
 ])
 def test_a_good_file_is_written_as_checked(tmp_path, cfg):
     text = provision.read_uplink(write(tmp_path, cfg))
@@ -63,6 +66,11 @@ def test_every_dialect_the_firmware_knows_is_accepted(tmp_path):
     (dict(MODEM, port=True), "not true"),
     ('{"link": "modem", "dialect": "simcom", "host": "h", "port": NaN}', "not NaN"),
     (dict(MODEM, apn=None), '"apn" must be a string, not null'),
+    ({"link": "serial", "online_deadline_ms": 199}, '"online_deadline_ms" must be an integer in 200..10000, not 199'),
+    (dict(MODEM, online_deadline_ms=10001), "not 10001"),
+    (dict(MODEM, offline_policy="accept"), '"offline_policy" must be "decline" or "defer", not "accept"'),
+    (dict(MODEM, defer_cap_fen=-1), '"defer_cap_fen" must be an integer >= 0, not -1'),
+    (dict(MODEM, defer_cap_fen=False), "not false"),
 ])
 def test_each_bad_file_is_refused_with_its_reason(tmp_path, content, says):
     path = write(tmp_path, content)
@@ -87,7 +95,10 @@ NEAR = st.fixed_dictionaries({}, optional={
     "dialect": st.sampled_from(["simcom", "quectel", "SIMCOM"]) | JSON,
     "host": st.sampled_from(["h", ""]) | JSON,
     "port": st.integers(-2, 70000) | JSON,
-    "apn": st.text(max_size=4) | JSON})
+    "apn": st.text(max_size=4) | JSON,
+    "online_deadline_ms": st.integers(0, 20000) | JSON,
+    "offline_policy": st.sampled_from(["decline", "defer"]) | JSON,
+    "defer_cap_fen": st.integers(-2, 1000) | JSON})
 
 
 @settings(max_examples=300, deadline=None)
