@@ -73,11 +73,8 @@ def open_transport(board, cfg):
     return driver(uart, cfg["host"], cfg["port"], cfg.get("apn", ""), pwrkey)
 
 
-DIALECTS = ("simcom", "quectel")  # the AT dialects modem_class knows; `provision --uplink` checks against it
-
-
 def modem_class(dialect):
-    """The modem driver of `dialect` (one of DIALECTS).
+    """The modem driver of `dialect` (one of protocol/uplink_config.py DIALECTS).
 
     Only that dialect's module and the shared driver are imported, and only when a modem is
     configured: the code costs about 25 KB of heap when loaded from .mpy.

@@ -32,7 +32,7 @@ import serial
 from host_sim import arguments
 from host_sim.backend.store import Store
 from host_sim.tools import flash
-from protocol import fleet
+from protocol import fleet, uplink_config
 
 KEY_PATH = "/flash/keys/device.key"
 CONFIG_KEYS_PATH = "/flash/keys/config"
@@ -41,9 +41,6 @@ SEAL_KEY_PATH = "/flash/keys/seal.pub"
 RIDE_ROOTS_PATH = "/flash/keys/ride-roots"
 GROUP_PATH = "/flash/config/group"
 UPLINK_PATH = "/flash/config/uplink.json"
-MODEM_KEYS = ("dialect", "host", "port", "apn")
-ONLINE_KEYS = ("online_deadline_ms", "offline_policy", "defer_cap_fen")  # payment codes, any link (firmware/app.py)
-UPLINK_KEYS = ("link",) + MODEM_KEYS + ONLINE_KEYS
 
 
 class ProvisionError(Exception):
@@ -93,50 +90,9 @@ def _unique_keys(pairs):
     return cfg
 
 
-def uplink_problem(cfg):
-    """Why `cfg` (any JSON value) is not an uplink config firmware/uplink.py and firmware/transport.py take as
-    meant, or None.  Stricter than the firmware, which falls back to the serial line or stops at boot."""
-    from firmware import decision, uplink
-    from firmware.transport import DIALECTS
-
-    if not isinstance(cfg, dict):
-        return "wants a JSON object, not %s" % json.dumps(cfg)[:40]
-    unknown = [k for k in cfg if k not in UPLINK_KEYS]
-    if unknown:
-        return "unknown key %s (keys: %s)" % (json.dumps(unknown[0])[:40], ", ".join(UPLINK_KEYS))
-    deadline = cfg.get("online_deadline_ms", uplink.ONLINE_DEADLINE_MIN_MS)
-    if type(deadline) is not int or not uplink.ONLINE_DEADLINE_MIN_MS <= deadline <= uplink.ONLINE_DEADLINE_MAX_MS:
-        return '"online_deadline_ms" must be an integer in %d..%d, not %s' % (
-            uplink.ONLINE_DEADLINE_MIN_MS, uplink.ONLINE_DEADLINE_MAX_MS, json.dumps(deadline)[:40])
-    policies = (decision.POLICY_DECLINE, decision.POLICY_DEFER)
-    if cfg.get("offline_policy", policies[0]) not in policies:
-        return '"offline_policy" must be "%s" or "%s", not %s' % (policies + (json.dumps(cfg["offline_policy"])[:40],))
-    cap = cfg.get("defer_cap_fen", 0)
-    if type(cap) is not int or cap < 0:
-        return '"defer_cap_fen" must be an integer >= 0, not %s' % json.dumps(cap)[:40]
-    link = cfg.get("link")
-    if link == "serial":
-        extra = [k for k in cfg if k in MODEM_KEYS]
-        return "a serial link takes no %s" % extra[0] if extra else None
-    if link != "modem":
-        return '"link" must be "serial" or "modem", not %s' % json.dumps(link)[:40]
-    if cfg.get("dialect") not in DIALECTS:
-        return '"dialect" must be one of %s, not %s' % (", ".join('"%s"' % d for d in DIALECTS),
-                                                       json.dumps(cfg.get("dialect"))[:40])
-    host = cfg.get("host")
-    if not isinstance(host, str) or not host:
-        return '"host" must be a non-empty string, not %s' % json.dumps(host)[:40]
-    port = cfg.get("port")
-    if type(port) is not int or not 0 < port <= 65535:
-        return '"port" must be an integer in 1..65535, not %s' % json.dumps(port)[:40]
-    if not isinstance(cfg.get("apn", ""), str):
-        return '"apn" must be a string, not %s' % json.dumps(cfg["apn"])[:40]
-    return None
-
-
 def read_uplink(path):
-    """The text for /flash/config/uplink.json of FILE.json, checked (uplink_problem) before the board is
-    touched; written as parsed, so the board holds exactly what was checked."""
+    """The text for /flash/config/uplink.json of FILE.json, checked (protocol/uplink_config.py problem) before
+    the board is touched; written as parsed, so the board holds exactly what was checked."""
     try:
         with open(path, encoding="utf-8") as f:
             cfg = json.load(f, object_pairs_hook=_unique_keys)
@@ -144,7 +100,7 @@ def read_uplink(path):
         raise ProvisionError("cannot read %s: %s" % (path, e.strerror)) from None
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ProvisionError("%s is not valid JSON: %s" % (path, e)) from None
-    problem = uplink_problem(cfg)
+    problem = uplink_config.problem(cfg)
     if problem:
         raise ProvisionError("%s: %s" % (path, problem))
     return json.dumps(cfg) + "\n"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from firmware import transport
 from host_sim.tools import build, provision
+from protocol import uplink_config
 
 MODEM = {"link": "modem", "dialect": "simcom", "host": "collector.example", "port": 7000, "apn": "cmnet"}
 
@@ -37,8 +38,8 @@ def test_a_good_file_is_written_as_checked(tmp_path, cfg):
 
 
 def test_every_dialect_the_firmware_knows_is_accepted(tmp_path):
-    assert set(transport.DIALECTS) == {"simcom", "quectel"}
-    for dialect in transport.DIALECTS:
+    assert set(uplink_config.DIALECTS) == {"simcom", "quectel"}
+    for dialect in uplink_config.DIALECTS:
         provision.read_uplink(write(tmp_path, dict(MODEM, dialect=dialect)))
     with pytest.raises(ValueError, match="unknown modem dialect"):  # what the firmware does at boot with another
         transport.modem_class("nokia")
@@ -113,9 +114,9 @@ def test_no_json_value_or_bytes_raise_anything_but_the_clean_error(tmp_path_fact
             assert "\n" not in str(e) and "u.json" in str(e)
             continue
         cfg = json.loads(text)
-        assert cfg["link"] in ("serial", "modem") and set(cfg) <= set(provision.UPLINK_KEYS)
+        assert cfg["link"] in ("serial", "modem") and set(cfg) <= set(uplink_config.KEYS)
         if cfg["link"] == "modem":
-            assert cfg["dialect"] in transport.DIALECTS and 0 < cfg["port"] <= 65535 and cfg["host"]
+            assert cfg["dialect"] in uplink_config.DIALECTS and 0 < cfg["port"] <= 65535 and cfg["host"]
 
 
 def test_provision_with_a_bad_file_is_one_line_and_touches_nothing(tmp_path):
