@@ -16,7 +16,7 @@ from firmware.drivers import pn532, scanner
 from firmware.feedback import Feedback
 from firmware.journal import Journal, JournalFull
 from firmware.uplink import Uplink
-from protocol import crypto, link, record, uplink_config
+from protocol import crypto, link, record
 
 SCANNER_BAUD = 9600
 WATCHDOG_MS = 8000
@@ -322,10 +322,9 @@ def online_config(root):
 
     cfg = uplink.load_config(root)
     deadline = cfg.get("online_deadline_ms", ONLINE_DEADLINE_MS)
-    if not isinstance(deadline, int) or not uplink_config.ONLINE_DEADLINE_MIN_MS <= deadline <= \
-            uplink_config.ONLINE_DEADLINE_MAX_MS:
+    if not isinstance(deadline, int) or not uplink.ONLINE_DEADLINE_MIN_MS <= deadline <= uplink.ONLINE_DEADLINE_MAX_MS:
         print("uplink.json: online_deadline_ms %r outside %d..%d; using %d" % (
-            deadline, uplink_config.ONLINE_DEADLINE_MIN_MS, uplink_config.ONLINE_DEADLINE_MAX_MS, ONLINE_DEADLINE_MS))
+            deadline, uplink.ONLINE_DEADLINE_MIN_MS, uplink.ONLINE_DEADLINE_MAX_MS, ONLINE_DEADLINE_MS))
         deadline = ONLINE_DEADLINE_MS
     policy = cfg.get("offline_policy", decision.POLICY_DECLINE)
     if policy not in (decision.POLICY_DECLINE, decision.POLICY_DEFER):

@@ -23,7 +23,7 @@ taps), so after a reboot a ticket used longer ago than that may be admitted agai
 import struct
 
 from firmware.config.active import Active
-from protocol import cpm, record, ticket, tokens, uplink_config
+from protocol import cpm, record, ticket, tokens
 
 FLAT_FARE = 200  # fen: 2.00 yuan
 CURRENCY_CNY = 156
@@ -49,8 +49,8 @@ DECLINE = 2
 ALREADY_PAID = 3
 ONLINE = 4  # a payment code: ask the host (decide_online), or the offline policy (decide_offline)
 
-POLICY_DECLINE = uplink_config.POLICY_DECLINE  # link down: decline numeric payment codes "network needed"
-POLICY_DEFER = uplink_config.POLICY_DEFER  # link down: accept up to a per-code cap, authorised later
+POLICY_DECLINE = "decline"  # link down: decline numeric payment codes with "network needed" (default)
+POLICY_DEFER = "defer"  # link down: accept up to a per-code cap, code sealed, authorised later
 PAYCODE_TAG = 0xDF50  # the sealed TLV tag holding a deferred payment code's digits (SPEC "Payment codes")
 
 # A contactless read that failed, by its code (firmware/emv_apdu.py: READ, UNSUPPORTED, EXPIRED, NOT_EFFECTIVE,

@@ -74,7 +74,8 @@ def open_transport(board, cfg):
 
 
 def modem_class(dialect):
-    """The modem driver of `dialect` (one of protocol/uplink_config.py DIALECTS).
+    """The modem driver of `dialect`: one of protocol/uplink_config.py DIALECTS, which `provision --uplink`
+    checks against (the firmware does not import that module: its heap is tight).
 
     Only that dialect's module and the shared driver are imported, and only when a modem is
     configured: the code costs about 25 KB of heap when loaded from .mpy.

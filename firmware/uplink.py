@@ -31,6 +31,8 @@ BACKOFF_MIN_MS = 500
 BACKOFF_MAX_MS = 30000
 KEY_FILE = "keys/device.key"
 CONFIG_FILE = "config/uplink.json"
+ONLINE_DEADLINE_MIN_MS = 200  # the range of its "online_deadline_ms" (app.py online_config; protocol/uplink_config.py)
+ONLINE_DEADLINE_MAX_MS = 10000
 
 
 def read_key(path):

@@ -38,3 +38,25 @@ def test_good_configs_pass_and_each_mistake_is_named(runtime):
     for (cfg, why), problem in zip(BAD, got[len(GOOD):]):
         assert problem is not None and why in problem, (cfg, problem)
 
+
+
+def test_the_firmware_reads_the_same_vocabulary():
+    """The firmware keeps its own copies (it does not load this module: its heap is tight); they must agree."""
+    from firmware import decision, transport, uplink
+    from protocol import uplink_config
+
+    assert (decision.POLICY_DECLINE, decision.POLICY_DEFER) == (uplink_config.POLICY_DECLINE,
+                                                                uplink_config.POLICY_DEFER)
+    assert (uplink.ONLINE_DEADLINE_MIN_MS, uplink.ONLINE_DEADLINE_MAX_MS) == (
+        uplink_config.ONLINE_DEADLINE_MIN_MS, uplink_config.ONLINE_DEADLINE_MAX_MS)
+    for dialect in uplink_config.DIALECTS:
+        try:
+            transport.modem_class(dialect)
+        except ImportError:
+            pass  # a known dialect: its driver is MicroPython code
+    try:
+        transport.modem_class("nokia")
+    except ValueError as e:
+        assert "unknown modem dialect" in str(e)
+    else:
+        raise AssertionError("an unknown dialect was taken")
