@@ -350,9 +350,11 @@ class Links:
     def names(self):
         return list(self.links)
 
-    def modems_idle(self):
-        """True when no modem is taking a send's payload."""
-        return not any(link.modem.sending() for link in self.links.values() if isinstance(link, CellularLink))
+    def modems_idle(self, connected=()):
+        """True when no modem is taking a send's payload, and the modems of the terminals named in
+        `connected` have their socket open (not in the middle of bringing their link up)."""
+        return not any(link.modem.sending() or (name in connected and not link.modem.socket_open())
+                       for name, link in self.links.items() if isinstance(link, CellularLink))
 
     def get(self, name):
         return self.links[name]

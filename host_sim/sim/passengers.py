@@ -429,16 +429,17 @@ class Kit:
                                                                                             else 86400),
                              entries=entries, holder=holder, party=party)
 
-    def _hello(self, t):
+    def hello(self, t):
+        """The collector's time of terminal `t`'s last HELLO (a new session), or None."""
         rows = self.store.query("SELECT last_hello FROM terminals WHERE terminal = ?", (t.terminal,))
         return rows[0][0] if rows else None
 
-    def settle(self, t, hello):
-        """Wait until terminal `t`'s session is the one it will keep after the clock moved (see SETTLE_S);
-        `hello` is the collector's last hello from it when the clock moved."""
-        deadline = time.monotonic() + SETTLE_S
+    def settle(self, t, hello, timeout=SETTLE_S):
+        """Wait until terminal `t`'s session is the one it will keep after the clock moved (see SETTLE_S) or
+        its power came back; `hello` is the collector's last hello from it before."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._hello(t) != hello:
+            if self.hello(t) != hello:
                 time.sleep(0.5)  # the new session's greeting: TIME and STATUS
                 return
             time.sleep(0.05)
@@ -446,7 +447,7 @@ class Kit:
     def at_stop(self, t, stop):
         """Put bus terminal `t` at stop index `stop` with its driver display (once per stop visit); called
         right after the clock moved."""
-        self._moved[t.name] = self._hello(t)
+        self._moved[t.name] = self.hello(t)
         emu = self._nfc.get(t.name)
         self._polls[t.name] = len(emu.commands) if emu is not None else 0
         if "bus" not in self._profile_of[t.name] or self._stop.get(t.name) == stop:

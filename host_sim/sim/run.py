@@ -52,6 +52,7 @@ MAX_BACKOFF_S = 2.0  # the authorisation worker's longest wait after an acquirer
 JUMP_QUIET_S = 10  # at most this long before a jump of the clock for the modem links to be quiet
 SETTLE_S = 60  # at most this long before a fault for the uploads and decisions before it (host seconds)
 DRAIN_S = 120  # after the last tap: backlogs upload (a modem link reconnects slowly), transactions decided
+RENEW_S = 60  # at most this long for a terminal back from a power cut to greet the collector (host seconds)
 
 
 class Clock:
@@ -149,12 +150,13 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
         terminals' uploads done and no modem in the middle of a send, for a jump times out what the modem
         driver waits for: a send it gives up costs a filler, a wait for quiet and a reconnect, at a moment
         set by the host's timing, not by the scenario, and the run would no longer repeat."""
-        due = {(t.terminal, seq) for t in terminals if injector.reachable(t.name) for seq in t.accepted
+        reachable = {t.name for t in terminals if injector.reachable(t.name)}
+        due = {(t.terminal, seq) for t in terminals if t.name in reachable for seq in t.accepted
                if not cellular_only or t.spec["uplink"] == "cellular"}
         try:
             if cellular_only:
                 demo._wait("the modem uploads before a jump of the clock",
-                           lambda: due <= stored() and links.modems_idle(), timeout=JUMP_QUIET_S)
+                           lambda: due <= stored() and links.modems_idle(reachable), timeout=JUMP_QUIET_S)
             else:
                 demo._wait("the uploads and decisions before a fault", lambda: due <= stored() and (
                     issuer.down or not store.pending_records()), timeout=SETTLE_S)
@@ -207,7 +209,10 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             if due:
                 if watch:
                     watch.power(when, t, False)
+                hello = kit.hello(t)
                 _power_cut(t)
+                if injector.reachable(t.name):  # its new session, before the next tap: a payment code needs it
+                    kit.settle(t, hello, timeout=RENEW_S)
                 progress.power_cuts += 1
                 if watch:
                     watch.power(when, t, True)

@@ -143,6 +143,11 @@ class Modem(SerialEmulator):
         """True while a send's payload is still arriving (the modem takes the next bytes as payload)."""
         return self._data_wait is not None or self._late is not None
 
+    def socket_open(self):
+        """True while one of its sockets is open (the board's link is up, as far as the modem knows)."""
+        with self._lock:
+            return any(link.open for link in self.links.values())
+
     def restart(self):
         """Power cycle: sockets and PDP gone, boots again; `stuck` clears (what a reset is for)."""
         with self._lock:
