@@ -26,6 +26,11 @@ The last line printed is the JSON summary; `digest` is a SHA-256 of the collecto
 decisions.  The fleet token key and the terminals' device keys come from the seed (host_sim/sim/passengers.py
 Kit), so tokens and the promotions' draws repeat too.  Raw bytes are left out: the card data in them is
 sealed under epoch keys each board draws at random, as in the field.
+
+What the host's pace can still change: a payment code is decided online, so whether its terminal's session is
+up when it is shown sets its decline reason ("no answer" or "network needed").  The run waits for the session
+where it knows one is renewed (after a power cut, before a jump while a modem link comes up, and up to
+passengers.SETTLE_S after the clock moved); a renewal it does not foresee would still show in the digest.
 """
 
 import hashlib
@@ -148,8 +153,10 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
         """Before a fault: every accepted tap of a terminal that reaches the collector stored there, and
         decided while the acquirer answers.  Before a jump of the clock (`cellular_only`): the cellular
         terminals' uploads done and no modem in the middle of a send, for a jump times out what the modem
-        driver waits for: a send it gives up costs a filler, a wait for quiet and a reconnect, at a moment
-        set by the host's timing, not by the scenario, and the run would no longer repeat."""
+        driver waits for: a send it gives up costs a filler, a wait for quiet and a reconnect, and a link
+        still coming up loses its AT probes (they count ticks), each at a moment set by the host's timing, not
+        by the scenario, and the run would no longer repeat.  So it also waits for every reachable cellular
+        terminal's socket to be open."""
         reachable = {t.name for t in terminals if injector.reachable(t.name)}
         due = {(t.terminal, seq) for t in terminals if t.name in reachable for seq in t.accepted
                if not cellular_only or t.spec["uplink"] == "cellular"}
