@@ -60,6 +60,7 @@ RX_RING = const(2048)
 _MAX_LINES = const(8)  # intermediate reply lines kept for the command in flight
 _FILLER = const(64)  # the 0x00 bytes written at a time after a send given up on
 QUIET_MS = const(200)  # no byte from the modem for this long: an abandoned send's late replies are over
+LATE_MS = const(300)  # a final this late after its command's timeout is still that command's answer
 
 # Timeouts per command class, in ms.  The manuals' maxima are long (QIACT and QIOPEN: 150 s); a
 # terminal would rather retry soon, and the uplink's backoff spaces the retries.
@@ -166,6 +167,8 @@ class Modem:
         elif kind in at.FINALS:
             if kind == at.CME_ERROR:
                 self.cme_errors += 1
+            if self._want_prompt and (kind == at.OK or kind == at.SEND_OK):
+                return  # a send is answered with "> " or an error: this is an earlier command's late final
             if self._pending:
                 self._finish(kind, ev[1])
 
@@ -240,13 +243,22 @@ class Modem:
             await self._writer.drain()
             await asyncio.wait_for_ms(self._done.wait(), timeout_ms)
         except asyncio.TimeoutError:
-            self.timeouts += 1
+            await self._late_final()
         except OSError as e:  # the UART itself failed: to the caller it is a command without answer
             self.last_error = "uart: %r" % (e,)
         finally:
             self._pending = False
             self._want_prompt = False
         return self._final
+
+    async def _late_final(self):
+        """After a command's timeout, wait LATE_MS more for its final, still as that command's.  Its reply
+        may already be in the UART's buffer with the reader task not yet run (a busy moment, a jump of
+        the ticks); taken by nobody, it would finish the next command instead."""
+        try:
+            await asyncio.wait_for_ms(self._done.wait(), LATE_MS)
+        except asyncio.TimeoutError:
+            self.timeouts += 1
 
     async def command(self, cmd, timeout_ms=T_SHORT, urc=None):
         """Run one AT command: (final kind, code, reply lines).  With `urc` (a line prefix), after OK

@@ -25,6 +25,10 @@ Faults, set with `--fault NAME=VALUE` or `inject(name, value)` while running:
     hang_after=N            once N payload bytes went up: hang (as above)
     late_prompt_ms=N        the next send's "> " prompt comes N ms late (once), as from a busy module under weak
                             coverage; bytes heard meanwhile wait in its UART buffer and are then payload
+    stale_ok=1              the next send's "> " prompt follows an OK (once): the line as the driver sees it when an
+                            earlier command's final came after that command's timeout
+    late_read_ms=N          the next socket read's reply (AT+QIRD / AT+CIPRXGET=2) comes N ms late (once), as
+                            from a busy module; commands heard meanwhile wait in its UART buffer, answered after
     false_urcs=P            with probability P, a real-looking but untrue URC before a reply: "closed",
                             "pdpdeact", "recv", RDY, a lost registration, a payload header whose bytes
                             never come (it swallows what follows), a stray "> " prompt
@@ -50,7 +54,8 @@ from host_sim.emulators.serial_emulator import SerialEmulator
 from protocol import at
 
 FAULTS = ("no_network", "lose_registration_after", "cme_errors", "close_after", "pdp_deact_after", "slow_ms",
-          "garbage", "split", "stuck", "hang", "hang_after", "false_urcs", "late_prompt_ms")
+          "garbage", "split", "stuck", "hang", "hang_after", "false_urcs", "late_prompt_ms",
+          "late_read_ms", "stale_ok")
 LINKS = 10
 RX_BUFFER = 64 * 1024  # bytes a socket buffers in the modem before it stops reading from TCP
 
@@ -82,6 +87,7 @@ class Modem(SerialEmulator):
     PDP_LOST_URC = b""
     RECV_NOTE = b""  # data waiting on link %d
     RECV_HEADER = b""  # pushed payload: link %d, %d bytes
+    READ_CMD = b""  # the socket read command, as it begins after "AT"
 
     def __init__(self, connect=None, serve=None, baud=115200, faults=None, boot_s=0.3, outage_s=1.0,
                  seed=None, pwrkey=False, time_scale=1.0):
@@ -117,6 +123,7 @@ class Modem(SerialEmulator):
         self._inbuf = bytearray()
         self._data_wait = None  # (link, remaining, collected) while a send's payload is arriving
         self._late = None  # (link, length) of a send whose prompt is still to come; input waits meanwhile
+        self._held = None  # a command whose reply is still to come (fault late_read_ms); input waits meanwhile
 
     def registered(self):
         return not self.faults.get("no_network") and time.monotonic() >= self.outage_until
@@ -247,8 +254,8 @@ class Modem(SerialEmulator):
             return  # booting, switched off or hung: nobody listens on the UART
         self._inbuf += data
         while self._inbuf:
-            if self._late is not None:
-                return  # busy before its late prompt: what it hears waits in the UART buffer
+            if self._late is not None or self._held is not None:
+                return  # busy before a late prompt or reply: what it hears waits in the UART buffer
             if self._data_wait is not None:
                 link_id, left, got = self._data_wait
                 take = bytes(self._inbuf[:left])
@@ -282,6 +289,24 @@ class Modem(SerialEmulator):
         upper = line.upper()
         if not upper.startswith(b"AT"):
             return self._reply(final=b"ERROR")
+        if self.READ_CMD and upper[2:].startswith(self.READ_CMD) and "late_read_ms" in self.faults:
+            self.counters["faults_fired"] += 1
+            self._held = line
+            threading.Timer(int(self.faults.pop("late_read_ms")) / 1000.0, self._late_reply, (line,)).start()
+            return
+        self._run(line)
+
+    def _late_reply(self, line):
+        """The reply of fault late_read_ms, then the commands heard meanwhile, in order."""
+        with self._lock:
+            if self._held is not line or self.stopping():
+                return  # restarted meanwhile: that command is gone
+            self._held = None
+            self._run(line)
+            self.received(b"")
+
+    def _run(self, line):
+        upper = line.upper()
         body = line[2:]
         key = upper[2:]
         if key in (b"", b"E0", b"E1"):
@@ -378,6 +403,9 @@ class Modem(SerialEmulator):
         link = self.links.get(link_id)
         if link is None or not link.open or len(p) < 2 or not isinstance(p[1], int) or not 0 < p[1] <= 1500:
             return self._reply(final=b"ERROR")
+        if self.faults.pop("stale_ok", None):
+            self.counters["faults_fired"] += 1
+            self._send(b"\r\nOK\r\n")
         late = self.faults.pop("late_prompt_ms", None)
         if late is not None:
             self.counters["faults_fired"] += 1

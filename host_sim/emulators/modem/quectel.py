@@ -20,6 +20,7 @@ class QuectelModem(Modem):
     PDP_LOST_URC = b'+QIURC: "pdpdeact",1'
     RECV_NOTE = b'+QIURC: "recv",%d'
     RECV_HEADER = b'+QIURC: "recv",%d,%d'
+    READ_CMD = b"+QIRD="
 
     def dialect_commands(self):
         return [

@@ -23,6 +23,7 @@ class SimcomModem(Modem):
     PDP_LOST_URC = b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"
     RECV_NOTE = b"+CIPRXGET: 1,%d"
     RECV_HEADER = b"+RECEIVE,%d,%d"
+    READ_CMD = b"+CIPRXGET=2,"
 
     def dialect_commands(self):
         return [
