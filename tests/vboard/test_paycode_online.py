@@ -13,7 +13,7 @@ from host_sim.emulators.scanner import ScannerEmulator
 from host_sim.tools import provision, vboard
 from protocol import paycode, record
 from tests.host_sim.helpers import free_port, start_collector
-from tests.vboard.helpers import Events, Served, mpremote, provisioned
+from tests.vboard.helpers import Events, Served, provisioned
 from tests.waiting import wait_until
 
 ONLINE = "SELECT request_id, result, code_masked FROM online_auth ORDER BY request_id"
@@ -92,11 +92,10 @@ def test_a_unionpay_code_is_authorised_online_over_the_modem(tmp_path, dialect):
         board.wait_console(b"ready:", timeout=20)
         cfg = {"link": "modem", "dialect": dialect, "host": "127.0.0.1", "port": port, "apn": "cmnet",
                "online_deadline_ms": 3000}
-        mpremote(board.ports["console"], "exec",
-                 "import os\ntry:\n os.mkdir('/flash/config')\nexcept OSError:\n pass\n"
-                 "with open('/flash/config/uplink.json', 'w') as f:\n f.write(%r)" % json.dumps(cfg))
+        uplink = tmp_path / "uplink.json"
+        uplink.write_text(json.dumps(cfg))
         mark = board.console_mark()
-        terminal = provision.provision(board.ports["console"], db)
+        terminal = provision.provision(board.ports["console"], db, uplink=str(uplink))
         board.wait_console(b"ready:", timeout=20, since=mark)
         server, probe = start_collector(db, port)
         probe.close()
