@@ -37,6 +37,12 @@ frame from them (protocol/frame.py).  Then it waits for that send's final result
 with no command pending, so a late final is not taken as the answer to a later command.  The socket is
 closed and opened again by the reconnect, so what the filler made of the old one does not matter.
 
+Late finals.  A final that comes within LATE_MS of its command's timeout is still that command's answer:
+its bytes may already be in the UART buffer when the timeout fires, with the reader task not yet run.
+Later than that nothing ties a final to its command, and it would answer the next one.  A send is the one
+command where the driver can tell: its answer is "> " or an error, so an OK or SEND OK while it waits for
+the prompt is an earlier command's, and is passed over.
+
 Command syntax and replies relied on by both dialects (3GPP TS 27.007 for CREG/CEREG/CSQ/CFUN; each
 dialect module cites its own manual):
   both      AT+CSQ -> +CSQ: <rssi 0..31, 99 unknown>,<ber>; AT+CEREG? / AT+CREG? -> +CEREG: <n>,<stat>
