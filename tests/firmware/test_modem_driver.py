@@ -258,26 +258,23 @@ def test_a_prompt_later_than_the_send_timeout_costs_one_reconnect_and_no_command
     assert sum(c.startswith(send) for c in after) == 3, after
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_a_read_reply_just_after_its_timeout_is_still_the_reads(tmp_path, echo, dialect):
+
+LATE_FINALS = {
     # A busy module answers a socket read 1.1 s after it was asked, past the driver's 1 s (T_SHORT): the reply,
     # already on its way when the timeout fires, is still the read's.  Taken by nobody, its final would answer
     # the next command, and the read would count as a dead link: a reconnect.
-    with ModemEmulator(dialect, connect=("127.0.0.1", echo.port), faults={"late_read_ms": 1100}) as emu:
-        result = run_session(tmp_path, emu, echo.port, rounds=3, size=500)
-        counters = dict(emu.counters)
-    assert counters["faults_fired"] == 1, counters
-    assert result["rounds"] == 3 and result["attempts"] == 3, result
-    assert result["errors"] == [], result
-    assert echo.connections == 1
-
-
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_a_late_final_before_a_send_prompt_is_not_the_sends_answer(tmp_path, echo, dialect):
+    "late_read": {"late_read_ms": 1100},
     # The line holds an earlier command's late OK when a send is asked: a send is answered with "> " (or an
     # error), so the driver waits for the prompt and writes its payload.  Were the OK taken as the send's
     # answer, the module would take the driver's next commands as the payload it is owed.
-    with ModemEmulator(dialect, connect=("127.0.0.1", echo.port), faults={"stale_ok": 1}) as emu:
+    "stale_ok": {"stale_ok": 1},
+}
+
+
+@pytest.mark.parametrize("fault", list(LATE_FINALS))
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_late_final_answers_its_own_command_and_no_other(tmp_path, echo, dialect, fault):
+    with ModemEmulator(dialect, connect=("127.0.0.1", echo.port), faults=LATE_FINALS[fault]) as emu:
         result = run_session(tmp_path, emu, echo.port, rounds=3, size=500)
         counters = dict(emu.counters)
     assert counters["faults_fired"] == 1, counters
