@@ -282,7 +282,7 @@ class CellularLink:
 class SimTerminal(demo.Terminal):
     """The demo's terminal (board, scanner, display events) with a sim run's link as its uplink."""
 
-    def __init__(self, spec, uid, workdir, links, clock=None, heap=vboard.DEFAULT_HEAP):
+    def __init__(self, spec, uid, workdir, links, clock=None, heap=vboard.DEFAULT_HEAP, trace=None):
         self.name = spec["name"]
         self.spec = spec
         self.link = None
@@ -290,8 +290,11 @@ class SimTerminal(demo.Terminal):
         if spec["uplink"] == "cellular":
             self.link = links.cellular(self.name, spec["dialect"], int(uid))
             attach["uplink"] = self.link.modem.port
+            if trace is not None:
+                self.link.modem.tap = trace.uart(self.name)
         self.board = vboard.VirtualBoard(os.path.join(workdir, "flash-%s.img" % self.name), uid=uid, clock=clock,
-                                         attach=attach, heap=heap).start()
+                                         attach=attach, heap=heap,
+                                         console_sink=None if trace is None else trace.console(self.name)).start()
         if self.link is None:
             self.link = links.serial(self.name, self.board.ports["uplink"])
         self.uplink = self.link  # run.py joins it at the end

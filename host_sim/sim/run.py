@@ -50,6 +50,7 @@ from host_sim.sim import links as sim_links
 from host_sim.sim import passengers
 from host_sim.sim import scenario as scenarios
 from host_sim.sim import timeline as timelines
+from host_sim.sim import trace as tracing
 from protocol import record
 
 UID_BASE = 5642000001
@@ -119,9 +120,10 @@ def _power_cut(t):
     t.board.wait_console(b"ready:", timeout=30, since=mark)
 
 
-def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None):
+def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None, trace_dir=None):
     """Run scenario `sc` (scenario.parse) with `seed` in `workdir`; the summary dict.  `observer` hears
-    link changes (host_sim/sim/timeline.py's contract); `record_dir` gets a capture file per terminal link."""
+    link changes (host_sim/sim/timeline.py's contract); `record_dir` gets a capture file per terminal link,
+    `trace_dir` each board's console and modem UART (host_sim/sim/trace.py)."""
     start_wall = time.monotonic()
     taps = schedule(sc, seed)
     progress = Progress(len(taps), sc["runs"][0])
@@ -139,6 +141,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
     office.bundles = kit.shelf
     kit.block_cards()
     links = sim_links.Links(store, office, clock, record_dir, seed)
+    trace = None if trace_dir is None else tracing.Trace(trace_dir, clock, sc["midnight"])
     planned = fault_kinds.Schedule(sc["faults"])
     terminals = []
 
@@ -180,7 +183,7 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
     try:
         for i, spec in enumerate(sc["terminals"]):
             t = sim_links.SimTerminal(spec, str(UID_BASE + i), workdir, links, clock=clock.path,
-                                      heap=passengers.board_heap(sc))
+                                      heap=passengers.board_heap(sc), trace=trace)
             terminals.append(t)
         for t in terminals:
             t.board.wait_console(b"ready:", timeout=30)
@@ -275,12 +278,26 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
             t.uplink.join(timeout=2)
         links.close()
         store.close()
+        if trace is not None:
+            trace.close()
     return summary
 
 
 def _hhmm(sc, seconds):
     local = seconds - sc["midnight"]
     return "%02d:%02d" % (local // 3600, local // 60 % 60)
+
+
+def _not_empty_dir(option, folder, verb, what):
+    """Why `folder` cannot take the run's `option` files (one line), or None once it is an empty directory."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        busy = os.listdir(folder)
+    except OSError as e:
+        return "cannot %s into %s: %s" % (verb, folder, e.strerror or e)
+    if busy:
+        return "%s %s is not empty (%s)" % (option, folder, what)
+    return None
 
 
 def main(args):
@@ -290,16 +307,12 @@ def main(args):
         print("sim run: %s" % e, file=sys.stderr)
         return 2
     seed = sc["seed"] if args.seed is None else args.seed
-    if args.record:
-        try:
-            os.makedirs(args.record, exist_ok=True)
-            busy = os.listdir(args.record)
-        except OSError as e:
-            print("sim run: cannot record into %s: %s" % (args.record, e.strerror or e), file=sys.stderr)
-            return 2
-        if busy:
-            print("sim run: --record %s is not empty (one capture file per terminal link goes there)"
-                  % args.record, file=sys.stderr)
+    for option, folder, verb, what in (
+            ("--record", args.record, "record", "one capture file per terminal link goes there"),
+            ("--trace", args.trace, "trace", "each terminal's console and modem UART trace go there")):
+        problem = folder and _not_empty_dir(option, folder, verb, what)
+        if problem:
+            print("sim run: %s" % problem, file=sys.stderr)
             return 2
     seen = []
     try:
@@ -316,11 +329,11 @@ def main(args):
                 return 2
             with view:
                 summary = simulate(sc, seed, args.workdir, progress_cb=seen.append, observer=observer,
-                                   record_dir=args.record)
+                                   record_dir=args.record, trace_dir=args.trace)
         else:
             with tempfile.TemporaryDirectory(prefix="zhifu-sim-") as workdir, view:
                 summary = simulate(sc, seed, workdir, progress_cb=seen.append, observer=observer,
-                                   record_dir=args.record)
+                                   record_dir=args.record, trace_dir=args.trace)
     except KeyboardInterrupt:
         p = seen[0] if seen else None
         if p is None:
@@ -352,5 +365,8 @@ def add_arguments(parser):
     parser.add_argument("--record", metavar="DIR", help="write every link's bytes, both ways, on the simulated "
                                                          "clock: one capture file per terminal link "
                                                          "(protocol/CAPTURE.md; `sim replay` plays them)")
+    parser.add_argument("--trace", metavar="DIR", help="write each board's whole console and each cellular terminal's "
+                                                        "modem UART, both ways, as text stamped with the simulated "
+                                                        "time and the wall seconds (host_sim/sim/trace.py)")
     parser.add_argument("--workdir", help="keep the flash images and the collector database here (an empty or "
                                           "new directory)")

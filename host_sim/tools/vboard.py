@@ -70,7 +70,7 @@ class VirtualBoard:
     """One virtual terminal.  start() builds the firmware, opens the ptys and powers the board on."""
 
     def __init__(self, flash, heap=DEFAULT_HEAP, uid="5642000001", attach=None, pace=True, journal_kb=None,
-                 token_key=FACTORY_TOKEN_KEY, seal_key=FACTORY_SEAL_KEY, clock=None):
+                 token_key=FACTORY_TOKEN_KEY, seal_key=FACTORY_SEAL_KEY, clock=None, console_sink=None):
         self.flash = os.path.abspath(flash)
         self.heap = heap
         self.uid = uid
@@ -82,6 +82,7 @@ class VirtualBoard:
         # (the development collector's, host_sim/backend/sealing.py) or None (no key: card payments declined)
         self.seal_key = seal_key
         self.clock = clock  # path of the simulator's clock file (hardware/boards/virtual.py ZF_CLOCK), or None
+        self.console_sink = console_sink  # sink(data): every console byte, whole (the tail below is cut), or None
         self.proc = None
         self.ports = {}
         self.boots = 0
@@ -220,6 +221,8 @@ class VirtualBoard:
     # -- console bridge --------------------------------------------------------------------
 
     def _from_console(self, data):
+        if self.console_sink is not None:
+            self.console_sink(data)
         with self._cond:
             self._console_tail += data
             self._console_total += len(data)

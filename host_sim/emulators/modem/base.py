@@ -99,6 +99,7 @@ class Modem(SerialEmulator):
         self.counters = {"resets": 0, "commands": 0, "opens": 0, "bytes_up": 0, "bytes_down": 0,
                          "cme_errors": 0, "faults_fired": 0, "power_offs": 0, "false_urcs": 0}
         self.log = []  # commands seen, for tests (bounded)
+        self.tap = None  # tap(direction, data): every UART chunk, "board" heard or "modem" said (sim run --trace)
         self._lock = threading.RLock()
         self.pwrkey_fd = self.pwrkey_path = self._pwrkey_slave = None
         if pwrkey:
@@ -198,6 +199,8 @@ class Modem(SerialEmulator):
     # -- output ---------------------------------------------------------------------------------
 
     def write(self, data):
+        if self.tap is not None:
+            self.tap("modem", data)
         if not self.faults.get("split"):
             return super().write(data)
         view = memoryview(data)
@@ -250,6 +253,8 @@ class Modem(SerialEmulator):
     # -- the command interpreter -------------------------------------------------------------------
 
     def received(self, data):
+        if self.tap is not None:
+            self.tap("board", data)
         if time.monotonic() < self.ready_at or not self.powered or self.faults.get("hang"):
             return  # booting, switched off or hung: nobody listens on the UART
         self._inbuf += data

@@ -208,14 +208,25 @@ def test_overlapping_gaps_keep_a_link_down_until_the_last_ends_and_offline_taps_
     assert inj.offline_taps == 5 and inj.counts == {"coverage_gap": 2, "collector_crash": 2}
 
 
-def test_sim_run_refuses_a_record_folder_that_is_not_empty_before_starting_a_board(tmp_path):
+FOLDERS = [("--record", "record", "one capture file per terminal link goes there"),
+           ("--trace", "trace", "each terminal's console and modem UART trace go there")]
+
+
+@pytest.mark.parametrize("option, verb, what", FOLDERS)
+def test_sim_run_refuses_a_record_or_trace_folder_that_is_not_empty_before_starting_a_board(tmp_path, option,
+                                                                                             verb, what):
     path = tmp_path / "f.toml"
     path.write_text(BASE)
     busy = tmp_path / "rec"
     busy.mkdir()
     (busy / "old.zfcap").write_bytes(b"")
-    proc = subprocess.run([sys.executable, "-m", "host_sim", "sim", "run", str(path), "--record", str(busy)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr == "sim run: --record %s is not empty (one capture file per terminal link goes there)\n" % busy
-    assert proc.stdout == ""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for folder, said in ((busy, "%s %s is not empty (%s)" % (option, busy, what)),
+                         (blocked / "sub", "cannot %s into %s: Not a directory" % (verb, blocked / "sub"))):
+        proc = subprocess.run([sys.executable, "-m", "host_sim", "sim", "run", str(path), option, str(folder)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2
+        assert proc.stderr == "sim run: %s\n" % said
+        assert proc.stdout == ""
+    assert os.listdir(busy) == ["old.zfcap"]
