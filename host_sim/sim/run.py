@@ -157,7 +157,8 @@ def simulate(sc, seed, workdir, progress_cb=None, observer=None, record_dir=None
         decided while the acquirer answers.  Before a jump of the clock (`cellular_only`): the cellular
         terminals' uploads done and no modem in the middle of a send, for a jump times out what the modem
         driver waits for: a send it gives up costs a filler, a wait for quiet and a reconnect, and a link
-        still coming up loses its AT probes (they count ticks), each at a moment set by the host's timing, not
+        still coming up loses the AT probes a modem has not answered yet (they count ticks; a reply already on
+        the line is kept, firmware/drivers/modem.py LATE_MS), each at a moment set by the host's timing, not
         by the scenario, and the run would no longer repeat.  So it also waits for every reachable cellular
         terminal's socket to be open."""
         reachable = {t.name for t in terminals if injector.reachable(t.name)}
@@ -288,7 +289,7 @@ def _hhmm(sc, seconds):
     return "%02d:%02d" % (local // 3600, local // 60 % 60)
 
 
-def _not_empty_dir(option, folder, verb, what):
+def _folder_problem(option, folder, verb, what):
     """Why `folder` cannot take the run's `option` files (one line), or None once it is an empty directory."""
     try:
         os.makedirs(folder, exist_ok=True)
@@ -310,7 +311,7 @@ def main(args):
     for option, folder, verb, what in (
             ("--record", args.record, "record", "one capture file per terminal link goes there"),
             ("--trace", args.trace, "trace", "each terminal's console and modem UART trace go there")):
-        problem = folder and _not_empty_dir(option, folder, verb, what)
+        problem = folder and _folder_problem(option, folder, verb, what)
         if problem:
             print("sim run: %s" % problem, file=sys.stderr)
             return 2
